@@ -1,0 +1,218 @@
+"""The n3ml graph: named nodes, typed edges port-to-port, graph attributes."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import networkx as nx
+
+from .prims import SCHEMES, Delay, Input, Output, Primitive
+from .types import PortType, VerifyError
+
+SCHEMA_VERSION = 1
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """src's output port feeds input port number `dst_port` of dst."""
+
+    src: str
+    dst: str
+    dst_port: int = 0
+
+
+@dataclass
+class Graph:
+    """A spiking network. Nodes keep insertion order; edges are port-to-port.
+
+    Attributes:
+        name: identifier of the graph.
+        dt: time step in milliseconds.
+        scheme: "exact" (exponential) or "euler" integration of time constants.
+    """
+
+    name: str = "main"
+    dt: float = 1.0
+    scheme: str = "exact"
+    nodes: dict[str, Primitive] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ build
+    def add(self, name: str, prim: Primitive, *inputs: str) -> str:
+        """Add node `name` computing `prim` over `inputs` (names of existing or later nodes)."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise VerifyError(f"node names must be identifiers ([A-Za-z_][A-Za-z0-9_]*), found {name!r}")
+        if name in self.nodes:
+            raise VerifyError("a node of that name already exists", node=name)
+        if not isinstance(prim, Primitive):
+            raise VerifyError(f"expected an IR primitive, found {type(prim).__name__}", node=name)
+        self.nodes[name] = prim
+        for i, src in enumerate(inputs):
+            self.edges.append(Edge(src, name, i))
+        return name
+
+    def connect(self, src: str, dst: str, dst_port: int = 0) -> None:
+        self.edges.append(Edge(src, dst, dst_port))
+
+    def copy(self) -> Graph:
+        return Graph(self.name, self.dt, self.scheme, dict(self.nodes), list(self.edges))
+
+    def replace(self, name: str, **changes) -> None:
+        """Replace node `name` by a copy with `changes` (primitives are immutable)."""
+        self.nodes[name] = dataclasses.replace(self.nodes[name], **changes)
+
+    def remove(self, name: str) -> None:
+        del self.nodes[name]
+        self.edges = [e for e in self.edges if e.src != name and e.dst != name]
+
+    # ------------------------------------------------------------------ query
+    def inputs_of(self, name: str) -> list[str]:
+        """Sources feeding `name`, in port order."""
+        es = sorted((e for e in self.edges if e.dst == name), key=lambda e: e.dst_port)
+        return [e.src for e in es]
+
+    def users_of(self, name: str) -> list[str]:
+        return [e.dst for e in self.edges if e.src == name]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, p in self.nodes.items() if isinstance(p, Input)]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, p in self.nodes.items() if isinstance(p, Output)]
+
+    def __iter__(self) -> Iterator[tuple[str, Primitive]]:
+        return iter(self.nodes.items())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def to_networkx(self, *, cut_delays: bool = False) -> nx.MultiDiGraph:
+        """The graph as networkx; with cut_delays, edges leaving a Delay of >= 1 step are dropped."""
+        g = nx.MultiDiGraph()
+        g.add_nodes_from(self.nodes)
+        for e in self.edges:
+            p = self.nodes.get(e.src)
+            if cut_delays and isinstance(p, Delay) and p.steps >= 1:
+                continue
+            g.add_edge(e.src, e.dst, port=e.dst_port)
+        return g
+
+    def topo_order(self) -> list[str]:
+        """Evaluation order within a step: Delay outputs are known at the start of the step."""
+        g = self.to_networkx(cut_delays=True)
+        # lexicographical order on insertion index keeps the order stable and readable
+        index = {n: i for i, n in enumerate(self.nodes)}
+        return list(nx.lexicographical_topological_sort(g, key=lambda n: index[n]))
+
+    # ----------------------------------------------------------------- verify
+    def verify(self) -> dict[str, PortType]:
+        """Check the whole graph; return the output port type of every node.
+
+        Raises VerifyError naming the node and port at the first problem.
+        """
+        if not NAME_RE.match(self.name):
+            raise VerifyError(f"graph name must be an identifier, found {self.name!r}")
+        if not isinstance(self.dt, (int, float)) or isinstance(self.dt, bool) or not self.dt > 0:
+            raise VerifyError(f"graph attribute `dt` must be a positive number of ms, found {self.dt!r}")
+        if self.scheme not in SCHEMES:
+            raise VerifyError(f"graph attribute `scheme` must be one of {', '.join(SCHEMES)}; found {self.scheme!r}")
+        for name, prim in self.nodes.items():
+            prim.verify(name)
+        ports: dict[str, dict[int, str]] = {n: {} for n in self.nodes}
+        for e in self.edges:
+            if e.dst not in self.nodes:
+                raise VerifyError(f"edge from `{e.src}` goes to unknown node `{e.dst}`")
+            if e.src not in self.nodes:
+                known = ", ".join(list(self.nodes)[:8])
+                raise VerifyError(f"input {e.dst_port} refers to unknown node `{e.src}` (known: {known}...)",
+                                  node=e.dst, port=_port_name(self.nodes[e.dst], e.dst_port))
+            if isinstance(self.nodes[e.src], Output):
+                raise VerifyError(f"an Output node cannot feed other nodes (edge to `{e.dst}`)", node=e.src)
+            if e.dst_port in ports[e.dst]:
+                raise VerifyError(f"port is connected twice (from `{ports[e.dst][e.dst_port]}` and `{e.src}`); "
+                                  "several inputs must be summed through an explicit Add",
+                                  node=e.dst, port=_port_name(self.nodes[e.dst], e.dst_port))
+            ports[e.dst][e.dst_port] = e.src
+        for name, prim in self.nodes.items():
+            got = sorted(ports[name])
+            n = len(got)
+            if prim.arity is None:
+                if n < 2:
+                    raise VerifyError(f"{prim.op} expects at least 2 inputs, found {n}", node=name)
+                if got != list(range(n)):
+                    raise VerifyError(f"{prim.op} inputs must be numbered 0..{n - 1}, found {got}", node=name)
+            elif n != prim.arity or got != list(range(prim.arity)):
+                raise VerifyError(f"{prim.op} expects {prim.arity} input(s), found {n}", node=name)
+        if not self.input_names:
+            raise VerifyError("the graph has no Input node")
+        if not self.output_names:
+            raise VerifyError("the graph has no Output node")
+        cyc = _find_cycle(self.to_networkx(cut_delays=True))
+        if cyc:
+            path = " -> ".join(cyc + [cyc[0]])
+            raise VerifyError(f"cycle without a Delay of at least 1 step: {path}; "
+                              "insert a Delay(steps>=1) on the loop", node=cyc[0])
+        return infer_types(self)
+
+    def types(self) -> dict[str, PortType]:
+        return self.verify()
+
+
+def _port_name(prim: Primitive, i: int) -> str:
+    return "in" if prim.arity == 1 else f"in{i}"
+
+
+def _find_cycle(g: nx.MultiDiGraph) -> list[str]:
+    try:
+        c = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return []
+    return [e[0] for e in c]
+
+
+def infer_types(graph: Graph) -> dict[str, PortType]:
+    """Shape inference over the whole graph (one function, worklist over cycles).
+
+    Add infers from whichever input is known first; every edge is checked once all types are known.
+    """
+    types: dict[str, PortType] = {}
+    ins = {n: graph.inputs_of(n) for n in graph.nodes}
+    pending = list(graph.nodes)
+    while pending:
+        progress = False
+        rest = []
+        for n in pending:
+            prim = graph.nodes[n]
+            srcs = ins[n]
+            known = [types[s] for s in srcs if s in types]
+            if len(known) == len(srcs) or (prim.op == "Add" and known):
+                types[n] = prim.infer(n, known if len(known) < len(srcs) else [types[s] for s in srcs])
+                progress = True
+            else:
+                rest.append(n)
+        if not progress:
+            raise VerifyError("cannot infer the port types of this cycle; put an Add or the cycle's "
+                              "entry point after a node of known shape", node=rest[0])
+        pending = rest
+    for n, prim in graph.nodes.items():  # full check now that every input type is known
+        srcs = ins[n]
+        if srcs:
+            t = prim.infer(n, [types[s] for s in srcs])
+            if t != types[n]:
+                raise VerifyError(f"output type {t} disagrees around a cycle with {types[n]}", node=n)
+    return types
+
+
+def walk(graph: Graph, names: Iterable[str]) -> Iterator[tuple[str, Primitive]]:
+    for n in names:
+        yield n, graph.nodes[n]
+
+
+_ = copy

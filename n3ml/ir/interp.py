@@ -1,0 +1,321 @@
+"""Reference interpreter: the ground truth of docs/semantics.md.
+
+numpy, float64 (int64 for fixed-point graphs), one time step at a time, written
+for clarity rather than speed. Every backend is tested against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import prims as P
+from .graph import Graph
+from .types import VerifyError
+
+
+@dataclass
+class Result:
+    """Output of a run: arrays of shape (T, B, *shape) keyed by output node name,
+    and recorded states keyed by ``"node.state"`` (``"node"`` alone is the node's output)."""
+
+    outputs: dict[str, np.ndarray]
+    states: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        d = dict(self.outputs)
+        for k, v in self.states.items():
+            d[f"state/{k}"] = v
+        return d
+
+
+def normalize_inputs(graph: Graph, inputs, steps: int | None) -> tuple[dict[str, np.ndarray], int, int]:
+    """Check inputs against the graph's Input nodes; return (arrays (T,B,*shape), T, B)."""
+    names = graph.input_names
+    if isinstance(inputs, np.ndarray):
+        if len(names) != 1:
+            raise VerifyError(f"the graph has inputs {names}; pass a dict of arrays by name")
+        inputs = {names[0]: inputs}
+    missing = [n for n in names if n not in inputs]
+    if missing:
+        raise VerifyError(f"no data for input node(s) {missing}; inputs given: {sorted(inputs)}")
+    extra = [n for n in inputs if n not in names]
+    if extra:
+        raise VerifyError(f"data given for unknown input(s) {extra}; the graph's inputs are {names}")
+    out, T, B = {}, None, None
+    for n in names:
+        x = np.asarray(inputs[n])
+        shape = tuple(graph.nodes[n].shape)
+        if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != shape:
+            raise VerifyError(f"input data must have shape (T, B, {', '.join(map(str, shape))}), found {x.shape}",
+                              node=n)
+        if T is None:
+            T, B = x.shape[0], x.shape[1]
+        elif (x.shape[0], x.shape[1]) != (T, B):
+            raise VerifyError(f"all inputs must share (T, B) = {(T, B)}, found {x.shape[:2]}", node=n)
+        out[n] = x
+    if steps is not None:
+        if steps > T:
+            raise VerifyError(f"{steps} steps requested but the input holds only {T}")
+        out = {k: v[:steps] for k, v in out.items()}
+        T = steps
+    return out, T, B
+
+
+# ----------------------------------------------------------------- synapses
+
+
+def _pad2(x: np.ndarray, p: tuple[int, int], value: float) -> np.ndarray:
+    return np.pad(x, [(0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])], constant_values=value)
+
+
+def _windows2(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int]) -> np.ndarray:
+    """(B, C, H, W) -> (B, C, Ho, Wo, kh, kw) windows."""
+    eh, ew = d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1
+    w = np.lib.stride_tricks.sliding_window_view(x, (eh, ew), axis=(2, 3))
+    return w[:, :, :: s[0], :: s[1], :: d[0], :: d[1]]
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b, stride, padding, dilation, groups) -> np.ndarray:
+    x = _pad2(x, padding, 0)
+    co = w.shape[0]
+    cig = w.shape[1]
+    cog = co // groups
+    outs = []
+    for g in range(groups):
+        win = _windows2(x[:, g * cig:(g + 1) * cig], w.shape[2:], stride, dilation)
+        outs.append(np.einsum("bchwij,ocij->bohw", win, w[g * cog:(g + 1) * cog]))
+    y = np.concatenate(outs, axis=1)
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return y
+
+
+def conv1d(x, w, b, stride, padding, dilation, groups):
+    y = conv2d(x[:, :, None, :], w[:, :, None, :], b, (1, stride), (0, padding), (1, dilation), groups)
+    return y[:, :, 0, :]
+
+
+def pool2d(x: np.ndarray, prim: P._Pool2d) -> np.ndarray:
+    pad = -np.inf if isinstance(prim, P.MaxPool2d) else 0
+    if np.issubdtype(x.dtype, np.integer) and pad == -np.inf:
+        pad = np.iinfo(np.int64).min
+    win = _windows2(_pad2(x, prim.padding, pad), prim.kernel, prim.stride_, (1, 1))
+    if isinstance(prim, P.MaxPool2d):
+        return win.max(axis=(-2, -1))
+    total = win.sum(axis=(-2, -1))
+    if isinstance(prim, P.AvgPool2d):
+        return total / (prim.kernel[0] * prim.kernel[1])
+    return total
+
+
+# -------------------------------------------------------------------- neurons
+
+
+def _trunc_shift(x: np.ndarray, bits: int) -> np.ndarray:
+    """x / 2**bits rounded toward zero, in integers."""
+    return np.sign(x) * (np.abs(x) >> bits)
+
+
+def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
+    """Bring x into a `bits`-bit state register (docs/semantics.md §6)."""
+    m = np.int64(2 ** (bits - 1))
+    if mode == "saturate":
+        return np.clip(x, -m + 1, m - 1)
+    return x - 2 * m * np.floor_divide(x + m - 1, 2 * m)  # wrap into (-m, m]
+
+
+class _NeuronState:
+    def __init__(self, prim: P.Neuron, shape, dt: float, scheme: str, fixed: bool):
+        self.p = prim
+        dtype = np.int64 if fixed else np.float64
+        size = int(np.prod(shape[1:]))
+
+        def per(v):
+            a = np.asarray(v, dtype=dtype)
+            return a.reshape(shape[1:]) if a.ndim and a.size == size else a
+
+        self.per = per
+        self.v = np.broadcast_to(per(prim.v_init), shape).astype(dtype).copy()
+        self.i = np.zeros(shape, dtype)
+        self.b = np.zeros(shape, dtype)
+        self.cnt = np.zeros(shape, np.int64)
+        self.theta = per(prim.theta)
+        self.v_reset = per(prim.v_reset)
+        if hasattr(prim, "tau"):
+            self.a = per(P.decay(prim.tau, dt, scheme))
+            self.g = per(P.gain(prim.tau, dt, scheme))
+        if isinstance(prim, P.CubaLIF):
+            self.a_s = per(P.decay(prim.tau_syn, dt, scheme))
+            self.a = per(P.decay(prim.tau_mem, dt, scheme))
+            self.g = per(P.gain(prim.tau_mem, dt, scheme))
+        if isinstance(prim, P.ALIF):
+            self.a_b = per(P.decay(prim.tau_adapt, dt, scheme))
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        p = self.p
+        # 1. synaptic state (never frozen by refractoriness)
+        if isinstance(p, P.CubaLIF):
+            self.i = self.a_s * self.i + x
+        elif isinstance(p, P.FixedCubaLIF):
+            one = np.int64(2**p.decay_bits)
+            u = _trunc_shift(self.i * (one - self.per(p.du)), p.decay_bits) + (x.astype(np.int64) << p.input_shift)
+            self.i = overflow(u, p.state_bits, p.current_overflow)
+        if isinstance(p, P.ALIF):
+            self.b = self.a_b * self.b
+        # 2. candidate voltage
+        v = self.v
+        if isinstance(p, (P.IF,)):
+            cand = v + x
+        elif isinstance(p, P.Integrator):
+            cand = v + self.per(p.r) * x
+        elif isinstance(p, (P.LIF, P.LI, P.ALIF)):
+            vl = self.per(p.v_leak)
+            cand = vl + self.a * (v - vl) + self.per(p.r) * self.g * x
+        elif isinstance(p, P.CubaLIF):
+            vl = self.per(p.v_leak)
+            cand = vl + self.a * (v - vl) + self.per(p.r) * self.g * self.i
+        elif isinstance(p, P.FixedCubaLIF):
+            one = np.int64(2**p.decay_bits)
+            cand = _trunc_shift(v * (one - self.per(p.dv)), p.decay_bits) + self.i + self.per(p.bias)
+            cand = overflow(cand, p.state_bits, p.voltage_overflow)
+        else:  # pragma: no cover - the dispatch is complete for Neuron subclasses
+            raise VerifyError(f"no reference semantics for {p.op}")
+        if not p.spiking:
+            self.v = cand
+            return cand
+        # 3. refractory neurons hold v and cannot spike
+        refr = self.cnt > 0
+        v = np.where(refr, v, cand)
+        thr = self.theta + self.b if isinstance(p, P.ALIF) else self.theta
+        s = (v > thr) & ~refr
+        # 4. reset
+        if p.reset == "subtract":
+            v = np.where(s, v - thr, v)
+        elif p.reset == "to-value":
+            v = np.where(s, self.v_reset, v)
+        if isinstance(p, P.ALIF):
+            self.b = self.b + self.per(p.q) * s
+        self.cnt = np.where(s, p.refractory, np.where(refr, self.cnt - 1, 0))
+        self.v = v.astype(self.v.dtype) if self.v.dtype != v.dtype else v
+        return s.astype(self.v.dtype)
+
+    def states(self) -> dict[str, np.ndarray]:
+        out = {"v": self.v}
+        if isinstance(self.p, (P.CubaLIF, P.FixedCubaLIF)):
+            out["i"] = self.i
+        if isinstance(self.p, P.ALIF):
+            out["b"] = self.b
+        return out
+
+
+# ----------------------------------------------------------------------- run
+
+
+def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str] = (),
+        fixed: bool | None = None, progress: Callable[[int, int], None] | None = None) -> Result:
+    """Run `graph` on `inputs` (dict name -> (T, B, *shape), or one array).
+
+    Args:
+        steps: number of steps (default: all of the input's T).
+        record: node names whose output (and neuron states) are recorded at each step.
+        fixed: integer arithmetic; default: True when the graph holds a FixedCubaLIF.
+    Returns:
+        Result with outputs[name] of shape (T, B, *shape) for every Output node.
+    """
+    types = graph.verify()
+    data, T, B = normalize_inputs(graph, inputs, steps)
+    if fixed is None:
+        fixed = any(isinstance(p, P.FixedCubaLIF) for p in graph.nodes.values())
+    dtype = np.int64 if fixed else np.float64
+    record = list(record)
+    for r in record:
+        if r not in graph.nodes:
+            raise VerifyError(f"cannot record unknown node `{r}`")
+    order = graph.topo_order()
+    ins = {n: graph.inputs_of(n) for n in graph.nodes}
+    neurons = {n: _NeuronState(p, (B, *types[n].shape), graph.dt, graph.scheme, fixed)
+               for n, p in graph.nodes.items() if isinstance(p, P.Neuron)}
+    delays = {n: [np.zeros((B, *types[n].shape), dtype)] * p.steps
+              for n, p in graph.nodes.items() if isinstance(p, P.Delay) and p.steps >= 1}
+    noise = {}
+    for n, p in graph.nodes.items():
+        if isinstance(p, P.PoissonRate):
+            noise[n] = np.random.default_rng(p.seed).random((T, B, *types[n].shape))
+    latency_x: dict[str, np.ndarray] = {}
+    outs = {n: [] for n in graph.output_names}
+    rec: dict[str, list] = {}
+    for t in range(T):
+        val: dict[str, np.ndarray] = {n: buf[0] for n, buf in delays.items()}
+        for n in order:
+            p = graph.nodes[n]
+            if n in delays:
+                continue
+            xs = [val[s] for s in ins[n]]
+            try:
+                val[n] = _eval(n, p, xs, t, data, neurons, noise, latency_x, dtype)
+            except VerifyError:
+                raise
+            except Exception as e:  # name the node whose evaluation failed
+                raise VerifyError(f"while executing {p.op} at step {t}: {e}", node=n) from e
+        for n, buf in delays.items():
+            buf.pop(0)
+            buf.append(np.asarray(val[ins[n][0]], dtype))
+        for n in outs:
+            outs[n].append(val[n])
+        for n in record:
+            rec.setdefault(n, []).append(np.array(val[n]))
+            if n in neurons:
+                for k, v in neurons[n].states().items():
+                    rec.setdefault(f"{n}.{k}", []).append(np.array(v))
+        if progress:
+            progress(t + 1, T)
+    return Result({n: np.stack(v) for n, v in outs.items()}, {k: np.stack(v) for k, v in rec.items()})
+
+
+def _eval(n, p, xs, t, data, neurons, noise, latency_x, dtype):
+    if isinstance(p, P.Input):
+        return data[n][t].astype(dtype)
+    if isinstance(p, (P.Output, P.Flatten)) and isinstance(p, P.Output):
+        return xs[0]
+    if isinstance(p, P.Flatten):
+        return xs[0].reshape(xs[0].shape[0], -1)
+    if isinstance(p, P.Delay):  # steps == 0
+        return xs[0]
+    if isinstance(p, P.Dense):
+        y = xs[0] @ p.weight.astype(dtype).T
+        return y + p.bias.astype(dtype) if p.bias is not None else y
+    if isinstance(p, P.Conv2d):
+        return conv2d(xs[0], p.weight.astype(dtype), None if p.bias is None else p.bias.astype(dtype),
+                      p.stride, p.padding, p.dilation, p.groups)
+    if isinstance(p, P.Conv1d):
+        return conv1d(xs[0], p.weight.astype(dtype), None if p.bias is None else p.bias.astype(dtype),
+                      p.stride, p.padding, p.dilation, p.groups)
+    if isinstance(p, P._Pool2d):
+        return pool2d(xs[0], p)
+    if isinstance(p, P.Scale):
+        f = np.asarray(p.factor)
+        return xs[0] * (f.astype(dtype) if f.dtype.kind in "iu" or dtype is np.float64 else f)
+    if isinstance(p, P.Add):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+    if isinstance(p, P.Concat):
+        return np.concatenate(xs, axis=p.axis + 1)
+    if isinstance(p, P.Neuron):
+        return neurons[n].step(xs[0])
+    if isinstance(p, P.PoissonRate):
+        prob = np.clip(p.gain * xs[0], 0.0, 1.0)
+        return (noise[n][t] < prob).astype(dtype)
+    if isinstance(p, P.ConstantCurrent):
+        return p.scale * xs[0] + p.offset
+    if isinstance(p, P.Latency):
+        if t % p.window == 0:
+            latency_x[n] = np.clip(xs[0], 0.0, 1.0)
+        x = latency_x[n]
+        ts = np.floor((1.0 - x) * (p.window - 1) + 0.5)
+        return ((t % p.window == ts) & (x > p.x_min)).astype(dtype)
+    raise VerifyError(f"the reference interpreter has no semantics for {p.op}", node=n)

@@ -1,0 +1,667 @@
+"""IR primitives: one frozen dataclass per operation.
+
+Each primitive verifies its own fields (`verify`) and computes its output port
+type from its input port types (`infer`). The discrete-time update each one
+performs is normative and lives in ``docs/semantics.md``; the docstrings here
+repeat the one-line equation. All times are in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .types import FixedPoint, PortType, VerifyError
+
+Param = Any  # float, int, or np.ndarray (per-neuron values)
+
+RESET_MODES = ("subtract", "to-value", "none")
+SCHEMES = ("exact", "euler")
+OVERFLOW = ("wrap", "saturate")
+
+REGISTRY: dict[str, type[Primitive]] = {}
+
+
+def register(cls: type[Primitive]) -> type[Primitive]:
+    REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _as_array(x: Param) -> np.ndarray:
+    return np.asarray(x)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Primitive:
+    """Base of all primitives. `arity` is the number of input ports (None: two or more)."""
+
+    arity: ClassVar[int | None] = 1
+    category: ClassVar[str] = "synapse"
+
+    @property
+    def op(self) -> str:
+        return type(self).__name__
+
+    def port_names(self, n_inputs: int) -> list[str]:
+        if self.arity == 1:
+            return ["in"]
+        return [f"in{i}" for i in range(n_inputs)]
+
+    def verify(self, name: str) -> None:
+        """Check the primitive's own fields; raise VerifyError naming `name`."""
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def same_as(self, other: Primitive) -> bool:
+        """Structural equality (arrays compared element-wise, bit-exact)."""
+        if type(self) is not type(other):
+            return False
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                a, b = np.asarray(a), np.asarray(b)
+                if a.shape != b.shape or a.dtype.kind != b.dtype.kind or not np.array_equal(a, b):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _check_param(name: str, field: str, value: Param, *, positive: bool = False,
+                 nonneg: bool = False, shape: tuple[int, ...] | None = None) -> None:
+    if _is_num(value):
+        arr = np.asarray(float(value))
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise VerifyError(f"`{field}` must be numeric, found dtype {value.dtype}", node=name)
+        arr = value
+        if shape is not None and arr.shape not in ((), shape) and arr.size != int(np.prod(shape)):
+            raise VerifyError(
+                f"`{field}` has shape {arr.shape}; expected a scalar or one value per neuron {shape}",
+                node=name)
+    else:
+        raise VerifyError(f"`{field}` must be a number or an array, found {type(value).__name__}", node=name)
+    if not np.all(np.isfinite(arr)):
+        raise VerifyError(f"`{field}` must be finite, found {value!r}", node=name)
+    if positive and not np.all(arr > 0):
+        raise VerifyError(f"`{field}` must be > 0, found {_short(value)}", node=name)
+    if nonneg and not np.all(arr >= 0):
+        raise VerifyError(f"`{field}` must be >= 0, found {_short(value)}", node=name)
+
+
+def _short(v: Param) -> str:
+    if isinstance(v, np.ndarray):
+        return f"array with min {v.min()!r}" if v.size else "empty array"
+    return repr(v)
+
+
+def _check_int(name: str, field: str, value: Any, lo: int = 0) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
+        raise VerifyError(f"`{field}` must be an integer >= {lo}, found {value!r}", node=name)
+
+
+def _check_choice(name: str, field: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise VerifyError(f"`{field}` must be one of {', '.join(choices)}; found {value!r}", node=name)
+
+
+def _pair(name: str, field: str, v: Any, lo: int) -> tuple[int, int]:
+    if not (isinstance(v, tuple) and len(v) == 2):
+        raise VerifyError(f"`{field}` must be a pair of integers, found {v!r}", node=name)
+    for x in v:
+        _check_int(name, field, x, lo)
+    return v
+
+
+# ------------------------------------------------------------------------- I/O
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Input(Primitive):
+    """Graph input: y_t = x_t, the user's data at step t."""
+
+    arity: ClassVar[int | None] = 0
+    category: ClassVar[str] = "io"
+    shape: tuple[int, ...]
+    kind: str = "spike"  # "spike" (0/1 events) or "analog"
+
+    def verify(self, name: str) -> None:
+        PortType(shape=self.shape, kind=self.kind)  # raises on bad shape/kind
+        if not self.shape:
+            raise VerifyError("`shape` must have at least one dimension", node=name)
+
+    def port_names(self, n_inputs: int) -> list[str]:
+        return []
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        try:
+            return PortType(shape=tuple(self.shape), kind=self.kind)
+        except VerifyError as e:
+            raise VerifyError(e.detail, node=name) from None
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Output(Primitive):
+    """Graph output: records its input x_t at every step."""
+
+    category: ClassVar[str] = "io"
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        return ins[0]
+
+
+# -------------------------------------------------------------------- synapses
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Dense(Primitive):
+    """Fully connected synapse: y_t = W x_t + b (same step)."""
+
+    weight: np.ndarray  # (out, in)
+    bias: np.ndarray | None = None  # (out,), added at every step
+
+    def verify(self, name: str) -> None:
+        w = self.weight
+        if not isinstance(w, np.ndarray) or w.ndim != 2:
+            raise VerifyError(f"`weight` must be a 2-D array (out, in), found {_desc(w)}", node=name)
+        if not np.all(np.isfinite(w)):
+            raise VerifyError("`weight` contains NaN or infinity", node=name)
+        if self.bias is not None:
+            b = self.bias
+            if not isinstance(b, np.ndarray) or b.shape != (w.shape[0],):
+                raise VerifyError(f"`bias` must have shape ({w.shape[0]},), found {_desc(b)}", node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        n_in = self.weight.shape[1]
+        if x.shape != (n_in,):
+            raise VerifyError(f"expected input shape ({n_in},) for weight {self.weight.shape}, found "
+                              f"{x.shape}", node=name, port="in")
+        return PortType(shape=(self.weight.shape[0],), kind="analog", dtype=_wdtype(self.weight))
+
+
+def _desc(x: Any) -> str:
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape}"
+    return repr(x)
+
+
+def _wdtype(w: np.ndarray) -> str:
+    return "int" if w.dtype.kind in "iu" else "float"
+
+
+def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Conv1d(Primitive):
+    """1-D convolution (cross-correlation, as torch): y_t = W * x_t + b."""
+
+    weight: np.ndarray  # (C_out, C_in/groups, K)
+    bias: np.ndarray | None = None
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+
+    def verify(self, name: str) -> None:
+        if not isinstance(self.weight, np.ndarray) or self.weight.ndim != 3:
+            raise VerifyError(f"`weight` must be 3-D (C_out, C_in/groups, K), found {_desc(self.weight)}", node=name)
+        _check_int(name, "stride", self.stride, 1)
+        _check_int(name, "padding", self.padding, 0)
+        _check_int(name, "dilation", self.dilation, 1)
+        _check_int(name, "groups", self.groups, 1)
+        if self.weight.shape[0] % self.groups:
+            raise VerifyError(f"C_out={self.weight.shape[0]} is not divisible by groups={self.groups}", node=name)
+        if self.bias is not None and (not isinstance(self.bias, np.ndarray) or self.bias.shape != (self.weight.shape[0],)):
+            raise VerifyError(f"`bias` must have shape ({self.weight.shape[0]},), found {_desc(self.bias)}", node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        co, ci, k = self.weight.shape
+        if len(x.shape) != 2 or x.shape[0] != ci * self.groups:
+            raise VerifyError(f"expected input (C={ci * self.groups}, L), found {x.shape}", node=name, port="in")
+        lo = _conv_out(x.shape[1], k, self.stride, self.padding, self.dilation)
+        if lo < 1:
+            raise VerifyError(f"input length {x.shape[1]} is too short for kernel {k}", node=name, port="in")
+        return PortType(shape=(co, lo), kind="analog", dtype=_wdtype(self.weight))
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Conv2d(Primitive):
+    """2-D convolution (cross-correlation, as torch), per sample (C, H, W): y_t = W * x_t + b."""
+
+    weight: np.ndarray  # (C_out, C_in/groups, KH, KW)
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def verify(self, name: str) -> None:
+        if not isinstance(self.weight, np.ndarray) or self.weight.ndim != 4:
+            raise VerifyError(f"`weight` must be 4-D (C_out, C_in/groups, KH, KW), found {_desc(self.weight)}", node=name)
+        _pair(name, "stride", self.stride, 1)
+        _pair(name, "padding", self.padding, 0)
+        _pair(name, "dilation", self.dilation, 1)
+        _check_int(name, "groups", self.groups, 1)
+        if self.weight.shape[0] % self.groups:
+            raise VerifyError(f"C_out={self.weight.shape[0]} is not divisible by groups={self.groups}", node=name)
+        if self.bias is not None and (not isinstance(self.bias, np.ndarray) or self.bias.shape != (self.weight.shape[0],)):
+            raise VerifyError(f"`bias` must have shape ({self.weight.shape[0]},), found {_desc(self.bias)}", node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        co, ci, kh, kw = self.weight.shape
+        if len(x.shape) != 3 or x.shape[0] != ci * self.groups:
+            raise VerifyError(f"expected input (C={ci * self.groups}, H, W), found {x.shape}", node=name, port="in")
+        ho = _conv_out(x.shape[1], kh, self.stride[0], self.padding[0], self.dilation[0])
+        wo = _conv_out(x.shape[2], kw, self.stride[1], self.padding[1], self.dilation[1])
+        if ho < 1 or wo < 1:
+            raise VerifyError(f"input {x.shape} is too small for kernel {(kh, kw)}", node=name, port="in")
+        return PortType(shape=(co, ho, wo), kind="analog", dtype=_wdtype(self.weight))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _Pool2d(Primitive):
+    kernel: tuple[int, int]
+    stride: tuple[int, int] | None = None  # None: same as kernel
+    padding: tuple[int, int] = (0, 0)
+
+    @property
+    def stride_(self) -> tuple[int, int]:
+        return self.kernel if self.stride is None else self.stride
+
+    def verify(self, name: str) -> None:
+        _pair(name, "kernel", self.kernel, 1)
+        if self.stride is not None:
+            _pair(name, "stride", self.stride, 1)
+        _pair(name, "padding", self.padding, 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel)):
+            raise VerifyError(f"padding {self.padding} must be at most half of kernel {self.kernel}", node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        if len(x.shape) != 3:
+            raise VerifyError(f"expected input (C, H, W), found {x.shape}", node=name, port="in")
+        s = self.stride_
+        ho = _conv_out(x.shape[1], self.kernel[0], s[0], self.padding[0], 1)
+        wo = _conv_out(x.shape[2], self.kernel[1], s[1], self.padding[1], 1)
+        if ho < 1 or wo < 1:
+            raise VerifyError(f"input {x.shape} is too small for kernel {self.kernel}", node=name, port="in")
+        return PortType(shape=(x.shape[0], ho, wo), kind=self._out_kind(x), dtype=x.dtype)
+
+    def _out_kind(self, x: PortType) -> str:
+        return "analog"
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class SumPool2d(_Pool2d):
+    """Sum over each window (zero padding): y = sum_window x."""
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class AvgPool2d(_Pool2d):
+    """Mean over each window, padding counted: y = sum_window x / (kh*kw)."""
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        t = _Pool2d.infer(self, name, ins)
+        return PortType(shape=t.shape, kind="analog", dtype="float")
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class MaxPool2d(_Pool2d):
+    """Max over each window (padding = -inf); on spikes this is a logical OR."""
+
+    def _out_kind(self, x: PortType) -> str:
+        return x.kind
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Flatten(Primitive):
+    """y = reshape(x, (-1,)) in C order."""
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        return PortType(shape=(x.size,), kind=x.kind, dtype=x.dtype, fixed=x.fixed)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Scale(Primitive):
+    """y = factor * x; factor a scalar or an array broadcastable to x's shape."""
+
+    factor: Param = 1.0
+
+    def verify(self, name: str) -> None:
+        _check_param(name, "factor", self.factor)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        f = np.asarray(self.factor)
+        try:
+            out = np.broadcast_shapes(f.shape, x.shape)
+        except ValueError:
+            out = None
+        if out != x.shape:
+            raise VerifyError(f"`factor` of shape {f.shape} does not broadcast to input shape {x.shape}",
+                              node=name, port="in")
+        dtype = "int" if (x.dtype == "int" and f.dtype.kind in "iu") else "float"
+        return PortType(shape=x.shape, kind="analog", dtype=dtype)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Add(Primitive):
+    """y = x_0 + x_1 + ... (the only way several edges meet)."""
+
+    arity: ClassVar[int | None] = None
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        first = ins[0]
+        for i, x in enumerate(ins):
+            if x.shape != first.shape:
+                raise VerifyError(f"all inputs must have shape {first.shape}, found {x.shape}",
+                                  node=name, port=f"in{i}")
+        dtype = "int" if all(x.dtype == "int" for x in ins) else "float"
+        return PortType(shape=first.shape, kind="analog", dtype=dtype)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Concat(Primitive):
+    """y = concatenate(x_0, x_1, ..., axis) along a per-sample axis."""
+
+    arity: ClassVar[int | None] = None
+    axis: int = 0
+
+    def verify(self, name: str) -> None:
+        _check_int(name, "axis", self.axis, 0)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        first = ins[0]
+        if self.axis >= len(first.shape):
+            raise VerifyError(f"axis {self.axis} is out of range for input shape {first.shape}", node=name, port="in0")
+        total = 0
+        for i, x in enumerate(ins):
+            rest = x.shape[: self.axis] + x.shape[self.axis + 1:]
+            if len(x.shape) != len(first.shape) or rest != first.shape[: self.axis] + first.shape[self.axis + 1:]:
+                raise VerifyError(f"inputs must agree on all axes but {self.axis}: expected "
+                                  f"{first.shape} up to that axis, found {x.shape}", node=name, port=f"in{i}")
+            total += x.shape[self.axis]
+        shape = first.shape[: self.axis] + (total,) + first.shape[self.axis + 1:]
+        kind = "spike" if all(x.kind == "spike" for x in ins) else "analog"
+        dtype = "int" if all(x.dtype == "int" for x in ins) else "float"
+        return PortType(shape=shape, kind=kind, dtype=dtype)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Delay(Primitive):
+    """y_t = x_{t-steps} (zero for t < steps). The only way to close a cycle (steps >= 1)."""
+
+    steps: int = 1
+
+    def verify(self, name: str) -> None:
+        _check_int(name, "steps", self.steps, 0)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        return ins[0]
+
+
+# --------------------------------------------------------------------- neurons
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Neuron(Primitive):
+    """Common fields of spiking neurons; see docs/semantics.md for the step order."""
+
+    category: ClassVar[str] = "neuron"
+    spiking: ClassVar[bool] = True
+    state_names: ClassVar[tuple[str, ...]] = ("v",)
+    time_fields: ClassVar[tuple[str, ...]] = ()
+    theta: Param = 1.0  # threshold; spike when v > theta (strict)
+    v_reset: Param = 0.0  # value after a spike when reset == "to-value"
+    reset: str = "subtract"  # "subtract" | "to-value" | "none"
+    refractory: int = 0  # steps during which v is held after a spike
+    v_init: Param = 0.0  # v before step 0
+
+    def _shape_params(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self) if f.name not in ("reset", "refractory"))
+
+    def verify(self, name: str) -> None:
+        for f in self._shape_params():
+            _check_param(name, f, getattr(self, f), positive=f in self.time_fields)
+        if self.spiking:
+            _check_choice(name, "reset", self.reset, RESET_MODES)
+            _check_int(name, "refractory", self.refractory, 0)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        for f in self._shape_params():
+            v = getattr(self, f)
+            if isinstance(v, np.ndarray) and v.ndim and v.size not in (1, x.size):
+                raise VerifyError(f"`{f}` has {v.size} values but the neuron has {x.size} "
+                                  f"(input shape {x.shape})", node=name, port="in")
+        return PortType(shape=x.shape, kind="spike" if self.spiking else "analog")
+
+
+def decay(tau: Param, dt: float, scheme: str) -> Param:
+    """Per-step decay factor of a continuous time constant (docs/semantics.md §3)."""
+    if scheme == "exact":
+        return np.exp(-dt / np.asarray(tau, dtype=np.float64))
+    return 1.0 - dt / np.asarray(tau, dtype=np.float64)
+
+
+def gain(tau: Param, dt: float, scheme: str) -> Param:
+    """Input gain g with v_t = v_leak + a (v_{t-1} - v_leak) + r g I_t."""
+    if scheme == "exact":
+        return 1.0 - np.exp(-dt / np.asarray(tau, dtype=np.float64))
+    return dt / np.asarray(tau, dtype=np.float64)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class IF(Neuron):
+    """Integrate-and-fire: v_t = v_{t-1} + I_t; s_t = [v_t > theta]."""
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class LIF(Neuron):
+    """Leaky integrate-and-fire: v_t = v_leak + a (v_{t-1} - v_leak) + r g I_t."""
+
+    time_fields: ClassVar[tuple[str, ...]] = ("tau",)
+    tau: Param  # membrane time constant, ms
+    v_leak: Param = 0.0
+    r: Param = 1.0  # input resistance: input units -> voltage units
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class CubaLIF(Neuron):
+    """Current-based LIF: i_t = a_s i_{t-1} + I_t; v_t = v_leak + a_m (v_{t-1} - v_leak) + r g_m i_t."""
+
+    state_names: ClassVar[tuple[str, ...]] = ("i", "v")
+    time_fields: ClassVar[tuple[str, ...]] = ("tau_syn", "tau_mem")
+    tau_syn: Param  # synaptic current time constant, ms
+    tau_mem: Param  # membrane time constant, ms
+    v_leak: Param = 0.0
+    r: Param = 1.0
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ALIF(Neuron):
+    """Adaptive LIF: threshold theta + b_t, b jumps by q at each spike and decays with tau_adapt."""
+
+    state_names: ClassVar[tuple[str, ...]] = ("v", "b")
+    time_fields: ClassVar[tuple[str, ...]] = ("tau", "tau_adapt")
+    tau: Param  # membrane time constant, ms
+    tau_adapt: Param  # threshold adaptation time constant, ms
+    q: Param = 0.1  # threshold increment per spike
+    v_leak: Param = 0.0
+    r: Param = 1.0
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class LI(Neuron):
+    """Leaky integrator readout (no spikes): v_t = v_leak + a (v_{t-1} - v_leak) + r g I_t; y_t = v_t."""
+
+    spiking: ClassVar[bool] = False
+    time_fields: ClassVar[tuple[str, ...]] = ("tau",)
+    tau: Param  # ms
+    v_leak: Param = 0.0
+    r: Param = 1.0
+
+    def _shape_params(self) -> tuple[str, ...]:
+        return ("tau", "v_leak", "r", "v_init")
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Integrator(Neuron):
+    """Perfect integrator readout (no spikes): v_t = v_{t-1} + r I_t; y_t = v_t."""
+
+    spiking: ClassVar[bool] = False
+    r: Param = 1.0
+
+    def _shape_params(self) -> tuple[str, ...]:
+        return ("r", "v_init")
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class FixedCubaLIF(Neuron):
+    """Integer current-based LIF (the form quantized graphs take; Loihi-compatible).
+
+    u_t = ovf_u(trunc((2^D - du) u_{t-1} / 2^D) + (I_t << input_shift))
+    v_t = ovf_v(trunc((2^D - dv) v_{t-1} / 2^D) + u_t + bias)
+    s_t = [v_t > theta]; reset as for every neuron. trunc rounds toward zero.
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ("i", "v")
+    du: Param  # current decay in units of 2^-decay_bits (0..2^decay_bits)
+    dv: Param  # voltage decay in units of 2^-decay_bits
+    bias: Param = 0  # constant added to v each step, state units
+    decay_bits: int = 12
+    state_bits: int = 24
+    input_shift: int = 6
+    current_overflow: str = "wrap"
+    voltage_overflow: str = "saturate"
+
+    def _shape_params(self) -> tuple[str, ...]:
+        return ("du", "dv", "bias", "theta", "v_reset", "v_init")
+
+    def verify(self, name: str) -> None:
+        Neuron.verify(self, name)
+        _check_int(name, "decay_bits", self.decay_bits, 1)
+        _check_int(name, "state_bits", self.state_bits, 2)
+        _check_int(name, "input_shift", self.input_shift, 0)
+        _check_choice(name, "current_overflow", self.current_overflow, OVERFLOW)
+        _check_choice(name, "voltage_overflow", self.voltage_overflow, OVERFLOW)
+        for f in self._shape_params():
+            v = np.asarray(getattr(self, f))
+            if v.dtype.kind == "f" and not np.all(v == np.round(v)):
+                raise VerifyError(f"`{f}` must hold integers in a fixed-point neuron, found {_short(getattr(self, f))}",
+                                  node=name)
+        for f in ("du", "dv"):
+            v = np.asarray(getattr(self, f))
+            if np.any(v < 0) or np.any(v > 2**self.decay_bits):
+                raise VerifyError(f"`{f}` must lie in 0..{2**self.decay_bits}, found {_short(getattr(self, f))}",
+                                  node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        if x.dtype != "int" and x.kind != "spike":
+            raise VerifyError("a fixed-point neuron needs integer input (quantize its synapses first), "
+                              f"found {x}", node=name, port="in")
+        return Neuron.infer(self, name, ins)
+
+
+# -------------------------------------------------------------------- encoders
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class PoissonRate(Primitive):
+    """s_t = [u_t < clip(gain x_t, 0, 1)], u_t ~ U[0,1) from numpy PCG64(seed)."""
+
+    category: ClassVar[str] = "encoder"
+    gain: float = 1.0
+    seed: int = 0
+
+    def verify(self, name: str) -> None:
+        _check_param(name, "gain", self.gain, nonneg=True)
+        _check_int(name, "seed", self.seed, 0)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        return PortType(shape=ins[0].shape, kind="spike")
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ConstantCurrent(Primitive):
+    """Analog current: y_t = scale x_t + offset (drives neurons directly; a current source on targets)."""
+
+    category: ClassVar[str] = "encoder"
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def verify(self, name: str) -> None:
+        _check_param(name, "scale", self.scale)
+        _check_param(name, "offset", self.offset)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        return PortType(shape=ins[0].shape, kind="analog")
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Latency(Primitive):
+    """Time-to-first-spike: one spike per input presentation at step round_half_up((1 - x) (window - 1)).
+
+    x is clipped to [0, 1]; x <= x_min gives no spike. The window restarts every `window` steps,
+    using x at the window's first step.
+    """
+
+    category: ClassVar[str] = "encoder"
+    window: int = 10  # steps
+    x_min: float = 0.0
+
+    def verify(self, name: str) -> None:
+        _check_int(name, "window", self.window, 1)
+        _check_param(name, "x_min", self.x_min)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        return PortType(shape=ins[0].shape, kind="spike")
+
+
+NEURONS = tuple(c for c in REGISTRY.values() if issubclass(c, Neuron))
+__all__ = [c for c in REGISTRY] + ["Primitive", "Neuron", "REGISTRY", "decay", "gain", "RESET_MODES", "SCHEMES"]
+_ = math

@@ -1,0 +1,39 @@
+"""Registries of model loaders, simulation engines and targets, imported lazily.
+
+A new frontend, engine or target is one module plus one line here; the CLI is
+built from these tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import N3mlError
+
+# file suffix -> "module:function(path, **options) -> Graph"
+LOADERS: dict[str, str] = {
+    ".n3ml": "n3ml.ir.text:load",
+}
+
+# engine name -> "module:function(graph, inputs, steps, *, record, device, dtype) -> Result"
+ENGINES: dict[str, str] = {
+    "reference": "n3ml.ir.interp:run",
+}
+
+# target name -> "module:Target"  (a Target has .name, .check(graph), .emit(graph, out_dir, **options))
+TARGETS: dict[str, str] = {}
+
+
+def resolve(spec: str) -> Any:
+    mod, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def lookup(table: dict[str, str], key: str, what: str) -> Any:
+    if key not in table:
+        raise N3mlError(f"unknown {what} {key!r}; available: {', '.join(sorted(table)) or '(none)'}")
+    try:
+        return resolve(table[key])
+    except ImportError as e:
+        raise N3mlError(f"{what} {key!r} is not available here: {e}") from None
