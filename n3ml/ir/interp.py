@@ -307,6 +307,16 @@ def _eval(n, p, xs, t, data, neurons, noise, latency_x, dtype):
         return np.concatenate(xs, axis=p.axis + 1)
     if isinstance(p, P.Neuron):
         return neurons[n].step(xs[0])
+    if isinstance(p, P.ReLU):
+        return np.maximum(xs[0], 0)
+    if isinstance(p, P.BatchNorm):
+        shp = (1, -1) + (1,) * (xs[0].ndim - 2)
+        k = (p.gamma / np.sqrt(p.var + p.eps)).reshape(shp)
+        return (xs[0] - p.mean.reshape(shp)) * k + p.beta.reshape(shp)
+    if isinstance(p, P.Softmax):
+        z = xs[0] - xs[0].max(axis=p.axis + 1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=p.axis + 1, keepdims=True)
     if isinstance(p, P.PoissonRate):
         prob = np.clip(p.gain * xs[0], 0.0, 1.0)
         return (noise[n][t] < prob).astype(dtype)

@@ -433,6 +433,68 @@ class Delay(Primitive):
         return ins[0]
 
 
+# ------------------------------------------------------------ ANN operations
+# Stateless analog operations that let a trained ANN enter the IR; the ann-to-snn
+# pass replaces them (ReLU -> IF, BatchNorm folded, Softmax dropped at the output).
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ReLU(Primitive):
+    """y_t = max(x_t, 0)."""
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        return PortType(shape=ins[0].shape, kind="analog", dtype=ins[0].dtype)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class BatchNorm(Primitive):
+    """Inference batch norm over per-sample axis 0 (channels): y = gamma (x - mean) / sqrt(var + eps) + beta."""
+
+    mean: np.ndarray  # (C,)
+    var: np.ndarray  # (C,)
+    gamma: np.ndarray  # (C,)
+    beta: np.ndarray  # (C,)
+    eps: float = 1e-5
+
+    def verify(self, name: str) -> None:
+        c = None
+        for f in ("mean", "var", "gamma", "beta"):
+            v = getattr(self, f)
+            if not isinstance(v, np.ndarray) or v.ndim != 1:
+                raise VerifyError(f"`{f}` must be a 1-D array (channels), found {_desc(v)}", node=name)
+            if c is not None and v.shape[0] != c:
+                raise VerifyError(f"`{f}` has {v.shape[0]} channels, expected {c}", node=name)
+            c = v.shape[0]
+        if np.any(self.var < 0):
+            raise VerifyError("`var` must be >= 0", node=name)
+        _check_param(name, "eps", self.eps, nonneg=True)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        (x,) = ins
+        if x.shape[0] != self.mean.shape[0]:
+            raise VerifyError(f"expected {self.mean.shape[0]} channels on axis 0, found shape {x.shape}",
+                              node=name, port="in")
+        return PortType(shape=x.shape, kind="analog")
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Softmax(Primitive):
+    """y = exp(x) / sum(exp(x)) over per-sample `axis` (ANN outputs only)."""
+
+    axis: int = 0
+
+    def verify(self, name: str) -> None:
+        _check_int(name, "axis", self.axis, 0)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        if self.axis >= len(ins[0].shape):
+            raise VerifyError(f"axis {self.axis} out of range for shape {ins[0].shape}", node=name, port="in")
+        return PortType(shape=ins[0].shape, kind="analog")
+
+
 # --------------------------------------------------------------------- neurons
 
 
