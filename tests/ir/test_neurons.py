@@ -1,0 +1,128 @@
+"""Interpreter neuron traces against hand-computed values (docs/semantics.md §3, §5)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from n3ml.ir import ALIF, IF, LI, LIF, CubaLIF, Dense, FixedCubaLIF, Graph, Input, Integrator, Output
+from n3ml.ir.interp import run
+
+HALF_TAU = {"exact": 1 / math.log(2), "euler": 2.0}  # both give a = g = 0.5 at dt = 1 ms
+
+
+def trace(prim, inputs, scheme="exact", dt=1.0, kind="analog"):
+    g = Graph(dt=dt, scheme=scheme)
+    g.add("x", Input(shape=(1,), kind=kind))
+    src = "x"
+    if isinstance(prim, FixedCubaLIF):  # integer input through an integer identity synapse
+        g.add("w", Dense(weight=np.ones((1, 1), np.int64)), "x")
+        src = "w"
+    g.add("n", prim, src)
+    g.add("out", Output(), "n")
+    x = np.asarray(inputs, float).reshape(-1, 1, 1)
+    r = run(g, x, record=["n"])
+    return r.outputs["out"][:, 0, 0], r.states["n.v"][:, 0, 0], r.states
+
+
+def test_if_subtract_trace():
+    s, v, _ = trace(IF(theta=1.0), [0.375] * 6)  # binary fractions: exact arithmetic
+    assert s.tolist() == [0, 0, 1, 0, 0, 1]
+    assert v.tolist() == [0.375, 0.75, 0.125, 0.5, 0.875, 0.25]
+    s, v, _ = trace(IF(theta=1.0), [0.5, 0.5, 0.5])
+    assert s.tolist() == [0, 0, 1]  # v == theta does not spike: the threshold test is strict
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+@pytest.mark.parametrize("reset,spikes,volts", [
+    ("subtract", [0, 0, 1, 0, 0], [0.6, 0.9, 0.05, 0.625, 0.9125]),
+    ("to-value", [0, 0, 1, 0, 0], [0.6, 0.9, 0.0, 0.6, 0.9]),
+    ("none", [0, 0, 1, 1, 1], [0.6, 0.9, 1.05, 1.125, 1.1625]),
+])
+def test_lif_reset_modes(scheme, reset, spikes, volts):
+    lif = LIF(tau=HALF_TAU[scheme], r=2.0, theta=1.0, reset=reset)
+    s, v, _ = trace(lif, [0.6] * 5, scheme)
+    assert s.tolist() == spikes
+    assert v == pytest.approx(volts, abs=1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+def test_lif_refractory_and_leak(scheme):
+    lif = LIF(tau=HALF_TAU[scheme], r=2.0, theta=1.0, reset="to-value", v_reset=-0.1, refractory=1, v_leak=0.0)
+    s, v, _ = trace(lif, [0.6, 0.6, 0.6, 0.6, 0.6, 0.0], scheme)
+    assert s.tolist() == [0, 0, 1, 0, 0, 0]
+    # spike at 2 -> v_reset; step 3 refractory (held); step 4 integrates from -0.1
+    assert v == pytest.approx([0.6, 0.9, -0.1, -0.1, 0.55, 0.275], abs=1e-12)
+    s, v, _ = trace(lif.__class__(**{**lif.params(), "refractory": 2}), [0.6] * 6, scheme)
+    assert s.tolist() == [0, 0, 1, 0, 0, 0] and v[3] == v[4] == -0.1
+
+
+def test_lif_leak_towards_v_leak():
+    lif = LIF(tau=HALF_TAU["euler"], v_leak=0.4, theta=10.0, v_init=0.0)
+    _, v, _ = trace(lif, [0.0] * 3, "euler")
+    assert v == pytest.approx([0.2, 0.3, 0.35])
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+def test_cubalif_current_enters_same_step_and_strict_threshold(scheme):
+    n = CubaLIF(tau_syn=HALF_TAU[scheme], tau_mem=HALF_TAU[scheme], r=2.0, theta=1.0)
+    s, v, st = trace(n, [1.0, 0, 0, 0], scheme)
+    assert st["n.i"][:, 0, 0] == pytest.approx([1.0, 0.5, 0.25, 0.125])
+    assert v == pytest.approx([1.0, 1.0, 0.75, 0.5])  # v == theta never spikes
+    assert s.tolist() == [0, 0, 0, 0]
+    s, v, _ = trace(n, [1.1, 0, 0, 0], scheme)
+    assert s.tolist() == [1, 0, 0, 0] and v[0] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+def test_alif_threshold_adapts(scheme):
+    n = ALIF(tau=HALF_TAU[scheme], tau_adapt=HALF_TAU[scheme], r=2.0, theta=1.0, q=0.5)
+    s, v, st = trace(n, [1.2] * 4, scheme)
+    assert s.tolist() == [1, 1, 0, 1]
+    assert v == pytest.approx([0.2, 0.05, 1.225, 1.8125 - 1.1875])
+    assert st["n.b"][:, 0, 0] == pytest.approx([0.5, 0.75, 0.375, 0.6875])
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+def test_li_and_integrator(scheme):
+    y, _, _ = trace(LI(tau=HALF_TAU[scheme], r=2.0), [1.0, 1.0, 0.0], scheme)
+    assert y == pytest.approx([1.0, 1.5, 0.75])
+    y, _, _ = trace(Integrator(r=0.5), [1.0, 1.0, -3.0], scheme)
+    assert y == pytest.approx([0.5, 1.0, -0.5])
+
+
+def test_decay_factors_per_scheme():
+    from n3ml.ir import decay, gain
+
+    assert decay(10.0, 1.0, "exact") == pytest.approx(math.exp(-0.1))
+    assert gain(10.0, 1.0, "exact") == pytest.approx(1 - math.exp(-0.1))
+    assert decay(10.0, 1.0, "euler") == pytest.approx(0.9)
+    assert gain(10.0, 1.0, "euler") == pytest.approx(0.1)
+
+
+def test_fixed_point_neuron_truncates_wraps_and_saturates():
+    n = FixedCubaLIF(du=1024, dv=2048, theta=1000, reset="to-value", state_bits=24)
+    s, v, st = trace(n, [3, 0, -3, 0], kind="analog")
+    u = st["n.i"][:, 0, 0].tolist()
+    # u0 = 3<<6 = 192; u1 = trunc(192*3072/4096) = 144; u2 = 108 - 192 = -84; u3 = trunc(-84*0.75) = -63
+    assert u == [192, 144, -84, -63]
+    # v0 = 192; v1 = 96 + 144 = 240; v2 = 120 - 84 = 36; v3 = 18 - 63 = -45
+    assert v.tolist() == [192, 240, 36, -45]
+    assert s.tolist() == [0, 0, 0, 0]
+    # saturation of v and wrap of u in a 12-bit state (M = 2048)
+    n = FixedCubaLIF(du=4096, dv=0, theta=10**6, reset="none", state_bits=12, input_shift=0)
+    s, v, st = trace(n, [2047, 2, 1], kind="analog")
+    assert st["n.i"][:, 0, 0].tolist() == [2047, 2, 1]
+    assert v.tolist() == [2047, 2047, 2047]  # saturates at M - 1
+    n = FixedCubaLIF(du=0, dv=0, theta=10**6, reset="none", state_bits=12, input_shift=0)
+    _, _, st = trace(n, [2047, 2, 1], kind="analog")
+    assert st["n.i"][:, 0, 0].tolist() == [2047, 2049 - 4096, 2050 - 4096]  # wraps into (-M, M]
+
+
+def test_per_neuron_parameters_broadcast():
+    g = Graph()
+    g.add("x", Input(shape=(3,), kind="analog"))
+    g.add("n", IF(theta=np.array([0.5, 1.0, 2.0])), "x")
+    g.add("out", Output(), "n")
+    r = run(g, np.full((4, 1, 3), 0.6))
+    assert r.outputs["out"][:, 0].sum(0).tolist() == [4, 2, 1]
