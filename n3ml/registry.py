@@ -14,6 +14,7 @@ from .errors import N3mlError
 # file suffix -> "module:function(path, **options) -> Graph"
 LOADERS: dict[str, str] = {
     ".n3ml": "n3ml.ir.text:load",
+    ".onnx": "n3ml.frontends.onnx:load",
 }
 
 # engine name -> "module:function(graph, inputs, steps, *, record, device, dtype) -> Result"
