@@ -1,0 +1,647 @@
+"""Per-primitive implementations of the torch executor, dispatched through `IMPLS` (`@impl(Dense)`).
+
+Every implementation is a small `nn.Module` built from one IR node. It computes the node's
+output over ALL time steps at once (`bulk`, tensors (T, B, *shape)) and, for nodes on a
+cycle, one step at a time (`step`, tensors (B, *shape)). Stateless operations are written
+once over a leading "batch-like" axis, so `bulk` folds (T, B) into T*B and runs a single
+matmul/conv for the whole run.
+
+Values follow the reference interpreter's dtypes: the compute dtype (float64 or float32),
+or int64 in fixed-point mode, where operations that the interpreter performs in floating
+point (a float Scale factor, ConstantCurrent, AvgPool2d, ...) give float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...errors import UnsupportedError
+from ...ir import prims as P
+from ...ir.types import PortType
+from .scan import linear_scan, spiking_scan
+
+IMPLS: dict[type[P.Primitive], type["OpImpl"]] = {}
+
+
+def impl(*prims: type[P.Primitive]) -> Callable[[type["OpImpl"]], type["OpImpl"]]:
+    """Register an implementation class for the given primitive types."""
+
+    def deco(cls):
+        for p in prims:
+            IMPLS[p] = cls
+        return cls
+
+    return deco
+
+
+@dataclass
+class Ctx:
+    """Compile-time options shared by all implementations."""
+
+    device: torch.device
+    dtype: torch.dtype  # dtype of values: float32/float64, or int64 in fixed-point mode
+    fixed: bool
+    spike: Any  # surrogate spike function (n3ml.nn.spike_fn)
+    dt: float
+    scheme: str
+
+    @property
+    def fdtype(self) -> torch.dtype:
+        """dtype of values that are not integers (float64 in fixed-point mode, like the interpreter)."""
+        return torch.float64 if self.fixed else self.dtype
+
+    def tensor(self, a, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=dtype or self.dtype, device=self.device)
+
+
+@dataclass
+class RunCtx:
+    """Per-call data: sizes, inputs, caches."""
+
+    T: int
+    B: int
+    data: dict[str, torch.Tensor]
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def as_float(x: torch.Tensor, ctx: Ctx) -> torch.Tensor:
+    return x if x.is_floating_point() else x.to(ctx.fdtype)
+
+
+class OpImpl(nn.Module):
+    """Base of all implementations. `stateful` ones keep per-step state in cycles."""
+
+    stateful = False
+
+    def __init__(self, name: str, prim: P.Primitive, ctx: Ctx, in_types: list[PortType], out_type: PortType):
+        super().__init__()
+        self.node = name
+        self.prim = prim
+        self.ctx = ctx
+        self.out_type = out_type
+
+    # the whole run at once: xs are (T, B, *shape)
+    def bulk(self, xs: list[torch.Tensor], run: RunCtx, states: dict | None) -> torch.Tensor:
+        T, B = run.T, run.B
+        flat = [x.reshape(T * B, *x.shape[2:]) for x in xs]
+        y = self.apply(flat)
+        return y.reshape(T, B, *y.shape[1:])
+
+    # one step: xs are (B, *shape)
+    def init_state(self, run: RunCtx) -> Any:
+        return None
+
+    def step(self, xs: list[torch.Tensor], t: int, state: Any, run: RunCtx, states: dict | None) -> torch.Tensor:
+        return self.apply(xs)
+
+    def apply(self, xs: list[torch.Tensor]) -> torch.Tensor:  # stateless ops over (N, *shape)
+        raise NotImplementedError
+
+    def to_prim(self) -> P.Primitive:
+        """The IR primitive with the current (possibly trained) parameters."""
+        return self.prim
+
+
+# ---------------------------------------------------------------------- I/O
+
+
+@impl(P.Input)
+class InputImpl(OpImpl):
+    def bulk(self, xs, run, states):
+        return run.data[self.node].to(self.ctx.dtype)
+
+    def step(self, xs, t, state, run, states):
+        return run.data[self.node][t].to(self.ctx.dtype)
+
+
+@impl(P.Output)
+class OutputImpl(OpImpl):
+    def bulk(self, xs, run, states):
+        return xs[0]
+
+    def apply(self, xs):
+        return xs[0]
+
+
+# ----------------------------------------------------------------- synapses
+
+
+def _int_bound(w: np.ndarray) -> float:
+    """Largest possible |output| per unit |input| of an integer synapse (for exact float64 fallbacks)."""
+    return float(np.abs(w.astype(np.float64)).reshape(w.shape[0], -1).sum(axis=1).max(initial=0.0))
+
+
+class _Weighted(OpImpl):
+    """Synapse with trainable `weight` and optional `bias` parameters."""
+
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        self.int_weights = ctx.fixed
+        self.np_dtype = prim.weight.dtype
+        self.weight = nn.Parameter(ctx.tensor(prim.weight), requires_grad=not ctx.fixed)
+        self.bias = None if prim.bias is None else nn.Parameter(ctx.tensor(prim.bias), requires_grad=not ctx.fixed)
+        self._bound = _int_bound(np.asarray(prim.weight, dtype=np.int64)) if ctx.fixed else 0.0
+
+    def _lin(self, fn, x):
+        if not self.int_weights:
+            return fn(x, self.weight, self.bias)
+        x = x.to(torch.int64)
+        if x.device.type == "cpu":
+            return fn(x, self.weight, self.bias)
+        # CUDA has no integer matmul/conv: float64 is exact while every sum stays below 2**53
+        big = float(x.abs().max()) * self._bound + (0 if self.bias is None else float(self.bias.abs().max()))
+        if big >= 2.0**53:
+            raise UnsupportedError(f"integer sums up to {big:.3g} exceed the exact float64 range on {x.device}")
+        b = None if self.bias is None else self.bias.double()
+        return fn(x.double(), self.weight.double(), b).round().to(torch.int64)
+
+    def to_prim(self):
+        w = self.weight.detach().cpu().numpy()
+        changes = {"weight": w.astype(self.np_dtype) if self.int_weights else w.astype(np.float64)}
+        if self.bias is not None:
+            b = self.bias.detach().cpu().numpy()
+            changes["bias"] = b.astype(self.prim.bias.dtype) if self.int_weights else b.astype(np.float64)
+        import dataclasses
+
+        return dataclasses.replace(self.prim, **changes)
+
+
+@impl(P.Dense)
+class DenseImpl(_Weighted):
+    def bulk(self, xs, run, states):
+        return self._lin(F.linear, xs[0])  # F.linear takes any leading axes: one GEMM over T*B rows
+
+    def apply(self, xs):
+        return self._lin(F.linear, xs[0])
+
+
+@impl(P.Conv2d, P.Conv1d)
+class ConvImpl(_Weighted):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        conv = F.conv2d if isinstance(prim, P.Conv2d) else F.conv1d
+        opts = dict(stride=prim.stride, padding=prim.padding, dilation=prim.dilation, groups=prim.groups)
+        self._fn = lambda x, w, b: conv(x, w, b, **opts)
+
+    def apply(self, xs):
+        return self._lin(self._fn, xs[0])
+
+
+@impl(P.SumPool2d, P.AvgPool2d, P.MaxPool2d)
+class PoolImpl(OpImpl):
+    def apply(self, xs):
+        (x,) = xs
+        p = self.prim
+        k, s, pad = p.kernel, p.stride_, p.padding
+        if x.is_floating_point():
+            if isinstance(p, P.MaxPool2d):
+                return F.max_pool2d(x, k, s, pad)  # implicit -inf padding
+            if isinstance(p, P.AvgPool2d):
+                return F.avg_pool2d(x, k, s, pad, count_include_pad=True)
+            return F.avg_pool2d(x, k, s, pad, count_include_pad=True, divisor_override=1)
+        # integer values (fixed-point mode): explicit windows, as the interpreter
+        fill = torch.iinfo(x.dtype).min if isinstance(p, P.MaxPool2d) else 0
+        xp = F.pad(x, (pad[1], pad[1], pad[0], pad[0]), value=fill)
+        win = xp.unfold(2, k[0], s[0]).unfold(3, k[1], s[1])
+        if isinstance(p, P.MaxPool2d):
+            return win.amax(dim=(-2, -1))
+        total = win.sum(dim=(-2, -1))
+        if isinstance(p, P.AvgPool2d):
+            return total.to(torch.float64) / (k[0] * k[1])
+        return total
+
+
+@impl(P.Flatten)
+class FlattenImpl(OpImpl):
+    def apply(self, xs):
+        return xs[0].reshape(xs[0].shape[0], -1)
+
+
+@impl(P.Scale)
+class ScaleImpl(OpImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        f = np.asarray(prim.factor)
+        self.int_factor = f.dtype.kind in "iu"
+        dt = torch.int64 if (ctx.fixed and self.int_factor) else ctx.fdtype
+        self.register_buffer("factor", ctx.tensor(f, dt))
+
+    def apply(self, xs):
+        x = xs[0]
+        if self.ctx.fixed and not self.int_factor:
+            x = x.to(torch.float64)
+        return x * self.factor
+
+
+@impl(P.Add)
+class AddImpl(OpImpl):
+    def bulk(self, xs, run, states):
+        return self.apply(xs)
+
+    def apply(self, xs):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+
+@impl(P.Concat)
+class ConcatImpl(OpImpl):
+    def apply(self, xs):
+        return torch.cat(xs, dim=self.prim.axis + 1)
+
+
+@impl(P.ReLU)
+class ReLUImpl(OpImpl):
+    def bulk(self, xs, run, states):
+        return torch.relu(xs[0])
+
+    def apply(self, xs):
+        return torch.relu(xs[0])
+
+
+@impl(P.BatchNorm)
+class BatchNormImpl(OpImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        k = prim.gamma / np.sqrt(prim.var + prim.eps)  # in numpy float64, as the interpreter
+        shp = (-1,) + (1,) * (len(in_types[0].shape) - 1)
+        self.register_buffer("mean", ctx.tensor(prim.mean.reshape(shp), ctx.fdtype))
+        self.register_buffer("k", ctx.tensor(k.reshape(shp), ctx.fdtype))
+        self.register_buffer("beta", ctx.tensor(prim.beta.reshape(shp), ctx.fdtype))
+
+    def apply(self, xs):
+        return (as_float(xs[0], self.ctx) - self.mean) * self.k + self.beta
+
+
+@impl(P.Softmax)
+class SoftmaxImpl(OpImpl):
+    def apply(self, xs):
+        x = as_float(xs[0], self.ctx)
+        d = self.prim.axis + 1
+        e = torch.exp(x - x.amax(dim=d, keepdim=True))
+        return e / e.sum(dim=d, keepdim=True)
+
+
+@impl(P.Delay)
+class DelayImpl(OpImpl):
+    """Outside cycles a Delay is a shift along time; inside cycles the executor keeps its buffer."""
+
+    def bulk(self, xs, run, states):
+        x = xs[0].to(self.ctx.dtype)
+        d = self.prim.steps
+        if d == 0:
+            return xs[0]
+        if d >= run.T:
+            return torch.zeros_like(x)
+        return torch.cat([torch.zeros_like(x[:d]), x[: run.T - d]], dim=0)
+
+    def apply(self, xs):  # steps == 0 inside a cycle
+        return xs[0]
+
+
+# ----------------------------------------------------------------- encoders
+
+
+@impl(P.ConstantCurrent)
+class ConstantCurrentImpl(OpImpl):
+    def apply(self, xs):
+        return self.prim.scale * as_float(xs[0], self.ctx) + self.prim.offset
+
+
+@impl(P.PoissonRate)
+class PoissonImpl(OpImpl):
+    """The random stream is numpy's PCG64(seed), drawn once for the whole (T, B, *shape) array."""
+
+    def _noise(self, run: RunCtx) -> torch.Tensor:
+        key = f"noise/{self.node}"
+        if key not in run.cache:
+            u = np.random.default_rng(self.prim.seed).random((run.T, run.B, *self.out_type.shape))
+            run.cache[key] = torch.as_tensor(u, device=self.ctx.device)
+        return run.cache[key]
+
+    def _spikes(self, x, u):
+        prob = torch.clamp(self.prim.gain * x.to(torch.float64), 0.0, 1.0)  # float64 like the interpreter
+        return (u < prob).to(self.ctx.dtype)
+
+    def bulk(self, xs, run, states):
+        return self._spikes(xs[0], self._noise(run))
+
+    def step(self, xs, t, state, run, states):
+        return self._spikes(xs[0], self._noise(run)[t])
+
+
+@impl(P.Latency)
+class LatencyImpl(OpImpl):
+    stateful = True
+
+    def _spikes(self, x0, tmod):
+        w = self.prim.window
+        ts = torch.floor((1.0 - x0) * (w - 1) + 0.5)
+        return ((ts == tmod) & (x0 > self.prim.x_min)).to(self.ctx.dtype)
+
+    def bulk(self, xs, run, states):
+        w = self.prim.window
+        t = torch.arange(run.T, device=xs[0].device)
+        x0 = torch.clamp(xs[0].to(torch.float64)[(t // w) * w], 0.0, 1.0)
+        tmod = (t % w).to(torch.float64).reshape(-1, *([1] * (x0.dim() - 1)))
+        return self._spikes(x0, tmod)
+
+    def init_state(self, run):
+        return {}
+
+    def step(self, xs, t, state, run, states):
+        if t % self.prim.window == 0:
+            state["x"] = torch.clamp(xs[0].to(torch.float64), 0.0, 1.0)
+        return self._spikes(state["x"], float(t % self.prim.window))
+
+
+# ------------------------------------------------------------------ neurons
+
+
+class NeuronImpl(OpImpl):
+    """Spiking and non-spiking neurons, following the stage order of docs/semantics.md §5.
+
+    `step` is the literal per-step update (differentiable through the surrogate spike
+    function); `bulk` runs a fused custom-autograd scan when the neuron allows it
+    (`_fast`), else loops `step` over time.
+    """
+
+    stateful = True
+
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        self.shape = tuple(out_type.shape)
+        self.size = int(np.prod(self.shape))
+        self.sdtype = torch.int64 if ctx.fixed else ctx.dtype  # state dtype
+        self.np_sdtype = np.int64 if ctx.fixed else np.float64
+        self._consts: dict[str, Any] = {}
+        self.spiking = prim.spiking
+        self.R = prim.refractory if prim.spiking else 0
+        self.const("theta", prim.theta)
+        self.const("v_reset", prim.v_reset)
+        self.const("v_init", prim.v_init)
+
+    def const(self, key: str, value) -> Any:
+        """A neuron parameter as the interpreter holds it (np.asarray(v, state dtype)): a Python
+        scalar, or a per-neuron tensor shaped like the port."""
+        a = np.asarray(value, dtype=self.np_sdtype)
+        if a.ndim and a.size == self.size and self.size > 1:
+            self.register_buffer("c_" + key, self.ctx.tensor(a.reshape(self.shape), self.sdtype))
+            self._consts[key] = None
+        else:
+            self._consts[key] = a.reshape(-1)[0].item() if a.size == 1 else a.item()
+        return self.c(key)
+
+    def per(self, value) -> np.ndarray:
+        a = np.asarray(value, dtype=self.np_sdtype)
+        return a.reshape(self.shape) if a.ndim and a.size == self.size else a
+
+    def c(self, key: str) -> Any:
+        v = self._consts[key]
+        return getattr(self, "c_" + key) if v is None else v
+
+    def is_zero(self, key: str) -> bool:
+        v = self._consts[key]
+        return v is not None and v == 0
+
+    # ---- per-step
+    def init_state(self, run):
+        shape = (run.B, *self.shape)
+        dev = self.ctx.device
+        v0 = self.c("v_init")
+        v = (v0.expand(shape).clone() if isinstance(v0, torch.Tensor)
+             else torch.full(shape, v0, dtype=self.sdtype, device=dev))
+        st = {"v": v, "i": torch.zeros(shape, dtype=self.sdtype, device=dev),
+              "b": torch.zeros(shape, dtype=self.sdtype, device=dev)}
+        if self.R:
+            st["cnt"] = torch.zeros(shape, dtype=torch.int64, device=dev)
+        return st
+
+    def pre(self, x, st):
+        """Stage 1: synaptic state (current, adaptation)."""
+
+    def cand(self, x, st):
+        """Stage 2: candidate voltage."""
+        raise NotImplementedError
+
+    def threshold(self, st):
+        return self.c("theta")
+
+    def post(self, s, st):
+        """After the reset (ALIF: threshold jump)."""
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("v",)
+
+    def step(self, xs, t, st, run, states):
+        x = xs[0]
+        self.pre(x, st)
+        cand = self.cand(x, st)
+        if not self.spiking:
+            st["v"] = cand
+            out = cand
+        else:
+            refr = st["cnt"] > 0 if self.R else None
+            v = torch.where(refr, st["v"], cand) if refr is not None else cand
+            thr = self.threshold(st)
+            reset = self.prim.reset
+            if self.ctx.fixed:
+                s = v > thr
+                if refr is not None:
+                    s = s & ~refr
+                if reset == "subtract":
+                    v = torch.where(s, v - thr, v)
+                elif reset == "to-value":
+                    v = torch.where(s, torch.as_tensor(self.c("v_reset"), dtype=v.dtype, device=v.device), v)
+                out = s.to(self.sdtype)
+            else:
+                out = self.ctx.spike(v - thr)  # strict threshold forward, surrogate backward
+                if refr is not None:
+                    out = out * (~refr).to(out.dtype)
+                # written so that spikes carry gradients into the reset, and exact in float:
+                # v - thr*0 = v; v*(1-1) + vr*1 = vr
+                if reset == "subtract":
+                    v = v - thr * out
+                elif reset == "to-value":
+                    v = v * (1.0 - out) + self.c("v_reset") * out
+                s = out > 0
+            self.post(out, st)
+            if self.R:
+                st["cnt"] = torch.where(s, self.R, torch.where(refr, st["cnt"] - 1, 0))
+            st["v"] = v if v.dtype == self.sdtype else v.to(self.sdtype)
+        if states is not None:
+            for k in self.state_names():
+                states.setdefault(k, []).append(st[k])
+        return out
+
+    # ---- all steps
+    def fast(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Output over all steps through the fused scans, or None when this neuron needs `step`."""
+        return None
+
+    def bulk(self, xs, run, states):
+        if states is None and not self.ctx.fixed and (not self.spiking or self.R == 0):
+            y = self.fast(xs[0])
+            if y is not None:
+                return y
+        st = self.init_state(run)
+        rec: dict | None = {} if states is not None else None
+        x = xs[0]
+        out = torch.stack([self.step([x[t]], t, st, run, rec) for t in range(run.T)])
+        if states is not None:
+            for k, v in rec.items():
+                states[k] = torch.stack(v)
+        return out
+
+    # shared by the LIF family: x' = r g x
+    def _v0(self):
+        return torch.as_tensor(self.c("v_init"), dtype=self.sdtype, device=self.ctx.device)
+
+    def _leak(self):
+        return None if self.is_zero("v_leak") else self.c("v_leak")
+
+    def _scaled(self, key, x):
+        k = self._consts[key]
+        return x if (k is not None and k == 1) else x * self.c(key)
+
+    def _spiking_fast(self, xin, a):
+        return spiking_scan(xin, self._v0(), a=a, v_leak=self._leak() if "v_leak" in self._consts else None,
+                            theta=self.c("theta"), reset=self.prim.reset, v_reset=self.c("v_reset"),
+                            spike=self.ctx.spike)
+
+
+@impl(P.IF)
+class IFImpl(NeuronImpl):
+    def cand(self, x, st):
+        return st["v"] + x
+
+    def fast(self, x):
+        return self._spiking_fast(x, None)
+
+
+def _lif_consts(self, prim, ctx, tau):
+    self.const("a", P.decay(tau, ctx.dt, ctx.scheme))
+    # r g as the interpreter forms it: per(r) * per(g), both in the state dtype
+    self.const("rg", self.per(prim.r) * self.per(P.gain(tau, ctx.dt, ctx.scheme)))
+    self.const("v_leak", prim.v_leak)
+
+
+@impl(P.LIF, P.LI)
+class LIFImpl(NeuronImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        _lif_consts(self, prim, ctx, prim.tau)
+
+    def cand(self, x, st):
+        vl = self.c("v_leak")
+        return vl + self.c("a") * (st["v"] - vl) + self.c("rg") * x
+
+    def fast(self, x):
+        xin = self._scaled("rg", x)
+        if not self.spiking:
+            return linear_scan(xin, self._v0(), self.c("a"), self._leak())
+        return self._spiking_fast(xin, self.c("a"))
+
+
+@impl(P.Integrator)
+class IntegratorImpl(NeuronImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        self.const("r", prim.r)
+
+    def cand(self, x, st):
+        return st["v"] + self.c("r") * x
+
+    def fast(self, x):
+        return linear_scan(self.c("r") * x, self._v0(), None, None)
+
+
+@impl(P.CubaLIF)
+class CubaLIFImpl(NeuronImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        _lif_consts(self, prim, ctx, prim.tau_mem)
+        self.const("a_s", P.decay(prim.tau_syn, ctx.dt, ctx.scheme))
+
+    def state_names(self):
+        return ("v", "i")
+
+    def pre(self, x, st):
+        st["i"] = self.c("a_s") * st["i"] + x
+
+    def cand(self, x, st):
+        vl = self.c("v_leak")
+        return vl + self.c("a") * (st["v"] - vl) + self.c("rg") * st["i"]
+
+    def fast(self, x):
+        # the synaptic current ignores spikes and refractoriness: a linear filter of the input
+        i = linear_scan(x, torch.zeros((), dtype=x.dtype, device=x.device), self.c("a_s"), None)
+        return self._spiking_fast(self._scaled("rg", i), self.c("a"))
+
+
+@impl(P.ALIF)
+class ALIFImpl(LIFImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        super().__init__(name, prim, ctx, in_types, out_type)
+        self.const("a_b", P.decay(prim.tau_adapt, ctx.dt, ctx.scheme))
+        self.const("q", prim.q)
+
+    def state_names(self):
+        return ("v", "b")
+
+    def pre(self, x, st):
+        st["b"] = self.c("a_b") * st["b"]
+
+    def threshold(self, st):
+        return self.c("theta") + st["b"]
+
+    def post(self, s, st):
+        st["b"] = st["b"] + self.c("q") * s
+
+    def fast(self, x):
+        return None
+
+
+def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """x / 2**bits rounded toward zero."""
+    return torch.sign(x) * (x.abs() >> bits)
+
+
+def overflow(x: torch.Tensor, bits: int, mode: str) -> torch.Tensor:
+    """Bring x into a `bits`-bit register: wrap into (-m, m] or saturate to +-(m-1) (semantics §6)."""
+    m = 2 ** (bits - 1)
+    if mode == "saturate":
+        return torch.clamp(x, -m + 1, m - 1)
+    return x - 2 * m * torch.div(x + (m - 1), 2 * m, rounding_mode="floor")
+
+
+@impl(P.FixedCubaLIF)
+class FixedCubaLIFImpl(NeuronImpl):
+    def __init__(self, name, prim, ctx, in_types, out_type):
+        if not ctx.fixed:
+            raise UnsupportedError(f"node `{name}`: FixedCubaLIF runs in fixed-point mode only (fixed=True)")
+        super().__init__(name, prim, ctx, in_types, out_type)
+        one = 2**prim.decay_bits
+        self.const("keep_u", one - np.asarray(prim.du, dtype=np.int64))
+        self.const("keep_v", one - np.asarray(prim.dv, dtype=np.int64))
+        self.const("bias", prim.bias)
+
+    def state_names(self):
+        return ("v", "i")
+
+    def pre(self, x, st):
+        p = self.prim
+        u = _trunc_shift(st["i"] * self.c("keep_u"), p.decay_bits) + (x.to(torch.int64) << p.input_shift)
+        st["i"] = overflow(u, p.state_bits, p.current_overflow)
+
+    def cand(self, x, st):
+        p = self.prim
+        v = _trunc_shift(st["v"] * self.c("keep_v"), p.decay_bits) + st["i"] + self.c("bias")
+        return overflow(v, p.state_bits, p.voltage_overflow)

@@ -1,0 +1,161 @@
+"""Custom autograd Functions for neuron recurrences over all T steps.
+
+The executor applies synapses to every time step at once; what remains sequential
+is the neuron recurrence. Running it as ordinary autograd ops would record ~5
+nodes per step and save several tensors per step. These Functions run the loop
+without autograd, save ONE (T, B, ...) tensor, and compute the gradient with a
+linear backward recurrence of one fused op per step.
+
+The forward operations are the ones docs/semantics.md prescribes, in the same
+order as the reference interpreter (so float64 results are bit-identical).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["linear_scan", "spiking_scan"]
+
+
+def _cand(v: torch.Tensor, a, v_leak, out: torch.Tensor) -> torch.Tensor:
+    """out = v_leak + a (v - v_leak), written as the interpreter orders it (a None: out = v)."""
+    if a is None:
+        out.copy_(v)
+    elif v_leak is None:
+        torch.mul(v, a, out=out)
+    else:
+        torch.sub(v, v_leak, out=out)
+        out.mul_(a)
+        out.add_(v_leak)
+    return out
+
+
+class _LinearScan(torch.autograd.Function):
+    """y_t = v_leak + a (y_{t-1} - v_leak) + x_t with y_{-1} = y0 (a None: y_t = y_{t-1} + x_t)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, y0: torch.Tensor, a, v_leak):  # type: ignore[override]
+        T = x.shape[0]
+        y = torch.empty_like(x)
+        prev = y0.expand_as(x[0]).contiguous() if T else y0
+        for t in range(T):
+            _cand(prev, a, v_leak, y[t])
+            y[t].add_(x[t])
+            prev = y[t]
+        ctx.a = a
+        return y
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor):  # type: ignore[override]
+        a = ctx.a
+        gx = torch.empty_like(gy)
+        g = None
+        for t in range(gy.shape[0] - 1, -1, -1):
+            if g is None:
+                gx[t].copy_(gy[t])
+            elif a is None:
+                torch.add(gy[t], g, out=gx[t])
+            else:
+                torch.add(gy[t], g * a, out=gx[t])
+            g = gx[t]
+        return gx, None, None, None
+
+
+def linear_scan(x: torch.Tensor, y0: torch.Tensor, a=None, v_leak=None) -> torch.Tensor:
+    """The leaky accumulation y_t = v_leak + a (y_{t-1} - v_leak) + x_t over axis 0 of `x` (T, B, ...).
+
+    Args:
+        x: input per step, (T, B, *shape).
+        y0: value before step 0, broadcastable to (B, *shape).
+        a: decay (tensor broadcastable to the shape, or None for no decay).
+        v_leak: resting value (None: 0).
+    Returns:
+        y of the same shape as x; differentiable in x.
+    """
+    return _LinearScan.apply(x, y0, a, v_leak)
+
+
+class _SpikingScan(torch.autograd.Function):
+    """Membrane recurrence of IF/LIF/CubaLIF neurons without refractoriness, all steps in one Function.
+
+    Per step: v* = v_leak + a (v - v_leak) + x_t; h = v* - theta; s = [h > 0];
+    reset: subtract -> v = h where s; to-value -> v = v_reset where s; none -> v = v*.
+    Saves only h (T, B, ...). The gradient treats the reset as differentiable through the
+    spike (v = v* - theta s, resp. v = v* (1 - s) + v_reset s), exactly as autograd would
+    on the step-by-step form the executor uses inside cycles.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike):  # type: ignore[override]
+        T = x.shape[0]
+        h = torch.empty_like(x)
+        if T == 0:
+            ctx.save_for_backward(h)
+            ctx.cfg = (a, theta, reset, v_reset, spike)
+            return torch.empty_like(x)
+        v = v0.expand_as(x[0]).clone()
+        c = torch.empty_like(v)
+        s = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        vr = None
+        if reset == "to-value":
+            vr = torch.as_tensor(v_reset, dtype=x.dtype, device=x.device).expand_as(v).contiguous()
+        for t in range(T):
+            _cand(v, a, v_leak, c)
+            c.add_(x[t])
+            ht = h[t]
+            torch.sub(c, theta, out=ht)
+            if reset == "none":
+                v, c = c, v
+                continue
+            torch.gt(ht, 0, out=s)
+            if reset == "subtract":
+                torch.where(s, ht, c, out=v)
+            else:
+                torch.where(s, vr, c, out=v)
+        ctx.save_for_backward(h)
+        ctx.cfg = (a, theta, reset, v_reset, spike)
+        return (h > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, gs: torch.Tensor):  # type: ignore[override]
+        (h,) = ctx.saved_tensors
+        a, theta, reset, v_reset, spike = ctx.cfg
+        sg = spike.derivative(h)  # ds/dv* at every step
+        p = gs * sg  # direct path: loss -> s_t -> v*_t
+        # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
+        if reset == "subtract":
+            m = sg.mul_(-theta).add_(1.0) if not isinstance(theta, torch.Tensor) else 1.0 - theta * sg
+        elif reset == "to-value":
+            # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
+            m = (h <= 0).to(h.dtype) + (v_reset - theta - h) * sg
+        else:
+            m = None
+        if a is not None:
+            m = (m.mul_(a) if isinstance(m, torch.Tensor) and m.dim() == h.dim() else a * m) if m is not None else a
+        gx = torch.empty_like(h)
+        g = None
+        for t in range(h.shape[0] - 1, -1, -1):
+            if g is None:
+                gx[t].copy_(p[t])
+            elif m is None:
+                torch.add(p[t], g, out=gx[t])
+            elif not isinstance(m, torch.Tensor):
+                torch.add(p[t], g, alpha=m, out=gx[t])
+            else:
+                torch.addcmul(p[t], g, m[t] if m.dim() == h.dim() else m, out=gx[t])
+            g = gx[t]
+        return gx, None, None, None, None, None, None, None
+
+
+def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, theta, reset: str, v_reset=0.0,
+                 spike) -> torch.Tensor:
+    """Spikes (T, B, ...) of IF/LIF-type neurons driven by the (already scaled) input x (T, B, ...).
+
+    Args:
+        x: per-step input term added to the candidate voltage.
+        v0: initial voltage, broadcastable to (B, ...).
+        a: decay per step (None for IF); v_leak: resting voltage (None: 0).
+        theta: threshold; reset: "subtract", "to-value" or "none"; v_reset: value after a spike.
+        spike: a surrogate spike function with `.derivative(x)` (n3ml.nn.spike_fn).
+    """
+    return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike)
