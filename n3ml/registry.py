@@ -20,6 +20,7 @@ LOADERS: dict[str, str] = {
 # engine name -> "module:function(graph, inputs, steps, *, record, device, dtype) -> Result"
 ENGINES: dict[str, str] = {
     "reference": "n3ml.ir.interp:run",
+    "torch": "n3ml.backends.torch:run",
 }
 
 # target name -> "module:Target"  (a Target has .name, .check(graph), .emit(graph, out_dir, **options))

@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--rate", type=float, default=0.2, help="spike probability of random spike input")
     p.add_argument("--engine", default="reference", help=f"simulation engine: {', '.join(sorted(ENGINES))}")
     p.add_argument("--device", default="cpu", help="torch device for --engine torch (cpu, cuda, cuda:1)")
+    p.add_argument("--dtype", default=None, choices=["float64", "float32"],
+                   help="value dtype for --engine torch (default float64, identical to the reference)")
     p.add_argument("--record", default="", help="comma-separated nodes whose outputs and states to record")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="where to save outputs (and recorded states)")
     p.add_argument("--plot", metavar="OUT.png", help="also write a raster/voltage figure")
@@ -69,8 +71,10 @@ def run(args) -> int:
     kwargs = {"record": record}
     if args.engine != "reference":
         kwargs["device"] = args.device
-    elif args.device != "cpu":
-        raise N3mlError("--device applies to --engine torch only")
+        if args.dtype:
+            kwargs["dtype"] = args.dtype
+    elif args.device != "cpu" or args.dtype:
+        raise N3mlError("--device and --dtype apply to --engine torch only")
     result = engine(graph, inputs, args.steps, **kwargs)
     if args.output:
         write_npz(args.output, result.to_npz_dict())
