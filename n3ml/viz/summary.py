@@ -192,7 +192,7 @@ def summarize(graph: Graph, recording: Any = None, *, rate: float | None = None,
         "neurons": sum(r.neurons for r in rows), "synapses": sum(r.synapses for r in rows),
         "params": sum(r.params for r in rows),
     }
-    if syn_rows and all(r.sops is not None for r in syn_rows):
+    if all(r.sops is not None for r in syn_rows):
         totals["sops_per_step"] = float(sum(r.sops for r in syn_rows))
         totals["sops_per_second"] = totals["sops_per_step"] * 1000.0 / graph.dt
     parts = []
