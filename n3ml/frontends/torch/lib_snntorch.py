@@ -1,0 +1,171 @@
+"""snnTorch neurons -> IR. See docs/frontends.md for the derivations.
+
+snnTorch (reset_delay=True, the default) tests ``mem_t > threshold`` (strict) and
+applies the reset of a spike at step t-1 *inside* step t's update:
+
+    Leaky:     mem_t = beta mem_{t-1} + I_t - thr s_{t-1}            (subtract)
+               mem_t = beta (1 - s_{t-1}) mem_{t-1} + I_t            (zero)
+
+The IR resets at the spike step (v_t = mem_t - thr) and then decays, which
+subtracts ``beta thr`` instead of ``thr``; a self-loop Delay(1) -> Scale(-(1-beta) thr)
+-> Add on the neuron's input adds the difference, so the IR's voltage equals
+snnTorch's ``mem_t - thr s_t`` at every step and the spikes are identical. Leaky's
+zero reset is the IR's to-value 0; Synaptic, RLeaky and Lapicque set the whole
+``mem_t`` to 0 in the step after a spike (so they cannot spike there): to-value 0
+with refractory = 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import snntorch
+import torch
+from snntorch._neurons.lapicque import Lapicque
+from snntorch._neurons.leaky import Leaky
+from snntorch._neurons.rleaky import RLeaky
+from snntorch._neurons.synaptic import Synaptic
+from torch import nn
+
+from ...ir import prims as P
+from .trace import Context, Entry, State, Tensor
+
+_MECH = {"_base_sub": "subtract", "_base_zero": "zero", "_base_int": "none"}
+
+
+def _mechanism(ctx: Context, m: nn.Module) -> str:
+    fn = getattr(m.state_function, "__name__", "")
+    if fn not in _MECH:
+        raise ctx.unsupported(f"state function {fn!r}", "reset_mechanism subtract, zero, none")
+    return _MECH[fn]
+
+
+def _check(ctx: Context, m: nn.Module, state_args: tuple) -> None:
+    if getattr(m, "inhibition", False):
+        raise ctx.unsupported("inhibition=True (winner-take-all across the batch)", "inhibition=False")
+    if getattr(m, "state_quant", False):
+        raise ctx.unsupported("state_quant (quantized state); quantize the IR with n3ml's passes instead",
+                              "state_quant=False")
+    if not getattr(m, "reset_delay", True):
+        raise ctx.unsupported("reset_delay=False", "reset_delay=True (the default)")
+    if any(a is not None for a in state_args):
+        raise ctx.unsupported("passing state tensors to the neuron; let the module keep its own state "
+                              "(init_hidden=True or no state arguments)", "module(input)")
+
+
+def _t(v: Any) -> np.ndarray:
+    return v.detach().cpu().double().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=np.float64)
+
+
+def _spiking(ctx: Context, x: Tensor, *, a: Any, thr: Any, mech: str, zero_refractory: int,
+             recurrent: Any = None) -> Tensor:
+    """mem_t = a mem_{t-1} + x_t [+ recurrent(s_{t-1})] - reset, as IR nodes (x already carries the input gain)."""
+    base = ctx.path
+    shape = ctx.shape(x)
+    a = ctx.param(a, shape, "beta")
+    thr = ctx.param(thr, shape, "threshold")
+    name = ctx.reserve(base)
+    needs_corr = mech == "subtract" and not np.all(np.asarray(a) == 1.0)
+    delay = ctx.reserve(base + "_prev") if (needs_corr or recurrent) else None
+    terms: list[Any] = [x]
+    late: list[tuple[str, Any, str]] = []  # nodes that read the neuron (added after it)
+    if needs_corr:
+        corr = ctx.reserve(base + "_reset")
+        factor = -(1.0 - np.asarray(a)) * np.asarray(thr)
+        late.append((corr, P.Scale(factor=float(factor) if factor.ndim == 0 else factor), delay))
+        terms.append(corr)
+    if recurrent is not None:
+        rec_name = ctx.reserve(base + "_rec")
+        late.append((rec_name, recurrent, delay))
+        terms.append(rec_name)
+    inp = ctx.add(base + "_in", P.Add(), *terms) if len(terms) > 1 else x
+    reset = {"subtract": "subtract", "zero": "to-value", "none": "none"}[mech]
+    out = ctx.neuron(base, inp, a=a, k=1.0, theta=thr, reset=reset, v_reset=0.0,
+                     refractory=zero_refractory if mech == "zero" else 0, name=name)
+    if delay:
+        ctx.add(delay, P.Delay(steps=1), out, name=delay)
+    for n, prim, src in late:
+        ctx.add(n, prim, src, name=n)
+    return out
+
+
+def _graded(ctx: Context, m: nn.Module, out: Tensor) -> Tensor:
+    gsf = getattr(m, "graded_spikes_factor", 1.0)
+    return ctx.scale(ctx.path + "_graded", out, gsf)
+
+
+def _result(m: nn.Module, ctx: Context, spk: Tensor, *states: str) -> Any:
+    if m.init_hidden and not m.output:
+        return spk
+    return (spk, *(State(ctx.path, s) for s in states))
+
+
+def leaky(ctx: Context, m: Leaky, x: Any, *state: Any) -> Any:
+    _check(ctx, m, state)
+    x = ctx.tensor(x)
+    out = _spiking(ctx, x, a=m.beta.clamp(0, 1), thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=0)
+    return _result(m, ctx, _graded(ctx, m, out), "mem")
+
+
+def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
+    _check(ctx, m, state)
+    x = ctx.tensor(x)
+    mech = _mechanism(ctx, m)
+    alpha, beta = m.alpha.clamp(0, 1), m.beta.clamp(0, 1)
+    if mech == "subtract":  # the reset correction must bypass the synaptic filter: LI (current) + LIF
+        syn = ctx.neuron(ctx.path + "_syn", x, a=alpha, k=1.0, spiking=False)
+        out = _spiking(ctx, syn, a=beta, thr=m.threshold, mech=mech, zero_refractory=1)
+    else:
+        reset = "to-value" if mech == "zero" else "none"
+        out = ctx.cuba(ctx.path, x, a_syn=alpha, a_mem=beta, k=1.0, theta=m.threshold, reset=reset,
+                       refractory=1 if mech == "zero" else 0)
+    return _result(m, ctx, _graded(ctx, m, out), "syn", "mem")
+
+
+def rleaky(ctx: Context, m: RLeaky, x: Any, *state: Any) -> Any:
+    _check(ctx, m, state)
+    x = ctx.tensor(x)
+    shape = ctx.shape(x)
+    rec = m.recurrent
+    if isinstance(rec, nn.Linear):
+        prim: P.Primitive = P.Dense(weight=_t(rec.weight), bias=None if rec.bias is None else _t(rec.bias))
+    elif isinstance(rec, nn.Conv2d):
+        prim = P.Conv2d(weight=_t(rec.weight), bias=None if rec.bias is None else _t(rec.bias),
+                        stride=tuple(rec.stride), padding=tuple(int(p) for p in rec.padding),
+                        dilation=tuple(rec.dilation), groups=rec.groups)
+    elif hasattr(rec, "V"):
+        prim = P.Scale(factor=ctx.param(rec.V, shape, "V"))
+    else:
+        raise ctx.unsupported(f"recurrent connection {type(rec).__name__}", "Linear, Conv2d, one-to-one V")
+    gsf = float(np.asarray(_t(getattr(m, "graded_spikes_factor", 1.0))).reshape(-1)[0])
+    if gsf != 1.0:
+        raise ctx.unsupported("graded_spikes_factor != 1 on RLeaky", "graded_spikes_factor=1")
+    out = _spiking(ctx, x, a=m.beta.clamp(0, 1), thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=1,
+                   recurrent=prim)
+    return _result(m, ctx, out, "mem")
+
+
+def lapicque(ctx: Context, m: Lapicque, x: Any, *state: Any) -> Any:
+    _check(ctx, m, state)
+    x = ctx.tensor(x)
+    with torch.no_grad():  # the factors exactly as snnTorch computes them
+        k = m.R * (1 / (m.R * m.C)) * m.time_step
+        a = 1 - (m.time_step / (m.R * m.C))
+    x = ctx.scale(ctx.path + "_gain", x, k)
+    out = _spiking(ctx, x, a=a, thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=1)
+    return _result(m, ctx, _graded(ctx, m, out), "mem")
+
+
+def _single(m: nn.Module) -> str:
+    return "single"
+
+
+MODULES: dict[type, Entry] = {
+    Leaky: Entry(leaky, _single),
+    Synaptic: Entry(synaptic, _single),
+    RLeaky: Entry(rleaky, _single),
+    Lapicque: Entry(lapicque, _single),
+}
+
+_ = snntorch

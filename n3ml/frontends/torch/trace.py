@@ -1,0 +1,463 @@
+"""Trace a PyTorch module into an n3ml graph with torch.fx.
+
+The module is traced symbolically (`torch.fx`) with every module that a
+library table knows as a leaf; the resulting fx graph is then walked node by
+node and each leaf module, function and method is turned into IR nodes by its
+converter. Tables: `lib_torch` (plain layers and tensor operations), `lib_n3ml`,
+`lib_snntorch`, `lib_norse`, `lib_spikingjelly`; a library's table is loaded only
+when the library itself is imported (a model of that library exists).
+
+Time. A traced forward is either *per step* (input ``(B, *shape)``, neurons
+keep their state between calls: snnTorch, Norse cells, SpikingJelly
+``step_mode="s"``) or *per sequence* (input ``(T, B, *shape)``: n3ml.nn, Norse
+``LIF``/``LI``, SpikingJelly ``step_mode="m"``). Both become the same graph,
+whose nodes are evaluated once per step (docs/semantics.md §2).
+
+Anything without a converter fails with the module path or operation and the
+list of what is supported; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from ...errors import N3mlError, UnsupportedError
+from ...ir import Graph, VerifyError
+from ...ir import prims as P
+from ...ir.types import PortType
+
+log = logging.getLogger(__name__)
+
+# library -> (module whose presence in sys.modules loads the table, "module" holding MODULES/FUNCTIONS/METHODS)
+LIBRARIES: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "n3ml.frontends.torch.lib_torch"),
+    "n3ml": ("n3ml.nn", "n3ml.frontends.torch.lib_n3ml"),
+    "snntorch": ("snntorch", "n3ml.frontends.torch.lib_snntorch"),
+    "norse": ("norse", "n3ml.frontends.torch.lib_norse"),
+    "spikingjelly": ("spikingjelly", "n3ml.frontends.torch.lib_spikingjelly"),
+}
+
+
+# ---------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A traced tensor: the output of IR node `node`."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class State:
+    """A neuron's internal state returned by a module call; the IR does not expose it."""
+
+    owner: str
+    what: str
+
+
+@dataclass(frozen=True)
+class Shape:
+    """``x.shape`` / ``x.size()`` of a traced tensor (leading batch/time axes are symbolic)."""
+
+    of: Tensor
+
+
+@dataclass(frozen=True)
+class Symbolic:
+    """A size that depends on the batch (or time) axis; only usable where a reshape keeps it."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A converter for one module type.
+
+    convert(ctx, module, x, *args, **kwargs) -> value; `steps(module)` says whether the module
+    runs "single" steps or "multi"-step sequences (None for stateless layers).
+    """
+
+    convert: Callable[..., Any]
+    steps: Callable[[nn.Module], str | None] | None = None
+
+
+# --------------------------------------------------------------- context
+
+
+def _ident(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "n"
+    return s if re.match(r"[A-Za-z_]", s) else "n_" + s
+
+
+class Context:
+    """What converters use to build the graph: node creation, shapes, parameter conversion."""
+
+    def __init__(self, graph: Graph, *, lead: int, dtype: torch.dtype):
+        self.g = graph
+        self.types: dict[str, PortType] = {}
+        self.lead = lead  # leading non-sample axes of traced tensors: 1 (B) or 2 (T, B)
+        self.dtype = dtype  # floating dtype of the model's parameters (for threshold nudges)
+        self.where = "the model"
+        self.path = ""
+        self.tables: list[Any] = []
+
+    # ---------------------------------------------------------- errors
+    def unsupported(self, what: str, supported: str | None = None) -> UnsupportedError:
+        msg = f"{self.where}: {what}"
+        if supported:
+            msg += f"; supported: {supported}"
+        return UnsupportedError(msg)
+
+    # ------------------------------------------------------------ nodes
+    def reserve(self, base: str) -> str:
+        """A fresh node name derived from `base` (module path or op)."""
+        name = _ident(base)
+        n, i = name, 2
+        while n in self.g.nodes or n in getattr(self, "_reserved", set()):
+            n, i = f"{name}_{i}", i + 1
+        self.__dict__.setdefault("_reserved", set()).add(n)
+        return n
+
+    def add(self, base: str, prim: P.Primitive, *inputs: Tensor | str, name: str | None = None) -> Tensor:
+        name = name or self.reserve(base)
+        srcs = [i.node if isinstance(i, Tensor) else i for i in inputs]
+        try:
+            prim.verify(name)
+            self.g.add(name, prim, *srcs)
+            known = [self.types[s] for s in srcs if s in self.types]
+            if len(known) == len(srcs) or (isinstance(prim, P.Add) and known):
+                self.types[name] = prim.infer(name, known)
+        except VerifyError as e:
+            raise self.unsupported(f"cannot build {prim.op}: {e}") from None
+        return Tensor(name)
+
+    def type(self, x: Tensor) -> PortType:
+        return self.types[x.node]
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return self.types[x.node].shape
+
+    def tensor(self, v: Any, what: str = "input") -> Tensor:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, State):
+            raise self.unsupported(f"{what} is the internal state `{v.what}` of `{v.owner}`, which the IR does not "
+                                   "expose (only a neuron's output: spikes, or the voltage of a readout)")
+        raise self.unsupported(f"{what} must be a traced tensor, found {type(v).__name__} {v!r:.60}")
+
+    def scale(self, base: str, x: Tensor, factor: Any) -> Tensor:
+        f = self.param(factor, self.shape(x), "factor")
+        if np.all(np.asarray(f) == 1.0):
+            return x
+        return self.add(base, P.Scale(factor=f), x)
+
+    # ------------------------------------------------------- parameters
+    def param(self, value: Any, shape: tuple[int, ...], what: str) -> float | np.ndarray:
+        """A scalar or per-neuron parameter as the IR stores it (float, or float64 array of `shape`)."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().double().numpy()
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.size == 1:
+            return float(arr.reshape(()))
+        try:
+            full = np.broadcast_to(arr, shape)
+        except ValueError:
+            raise self.unsupported(f"parameter `{what}` of shape {arr.shape} does not broadcast to the neurons' "
+                                   f"shape {shape}") from None
+        if np.all(full == full.flat[0]):
+            return float(full.flat[0])
+        return np.ascontiguousarray(full, dtype=np.float64)
+
+    def at_or_above(self, theta: Any) -> Any:
+        """The largest threshold below `theta` in the model's dtype: `v > theta'` is `v >= theta` there."""
+        np_dtype = np.float32 if self.dtype in (torch.float32, torch.float16, torch.bfloat16) else np.float64
+        t = np.nextafter(np.asarray(theta, dtype=np_dtype), np_dtype(-np.inf)).astype(np.float64)
+        return float(t) if t.ndim == 0 else t
+
+    def tau_for(self, a: Any, what: str) -> Any:
+        """The time constant (ms) whose per-step decay is `a` under the graph's dt and scheme."""
+        a = np.asarray(a, dtype=np.float64)
+        dt = self.g.dt
+        if np.any(a >= 1.0):
+            raise self.unsupported(f"decay `{what}` must be below 1 for every neuron (or exactly 1 for all: no leak), "
+                                   f"found max {a.max()!r}")
+        if self.g.scheme == "exact":
+            if np.any(a <= 0):
+                raise self.unsupported(f"decay `{what}` must be > 0 under scheme=exact, found min {a.min()!r}; "
+                                       "convert with scheme euler")
+            tau = -dt / np.log(a)
+        else:
+            tau = dt / (1.0 - a)
+        return float(tau) if tau.ndim == 0 else tau
+
+    # ---------------------------------------------------------- neurons
+    def neuron(self, base: str, x: Tensor, *, a: Any = 1.0, k: Any = 1.0, theta: Any = 1.0, reset: str = "subtract",
+               v_reset: Any = 0.0, v_leak: Any = 0.0, v_init: Any = 0.0, refractory: int = 0,
+               spiking: bool = True, name: str | None = None) -> Tensor:
+        """A first-order neuron ``v* = v_leak + a (v - v_leak) + k I``: LIF/IF (spiking) or LI/Integrator."""
+        shape = self.shape(x)
+        pa = self.param(a, shape, "decay")
+        pk = self.param(k, shape, "input gain")
+        common = dict(v_init=self.param(v_init, shape, "v_init"))
+        if spiking:
+            common.update(theta=self.param(theta, shape, "threshold"), v_reset=self.param(v_reset, shape, "v_reset"),
+                          reset=reset, refractory=refractory)
+        if np.all(np.asarray(pa) == 1.0):
+            if spiking:
+                x = self.scale(base + "_gain", x, pk)
+                return self.add(base, P.IF(**common), x, name=name)
+            return self.add(base, P.Integrator(r=pk, **common), x, name=name)
+        tau = self.tau_for(pa, "decay")
+        r = np.asarray(pk) / P.gain(tau, self.g.dt, self.g.scheme)
+        r = float(r) if np.ndim(r) == 0 else r
+        cls = P.LIF if spiking else P.LI
+        return self.add(base, cls(tau=tau, v_leak=self.param(v_leak, shape, "v_leak"), r=r, **common), x, name=name)
+
+    def cuba(self, base: str, x: Tensor, *, a_syn: Any, a_mem: Any, k: Any, theta: Any, reset: str,
+             v_reset: Any = 0.0, v_leak: Any = 0.0, v_init: Any = 0.0, refractory: int = 0,
+             name: str | None = None) -> Tensor:
+        """i = a_syn i + I; v* = v_leak + a_mem (v - v_leak) + k i (a CubaLIF)."""
+        shape = self.shape(x)
+        tau_syn = self.tau_for(self.param(a_syn, shape, "synaptic decay"), "synaptic decay")
+        tau_mem = self.tau_for(self.param(a_mem, shape, "membrane decay"), "membrane decay")
+        r = np.asarray(self.param(k, shape, "input gain")) / P.gain(tau_mem, self.g.dt, self.g.scheme)
+        prim = P.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, v_leak=self.param(v_leak, shape, "v_leak"),
+                         r=float(r) if np.ndim(r) == 0 else r, theta=self.param(theta, shape, "threshold"),
+                         v_reset=self.param(v_reset, shape, "v_reset"), reset=reset, refractory=refractory,
+                         v_init=self.param(v_init, shape, "v_init"))
+        return self.add(base, prim, x, name=name)
+
+    # ------------------------------------------------------ sub-modules
+    def convert_module(self, module: nn.Module, path: str, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Convert one module call (also used by containers for their children)."""
+        entry = self.entry(module)
+        outer = self.where, self.path
+        self.where = f"module `{path or '(root)'}` ({type(module).__module__}.{type(module).__qualname__})"
+        self.path = path
+        try:
+            if entry is None:
+                raise self.unsupported("this module type has no converter", self.supported_modules())
+            if getattr(module, "training", False) and _has_train_behaviour(module):
+                module.eval()
+            return entry.convert(self, module, x, *args, **kwargs)
+        finally:
+            self.where, self.path = outer
+
+    def entry(self, module: nn.Module) -> Entry | None:
+        for cls in type(module).__mro__:
+            for t in self.tables:
+                e = t.MODULES.get(cls)
+                if e is not None:
+                    return e
+        return None
+
+    def supported_modules(self) -> str:
+        names = sorted({f"{c.__module__.split('.')[0]}.{c.__name__}" for t in self.tables for c in t.MODULES})
+        return ", ".join(names)
+
+
+def _has_train_behaviour(m: nn.Module) -> bool:
+    return isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))
+
+
+def load_tables() -> list[Any]:
+    tables = []
+    for lib, (trigger, modname) in LIBRARIES.items():
+        if trigger not in sys.modules:
+            continue
+        try:
+            tables.append(importlib.import_module(modname))
+        except ImportError as e:  # the library is half-installed; its models cannot be converted
+            log.warning("converter table for %s is not available: %s", lib, e)
+    return tables
+
+
+# ---------------------------------------------------------------- tracer
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self, ctx: Context):
+        super().__init__()
+        self.ctx = ctx
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return self.ctx.entry(m) is not None or super().is_leaf_module(m, qualname)
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.get_default_dtype()
+
+
+def _step_mode(ctx: Context, model: nn.Module) -> int:
+    modes: dict[str, list[str]] = {}
+    for path, m in model.named_modules():
+        e = ctx.entry(m)
+        if e is not None and e.steps is not None:
+            mode = e.steps(m)
+            if mode:
+                modes.setdefault(mode, []).append(path or "(root)")
+    if len(modes) > 1:
+        raise UnsupportedError(f"the model mixes single-step modules ({', '.join(modes['single'][:3])}) and "
+                               f"multi-step modules ({', '.join(modes['multi'][:3])}); n3ml traces one or the other")
+    return 2 if "multi" in modes else 1
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...], *, dt: float | None = None, scheme: str | None = None,
+          name: str = "main", input_kind: str = "analog") -> Graph:
+    """Trace `model` into an IR graph.
+
+    Args:
+        model: a torch module (put into eval mode; neuron modules are leaves).
+        input_shape: per-sample input shape, without batch or time axes.
+        dt: graph step in ms (default: the n3ml.nn modules' dt, Norse's dt, else 1.0).
+        scheme: "exact" or "euler" (default: the n3ml.nn modules' scheme, else "euler").
+        input_kind: "analog" or "spike" for the Input node.
+    Returns:
+        A verified Graph computing, step by step, what the model computes.
+    """
+    if not isinstance(model, nn.Module):
+        raise N3mlError(f"expected a torch.nn.Module, found {type(model).__name__}")
+    shape = tuple(int(d) for d in input_shape)
+    if not shape or any(d < 1 for d in shape):
+        raise N3mlError(f"input shape must be positive sizes without the batch axis, found {input_shape!r}")
+    model = model.eval()
+    tables = load_tables()
+    hints = [t.graph_hints(model) for t in tables if hasattr(t, "graph_hints")]
+    g_dt = dt if dt is not None else next((h["dt"] for h in hints if h.get("dt")), 1.0)
+    g_scheme = scheme or next((h["scheme"] for h in hints if h.get("scheme")), "euler")
+    graph = Graph(_ident(name), float(g_dt), g_scheme)
+    ctx = Context(graph, lead=1, dtype=_model_dtype(model))
+    ctx.tables = tables
+    for t in tables:
+        if hasattr(t, "check_model"):
+            t.check_model(ctx, model, graph)
+    ctx.lead = _step_mode(ctx, model)
+
+    root_entry = ctx.entry(model)
+    if root_entry is not None:  # the whole model is one known module (a Sequential-like container, a neuron)
+        x = ctx.add("x", P.Input(shape=shape, kind=input_kind))
+        out = ctx.convert_module(model, "", x)
+        _outputs(ctx, out)
+        return _verified(graph)
+
+    try:
+        fx_graph = _Tracer(ctx).trace(model, concrete_args=_concrete_args(model))
+    except UnsupportedError:
+        raise
+    except Exception as e:  # symbolic tracing failed: data-dependent control flow, loops over time, ...
+        raise UnsupportedError(
+            f"cannot trace {type(model).__name__}.forward with torch.fx: {type(e).__name__}: {e}. "
+            "n3ml traces a forward that computes one time step (or one sequence, for multi-step modules) "
+            "without Python control flow on tensor values; put time loops outside forward") from None
+    _interpret(ctx, model, fx_graph, shape, input_kind)
+    return _verified(graph)
+
+
+def _concrete_args(model: nn.Module) -> dict[str, Any]:
+    """Every forward argument after the first is bound to None (states start from the module's own)."""
+    params = list(inspect.signature(model.forward).parameters.values())
+    out = {}
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[p.name] = None if p.default is inspect.Parameter.empty else p.default
+    return out
+
+
+def _verified(graph: Graph) -> Graph:
+    try:
+        graph.verify()
+    except VerifyError as e:
+        raise N3mlError(f"the traced graph is invalid (a converter bug): {e}") from e
+    return graph
+
+
+def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, ...], kind: str) -> None:
+    from . import lib_torch
+
+    env: dict[fx.Node, Any] = {}
+    calls: dict[str, int] = {}
+    first = True
+    modules = dict(model.named_modules())
+    for node in fxg.nodes:
+        ctx.where = f"operation `{node.format_node()}`"
+        if node.op == "placeholder":
+            if first:
+                env[node] = ctx.add(node.target if isinstance(node.target, str) else "x", P.Input(shape=shape,
+                                                                                                 kind=kind))
+                first = False
+            else:
+                env[node] = None
+            continue
+        args = fx.node.map_arg(node.args, lambda n: env[n])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+        if node.op == "get_attr":
+            env[node] = _get_attr(model, node.target)
+        elif node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+            if calls[node.target] > 1 and ctx.entry(modules[node.target]).steps is not None:
+                raise UnsupportedError(
+                    f"module `{node.target}` is called more than once in one forward (a loop over time?); "
+                    "n3ml traces a forward that computes one step (or one sequence) with each neuron module "
+                    "called once; put the time loop outside forward")
+            env[node] = ctx.convert_module(modules[node.target], node.target, *args, **kwargs)
+        elif node.op in ("call_function", "call_method"):
+            env[node] = lib_torch.call(ctx, node, args, kwargs)
+        elif node.op == "output":
+            _outputs(ctx, args[0])
+
+
+def _get_attr(model: nn.Module, target: str) -> Any:
+    obj: Any = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().double().numpy()
+    return obj
+
+
+def _outputs(ctx: Context, out: Any) -> None:
+    flat: list[tuple[str, Tensor]] = []
+    dropped: list[str] = []
+
+    def walk(v: Any, key: str) -> None:
+        if isinstance(v, Tensor):
+            flat.append((key, v))
+        elif isinstance(v, State):
+            dropped.append(f"{v.owner}.{v.what}")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{key}_{k}" if key else str(k))
+        elif isinstance(v, (tuple, list)):
+            for i, x in enumerate(v):
+                walk(x, f"{key}{i}" if key else f"out{i}")
+        elif v is None:
+            return
+        elif hasattr(v, "_fields"):  # NamedTuple state
+            walk(tuple(v), key)
+        else:
+            raise UnsupportedError(f"the model returns {type(v).__name__} {v!r:.60}; n3ml outputs traced tensors only")
+
+    walk(out, "")
+    if dropped:
+        log.warning("the model also returns internal neuron state (%s); the IR outputs only spikes and readout "
+                    "voltages, so these are not graph outputs", ", ".join(dropped))
+    if not flat:
+        raise UnsupportedError("the model returns no tensor computed from its input")
+    for key, t in flat:
+        name = "out" if len(flat) == 1 and key in ("", "out0") else key
+        ctx.add(name, P.Output(), t)
