@@ -132,6 +132,8 @@ def load_recording(src: Any, graph: Graph | None = None) -> Recording:
 
 
 def _check_array(key: str, a: Any) -> np.ndarray:
+    if hasattr(a, "detach"):  # a torch tensor, possibly on a GPU
+        a = a.detach().cpu().numpy()
     a = np.asarray(a)
     if a.ndim < 2:
         raise N3mlError(f"recording `{key}` has shape {a.shape}; expected (T, B, *shape)")

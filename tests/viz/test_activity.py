@@ -150,3 +150,19 @@ def test_bad_recordings_are_refused(tmp_path):
         load_recording({"out": np.zeros(5)})
     with pytest.raises(N3mlError, match="sample 3 is out of range"):
         plot_raster({"out": np.zeros((4, 2, 3))}, sample=3)
+
+
+def test_raster_of_the_torch_executor_matches_the_interpreter():
+    from n3ml.registry import ENGINES, resolve
+
+    try:
+        engine = resolve(ENGINES["torch"])
+    except (KeyError, ImportError):
+        pytest.skip("torch executor not available")
+    g = known_net()
+    ref = run(g, known_input(), record=["n"])
+    res = engine(g, known_input(), 8, record=["n"])
+    assert as_set(offsets(plot_raster(res, ["n"], graph=g), "n")) == as_set(np.argwhere(ref.states["n"][:, 0]))
+    torch = pytest.importorskip("torch")
+    as_tensors = {"spk": torch.as_tensor(ref.outputs["spk"])}
+    assert as_set(offsets(plot_raster(as_tensors), "spk")) == as_set(np.argwhere(ref.outputs["spk"][:, 0]))
