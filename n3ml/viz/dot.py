@@ -303,11 +303,14 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> pydot.Dot:
     use_clusters = o.clusters == "prefix" or (o.clusters == "auto" and len(graph.nodes) > AUTO_CLUSTER_NODES)
     member: dict[str, pydot.Subgraph] = {}
     if use_clusters:
+        used: set[str] = set()
         for k, names in clusters_of(graph).items():
             label = f"block {k[1:]}" if k.startswith("#") else k
-            cid = "cluster_" + ("idx" + k[1:] if k.startswith("#") else k)
-            sub = pydot.Cluster(cid.removeprefix("cluster_"), label=label, style="rounded,dashed",
-                                color="#888888", fontsize="10")
+            cid = "idx" + k[1:] if k.startswith("#") else k
+            while cid in used:  # a prefix may spell another group's id (`idx1_a` beside `conv1`)
+                cid += "_"
+            used.add(cid)
+            sub = pydot.Cluster(cid, label=label, style="rounded,dashed", color="#888888", fontsize="10")
             dot.add_subgraph(sub)
             for n in names:
                 member[n] = sub
