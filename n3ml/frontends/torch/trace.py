@@ -304,7 +304,13 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
 
 def _step_mode(ctx: Context, model: nn.Module) -> int:
     modes: dict[str, list[str]] = {}
+    containers = tuple(c for t in ctx.tables for c in getattr(t, "CONTAINERS", ()))
+    inside: list[str] = []  # paths of containers whose own step mode governs their children
     for path, m in model.named_modules():
+        if any(path.startswith(p + ".") for p in inside):
+            continue
+        if containers and isinstance(m, containers):
+            inside.append(path)
         e = ctx.entry(m)
         if e is not None and e.steps is not None:
             mode = e.steps(m)

@@ -1,0 +1,58 @@
+"""n3ml.nn modules -> IR: each module already knows its primitive (`to_ir()`).
+
+The modules run whole sequences (T, B, ...); `TimeDistributed` applies a layer to
+every step. The graph takes dt and scheme from the modules (they must agree).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ...errors import UnsupportedError
+from ...ir import Graph
+from ...nn import modules as M
+from .trace import Context, Entry, Tensor
+
+
+def neuron(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Tensor:
+    if any(s is not None for s in state):
+        raise ctx.unsupported("passing a state to the module; it starts from its initial state", "module(x)")
+    return ctx.add(ctx.path or type(m).__name__.lower(), m.to_ir(), ctx.tensor(x))
+
+
+def time_distributed(ctx: Context, m: nn.Module, x: Any) -> Any:
+    lead = ctx.lead
+    ctx.lead = 1  # the inner layer sees one step (time folded into the batch)
+    try:
+        return ctx.convert_module(m.module, f"{ctx.path}.module" if ctx.path else "module", x)
+    finally:
+        ctx.lead = lead
+
+
+def _multi(m: nn.Module) -> str:
+    return "multi"
+
+
+def graph_hints(model: nn.Module) -> dict[str, Any]:
+    for m in model.modules():
+        if isinstance(m, M.NeuronModule) and m.timed:
+            return {"dt": m.dt, "scheme": m.scheme}
+    return {}
+
+
+def check_model(ctx: Context, model: nn.Module, graph: Graph) -> None:
+    """Every timed n3ml.nn module must use the graph's dt and scheme (their tau are in ms at that dt)."""
+    for path, m in model.named_modules():
+        if isinstance(m, M.NeuronModule) and m.timed and (m.dt != graph.dt or m.scheme != graph.scheme):
+            raise UnsupportedError(f"module `{path}` ({type(m).__name__}) has dt={m.dt:g} ms, scheme={m.scheme}, "
+                                   f"but the graph has dt={graph.dt:g} ms, scheme={graph.scheme}; all n3ml.nn "
+                                   "modules of one model must share dt and scheme (and --dt/--scheme must match)")
+
+
+MODULES: dict[type, Entry] = {
+    M.NeuronModule: Entry(neuron, _multi),
+    M.EncoderModule: Entry(neuron, _multi),
+    M.TimeDistributed: Entry(time_distributed),
+}

@@ -1,0 +1,135 @@
+"""Norse neurons -> IR. See docs/frontends.md for the derivations.
+
+Norse integrates with forward Euler. Its feed-forward LIF step (norse 1.1) is
+
+    j_t = i_{t-1} + I_t                      (current jump, used in this step)
+    v~  = v_{t-1} + dt/tau_mem (v_leak - v_{t-1} + j_t)
+    z_t = [v~ - v_th > 0];  v_t = v_reset if z_t else v~
+    i_t = (1 - dt/tau_syn) j_t
+
+so j_t = (1 - dt/tau_syn) j_{t-1} + I_t is exactly the IR CubaLIF's current and
+v~ its candidate voltage with a_m = 1 - dt/tau_mem and input gain dt/tau_mem: a
+CubaLIF with reset to-value, v_init = v_leak. The per-step factors are computed
+with torch exactly as Norse computes them and then expressed through the graph's
+dt and scheme.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import norse.torch as norse
+import numpy as np
+import torch
+from norse.torch.functional import reset as norse_reset
+from torch import nn
+
+from ...ir import prims as P
+from .trace import Context, Entry, State, Tensor
+
+
+def _factor(m: nn.Module, inv: torch.Tensor) -> np.ndarray:
+    """dt / tau exactly as Norse computes it (in the parameters' dtype), then float64 for the IR."""
+    with torch.no_grad():
+        return (m.dt * torch.as_tensor(inv)).detach().cpu().double().numpy()
+
+
+def _check_state(ctx: Context, state: tuple) -> None:
+    if any(s is not None for s in state):
+        raise ctx.unsupported("passing a state to the neuron; let it start from its initial state",
+                              "module(input) or module(input, None)")
+
+
+def lif_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    _check_state(ctx, state)
+    x = ctx.tensor(x)
+    return _lif(ctx, m, x), State(ctx.path, "state")
+
+
+def _lif(ctx: Context, m: nn.Module, x: Tensor) -> Tensor:
+    p = m.p
+    k_mem = _factor(m, p.tau_mem_inv)
+    k_syn = _factor(m, p.tau_syn_inv)
+    return ctx.cuba(ctx.path, x, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
+                    v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak)
+
+
+def lif_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    _check_state(ctx, state)
+    x = ctx.tensor(x)
+    w_in = m.input_weights.detach().cpu().double().numpy()
+    w_rec = m.recurrent_weights.detach().cpu().double().numpy()
+    name = ctx.reserve(ctx.path)
+    prev, rec = ctx.reserve(ctx.path + "_prev"), ctx.reserve(ctx.path + "_rec")
+    fwd = ctx.add(ctx.path + "_in", P.Dense(weight=w_in), x)
+    total = ctx.add(ctx.path + "_sum", P.Add(), fwd, rec)
+    p = m.p
+    k_mem, k_syn = _factor(m, p.tau_mem_inv), _factor(m, p.tau_syn_inv)
+    out = ctx.cuba(ctx.path, total, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
+                   v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak, name=name)
+    ctx.add(prev, P.Delay(steps=1), out, name=prev)
+    ctx.add(rec, P.Dense(weight=w_rec), prev, name=rec)
+    return out, State(ctx.path, "state")
+
+
+def lif_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """v~ = v + dt/tau_mem (I + v_leak - v); reset by p.reset_method."""
+    _check_state(ctx, state)
+    x = ctx.tensor(x)
+    p = m.p
+    if p.reset_method is norse_reset.reset_value:
+        reset = "to-value"
+    elif p.reset_method is norse_reset.reset_subtract:
+        reset = "subtract"
+    else:
+        raise ctx.unsupported(f"reset_method {p.reset_method!r}", "reset_value, reset_subtract")
+    k = _factor(m, p.tau_mem_inv)
+    out = ctx.neuron(ctx.path, x, a=1 - k, k=k, theta=p.v_th, reset=reset, v_reset=p.v_reset, v_leak=p.v_leak,
+                     v_init=p.v_leak)
+    return out, State(ctx.path, "state")
+
+
+def li_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """j = (1 - dt/tau_syn) j + I (an LI with unit gain); v = v + dt/tau_mem (v_leak - v + j) (a second LI)."""
+    _check_state(ctx, state)
+    x = ctx.tensor(x)
+    p = m.p
+    k_mem, k_syn = _factor(m, p.tau_mem_inv), _factor(m, p.tau_syn_inv)
+    j = ctx.neuron(ctx.path + "_syn", x, a=1 - k_syn, k=1.0, spiking=False)
+    v = ctx.neuron(ctx.path, j, a=1 - k_mem, k=k_mem, v_leak=p.v_leak, v_init=p.v_leak, spiking=False)
+    return v, State(ctx.path, "state")
+
+
+def sequential_state(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    _check_state(ctx, state)
+    for name, child in m.named_children():
+        out = ctx.convert_module(child, f"{ctx.path}.{name}" if ctx.path else name, x)
+        x = out[0] if isinstance(out, tuple) else out
+    return x, State(ctx.path or "(root)", "state")
+
+
+def _single(m: nn.Module) -> str:
+    return "single"
+
+
+def _multi(m: nn.Module) -> str:
+    return "multi"
+
+
+def graph_hints(model: nn.Module) -> dict[str, Any]:
+    """Norse's own step (seconds) as the graph's dt in ms, unless the user gives one."""
+    for m in model.modules():
+        if isinstance(m, tuple(MODULES)) and hasattr(m, "dt"):
+            return {"dt": float(m.dt) * 1000.0, "scheme": "euler"}
+    return {}
+
+
+MODULES: dict[type, Entry] = {
+    norse.LIFCell: Entry(lif_cell, _single),
+    norse.LIF: Entry(lif_cell, _multi),
+    norse.LIFBoxCell: Entry(lif_box_cell, _single),
+    norse.LICell: Entry(li_cell, _single),
+    norse.LI: Entry(li_cell, _multi),
+    norse.LIFRecurrentCell: Entry(lif_recurrent_cell, _single),
+    norse.SequentialState: Entry(sequential_state),
+}

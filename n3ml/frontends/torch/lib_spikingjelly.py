@@ -1,0 +1,107 @@
+"""SpikingJelly (activation_based) neurons and layers -> IR. See docs/frontends.md.
+
+SpikingJelly's neuron step (both step modes) is
+
+    IFNode:  h = v + x
+    LIFNode: h = v + (x - (v - v_r)) / tau      (decay_input=True)
+             h = v - (v - v_r) / tau + x        (decay_input=False)
+    spike = [h - v_th >= 0];  v = v_reset if spike (hard reset) or h - v_th (v_reset=None: soft reset)
+
+with v_r = v_reset, or 0 under a soft reset, and v starting at v_reset (0 for a soft
+reset). The IR's threshold test is strict (v > theta), so theta is the largest
+number below v_th in the model's floating dtype (numpy.nextafter): there,
+``h > theta`` is exactly ``h >= v_th``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spikingjelly.activation_based import layer, neuron
+from torch import nn
+
+from ...ir import prims as P
+from . import lib_torch
+from .trace import Context, Entry, Tensor
+
+
+def _check(ctx: Context, m: nn.Module) -> None:
+    if not getattr(m.surrogate_function, "spiking", True):
+        raise ctx.unsupported("a surrogate function in non-spiking (graded) mode", "spiking=True surrogates")
+    if type(m) not in (neuron.IFNode, neuron.LIFNode):  # subclasses change the dynamics
+        raise ctx.unsupported(f"{type(m).__name__} (a subclass with its own dynamics)", "IFNode, LIFNode")
+
+
+def _reset(m: nn.Module) -> tuple[str, float]:
+    if m.v_reset is None:
+        return "subtract", 0.0
+    return "to-value", float(m.v_reset)
+
+
+def if_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    _check(ctx, m)
+    x = ctx.tensor(x)
+    reset, vr = _reset(m)
+    return ctx.neuron(ctx.path, x, a=1.0, k=1.0, theta=ctx.at_or_above(m.v_threshold), reset=reset, v_reset=vr,
+                      v_init=vr)
+
+
+def lif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    _check(ctx, m)
+    x = ctx.tensor(x)
+    reset, vr = _reset(m)
+    inv = 1.0 / float(m.tau)
+    k = inv if m.decay_input else 1.0
+    return ctx.neuron(ctx.path, x, a=1.0 - inv, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
+                      v_reset=vr, v_leak=vr, v_init=vr)
+
+
+def _per_step(ctx: Context, m: nn.Module, x: Any) -> Any:
+    """Children of a container that applies them to every step (lead axes as for one step)."""
+    lead = ctx.lead
+    ctx.lead = 1
+    try:
+        return lib_torch.sequential(ctx, m, x)
+    finally:
+        ctx.lead = lead
+
+
+def flatten(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    # SpikingJelly's layers take dims relative to one step in both step modes
+    return lib_torch.flatten_dims(ctx, ctx.tensor(x), m.start_dim, m.end_dim, lead=1)
+
+
+def linear_recurrent(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    """y_t = sub_module(rc(cat(x_t, y_{t-1}))) with rc a Linear over the concatenation."""
+    x = ctx.tensor(x)
+    n_in = ctx.shape(x)[0]
+    w = m.rc.weight.detach().cpu().double().numpy()
+    b = None if m.rc.bias is None else m.rc.bias.detach().cpu().double().numpy()
+    rec = ctx.reserve(ctx.path + "_rec")
+    fwd = ctx.add(ctx.path + "_in", P.Dense(weight=w[:, :n_in].copy(), bias=b), x)
+    total = ctx.add(ctx.path + "_sum", P.Add(), fwd, rec)
+    lead = ctx.lead
+    ctx.lead = 1
+    try:
+        y = ctx.tensor(ctx.convert_module(m.sub_module, f"{ctx.path}.sub_module", total))
+    finally:
+        ctx.lead = lead
+    prev = ctx.add(ctx.path + "_prev", P.Delay(steps=1), y)
+    ctx.add(rec, P.Dense(weight=w[:, n_in:].copy()), prev, name=rec)
+    return y
+
+
+def _mode(m: nn.Module) -> str:
+    return "multi" if m.step_mode == "m" else "single"
+
+
+MODULES: dict[type, Entry] = {
+    neuron.IFNode: Entry(if_node, _mode),
+    neuron.LIFNode: Entry(lif_node, _mode),
+    layer.Flatten: Entry(flatten),
+    layer.SeqToANNContainer: Entry(_per_step),
+    layer.LinearRecurrentContainer: Entry(linear_recurrent, _mode),
+}
+
+# modules whose children run inside them (their own step mode decides); see trace._step_mode
+CONTAINERS = (layer.LinearRecurrentContainer,)
