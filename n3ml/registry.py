@@ -25,6 +25,7 @@ ENGINES: dict[str, str] = {
 
 # target name -> "module:Target"  (a Target has .name, .check(graph), .emit(graph, out_dir, **options))
 TARGETS: dict[str, str] = {}
+TARGETS["lava"] = "n3ml.backends.lava:LavaTarget"
 
 
 def resolve(spec: str) -> Any:

@@ -1,0 +1,429 @@
+"""Lowering: an n3ml graph -> Lava concepts (populations, connections, probes, latencies).
+
+Nothing here imports Lava: the result is plain data that `emit.py` writes out as
+a Lava script. Everything a target cannot do exactly is refused here, before a
+file is written, with the node's name.
+
+What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
+
+* `LIF` (fixed_pt, PyLifModelBitAcc) is the IR's `FixedCubaLIF` with decay_bits
+  12, state_bits 24, input_shift 6, wrapped current, saturated voltage, reset to
+  0, no refractoriness; Lava's `du` register is the IR's du - 1 and its `vth`
+  is theta >> 6; its bias is `bias_mant << bias_exp` (13-bit signed mantissa).
+  In floating_pt, `u = u (1 - du) + a_in; v = v (1 - dv) + u + bias`, so IF, LIF
+  and CubaLIF map with du = 1 - a_syn (1 for a delta synapse), dv = 1 - a_mem
+  and the gain r g folded into the incoming weights (per neuron, divided by the
+  threshold, so vth = 1).
+* `Dense` and `Conv` deliver `W s` one step late (a_out sends the buffer of the
+  previous step). n3ml synapses act in the same step, so every node gets a
+  latency (Lava step = IR step + latency); a `Delay(d)` in front of a synapse
+  is absorbed by it (latency + 1 - d). A neuron whose inputs arrive with
+  different latencies, or before the graph starts, cannot be made exact and is
+  refused. Outputs are read back shifted by their latency.
+* Dense fixed_pt weights: 8-bit mantissa; a mixed-sign matrix is truncated to
+  even values (one bit less), the accumulated sum is shifted by `weight_exp`.
+  Integer IR weights `W = m << s` are emitted as `m << t` with `weight_exp = s - t`
+  (t = 1 for mixed sign), which Lava computes exactly.
+* Conv (PyConvModelFixed) ignores `weight_exp` and wraps its sum to 24 bits;
+  it convolves (flipped kernel) in (W, H, C) order.
+* A batch of B samples runs as one network: populations are B times as wide
+  and the weights block-diagonal (convolutions: B times the groups).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from ...ir import prims as P
+from ...ir.graph import Graph
+
+# Loihi 2 limits as lava-nc 0.10 models them (lava/proc/lif/models.py, lava/proc/dense/models.py)
+FIXED = {"decay_bits": 12, "state_bits": 24, "input_shift": 6, "current_overflow": "wrap",
+         "voltage_overflow": "saturate"}
+VTH_MAX = 2**17 - 1
+BIAS_MANT = 2**12 - 1  # 13-bit signed
+BIAS_EXP_MAX = 7
+SUPPORTED = "Input, Output, Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Add, Delay, IF, LIF, CubaLIF, FixedCubaLIF"
+
+
+@dataclass
+class Pop:
+    """A Lava population: a RingBuffer source (IR Input) or a LIF process (IR neuron)."""
+
+    name: str
+    kind: str  # "input" | "neuron"
+    shape: tuple[int, ...]  # IR per-sample shape
+    conv: bool = False  # Lava (W, H, B*C) layout instead of a flat (B*n,) vector
+    latency: int = 0
+    params: dict[str, Any] = field(default_factory=dict)  # LIF arguments (scalars or per-neuron arrays)
+    refractory: int = 0
+
+
+@dataclass
+class Conn:
+    """A Lava Dense or Conv process from a population to a population."""
+
+    name: str
+    op: str  # "dense" | "conv"
+    src: str
+    dst: str
+    weight: np.ndarray  # IR layout (Dense (out, in); Conv torch (Cout, Cin/g, KH, KW)); Lava-ready values
+    args: dict[str, Any] = field(default_factory=dict)  # weight_exp, num_weight_bits, sign_mode / conv geometry
+    comment: str = ""
+
+
+@dataclass
+class Probe:
+    output: str  # IR Output node
+    pop: str
+    latency: int  # IR step t is Lava step t + latency
+
+
+@dataclass
+class LavaNet:
+    name: str
+    fixed: bool
+    pops: dict[str, Pop]
+    conns: list[Conn]
+    probes: list[Probe]
+    dt: float
+
+    @property
+    def extra_steps(self) -> int:
+        return max([0] + [p.latency for p in self.probes])
+
+
+def _unsupported(node: str, prim: P.Primitive, why: str) -> UnsupportedError:
+    return UnsupportedError(f"node `{node}` ({prim.op}): {why}")
+
+
+# ------------------------------------------------------------------ structure
+
+
+def _resolve_pop(graph: Graph, name: str, user: str) -> tuple[str, int]:
+    """Follow Flatten/Delay back to the population; return (pop, total delay)."""
+    d = 0
+    while True:
+        p = graph.nodes[name]
+        if isinstance(p, (P.Input, *P.NEURONS)):
+            return name, d
+        if isinstance(p, P.Flatten):
+            name = graph.inputs_of(name)[0]
+        elif isinstance(p, P.Delay):
+            d += p.steps
+            name = graph.inputs_of(name)[0]
+        else:
+            raise _unsupported(user, graph.nodes[user], f"Lava connections read spikes of a neuron or an input; "
+                                                        f"its input `{name}` is a {p.op}")
+
+
+def _check_prims(graph: Graph) -> None:
+    ok = (P.Input, P.Output, P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Flatten, P.Add, P.Delay, P.IF, P.LIF,
+          P.CubaLIF, P.FixedCubaLIF)
+    for n, p in graph.nodes.items():
+        if not isinstance(p, ok):
+            raise _unsupported(n, p, f"the Lava target does not support {p.op}; it supports {SUPPORTED}")
+
+
+def _synapse_inputs(graph: Graph, neuron: str) -> list[str]:
+    (src,) = graph.inputs_of(neuron)
+    sp = graph.nodes[src]
+    srcs = graph.inputs_of(src) if isinstance(sp, P.Add) else [src]
+    for s in srcs:
+        p = graph.nodes[s]
+        if not isinstance(p, (P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d)):
+            raise _unsupported(neuron, graph.nodes[neuron], "on Lava a neuron's input must be a Dense/Conv/pool "
+                                                            f"synapse or an Add of them; found `{s}` ({p.op})")
+        if len(graph.users_of(s)) != 1:
+            raise _unsupported(s, p, f"feeds {graph.users_of(s)}; on Lava a synapse feeds exactly one neuron")
+    if isinstance(sp, P.Add) and len(graph.users_of(src)) != 1:
+        raise _unsupported(src, sp, f"feeds {graph.users_of(src)}; on Lava an Add feeds exactly one neuron")
+    return srcs
+
+
+def _latencies(graph: Graph, pops: dict[str, Pop], conns_in: dict[str, list[tuple[str, str, int]]]) -> None:
+    """Latency of every population: inputs 0, a neuron = its connections' (src + 1 - delay), all equal."""
+    lat: dict[str, int] = {n: 0 for n, p in pops.items() if p.kind == "input"}
+    for _ in range(len(pops) + 1):
+        changed = False
+        for n, pop in pops.items():
+            if pop.kind == "input":
+                continue
+            known = [(s, lat[src] + 1 - d) for s, src, d in conns_in[n] if src in lat]
+            if known and n not in lat:
+                lat[n] = known[0][1]
+                changed = True
+        if not changed:
+            break
+    for n, pop in pops.items():
+        if pop.kind == "input":
+            continue
+        if n not in lat:
+            raise _unsupported(n, graph.nodes[n], "no input reaches it; Lava needs every neuron driven from an "
+                                                  "Input through synapses")
+        for s, src, d in conns_in[n]:
+            got = lat[src] + 1 - d
+            if got != lat[n]:
+                raise _unsupported(n, graph.nodes[n], f"its inputs arrive on Lava with different latencies ("
+                                                      f"`{conns_in[n][0][0]}`: {lat[n]} steps, `{s}`: {got} steps); "
+                                                      "Lava's one-step synaptic delay cannot be compensated exactly "
+                                                      "on unequal paths")
+        if lat[n] < 1:
+            raise _unsupported(n, graph.nodes[n], f"a Delay makes its input needed {1 - lat[n]} step(s) before Lava "
+                                                  "can deliver it")
+        pop.latency = lat[n]
+
+
+# -------------------------------------------------------------------- neurons
+
+
+def _uniform(node: str, prim: P.Primitive, field_: str, v) -> float:
+    a = np.asarray(v, dtype=np.float64)
+    if a.size > 1 and not np.all(a == a.reshape(-1)[0]):
+        raise _unsupported(node, prim, f"Lava's LIF takes one `{field_}` for the whole population; found "
+                                       "per-neuron values")
+    return float(a.reshape(-1)[0])
+
+
+def _fixed_neuron(n: str, p: P.FixedCubaLIF) -> dict[str, Any]:
+    for k, v in FIXED.items():
+        if getattr(p, k) != v:
+            raise _unsupported(n, p, f"Lava's fixed-point LIF has {k}={v}; found {getattr(p, k)} (quantize with "
+                                     "quantize{profile=loihi2})")
+    if p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0):
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0; found reset={p.reset}, v_reset={p.v_reset!r}")
+    if p.refractory:
+        raise _unsupported(n, p, "Lava's fixed-point LIF has no refractory period; found refractory="
+                                 f"{p.refractory}")
+    du = int(_uniform(n, p, "du", p.du))
+    dv = int(_uniform(n, p, "dv", p.dv))
+    theta = int(_uniform(n, p, "theta", p.theta))
+    if du < 1:
+        raise _unsupported(n, p, "Lava's du register holds du - 1 >= 0; found du=0 (a current that never decays)")
+    if dv > 4095:
+        raise _unsupported(n, p, f"Lava's dv register is 12 bits (0..4095); found dv={dv}")
+    if theta < 0 or theta % 64 or (theta >> 6) > VTH_MAX:
+        raise _unsupported(n, p, f"Lava's threshold is vth << 6 with vth in 0..{VTH_MAX}; found theta={theta}")
+    bias = np.asarray(p.bias, dtype=np.int64)
+    mant, exp = _split_bias(n, p, bias)
+    return {"du": du - 1, "dv": dv, "vth": theta >> 6, "bias_mant": mant, "bias_exp": exp,
+            "v": np.asarray(p.v_init, dtype=np.int64), "u": 0}
+
+
+def _split_bias(n: str, p: P.Primitive, bias: np.ndarray) -> tuple[Any, Any]:
+    if not np.any(bias):
+        return 0, 0
+    exp = np.zeros(bias.shape, np.int64)
+    mant = bias.copy()
+    while np.any(np.abs(mant) > BIAS_MANT):
+        big = np.abs(mant) > BIAS_MANT
+        if np.any(big & (mant % 2 != 0)) or np.any(exp[big] >= BIAS_EXP_MAX):
+            raise _unsupported(n, p, f"bias {bias!r} is not a 13-bit mantissa << exponent 0..{BIAS_EXP_MAX}")
+        mant = np.where(big, mant // 2, mant)
+        exp = np.where(big, exp + 1, exp)
+    return mant, exp
+
+
+def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str, Any], np.ndarray]:
+    """LIF arguments in threshold units, and the per-neuron factor for incoming weights."""
+    if isinstance(p, P.FixedCubaLIF):
+        raise _unsupported(n, p, "a graph mixing fixed-point and float neurons cannot run on Lava (fixed_pt and "
+                                 "floating_pt are whole-network choices)")
+    if p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0):
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike; found reset={p.reset}"
+                                 + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
+    theta = np.asarray(p.theta, dtype=np.float64)
+    if np.any(theta <= 0):
+        raise _unsupported(n, p, f"the Lava target needs theta > 0; found {p.theta!r}")
+    if isinstance(p, P.IF):
+        a_s, a, gain, leak = 0.0, 1.0, 1.0, 0.0
+    elif isinstance(p, P.LIF):
+        a_s, a = 0.0, P.decay(p.tau, dt, scheme)
+        gain, leak = np.asarray(p.r) * P.gain(p.tau, dt, scheme), (1 - a) * np.asarray(p.v_leak)
+    else:
+        a_s, a = P.decay(p.tau_syn, dt, scheme), P.decay(p.tau_mem, dt, scheme)
+        gain, leak = np.asarray(p.r) * P.gain(p.tau_mem, dt, scheme), (1 - a) * np.asarray(p.v_leak)
+    params = {"du": 1.0 - _uniform(n, p, "tau_syn", a_s), "dv": 1.0 - _uniform(n, p, "tau", a), "vth": 1.0,
+              "bias_mant": np.asarray(leak / theta, dtype=np.float64), "bias_exp": 0,
+              "v": np.asarray(np.asarray(p.v_init) / theta, dtype=np.float64), "u": 0.0}
+    return params, np.asarray(gain / theta, dtype=np.float64)
+
+
+# ------------------------------------------------------------------- synapses
+
+
+def _dense_fixed(n: str, p: P.Dense) -> tuple[np.ndarray, dict[str, Any], str]:
+    w = np.asarray(p.weight)
+    if w.dtype.kind not in "iu":
+        raise _unsupported(n, p, "a fixed-point Lava network needs integer weights (quantize first)")
+    w = w.astype(np.int64)
+    nz = w[w != 0]
+    s = 0
+    if nz.size:
+        while s < 31 and np.all(nz % (2 ** (s + 1)) == 0):
+            s += 1
+    m = w >> s
+    if w.min() >= 0:
+        mode, t, lo, hi = "EXCITATORY", 0, 0, 255
+    elif w.max() <= 0:
+        mode, t, lo, hi = "INHIBITORY", 0, -255, 0
+    else:
+        mode, t, lo, hi = "MIXED", 1, -128, 127
+    if m.min() < lo or m.max() > hi:
+        raise _unsupported(n, p, f"its integer weights need more than Lava's 8-bit mantissa ({mode.lower()} sign: "
+                                 f"{lo}..{hi} << exponent); found {w.min()}..{w.max()} (quantize with "
+                                 "quantize{profile=loihi2})")
+    args = {"weight_exp": s - t, "num_weight_bits": 8, "sign_mode": mode}
+    return m << t, args, f"weights = mantissa << {t}, sum shifted by weight_exp {s - t}: exactly W = m * 2^{s}"
+
+
+def _conv_geom(p) -> dict[str, Any]:
+    # Lava orders (X, Y) = (W, H): reverse torch's (H, W)
+    return {"padding": tuple(p.padding[::-1]), "stride": tuple(p.stride[::-1]),
+            "dilation": tuple(p.dilation[::-1]) if hasattr(p, "dilation") else (1, 1),
+            "groups": getattr(p, "groups", 1)}
+
+
+def _pool_weight(p: P._Pool2d, cin: int, fixed: bool) -> np.ndarray:
+    kh, kw = p.kernel
+    if isinstance(p, P.AvgPool2d):
+        if fixed:
+            raise UnsupportedError("AvgPool2d has no integer form on Lava (quantize turns pools into Conv2d)")
+        return np.full((cin, 1, kh, kw), 1.0 / (kh * kw))
+    return np.ones((cin, 1, kh, kw), dtype=np.int64 if fixed else np.float64)
+
+
+# ------------------------------------------------------------------------ main
+
+
+def lower(graph: Graph) -> LavaNet:
+    """Lower `graph` to Lava populations and connections, or raise UnsupportedError naming the node."""
+    types = graph.verify()
+    _check_prims(graph)
+    neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron)]
+    fixed_n = [n for n in neurons if isinstance(graph.nodes[n], P.FixedCubaLIF)]
+    fixed = bool(fixed_n)
+    pops: dict[str, Pop] = {}
+    for n, p in graph.nodes.items():
+        if isinstance(p, P.Input):
+            if p.kind != "spike":
+                raise _unsupported(n, p, "Lava inputs are spike sources (RingBuffer); found an analog input")
+            pops[n] = Pop(n, "input", tuple(p.shape))
+    gains: dict[str, np.ndarray] = {}
+    for n in neurons:
+        p = graph.nodes[n]
+        if not p.spiking:
+            raise _unsupported(n, p, "non-spiking readouts have no Lava LIF equivalent here")
+        if fixed:
+            if not isinstance(p, P.FixedCubaLIF):
+                raise _unsupported(n, p, "a graph mixing fixed-point and float neurons cannot run on Lava "
+                                         "(quantize all of it)")
+            params = _fixed_neuron(n, p)
+        else:
+            params, gains[n] = _float_neuron(n, p, graph.dt, graph.scheme)
+            if p.refractory:
+                params["refractory_period"] = int(p.refractory)
+        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params, refractory=int(p.refractory))
+    conns: list[Conn] = []
+    conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
+    for n in neurons:
+        biases = []
+        for s in _synapse_inputs(graph, n):
+            sp = graph.nodes[s]
+            src, d = _resolve_pop(graph, graph.inputs_of(s)[0], s)
+            conns_in[n].append((s, src, d))
+            if isinstance(sp, P.Dense):
+                if fixed:
+                    w, args, comment = _dense_fixed(s, sp)
+                else:
+                    w, args, comment = np.asarray(sp.weight, np.float64) * _rows(gains[n], 0), {}, ""
+                    if sp.bias is not None:
+                        biases.append(np.asarray(sp.bias, np.float64))
+                if fixed and sp.bias is not None:
+                    raise _unsupported(s, sp, "a Dense bias has no fixed-point Lava form; quantize moves it into "
+                                              "the neuron's bias")
+                conns.append(Conn(s, "dense", src, n, w, args, comment))
+            else:
+                cin = types[graph.inputs_of(s)[0]].shape[0]
+                if isinstance(sp, P.Conv2d):
+                    w = np.asarray(sp.weight)
+                    geom = _conv_geom(sp)
+                    if sp.bias is not None:
+                        if fixed:
+                            raise _unsupported(s, sp, "a convolution bias has no fixed-point Lava form; quantize "
+                                                      "moves it into the neuron's bias")
+                        biases.append(np.asarray(sp.bias, np.float64)[:, None, None] * np.ones(types[n].shape))
+                else:
+                    try:
+                        w = _pool_weight(sp, cin, fixed)
+                    except UnsupportedError as e:
+                        raise _unsupported(s, sp, str(e)) from None
+                    geom = {"padding": tuple(sp.padding[::-1]), "stride": tuple(sp.stride_[::-1]),
+                            "dilation": (1, 1), "groups": cin}
+                if fixed:
+                    if w.dtype.kind not in "iu":
+                        raise _unsupported(s, sp, "a fixed-point Lava network needs integer weights (quantize first)")
+                    w = w.astype(np.int64)
+                    worst = np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()
+                    if worst >= 2**23:
+                        raise _unsupported(s, sp, "Lava's fixed-point Conv wraps its sum to 24 bits; these weights "
+                                                  f"can sum to {worst}")
+                    comment = "Lava's fixed-point Conv ignores weight_exp: the weights are the full integers"
+                else:
+                    gchan = _channel(n, graph.nodes[n], gains[n], types[n].shape)
+                    w = np.asarray(w, np.float64) * gchan[:, None, None, None]
+                    comment = ""
+                conns.append(Conn(s, "conv", src, n, w, geom, comment))
+        if biases and not fixed:
+            p = graph.nodes[n]
+            b = sum(np.broadcast_to(np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
+                    for x in biases)
+            if isinstance(p, P.CubaLIF):
+                raise _unsupported(n, p, "a synapse bias into a current-based neuron has no Lava floating_pt form "
+                                         "(Lava's bias is added to v)")
+            pops[n].params["bias_mant"] = pops[n].params["bias_mant"] + b * np.broadcast_to(
+                np.asarray(gains[n]), types[n].shape)
+    # layouts: a population is (W, H, B*C) when a convolution reads or writes it
+    for c in conns:
+        if c.op == "conv":
+            pops[c.src].conv = True
+            pops[c.dst].conv = True
+    for pop in pops.values():
+        if pop.conv and len(pop.shape) != 3:
+            raise _unsupported(pop.name, graph.nodes[pop.name], f"convolutions on Lava need (C, H, W) populations; "
+                                                                f"found shape {pop.shape}")
+    _latencies(graph, pops, conns_in)
+    for n in neurons:  # Lava runs a neuron `latency` steps before its first input: it must sit still
+        pop = pops[n]
+        if np.any(np.asarray(pop.params["bias_mant"]) != 0) or np.any(np.asarray(pop.params["v"]) != 0):
+            raise _unsupported(n, graph.nodes[n], f"on Lava its input arrives {pop.latency} step(s) late, and a "
+                                                  "non-zero bias or initial voltage would act in those steps "
+                                                  "(exact compensation is not implemented)")
+    probes = []
+    for o in graph.output_names:
+        src = graph.inputs_of(o)[0]
+        pop, d = _resolve_pop(graph, src, o)
+        if pops[pop].kind != "neuron" and pops[pop].kind != "input":
+            raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")
+        probes.append(Probe(o, pop, pops[pop].latency - d))
+    return LavaNet(graph.name, fixed, pops, conns, probes, graph.dt)
+
+
+def _rows(g: np.ndarray, axis: int) -> np.ndarray:
+    g = np.asarray(g, dtype=np.float64).reshape(-1)
+    return g[:, None]
+
+
+def _channel(n: str, p: P.Primitive, g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    g = np.asarray(g, dtype=np.float64)
+    if g.size == 1:
+        return np.full(shape[0], float(g.reshape(-1)[0]))
+    flat = np.broadcast_to(g.reshape(shape) if g.size == math.prod(shape) else g, shape).reshape(shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise _unsupported(n, p, "behind a convolution the neurons of a channel must share gain and threshold")
+    return flat[:, 0].copy()

@@ -1,0 +1,56 @@
+"""The `lava` and `lava-netx` targets (the interface of `n3ml convert` and `n3ml verify`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ...errors import N3mlError
+from ...ir.graph import Graph
+from . import emit as _emit
+from . import netx as _netx
+from .lower import lower
+
+REPO = Path(__file__).resolve().parents[3]
+HOW = ("build it with `make setup-lava` (or `scripts/setup_lava_venv.sh`), or point N3ML_LAVA_PYTHON at a "
+       "Python that imports lava-nc 0.10")
+
+
+def lava_python() -> Path:
+    """The Lava venv's python: $N3ML_LAVA_PYTHON, else .venv-lava in the n3ml checkout."""
+    env = os.environ.get("N3ML_LAVA_PYTHON")
+    exe = Path(env) if env else REPO / ".venv-lava" / "bin" / "python"
+    if not exe.exists():
+        raise N3mlError(f"the Lava venv is missing ({exe} does not exist); {HOW}")
+    return exe
+
+
+class LavaTarget:
+    """Lava 0.10 (Loihi2SimCfg): fixed_pt for quantized graphs, floating_pt otherwise."""
+
+    name = "lava"
+
+    def check(self, graph: Graph, options: dict[str, Any] | None = None) -> None:
+        lower(graph)
+        if _wants_netx(options):
+            _netx.check(graph)
+
+    def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None,
+             options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        netx = _wants_netx(options)
+        net = lower(graph)
+        if netx:
+            _netx.check(graph)
+        out_dir = Path(out_dir)
+        _emit.emit(net, out_dir, steps=steps, source=options.get("source", f"graph `{graph.name}`"))
+        if netx:
+            _netx.write(graph, out_dir / "network.net")
+
+    def run_argv(self, out_dir: Path) -> list[str]:
+        return [str(lava_python()), str(Path(out_dir) / "run.py")]
+
+
+def _wants_netx(options: dict[str, Any] | None) -> bool:
+    return str((options or {}).get("netx", "false")).lower() in ("1", "true", "yes")

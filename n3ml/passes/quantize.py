@@ -1,0 +1,393 @@
+"""The quantize pass: float spiking graphs -> integer weights and `FixedCubaLIF` neurons.
+
+    quantize{profile=loihi2}     Loihi 2 as Lava models it (lava-nc 0.10, fixed_pt)
+    quantize{profile=int8}       a generic int8-weight, int32-state form
+
+The float graph's synapses (Dense, Conv1d/Conv2d, SumPool2d/AvgPool2d) and the
+spiking neurons they feed (IF, LIF, CubaLIF) become integer synapses and
+`FixedCubaLIF` neurons (docs/semantics.md §6). What the hardware can hold is data
+in a `Profile`; this pass knows no target.
+
+How the scales are chosen (docs/quantization.md has the derivation): a neuron's
+spikes depend only on its inputs and state relative to its threshold, so every
+synapse row is first normalised by the gain it reaches the voltage with and by
+the neuron's threshold (`w~ = r g W / theta`). The pass then picks one integer
+threshold per neuron group (`theta = vth << theta_shift`) and one weight
+exponent per synapse (`W_int = m << s`, `m` an 8-bit mantissa), scanning
+candidate thresholds and keeping the one with the least error, subject to the
+state never overflowing (worst case: every input spiking at every step). The
+error per layer goes to the log and to `context["report"]["quantize"]`.
+"""
+
+from __future__ import annotations
+
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import prims as P
+from ..ir.graph import Graph
+from .base import Pass, PassError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """What a fixed-point target holds. All limits are inclusive."""
+
+    name: str
+    weight_bits: int = 8  # mantissa bits of a weight, sign included for mixed-sign layers
+    mixed_sign_loses_bit: bool = True  # True: one-signed layers get an unsigned mantissa (0..255)
+    weight_exp_max: int = 7  # shared per-layer exponent s in 0..weight_exp_max (W = m << s)
+    decay_bits: int = 12
+    state_bits: int = 24
+    input_shift: int = 6  # synaptic input enters the current as I << input_shift
+    theta_shift: int = 6  # theta = vth << theta_shift
+    vth_max: int = 2**17 - 1  # threshold mantissa
+    bias_mant_bits: int | None = 13  # signed mantissa of the neuron bias (None: any integer)
+    bias_exp_max: int = 7
+    du_min: int = 1  # smallest du (Lava's du register is du - 1 >= 0)
+    dv_max: int = 4095  # largest dv (Lava's dv register is 12 bits)
+    resets: tuple[str, ...] = ("to-value",)
+    v_reset_zero: bool = True  # to-value resets must go to 0
+    refractory: bool = False
+    current_overflow: str = "wrap"
+    voltage_overflow: str = "saturate"
+    headroom: float = 1.0  # fraction of the state range the worst-case current may use
+
+
+PROFILES: dict[str, Profile] = {
+    # lava/proc/lif/models.py PyLifModelBitAcc + lava/proc/dense/models.py PyDenseModelBitAcc
+    "loihi2": Profile(name="loihi2"),
+    # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness
+    "int8": Profile(name="int8", weight_bits=8, mixed_sign_loses_bit=False, weight_exp_max=0, state_bits=32,
+                    input_shift=6, theta_shift=0, vth_max=2**30, bias_mant_bits=None, du_min=0, dv_max=4096,
+                    resets=("to-value", "subtract", "none"), v_reset_zero=False, refractory=True),
+}
+
+SYNAPSES = (P.Dense, P.Conv1d, P.Conv2d, P.SumPool2d, P.AvgPool2d)
+FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF)
+PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.FixedCubaLIF)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quantize(Pass):
+    """Quantize weights and neurons for a fixed-point profile (loihi2, int8)."""
+
+    name = "quantize"
+    summary = "float synapses and IF/LIF/CubaLIF -> integer weights and FixedCubaLIF (profile=loihi2|int8)"
+    profile: str = "loihi2"
+    candidates: int = 256  # thresholds tried per neuron group
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        if self.profile not in PROFILES:
+            raise PassError(f"quantize: unknown profile {self.profile!r}; available: {', '.join(PROFILES)}")
+        out, report = quantize(graph, PROFILES[self.profile], candidates=self.candidates)
+        if context is not None:
+            context.setdefault("report", {})["quantize"] = report
+        return out
+
+
+# --------------------------------------------------------------------- groups
+
+
+@dataclass
+class _Syn:
+    name: str
+    prim: P.Primitive
+    w: np.ndarray  # float weights, torch layout, pools made explicit
+    groups: int  # conv groups (1 for Dense)
+    bias: np.ndarray | None
+
+
+@dataclass
+class _Group:
+    neuron: str
+    prim: P.Neuron
+    shape: tuple[int, ...]
+    syns: list[_Syn]
+
+
+def _as_conv(name: str, prim: P.Primitive, cin: int) -> _Syn:
+    """A pool as a depthwise convolution with constant weights."""
+    kh, kw = prim.kernel
+    val = 1.0 / (kh * kw) if isinstance(prim, P.AvgPool2d) else 1.0
+    w = np.full((cin, 1, kh, kw), val)
+    return _Syn(name, prim, w, cin, None)
+
+
+def _synapse(graph: Graph, types, name: str, user: str) -> _Syn:
+    prim = graph.nodes[name]
+    if not isinstance(prim, SYNAPSES):
+        raise UnsupportedError(f"node `{user}`: quantize needs its input to come from a synapse (Dense, Conv, "
+                               f"SumPool2d, AvgPool2d) or an Add of synapses; found `{name}` ({prim.op})")
+    src = graph.inputs_of(name)[0]
+    if types[src].kind != "spike":
+        raise UnsupportedError(f"node `{name}` ({prim.op}): quantize needs spikes into a synapse; its input "
+                               f"`{src}` is {types[src].kind}")
+    users = graph.users_of(name)
+    if users != [user]:
+        raise UnsupportedError(f"node `{name}` ({prim.op}): a quantized synapse must feed exactly one neuron "
+                               f"(or one Add); it feeds {users}")
+    if isinstance(prim, P._Pool2d):
+        return _as_conv(name, prim, types[src].shape[0])
+    w = np.asarray(prim.weight, dtype=np.float64)
+    groups = getattr(prim, "groups", 1)
+    bias = None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64)
+    return _Syn(name, prim, w, groups, bias)
+
+
+def _groups(graph: Graph, types) -> list[_Group]:
+    groups = []
+    for n in graph.topo_order():
+        p = graph.nodes[n]
+        if isinstance(p, FLOAT_NEURONS):
+            (src,) = graph.inputs_of(n)
+            if isinstance(graph.nodes[src], P.Add):
+                if graph.users_of(src) != [n]:
+                    raise UnsupportedError(f"node `{src}` (Add): quantize needs an Add to feed one neuron; it "
+                                           f"feeds {graph.users_of(src)}")
+                syns = [_synapse(graph, types, s, src) for s in graph.inputs_of(src)]
+            else:
+                syns = [_synapse(graph, types, src, n)]
+            groups.append(_Group(n, p, tuple(types[n].shape), syns))
+        elif not isinstance(p, SYNAPSES + PASSIVE):
+            raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form; quantize handles synapses "
+                                   "(Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF neurons")
+    return groups
+
+
+# ------------------------------------------------------------------- neurons
+
+
+@dataclass
+class _Dyn:
+    """A float neuron as per-step factors: i = a_s i + I; v = a v + gain i + leak (normalised below)."""
+
+    a_s: np.ndarray | float  # 0: delta synapse
+    a: np.ndarray | float
+    gain: np.ndarray | float
+    leak: np.ndarray | float  # constant added to v per step from v_leak
+
+
+def _dynamics(prim: P.Neuron, dt: float, scheme: str) -> _Dyn:
+    if isinstance(prim, P.IF):
+        return _Dyn(0.0, 1.0, 1.0, 0.0)
+    if isinstance(prim, P.LIF):
+        a = P.decay(prim.tau, dt, scheme)
+        return _Dyn(0.0, a, np.asarray(prim.r) * P.gain(prim.tau, dt, scheme), (1 - a) * np.asarray(prim.v_leak))
+    a = P.decay(prim.tau_mem, dt, scheme)
+    return _Dyn(P.decay(prim.tau_syn, dt, scheme), a, np.asarray(prim.r) * P.gain(prim.tau_mem, dt, scheme),
+                (1 - a) * np.asarray(prim.v_leak))
+
+
+def _check_neuron(name: str, prim: P.Neuron, prof: Profile) -> None:
+    where = f"node `{name}` ({prim.op})"
+    if prim.reset not in prof.resets:
+        raise UnsupportedError(f"{where}: reset `{prim.reset}` is not supported by profile {prof.name} (it supports "
+                               f"{', '.join(prof.resets)}); Lava's LIF resets v to 0 after a spike")
+    if prim.reset == "to-value" and prof.v_reset_zero and np.any(np.asarray(prim.v_reset) != 0):
+        raise UnsupportedError(f"{where}: profile {prof.name} resets to 0 only; found v_reset={prim.v_reset!r}")
+    if prim.refractory and not prof.refractory:
+        raise UnsupportedError(f"{where}: profile {prof.name} has no refractory period; found refractory="
+                               f"{prim.refractory}")
+    if np.any(np.asarray(prim.theta) <= 0):
+        raise UnsupportedError(f"{where}: quantization scales by the threshold, which must be > 0; found "
+                               f"theta={prim.theta!r}")
+
+
+def _per_out(name: str, x, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-neuron parameter as one value per output row (Dense) or channel (Conv)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 0 or a.size == 1:
+        return np.full(shape[0], float(a.reshape(-1)[0]))
+    a = a.reshape(shape)
+    flat = a.reshape(shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise UnsupportedError(f"node `{name}`: a convolution's neurons must share their gain/threshold within a "
+                               "channel for quantization")
+    return flat[:, 0]
+
+
+# ------------------------------------------------------------------- weights
+
+
+def _mantissa_range(prof: Profile, w: np.ndarray) -> tuple[int, int, str]:
+    top = 2 ** (prof.weight_bits - 1)
+    if not prof.mixed_sign_loses_bit:
+        return -(top - 1), top - 1, "mixed" if (w.min() < 0 < w.max()) else ("inhibitory" if w.max() <= 0
+                                                                             else "excitatory")
+    if w.min() >= 0:
+        return 0, 2 * top - 1, "excitatory"
+    if w.max() <= 0:
+        return -(2 * top - 1), 0, "inhibitory"
+    return -top, top - 1, "mixed"
+
+
+def _fit(target: np.ndarray, lo: int, hi: int, exp_max: int) -> tuple[np.ndarray, int] | None:
+    """Integer weights m << s nearest to `target`, m in lo..hi; None when no s <= exp_max fits."""
+    big = float(np.max(np.abs(target))) if target.size else 0.0
+    if big == 0.0:
+        return np.zeros(target.shape, np.int64), 0
+    lim = float(hi if hi > 0 else -lo)
+    s = max(0, math.ceil(math.log2(big / lim))) if big > lim else 0
+    for s in (s, s + 1):  # rounding at the top can need one more step
+        if s > exp_max:
+            return None
+        m = np.round(target / 2**s)
+        if m.min() >= lo and m.max() <= hi:
+            return m.astype(np.int64) << s, s
+    return None
+
+
+def _round_bias(b: np.ndarray, prof: Profile) -> np.ndarray:
+    r = np.round(b)
+    if prof.bias_mant_bits is None:
+        return r.astype(np.int64)
+    lim = 2 ** (prof.bias_mant_bits - 1) - 1
+    out = np.zeros_like(r)
+    for e in range(prof.bias_exp_max + 1):  # the smallest exponent that holds each value
+        m = np.round(b / 2**e)
+        ok = (np.abs(m) <= lim) & (out == 0) & (r != 0)
+        out = np.where(ok, m * 2**e, out)
+    bad = (r != 0) & (out == 0)
+    if np.any(bad):
+        raise UnsupportedError(f"neuron bias {b[bad][0]:.4g} does not fit a {prof.bias_mant_bits}-bit mantissa with "
+                               f"exponent <= {prof.bias_exp_max}")
+    return out.astype(np.int64)
+
+
+# ----------------------------------------------------------------------- main
+
+
+def quantize(graph: Graph, prof: Profile, *, candidates: int = 256) -> tuple[Graph, dict[str, Any]]:
+    """Quantize `graph` for `prof`; return the new graph and the per-layer report."""
+    types = graph.verify()
+    for n, p in graph.nodes.items():
+        if isinstance(p, P.Input) and p.kind != "spike" and graph.users_of(n):
+            raise UnsupportedError(f"node `{n}` (Input): quantized graphs take spike inputs; found {p.kind}")
+    groups = _groups(graph, types)
+    out = graph.copy()
+    report: dict[str, Any] = {"profile": prof.name, "layers": {}}
+    one = 2**prof.decay_bits
+    for grp in groups:
+        _check_neuron(grp.neuron, grp.prim, prof)
+        rep = _quantize_group(out, grp, prof, graph.dt, graph.scheme, one, candidates)
+        report["layers"][grp.neuron] = rep
+        log.info("quantize[%s] %s: vth=%d theta=%d du=%d dv=%d; %s", prof.name, grp.neuron, rep["vth"], rep["theta"],
+                 rep["du"], rep["dv"], ", ".join(f"{s}: exp {r['exp']} {r['sign']} weight error {r['weight_error']:.2%}"
+                                                 for s, r in rep["synapses"].items()))
+    if groups:
+        errs = [r["weight_error"] for g in report["layers"].values() for r in g["synapses"].values()]
+        report["max_weight_error"] = max(errs)
+    return out, report
+
+
+def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str, one: int,
+                    candidates: int) -> dict[str, Any]:
+    p, shape = grp.prim, grp.shape
+    dyn = _dynamics(p, dt, scheme)
+    theta = np.asarray(p.theta, dtype=np.float64)
+    # per output row/channel: the factor that takes a weight to a threshold-normalised voltage step
+    k = _per_out(grp.neuron, np.asarray(dyn.gain) / theta, shape)
+    # the current's decay register and how much a constant input piles up in it
+    a_s = np.asarray(dyn.a_s, dtype=np.float64)
+    du = np.clip(np.round(one * (1 - a_s)), prof.du_min, one).astype(np.int64)
+    dv = np.clip(np.round(one * (1 - np.asarray(dyn.a, dtype=np.float64))), 0, prof.dv_max).astype(np.int64)
+    pile = float(one / max(int(np.min(du)), 1))
+    targets = []
+    for s in grp.syns:
+        kk = k.reshape((-1,) + (1,) * (s.w.ndim - 1))
+        targets.append(s.w * kk)  # w~: threshold-normalised weights
+    # worst case: every input spikes at every step (|u| <= sum |W| << input_shift, piled up by 1/du)
+    row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) for t in targets) if targets else np.zeros(1)
+    worst = float(np.max(row_sum)) * 2**prof.input_shift * pile
+    m = 2 ** (prof.state_bits - 1) - 1
+    theta_cap = prof.vth_max << prof.theta_shift
+    if worst > 0:
+        theta_cap = min(theta_cap, int(prof.headroom * m / worst))
+    lo_v = 1
+    hi_v = theta_cap >> prof.theta_shift
+    if hi_v < lo_v:
+        raise UnsupportedError(f"node `{grp.neuron}`: no threshold keeps the worst-case current within "
+                               f"{prof.state_bits} bits (fan-in too large for profile {prof.name})")
+    cand = np.unique(np.round(np.geomspace(lo_v, hi_v, candidates)).astype(np.int64))
+    best = None
+    for vth in cand[::-1]:
+        th = int(vth) << prof.theta_shift
+        fits, err2, den2 = [], 0.0, 0.0
+        for s, t in zip(grp.syns, targets):
+            tgt = t * th / 2**prof.input_shift
+            lo, hi, _ = _mantissa_range(prof, s.w)
+            f = _fit(tgt, lo, hi, prof.weight_exp_max)
+            if f is None:
+                break
+            fits.append(f)
+            err2 += float(np.sum((f[0] - tgt) ** 2))
+            den2 += float(np.sum(tgt**2))
+        else:
+            werr = math.sqrt(err2 / den2) if den2 > 0 else 0.0
+            score = werr + 1.0 / th  # v's per-step truncation costs up to one state unit
+            if best is None or score < best[0]:
+                best = (score, th, int(vth), fits, werr)
+    if best is None:
+        raise UnsupportedError(f"node `{grp.neuron}`: its weights cannot be held in a {prof.weight_bits}-bit mantissa "
+                               f"with exponent <= {prof.weight_exp_max} under profile {prof.name}")
+    _, th, vth, fits, _ = best
+    # neuron constants in state units (v_state = v / theta * th)
+    bias_f = np.zeros(shape)
+    cuba_note = None
+    for s in grp.syns:
+        if s.bias is not None:
+            b = s.bias.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape)
+            if isinstance(p, P.CubaLIF):  # a constant current reaches v as its steady state
+                b = b / (1 - a_s)
+                cuba_note = "bias of a current-based neuron moved to the voltage as its steady state"
+            bias_f = bias_f + b
+    bias_v = (np.asarray(dyn.gain) * bias_f + np.asarray(dyn.leak)) / theta * th
+    bias = _round_bias(np.broadcast_to(bias_v, shape).astype(np.float64), prof)
+    v_init = np.round(np.asarray(p.v_init, dtype=np.float64) / theta * th).astype(np.int64)
+    v_reset = np.round(np.asarray(p.v_reset, dtype=np.float64) / theta * th).astype(np.int64)
+    syn_rep = {}
+    for s, t, (wi, e) in zip(grp.syns, targets, fits):
+        tgt = t * th / 2**prof.input_shift
+        den = float(np.sqrt(np.sum(tgt**2)))
+        err = float(np.sqrt(np.sum((wi - tgt) ** 2))) / den if den > 0 else 0.0
+        _, _, sign = _mantissa_range(prof, s.w)
+        syn_rep[s.name] = {"exp": e, "sign": sign, "weight_error": err,
+                           "max_abs_error": float(np.max(np.abs(wi - tgt))) / th * 2**prof.input_shift}
+        if isinstance(s.prim, P._Pool2d):
+            out.nodes[s.name] = P.Conv2d(weight=wi, bias=None, stride=s.prim.stride_, padding=s.prim.padding,
+                                         groups=s.groups)
+        else:
+            out.replace(s.name, weight=wi, bias=None)
+    a_fix = 1 - dv / one
+    decay_err = float(np.max(np.abs(a_fix - np.asarray(dyn.a))))
+    cur_err = float(np.max(np.abs((1 - du / one) - a_s)))
+    out.nodes[grp.neuron] = P.FixedCubaLIF(
+        du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=th, v_reset=_scalar(v_reset), reset=p.reset,
+        refractory=p.refractory, v_init=_scalar(v_init), decay_bits=prof.decay_bits, state_bits=prof.state_bits,
+        input_shift=prof.input_shift, current_overflow=prof.current_overflow,
+        voltage_overflow=prof.voltage_overflow)
+    rep = {"vth": vth, "theta": th, "du": int(np.max(du)), "dv": int(np.max(dv)), "voltage_decay_error": decay_err,
+           "current_decay_error": cur_err, "synapses": syn_rep,
+           "bias_error": float(np.max(np.abs(bias - bias_v))) / th if np.any(bias_v) else 0.0}
+    if cuba_note:
+        rep["note"] = cuba_note
+    return rep
+
+
+def _scalar(a: np.ndarray) -> Any:
+    a = np.asarray(a)
+    if a.size and np.all(a == a.reshape(-1)[0]):
+        return int(a.reshape(-1)[0])
+    return a.astype(np.int64)
+
+
+
