@@ -26,6 +26,7 @@ ENGINES: dict[str, str] = {
 # target name -> "module:Target"  (a Target has .name, .check(graph), .emit(graph, out_dir, **options))
 TARGETS: dict[str, str] = {}
 TARGETS["lava"] = "n3ml.backends.lava:LavaTarget"
+TARGETS["nest"] = "n3ml.backends.nest:NestTarget"
 
 
 def resolve(spec: str) -> Any:

@@ -1,0 +1,37 @@
+"""NEST target: `n3ml convert MODEL --target nest -o OUT/` writes a standalone PyNEST program.
+
+Lowering (IR -> NEST models, generators and delayed connections) lives in `lower.py`, emission of
+`run.py` + `weights.npz` in `emit.py`; docs/backends/nest.md documents the mapping.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ...ir.graph import Graph
+from .emit import emit_nest
+from .lower import lower_ir_to_nest
+
+__all__ = ["NestTarget", "lower_ir_to_nest", "emit_nest"]
+
+
+class NestTarget:
+    """The `nest` target (NEST 3.x, grid-based neuron models, resolution = the graph's dt)."""
+
+    name = "nest"
+    summary = "standalone PyNEST script (run.py + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
+
+    def check(self, graph: Graph) -> None:
+        """Raise UnsupportedError naming the node if the graph has no exact NEST form."""
+        lower_ir_to_nest(graph)
+
+    def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None, options: dict | None = None) -> None:
+        if options:
+            from ...errors import N3mlError
+
+            raise N3mlError(f"the nest target takes no options, found {sorted(options)}")
+        emit_nest(lower_ir_to_nest(graph), Path(out_dir), steps=steps)
+
+    def run_argv(self, out_dir: Path) -> list[str]:
+        return [sys.executable, str(Path(out_dir) / "run.py")]

@@ -1,0 +1,230 @@
+"""Lowering of an IR graph to NEST concepts: neuron models with parameters, generators, delayed connections.
+
+The mapping and every compensation are documented in docs/backends/nest.md. In short, with
+`u = v - v_leak` as NEST's membrane variable (E_L = 0, C_m = 1) and `a`, `g` the IR's per-step factors:
+
+* IF/LIF, reset to-value -> `iaf_psc_delta` (exact integration: tau_m = -dt / ln a, weight r g w).
+* IF/LIF, reset subtract/none -> `eprop_iaf`, whose reset subtracts V_th in the step of the spike; a
+  one-step self-connection of weight a (V_th - rho) makes the subtracted amount exactly the IR's
+  rho (theta, or 0 for "none").
+* CubaLIF, reset to-value -> `iaf_psc_exp` (tau_syn_ex = tau_syn_in = -dt / ln a_s); NEST integrates
+  the current of the previous step exactly, so weights are r g_m w / P21 and the spikes come one step
+  later (handled as latency).
+* LI / Integrator -> `iaf_psc_delta` that never fires, its V_m recorded.
+* Threshold: NEST fires on V_m >= V_th, the IR on v > theta: V_th = nextafter(theta - v_leak, +inf).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from ...ir import prims as P
+from ...ir.graph import Graph
+from ..netlist import CLOCK, Netlist, Sparse, lower_ir_to_netlist
+
+TARGET = "nest"
+DENSE_FRACTION = 0.5  # a projection at least this dense is made with all_to_all and a weight matrix
+# tau_m standing for "no leak": exp(-dt / 1e300) is exactly 1.0 for any dt, and the models' current
+# propagators stay finite (tau_m = inf gives NaN in iaf_psc_delta).
+NO_LEAK_TAU = 1e300
+
+
+@dataclass
+class Cell:
+    """A NEST neuron model standing for one IR neuron node."""
+
+    model: str
+    params: dict[str, Any]  # NEST parameters: floats or per-neuron arrays
+    weight_scale: Any  # IR input units -> NEST weight, per target neuron
+    extra_steps: int = 0  # steps between input arrival and output
+    v_init: Any = 0.0  # NEST V_m standing for the IR's v before step 0
+    v_offset: Any = 0.0  # IR v = recorded V_m + v_offset
+    self_weight: Any = None  # one-step self-connection (reset compensation), per neuron
+    record: str = "spikes"  # or "V_m"
+    note: str = ""
+
+
+@dataclass
+class Connection:
+    """One nest.Connect call: `rule` is "all_to_all" (weights (n_target, n_source)) or "one_to_one" on
+    index arrays (pre, post, weights)."""
+
+    source: str
+    target: str
+    delay: int  # steps
+    rule: str
+    weights: np.ndarray
+    pre: np.ndarray | None = None
+    post: np.ndarray | None = None
+    comment: str = ""
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.weights.size)
+
+
+@dataclass
+class NestNetwork:
+    netlist: Netlist
+    cells: dict[str, Cell]
+    connections: list[Connection] = field(default_factory=list)
+
+
+def _per(x, n: int):
+    a = np.asarray(x, np.float64)
+    return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
+
+
+def _tau_from_factor(name: str, field_: str, a, dt: float):
+    """The NEST time constant whose exact decay over dt is the IR's per-step factor a (a = 1: no leak)."""
+    a = np.asarray(a, np.float64)
+    if np.any(a <= 0) or np.any(a > 1):
+        raise UnsupportedError(f"node `{name}`: the per-step decay of `{field_}` is {a.min() if a.size else a} "
+                               "(euler scheme with dt >= tau); NEST's exact integration needs 0 < decay <= 1")
+    with np.errstate(divide="ignore"):
+        tau = np.where(a == 1.0, NO_LEAK_TAU, -dt / np.log(np.where(a == 1.0, 0.5, a)))
+    return float(tau) if tau.ndim == 0 else tau
+
+
+def _threshold(theta, vl):
+    return np.nextafter(np.asarray(theta, np.float64) - vl, np.inf)
+
+
+def _leaky(name: str, prim, dt: float, scheme: str, n: int):
+    if isinstance(prim, (P.IF,)):
+        return 1.0, 1.0, 0.0, NO_LEAK_TAU
+    if isinstance(prim, P.Integrator):
+        return 1.0, _per(prim.r, n), 0.0, NO_LEAK_TAU
+    a = P.decay(prim.tau, dt, scheme)
+    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
+    return a, _per(c, n), _per(prim.v_leak, n), _tau_from_factor(name, "tau", a, dt)
+
+
+def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
+    """IF / LIF: iaf_psc_delta for reset to-value, eprop_iaf for subtract / none."""
+    a, c, vl, tau = _leaky(name, prim, dt, scheme, n)
+    vth = _per(_threshold(prim.theta, vl), n)
+    common = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": _per(tau, n), "V_th": vth, "I_e": 0.0}
+    v_init = _per(np.asarray(prim.v_init, np.float64) - vl, n)
+    if prim.reset == "to-value":
+        v_reset = _per(np.asarray(prim.v_reset, np.float64) - vl, n)
+        if prim.refractory > 0 and np.any(np.asarray(v_reset) >= np.asarray(vth)):
+            raise UnsupportedError(f"node `{name}` ({prim.op}): v_reset is above theta with refractory > 0; "
+                                   "NEST fires again during the refractory period where the IR cannot")
+        params = {**common, "V_reset": v_reset, "t_ref": prim.refractory * dt}
+        return Cell("iaf_psc_delta", params, c, v_init=v_init, v_offset=vl,
+                    note=f"{prim.op}, reset to v_reset")
+    if prim.refractory > 0:
+        raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}' with refractory="
+                               f"{prim.refractory}; NEST's reset-by-subtraction model (eprop_iaf) keeps "
+                               "integrating while refractory, the IR holds v. Use reset 'to-value' or refractory 0")
+    rho = np.asarray(prim.theta, np.float64) if prim.reset == "subtract" else 0.0
+    # eprop_iaf subtracts V_th right after the spike; the IR subtracts rho. The difference enters one
+    # step later through a self-connection, decayed by a.
+    diff = np.asarray(vth, np.float64) - rho
+    tol = 4 * np.spacing(np.maximum(np.abs(np.asarray(vth, np.float64)), 1.0))
+    self_w = None if np.all(np.abs(diff) <= tol) else np.broadcast_to(a * diff, (n,)).astype(np.float64)
+    params = {**common, "t_ref": 0.0, "c_reg": 0.0}
+    return Cell("eprop_iaf", params, c, v_init=v_init, v_offset=vl, self_weight=self_w,
+                note=f"{prim.op}, reset by {'subtraction' if prim.reset == 'subtract' else 'none'}")
+
+
+def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> Cell:
+    """CubaLIF: iaf_psc_exp, exact up to rounding (the current enters V one step later: extra step)."""
+    if prim.reset != "to-value":
+        raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; NEST's current-based "
+                               "exponential neuron (iaf_psc_exp) resets to V_reset only. Use reset 'to-value'")
+    a_m = np.asarray(P.decay(prim.tau_mem, dt, scheme), np.float64)
+    a_s = np.asarray(P.decay(prim.tau_syn, dt, scheme), np.float64)
+    tau_m = np.asarray(_tau_from_factor(name, "tau_mem", a_m, dt))
+    tau_s = np.asarray(_tau_from_factor(name, "tau_syn", a_s, dt))
+    if np.any(tau_s == NO_LEAK_TAU) or np.any(tau_m == NO_LEAK_TAU):
+        raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no iaf_psc_exp equivalent")
+    vl = _per(prim.v_leak, n)
+    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
+    # voltage jump over one step caused by a unit current decaying with tau_s (C_m = 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p21 = np.where(np.isclose(tau_m, tau_s, rtol=1e-12), dt * a_m,
+                       tau_m * tau_s * (a_s - a_m) / (tau_s - tau_m))
+    vth = _per(_threshold(prim.theta, vl), n)
+    v_reset = _per(np.asarray(prim.v_reset, np.float64) - vl, n)
+    if prim.refractory > 0 and np.any(np.asarray(v_reset) >= np.asarray(vth)):
+        raise UnsupportedError(f"node `{name}` (CubaLIF): v_reset is above theta with refractory > 0")
+    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": _per(tau_m, n), "tau_syn_ex": _per(tau_s, n),
+              "tau_syn_in": _per(tau_s, n), "V_th": vth, "V_reset": v_reset, "t_ref": prim.refractory * dt,
+              "I_e": 0.0}
+    return Cell("iaf_psc_exp", params, _per(c / p21, n), extra_steps=1,
+                v_init=_per(np.asarray(prim.v_init, np.float64) - vl, n), v_offset=vl,
+                note="CubaLIF, current-based exponential synapse, reset to v_reset")
+
+
+def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
+    """LI / Integrator: an iaf_psc_delta that never fires; its V_m is the output."""
+    a, c, vl, tau = _leaky(name, prim, dt, scheme, n)
+    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": _per(tau, n), "V_th": np.inf, "V_reset": 0.0, "t_ref": 0.0,
+              "I_e": 0.0}
+    return Cell("iaf_psc_delta", params, c, v_init=_per(np.asarray(prim.v_init, np.float64) - vl, n),
+                v_offset=vl, record="V_m", note=f"{prim.op} (non-spiking), V_m recorded")
+
+
+CELLS: dict[type, Callable[..., Cell]] = {
+    P.IF: cell_delta,
+    P.LIF: cell_delta,
+    P.CubaLIF: cell_cuba,
+    P.LI: cell_readout,
+    P.Integrator: cell_readout,
+}
+
+
+def cells_of(graph: Graph) -> dict[str, Cell]:
+    """Choose a NEST model for every neuron node; raise UnsupportedError naming the first that has none."""
+    types = graph.verify()
+    cells = {}
+    for name, prim in graph.nodes.items():
+        if not isinstance(prim, P.Neuron):
+            continue
+        make = CELLS.get(type(prim))
+        if make is None:
+            raise UnsupportedError(f"node `{name}` ({prim.op}) has no NEST model; the nest target supports "
+                                   f"{', '.join(c.__name__ for c in CELLS)}")
+        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size)
+    return cells
+
+
+def lower_ir_to_nest(graph: Graph) -> NestNetwork:
+    """Lower a graph to NEST populations and connections (raises UnsupportedError before any output)."""
+    cells = cells_of(graph)
+    net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
+    out = NestNetwork(net, cells)
+    for pr in net.projections:
+        cell = cells[pr.target]
+        w = pr.weights.scale_rows(cell.weight_scale) if not np.isscalar(cell.weight_scale) or \
+            cell.weight_scale != 1.0 else pr.weights
+        keep = w.vals != 0.0
+        if not np.any(keep):
+            continue
+        what = "bias" if pr.source == CLOCK else "synapses"
+        via = ", ".join(pr.via)
+        comment = f"{what} of {via}" if via else what
+        if pr.ir_delay:
+            comment += f", IR Delay {pr.ir_delay}"
+        out.connections.append(_connection(pr.source, pr.target, pr.delay, w, keep, comment))
+    for name, cell in cells.items():
+        if cell.self_weight is not None:
+            n = net.populations[name].size
+            idx = np.arange(n)
+            out.connections.append(Connection(name, name, 1, "one_to_one", np.asarray(cell.self_weight),
+                                              idx, idx, "reset compensation (see docs/backends/nest.md)"))
+    return out
+
+
+def _connection(src: str, dst: str, delay: int, w: Sparse, keep: np.ndarray, comment: str) -> Connection:
+    n_dst, n_src = w.shape
+    if w.nnz >= DENSE_FRACTION * n_dst * n_src:
+        return Connection(src, dst, delay, "all_to_all", w.dense(), comment=comment)
+    return Connection(src, dst, delay, "one_to_one", w.vals[keep], w.cols[keep].astype(np.int64),
+                      w.rows[keep].astype(np.int64), comment)

@@ -1,0 +1,157 @@
+"""The body of the emitted PyNEST program (`run.py`); `emit.py` writes the network tables above it."""
+
+BODY = r'''
+
+def array(value):
+    """Table entries name per-neuron arrays as "@key" (stored in weights.npz)."""
+    if isinstance(value, str) and value.startswith("@"):
+        return WEIGHTS[value[1:]]
+    return value
+
+
+def read_inputs(path, steps):
+    """Input arrays (T, B, *shape) keyed by Input node name; default: the random input of `n3ml simulate`
+    (Bernoulli(0.2) spikes or U[0, 1) values from numpy's PCG64(seed 0), batch 1)."""
+    if path is None:
+        rng = np.random.default_rng(0)
+        data = {}
+        for name, spec in INPUTS.items():
+            shape = (steps, 1, *spec["shape"])
+            data[name] = (rng.random(shape) < 0.2).astype(float) if spec["kind"] == "spike" else rng.random(shape)
+        return data
+    with np.load(path, allow_pickle=False) as z:
+        missing = [n for n in INPUTS if n not in z.files]
+        if missing:
+            sys.exit(f"{path}: no array for input node(s) {missing}; found {z.files}")
+        data = {n: np.asarray(z[n], dtype=float) for n in INPUTS}
+    for name, x in data.items():
+        if x.shape[2:] != tuple(INPUTS[name]["shape"]) or x.shape[0] < steps:
+            sys.exit(f"{path}: input `{name}` must have shape (T >= {steps}, B, "
+                     f"{', '.join(map(str, INPUTS[name]['shape']))}), found {x.shape}")
+    return {n: x[:steps] for n, x in data.items()}
+
+
+def build(sample, steps, threads):
+    """Create the network for one input sample {name: (T, *shape)}; return the node collections."""
+    nest.ResetKernel()
+    nest.set(resolution=DT, local_num_threads=threads, print_time=False)
+    nodes = {}
+    for name, spec in INPUTS.items():
+        x = sample[name].reshape(steps, -1)
+        gens = nest.Create("spike_generator", x.shape[1])
+        # the value of IR step t is emitted at NEST time (t + 1) * DT
+        if spec["kind"] == "spike":
+            gens.set([{"spike_times": (np.flatnonzero(x[:, i]) + 1.0) * DT} for i in range(x.shape[1])])
+            parrots = nest.Create("parrot_neuron", x.shape[1])
+            nest.Connect(gens, parrots, "one_to_one", syn_spec={"delay": DT})
+            nodes[name] = parrots
+        else:
+            gens.set([{"spike_times": (np.flatnonzero(x[:, i]) + 1.0) * DT,
+                       "spike_weights": x[np.flatnonzero(x[:, i]), i]} for i in range(x.shape[1])])
+            nodes[name] = gens
+    if CLOCK:
+        nodes["clock"] = nest.Create("spike_generator", params={"spike_times": np.arange(1.0, steps + 1) * DT})
+    for name, spec in POPULATIONS.items():
+        params = {k: array(v) for k, v in spec["params"].items()}
+        nodes[name] = nest.Create(spec["model"], spec["size"], params=params)
+    for source, target, delay, rule, key in CONNECTIONS:
+        syn = {"synapse_model": "static_synapse", "weight": WEIGHTS[key + "/w"], "delay": delay * DT}
+        if rule == "all_to_all":
+            nest.Connect(nodes[source], nodes[target], "all_to_all", syn_spec=syn)
+        else:  # index arrays into the two populations, one synapse per entry
+            pre = nodes[source][0].global_id + WEIGHTS[key + "/pre"]
+            post = nodes[target][0].global_id + WEIGHTS[key + "/post"]
+            syn["delay"] = np.full(pre.size, delay * DT)  # array-based Connect takes arrays only
+            nest.Connect(pre, post, "one_to_one", syn_spec=syn)
+    return nodes
+
+
+def simulate(nodes, steps):
+    """Record the outputs and run; membrane initial values are set when each population's IR time begins."""
+    recorders = {}
+    for name, spec in OUTPUTS.items():
+        if spec["record"] == "spikes":
+            recorders[name] = nest.Create("spike_recorder")
+            nest.Connect(nodes[spec["source"]], recorders[name])
+        else:
+            recorders[name] = nest.Create("multimeter", params={"record_from": ["V_m"], "interval": DT})
+            nest.Connect(recorders[name], nodes[spec["source"]])
+    now = 0
+    for step in sorted({spec["latency"] - 1 for spec in POPULATIONS.values() if spec["v_init"] != 0.0}):
+        nest.Simulate((step - now) * DT)
+        now = step
+        for name, spec in POPULATIONS.items():
+            if spec["latency"] - 1 == step and spec["v_init"] != 0.0:
+                nodes[name].set(V_m=array(spec["v_init"]))
+    nest.Simulate((steps + HORIZON + 1 - now) * DT)
+    return recorders
+
+
+def gather(events, keys):
+    """Events of all MPI ranks (each rank records its own neurons)."""
+    if nest.NumProcesses() == 1:
+        return [np.asarray(events[k]) for k in keys]
+    from mpi4py import MPI
+
+    parts = MPI.COMM_WORLD.allgather([np.asarray(events[k]) for k in keys])
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(keys))]
+
+
+def collect(nodes, recorders, steps):
+    """Recorded events -> {output: (T, *shape)} in IR time."""
+    out = {}
+    for name, spec in OUTPUTS.items():
+        src = spec["source"]
+        size = len(nodes[src])
+        full = np.zeros((steps, size))
+        events = recorders[name].get("events")
+        latency = POPULATIONS[src]["latency"] if src in POPULATIONS else INPUTS[src]["latency"]
+        if spec["record"] == "spikes":
+            senders, times = gather(events, ["senders", "times"])
+            values = np.ones(times.size)
+        else:
+            senders, times, values = gather(events, ["senders", "times", "V_m"])
+            values = values + np.broadcast_to(array(spec["v_offset"]), (size,))[senders.astype(int) - nodes[src][0].global_id]
+        senders = senders.astype(int)
+        t = np.rint(times / DT).astype(int) - latency
+        ok = (t >= 0) & (t < steps)
+        full[t[ok], senders[ok] - nodes[src][0].global_id] = values[ok]
+        y = full if spec["index"] is None else full[:, array(spec["index"])]
+        shifted = np.zeros_like(y)
+        shifted[spec["shift"]:] = y[: steps - spec["shift"]]
+        out[name] = shifted.reshape(steps, *spec["shape"])
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
+    parser.add_argument("--steps", "-T", type=int, default=None, help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
+    parser.add_argument("--threads", type=int, default=1, help="NEST threads per process (local_num_threads)")
+    parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
+    args = parser.parse_args(argv)
+    steps = args.steps
+    if steps is None and args.input:
+        with np.load(args.input, allow_pickle=False) as z:
+            steps = int(z[next(iter(INPUTS))].shape[0]) if INPUTS else DEFAULT_STEPS
+    steps = steps or DEFAULT_STEPS
+    data = read_inputs(args.input, steps)
+    batch = next(iter(data.values())).shape[1] if data else 1
+    results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
+    for b in range(batch):  # NEST cannot reset a network's state: one fresh kernel per sample
+        nodes = build({n: x[:, b] for n, x in data.items()}, steps, args.threads)
+        recorders = simulate(nodes, steps)
+        for name, y in collect(nodes, recorders, steps).items():
+            results[name][:, b] = y
+    if nest.Rank() == 0:
+        tmp = args.output + ".tmp.npz"
+        np.savez(tmp, **results)
+        os.replace(tmp, args.output)
+        for name, y in results.items():
+            print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''

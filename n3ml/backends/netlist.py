@@ -1,0 +1,418 @@
+"""Lowering of an IR graph to a netlist: populations of point neurons joined by delayed projections.
+
+Simulators of spiking networks (NEST, PyNN, SpiNNaker) know neurons, spike sources and synapses, not
+the IR's stateless operations. `lower_ir_to_netlist` folds every chain of linear operations (Dense,
+Conv, pools, Flatten, Scale, Add, Concat, ConstantCurrent, Delay) that ends at a neuron's input into
+projections `source population -> neuron population` with one sparse weight matrix and one IR delay
+each, plus a "clock" source (value 1 at every step) that carries the biases.
+
+It also solves the timing. The IR delivers a spike in the step it is emitted (docs/semantics.md §2);
+these simulators deliver it at the earliest one step later. Each population therefore runs `latency`
+steps behind the IR (IR step t is simulator step t + latency), and a projection gets the simulator delay
+`arrival(target) - latency(source) + ir_delay >= 1`. A loop whose IR delays are too short for that
+(a neuron feeding itself without a Delay, or a synaptic-current neuron in a one-step loop) is refused.
+
+The netlist is target-neutral (weights in IR units); each backend maps neuron primitives to its
+cell models, scales the weights and writes its program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import prims as P
+from ..ir.graph import Graph
+
+CLOCK = "clock"  # name of the bias source: value 1 at every step t >= 0
+
+# Where a source's spikes appear, in simulator steps after the IR step (fixed, not solved): generators
+# emit the value of IR step t at simulator time t + 1; spike inputs are relayed by parrot neurons one
+# step later.
+GENERATOR_LATENCY = 1
+PARROT_LATENCY = 2
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """A (rows x cols) matrix in coordinate form, entries unique."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    shape: tuple[int, int]
+
+    @staticmethod
+    def eye(n: int) -> Sparse:
+        i = np.arange(n)
+        return Sparse(i, i, np.ones(n), (n, n))
+
+    @staticmethod
+    def from_dense(w: np.ndarray) -> Sparse:
+        r, c = np.indices(w.shape)
+        return Sparse(r.ravel(), c.ravel(), np.asarray(w, np.float64).ravel(), tuple(w.shape))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.vals.size)
+
+    def is_identity(self) -> bool:
+        n, m = self.shape
+        return (n == m and self.nnz == n and np.array_equal(self.rows, np.arange(n))
+                and np.array_equal(self.cols, np.arange(n)) and np.all(self.vals == 1.0))
+
+    def dense(self) -> np.ndarray:
+        w = np.zeros(self.shape)
+        np.add.at(w, (self.rows, self.cols), self.vals)
+        return w
+
+    def scale_rows(self, s: np.ndarray | float) -> Sparse:
+        s = np.broadcast_to(np.asarray(s, np.float64), (self.shape[0],))
+        return Sparse(self.rows, self.cols, self.vals * s[self.rows], self.shape)
+
+    def plus(self, other: Sparse) -> Sparse:
+        return _coalesce(np.concatenate([self.rows, other.rows]), np.concatenate([self.cols, other.cols]),
+                         np.concatenate([self.vals, other.vals]), self.shape)
+
+    def __matmul__(self, other: Sparse) -> Sparse:
+        """self (m x k) @ other (k x n): join self's columns with other's rows."""
+        if other.is_identity():
+            return self
+        if self.is_identity():
+            return other
+        order = np.argsort(other.rows, kind="stable")
+        b_rows, b_cols, b_vals = other.rows[order], other.cols[order], other.vals[order]
+        count = np.bincount(b_rows, minlength=other.shape[0])
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        reps = count[self.cols]
+        total = int(reps.sum())
+        first = np.repeat(start[self.cols], reps)
+        within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+        idx = first + within
+        return _coalesce(np.repeat(self.rows, reps), b_cols[idx], np.repeat(self.vals, reps) * b_vals[idx],
+                         (self.shape[0], other.shape[1]))
+
+
+def _coalesce(rows, cols, vals, shape) -> Sparse:
+    key = rows.astype(np.int64) * shape[1] + cols
+    uniq, inv = np.unique(key, return_inverse=True)
+    summed = np.bincount(inv, weights=vals, minlength=uniq.size)
+    return Sparse(uniq // shape[1], uniq % shape[1], summed, shape)
+
+
+@dataclass
+class Population:
+    """One IR node that becomes simulator neurons or a spike/current source.
+
+    kind: "spike_input" (relayed by parrots), "analog_input" (per-step weighted events), "clock",
+    or "neuron". `arrival` is the simulator step at which inputs of IR step 0 arrive, `latency` the one
+    at which its output of IR step 0 appears (`arrival + extra`, extra = 1 for synaptic-current cells).
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    prim: P.Primitive | None = None
+    arrival: int = 0
+    latency: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class Projection:
+    """Synapses source -> target: weights (target x source) in IR units, `ir_delay` steps of IR Delay."""
+
+    source: str
+    target: str
+    ir_delay: int
+    weights: Sparse
+    via: tuple[str, ...]  # IR nodes folded into this projection, for comments
+    delay: int = 0  # simulator delay in steps, solved
+
+
+@dataclass
+class Record:
+    """An Output node: recorded from `source` (a population), entries permuted by `index`, shifted by `shift`."""
+
+    name: str
+    source: str
+    index: np.ndarray  # output entry j is source neuron index[j]
+    shift: int  # IR Delay steps between the source and the Output
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Netlist:
+    name: str
+    dt: float
+    scheme: str
+    populations: dict[str, Population] = field(default_factory=dict)
+    projections: list[Projection] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[Population]:
+        return [p for p in self.populations.values() if p.kind in ("spike_input", "analog_input")]
+
+    @property
+    def neurons(self) -> list[Population]:
+        return [p for p in self.populations.values() if p.kind == "neuron"]
+
+    def projections_to(self, target: str) -> list[Projection]:
+        return [p for p in self.projections if p.target == target]
+
+    @property
+    def horizon(self) -> int:
+        """Extra simulator steps needed beyond T for every record to cover IR steps 0..T-1."""
+        return max((self.populations[r.source].latency for r in self.records), default=0)
+
+
+# --------------------------------------------------------------- linear maps
+
+Terms = dict[tuple[str, int], Sparse]  # (source population, IR delay) -> matrix (node size x source size)
+
+
+def _index_grid(shape: tuple[int, ...]) -> np.ndarray:
+    return np.arange(int(np.prod(shape))).reshape(shape)
+
+
+def _conv2d_matrix(prim: P.Conv2d, in_shape, out_shape) -> Sparse:
+    w = prim.weight
+    co, cig, kh, kw = w.shape
+    ci, hi, wi = in_shape
+    _, ho, wo = out_shape
+    cog = co // prim.groups
+    o_c, o_h, o_w, k_c, k_h, k_w = np.meshgrid(np.arange(co), np.arange(ho), np.arange(wo), np.arange(cig),
+                                               np.arange(kh), np.arange(kw), indexing="ij")
+    in_c = (o_c // cog) * cig + k_c
+    in_h = o_h * prim.stride[0] - prim.padding[0] + k_h * prim.dilation[0]
+    in_w = o_w * prim.stride[1] - prim.padding[1] + k_w * prim.dilation[1]
+    ok = (in_h >= 0) & (in_h < hi) & (in_w >= 0) & (in_w < wi)
+    rows = ((o_c * ho + o_h) * wo + o_w)[ok]
+    cols = ((in_c * hi + in_h) * wi + in_w)[ok]
+    vals = w[o_c, k_c, k_h, k_w][ok].astype(np.float64)
+    return _coalesce(rows, cols, vals, (co * ho * wo, ci * hi * wi))
+
+
+def _pool_matrix(prim: P._Pool2d, in_shape, out_shape) -> Sparse:
+    c, hi, wi = in_shape
+    _, ho, wo = out_shape
+    kh, kw = prim.kernel
+    sh, sw = prim.stride_
+    o_c, o_h, o_w, k_h, k_w = np.meshgrid(np.arange(c), np.arange(ho), np.arange(wo), np.arange(kh),
+                                          np.arange(kw), indexing="ij")
+    in_h = o_h * sh - prim.padding[0] + k_h
+    in_w = o_w * sw - prim.padding[1] + k_w
+    ok = (in_h >= 0) & (in_h < hi) & (in_w >= 0) & (in_w < wi)
+    rows = ((o_c * ho + o_h) * wo + o_w)[ok]
+    cols = ((o_c * hi + in_h) * wi + in_w)[ok]
+    val = 1.0 / (kh * kw) if isinstance(prim, P.AvgPool2d) else 1.0
+    return _coalesce(rows, cols, np.full(rows.size, val), (c * ho * wo, c * hi * wi))
+
+
+def _apply(terms: Terms, m: Sparse) -> Terms:
+    return {k: m @ v for k, v in terms.items()}
+
+
+def _add_terms(acc: Terms, more: Terms) -> Terms:
+    out = dict(acc)
+    for k, v in more.items():
+        out[k] = out[k].plus(v) if k in out else v
+    return out
+
+
+def _bias_term(b: np.ndarray) -> Terms:
+    b = np.asarray(b, np.float64).ravel()
+    nz = np.flatnonzero(b)
+    if nz.size == 0:
+        return {}
+    return {(CLOCK, 0): Sparse(nz, np.zeros(nz.size, np.int64), b[nz], (b.size, 1))}
+
+
+LINEAR = (P.Dense, P.Conv1d, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Flatten, P.Scale, P.Add, P.Concat, P.Delay,
+          P.ConstantCurrent)
+NEURONS = (P.IF, P.LIF, P.CubaLIF, P.ALIF, P.LI, P.Integrator, P.FixedCubaLIF)
+
+
+def _linear_terms(graph: Graph, name: str, prim: P.Primitive, ins: list[Terms], types) -> Terms:
+    in_types = [types[s] for s in graph.inputs_of(name)]
+    out_t = types[name]
+    if isinstance(prim, P.Dense):
+        t = _apply(ins[0], Sparse.from_dense(prim.weight))
+        return _add_terms(t, _bias_term(prim.bias)) if prim.bias is not None else t
+    if isinstance(prim, (P.Conv1d, P.Conv2d)):
+        if isinstance(prim, P.Conv1d):
+            as2d = P.Conv2d(weight=prim.weight[:, :, None, :], stride=(1, prim.stride), padding=(0, prim.padding),
+                            dilation=(1, prim.dilation), groups=prim.groups)
+            m = _conv2d_matrix(as2d, (in_types[0].shape[0], 1, in_types[0].shape[1]),
+                               (out_t.shape[0], 1, out_t.shape[1]))
+        else:
+            m = _conv2d_matrix(prim, in_types[0].shape, out_t.shape)
+        t = _apply(ins[0], m)
+        if prim.bias is not None:
+            per_out = np.repeat(np.asarray(prim.bias, np.float64), int(np.prod(out_t.shape[1:])))
+            t = _add_terms(t, _bias_term(per_out))
+        return t
+    if isinstance(prim, (P.SumPool2d, P.AvgPool2d)):
+        return _apply(ins[0], _pool_matrix(prim, in_types[0].shape, out_t.shape))
+    if isinstance(prim, P.Flatten):
+        return ins[0]
+    if isinstance(prim, P.Scale):
+        f = np.broadcast_to(np.asarray(prim.factor, np.float64), out_t.shape).ravel()
+        return {k: v.scale_rows(f) for k, v in ins[0].items()}
+    if isinstance(prim, P.ConstantCurrent):
+        t = {k: v.scale_rows(float(prim.scale)) for k, v in ins[0].items()}
+        return _add_terms(t, _bias_term(np.full(out_t.size, float(prim.offset))))
+    if isinstance(prim, P.Add):
+        acc: Terms = {}
+        for t in ins:
+            acc = _add_terms(acc, t)
+        return acc
+    if isinstance(prim, P.Concat):
+        # out position -> (which input, index within it), from concatenated index grids
+        offsets = np.cumsum([0] + [t.size for t in in_types])
+        grid = np.concatenate([_index_grid(t.shape) + off for t, off in zip(in_types, offsets[:-1])],
+                              axis=prim.axis).ravel()
+        acc = {}
+        n = grid.size
+        for i, t in enumerate(ins):
+            pos = np.flatnonzero((grid >= offsets[i]) & (grid < offsets[i + 1]))
+            sel = Sparse(pos, grid[pos] - offsets[i], np.ones(pos.size), (n, in_types[i].size))
+            acc = _add_terms(acc, _apply(t, sel))
+        return acc
+    if isinstance(prim, P.Delay):
+        return {(src, d + prim.steps): v for (src, d), v in ins[0].items()}
+    raise UnsupportedError(f"node `{name}` ({prim.op}): no linear lowering")  # pragma: no cover
+
+
+# ------------------------------------------------------------------- lowering
+
+
+def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = None,
+                        target: str = "the target") -> Netlist:
+    """Fold the graph's synapse chains into projections and solve the per-population latencies.
+
+    Args:
+        extra_steps: neuron node -> steps between input arrival and output in the target's cell model
+            (1 for synaptic-current cells that integrate the current of the previous step); default 0.
+        target: target name used in error messages.
+    Raises:
+        UnsupportedError naming the node when an operation has no netlist form (the target's own
+        model checks come on top).
+    """
+    types = graph.verify()
+    extra_steps = extra_steps or {}
+    net = Netlist(graph.name, float(graph.dt), graph.scheme)
+    net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=GENERATOR_LATENCY)
+    terms: dict[str, Terms] = {}
+    for name in graph.topo_order():
+        prim = graph.nodes[name]
+        srcs = graph.inputs_of(name)
+        if isinstance(prim, P.Input):
+            kind = "spike_input" if prim.kind == "spike" else "analog_input"
+            lat = PARROT_LATENCY if kind == "spike_input" else GENERATOR_LATENCY
+            net.populations[name] = Population(name, kind, tuple(types[name].shape), prim, latency=lat)
+            terms[name] = {(name, 0): Sparse.eye(types[name].size)}
+        elif isinstance(prim, NEURONS):
+            net.populations[name] = Population(name, "neuron", tuple(types[name].shape), prim)
+            terms[name] = {(name, 0): Sparse.eye(types[name].size)}
+        elif isinstance(prim, LINEAR):
+            pass  # folded once its inputs are known (Delays may close loops: done below)
+        elif isinstance(prim, P.Output):
+            pass
+        else:
+            raise UnsupportedError(f"node `{name}` ({prim.op}) cannot be lowered to {target}: only neurons "
+                                   "(IF, LIF, CubaLIF, LI, Integrator), spike/analog inputs and linear synapse "
+                                   "operations (Dense, Conv, Sum/AvgPool, Flatten, Scale, Add, Concat, Delay, "
+                                   "ConstantCurrent) map to populations and projections")
+
+    def terms_of(name: str, stack: tuple[str, ...] = ()) -> Terms:
+        if name in terms:
+            return terms[name]
+        if name in stack:  # a loop made of linear nodes only cannot happen in a verified graph
+            raise UnsupportedError(f"node `{name}`: loop without a neuron")  # pragma: no cover
+        prim = graph.nodes[name]
+        ins = [terms_of(s, stack + (name,)) for s in graph.inputs_of(name)]
+        terms[name] = _linear_terms(graph, name, prim, ins, types)
+        return terms[name]
+
+    for name, prim in graph.nodes.items():
+        if isinstance(prim, NEURONS):
+            (src,) = graph.inputs_of(name)
+            for (s, d), w in terms_of(src).items():
+                _check_source(graph, net, name, s)
+                net.projections.append(Projection(s, name, d, w, _chain(graph, src)))
+    for name, prim in graph.nodes.items():
+        if isinstance(prim, P.Output):
+            (src,) = graph.inputs_of(name)
+            net.records.append(_record(graph, net, name, src, terms_of(src), types[name].shape, target))
+    if not any(pr.source == CLOCK for pr in net.projections):
+        del net.populations[CLOCK]
+    _solve_latencies(net, extra_steps, target)
+    return net
+
+
+def _chain(graph: Graph, start: str) -> tuple[str, ...]:
+    """The linear nodes folded between a neuron and its sources (for comments)."""
+    out, todo = [], [start]
+    while todo:
+        n = todo.pop()
+        if n in out or not isinstance(graph.nodes[n], LINEAR):
+            continue
+        out.append(n)
+        todo.extend(graph.inputs_of(n))
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    return tuple(sorted(out, key=order.__getitem__))
+
+
+def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
+    if src == CLOCK:
+        return
+    pop = net.populations[src]
+    if pop.kind == "neuron" and not pop.prim.spiking:
+        raise UnsupportedError(f"node `{dst}` reads the voltage of `{src}` ({pop.prim.op}) through synapses; "
+                               "simulator synapses carry spikes only (a non-spiking neuron can only be recorded)")
+
+
+def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, target: str) -> Record:
+    if len(t) == 1:
+        (s, d), m = next(iter(t.items()))
+        perm = m.shape[0] == m.nnz and np.all(m.vals == 1.0) and np.array_equal(m.rows, np.arange(m.nnz))
+        if s != CLOCK and perm:
+            return Record(name, s, m.cols.astype(np.int64), d, tuple(shape))
+    raise UnsupportedError(f"Output `{name}` records `{src}` ({graph.nodes[src].op}), an analog synapse value; "
+                           f"{target} can record the spikes of neurons and inputs or the voltage of LI/"
+                           "Integrator neurons only")
+
+
+def _solve_latencies(net: Netlist, extra_steps: dict[str, int], target: str) -> None:
+    """Smallest arrivals with arrival(dst) >= latency(src) + 1 - ir_delay on every projection."""
+    neurons = net.neurons
+    for p in neurons:
+        p.arrival = GENERATOR_LATENCY + 1  # the earliest step a generator's event can arrive
+        p.latency = p.arrival + extra_steps.get(p.name, 0)
+    last = None
+    for _ in range(len(neurons) + 2):
+        last = None
+        for pr in net.projections:
+            dst, src = net.populations[pr.target], net.populations[pr.source]
+            need = src.latency + 1 - pr.ir_delay
+            if dst.arrival < need:
+                dst.arrival = need
+                dst.latency = need + extra_steps.get(dst.name, 0)
+                last = pr
+        if last is None:
+            break
+    if last is not None:
+        raise UnsupportedError(
+            f"node `{last.target}` ({net.populations[last.target].prim.op}) lies on a loop whose Delay steps "
+            f"are fewer than the steps {target} needs to pass a spike once around it (at least one step per "
+            f"synapse{', plus one per synaptic-current neuron' if any(extra_steps.values()) else ''}); add Delay steps or "
+            "use another target")
+    for pr in net.projections:
+        pr.delay = net.populations[pr.target].arrival - net.populations[pr.source].latency + pr.ir_delay
