@@ -1,0 +1,249 @@
+"""Benchmark: Linear(784 -> N) + LIF, batch 16, T steps, float32 -- n3ml's torch executor beside
+snnTorch, Norse and SpikingJelly, and the synaptic matmul alone as the floor.
+
+Run:  .venv/bin/python benchmarks/bench_executor.py [--quick] [--device cuda] [--repeats 5]
+
+Regimes: N=4096, T=500 (matmul-bound) and N=256, T=1000 (loop-bound); --quick shrinks both.
+Prints, per regime and implementation, the median forward time (inference, no autograd), the
+median forward+backward time (loss = spike count, gradients to the weights), the peak memory
+and each time's ratio to n3ml. Peak memory: on CUDA, torch.cuda.max_memory_allocated during
+forward+backward (above what was allocated before); on CPU, the bytes of all tensors autograd
+saves for the backward pass (unique storages, counted through saved_tensors_hooks) -- the
+memory training holds per batch; CPU tensor allocations have no peak counter.
+
+The peers (snnTorch, Norse, SpikingJelly) are installed by `make setup-peers` (mk/peers.mk);
+a peer that does not import is reported as missing and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+B, N_IN, BETA = 16, 784, 0.9
+
+
+# ------------------------------------------------------------------ networks
+# Every factory returns (module holding the parameters, forward(x: (T, B, 784)) -> spikes (T, B, N)).
+
+
+def make_floor(n, device):
+    fc = nn.Linear(N_IN, n).to(device)
+    return fc, lambda x: fc(x)
+
+
+def make_n3ml(n, device):
+    from n3ml.backends.torch import compile
+    from n3ml.ir import LIF, Dense, Graph, Input, Output
+    from n3ml.ir.prims import gain
+
+    g = Graph(name="bench", dt=1.0, scheme="exact")
+    tau = -1.0 / math.log(BETA)  # a = exp(-dt/tau) = beta; r = 1/g adds the input unscaled, as snn.Leaky
+    fc = nn.Linear(N_IN, n)
+    g.add("x", Input(shape=(N_IN,), kind="spike"))
+    g.add("fc", Dense(weight=fc.weight.detach().double().numpy(), bias=fc.bias.detach().double().numpy()), "x")
+    g.add("lif", LIF(tau=tau, r=float(1.0 / gain(tau, 1.0, "exact")), theta=1.0, reset="subtract"), "fc")
+    g.add("out", Output(), "lif")
+    exe = compile(g, device=device, dtype=torch.float32)
+    return exe, lambda x: exe(x)["out"]
+
+
+def make_snntorch(n, device):
+    import snntorch as snn
+
+    class Net(nn.Module):  # the snnTorch tutorials' way: a Python loop over steps, layer applied per step
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(N_IN, n)
+            self.lif = snn.Leaky(beta=BETA)
+
+        def forward(self, x):
+            mem = self.lif.init_leaky()
+            spk_rec = []
+            for step in range(x.shape[0]):
+                cur = self.fc(x[step])
+                spk, mem = self.lif(cur, mem)
+                spk_rec.append(spk)
+            return torch.stack(spk_rec)
+
+    net = Net().to(device)
+    return net, net
+
+
+def make_norse(n, device):
+    import norse.torch as norse
+
+    # LIF over time (Norse's own loop over the first axis); the Linear layer applied to all steps at once
+    net = nn.Sequential(nn.Linear(N_IN, n), norse.LIF()).to(device)
+    return net, lambda x: net(x)[0] if isinstance(net(x), tuple) else net(x)
+
+
+def make_norse_fast(n, device):
+    import norse.torch as norse
+
+    fc = nn.Linear(N_IN, n).to(device)
+    lif = norse.LIF().to(device)
+    holder = nn.ModuleList([fc, lif])
+
+    def fwd(x):
+        z, _ = lif(fc(x))
+        return z
+
+    return holder, fwd
+
+
+def make_spikingjelly(n, device):
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    # multi-step mode: Linear over all T*B rows at once, LIFNode steps over T (torch backend)
+    net = nn.Sequential(layer.Linear(N_IN, n, step_mode="m"),
+                        neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_reset=None, step_mode="m"))
+    net = net.to(device)
+
+    def fwd(x):
+        functional.reset_net(net)
+        return net(x)
+
+    return net, fwd
+
+
+IMPLS: dict[str, Callable] = {
+    "matmul floor": make_floor,
+    "n3ml": make_n3ml,
+    "snnTorch": make_snntorch,
+    "Norse": make_norse_fast,
+    "SpikingJelly": make_spikingjelly,
+}
+
+
+# ------------------------------------------------------------------- timing
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, repeats, device) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _saved_bytes(fwd, x) -> int:
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fwd(x)
+    del out
+    return sum(seen.values())
+
+
+def bench(name, factory, n, T, repeats, device):
+    torch.manual_seed(0)
+    try:
+        module, fwd = factory(n, device)
+    except ImportError as e:
+        return {"name": name, "missing": str(e)}
+    x = (torch.rand(T, B, N_IN, generator=torch.Generator().manual_seed(1)) < 0.2).float().to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    def forward():
+        with torch.no_grad():
+            fwd(x)
+
+    def train_step():
+        for p in params:
+            p.grad = None
+        fwd(x).sum().backward()
+
+    forward()  # warm-up (and lazy initialisation)
+    train_step()
+    t_fwd = _time(forward, repeats, device)
+    t_fb = _time(train_step, repeats, device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        train_step()
+        mem = torch.cuda.max_memory_allocated(device) - base
+    else:
+        mem = _saved_bytes(fwd, x)
+    return {"name": name, "fwd": t_fwd, "fb": t_fb, "mem": mem}
+
+
+def table(rows, n, T, device) -> str:
+    ref = next((r for r in rows if r["name"] == "n3ml" and "fwd" in r), None)
+    head = (f"\nLinear(784->{n}) + LIF, batch {B}, T={T}, float32, {device.type}"
+            f"{'' if device.type == 'cuda' else f', {torch.get_num_threads()} thread(s)'}\n")
+    mem_col = "peak mem MiB" if device.type == "cuda" else "saved MiB"
+    lines = [f"{'implementation':<14} {'fwd ms':>9} {'x n3ml':>7} {'fwd+bwd ms':>11} {'x n3ml':>7} {mem_col:>12} "
+             f"{'x n3ml':>7}"]
+    for r in rows:
+        if "missing" in r:
+            lines.append(f"{r['name']:<14} not installed ({r['missing']})")
+            continue
+        rf = r["fwd"] / ref["fwd"] if ref else float("nan")
+        rb = r["fb"] / ref["fb"] if ref else float("nan")
+        rm = r["mem"] / ref["mem"] if ref and ref["mem"] else float("nan")
+        lines.append(f"{r['name']:<14} {r['fwd'] * 1e3:9.1f} {rf:7.2f} {r['fb'] * 1e3:11.1f} {rb:7.2f} "
+                     f"{r['mem'] / 2**20:12.1f} {rm:7.2f}")
+    return head + "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes: N=1024,T=100 and N=256,T=200")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--only", default="", help="comma-separated implementations to run")
+    ap.add_argument("--sizes", default="", help="regimes as N:T pairs, e.g. 4096:500,256:1000")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("CUDA is not available", file=sys.stderr)
+        return 1
+    regimes = [(1024, 100), (256, 200)] if args.quick else [(4096, 500), (256, 1000)]
+    if args.sizes:
+        regimes = [tuple(int(v) for v in s.split(":")) for s in args.sizes.split(",")]
+    names = [s for s in args.only.split(",") if s] or list(IMPLS)
+    for n, T in regimes:
+        rows = [bench(name, IMPLS[name], n, T, args.repeats, device) for name in names]
+        print(table(rows, n, T, device), flush=True)
+        got = {r["name"]: r for r in rows if "fb" in r}
+        if "n3ml" in got:
+            me = got["n3ml"]["fb"]
+            peers = [r["fb"] for k, r in got.items() if k not in ("n3ml", "matmul floor")]
+            if "matmul floor" in got:
+                print(f"n3ml fwd+bwd / matmul floor: {me / got['matmul floor']['fb']:.2f}x")
+            if peers:
+                print(f"fastest peer fwd+bwd / n3ml: {min(peers) / me:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    np.random.seed(0)
+    sys.exit(main())
