@@ -398,12 +398,8 @@ def lower(graph: Graph) -> LavaNet:
             raise _unsupported(pop.name, graph.nodes[pop.name], f"convolutions on Lava need (C, H, W) populations; "
                                                                 f"found shape {pop.shape}")
     _latencies(graph, pops, conns_in)
-    for n in neurons:  # Lava runs a neuron `latency` steps before its first input: it must sit still
-        pop = pops[n]
-        if np.any(np.asarray(pop.params["bias_mant"]) != 0) or np.any(np.asarray(pop.params["v"]) != 0):
-            raise _unsupported(n, graph.nodes[n], f"on Lava its input arrives {pop.latency} step(s) late, and a "
-                                                  "non-zero bias or initial voltage would act in those steps "
-                                                  "(exact compensation is not implemented)")
+    for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
+        _warm_up(n, graph.nodes[n], pops[n], fixed)
     probes = []
     for o in graph.output_names:
         src = graph.inputs_of(o)[0]
@@ -412,6 +408,56 @@ def lower(graph: Graph) -> LavaNet:
             raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")
         probes.append(Probe(o, pop, pops[pop].latency - d))
     return LavaNet(graph.name, fixed, pops, conns, probes, graph.dt)
+
+
+def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
+    """Start v so that after `latency` input-free steps it is the graph's v_init, without spiking.
+
+    With no input, u stays 0 and v follows v <- decay(v) + bias; the start value is found by
+    inverting that map step by step (Lava's truncation in fixed_pt) and then checked forward.
+    """
+    prm = pop.params
+    bias, v_init = np.asarray(prm["bias_mant"]), np.asarray(prm["v"])
+    if not np.any(bias) and not np.any(v_init):
+        return
+    steps = pop.latency
+    if fixed:
+        b = bias.astype(np.int64) << np.asarray(prm["bias_exp"], dtype=np.int64)
+        a = 4096 - int(prm["dv"])
+        vth = int(prm["vth"]) << 6
+        lim = 2**23 - 1
+
+        def fwd(v):
+            d = v * a
+            return np.clip(np.sign(d) * (np.abs(d) >> 12) + b, -lim, lim)
+
+        v = np.broadcast_to(v_init, np.broadcast_shapes(b.shape, v_init.shape)).astype(np.int64)
+        for _ in range(steps):
+            z = v - b
+            v = np.sign(z) * ((np.abs(z) * 4096 + a - 1) // a)  # the smallest |x| with trunc(x a / 4096) = z
+        start, trace = v.copy(), v.copy()
+        ok = np.all(np.abs(start) <= lim)
+        for _ in range(steps):
+            trace = fwd(trace)
+            ok = ok and not np.any(trace > vth)
+        ok = ok and np.array_equal(trace, np.broadcast_to(v_init, trace.shape))
+    else:
+        keep = 1.0 - float(prm["dv"])
+        if keep == 0.0:
+            raise _unsupported(n, prim, "its voltage forgets everything in one step (dv = 1), so the steps Lava "
+                                        "runs before its input arrives cannot be prepared; give it no bias and v_init 0")
+        v = np.broadcast_to(v_init, np.broadcast_shapes(bias.shape, v_init.shape)).astype(np.float64)
+        for _ in range(steps):
+            v = (v - bias) / keep
+        start, trace = v.copy(), v.copy()
+        ok = True
+        for _ in range(steps):
+            trace = trace * keep + bias
+            ok = ok and not np.any(trace > float(prm["vth"]))
+    if not ok:
+        raise _unsupported(n, prim, f"on Lava its input arrives {steps} step(s) late; no initial voltage lets its "
+                                    "bias run for those steps without spiking and reach v_init")
+    prm["v"] = start if start.size > 1 else start.reshape(-1)[0].item()
 
 
 def _rows(g: np.ndarray, axis: int) -> np.ndarray:
