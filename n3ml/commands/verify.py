@@ -1,0 +1,128 @@
+"""Convert a model for each target, run the emitted programs, and compare them with the executor.
+
+    n3ml verify MODEL --targets nest,pynn --steps T [--input X.npz] [--batch B] [--seed S] [--min-agreement 1.0]
+
+Every target runs in its own process (the program its `run_argv` names) on the same input; the table
+gives, per target and output node, the spike-train agreement (identical spikes / spikes in either),
+the spike-count agreement and correlation, and the first step at which the outputs diverge. The exit
+status is 1 when an agreement is below --min-agreement or a target refuses the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..backends.conformance import compare, format_table, run_program
+from ..errors import N3mlError, UnsupportedError
+from ..loader import load_model
+from ..registry import ENGINES, TARGETS, lookup
+from .simulate import random_inputs, read_npz, write_npz
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", metavar="MODEL", help="a .n3ml file or any model n3ml reads")
+    p.add_argument("--targets", required=True, help=f"comma-separated targets ({', '.join(sorted(TARGETS))})")
+    p.add_argument("--steps", "-T", type=int, required=True, help="number of time steps")
+    p.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name; "
+                   "default: seeded random input as `n3ml simulate`")
+    p.add_argument("--batch", type=int, default=1, help="samples of the random input (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--rate", type=float, default=0.2, help="spike probability of the random input")
+    p.add_argument("--min-agreement", type=float, default=1.0,
+                   help="fail below this spike-train agreement (0..1, default 1.0: identical)")
+    p.add_argument("--engine", default=None,
+                   help="reference engine (default: torch if available, else the reference interpreter)")
+    p.add_argument("-O", "--target-option", action="append", default=[], metavar="TARGET.KEY=VALUE",
+                   help="option passed to a target's emitter, e.g. pynn.simulator=nest (repeatable)")
+    p.add_argument("--keep", metavar="DIR", help="keep the emitted programs and outputs under DIR/<target>")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed to each program (default 600)")
+
+
+def parse_target_options(items: list[str], targets: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {t: {} for t in targets}
+    for item in items:
+        key, eq, value = item.partition("=")
+        target, dot, opt = key.partition(".")
+        if not eq or not dot or not opt:
+            raise N3mlError(f"--target-option expects TARGET.KEY=VALUE, found {item!r}")
+        if target not in out:
+            raise N3mlError(f"--target-option {item!r} names target {target!r}, which is not in --targets")
+        out[target][opt] = value
+    return out
+
+
+def reference_engine(name: str | None):
+    if name is not None:
+        return name, lookup(ENGINES, name, "engine")
+    if "torch" in ENGINES:
+        try:
+            return "torch", lookup(ENGINES, "torch", "engine")
+        except N3mlError as e:  # torch missing: the interpreter is the same ground truth, only slower
+            log.info("torch engine unavailable (%s); using the reference interpreter", e)
+    return "reference", lookup(ENGINES, "reference", "engine")
+
+
+def run(args) -> int:
+    if args.steps < 1:
+        raise N3mlError(f"--steps must be >= 1, found {args.steps}")
+    if not 0.0 <= args.min_agreement <= 1.0:
+        raise N3mlError(f"--min-agreement must lie in [0, 1], found {args.min_agreement}")
+    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not names:
+        raise N3mlError("--targets names no target")
+    targets = {n: lookup(TARGETS, n, "target")() for n in names}
+    options = parse_target_options(args.target_option, names)
+    graph = load_model(args.model)
+    inputs = read_npz(args.input) if args.input else random_inputs(graph, args.steps, args.batch, args.seed,
+                                                                    args.rate)
+    engine_name, engine = reference_engine(args.engine)
+    t0 = time.perf_counter()
+    ref = engine(graph, inputs, args.steps)
+    print(f"reference: {engine_name} engine, {args.steps} steps, batch "
+          f"{next(iter(ref.outputs.values())).shape[1] if ref.outputs else 0}, "
+          f"{time.perf_counter() - t0:.2f} s")
+    types = graph.verify()
+    rows, failed = [], []
+    with tempfile.TemporaryDirectory(prefix="n3ml-verify-") as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        x_path = work / "input.npz"
+        write_npz(str(x_path), {k: v[: args.steps] for k, v in inputs.items()})
+        for name, target in targets.items():
+            opts = {**getattr(target, "verify_options", {}), **options[name]}
+            try:
+                target.check(graph)
+            except UnsupportedError as e:
+                print(f"{name}: refused: {e}")
+                failed.append(name)
+                continue
+            out_dir = work / name
+            if out_dir.exists() and any(out_dir.iterdir()):
+                raise N3mlError(f"{out_dir} exists and is not empty")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            target.emit(graph, out_dir, steps=args.steps, options=opts or None)
+            t_emit = time.perf_counter() - t0
+            got, t_run = run_program(target.run_argv(out_dir), x_path, args.steps, work / f"{name}-out.npz",
+                                     timeout=args.timeout)
+            print(f"{name}: emitted in {t_emit:.2f} s, ran in {t_run:.2f} s ({out_dir if args.keep else 'temp'})")
+            for out_name, y in ref.outputs.items():
+                if out_name not in got:
+                    raise N3mlError(f"target {name}: the program saved no array `{out_name}`; found {sorted(got)}")
+                c = compare(out_name, y, got[out_name], types[out_name].kind)
+                rows.append((name, c))
+                if c.agreement < args.min_agreement:
+                    failed.append(name)
+    if rows:
+        print(format_table(rows))
+    if failed:
+        print(f"FAILED: {', '.join(dict.fromkeys(failed))} below agreement {args.min_agreement:g} or refused",
+              file=sys.stderr)
+        return 1
+    return 0
