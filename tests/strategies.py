@@ -117,3 +117,42 @@ def random_inputs(graph: Graph, T: int, B: int, seed: int = 0) -> dict[str, np.n
         shape = (T, B, *p.shape)
         out[n] = (rng.random(shape) < 0.4).astype(float) if p.kind == "spike" else rng.random(shape) * 2
     return out
+
+
+@st.composite
+def fixed_graphs(draw):
+    """Random quantized graphs: integer Dense weights, FixedCubaLIF neurons with small state registers
+    (so that wrap and saturation happen), an optional recurrent loop through a Delay."""
+    from n3ml.ir import FixedCubaLIF
+
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    g = Graph(name="fixed", dt=1.0, scheme="exact")
+    n_in = draw(st.integers(1, 6))
+    g.add("x", Input(shape=(n_in,), kind="spike"))
+    prev, width = "x", n_in
+    for i in range(draw(st.integers(1, 2))):
+        n = draw(st.integers(1, 6))
+        D = draw(st.integers(2, 12))
+        S = draw(st.integers(8, 24))
+        k = draw(st.integers(0, 6))
+        w = rng.integers(-(2 ** (S - k - 2)), 2 ** (S - k - 2), (n, width)).astype(np.int64)
+        neuron = FixedCubaLIF(
+            du=draw(st.integers(0, 2**D)), dv=rng.integers(0, 2**D + 1, n) if draw(st.booleans()) else
+            draw(st.integers(0, 2**D)), bias=int(rng.integers(-(2 ** (S - 4)), 2 ** (S - 4))),
+            theta=int(rng.integers(1, 2 ** (S - 2))), v_reset=int(rng.integers(-8, 8)),
+            reset=draw(st.sampled_from(["subtract", "to-value", "none"])), refractory=draw(st.integers(0, 2)),
+            decay_bits=D, state_bits=S, input_shift=k,
+            current_overflow=draw(st.sampled_from(["wrap", "saturate"])),
+            voltage_overflow=draw(st.sampled_from(["wrap", "saturate"])))
+        g.add(f"fc{i}", Dense(weight=w), prev)
+        if draw(st.booleans()):
+            g.add(f"sum{i}", Add(), f"fc{i}", f"rec{i}")
+            g.add(f"n{i}", neuron, f"sum{i}")
+            g.add(f"d{i}", Delay(steps=draw(st.integers(1, 2))), f"n{i}")
+            g.add(f"rec{i}", Dense(weight=rng.integers(-(2 ** (S - k - 2)), 2 ** (S - k - 2), (n, n))), f"d{i}")
+        else:
+            g.add(f"n{i}", neuron, f"fc{i}")
+        prev, width = f"n{i}", n
+    g.add("out", Output(), prev)
+    return g
