@@ -1,0 +1,143 @@
+"""The quantize pass: integer forms that fit each profile, errors reported, refusals named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from n3ml.errors import UnsupportedError
+from n3ml.ir import interp, prims as P
+from n3ml.ir.text import load, parse, save
+from n3ml.passes import PassError, PassManager
+from n3ml.passes.quantize import PROFILES, Quantize
+
+GRAPHS = Path(__file__).resolve().parents[2] / "examples" / "graphs"
+
+
+def to_value(g, refractory=None):
+    """The example graphs with Lava's reset (to 0), optionally without refractoriness."""
+    for n, p in list(g.nodes.items()):
+        if isinstance(p, (P.IF, P.LIF, P.CubaLIF)):
+            g.replace(n, reset="to-value", v_reset=0.0,
+                      **({} if refractory is None else {"refractory": refractory}))
+    return g
+
+
+def spikes(g, T=60, B=4, p=0.3, seed=1):
+    shape = g.nodes[g.input_names[0]].shape
+    return {g.input_names[0]: (np.random.default_rng(seed).random((T, B) + tuple(shape)) < p).astype(float)}
+
+
+TINY = """n3ml 1
+graph tiny(dt=1.0ms, scheme=exact) {
+  x = Input(shape=(3,))
+  fc = Dense(x, weight=tensor<f64>(2, 3)[0.5, -0.25, 0.125, 0.3, 0.6, 0.9], bias=tensor<f64>(2)[0.05, 0.0])
+  n = IF(fc, reset=to-value, theta=2.0)
+  out = Output(n)
+}
+"""
+
+
+def test_tiny_graph_before_after():
+    g = parse(TINY)
+    ctx = {}
+    q = PassManager.from_string("quantize{profile=loihi2}").run(g, ctx)
+    fc, n = q.nodes["fc"], q.nodes["n"]
+    assert isinstance(n, P.FixedCubaLIF) and fc.bias is None and fc.weight.dtype.kind == "i"
+    assert (n.du, n.dv, n.decay_bits, n.state_bits, n.input_shift) == (4096, 0, 12, 24, 6)
+    assert n.theta % 64 == 0 and 0 < n.theta >> 6 <= 2**17 - 1
+    # the weights keep their ratio to the threshold: W_int << 6 / theta ~ w / theta_float
+    w = np.array([[0.5, -0.25, 0.125], [0.3, 0.6, 0.9]])
+    got = fc.weight * 64 / n.theta
+    np.testing.assert_allclose(got, w / 2.0, atol=np.abs(w / 2.0).max() / 100)
+    # each row-shared exponent: mantissa m << s with m in the mixed-sign range of Loihi's 8 bits
+    s = ctx["report"]["quantize"]["layers"]["n"]["synapses"]["fc"]["exp"]
+    assert np.all(fc.weight % 2**s == 0) and np.abs(fc.weight >> s).max() <= 128
+    # the Dense bias became the neuron's bias in state units: 0.05 / 2.0 of the threshold per step
+    np.testing.assert_allclose(np.asarray(n.bias) / n.theta, [0.025, 0.0], atol=1e-3)
+    assert ctx["report"]["quantize"]["layers"]["n"]["synapses"]["fc"]["weight_error"] < 0.02
+
+
+@pytest.mark.parametrize("name", ["cuba", "spiking_cnn", "spiking_mlp", "recurrent"])
+def test_loihi2_fits_the_profile_and_tracks_float(name):
+    g = to_value(load(GRAPHS / f"{name}.n3ml"), refractory=0)
+    if name == "recurrent":  # its LI readout has no fixed-point form
+        for n in ("out", "readout", "fc_out"):
+            g.remove(n)
+    ctx = {}
+    q = Quantize(profile="loihi2").apply(g, ctx)
+    q.verify()
+    rep = ctx["report"]["quantize"]
+    assert rep["profile"] == "loihi2" and set(rep["layers"]) == {
+        n for n, p in g.nodes.items() if isinstance(p, P.Neuron)}
+    for n, p in q.nodes.items():
+        if isinstance(p, P.Neuron):
+            assert isinstance(p, P.FixedCubaLIF) and p.reset == "to-value" and p.v_reset == 0
+            assert 1 <= np.min(p.du) and np.max(p.dv) <= 4095 and p.theta % 64 == 0
+        if isinstance(p, (P.Dense, P.Conv2d)):
+            assert p.weight.dtype.kind == "i"
+    assert rep["max_weight_error"] < 0.03
+    x = spikes(g)
+    a, b = interp.run(g, x).outputs, interp.run(q, x).outputs
+    for k in a:
+        agree = float(np.mean(a[k] == b[k]))
+        rate_err = abs(a[k].mean() - b[k].mean()) / max(a[k].mean(), 1e-9)
+        assert agree > 0.85 and rate_err < 0.1, (k, agree, rate_err)  # spike timing is chaotic, rates are not
+
+
+def test_quantized_graph_round_trips_through_text(tmp_path):
+    q = Quantize().apply(to_value(load(GRAPHS / "cuba.n3ml")))
+    save(q, tmp_path / "q.n3ml")
+    back = load(tmp_path / "q.n3ml")
+    x = spikes(q, T=30)
+    for k, v in interp.run(q, x).outputs.items():
+        np.testing.assert_array_equal(v, interp.run(back, x).outputs[k])
+
+
+def test_worst_case_current_stays_in_24_bits():
+    q = Quantize().apply(to_value(load(GRAPHS / "cuba.n3ml")))
+    for n, p in q.nodes.items():
+        if isinstance(p, P.FixedCubaLIF):
+            (src,) = q.inputs_of(n)
+            w = q.nodes[src].weight
+            pile = 4096 / np.min(p.du)
+            assert np.abs(w).sum(axis=1).max() * 64 * pile < 2**23
+
+
+def test_loihi2_refuses_subtract_reset_naming_the_node():
+    g = load(GRAPHS / "spiking_mlp.n3ml")  # lif1 resets by subtraction
+    with pytest.raises(PassError, match=r"lif1.*subtract"):
+        PassManager.from_string("quantize{profile=loihi2}").run(g)
+
+
+def test_loihi2_refuses_refractoriness_and_readouts():
+    g = to_value(load(GRAPHS / "spiking_mlp.n3ml"))
+    with pytest.raises(UnsupportedError, match=r"lif2.*refractory"):
+        Quantize().apply(g)
+    with pytest.raises(UnsupportedError, match=r"readout.*LI"):
+        Quantize().apply(to_value(load(GRAPHS / "recurrent.n3ml")))
+
+
+def test_int8_profile_keeps_subtract_and_refractory():
+    g = load(GRAPHS / "spiking_mlp.n3ml")
+    ctx = {}
+    q = PassManager.from_string("quantize{profile=int8}").run(g, ctx)
+    assert q.nodes["lif1"].reset == "subtract" and q.nodes["lif2"].refractory == 1
+    for n in ("fc1", "fc2"):
+        assert np.abs(q.nodes[n].weight).max() <= 127
+    assert ctx["report"]["quantize"]["profile"] == "int8"
+    x = spikes(g)
+    a, b = interp.run(g, x).outputs["out"], interp.run(q, x).outputs["out"]
+    assert np.mean(a == b) > 0.9
+
+
+def test_unknown_profile_is_an_error():
+    with pytest.raises(PassError, match="unknown profile 'loihi9'"):
+        PassManager.from_string("quantize{profile=loihi9}").run(load(GRAPHS / "cuba.n3ml"))
+
+
+def test_profiles_are_data():
+    assert PROFILES["loihi2"].weight_bits == 8 and PROFILES["loihi2"].state_bits == 24
+    assert PROFILES["int8"].state_bits == 32
