@@ -18,7 +18,9 @@ cell models, scales the weights and writes its program.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -172,6 +174,41 @@ class Netlist:
         return max((self.populations[r.source].latency for r in self.records), default=0)
 
 
+# ------------------------------------------------ exact integration of the cells
+
+# tau_m standing for "no leak": exp(-dt / 1e300) is exactly 1.0 for any dt, and the models' current
+# propagators stay finite (tau_m = inf gives NaN in NEST's iaf_psc_delta).
+NO_LEAK_TAU = 1e300
+
+
+def tau_from_factor(name: str, field_: str, a, dt: float):
+    """The time constant whose exact decay over dt is the IR's per-step factor a (a = 1: no leak).
+
+    Lets a simulator that integrates exactly (NEST, PyNN's standard cells) reproduce both of the IR's
+    schemes: for `euler`, a = 1 - dt / tau gives tau' = -dt / ln(1 - dt / tau).
+    """
+    a = np.asarray(a, np.float64)
+    if np.any(a <= 0) or np.any(a > 1):
+        raise UnsupportedError(f"node `{name}`: the per-step decay of `{field_}` is {a.min()} (euler scheme "
+                               "with dt >= tau); exact integration needs 0 < decay <= 1")
+    with np.errstate(divide="ignore"):
+        tau = np.where(a == 1.0, NO_LEAK_TAU, -dt / np.log(np.where(a == 1.0, 0.5, a)))
+    return float(tau) if tau.ndim == 0 else tau
+
+
+def strict_threshold(theta, v_leak):
+    """Simulators fire on V >= V_th, the IR on v > theta: the next float above theta - v_leak."""
+    return np.nextafter(np.asarray(theta, np.float64) - v_leak, np.inf)
+
+
+def exp_current_gain(tau_m, tau_s, a_m, a_s, dt: float):
+    """Voltage change over one step caused by a unit current decaying with tau_s (C = 1): NEST's P21."""
+    tau_m, tau_s = np.asarray(tau_m, np.float64), np.asarray(tau_s, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isclose(tau_m, tau_s, rtol=1e-12), dt * np.asarray(a_m),
+                        tau_m * tau_s * (np.asarray(a_s) - np.asarray(a_m)) / (tau_s - tau_m))
+
+
 # --------------------------------------------------------------- linear maps
 
 Terms = dict[tuple[str, int], Sparse]  # (source population, IR delay) -> matrix (node size x source size)
@@ -294,12 +331,14 @@ def _linear_terms(graph: Graph, name: str, prim: P.Primitive, ins: list[Terms], 
 
 
 def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = None,
-                        target: str = "the target") -> Netlist:
+                        generator_latency: int = GENERATOR_LATENCY, target: str = "the target") -> Netlist:
     """Fold the graph's synapse chains into projections and solve the per-population latencies.
 
     Args:
         extra_steps: neuron node -> steps between input arrival and output in the target's cell model
             (1 for synaptic-current cells that integrate the current of the previous step); default 0.
+        generator_latency: simulator step at which generators (clock, analog inputs) emit IR step 0
+            (PyNN's spike sources cannot emit before step 2).
         target: target name used in error messages.
     Raises:
         UnsupportedError naming the node when an operation has no netlist form (the target's own
@@ -308,14 +347,14 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
     types = graph.verify()
     extra_steps = extra_steps or {}
     net = Netlist(graph.name, float(graph.dt), graph.scheme)
-    net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=GENERATOR_LATENCY)
+    net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=generator_latency)
     terms: dict[str, Terms] = {}
     for name in graph.topo_order():
         prim = graph.nodes[name]
         srcs = graph.inputs_of(name)
         if isinstance(prim, P.Input):
             kind = "spike_input" if prim.kind == "spike" else "analog_input"
-            lat = PARROT_LATENCY if kind == "spike_input" else GENERATOR_LATENCY
+            lat = PARROT_LATENCY if kind == "spike_input" else generator_latency
             net.populations[name] = Population(name, kind, tuple(types[name].shape), prim, latency=lat)
             terms[name] = {(name, 0): Sparse.eye(types[name].size)}
         elif isinstance(prim, NEURONS):
@@ -353,7 +392,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
             net.records.append(_record(graph, net, name, src, terms_of(src), types[name].shape, target))
     if not any(pr.source == CLOCK for pr in net.projections):
         del net.populations[CLOCK]
-    _solve_latencies(net, extra_steps, target)
+    _solve_latencies(net, extra_steps, generator_latency, target)
     return net
 
 
@@ -390,11 +429,11 @@ def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, ta
                            "Integrator neurons only")
 
 
-def _solve_latencies(net: Netlist, extra_steps: dict[str, int], target: str) -> None:
+def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latency: int, target: str) -> None:
     """Smallest arrivals with arrival(dst) >= latency(src) + 1 - ir_delay on every projection."""
     neurons = net.neurons
     for p in neurons:
-        p.arrival = GENERATOR_LATENCY + 1  # the earliest step a generator's event can arrive
+        p.arrival = generator_latency + 1  # the earliest step a generator's event can arrive
         p.latency = p.arrival + extra_steps.get(p.name, 0)
     last = None
     for _ in range(len(neurons) + 2):
@@ -416,3 +455,40 @@ def _solve_latencies(net: Netlist, extra_steps: dict[str, int], target: str) -> 
             "use another target")
     for pr in net.projections:
         pr.delay = net.populations[pr.target].arrival - net.populations[pr.source].latency + pr.ir_delay
+
+
+# ------------------------------------------------- emission of Python programs
+
+
+def literal(v: Any) -> str:
+    """A Python literal that reads back to exactly `v` (floats by repr, inf spelled out)."""
+    if isinstance(v, (bool, np.bool_)):
+        return repr(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return repr(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isinf(f):
+            return 'float("inf")' if f > 0 else '-float("inf")'
+        return repr(f)
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, tuple):
+        return "(" + ", ".join(literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    raise TypeError(f"no literal for {type(v).__name__}")
+
+
+class ArrayStore:
+    """Collects the arrays of weights.npz; small uniform arrays become literals instead."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def value(self, key: str, v: Any) -> str:
+        a = np.asarray(v)
+        if a.ndim == 0:
+            return literal(a.item())
+        if a.size and np.all(a == a.reshape(-1)[0]) and a.dtype.kind == "f":
+            return literal(float(a.reshape(-1)[0]))
+        self.arrays[key] = a
+        return literal("@" + key)

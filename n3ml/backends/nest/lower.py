@@ -24,13 +24,11 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import CLOCK, Netlist, Sparse, lower_ir_to_netlist
+from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, Sparse, exp_current_gain, lower_ir_to_netlist,
+                       strict_threshold as _threshold, tau_from_factor as _tau_from_factor)
 
 TARGET = "nest"
 DENSE_FRACTION = 0.5  # a projection at least this dense is made with all_to_all and a weight matrix
-# tau_m standing for "no leak": exp(-dt / 1e300) is exactly 1.0 for any dt, and the models' current
-# propagators stay finite (tau_m = inf gives NaN in iaf_psc_delta).
-NO_LEAK_TAU = 1e300
 
 
 @dataclass
@@ -77,21 +75,6 @@ class NestNetwork:
 def _per(x, n: int):
     a = np.asarray(x, np.float64)
     return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
-
-
-def _tau_from_factor(name: str, field_: str, a, dt: float):
-    """The NEST time constant whose exact decay over dt is the IR's per-step factor a (a = 1: no leak)."""
-    a = np.asarray(a, np.float64)
-    if np.any(a <= 0) or np.any(a > 1):
-        raise UnsupportedError(f"node `{name}`: the per-step decay of `{field_}` is {a.min() if a.size else a} "
-                               "(euler scheme with dt >= tau); NEST's exact integration needs 0 < decay <= 1")
-    with np.errstate(divide="ignore"):
-        tau = np.where(a == 1.0, NO_LEAK_TAU, -dt / np.log(np.where(a == 1.0, 0.5, a)))
-    return float(tau) if tau.ndim == 0 else tau
-
-
-def _threshold(theta, vl):
-    return np.nextafter(np.asarray(theta, np.float64) - vl, np.inf)
 
 
 def _leaky(name: str, prim, dt: float, scheme: str, n: int):
@@ -146,10 +129,7 @@ def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> Cel
         raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no iaf_psc_exp equivalent")
     vl = _per(prim.v_leak, n)
     c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
-    # voltage jump over one step caused by a unit current decaying with tau_s (C_m = 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p21 = np.where(np.isclose(tau_m, tau_s, rtol=1e-12), dt * a_m,
-                       tau_m * tau_s * (a_s - a_m) / (tau_s - tau_m))
+    p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
     vth = _per(_threshold(prim.theta, vl), n)
     v_reset = _per(np.asarray(prim.v_reset, np.float64) - vl, n)
     if prim.refractory > 0 and np.any(np.asarray(v_reset) >= np.asarray(vth)):
