@@ -16,6 +16,8 @@ LOADERS: dict[str, str] = {
     ".n3ml": "n3ml.ir.text:load",
     ".onnx": "n3ml.frontends.onnx:load",
 }
+LOADERS.update({s: "n3ml.frontends.torch.load:load_" + k for s, k in
+                ((".pt2", "pt2"), (".pt", "torch"), (".pth", "torch"), (".ts", "ts"))})
 
 # engine name -> "module:function(graph, inputs, steps, *, record, device, dtype) -> Result"
 ENGINES: dict[str, str] = {
@@ -27,6 +29,8 @@ ENGINES: dict[str, str] = {
 TARGETS: dict[str, str] = {}
 TARGETS["lava"] = "n3ml.backends.lava:LavaTarget"
 TARGETS["nest"] = "n3ml.backends.nest:NestTarget"
+TARGETS["pynn"] = "n3ml.backends.pynn:PynnTarget"
+TARGETS["ir"] = "n3ml.backends.ir_target:IRTarget"
 
 
 def resolve(spec: str) -> Any:

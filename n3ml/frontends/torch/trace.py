@@ -392,9 +392,11 @@ def _verified(graph: Graph) -> Graph:
     return graph
 
 
-def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, ...], kind: str) -> None:
+def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, ...], kind: str,
+               call: Callable[..., Any] | None = None) -> None:
     from . import lib_torch
 
+    call = call or lib_torch.call
     env: dict[fx.Node, Any] = {}
     calls: dict[str, int] = {}
     first = True
@@ -422,7 +424,7 @@ def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, 
                     "called once; put the time loop outside forward")
             env[node] = ctx.convert_module(modules[node.target], node.target, *args, **kwargs)
         elif node.op in ("call_function", "call_method"):
-            env[node] = lib_torch.call(ctx, node, args, kwargs)
+            env[node] = call(ctx, node, args, kwargs)
         elif node.op == "output":
             _outputs(ctx, args[0])
 

@@ -1,0 +1,37 @@
+"""The `ir` target: the graph itself, as OUT/model.n3ml plus its OUT/model.npz weights sidecar.
+
+Any n3ml tool reads it back; `run_argv` runs it with `n3ml simulate` (reference interpreter).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UnsupportedError
+from ..ir import Graph, VerifyError
+from ..ir.text import save
+
+
+class IRTarget:
+    """Write the graph in the n3ml text format; every valid graph is supported."""
+
+    name = "ir"
+    filename = "model.n3ml"
+
+    def check(self, graph: Graph, options: dict[str, Any] | None = None) -> None:
+        try:
+            graph.verify()
+        except VerifyError as e:
+            raise UnsupportedError(f"the graph is not valid IR: {e}") from None
+        if options:
+            raise UnsupportedError(f"target ir takes no options, found {', '.join(sorted(options))}")
+
+    def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None,
+             options: dict[str, Any] | None = None) -> None:
+        self.check(graph, options)
+        save(graph, Path(out_dir) / self.filename)
+
+    def run_argv(self, out_dir: Path) -> list[str]:
+        return [sys.executable, "-m", "n3ml", "simulate", str(Path(out_dir) / self.filename)]

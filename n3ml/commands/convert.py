@@ -1,0 +1,147 @@
+"""Convert a model (PyTorch, ONNX, .n3ml) for a target, optionally through a pass pipeline.
+
+    n3ml convert MODEL --target ir -o OUT/ [--input-shape 1,28,28] [-p PIPELINE] [--force]
+
+The output is written into a temporary directory next to OUT and renamed into
+place once complete: on any error no OUT is left behind, and an existing OUT is
+replaced only with --force.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import N3mlError
+from ..loader import load_model
+from ..registry import TARGETS, lookup
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", metavar="MODEL", help="a .n3ml, .onnx, .pt2, TorchScript (.ts/.pt) or state_dict "
+                   "(.pt/.pth with --model) file")
+    p.add_argument("--target", "-t", required=True, help=f"target: {', '.join(sorted(TARGETS))}")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory (must not exist unless "
+                   "--force)")
+    p.add_argument("--input-shape", metavar="SHAPE", help="per-sample input shape without batch/time, e.g. 1,28,28")
+    p.add_argument("--dt", type=float, help="time step of the graph in ms (default: from the model, else 1.0)")
+    p.add_argument("--steps", "-T", type=int, help="number of time steps (for the passes and the emitted program)")
+    p.add_argument("-p", "--pipeline", default="", help="passes to run, e.g. 'ann-to-snn,quantize{profile=loihi2}'")
+    p.add_argument("--calibration", metavar="X.npz", help="calibration inputs for the passes (arrays by input name)")
+    p.add_argument("--report", metavar="REPORT.json", help="write the passes' report as JSON")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT")
+    p.add_argument("--model", dest="model_class", metavar="package.module:ClassName",
+                   help="the model class of a state_dict file")
+    p.add_argument("--model-args", metavar="JSON", help="keyword arguments of --model's class, as a JSON object")
+    p.add_argument("--unsafe-allow-pickle", action="store_true",
+                   help="allow loading a fully pickled module (runs code from the file: only for trusted files)")
+    p.add_argument("--target-option", "-O", action="append", default=[], metavar="KEY=VALUE",
+                   help="option for the target's emitter (repeatable)")
+
+
+def parse_options(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise N3mlError(f"--target-option expects KEY=VALUE, found {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_any(args) -> Any:
+    """Load MODEL with the options its loader takes (a .n3ml file takes none)."""
+    suffix = Path(args.model).suffix.lower()
+    options: dict[str, Any] = {}
+    if suffix != ".n3ml":
+        options = {"input_shape": args.input_shape, "dt": args.dt, "steps": args.steps, "model": args.model_class,
+                   "model_args": args.model_args, "unsafe_allow_pickle": args.unsafe_allow_pickle}
+        options = {k: v for k, v in options.items() if v not in (None, False)}
+    elif args.input_shape or args.model_class or args.model_args:
+        raise N3mlError(f"{args.model}: --input-shape, --model and --model-args apply to PyTorch/ONNX models, not "
+                        ".n3ml files")
+    return load_model(args.model, **options)
+
+
+def _calibration(path: str | None) -> dict[str, np.ndarray] | None:
+    if not path:
+        return None
+    from .simulate import read_npz
+
+    return read_npz(path)
+
+
+def _check(target: Any, graph: Any, options: dict[str, str]) -> None:
+    params = inspect.signature(target.check).parameters
+    if "options" in params:
+        target.check(graph, options or None)
+    else:
+        target.check(graph)
+
+
+def run(args) -> int:
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise N3mlError(f"{out} exists; pass --force to replace it")
+    if args.steps is not None and args.steps < 1:
+        raise N3mlError(f"--steps must be >= 1, found {args.steps}")
+    target = lookup(TARGETS, args.target, "target")()
+    options = parse_options(args.target_option)
+    graph = load_any(args)
+    if args.dt is not None and Path(args.model).suffix.lower() == ".n3ml" and args.dt != graph.dt:
+        raise N3mlError(f"{args.model} has dt={graph.dt:g} ms; --dt {args.dt:g} cannot change it (the time "
+                        "constants are in ms)")
+    report: dict[str, Any] = {}
+    if args.pipeline.strip():
+        from ..passes import PassManager
+
+        context = {"calibration": _calibration(args.calibration), "steps": args.steps, "report": report}
+        graph = PassManager.from_string(args.pipeline).run(graph, context)
+    elif args.calibration:
+        raise N3mlError("--calibration is used by passes; give a pipeline with -p")
+    _check(target, graph, options)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        target.emit(graph, tmp, steps=args.steps, options=options or None)
+        if args.report:
+            _write_report(args.report, report)
+        if out.exists():  # --force: move the old one aside, then swap
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    n_nodes = len(graph.nodes)
+    print(f"wrote {out} ({args.target}: {n_nodes} nodes, dt={graph.dt:g} ms, scheme={graph.scheme})")
+    return 0
+
+
+def _write_report(path: str, report: dict[str, Any]) -> None:
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    tmp.replace(p)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return str(v)
