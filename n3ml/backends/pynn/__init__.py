@@ -1,0 +1,53 @@
+"""PyNN target: `n3ml convert MODEL --target pynn -o OUT/` writes a standalone PyNN 0.13 program.
+
+The program imports `pyNN.spiNNaker` by default (`--simulator nest|spiNNaker|brian2`, or the emit option
+`simulator`); emitting for SpiNNaker first checks the board's limits (`lower.SPINNAKER`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ...errors import N3mlError
+from ...ir.graph import Graph
+from .emit import emit_pynn
+from .lower import SIMULATORS, SPINNAKER, check_spinnaker, lower_ir_to_pynn
+
+__all__ = ["PynnTarget", "lower_ir_to_pynn", "emit_pynn", "check_spinnaker", "SPINNAKER"]
+
+
+class PynnTarget:
+    """The `pynn` target. Options: simulator = spiNNaker (default) | nest | brian2."""
+
+    name = "pynn"
+    summary = "standalone PyNN script (standard cells, list connectors); SpiNNaker limits checked"
+    options = {"simulator": "PyNN backend the script imports by default: spiNNaker, nest or brian2"}
+    verify_options = {"simulator": "nest"}  # `n3ml verify` runs PyNN on the locally installed NEST
+
+    def check(self, graph: Graph, options: dict | None = None) -> None:
+        """Raise UnsupportedError naming the node if PyNN's standard cells cannot express the graph
+        (and, for simulator=spiNNaker, if it exceeds the board's limits)."""
+        net = lower_ir_to_pynn(graph)
+        if self._simulator(options) == "spiNNaker":
+            check_spinnaker(net, float(graph.dt))
+
+    def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None, options: dict | None = None) -> None:
+        simulator = self._simulator(options)
+        net = lower_ir_to_pynn(graph)
+        if simulator == "spiNNaker":
+            check_spinnaker(net, float(graph.dt))
+        emit_pynn(net, Path(out_dir), steps=steps, simulator=simulator)
+
+    def run_argv(self, out_dir: Path) -> list[str]:
+        return [sys.executable, str(Path(out_dir) / "run.py")]
+
+    @staticmethod
+    def _simulator(options: dict | None) -> str:
+        options = dict(options or {})
+        simulator = options.pop("simulator", "spiNNaker")
+        if options:
+            raise N3mlError(f"unknown pynn option(s) {sorted(options)}; known: simulator")
+        if simulator not in SIMULATORS:
+            raise N3mlError(f"pynn option simulator={simulator!r}; expected one of {', '.join(SIMULATORS)}")
+        return simulator

@@ -1,0 +1,231 @@
+"""Lowering of an IR graph to PyNN 0.13 standard cells, and the SpiNNaker limits as data.
+
+Standard cells only, so that one script runs on every PyNN backend:
+
+* IF/LIF, reset to-value -> `IF_curr_delta` (weights in mV: r g w).
+* CubaLIF, reset to-value -> `IF_curr_exp` (cm = 1 nF, weights in nA: r g_m w / P21, one extra step).
+* LI / Integrator -> `IF_curr_delta` with v_thresh = inf, `v` recorded (not on SpiNNaker).
+* Spike inputs -> `SpikeSourceArray`; biases -> a `SpikeSourceArray` "clock" firing every step.
+
+PyNN's standard cells reset to v_reset only: reset "subtract"/"none" is refused (the nest target maps
+it exactly). Analog inputs are refused (SpikeSourceArray events have unit weight). The timing is that of
+NEST (docs/backends/pynn.md): one-step minimum delay, compensated by per-population latencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from ...ir import prims as P
+from ...ir.graph import Graph
+from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, exp_current_gain, lower_ir_to_netlist, strict_threshold,
+                       tau_from_factor)
+
+TARGET = "pynn"
+SOURCE_LATENCY = 2  # PyNN's spike sources (parrots on NEST) cannot emit before the second step
+SIMULATORS = ("spiNNaker", "nest", "brian2")
+
+
+# SpiNNaker (sPyNNaker on a SpiNN-5 board) limits, checked by `check_spinnaker`.
+SPINNAKER = {
+    "models": ("IF_curr_delta", "IF_curr_exp", "SpikeSourceArray"),
+    "neurons_per_core": 256,  # neurons of one population simulated by one ARM core
+    "cores": 48 * 16,  # application cores of one SpiNN-5 board (48 chips x 16)
+    "fixed_point": (16, 15),  # s16.15: weights and parameters are 32-bit with 15 fraction bits
+    "max_delay_steps": 144,  # 16 on the core, up to 144 with delay-extension cores
+    "timesteps_ms": (1.0, 0.1),
+}
+
+
+@dataclass
+class PynnCell:
+    celltype: str
+    params: dict[str, Any]  # PyNN parameter names and units
+    weight_scale: Any  # IR units -> PyNN weight (mV for IF_curr_delta, nA for IF_curr_exp)
+    extra_steps: int = 0
+    v_init: Any = 0.0  # initial v, already scaled for the decay before the population's IR time
+    v_offset: Any = 0.0
+    record: str = "spikes"  # or "v"
+    decay: Any = 1.0  # per-step membrane decay, to set v_init latency - 1 steps early
+    note: str = ""
+
+
+@dataclass
+class PynnProjection:
+    source: str
+    target: str
+    delay: int  # steps
+    receptor: str  # "excitatory" (weights >= 0) or "inhibitory" (weights < 0)
+    pre: np.ndarray
+    post: np.ndarray
+    weights: np.ndarray
+    comment: str = ""
+
+
+@dataclass
+class PynnNetwork:
+    netlist: Netlist
+    cells: dict[str, PynnCell]
+    projections: list[PynnProjection] = field(default_factory=list)
+
+
+def _per(x, n: int):
+    a = np.asarray(x, np.float64)
+    return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
+
+
+def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
+    if prim.reset != "to-value":
+        raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}'; PyNN's standard cells "
+                               "(IF_curr_delta) reset to v_reset only. Use reset 'to-value', or the nest target, "
+                               "which maps reset by subtraction exactly")
+    if isinstance(prim, P.IF):
+        a, c, vl = 1.0, 1.0, 0.0
+    else:
+        a = P.decay(prim.tau, dt, scheme)
+        c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
+        vl = _per(prim.v_leak, n)
+    tau = tau_from_factor(name, "tau", a, dt)
+    vth = strict_threshold(prim.theta, vl)
+    v_reset = np.asarray(prim.v_reset, np.float64) - vl
+    if prim.refractory > 0 and np.any(v_reset >= vth):
+        raise UnsupportedError(f"node `{name}` ({prim.op}): v_reset is above theta with refractory > 0")
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": _per(tau, n), "v_thresh": _per(vth, n),
+              "v_reset": _per(v_reset, n), "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
+    return PynnCell("IF_curr_delta", params, _per(c, n), v_init=_per(np.asarray(prim.v_init) - vl, n),
+                    v_offset=vl, decay=_per(a, n), note=f"{prim.op}, reset to v_reset")
+
+
+def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> PynnCell:
+    if prim.reset != "to-value":
+        raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; IF_curr_exp resets to v_reset "
+                               "only. Use reset 'to-value'")
+    a_m = np.asarray(P.decay(prim.tau_mem, dt, scheme), np.float64)
+    a_s = np.asarray(P.decay(prim.tau_syn, dt, scheme), np.float64)
+    tau_m = np.asarray(tau_from_factor(name, "tau_mem", a_m, dt))
+    tau_s = np.asarray(tau_from_factor(name, "tau_syn", a_s, dt))
+    if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
+        raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no IF_curr_exp equivalent")
+    vl = _per(prim.v_leak, n)
+    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
+    # cm = 1 nF and weights in nA give the same numbers as NEST's C_m = 1 pF, weights in pA
+    p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
+    vth = strict_threshold(prim.theta, vl)
+    v_reset = np.asarray(prim.v_reset, np.float64) - vl
+    if prim.refractory > 0 and np.any(v_reset >= vth):
+        raise UnsupportedError(f"node `{name}` (CubaLIF): v_reset is above theta with refractory > 0")
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": _per(tau_m, n), "tau_syn_E": _per(tau_s, n),
+              "tau_syn_I": _per(tau_s, n), "v_thresh": _per(vth, n), "v_reset": _per(v_reset, n),
+              "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
+    return PynnCell("IF_curr_exp", params, _per(c / p21, n), extra_steps=1,
+                    v_init=_per(np.asarray(prim.v_init) - vl, n), v_offset=vl, decay=_per(a_m, n),
+                    note="CubaLIF, current-based exponential synapse, reset to v_reset")
+
+
+def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
+    if isinstance(prim, P.Integrator):
+        a, c, vl = 1.0, np.asarray(prim.r, np.float64), 0.0
+    else:
+        a = P.decay(prim.tau, dt, scheme)
+        c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
+        vl = _per(prim.v_leak, n)
+    tau = tau_from_factor(name, "tau", a, dt)
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": _per(tau, n), "v_thresh": np.inf, "v_reset": 0.0,
+              "tau_refrac": 0.0, "i_offset": 0.0}
+    return PynnCell("IF_curr_delta", params, _per(c, n), v_init=_per(np.asarray(prim.v_init) - vl, n),
+                    v_offset=vl, record="v", decay=_per(a, n), note=f"{prim.op} (non-spiking), v recorded")
+
+
+CELLS: dict[type, Callable[..., PynnCell]] = {
+    P.IF: cell_delta,
+    P.LIF: cell_delta,
+    P.CubaLIF: cell_cuba,
+    P.LI: cell_readout,
+    P.Integrator: cell_readout,
+}
+
+
+def cells_of(graph: Graph) -> dict[str, PynnCell]:
+    types = graph.verify()
+    cells = {}
+    for name, prim in graph.nodes.items():
+        if isinstance(prim, P.Input) and prim.kind != "spike":
+            raise UnsupportedError(f"node `{name}` (Input, analog): PyNN's SpikeSourceArray emits unit spikes; "
+                                   "analog inputs need the nest target (or encode them to spikes first)")
+        if not isinstance(prim, P.Neuron):
+            continue
+        make = CELLS.get(type(prim))
+        if make is None:
+            raise UnsupportedError(f"node `{name}` ({prim.op}) has no PyNN standard cell; the pynn target "
+                                   f"supports {', '.join(c.__name__ for c in CELLS)}")
+        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size)
+    return cells
+
+
+def lower_ir_to_pynn(graph: Graph) -> PynnNetwork:
+    """Lower a graph to PyNN populations and projections (UnsupportedError before anything is written)."""
+    cells = cells_of(graph)
+    net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
+                              generator_latency=SOURCE_LATENCY, target=TARGET)
+    out = PynnNetwork(net, cells)
+    for pop in net.neurons:  # v_init applies at step latency - 1; until then v only decays
+        cell = cells[pop.name]
+        if np.any(np.asarray(cell.v_init) != 0.0):
+            cell.v_init = _per(np.asarray(cell.v_init) / np.asarray(cell.decay) ** (pop.latency - 1), pop.size)
+    for pr in net.projections:
+        w = pr.weights.scale_rows(cells[pr.target].weight_scale)
+        via = ", ".join(pr.via)
+        comment = ("bias" if pr.source == CLOCK else "synapses") + (f" of {via}" if via else "")
+        if pr.ir_delay:
+            comment += f", IR Delay {pr.ir_delay}"
+        for receptor, sel in (("excitatory", w.vals > 0), ("inhibitory", w.vals < 0)):
+            if np.any(sel):
+                out.projections.append(PynnProjection(pr.source, pr.target, pr.delay, receptor,
+                                                      w.cols[sel].astype(np.int64), w.rows[sel].astype(np.int64),
+                                                      w.vals[sel], comment))
+    return out
+
+
+def check_spinnaker(net: PynnNetwork, dt: float) -> None:
+    """Refuse, naming the node, what one SpiNN-5 board running sPyNNaker cannot hold or represent."""
+    lim = SPINNAKER
+    if not any(np.isclose(dt, t) for t in lim["timesteps_ms"]):
+        raise UnsupportedError(f"graph dt = {dt} ms; SpiNNaker runs with a time step of "
+                               f"{' or '.join(map(str, lim['timesteps_ms']))} ms")
+    int_bits, frac_bits = lim["fixed_point"]
+    largest = 2.0 ** int_bits - 2.0 ** -frac_bits
+    cores = 0
+    for pop in net.netlist.neurons:
+        cell = net.cells[pop.name]
+        if cell.celltype not in lim["models"] or cell.record != "spikes":
+            raise UnsupportedError(f"node `{pop.name}` ({pop.prim.op}): {cell.note}; SpiNNaker runs "
+                                   f"{', '.join(lim['models'])} and records spikes only")
+        cores += -(-pop.size // lim["neurons_per_core"])
+        for k, v in cell.params.items():
+            a = np.abs(np.asarray(v, np.float64))
+            if np.any(a > largest):
+                raise UnsupportedError(f"node `{pop.name}` ({pop.prim.op}): parameter {k} = {np.max(a):g} is "
+                                       f"outside the s{int_bits}.{frac_bits} fixed-point range (|x| <= {largest:g})"
+                                       + (" (no leak: SpiNNaker needs a finite tau_m)" if k == "tau_m" else ""))
+    cores += sum(-(-p.size // lim["neurons_per_core"]) for p in net.netlist.inputs)
+    if cores > lim["cores"]:
+        biggest = max(net.netlist.neurons, key=lambda p: p.size)
+        raise UnsupportedError(f"the network needs {cores} cores at {lim['neurons_per_core']} neurons per core, "
+                               f"one SpiNN-5 board has {lim['cores']}; the largest population is "
+                               f"`{biggest.name}` ({biggest.size} neurons)")
+    step = 2.0 ** -frac_bits
+    for pr in net.projections:
+        a = np.abs(pr.weights)
+        if np.any(a > largest):
+            raise UnsupportedError(f"node `{pr.target}`: a weight of {a.max():g} ({pr.comment}) is outside the "
+                                   f"s{int_bits}.{frac_bits} range (|w| <= {largest:g})")
+        if np.any((a > 0) & (a < step / 2)):
+            raise UnsupportedError(f"node `{pr.target}`: weights as small as {a[a > 0].min():g} ({pr.comment}) "
+                                   f"round to 0 in s{int_bits}.{frac_bits} (resolution {step:g})")
+        if pr.delay > lim["max_delay_steps"]:
+            raise UnsupportedError(f"node `{pr.target}`: a delay of {pr.delay} steps ({pr.comment}) exceeds "
+                                   f"SpiNNaker's {lim['max_delay_steps']}")

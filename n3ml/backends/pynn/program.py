@@ -1,0 +1,123 @@
+"""The body of the emitted PyNN program (`run.py`); `emit.py` writes the network tables above it."""
+
+BODY = r'''
+
+def array(value):
+    """Table entries name per-neuron arrays as "@key" (stored in weights.npz)."""
+    if isinstance(value, str) and value.startswith("@"):
+        return WEIGHTS[value[1:]]
+    return value
+
+
+def import_simulator(name):
+    warnings.filterwarnings("ignore", module="pyNN")
+    logging.getLogger("PyNN").setLevel(logging.ERROR)
+    sim = importlib.import_module(f"pyNN.{name}")
+    if name == "nest" and not hasattr(sim.IF_curr_delta, "variable_map"):
+        # PyNN 0.13's NEST IF_curr_delta lacks the map of `v` to NEST's V_m (initial values, recording)
+        sim.IF_curr_delta.variable_map = {"v": "V_m"}
+    return sim
+
+
+def read_inputs(path, steps):
+    """Input arrays (T, B, *shape) keyed by Input node name; default: the random input of `n3ml simulate`
+    (Bernoulli(0.2) spikes from numpy's PCG64(seed 0), batch 1)."""
+    if path is None:
+        rng = np.random.default_rng(0)
+        return {n: (rng.random((steps, 1, *s["shape"])) < 0.2).astype(float) for n, s in INPUTS.items()}
+    with np.load(path, allow_pickle=False) as z:
+        missing = [n for n in INPUTS if n not in z.files]
+        if missing:
+            sys.exit(f"{path}: no array for input node(s) {missing}; found {z.files}")
+        data = {n: np.asarray(z[n], dtype=float) for n in INPUTS}
+    for name, x in data.items():
+        if x.shape[2:] != tuple(INPUTS[name]["shape"]) or x.shape[0] < steps:
+            sys.exit(f"{path}: input `{name}` must have shape (T >= {steps}, B, "
+                     f"{', '.join(map(str, INPUTS[name]['shape']))}), found {x.shape}")
+    return {n: x[:steps] for n, x in data.items()}
+
+
+def build(sim, simulator, sample, steps):
+    """Create the network for one input sample {name: (T, *shape)}; return the populations."""
+    extra = {"spike_precision": "on_grid"} if simulator == "nest" else {}
+    sim.setup(timestep=DT, min_delay=DT, **extra)
+    pops = {}
+    for name, spec in INPUTS.items():
+        x = sample[name].reshape(steps, -1)
+        # a spike of IR step t is emitted at time (t + latency) * DT
+        times = [sim.Sequence((np.flatnonzero(x[:, i]) + spec["latency"]) * DT) for i in range(x.shape[1])]
+        pops[name] = sim.Population(x.shape[1], sim.SpikeSourceArray(spike_times=times), label=name)
+    if CLOCK:
+        ticks = (np.arange(steps) + CLOCK_LATENCY) * DT
+        pops["clock"] = sim.Population(1, sim.SpikeSourceArray(spike_times=ticks), label="clock")
+    for name, spec in POPULATIONS.items():
+        cell = getattr(sim, spec["celltype"])(**{k: array(v) for k, v in spec["params"].items()})
+        pops[name] = sim.Population(spec["size"], cell, initial_values={"v": array(spec["v_init"])}, label=name)
+    for source, target, delay, receptor, key in PROJECTIONS:
+        connections = np.column_stack([WEIGHTS[key + "/pre"], WEIGHTS[key + "/post"], WEIGHTS[key + "/w"]])
+        sim.Projection(pops[source], pops[target], sim.FromListConnector(connections, column_names=["weight"]),
+                       sim.StaticSynapse(delay=delay * DT), receptor_type=receptor)
+    for name, spec in OUTPUTS.items():
+        pops[spec["source"]].record(spec["record"])
+    return pops
+
+
+def collect(pops, steps):
+    """Recorded spikes / voltages -> {output: (T, *shape)} in IR time."""
+    out = {}
+    for name, spec in OUTPUTS.items():
+        src = spec["source"]
+        latency = POPULATIONS[src]["latency"] if src in POPULATIONS else INPUTS[src]["latency"]
+        pop = pops[src]
+        full = np.zeros((steps, pop.size))
+        segment = pop.get_data(spec["record"]).segments[0]
+        if spec["record"] == "spikes":
+            for i, train in enumerate(segment.spiketrains):
+                t = np.rint(np.asarray(train.rescale("ms").magnitude) / DT).astype(int) - latency
+                full[t[(t >= 0) & (t < steps)], i] = 1.0
+        else:
+            signal = segment.analogsignals[0]
+            k = np.rint(np.asarray(signal.times.rescale("ms").magnitude) / DT).astype(int) - latency
+            ok = (k >= 0) & (k < steps)
+            full[k[ok]] = np.asarray(signal.magnitude)[ok] + array(spec["v_offset"])
+        y = full if spec["index"] is None else full[:, array(spec["index"])]
+        shifted = np.zeros_like(y)
+        shifted[spec["shift"]:] = y[: steps - spec["shift"]]
+        out[name] = shifted.reshape(steps, *spec["shape"])
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
+    parser.add_argument("--steps", "-T", type=int, default=None, help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
+    parser.add_argument("--simulator", choices=["nest", "spiNNaker", "brian2"], default=SIMULATOR,
+                        help=f"PyNN backend (default {SIMULATOR})")
+    parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
+    args = parser.parse_args(argv)
+    steps = args.steps
+    if steps is None and args.input:
+        with np.load(args.input, allow_pickle=False) as z:
+            steps = int(z[next(iter(INPUTS))].shape[0]) if INPUTS else DEFAULT_STEPS
+    steps = steps or DEFAULT_STEPS
+    sim = import_simulator(args.simulator)
+    data = read_inputs(args.input, steps)
+    batch = next(iter(data.values())).shape[1] if data else 1
+    results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
+    for b in range(batch):  # one fresh network per sample: state does not carry over
+        pops = build(sim, args.simulator, {n: x[:, b] for n, x in data.items()}, steps)
+        sim.run((steps + HORIZON + 1) * DT)
+        for name, y in collect(pops, steps).items():
+            results[name][:, b] = y
+        sim.end()
+    tmp = args.output + ".tmp.npz"
+    np.savez(tmp, **results)
+    os.replace(tmp, args.output)
+    for name, y in results.items():
+        print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
