@@ -30,7 +30,6 @@ TARGETS: dict[str, str] = {}
 TARGETS["lava"] = "n3ml.backends.lava:LavaTarget"
 TARGETS["nest"] = "n3ml.backends.nest:NestTarget"
 TARGETS["pynn"] = "n3ml.backends.pynn:PynnTarget"
-TARGETS["pynn"] = "n3ml.backends.pynn:PynnTarget"
 TARGETS["ir"] = "n3ml.backends.ir_target:IRTarget"
 
 
