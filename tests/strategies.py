@@ -92,7 +92,7 @@ def conv_graphs(draw):
     groups = 1 if c == 1 or co % c else draw(st.sampled_from([1, c]))
     k = draw(st.integers(1, 3))
     pad = draw(st.integers(0, k // 2))
-    stride = draw(st.integers(1, 2))
+    stride = draw(st.integers(1, 2 if h + 2 * pad - k >= 2 else 1))  # the 2x2 pool needs >= 2x2
     g.add("conv", Conv2d(weight=rng.normal(0.3, 0.5, (co * groups if groups > 1 else co, c // groups, k, k)),
                          bias=rng.normal(0, 0.1, co * groups if groups > 1 else co) if draw(st.booleans()) else None,
                          stride=(stride, stride), padding=(pad, pad), groups=groups), "x")

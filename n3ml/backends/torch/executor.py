@@ -105,6 +105,14 @@ class Executor(nn.Module):
             for n in u.nodes:
                 for s in self.inputs_of[n]:
                     self._last_use[s] = max(self._last_use.get(s, -1), k)
+        # neurons whose input sequence is a fresh temporary read by nobody else may overwrite it
+        fresh = (P.Dense, P.Conv1d, P.Conv2d, P.Add, P.Scale)
+        users: dict[str, int] = {}
+        for e in graph.edges:
+            users[e.src] = users.get(e.src, 0) + 1
+        self._may_own = {n: self.inputs_of[n][0] for n, p in graph.nodes.items()
+                         if isinstance(p, P.Neuron) and isinstance(graph.nodes[self.inputs_of[n][0]], fresh)
+                         and users[self.inputs_of[n][0]] == 1}
         self.to(self.ctx.device)
 
     # ------------------------------------------------------------------ inputs
@@ -151,8 +159,8 @@ class Executor(nn.Module):
             if r not in self.nodes:
                 raise N3mlError(f"cannot record unknown node `{r}`")
         data, T, B = self._inputs(inputs)
-        run = RunCtx(T=T, B=B, data=data)
         keep = set(self.output_names) | set(record)
+        run = RunCtx(T=T, B=B, data=data, owned={n for n, s in self._may_own.items() if s not in keep})
         want_states = set(record)
         vals: dict[str, torch.Tensor] = {}
         rec: dict[str, torch.Tensor] = {}

@@ -68,6 +68,7 @@ class RunCtx:
     B: int
     data: dict[str, torch.Tensor]
     cache: dict[str, Any] = field(default_factory=dict)
+    owned: set[str] = field(default_factory=set)  # nodes that may overwrite their input sequence
 
 
 def as_float(x: torch.Tensor, ctx: Ctx) -> torch.Tensor:
@@ -482,13 +483,13 @@ class NeuronImpl(OpImpl):
         return out
 
     # ---- all steps
-    def fast(self, x: torch.Tensor) -> torch.Tensor | None:
+    def fast(self, x: torch.Tensor, owned: bool) -> torch.Tensor | None:
         """Output over all steps through the fused scans, or None when this neuron needs `step`."""
         return None
 
     def bulk(self, xs, run, states):
         if states is None and not self.ctx.fixed and (not self.spiking or self.R == 0):
-            y = self.fast(xs[0])
+            y = self.fast(xs[0], self.node in run.owned)
             if y is not None:
                 return y
         st = self.init_state(run)
@@ -507,14 +508,15 @@ class NeuronImpl(OpImpl):
     def _leak(self):
         return None if self.is_zero("v_leak") else self.c("v_leak")
 
-    def _scaled(self, key, x):
+    def _scaled(self, key, x, owned):
+        """(c x, whether the result is a temporary of ours)."""
         k = self._consts[key]
-        return x if (k is not None and k == 1) else x * self.c(key)
+        return (x, owned) if (k is not None and k == 1) else (x * self.c(key), True)
 
-    def _spiking_fast(self, xin, a):
+    def _spiking_fast(self, xin, owned, a):
         return spiking_scan(xin, self._v0(), a=a, v_leak=self._leak() if "v_leak" in self._consts else None,
                             theta=self.c("theta"), reset=self.prim.reset, v_reset=self.c("v_reset"),
-                            spike=self.ctx.spike)
+                            spike=self.ctx.spike, inplace=owned)
 
 
 @impl(P.IF)
@@ -522,8 +524,8 @@ class IFImpl(NeuronImpl):
     def cand(self, x, st):
         return st["v"] + x
 
-    def fast(self, x):
-        return self._spiking_fast(x, None)
+    def fast(self, x, owned):
+        return self._spiking_fast(x, owned, None)
 
 
 def _lif_consts(self, prim, ctx, tau):
@@ -543,11 +545,11 @@ class LIFImpl(NeuronImpl):
         vl = self.c("v_leak")
         return vl + self.c("a") * (st["v"] - vl) + self.c("rg") * x
 
-    def fast(self, x):
-        xin = self._scaled("rg", x)
+    def fast(self, x, owned):
+        xin, owned = self._scaled("rg", x, owned)
         if not self.spiking:
             return linear_scan(xin, self._v0(), self.c("a"), self._leak())
-        return self._spiking_fast(xin, self.c("a"))
+        return self._spiking_fast(xin, owned, self.c("a"))
 
 
 @impl(P.Integrator)
@@ -559,7 +561,7 @@ class IntegratorImpl(NeuronImpl):
     def cand(self, x, st):
         return st["v"] + self.c("r") * x
 
-    def fast(self, x):
+    def fast(self, x, owned):
         return linear_scan(self.c("r") * x, self._v0(), None, None)
 
 
@@ -580,10 +582,10 @@ class CubaLIFImpl(NeuronImpl):
         vl = self.c("v_leak")
         return vl + self.c("a") * (st["v"] - vl) + self.c("rg") * st["i"]
 
-    def fast(self, x):
+    def fast(self, x, owned):
         # the synaptic current ignores spikes and refractoriness: a linear filter of the input
         i = linear_scan(x, torch.zeros((), dtype=x.dtype, device=x.device), self.c("a_s"), None)
-        return self._spiking_fast(self._scaled("rg", i), self.c("a"))
+        return self._spiking_fast(*self._scaled("rg", i, True), a=self.c("a"))
 
 
 @impl(P.ALIF)
@@ -605,7 +607,7 @@ class ALIFImpl(LIFImpl):
     def post(self, s, st):
         st["b"] = st["b"] + self.c("q") * s
 
-    def fast(self, x):
+    def fast(self, x, owned):
         return None
 
 

@@ -75,80 +75,110 @@ def linear_scan(x: torch.Tensor, y0: torch.Tensor, a=None, v_leak=None) -> torch
     return _LinearScan.apply(x, y0, a, v_leak)
 
 
-class _SpikingScan(torch.autograd.Function):
-    """Membrane recurrence of IF/LIF/CubaLIF neurons without refractoriness, all steps in one Function.
-
-    Per step: v* = v_leak + a (v - v_leak) + x_t; h = v* - theta; s = [h > 0];
-    reset: subtract -> v = h where s; to-value -> v = v_reset where s; none -> v = v*.
-    Saves only h (T, B, ...). The gradient treats the reset as differentiable through the
-    spike (v = v* - theta s, resp. v = v* (1 - s) + v_reset s), exactly as autograd would
-    on the step-by-step form the executor uses inside cycles.
-    """
-
-    @staticmethod
-    def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike):  # type: ignore[override]
-        T = x.shape[0]
-        h = torch.empty_like(x)
-        if T == 0:
-            ctx.save_for_backward(h)
-            ctx.cfg = (a, theta, reset, v_reset, spike)
-            return torch.empty_like(x)
+def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h):
+    """Forward loop of the spiking scan; writes h_t = v*_t - theta into h (T, B, ...) or, when h is
+    None (no gradient wanted), into a one-step scratch buffer. Returns the spikes."""
+    T = x.shape[0]
+    out = torch.empty_like(x)
+    if T:
         v = v0.expand_as(x[0]).clone()
         c = torch.empty_like(v)
-        s = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        scratch = torch.empty_like(v) if h is None else None
+        sb = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        th_t = isinstance(theta, torch.Tensor)
+        neg_theta = -theta
         vr = None
         if reset == "to-value":
             vr = torch.as_tensor(v_reset, dtype=x.dtype, device=x.device).expand_as(v).contiguous()
         for t in range(T):
             _cand(v, a, v_leak, c)
             c.add_(x[t])
-            ht = h[t]
-            torch.sub(c, theta, out=ht)
+            ht, st = (scratch if h is None else h[t]), out[t]
+            torch.sub(c, theta, out=ht)  # x[t] is consumed: h[t] may overwrite it
+            if reset == "to-value":
+                torch.gt(ht, 0, out=sb)
+                st.copy_(sb)
+                torch.where(sb, vr, c, out=v)
+                continue
+            torch.gt(ht, 0, out=st)
             if reset == "none":
                 v, c = c, v
-                continue
-            torch.gt(ht, 0, out=s)
-            if reset == "subtract":
-                torch.where(s, ht, c, out=v)
+            elif th_t:  # v* - theta s: theta*s is exactly 0 or theta, so this equals v* - theta
+                torch.addcmul(c, st, neg_theta, out=v)
             else:
-                torch.where(s, vr, c, out=v)
-        ctx.save_for_backward(h)
-        ctx.cfg = (a, theta, reset, v_reset, spike)
-        return (h > 0).to(x.dtype)
+                torch.add(c, st, alpha=neg_theta, out=v)
+    return out
+
+
+class _SpikingScan(torch.autograd.Function):
+    """Membrane recurrence of IF/LIF/CubaLIF neurons without refractoriness, all steps in one Function.
+
+    Per step: v* = v_leak + a (v - v_leak) + x_t; h = v* - theta; s = [h > 0];
+    reset: subtract -> v = v* - theta s; to-value -> v = v_reset where s; none -> v = v*.
+    Saves only h (T, B, ...), written over x when the caller owns x (`inplace`). The
+    gradient treats the reset as differentiable through the spike (v = v* - theta s,
+    resp. v = v* (1 - s) + v_reset s), exactly as autograd does on the step-by-step form
+    the executor uses inside cycles.
+
+    Large fresh allocations cost more than the arithmetic on CPU (page faults), so the
+    loop writes into preallocated buffers, and the backward pass works in cache-sized
+    chunks of steps.
+    """
 
     @staticmethod
-    def backward(ctx, gs: torch.Tensor):  # type: ignore[override]
+    def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike, inplace):  # type: ignore[override]
+        h = x if inplace else torch.empty_like(x)
+        out = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h)
+        if inplace:
+            ctx.mark_dirty(x)
+        ctx.mark_non_differentiable(h)
+        ctx.save_for_backward(h)
+        ctx.cfg = (a, theta, reset, v_reset, spike)
+        return out, h
+
+    @staticmethod
+    def backward(ctx, gs: torch.Tensor, _gh):  # type: ignore[override]
         (h,) = ctx.saved_tensors
         a, theta, reset, v_reset, spike = ctx.cfg
-        sg = spike.derivative(h)  # ds/dv* at every step
-        p = gs * sg  # direct path: loss -> s_t -> v*_t
-        # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
-        if reset == "subtract":
-            m = sg.mul_(-theta).add_(1.0) if not isinstance(theta, torch.Tensor) else 1.0 - theta * sg
-        elif reset == "to-value":
-            # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
-            m = (h <= 0).to(h.dtype) + (v_reset - theta - h) * sg
-        else:
-            m = None
-        if a is not None:
-            m = (m.mul_(a) if isinstance(m, torch.Tensor) and m.dim() == h.dim() else a * m) if m is not None else a
+        T = h.shape[0]
         gx = torch.empty_like(h)
-        g = None
-        for t in range(h.shape[0] - 1, -1, -1):
-            if g is None:
-                gx[t].copy_(p[t])
-            elif m is None:
-                torch.add(p[t], g, out=gx[t])
-            elif not isinstance(m, torch.Tensor):
-                torch.add(p[t], g, alpha=m, out=gx[t])
+        chunk = max(1, (1 << 18) // max(1, h[0].numel()))
+        g = None  # dL/dv*_{t+1}
+        for t1 in range(T, 0, -chunk):
+            t0 = max(0, t1 - chunk)
+            hc = h[t0:t1]
+            sg = spike.derivative(hc)  # ds/dv* at every step of the chunk
+            p = gs[t0:t1] * sg  # direct path: loss -> s_t -> v*_t
+            # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
+            if reset == "subtract":
+                m = sg.mul_(neg(theta)).add_(1.0)
+            elif reset == "to-value":
+                # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
+                m = (hc <= 0).to(h.dtype).add_((v_reset - theta - hc).mul_(sg))
             else:
-                torch.addcmul(p[t], g, m[t] if m.dim() == h.dim() else m, out=gx[t])
-            g = gx[t]
-        return gx, None, None, None, None, None, None, None
+                m = None
+            if a is not None:
+                m = m.mul_(a) if m is not None else a
+            for t in range(t1 - 1, t0 - 1, -1):
+                j = t - t0
+                if g is None:
+                    gx[t].copy_(p[j])
+                elif m is None:
+                    torch.add(p[j], g, out=gx[t])
+                elif not isinstance(m, torch.Tensor):
+                    torch.add(p[j], g, alpha=m, out=gx[t])
+                else:
+                    torch.addcmul(p[j], g, m[j] if m.dim() == h.dim() else m, out=gx[t])
+                g = gx[t]
+        return gx, None, None, None, None, None, None, None, None
+
+
+def neg(theta):
+    return -theta
 
 
 def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, theta, reset: str, v_reset=0.0,
-                 spike) -> torch.Tensor:
+                 spike, inplace: bool = False) -> torch.Tensor:
     """Spikes (T, B, ...) of IF/LIF-type neurons driven by the (already scaled) input x (T, B, ...).
 
     Args:
@@ -157,5 +187,8 @@ def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, thet
         a: decay per step (None for IF); v_leak: resting voltage (None: 0).
         theta: threshold; reset: "subtract", "to-value" or "none"; v_reset: value after a spike.
         spike: a surrogate spike function with `.derivative(x)` (n3ml.nn.spike_fn).
+        inplace: x is a temporary of the caller's; its storage is reused (saves one (T, B, ...) buffer).
     """
-    return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike)
+    if not (torch.is_grad_enabled() and x.requires_grad):  # inference: nothing to save
+        return _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, None)
+    return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike, inplace)[0]
