@@ -138,14 +138,26 @@ class Projection:
 
 
 @dataclass
+class RecordPart:
+    """Output entries `rows` are the neurons `cols` of population `source`, `shift` IR steps late."""
+
+    source: str
+    rows: np.ndarray
+    cols: np.ndarray
+    shift: int  # IR Delay steps between the source and the Output
+
+
+@dataclass
 class Record:
-    """An Output node: recorded from `source` (a population), entries permuted by `index`, shifted by `shift`."""
+    """An Output node: its entries are recorded neurons (through Flatten, Concat, Delay)."""
 
     name: str
-    source: str
-    index: np.ndarray  # output entry j is source neuron index[j]
-    shift: int  # IR Delay steps between the source and the Output
+    parts: list[RecordPart]
     shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
 
 
 @dataclass
@@ -171,7 +183,7 @@ class Netlist:
     @property
     def horizon(self) -> int:
         """Extra simulator steps needed beyond T for every record to cover IR steps 0..T-1."""
-        return max((self.populations[r.source].latency for r in self.records), default=0)
+        return max((self.populations[p.source].latency for r in self.records for p in r.parts), default=0)
 
 
 # ------------------------------------------------ exact integration of the cells
@@ -419,11 +431,14 @@ def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
 
 
 def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, target: str) -> Record:
-    if len(t) == 1:
-        (s, d), m = next(iter(t.items()))
-        perm = m.shape[0] == m.nnz and np.all(m.vals == 1.0) and np.array_equal(m.rows, np.arange(m.nnz))
-        if s != CLOCK and perm:
-            return Record(name, s, m.cols.astype(np.int64), d, tuple(shape))
+    """An Output must be a selection of recorded neurons: unit entries, each output entry from one neuron."""
+    n = int(np.prod(shape))
+    covered = np.concatenate([m.rows for m in t.values()]) if t else np.zeros(0, np.int64)
+    selection = (CLOCK not in {s for s, _ in t} and all(np.all(m.vals == 1.0) for m in t.values())
+                 and covered.size == n and np.array_equal(np.sort(covered), np.arange(n)))
+    if selection and all(net.populations[s].kind in ("neuron", "spike_input") for s, _ in t):
+        parts = [RecordPart(s, m.rows.astype(np.int64), m.cols.astype(np.int64), d) for (s, d), m in t.items()]
+        return Record(name, parts, tuple(shape))
     raise UnsupportedError(f"Output `{name}` records `{src}` ({graph.nodes[src].op}), an analog synapse value; "
                            f"{target} can record the spikes of neurons and inputs or the voltage of LI/"
                            "Integrator neurons only")
@@ -492,3 +507,28 @@ class ArrayStore:
             return literal(float(a.reshape(-1)[0]))
         self.arrays[key] = a
         return literal("@" + key)
+
+
+def outputs_table(net: Netlist, arrays: ArrayStore, record_kind, v_offset) -> list[str]:
+    """Lines of the OUTPUTS table of an emitted program.
+
+    Args:
+        record_kind: population name -> what the simulator records ("spikes", "V_m", "v").
+        v_offset: population name -> value added to recorded voltages (the IR's v_leak).
+    """
+    lines = ["OUTPUTS = {"]
+    for r in net.records:
+        lines.append(f'    {literal(r.name)}: {{"shape": {literal(r.shape)}, "parts": [')
+        for i, part in enumerate(r.parts):
+            src = net.populations[part.source]
+            key = f"o/{r.name}/{i}"
+            rows = ("None" if np.array_equal(part.rows, np.arange(r.size))
+                    else arrays.value(key + "/rows", part.rows))
+            cols = ("None" if np.array_equal(part.cols, np.arange(src.size))
+                    else arrays.value(key + "/cols", part.cols))
+            lines.append(f'        {{"source": {literal(part.source)}, "record": {literal(record_kind(part.source))}, '
+                         f'"rows": {rows}, "cols": {cols}, "shift": {part.shift}, '
+                         f'"v_offset": {arrays.value(key + "/v_offset", v_offset(part.source))}}},')
+        lines.append("    ]},")
+    lines.append("}")
+    return lines

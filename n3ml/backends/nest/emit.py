@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from ... import __version__
-from ..netlist import CLOCK, ArrayStore, literal
+from ..netlist import CLOCK, ArrayStore, literal, outputs_table
 from .lower import NestNetwork
 from .program import BODY
 
@@ -78,19 +79,11 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
         lines.append(f"    ({literal(c.source)}, {literal(c.target)}, {c.delay}, {literal(c.rule)}, {literal(key)}),"
                      f"  # {c.comment}, {c.n_synapses} synapses")
     lines += ["]", "",
-              "# Output nodes: recorded population, spikes or V_m (+ v_offset), entries permuted by index and",
-              "# shifted by the IR Delay steps between the population and the Output.",
-              "OUTPUTS = {"]
-    for r in nl.records:
-        src = nl.populations[r.source]
-        cell = net.cells.get(r.source)
-        what = cell.record if cell is not None else "spikes"
-        identity = r.index.size == src.size and np.array_equal(r.index, np.arange(src.size))
-        index = "None" if identity else arrays.value(f"o/{r.name}/index", r.index)
-        v_off = arrays.value(f"o/{r.name}/v_offset", cell.v_offset) if cell is not None else "0.0"
-        lines.append(f'    {literal(r.name)}: {{"source": {literal(r.source)}, "record": {literal(what)}, '
-                     f'"shape": {literal(r.shape)}, "shift": {r.shift}, "index": {index}, "v_offset": {v_off}}},')
-    lines.append("}")
+              "# Output nodes, made of parts: entries `rows` of the output are neurons `cols` of a recorded",
+              "# population (spikes, or V_m + v_offset), `shift` IR steps late (None: all, in order).",
+              ]
+    lines += outputs_table(nl, arrays, lambda s: net.cells[s].record if s in net.cells else "spikes",
+                           lambda s: net.cells[s].v_offset if s in net.cells else 0.0)
     text = "\n".join(lines) + "\n" + BODY
     (out_dir / "run.py").write_text(text)
     np.savez(out_dir / "weights.npz", **arrays.arrays)

@@ -66,16 +66,21 @@ def build(sample, steps, threads):
     return nodes
 
 
+def recorded():
+    """Population -> what is recorded from it ("spikes" or "V_m")."""
+    return {part["source"]: part["record"] for spec in OUTPUTS.values() for part in spec["parts"]}
+
+
 def simulate(nodes, steps):
     """Record the outputs and run; membrane initial values are set when each population's IR time begins."""
     recorders = {}
-    for name, spec in OUTPUTS.items():
-        if spec["record"] == "spikes":
-            recorders[name] = nest.Create("spike_recorder")
-            nest.Connect(nodes[spec["source"]], recorders[name])
+    for source, what in recorded().items():
+        if what == "spikes":
+            recorders[source] = nest.Create("spike_recorder")
+            nest.Connect(nodes[source], recorders[source])
         else:
-            recorders[name] = nest.Create("multimeter", params={"record_from": ["V_m"], "interval": DT})
-            nest.Connect(recorders[name], nodes[spec["source"]])
+            recorders[source] = nest.Create("multimeter", params={"record_from": ["V_m"], "interval": DT})
+            nest.Connect(recorders[source], nodes[source])
     now = 0
     for step in sorted({spec["latency"] - 1 for spec in POPULATIONS.values() if spec["v_init"] != 0.0}):
         nest.Simulate((step - now) * DT)
@@ -99,27 +104,32 @@ def gather(events, keys):
 
 def collect(nodes, recorders, steps):
     """Recorded events -> {output: (T, *shape)} in IR time."""
-    out = {}
-    for name, spec in OUTPUTS.items():
-        src = spec["source"]
-        size = len(nodes[src])
-        full = np.zeros((steps, size))
-        events = recorders[name].get("events")
-        latency = POPULATIONS[src]["latency"] if src in POPULATIONS else INPUTS[src]["latency"]
-        if spec["record"] == "spikes":
+    traces = {}  # population -> (T, size): its spikes or V_m at IR steps 0..T-1
+    for source, what in recorded().items():
+        first = nodes[source][0].global_id
+        latency = POPULATIONS[source]["latency"] if source in POPULATIONS else INPUTS[source]["latency"]
+        events = recorders[source].get("events")
+        if what == "spikes":
             senders, times = gather(events, ["senders", "times"])
             values = np.ones(times.size)
         else:
             senders, times, values = gather(events, ["senders", "times", "V_m"])
-            values = values + np.broadcast_to(array(spec["v_offset"]), (size,))[senders.astype(int) - nodes[src][0].global_id]
-        senders = senders.astype(int)
+        senders = senders.astype(int) - first
         t = np.rint(times / DT).astype(int) - latency
         ok = (t >= 0) & (t < steps)
-        full[t[ok], senders[ok] - nodes[src][0].global_id] = values[ok]
-        y = full if spec["index"] is None else full[:, array(spec["index"])]
-        shifted = np.zeros_like(y)
-        shifted[spec["shift"]:] = y[: steps - spec["shift"]]
-        out[name] = shifted.reshape(steps, *spec["shape"])
+        traces[source] = np.zeros((steps, len(nodes[source])))
+        traces[source][t[ok], senders[ok]] = values[ok]
+    out = {}
+    for name, spec in OUTPUTS.items():
+        y = np.zeros((steps, int(np.prod(spec["shape"]))))
+        for part in spec["parts"]:
+            x = traces[part["source"]]
+            x = x if part["cols"] is None else x[:, array(part["cols"])]
+            if part["record"] != "spikes":
+                x = x + array(part["v_offset"])
+            rows = slice(None) if part["rows"] is None else array(part["rows"])
+            y[part["shift"]:, rows] = x[: steps - part["shift"]]
+        out[name] = y.reshape(steps, *spec["shape"])
     return out
 
 

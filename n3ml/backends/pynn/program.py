@@ -57,33 +57,45 @@ def build(sim, simulator, sample, steps):
         connections = np.column_stack([WEIGHTS[key + "/pre"], WEIGHTS[key + "/post"], WEIGHTS[key + "/w"]])
         sim.Projection(pops[source], pops[target], sim.FromListConnector(connections, column_names=["weight"]),
                        sim.StaticSynapse(delay=delay * DT), receptor_type=receptor)
-    for name, spec in OUTPUTS.items():
-        pops[spec["source"]].record(spec["record"])
+    for source, what in recorded().items():
+        pops[source].record(what)
     return pops
+
+
+def recorded():
+    """Population -> what is recorded from it ("spikes" or "v")."""
+    return {part["source"]: part["record"] for spec in OUTPUTS.values() for part in spec["parts"]}
 
 
 def collect(pops, steps):
     """Recorded spikes / voltages -> {output: (T, *shape)} in IR time."""
-    out = {}
-    for name, spec in OUTPUTS.items():
-        src = spec["source"]
-        latency = POPULATIONS[src]["latency"] if src in POPULATIONS else INPUTS[src]["latency"]
-        pop = pops[src]
+    traces = {}  # population -> (T, size): its spikes or v at IR steps 0..T-1
+    for source, what in recorded().items():
+        latency = POPULATIONS[source]["latency"] if source in POPULATIONS else INPUTS[source]["latency"]
+        pop = pops[source]
         full = np.zeros((steps, pop.size))
-        segment = pop.get_data(spec["record"]).segments[0]
-        if spec["record"] == "spikes":
-            for i, train in enumerate(segment.spiketrains):
+        segment = pop.get_data(what).segments[0]
+        if what == "spikes":
+            for train in segment.spiketrains:
                 t = np.rint(np.asarray(train.rescale("ms").magnitude) / DT).astype(int) - latency
-                full[t[(t >= 0) & (t < steps)], i] = 1.0
+                full[t[(t >= 0) & (t < steps)], int(train.annotations["source_index"])] = 1.0
         else:
             signal = segment.analogsignals[0]
             k = np.rint(np.asarray(signal.times.rescale("ms").magnitude) / DT).astype(int) - latency
             ok = (k >= 0) & (k < steps)
-            full[k[ok]] = np.asarray(signal.magnitude)[ok] + array(spec["v_offset"])
-        y = full if spec["index"] is None else full[:, array(spec["index"])]
-        shifted = np.zeros_like(y)
-        shifted[spec["shift"]:] = y[: steps - spec["shift"]]
-        out[name] = shifted.reshape(steps, *spec["shape"])
+            full[k[ok]] = np.asarray(signal.magnitude)[ok]
+        traces[source] = full
+    out = {}
+    for name, spec in OUTPUTS.items():
+        y = np.zeros((steps, int(np.prod(spec["shape"]))))
+        for part in spec["parts"]:
+            x = traces[part["source"]]
+            x = x if part["cols"] is None else x[:, array(part["cols"])]
+            if part["record"] != "spikes":
+                x = x + array(part["v_offset"])
+            rows = slice(None) if part["rows"] is None else array(part["rows"])
+            y[part["shift"]:, rows] = x[: steps - part["shift"]]
+        out[name] = y.reshape(steps, *spec["shape"])
     return out
 
 

@@ -1,0 +1,106 @@
+"""Small graphs exercising every part of the NEST/PyNN mapping (shared by the nest and pynn tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from n3ml.ir import (IF, LI, LIF, Add, AvgPool2d, Concat, ConstantCurrent, Conv2d, CubaLIF, Delay, Dense, Flatten,
+                     Graph, Input, Integrator, Output, Scale, SumPool2d)
+from n3ml.ir.text import load
+
+EXAMPLES = "examples/graphs"
+
+
+def example(name: str, reset: str | None = None) -> Graph:
+    """An example graph; with `reset`, every spiking neuron's reset mode replaced."""
+    from pathlib import Path
+
+    g = load(Path(__file__).parents[3] / EXAMPLES / f"{name}.n3ml")
+    if reset is not None:
+        for n, p in list(g.nodes.items()):
+            if getattr(p, "spiking", False) and hasattr(p, "reset"):
+                g.replace(n, reset=reset)
+    return g
+
+
+def lif_features(scheme: str = "exact", reset: str = "to-value") -> Graph:
+    """v_leak, v_init, refractory, per-neuron thetas, bias, Scale, Add, Delay, Concat into one LIF layer."""
+    rng = np.random.default_rng(3)
+    g = Graph(name="lif_features", dt=0.5, scheme=scheme)
+    g.add("x", Input(shape=(6,)))
+    g.add("fc", Dense(weight=rng.normal(0.4, 0.4, (8, 6)), bias=rng.normal(0.05, 0.05, 8)), "x")
+    g.add("d", Delay(steps=2), "x")
+    g.add("fc_d", Dense(weight=rng.normal(0.0, 0.3, (8, 6))), "d")
+    g.add("s", Scale(factor=np.linspace(0.5, 1.5, 8)), "fc_d")
+    g.add("sum", Add(), "fc", "s")
+    refr = 2 if reset == "to-value" else 0
+    g.add("lif", LIF(tau=6.0, theta=np.linspace(0.8, 1.2, 8), v_leak=-0.1, v_init=0.3, v_reset=-0.2,
+                     reset=reset, refractory=refr, r=3.0), "sum")
+    g.add("fc2", Dense(weight=rng.normal(0.3, 0.5, (4, 8))), "lif")
+    g.add("if2", IF(theta=0.9, reset=reset, v_reset=0.1 if reset == "to-value" else 0.0), "fc2")
+    g.add("cat", Concat(), "lif", "if2")
+    g.add("out", Output(), "cat")
+    g.add("late", Delay(steps=3), "if2")
+    g.add("out_late", Output(), "late")
+    return g
+
+
+def conv_features() -> Graph:
+    """Conv2d with stride/padding/bias, SumPool and AvgPool, Flatten, IF with integer-valued ties."""
+    rng = np.random.default_rng(4)
+    g = Graph(name="conv_features", dt=1.0)
+    g.add("x", Input(shape=(2, 6, 6)))
+    w = rng.integers(-1, 3, (3, 2, 3, 3)).astype(np.float64)
+    g.add("conv", Conv2d(weight=w, bias=np.array([0.5, 0.0, -0.5]), stride=(1, 1), padding=(1, 1)), "x")
+    g.add("if1", IF(theta=2.0, reset="to-value"), "conv")
+    g.add("pool", SumPool2d(kernel=(2, 2)), "if1")
+    g.add("avg", AvgPool2d(kernel=(3, 3), stride=(3, 3)), "if1")
+    g.add("if2", IF(theta=1.0, reset="to-value"), "pool")
+    g.add("if3", IF(theta=0.25, reset="to-value"), "avg")
+    g.add("flat", Flatten(), "if2")
+    g.add("fc", Dense(weight=rng.normal(0.1, 0.3, (5, 27))), "flat")
+    g.add("lif", LIF(tau=4.0, theta=0.7, reset="to-value"), "fc")
+    g.add("out", Output(), "lif")
+    g.add("out3", Output(), "if3")
+    return g
+
+
+def readouts() -> Graph:
+    """LI and Integrator readouts (recorded voltages) behind a spiking layer."""
+    rng = np.random.default_rng(5)
+    g = Graph(name="readouts", dt=1.0)
+    g.add("x", Input(shape=(5,)))
+    g.add("fc", Dense(weight=rng.normal(0.5, 0.3, (6, 5))), "x")
+    g.add("lif", LIF(tau=5.0, reset="to-value"), "fc")
+    g.add("fc_li", Dense(weight=rng.normal(0.0, 1.0, (3, 6)), bias=np.array([0.1, 0.0, -0.2])), "lif")
+    g.add("li", LI(tau=7.0, v_leak=0.5, v_init=0.5), "fc_li")
+    g.add("fc_int", Dense(weight=rng.normal(0.0, 1.0, (2, 6))), "lif")
+    g.add("acc", Integrator(r=0.5), "fc_int")
+    g.add("out_li", Output(), "li")
+    g.add("out_acc", Output(), "acc")
+    return g
+
+
+def cuba_features(scheme: str = "exact") -> Graph:
+    """CubaLIF with a recurrent loop through a 1-step Delay is refused; a 2-step loop works."""
+    rng = np.random.default_rng(6)
+    g = Graph(name="cuba_features", dt=1.0, scheme=scheme)
+    g.add("x", Input(shape=(6,)))
+    g.add("fc", Dense(weight=rng.normal(0.4, 0.4, (7, 6)), bias=np.full(7, 0.01)), "x")
+    g.add("sum", Add(), "fc", "rec")
+    g.add("cuba", CubaLIF(tau_syn=4.0, tau_mem=9.0, theta=1.0, v_init=0.2, refractory=1, reset="to-value"),
+          "sum")
+    g.add("loop", Delay(steps=2), "cuba")
+    g.add("rec", Dense(weight=rng.normal(0.0, 0.4, (7, 7))), "loop")
+    g.add("out", Output(), "cuba")
+    return g
+
+
+def analog_input() -> Graph:
+    """An analog input through ConstantCurrent (nest only: PyNN's spike sources carry no values)."""
+    g = Graph(name="analog_input", dt=1.0)
+    g.add("x", Input(shape=(4,), kind="analog"))
+    g.add("cc", ConstantCurrent(scale=0.6, offset=0.05), "x")
+    g.add("lif", LIF(tau=3.0, theta=0.5, reset="to-value", r=2.0), "cc")
+    g.add("out", Output(), "lif")
+    return g
