@@ -295,8 +295,10 @@ def _getitem(ctx: Context, obj: Any, idx: Any) -> Any:
 def _getattr(ctx: Context, obj: Any, name: str) -> Any:
     if isinstance(obj, Tensor) and name == "shape":
         return Shape(obj)
+    if isinstance(obj, Tensor) and name in ("dtype", "device"):
+        return Symbolic(name)  # only meaningful to casts, which the IR does not need
     if isinstance(obj, Tensor):
-        raise ctx.unsupported(f"tensor attribute `.{name}`", "`.shape`")
+        raise ctx.unsupported(f"tensor attribute `.{name}`", "`.shape`, `.dtype`, `.device`")
     return getattr(obj, name)
 
 
@@ -324,7 +326,9 @@ METHODS: dict[str, Any] = {
     "add": _add, "__add__": _add, "sub": _sub, "mul": _mul, "div": _div, "neg": _neg,
     "flatten": _flatten, "view": _reshape, "reshape": _reshape,
     "relu": _relu, "softmax": _softmax_fn, "size": _size,
-    "contiguous": _same, "detach": _same, "clone": _same, "float": _same, "double": _same,
+    # dtype/device casts: the IR computes in float64 (interpreter) or the executor's dtype
+    "contiguous": _same, "detach": _same, "clone": _same, "float": _same, "double": _same, "to": _same,
+    "type_as": _same,
 }
 
 

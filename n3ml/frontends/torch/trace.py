@@ -177,7 +177,7 @@ class Context:
                                    f"shape {shape}") from None
         if np.all(full == full.flat[0]):
             return float(full.flat[0])
-        return np.ascontiguousarray(full, dtype=np.float64)
+        return np.array(full, dtype=np.float64)  # a writable copy, C order
 
     def at_or_above(self, theta: Any) -> Any:
         """The largest threshold below `theta` in the model's dtype: `v > theta'` is `v >= theta` there."""
@@ -402,7 +402,7 @@ def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, 
     first = True
     modules = dict(model.named_modules())
     for node in fxg.nodes:
-        ctx.where = f"operation `{node.format_node()}`"
+        ctx.where = f"operation `{node.name}` ({node.op} {_target_name(node.target)})"
         if node.op == "placeholder":
             if first:
                 env[node] = ctx.add(node.target if isinstance(node.target, str) else "x", P.Input(shape=shape,
@@ -427,6 +427,13 @@ def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, 
             env[node] = call(ctx, node, args, kwargs)
         elif node.op == "output":
             _outputs(ctx, args[0])
+
+
+def _target_name(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    mod = getattr(target, "__module__", None) or ""
+    return f"{mod}.{getattr(target, '__name__', str(target))}".lstrip(".")
 
 
 def _get_attr(model: nn.Module, target: str) -> Any:
