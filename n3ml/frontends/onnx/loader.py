@@ -493,7 +493,7 @@ SUPPORTED_OPS = tuple(sorted(CONVERTERS))
 
 
 def load(path: str, *, input_shape: tuple[int, ...] | None = None, name: str | None = None,
-         dt: float = 1.0, **options) -> Graph:
+         dt: float | None = None, **options) -> Graph:
     """Read the ONNX model at `path` into an IR graph.
 
     Args:
@@ -507,9 +507,12 @@ def load(path: str, *, input_shape: tuple[int, ...] | None = None, name: str | N
         N3mlError: the file is missing or not a valid ONNX model.
         UnsupportedError: listing every node that cannot be converted.
     """
+    options.pop("steps", None)  # a run-time setting shared by all loaders; an ONNX model holds no time
     if options:
-        raise N3mlError(f"{path}: unknown ONNX loader option(s) {sorted(options)}; "
-                        "known: input_shape, name, dt")
+        raise N3mlError(f"{path}: option(s) {', '.join(sorted(options))} do not apply to ONNX models "
+                        "(they take input_shape, name, dt)")
+    if input_shape is not None:
+        input_shape = tuple(int(d) for d in input_shape)
     try:
         import onnx
     except ImportError as e:  # pragma: no cover - onnx is a dependency
@@ -522,7 +525,7 @@ def load(path: str, *, input_shape: tuple[int, ...] | None = None, name: str | N
         raise N3mlError(f"{path}: not a readable ONNX model (corrupt or truncated protobuf: "
                         f"{type(e).__name__}: {e})") from None
     base = re.sub(r"\.onnx$", "", path.replace("\\", "/").rsplit("/", 1)[-1])
-    return load_model_proto(model, source=path, input_shape=input_shape, name=name or _sanitize(base), dt=dt)
+    return load_model_proto(model, source=path, input_shape=input_shape, name=name or _sanitize(base), dt=1.0 if dt is None else float(dt))
 
 
 def load_model_proto(model, *, source: str = "<model>", input_shape: tuple[int, ...] | None = None,
@@ -560,7 +563,13 @@ def load_model_proto(model, *, source: str = "<model>", input_shape: tuple[int, 
     for vi in inputs:
         dims = vi.type.tensor_type.shape.dim
         per = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
-        if input_shape is not None and len(inputs) == 1:
+        if input_shape is not None:
+            if len(inputs) != 1:
+                raise N3mlError(f"{source}: the model has {len(inputs)} inputs; an input shape applies to one")
+            known = all(d is not None and d >= 1 for d in per)
+            if per and known and tuple(per) != tuple(input_shape):
+                raise N3mlError(f"{source}: input `{vi.name}` has per-sample shape {tuple(per)}, but the input "
+                                f"shape given is {tuple(input_shape)}")
             per = list(input_shape)
         if not per or any(d is None or d < 1 for d in per):
             raise N3mlError(f"{source}: input `{vi.name}` has shape {[d.dim_param or d.dim_value for d in dims]} "
