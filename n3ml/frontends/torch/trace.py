@@ -292,7 +292,15 @@ class _Tracer(fx.Tracer):
         self.ctx = ctx
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return self.ctx.entry(m) is not None or super().is_leaf_module(m, qualname)
+        if self.ctx.entry(m) is not None:
+            return True
+        # a library's own module without a converter stays whole, so the error names it
+        if type(m).__module__.split(".")[0] in _LIBRARY_ROOTS:
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+_LIBRARY_ROOTS = frozenset({"snntorch", "norse", "spikingjelly", "n3ml"})
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:

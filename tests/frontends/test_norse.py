@@ -1,0 +1,86 @@
+"""Norse models traced to the IR give the same spikes (and readout voltages) as Norse at every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+norse = pytest.importorskip("norse.torch", reason="Norse is not installed (make setup-peers)")
+
+from n3ml.errors import UnsupportedError  # noqa: E402
+from n3ml.frontends.torch import trace  # noqa: E402
+
+from .helpers import assert_same_spikes, boost, run_graph  # noqa: E402
+
+pytestmark = pytest.mark.peers
+T, B = 25, 3
+P = norse.LIFParameters(tau_mem_inv=torch.tensor(150.0), tau_syn_inv=torch.tensor(300.0), v_th=torch.tensor(0.4))
+
+
+def run_cells(model, x):
+    """SequentialState over time, the state carried by Norse."""
+    outs, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            y, state = model(x[t], state)
+            outs.append(y)
+    return torch.stack(outs).double().numpy()
+
+
+def _x(*shape, seed=0):
+    torch.manual_seed(seed)
+    return torch.rand(T, B, *shape, dtype=torch.float64)
+
+
+def test_lifcell_mlp_is_cubalif_with_same_spikes():
+    torch.manual_seed(0)
+    model = boost(norse.SequentialState(nn.Linear(10, 20), norse.LIFCell(P), nn.Linear(20, 5),
+                                        norse.LIFCell(P))).double()
+    graph = trace(model, (10,))
+    assert [p.op for p in graph.nodes.values()].count("CubaLIF") == 2
+    assert graph.dt == pytest.approx(1.0) and graph.scheme == "euler"  # Norse's dt=1e-3 s
+    x = _x(10)
+    assert_same_spikes(graph, x, run_cells(model, x))
+
+
+def test_lifboxcell_conv_same_spikes():
+    torch.manual_seed(1)
+    box = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(200.0), v_th=torch.tensor(0.3))
+    model = boost(norse.SequentialState(nn.Conv2d(1, 4, 3), norse.LIFBoxCell(box), nn.AvgPool2d(2), nn.Flatten(),
+                                        nn.Linear(36, 5), norse.LIFBoxCell(box)), 4.0, 0.5).double()
+    graph = trace(model, (1, 8, 8))
+    x = _x(1, 8, 8, seed=1)
+    assert_same_spikes(graph, x, run_cells(model, x))
+
+
+def test_recurrent_cell_and_li_readout_match():
+    torch.manual_seed(2)
+    model = boost(norse.SequentialState(nn.Linear(10, 16), norse.LIFRecurrentCell(16, 16, p=P), nn.Linear(16, 4),
+                                        norse.LICell())).double()
+    with torch.no_grad():
+        model[1].input_weights.mul_(3.0)
+    graph = trace(model, (10,))
+    x = _x(10, seed=2)
+    expected = run_cells(model, x)
+    spikes = run_cells(norse.SequentialState(model[0], model[1]), x)
+    assert 0.02 < spikes.mean() < 0.9
+    for engine, got in run_graph(graph, x.numpy()).items():
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=engine)
+
+
+def test_lif_over_time_same_spikes():
+    torch.manual_seed(3)
+    model = boost(norse.SequentialState(nn.Linear(10, 20), norse.LIF(P), nn.Linear(20, 5), norse.LIF(P))).double()
+    graph = trace(model, (10,))
+    x = _x(10, seed=3)
+    with torch.no_grad():
+        expected = model(x)[0].numpy()
+    assert_same_spikes(graph, x, expected)
+
+
+def test_unsupported_cell_is_named():
+    model = norse.SequentialState(nn.Linear(4, 4), norse.LSNNCell())
+    with pytest.raises(UnsupportedError, match=r"module `1` \(norse\..*LSNNCell\).*supported: .*LIFCell"):
+        trace(model, (4,))

@@ -1,0 +1,107 @@
+"""SpikingJelly models traced to the IR give the same spikes as SpikingJelly at every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("spikingjelly.activation_based.neuron", reason="SpikingJelly is not installed (make setup-peers)")
+from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
+
+from n3ml.errors import UnsupportedError  # noqa: E402
+from n3ml.frontends.torch import trace  # noqa: E402
+from n3ml.ir.interp import run as interp_run  # noqa: E402
+
+from .helpers import assert_same_spikes, boost, run_steps  # noqa: E402
+
+pytestmark = pytest.mark.peers
+T, B = 25, 3
+
+
+def _x(*shape, seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    return torch.rand(T, B, *shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("v_reset", [0.0, None], ids=["hard", "soft"])
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_single_step_mlp_same_spikes(v_reset, decay_input):
+    torch.manual_seed(0)
+    model = boost(nn.Sequential(nn.Linear(10, 20), neuron.LIFNode(tau=2.5, decay_input=decay_input, v_reset=v_reset),
+                                nn.Linear(20, 5), neuron.IFNode(v_reset=v_reset)), 2.0).double()
+    graph = trace(model, (10,))
+    x = _x(10)
+    functional.reset_net(model)
+    assert_same_spikes(graph, x, run_steps(model, x))
+
+
+def test_multi_step_conv_same_spikes():
+    torch.manual_seed(1)
+    model = boost(nn.Sequential(
+        layer.Conv2d(1, 4, 3, padding=1, step_mode="m"), neuron.LIFNode(tau=2.0, step_mode="m"),
+        layer.MaxPool2d(2, step_mode="m"), layer.Flatten(step_mode="m"), layer.Linear(64, 5, step_mode="m"),
+        neuron.IFNode(step_mode="m", v_reset=None)), 3.0, 0.3).double()
+    graph = trace(model, (1, 8, 8))
+    assert [p.op for p in graph.nodes.values()][:3] == ["Input", "Conv2d", "LIF"]
+    x = _x(1, 8, 8, seed=1)
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert_same_spikes(graph, x, expected)
+
+
+def test_seq_to_ann_container_same_spikes():
+    torch.manual_seed(2)
+    model = boost(nn.Sequential(layer.SeqToANNContainer(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AvgPool2d(2),
+                                                        nn.Flatten()),
+                                neuron.IFNode(step_mode="m"), nn.Linear(36, 5), neuron.IFNode(step_mode="m")),
+                  3.0, 0.3).double().eval()
+    graph = trace(model, (1, 8, 8))
+    x = _x(1, 8, 8, seed=2)
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert_same_spikes(graph, x, expected)
+
+
+def test_linear_recurrent_container_same_spikes():
+    torch.manual_seed(3)
+    model = boost(nn.Sequential(nn.Linear(10, 16), layer.LinearRecurrentContainer(neuron.IFNode(), 16, 16),
+                                nn.Linear(16, 5), neuron.IFNode()), 2.0).double()
+    graph = trace(model, (10,))
+    assert any(p.op == "Delay" for p in graph.nodes.values())
+    x = _x(10, seed=3)
+    functional.reset_net(model)
+    assert_same_spikes(graph, x, run_steps(model, x))
+
+
+def test_threshold_ties_spike_as_in_spikingjelly():
+    """v == v_threshold fires in SpikingJelly (>=); the IR's strict test gets theta = nextafter(v_th, -inf)."""
+    lin = nn.Linear(4, 3, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(0.25)  # four 0.25 inputs sum to exactly 1.0 = v_threshold
+    for dtype in (torch.float64, torch.float32):
+        model = nn.Sequential(lin, neuron.IFNode()).to(dtype)
+        graph = trace(model, (4,))
+        x = torch.ones(T, B, 4, dtype=dtype)
+        functional.reset_net(model)
+        expected = run_steps(model, x)
+        assert expected.all()  # every step reaches exactly 1.0
+        got = interp_run(graph, {graph.input_names[0]: x.double().numpy()}).outputs["out"]
+        np.testing.assert_array_equal(got, expected)
+        (theta,) = [p.theta for p in graph.nodes.values() if p.op == "IF"]
+        assert theta == np.nextafter(np.array(1.0, dtype=np.float64 if dtype == torch.float64 else np.float32), -2)
+
+
+def test_unsupported_neuron_is_named():
+    model = nn.Sequential(nn.Linear(4, 4), neuron.ParametricLIFNode())
+    with pytest.raises(UnsupportedError, match=r"module `1`.*ParametricLIFNode"):
+        trace(model, (4,))
+
+
+def test_graded_surrogate_is_refused():
+    model = nn.Sequential(nn.Linear(4, 4), neuron.IFNode(surrogate_function=surrogate.Sigmoid(spiking=False)))
+    with pytest.raises(UnsupportedError, match="non-spiking"):
+        trace(model, (4,))
