@@ -104,3 +104,37 @@ def analog_input() -> Graph:
     g.add("lif", LIF(tau=3.0, theta=0.5, reset="to-value", r=2.0), "cc")
     g.add("out", Output(), "lif")
     return g
+
+
+def run_emitted(target, graph: Graph, inputs: dict, out_dir, *, steps: int, options=None, extra=()) -> dict:
+    """Emit `graph` for `target` into `out_dir`, run the program on `inputs`, return its outputs."""
+    import subprocess
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target.emit(graph, out_dir, steps=steps, options=options)
+    x_path = out_dir / "x.npz"
+    np.savez(x_path, **inputs)
+    cmd = [*target.run_argv(out_dir), "--input", str(x_path), "--steps", str(steps), "-o", str(out_dir / "o.npz"),
+           *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+    with np.load(out_dir / "o.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def assert_same_outputs(graph: Graph, inputs: dict, got: dict) -> dict:
+    """Spike outputs identical to the reference interpreter, voltages equal to rounding; returns spike counts."""
+    from n3ml.ir.interp import run
+
+    ref = run(graph, inputs)
+    types = graph.verify()
+    counts = {}
+    for name, want in ref.outputs.items():
+        assert got[name].shape == want.shape, name
+        if types[name].kind == "spike":
+            np.testing.assert_array_equal(got[name], want, err_msg=f"output {name}")
+            counts[name] = int(want.sum())
+        else:
+            np.testing.assert_allclose(got[name], want, rtol=1e-9, atol=1e-9, err_msg=f"output {name}")
+    return counts
