@@ -1,0 +1,107 @@
+"""The pynn target on the real PyNN 0.13 running on NEST 3.10, and its SpiNNaker checks."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from n3ml.backends.pynn import SPINNAKER, PynnTarget, lower_ir_to_pynn
+from n3ml.commands.simulate import random_inputs
+from n3ml.errors import N3mlError, UnsupportedError
+from n3ml.ir import LIF, Dense, Graph, Input, Output
+
+from ..nest import graphs as G
+
+needs_pynn = pytest.mark.skipif(importlib.util.find_spec("pyNN") is None or importlib.util.find_spec("nest") is None,
+                                reason="PyNN/NEST not installed (make setup-sim)")
+pytestmark = [pytest.mark.pynn]
+T = 25
+ON_NEST = {"simulator": "nest"}
+
+
+@needs_pynn
+@pytest.mark.parametrize("name,reset", [("cuba", None), ("spiking_mlp", "to-value"), ("spiking_cnn", "to-value"),
+                                        ("recurrent", "to-value")])
+def test_examples_identical(name, reset, tmp_path):
+    """cuba as it is; the others (reset by subtraction) with PyNN's reset to v_reset."""
+    g = G.example(name, reset)
+    x = random_inputs(g, T, 2, 7, 0.25)
+    got = G.run_emitted(PynnTarget(), g, x, tmp_path / "out", steps=T, options=ON_NEST)
+    counts = G.assert_same_outputs(g, x, got)
+    assert sum(counts.values()) > 10
+
+
+@needs_pynn
+@pytest.mark.parametrize("make", [lambda: G.lif_features("euler"), G.conv_features, G.readouts,
+                                  lambda: G.cuba_features("exact")], ids=["lif-euler", "conv", "readouts", "cuba"])
+def test_features_identical(make, tmp_path):
+    g = make()
+    x = random_inputs(g, T, 1, 3, 0.3)
+    G.assert_same_outputs(g, x, G.run_emitted(PynnTarget(), g, x, tmp_path / "out", steps=T, options=ON_NEST))
+
+
+@needs_pynn
+def test_simulator_flag_overrides_default(tmp_path):
+    """The script imports pyNN.spiNNaker by default; --simulator nest runs it here."""
+    g = G.example("cuba")
+    out = tmp_path / "p"
+    out.mkdir()
+    PynnTarget().emit(g, out, steps=T)  # no options: for SpiNNaker, whose limits cuba meets
+    text = (out / "run.py").read_text()
+    assert "SIMULATOR = 'spiNNaker'" in text and "--simulator" in text
+    x = random_inputs(g, T, 1, 1, 0.3)
+    got = G.run_emitted(PynnTarget(), g, x, tmp_path / "q", steps=T, extra=("--simulator", "nest"))
+    G.assert_same_outputs(g, x, got)
+
+
+def _refused(g, tmp_path, needle, options=None):
+    out = tmp_path / "never"
+    out.mkdir(parents=True)
+    with pytest.raises(UnsupportedError, match=needle):
+        PynnTarget().check(g, options)
+    with pytest.raises(UnsupportedError, match=needle):
+        PynnTarget().emit(g, out, steps=5, options=options)
+    assert not any(out.iterdir())
+
+
+def test_refusals(tmp_path):
+    _refused(G.example("spiking_mlp"), tmp_path / "a", "`lif1` \\(LIF\\): reset 'subtract'", ON_NEST)
+    _refused(G.analog_input(), tmp_path / "b", "`x` \\(Input, analog\\)", ON_NEST)
+    _refused(G.example("quantized"), tmp_path / "c", "`n1` \\(FixedCubaLIF\\)", ON_NEST)
+    with pytest.raises(N3mlError, match="simulator='loihi'"):
+        PynnTarget().emit(G.example("cuba"), tmp_path, options={"simulator": "loihi"})
+
+
+def test_spinnaker_limits(tmp_path):
+    """Checked by default (simulator spiNNaker), naming the node; skipped for simulator=nest."""
+    _refused(G.example("spiking_cnn", "to-value"), tmp_path / "a", "`if1` \\(IF\\).*tau_m.*no leak")
+    _refused(G.readouts(), tmp_path / "b", "`li` \\(LI\\).*records spikes only")
+
+    def layer(n_in, n_out, w):
+        g = Graph(name="big")
+        g.add("x", Input(shape=(n_in,)))
+        g.add("fc", Dense(weight=np.full((n_out, n_in), w)), "x")
+        g.add("n", LIF(tau=10.0, reset="to-value"), "fc")
+        g.add("out", Output(), "n")
+        return g
+
+    max_neurons = SPINNAKER["neurons_per_core"] * SPINNAKER["cores"]
+    _refused(layer(1, max_neurons + 1, 1.0), tmp_path / "c", "largest population is `n`")
+    _refused(layer(2, 2, 1e6), tmp_path / "d", "`n`: a weight of .* outside the s16.15 range")
+    _refused(layer(2, 2, 1e-7), tmp_path / "e", "`n`: weights as small as .* round to 0")
+    PynnTarget().check(layer(2, 2, 1e6), ON_NEST)  # NEST has no such limits
+    PynnTarget().check(G.example("cuba"))  # fits the board
+
+
+def test_projections_split_by_sign_and_use_lists():
+    net = lower_ir_to_pynn(G.example("cuba"))
+    for pr in net.projections:
+        assert (pr.weights > 0).all() if pr.receptor == "excitatory" else (pr.weights < 0).all()
+        assert pr.pre.shape == pr.post.shape == pr.weights.shape
+    # every IR synapse appears once, scaled by the cell's weight factor
+    cell = net.cells["cuba1"]
+    total = sum(pr.weights.size for pr in net.projections if pr.target == "cuba1")
+    assert total == np.count_nonzero(G.example("cuba").nodes["fc1"].weight)
+    assert cell.celltype == "IF_curr_exp" and cell.extra_steps == 1
