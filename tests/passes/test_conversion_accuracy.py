@@ -1,0 +1,71 @@
+"""Acceptance of the ANN-to-SNN conversion on the bundled digits models (examples/ann_to_snn/).
+
+Converted with "fold-batchnorm,ann-to-snn,normalize{percentile=99.9}" on the bundled calibration set
+(training split), then simulated on the executor on a subset of the held-out test split.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from n3ml.ir import prims as P
+from n3ml.loader import load_model
+from n3ml.passes import PassManager
+from n3ml.passes.report import conversion_report, format_report
+
+PIPELINE = "fold-batchnorm,ann-to-snn,normalize{percentile=99.9}"
+CAL = dict(np.load("examples/ann_to_snn/calib.npz"))
+TEST = dict(np.load("examples/ann_to_snn/test.npz"))
+N_TEST, STEPS = 150, 60
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _convert_and_measure(model: str) -> dict:
+    ctx = {"calibration": CAL, "steps": STEPS, "report": None}
+    snn = PassManager.from_string(PIPELINE).run(load_model(f"examples/ann_to_snn/{model}.onnx"), ctx)
+    rep = conversion_report(snn, {"x": TEST["x"][:N_TEST].astype(np.float64)}, steps=STEPS,
+                            labels=TEST["labels"][:N_TEST], ann=ctx["ann"])
+    print(format_report(rep))
+    return rep
+
+
+@pytest.mark.parametrize("model,tolerance", [("cnn", 0.01), ("residual", 0.02), ("concat", 0.02)])
+def test_snn_keeps_ann_accuracy_and_rates_follow_activations(model, tolerance):
+    rep = _convert_and_measure(model)
+    ann = rep["accuracy"]["ann"]["probs"]
+    snn = rep["accuracy"]["snn"]["probs"]
+    assert ann > 0.95
+    assert snn[str(STEPS)] >= ann - tolerance, snn
+    assert snn["1"] < ann - 0.2  # accuracy really builds up over time (the SNN is simulated)
+    for layer in rep["layers"]:
+        assert layer["correlation"] is not None and layer["correlation"] >= 0.97, layer
+
+
+def test_convert_cli_writes_the_report(tmp_path):
+    from n3ml.cli import main
+
+    out, rep = tmp_path / "snn", tmp_path / "report.json"
+    code = main(["convert", "examples/ann_to_snn/concat.onnx", "--target", "ir", "-o", str(out), "--steps", "30",
+                 "-p", "fold-batchnorm,ann-to-snn{readout=membrane},normalize{percentile=99.9,samples=48}",
+                 "--calibration", "examples/ann_to_snn/calib.npz", "--report", str(rep)])
+    assert code == 0
+    data = json.loads(rep.read_text())
+    assert data["steps"] == 30 and data["samples"] == 48
+    names = {lay["node"] for lay in data["layers"]}
+    assert {"a_2_Relu", "b_2_Relu", "mix_2_Relu"} <= names
+    assert set(data["accuracy"]["snn"]["probs"]) >= {"1", "10", "30"}
+    assert data["normalize"]["percentile"] == 99.9
+    g = load_model(str(next(out.glob("*.n3ml"))))
+    assert isinstance(g.nodes[g.inputs_of("probs")[0]], P.Integrator)
