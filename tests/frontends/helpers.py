@@ -31,11 +31,11 @@ def run_steps(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def assert_same_spikes(graph: Graph, x: torch.Tensor, expected: np.ndarray, *, lo: float = 0.02,
-                       hi: float = 0.9) -> None:
+                       hi: float = 0.9, out: str = "out") -> None:
     """Identical spikes at every step, on both engines; the activity must be neither silent nor saturated."""
     rate = float(np.mean(expected))
     assert lo <= rate <= hi, f"test input gives spike rate {rate:.3f}; choose weights that exercise the neurons"
-    for engine, got in run_graph(graph, x.double().numpy()).items():
+    for engine, got in run_graph(graph, x.double().numpy(), out).items():
         assert got.shape == expected.shape, engine
         bad = np.argwhere(got != expected)
         assert bad.size == 0, f"{engine}: {len(bad)} spikes differ, first at (t, b, i) = {tuple(bad[0])}"

@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,9 @@ def _rebuild(sm: Any, path: str, where: str) -> nn.Module:
 def load_torchscript(path: str, *, input_shape: Any = None, dt: float | None = None, scheme: str | None = None,
                      input_kind: str = "analog", **_: Any) -> Graph:
     try:
-        sm = torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript; it still reads
+            sm = torch.jit.load(path, map_location="cpu")
     except Exception as e:  # torch.jit raises RuntimeError/ValueError/OSError variants for bad archives
         raise N3mlError(f"{path}: not a readable TorchScript file (corrupt or truncated?): "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
