@@ -124,3 +124,23 @@ def test_unsupported_module_names_it(tmp_path, capsys):
     assert rc == 1
     assert "`1` is a GRU" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+DIGITS = ROOT / "examples" / "digits"
+
+
+@pytest.mark.skipif(not (DIGITS / "digits_snn.pt").exists(), reason="the digits example has not been trained")
+def test_digits_example_converts_and_keeps_its_accuracy(tmp_path):
+    meta = json.loads((DIGITS / "digits_snn.json").read_text())
+    out = tmp_path / "digits"
+    rc = main(["convert", str(DIGITS / "digits_snn.pt"), "--model", meta["model"],
+               "--model-args", json.dumps(meta["model_args"]), "--input-shape", str(meta["model_args"]["n_in"]),
+               "--target", "ir", "-o", str(out)])
+    assert rc == 0
+    graph = text.load(out / "model.n3ml")
+    with np.load(DIGITS / "test.npz") as z:
+        x, labels = z["x"], z["labels"]
+    readout = interp_run(graph, {graph.input_names[0]: x}).outputs["out"]
+    accuracy = float(np.mean(readout.mean(axis=0).argmax(axis=-1) == labels))
+    assert accuracy == pytest.approx(meta["test_accuracy"], abs=1e-9)
+    assert accuracy > 0.9

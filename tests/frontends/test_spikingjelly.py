@@ -105,3 +105,20 @@ def test_graded_surrogate_is_refused():
     model = nn.Sequential(nn.Linear(4, 4), neuron.IFNode(surrogate_function=surrogate.Sigmoid(spiking=False)))
     with pytest.raises(UnsupportedError, match="non-spiking"):
         trace(model, (4,))
+
+
+def test_float32_model_on_float32_executor():
+    """A float32 SpikingJelly model (its native CPU kernels) against the executor in float32: identical spikes."""
+    from n3ml.backends.torch import run as exec_run
+
+    torch.manual_seed(5)
+    model = boost(nn.Sequential(nn.Linear(10, 32), neuron.LIFNode(tau=2.0, step_mode="m"), nn.Linear(32, 6),
+                                neuron.IFNode(step_mode="m", v_reset=None)), 2.0)
+    graph = trace(model, (10,))
+    x = _x(10, seed=5, dtype=torch.float32)
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert 0.02 < expected.mean() < 0.9
+    got = exec_run(graph, {graph.input_names[0]: x}, dtype="float32").outputs["out"]
+    np.testing.assert_array_equal(np.asarray(got.detach() if hasattr(got, "detach") else got), expected)

@@ -177,5 +177,6 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
     try:
         _interpret(ctx, gm, gm.graph, shape, input_kind, call=_call)
     except N3mlError as e:
-        raise type(e)(f"{path}: {e}") from None
+        raise type(e)(f"{path}: {e} (a .pt2 program is read as an ANN on input (B, {', '.join(map(str, shape))}); "
+                      "convert a spiking model from its state_dict with --model instead)") from None
     return _verified(graph)

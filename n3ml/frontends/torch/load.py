@@ -40,7 +40,8 @@ def _shape(path: str, input_shape: Any) -> tuple[int, ...]:
         try:
             return tuple(int(s) for s in input_shape.replace("x", ",").split(",") if s.strip())
         except ValueError:
-            raise N3mlError(f"--input-shape must be comma-separated sizes like 1,28,28, found {input_shape!r}") from None
+            raise N3mlError(f"--input-shape must be comma-separated sizes like 1,28,28, found {input_shape!r}") \
+                from None
     return tuple(int(s) for s in input_shape)
 
 
@@ -78,7 +79,8 @@ def instantiate(spec: str, model_args: Any = None) -> nn.Module:
     try:
         return cls(**model_args)
     except TypeError as e:
-        raise N3mlError(f"--model {spec}: cannot construct it with --model-args {json.dumps(model_args)}: {e}") from None
+        raise N3mlError(f"--model {spec}: cannot construct it with --model-args {json.dumps(model_args)}: "
+                        f"{e}") from None
 
 
 def _is_torchscript(path: str) -> bool:
