@@ -6,10 +6,13 @@
 * Softmax at an output is dropped (it does not change the arg-max); the logits drive a readout:
   `readout=count` (IF neurons, decode by spike count) or `readout=membrane` (an Integrator, decode by
   the final membrane potential = the summed logits).
-* Max-pooling (`maxpool=...`, see docs/conversion.md): `spikes` pools the neurons' output spikes
-  (MaxPool on spikes = OR), `current` moves the MaxPool before the neurons and pools their input
-  current (relu(max(x)) = max(relu(x)); exact while the current is constant), `avg` replaces it by
-  average pooling (an approximation for networks trained with max-pooling).
+* Max-pooling (`maxpool=...`, measured in docs/conversion.md): `decompose` (default) computes the
+  maximum of the window's rates with IF neurons, max(a, b) = a + relu(b - a), from linear synapses
+  only, so every target that runs IF neurons runs it; `current` moves the MaxPool before the neurons
+  and pools their input current (relu(max(x)) = max(relu(x)); exact while the current is constant,
+  i.e. right after an analog input, but over-estimates on spike-driven currents); `auto` uses
+  `current` where the current is constant and `decompose` elsewhere; `spikes` pools the output
+  spikes (MaxPool on spikes = OR; over-estimates the rate); `avg` replaces it by average pooling.
 * Encoding (`encoding=...`): `analog` feeds the input values to the first synapses at every step (a
   constant current); `poisson` inserts a PoissonRate encoder (rate = gain * x).
 
@@ -46,7 +49,7 @@ class AnnToSnn(Pass):
         v_init: initial membrane potential as a fraction of the threshold (0.5 halves the rounding
             error of the rate code).
         readout: "count" or "membrane".
-        maxpool: "spikes", "current" or "avg".
+        maxpool: "decompose" (default), "auto", "current", "spikes" or "avg".
         encoding: "analog" or "poisson" (with `gain`, `seed`).
     """
 
@@ -57,7 +60,7 @@ class AnnToSnn(Pass):
     reset: str = "subtract"
     v_init: float = 0.5
     readout: str = "count"
-    maxpool: str = "auto"
+    maxpool: str = "decompose"
     encoding: str = "analog"
     gain: float = 1.0
     seed: int = 0

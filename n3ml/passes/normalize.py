@@ -219,7 +219,8 @@ class Normalize(Pass):
 
 
 def _pct(a: np.ndarray, q: float) -> float:
-    pos = a[a > 0]
+    top = float(a.max()) if a.size else 0.0
+    pos = a[a > 1e-9 * top]  # positive activations; float dust from exact cancellations (a - a) is not one
     if pos.size == 0:
         return 1.0  # a silent layer: leave its scale alone
     return float(np.percentile(pos, q))

@@ -35,7 +35,7 @@ def _logits(onnx_name):
 def test_structure_of_the_converted_cnn():
     g = PassManager.from_string("fold-batchnorm").run(load_model("examples/ann_to_snn/cnn.onnx"))
     ctx = {}
-    s = PassManager.from_string("ann-to-snn").run(g, ctx)
+    s = PassManager.from_string("ann-to-snn{maxpool=auto}").run(g, ctx)
     assert ctx["ann"] is g
     ops = [p.op for p in s.nodes.values()]
     assert "ReLU" not in ops and "Softmax" not in ops and ops.count("MaxPool2d") == 1
@@ -48,6 +48,8 @@ def test_structure_of_the_converted_cnn():
     assert s.inputs_of("features_3_MaxPool") == ["features_0_Conv"]
     # second pool: running max of 4 window elements with 3 IF neurons
     assert isinstance(s.nodes["features_7_MaxPool"], P.Add) and len(s.inputs_of("features_7_MaxPool")) == 4
+    d = PassManager.from_string("ann-to-snn").run(g)  # default: both pools decomposed, no MaxPool left
+    assert not any(isinstance(p, P.MaxPool2d) for p in d.nodes.values())
     m = PassManager.from_string("ann-to-snn{readout=membrane,maxpool=spikes,encoding=poisson,gain=0.5}").run(g)
     assert isinstance(m.nodes[m.inputs_of("probs")[0]], P.Integrator)
     assert sum(isinstance(p, P.MaxPool2d) for p in m.nodes.values()) == 2
@@ -80,11 +82,11 @@ def test_normalize_keeps_the_function_and_bounds_rates(model, channelwise):
         a = acts[n]
         if channelwise:  # one scale per channel (axis 1 of (B, C, ...)); no IF readout here
             for c in range(a.shape[1]):
-                pos = a[:, c][a[:, c] > 0]
+                pos = a[:, c][a[:, c] > 1e-9 * a[:, c].max()]
                 if pos.size:
                     assert np.percentile(pos, 99) == pytest.approx(1.0, rel=1e-6), (n, c)
         else:
-            assert np.percentile(a[a > 0], 99) == pytest.approx(1.0, rel=1e-6), n
+            assert np.percentile(a[a > 1e-9 * a.max()], 99) == pytest.approx(1.0, rel=1e-6), n
     if model == "residual":  # the skip input of the Add is rescaled by an inserted Scale
         add = next(n for n, p in s.nodes.items() if isinstance(p, P.Add) and "Add" in n)
         assert any(isinstance(s.nodes[i], P.Scale) for i in s.inputs_of(add))
