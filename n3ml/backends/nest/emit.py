@@ -32,6 +32,7 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
              "import argparse",
              "import os",
              "import sys",
+             "import time",
              "",
              "import numpy as np",
              "",

@@ -34,6 +34,10 @@ def read_inputs(path, steps):
 def build(sample, steps, threads):
     """Create the network for one input sample {name: (T, *shape)}; return the node collections."""
     nest.ResetKernel()
+    if hasattr(nest, "VerbosityLevel"):  # NEST >= 3.9
+        nest.verbosity = nest.VerbosityLevel.WARNING
+    else:
+        nest.set_verbosity("M_WARNING")
     nest.set(resolution=DT, local_num_threads=threads, print_time=False)
     nodes = {}
     for name, spec in INPUTS.items():
@@ -149,8 +153,13 @@ def main(argv=None):
     batch = next(iter(data.values())).shape[1] if data else 1
     results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
     for b in range(batch):  # NEST cannot reset a network's state: one fresh kernel per sample
+        t0 = time.perf_counter()
         nodes = build({n: x[:, b] for n, x in data.items()}, steps, args.threads)
+        t1 = time.perf_counter()
         recorders = simulate(nodes, steps)
+        if nest.Rank() == 0:
+            print(f"sample {b}: build {t1 - t0:.3f} s, simulate {time.perf_counter() - t1:.3f} s "
+                  f"({nest.num_connections} connections)", file=sys.stderr)
         for name, y in collect(nodes, recorders, steps).items():
             results[name][:, b] = y
     if nest.Rank() == 0:
