@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     exported = False
     try:
-        prog = torch.export.export(model, (torch.from_numpy(x_test[:, :4]),))
+        example = torch.from_numpy(x_test[:, :4].copy())
+        prog = torch.export.export(model, (example,), dynamic_shapes=({1: torch.export.Dim("batch")},))
         torch.export.save(prog, out / "digits_snn.pt2")
         exported = True
     except Exception as e:  # export is a convenience; the .pt and .n3ml forms are the contract
