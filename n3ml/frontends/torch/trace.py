@@ -111,6 +111,7 @@ class Context:
         self.where = "the model"
         self.path = ""
         self.tables: list[Any] = []
+        self._reserved: set[str] = set()  # names handed out by reserve() (nodes may be added later)
 
     # ---------------------------------------------------------- errors
     def unsupported(self, what: str, supported: str | None = None) -> UnsupportedError:
@@ -124,9 +125,9 @@ class Context:
         """A fresh node name derived from `base` (module path or op)."""
         name = _ident(base)
         n, i = name, 2
-        while n in self.g.nodes or n in getattr(self, "_reserved", set()):
+        while n in self.g.nodes or n in self._reserved:
             n, i = f"{name}_{i}", i + 1
-        self.__dict__.setdefault("_reserved", set()).add(n)
+        self._reserved.add(n)
         return n
 
     def add(self, base: str, prim: P.Primitive, *inputs: Tensor | str, name: str | None = None) -> Tensor:
@@ -425,7 +426,8 @@ def _interpret(ctx: Context, model: nn.Module, fxg: fx.Graph, shape: tuple[int, 
             env[node] = _get_attr(model, node.target)
         elif node.op == "call_module":
             calls[node.target] = calls.get(node.target, 0) + 1
-            if calls[node.target] > 1 and ctx.entry(modules[node.target]).steps is not None:
+            entry = ctx.entry(modules[node.target])
+            if calls[node.target] > 1 and entry is not None and entry.steps is not None:
                 raise UnsupportedError(
                     f"module `{node.target}` is called more than once in one forward (a loop over time?); "
                     "n3ml traces a forward that computes one step (or one sequence) with each neuron module "
