@@ -133,3 +133,22 @@ def test_time_loop_in_forward_is_refused():
 
     with pytest.raises(UnsupportedError, match="more than once|index"):
         trace(Looped(), (4,))
+
+
+def test_per_channel_parameters_on_conv1d():
+    class C(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 4, 3, padding=1)
+            self.lif = snn.Leaky(beta=torch.tensor([0.5, 0.7, 0.8, 0.95]).reshape(4, 1),
+                                 threshold=torch.full((4, 1), 0.6), init_hidden=True)
+
+        def forward(self, x):
+            return self.lif(self.conv(x))
+
+    torch.manual_seed(5)
+    model = boost(C()).double()
+    graph = trace(model, (2, 10))
+    assert graph.nodes["lif"].tau.shape == (4, 10)  # per-channel values spread over the neurons
+    x = torch.rand(T, B, 2, 10, dtype=torch.float64)
+    assert_same_spikes(graph, x, run_steps(model, x))
