@@ -10,7 +10,9 @@ def array(value):
 
 
 def import_simulator(name):
-    warnings.filterwarnings("ignore", module="pyNN")
+    # PyNN 0.13 still calls NEST APIs that NEST 3.10 flags as deprecated; its optional NEST extensions
+    # (stochastic synapses) are not needed
+    warnings.filterwarnings("ignore", message=r"\s*(.*deprecated|Provided for backward compat|Cannot find nest-config)")
     logging.getLogger("PyNN").setLevel(logging.ERROR)
     sim = importlib.import_module(f"pyNN.{name}")
     if name == "nest" and not hasattr(sim.IF_curr_delta, "variable_map"):
