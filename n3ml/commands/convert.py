@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,8 +21,6 @@ import numpy as np
 from ..errors import N3mlError
 from ..loader import load_model
 from ..registry import TARGETS, lookup
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import snntorch
 import torch
 from snntorch._neurons.lapicque import Lapicque
 from snntorch._neurons.leaky import Leaky
@@ -167,5 +166,3 @@ MODULES: dict[type, Entry] = {
     RLeaky: Entry(rleaky, _single),
     Lapicque: Entry(lapicque, _single),
 }
-
-_ = snntorch
