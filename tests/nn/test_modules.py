@@ -249,3 +249,14 @@ def test_time_distributed_and_linear_between_neurons():
     assert y.shape == (7, B, 3)
     # TimeDistributed equals applying the layer step by step
     assert torch.allclose(net[0](x)[4], conv(x[4]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_float64_equals_cpu():
+    rng = np.random.default_rng(8)
+    m = make(snn.ALIF, "subtract", 1, 1.0, "exact", rng, True)
+    x = torch.from_numpy(rng.uniform(-0.2, 0.9, (T, B, N)))
+    out = m.to("cuda")(x.to("cuda"))
+    assert out.device.type == "cuda"
+    assert torch.equal(out.cpu(), m.cpu()(x))
