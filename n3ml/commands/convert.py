@@ -55,12 +55,25 @@ def parse_options(items: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """'1,28,28' (or '1x28x28') -> (1, 28, 28)."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise N3mlError(f"--input-shape must be positive sizes separated by commas, like 1,28,28; found {text!r}")
+    return shape
+
+
 def load_any(args) -> Any:
     """Load MODEL with the options its loader takes (a .n3ml file takes none)."""
     suffix = Path(args.model).suffix.lower()
     options: dict[str, Any] = {}
     if suffix != ".n3ml":
-        options = {"input_shape": args.input_shape, "dt": args.dt, "steps": args.steps, "model": args.model_class,
+        options = {"input_shape": parse_shape(args.input_shape), "dt": args.dt, "steps": args.steps, "model": args.model_class,
                    "model_args": args.model_args, "unsafe_allow_pickle": args.unsafe_allow_pickle}
         options = {k: v for k, v in options.items() if v not in (None, False)}
     elif args.input_shape or args.model_class or args.model_args:

@@ -94,6 +94,8 @@ def _bad_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "truncated file": ([str(tmp_path / "cut.ts"), "--input-shape", "1,8,8"], "corrupt or truncated"),
         "wrong input shape": ([str(tmp_path / "w.pt"), "--input-shape", "7", *SD_ARGS],
                               r"input shape \(7,\).*expected input shape \(6,\)"),
+        "malformed input shape": ([str(tmp_path / "w.pt"), "--input-shape", "6,a", *SD_ARGS],
+                                  "--input-shape must be positive sizes"),
         "unsupported target option": ([str(tmp_path / "w.pt"), "--input-shape", "6", *SD_ARGS, "-O", "x=1"],
                                       "takes no options"),
         "unknown target": ([str(tmp_path / "w.pt"), "--input-shape", "6", *SD_ARGS, "--target", "nope"],
@@ -102,7 +104,7 @@ def _bad_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize("case", ["pickle without the flag", "truncated file", "wrong input shape",
-                                  "unsupported target option", "unknown target"])
+                                  "malformed input shape", "unsupported target option", "unknown target"])
 def test_errors_leave_no_output(tmp_path, capsys, case):
     argv, message = _bad_cases(tmp_path)[case]
     out = tmp_path / "out"
