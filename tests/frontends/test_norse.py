@@ -84,3 +84,15 @@ def test_unsupported_cell_is_named():
     model = norse.SequentialState(nn.Linear(4, 4), norse.LSNNCell())
     with pytest.raises(UnsupportedError, match=r"module `1` \(norse\..*LSNNCell\).*supported: .*LIFCell"):
         trace(model, (4,))
+
+
+@pytest.mark.parametrize("dt, scheme", [(0.25, "euler"), (2.0, "exact")])
+def test_graph_dt_and_scheme_do_not_change_the_spikes(dt, scheme):
+    """The per-step factors are preserved whatever dt/scheme the graph is expressed in."""
+    torch.manual_seed(0)
+    model = boost(norse.SequentialState(nn.Linear(10, 20), norse.LIFCell(P), nn.Linear(20, 5),
+                                        norse.LIFCell(P))).double()
+    graph = trace(model, (10,), dt=dt, scheme=scheme)
+    assert (graph.dt, graph.scheme) == (dt, scheme)
+    x = _x(10)
+    assert_same_spikes(graph, x, run_cells(model, x))
