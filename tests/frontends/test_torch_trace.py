@@ -144,3 +144,10 @@ def test_data_dependent_control_flow_is_refused():
 
     with pytest.raises(UnsupportedError, match="cannot trace M.forward"):
         trace(M(), (4,))
+
+
+def test_tracing_leaves_the_training_flags_alone():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(), nn.BatchNorm1d(4)).train()
+    model[2].eval()
+    trace(model, (4,))
+    assert [m.training for m in model.modules()] == [True, True, True, False]

@@ -249,8 +249,6 @@ class Context:
         try:
             if entry is None:
                 raise self.unsupported("this module type has no converter", self.supported_modules())
-            if getattr(module, "training", False) and _has_train_behaviour(module):
-                module.eval()
             return entry.convert(self, module, x, *args, **kwargs)
         finally:
             self.where, self.path = outer
@@ -266,10 +264,6 @@ class Context:
     def supported_modules(self) -> str:
         names = sorted({f"{c.__module__.split('.')[0]}.{c.__name__}" for t in self.tables for c in t.MODULES})
         return ", ".join(names)
-
-
-def _has_train_behaviour(m: nn.Module) -> bool:
-    return isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))
 
 
 def load_tables() -> list[Any]:
@@ -349,7 +343,17 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], *, dt: float | None = 
     shape = tuple(int(d) for d in input_shape)
     if not shape or any(d < 1 for d in shape):
         raise N3mlError(f"input shape must be positive sizes without the batch axis, found {input_shape!r}")
-    model = model.eval()
+    modes = {m: m.training for m in model.modules()}
+    model.eval()  # BatchNorm/Dropout in inference form; the caller's flags are restored afterwards
+    try:
+        return _trace(model, shape, dt=dt, scheme=scheme, name=name, input_kind=input_kind)
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _trace(model: nn.Module, shape: tuple[int, ...], *, dt: float | None, scheme: str | None, name: str,
+           input_kind: str) -> Graph:
     tables = load_tables()
     hints = [t.graph_hints(model) for t in tables if hasattr(t, "graph_hints")]
     g_dt = dt if dt is not None else next((h["dt"] for h in hints if h.get("dt")), 1.0)
