@@ -95,9 +95,22 @@ def test_threshold_ties_spike_as_in_spikingjelly():
         assert theta == np.nextafter(np.array(1.0, dtype=np.float64 if dtype == torch.float64 else np.float32), -2)
 
 
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_parametric_lif_uses_the_learned_w(decay_input):
+    torch.manual_seed(6)
+    model = boost(nn.Sequential(nn.Linear(10, 20), neuron.ParametricLIFNode(init_tau=3.0, decay_input=decay_input),
+                                nn.Linear(20, 5), neuron.IFNode()), 2.0).double()
+    with torch.no_grad():
+        model[1].w.fill_(0.3)  # "trained": 1/tau = sigmoid(0.3)
+    graph = trace(model, (10,))
+    x = _x(10, seed=6)
+    functional.reset_net(model)
+    assert_same_spikes(graph, x, run_steps(model, x))
+
+
 def test_unsupported_neuron_is_named():
-    model = nn.Sequential(nn.Linear(4, 4), neuron.ParametricLIFNode())
-    with pytest.raises(UnsupportedError, match=r"module `1`.*ParametricLIFNode"):
+    model = nn.Sequential(nn.Linear(4, 4), neuron.QIFNode())
+    with pytest.raises(UnsupportedError, match=r"module `1`.*QIFNode.*supported: .*spikingjelly\.IFNode"):
         trace(model, (4,))
 
 

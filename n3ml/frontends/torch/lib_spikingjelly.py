@@ -5,6 +5,7 @@ SpikingJelly's neuron step (both step modes) is
     IFNode:  h = v + x
     LIFNode: h = v + (x - (v - v_r)) / tau      (decay_input=True)
              h = v - (v - v_r) / tau + x        (decay_input=False)
+    ParametricLIFNode: as LIFNode with 1/tau = sigmoid(w), w learned
     spike = [h - v_th >= 0];  v = v_reset if spike (hard reset) or h - v_th (v_reset=None: soft reset)
 
 with v_r = v_reset, or 0 under a soft reset, and v starting at v_reset (0 for a soft
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from spikingjelly.activation_based import layer, neuron
+import torch
 from torch import nn
 
 from ...ir import prims as P
@@ -28,8 +30,9 @@ from .trace import Context, Entry, Tensor
 def _check(ctx: Context, m: nn.Module) -> None:
     if not getattr(m.surrogate_function, "spiking", True):
         raise ctx.unsupported("a surrogate function in non-spiking (graded) mode", "spiking=True surrogates")
-    if type(m) not in (neuron.IFNode, neuron.LIFNode):  # subclasses change the dynamics
-        raise ctx.unsupported(f"{type(m).__name__} (a subclass with its own dynamics)", "IFNode, LIFNode")
+    if type(m) not in (neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode):  # subclasses change the dynamics
+        raise ctx.unsupported(f"{type(m).__name__} (a subclass with its own dynamics)",
+                              "IFNode, LIFNode, ParametricLIFNode")
 
 
 def _reset(m: nn.Module) -> tuple[str, float]:
@@ -53,6 +56,18 @@ def lif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     inv = 1.0 / float(m.tau)
     k = inv if m.decay_input else 1.0
     return ctx.neuron(ctx.path, x, a=1.0 - inv, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
+                      v_reset=vr, v_leak=vr, v_init=vr)
+
+
+def plif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    """As LIFNode with 1/tau = sigmoid(w), computed in w's dtype as SpikingJelly does."""
+    _check(ctx, m)
+    x = ctx.tensor(x)
+    reset, vr = _reset(m)
+    with torch.no_grad():
+        q = m.w.sigmoid().detach().cpu().double().numpy()
+    k = q if m.decay_input else 1.0
+    return ctx.neuron(ctx.path, x, a=1.0 - q, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
                       v_reset=vr, v_leak=vr, v_init=vr)
 
 
@@ -98,6 +113,7 @@ def _mode(m: nn.Module) -> str:
 MODULES: dict[type, Entry] = {
     neuron.IFNode: Entry(if_node, _mode),
     neuron.LIFNode: Entry(lif_node, _mode),
+    neuron.ParametricLIFNode: Entry(plif_node, _mode),
     layer.Flatten: Entry(flatten),
     layer.SeqToANNContainer: Entry(_per_step),
     layer.LinearRecurrentContainer: Entry(linear_recurrent, _mode),
