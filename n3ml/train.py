@@ -27,7 +27,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -57,7 +57,6 @@ class EpochMetrics:
     val_accuracy: float | None = None
     seconds: float = 0.0
     lr: float | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def mean_over_time(out: torch.Tensor) -> torch.Tensor:
