@@ -80,6 +80,19 @@ def test_lif_over_time_same_spikes():
     assert_same_spikes(graph, x, expected)
 
 
+def test_recurrent_over_time_same_spikes():
+    torch.manual_seed(4)
+    model = norse.SequentialState(nn.Linear(10, 16), norse.LIFRecurrent(16, 12, p=P)).double()
+    with torch.no_grad():
+        model[1].input_weights.mul_(3.0)
+        model[1].recurrent_weights.mul_(2.0)
+    graph = trace(model, (10,))
+    x = _x(10, seed=4)
+    with torch.no_grad():
+        expected = model(x)[0].numpy()
+    assert_same_spikes(graph, x, expected)
+
+
 def test_unsupported_cell_is_named():
     model = norse.SequentialState(nn.Linear(4, 4), norse.LSNNCell())
     with pytest.raises(UnsupportedError, match=r"module `1` \(norse\..*LSNNCell\).*supported: .*LIFCell"):

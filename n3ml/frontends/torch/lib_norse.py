@@ -131,5 +131,6 @@ MODULES: dict[type, Entry] = {
     norse.LICell: Entry(li_cell, _single),
     norse.LI: Entry(li_cell, _multi),
     norse.LIFRecurrentCell: Entry(lif_recurrent_cell, _single),
+    norse.LIFRecurrent: Entry(lif_recurrent_cell, _multi),
     norse.SequentialState: Entry(sequential_state),
 }
