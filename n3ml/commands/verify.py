@@ -10,6 +10,7 @@ status is 1 when an agreement is below --min-agreement or a target refuses the g
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import tempfile
@@ -97,7 +98,10 @@ def run(args) -> int:
         for name, target in targets.items():
             opts = {**getattr(target, "verify_options", {}), **options[name]}
             try:
-                target.check(graph)
+                if "options" in inspect.signature(target.check).parameters:
+                    target.check(graph, opts or None)
+                else:
+                    target.check(graph)
             except UnsupportedError as e:
                 print(f"{name}: refused: {e}")
                 failed.append(name)

@@ -28,13 +28,14 @@ class PynnTarget:
     def check(self, graph: Graph, options: dict | None = None) -> None:
         """Raise UnsupportedError naming the node if PyNN's standard cells cannot express the graph
         (and, for simulator=spiNNaker, if it exceeds the board's limits)."""
-        net = lower_ir_to_pynn(graph)
-        if self._simulator(options) == "spiNNaker":
+        simulator = self._simulator(options)
+        net = lower_ir_to_pynn(graph, simulator)
+        if simulator == "spiNNaker":
             check_spinnaker(net, float(graph.dt))
 
     def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None, options: dict | None = None) -> None:
         simulator = self._simulator(options)
-        net = lower_ir_to_pynn(graph)
+        net = lower_ir_to_pynn(graph, simulator)
         if simulator == "spiNNaker":
             check_spinnaker(net, float(graph.dt))
         emit_pynn(net, Path(out_dir), steps=steps, simulator=simulator)

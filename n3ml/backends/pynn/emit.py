@@ -53,8 +53,8 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
     for p in nl.inputs:
         lines.append(f'    {literal(p.name)}: {{"shape": {literal(p.shape)}, "latency": {p.latency}}},')
     lines += ["}", "",
-              "# Neuron populations (v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF).",
-              '# "@key" names a per-neuron array in weights.npz.',
+              "# Neuron populations (v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF). \"native:<model>\" is",
+              "# a NEST model in NEST's units (runs on NEST only). \"@key\" names a per-neuron array in weights.npz.",
               "POPULATIONS = {"]
     for pop in nl.neurons:
         cell = net.cells[pop.name]

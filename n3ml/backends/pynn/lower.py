@@ -51,6 +51,7 @@ class PynnCell:
     v_offset: Any = 0.0
     record: str = "spikes"  # or "v"
     decay: Any = 1.0  # per-step membrane decay, to set v_init latency - 1 steps early
+    self_weight: Any = None  # one-step self-connection (reset compensation of eprop_iaf)
     note: str = ""
 
 
@@ -78,11 +79,13 @@ def _per(x, n: int):
     return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
 
 
-def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
+def cell_delta(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     if prim.reset != "to-value":
+        if native:
+            return cell_native_subtract(name, prim, dt, scheme, n)
         raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}'; PyNN's standard cells "
-                               "(IF_curr_delta) reset to v_reset only. Use reset 'to-value', or the nest target, "
-                               "which maps reset by subtraction exactly")
+                               "(IF_curr_delta) reset to v_reset only. Use reset 'to-value', emit with "
+                               "simulator=nest (NEST's native eprop_iaf), or the nest target")
     if isinstance(prim, P.IF):
         a, c, vl = 1.0, 1.0, 0.0
     else:
@@ -100,7 +103,34 @@ def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
                     v_offset=vl, decay=_per(a, n), note=f"{prim.op}, reset to v_reset")
 
 
-def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> PynnCell:
+def cell_native_subtract(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
+    """Reset by subtraction / none on PyNN-on-NEST: NEST's `eprop_iaf` as a native cell type (NEST units:
+    PyNN scales native weights by 1000, hence the 1e-3), with the nest target's self-connection."""
+    if prim.refractory > 0:
+        raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}' with refractory="
+                               f"{prim.refractory}; eprop_iaf keeps integrating while refractory, the IR holds v")
+    if isinstance(prim, P.IF):
+        a, c, vl = 1.0, 1.0, 0.0
+    else:
+        a = P.decay(prim.tau, dt, scheme)
+        c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
+        vl = _per(prim.v_leak, n)
+    tau = tau_from_factor(name, "tau", a, dt)
+    vth = np.asarray(strict_threshold(prim.theta, vl))
+    rho = np.asarray(prim.theta, np.float64) if prim.reset == "subtract" else 0.0
+    diff = vth - rho
+    tol = 4 * np.spacing(np.maximum(np.abs(vth), 1.0))
+    self_w = None if np.all(np.abs(diff) <= tol) else np.broadcast_to(a * diff, (n,)).astype(np.float64)
+    params = {"E_L": 0.0, "C_m": 1.0, "tau_m": _per(tau, n), "V_th": _per(vth, n), "t_ref": 0.0, "I_e": 0.0,
+              "c_reg": 0.0}
+    return PynnCell("native:eprop_iaf", params, _per(np.asarray(c) * 1e-3, n),
+                    v_init=_per(np.asarray(prim.v_init) - vl, n), v_offset=vl, decay=_per(a, n),
+                    self_weight=None if self_w is None else self_w * 1e-3,
+                    note=f"{prim.op}, reset by {'subtraction' if prim.reset == 'subtract' else 'none'} "
+                         "(NEST only)")
+
+
+def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     if prim.reset != "to-value":
         raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; IF_curr_exp resets to v_reset "
                                "only. Use reset 'to-value'")
@@ -126,7 +156,7 @@ def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> Pyn
                     note="CubaLIF, current-based exponential synapse, reset to v_reset")
 
 
-def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
+def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     if isinstance(prim, P.Integrator):
         a, c, vl = 1.0, np.asarray(prim.r, np.float64), 0.0
     else:
@@ -149,7 +179,7 @@ CELLS: dict[type, Callable[..., PynnCell]] = {
 }
 
 
-def cells_of(graph: Graph) -> dict[str, PynnCell]:
+def cells_of(graph: Graph, native: bool = False) -> dict[str, PynnCell]:
     types = graph.verify()
     cells = {}
     for name, prim in graph.nodes.items():
@@ -162,13 +192,17 @@ def cells_of(graph: Graph) -> dict[str, PynnCell]:
         if make is None:
             raise UnsupportedError(f"node `{name}` ({prim.op}) has no PyNN standard cell; the pynn target "
                                    f"supports {', '.join(c.__name__ for c in CELLS)}")
-        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size)
+        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size, native=native)
     return cells
 
 
-def lower_ir_to_pynn(graph: Graph) -> PynnNetwork:
-    """Lower a graph to PyNN populations and projections (UnsupportedError before anything is written)."""
-    cells = cells_of(graph)
+def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
+    """Lower a graph to PyNN populations and projections (UnsupportedError before anything is written).
+
+    With simulator="nest", reset by subtraction uses NEST's native `eprop_iaf` (the script then runs on
+    NEST only); otherwise standard cells only.
+    """
+    cells = cells_of(graph, native=simulator == "nest")
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
                               generator_latency=SOURCE_LATENCY, target=TARGET)
     out = PynnNetwork(net, cells)
@@ -182,12 +216,21 @@ def lower_ir_to_pynn(graph: Graph) -> PynnNetwork:
         comment = ("bias" if pr.source == CLOCK else "synapses") + (f" of {via}" if via else "")
         if pr.ir_delay:
             comment += f", IR Delay {pr.ir_delay}"
-        for receptor, sel in (("excitatory", w.vals > 0), ("inhibitory", w.vals < 0)):
-            if np.any(sel):
-                out.projections.append(PynnProjection(pr.source, pr.target, pr.delay, receptor,
-                                                      w.cols[sel].astype(np.int64), w.rows[sel].astype(np.int64),
-                                                      w.vals[sel], comment))
+        _split(out, pr.source, pr.target, pr.delay, w.cols, w.rows, w.vals, comment)
+    for name, cell in cells.items():
+        if cell.self_weight is not None:
+            idx = np.arange(net.populations[name].size)
+            _split(out, name, name, 1, idx, idx, np.asarray(cell.self_weight),
+                   "reset compensation (docs/backends/nest.md)")
     return out
+
+
+def _split(out: PynnNetwork, source, target, delay, pre, post, w, comment) -> None:
+    """PyNN wants non-negative weights on excitatory, negative ones on inhibitory receptors."""
+    for receptor, sel in (("excitatory", w > 0), ("inhibitory", w < 0)):
+        if np.any(sel):
+            out.projections.append(PynnProjection(source, target, delay, receptor, pre[sel].astype(np.int64),
+                                                  post[sel].astype(np.int64), w[sel], comment))
 
 
 def check_spinnaker(net: PynnNetwork, dt: float) -> None:

@@ -53,8 +53,18 @@ def build(sim, simulator, sample, steps):
         ticks = (np.arange(steps) + CLOCK_LATENCY) * DT
         pops["clock"] = sim.Population(1, sim.SpikeSourceArray(spike_times=ticks), label="clock")
     for name, spec in POPULATIONS.items():
-        cell = getattr(sim, spec["celltype"])(**{k: array(v) for k, v in spec["params"].items()})
-        pops[name] = sim.Population(spec["size"], cell, initial_values={"v": array(spec["v_init"])}, label=name)
+        params = {k: array(v) for k, v in spec["params"].items()}
+        if spec["celltype"].startswith("native:"):
+            if simulator != "nest":
+                sys.exit(f"population {name} uses NEST's {spec['celltype'][7:]}: run with --simulator nest")
+            # PyNN 0.13 cannot pass per-neuron arrays to a native cell: those are set through NEST
+            arrays = {k: v for k, v in params.items() if np.ndim(v)}
+            cell = sim.native_cell_type(spec["celltype"][7:])(**{k: v for k, v in params.items() if not np.ndim(v)})
+            pops[name] = sim.Population(spec["size"], cell, label=name)
+            pops[name].node_collection.set(V_m=array(spec["v_init"]), **arrays)
+        else:
+            cell = getattr(sim, spec["celltype"])(**params)
+            pops[name] = sim.Population(spec["size"], cell, initial_values={"v": array(spec["v_init"])}, label=name)
     for source, target, delay, receptor, key in PROJECTIONS:
         connections = np.column_stack([WEIGHTS[key + "/pre"], WEIGHTS[key + "/post"], WEIGHTS[key + "/w"]])
         sim.Projection(pops[source], pops[target], sim.FromListConnector(connections, column_names=["weight"]),

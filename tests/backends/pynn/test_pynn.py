@@ -22,10 +22,12 @@ ON_NEST = {"simulator": "nest"}
 
 
 @needs_pynn
-@pytest.mark.parametrize("name,reset", [("cuba", None), ("spiking_mlp", "to-value"), ("spiking_cnn", "to-value"),
+@pytest.mark.parametrize("name,reset", [("cuba", None), ("spiking_mlp", None), ("spiking_cnn", None),
+                                        ("recurrent", None), ("spiking_mlp", "to-value"),
                                         ("recurrent", "to-value")])
 def test_examples_identical(name, reset, tmp_path):
-    """cuba as it is; the others (reset by subtraction) with PyNN's reset to v_reset."""
+    """The bundled examples (reset by subtraction through NEST's native eprop_iaf), and with standard cells
+    only (reset to v_reset)."""
     g = G.example(name, reset)
     x = random_inputs(g, T, 2, 7, 0.25)
     got = G.run_emitted(PynnTarget(), g, x, tmp_path / "out", steps=T, options=ON_NEST)
@@ -34,8 +36,9 @@ def test_examples_identical(name, reset, tmp_path):
 
 
 @needs_pynn
-@pytest.mark.parametrize("make", [lambda: G.lif_features("euler"), G.conv_features, G.readouts,
-                                  lambda: G.cuba_features("exact")], ids=["lif-euler", "conv", "readouts", "cuba"])
+@pytest.mark.parametrize("make", [lambda: G.lif_features("euler"), lambda: G.lif_features(reset="subtract"),
+                                  G.conv_features, G.readouts, lambda: G.cuba_features("exact")],
+                         ids=["lif-euler", "lif-subtract", "conv", "readouts", "cuba"])
 def test_features_identical(make, tmp_path):
     g = make()
     x = random_inputs(g, T, 1, 3, 0.3)
@@ -67,7 +70,10 @@ def _refused(g, tmp_path, needle, options=None):
 
 
 def test_refusals(tmp_path):
-    _refused(G.example("spiking_mlp"), tmp_path / "a", "`lif1` \\(LIF\\): reset 'subtract'", ON_NEST)
+    # standard cells reset to v_reset: reset by subtraction only on NEST (native eprop_iaf)
+    _refused(G.example("spiking_mlp"), tmp_path / "a", "`lif1` \\(LIF\\): reset 'subtract'.*simulator=nest")
+    _refused(G.example("spiking_mlp"), tmp_path / "a2", "`lif1` \\(LIF\\): reset 'subtract'",
+             {"simulator": "brian2"})
     _refused(G.analog_input(), tmp_path / "b", "`x` \\(Input, analog\\)", ON_NEST)
     _refused(G.example("quantized"), tmp_path / "c", "`n1` \\(FixedCubaLIF\\)", ON_NEST)
     with pytest.raises(N3mlError, match="simulator='loihi'"):
