@@ -159,7 +159,9 @@ class Normalize(Pass):
 
     Options:
         percentile: activation percentile that maps to one spike per step (100 = max-norm).
-        channelwise: one scale per channel instead of per layer (readout layers stay per layer).
+        channelwise: one scale per channel of convolutional layers (C, H, W) instead of per layer; flat
+            (Dense) layers and readouts stay per layer (one scale per neuron over a few hundred samples
+            over-fits the calibration set: measured, it saturates the rarely active neurons).
         calibration: path of an .npz used when the context holds no calibration data.
         samples: use at most this many calibration samples (0 = all).
         report: fill context["report"] with the conversion report (needs `steps`, runs the SNN).
@@ -210,8 +212,6 @@ class Normalize(Pass):
             if self.channelwise and a.ndim > 2 and not readout:
                 per = np.array([_pct(a[:, c], self.percentile) for c in range(a.shape[1])])
                 lam[n] = per.reshape(-1, *([1] * (a.ndim - 2)))
-            elif self.channelwise and a.ndim == 2 and not readout:
-                lam[n] = np.array([_pct(a[:, c], self.percentile) for c in range(a.shape[1])])
             else:
                 lam[n] = np.asarray(_pct(a, self.percentile))
             log.info("normalize: %s lambda %s", n, np.round(np.asarray(lam[n]).reshape(-1)[:4], 4))

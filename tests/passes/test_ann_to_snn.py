@@ -80,7 +80,7 @@ def test_normalize_keeps_the_function_and_bounds_rates(model, channelwise):
     acts = activations(view, {"x": CAL["x"].astype(np.float64)}, neurons)
     for n in neurons:
         a = acts[n]
-        if channelwise:  # one scale per channel (axis 1 of (B, C, ...)); no IF readout here
+        if channelwise and a.ndim == 4:  # one scale per conv channel; flat layers stay per layer
             for c in range(a.shape[1]):
                 pos = a[:, c][a[:, c] > 1e-9 * a[:, c].max()]
                 if pos.size:

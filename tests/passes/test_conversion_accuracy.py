@@ -69,3 +69,23 @@ def test_convert_cli_writes_the_report(tmp_path):
     assert data["normalize"]["percentile"] == 99.9
     g = load_model(str(next(out.glob("*.n3ml"))))
     assert isinstance(g.nodes[g.inputs_of("probs")[0]], P.Integrator)
+
+
+@pytest.mark.nest
+@pytest.mark.skipif(__import__("importlib").util.find_spec("nest") is None, reason="NEST not installed")
+@pytest.mark.parametrize("model", ["cnn", "residual"])
+def test_converted_graph_runs_identically_on_nest(model, tmp_path, capsys):
+    """`n3ml verify --targets nest` on the converted graph: identical output spikes (exit status 0)."""
+    from n3ml.cli import main
+
+    out = tmp_path / "snn"
+    assert main(["convert", f"examples/ann_to_snn/{model}.onnx", "--target", "ir", "-o", str(out), "-p",
+                 "fold-batchnorm,ann-to-snn,normalize{percentile=99.9,report=false}",
+                 "--calibration", "examples/ann_to_snn/calib.npz"]) == 0
+    x = TEST["x"][:6].astype(np.float64)
+    np.savez(tmp_path / "x.npz", x=np.ascontiguousarray(np.broadcast_to(x[None], (40, *x.shape))))
+    code = main(["verify", str(next(out.glob("*.n3ml"))), "--targets", "nest", "--steps", "40",
+                 "--input", str(tmp_path / "x.npz")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "100.00%" in text
