@@ -28,6 +28,7 @@ from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, Sparse, exp_current_gain, lo
                        strict_threshold as _threshold, tau_from_factor as _tau_from_factor)
 
 TARGET = "nest"
+TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
 DENSE_FRACTION = 0.5  # a projection at least this dense is made with all_to_all and a weight matrix
 
 
@@ -177,6 +178,10 @@ def cells_of(graph: Graph) -> dict[str, Cell]:
 
 def lower_ir_to_nest(graph: Graph) -> NestNetwork:
     """Lower a graph to NEST populations and connections (raises UnsupportedError before any output)."""
+    ticks = float(graph.dt) / TIC_MS
+    if abs(ticks - round(ticks)) > 1e-9 * max(ticks, 1.0) or round(ticks) < 1:
+        raise UnsupportedError(f"graph dt = {graph.dt} ms is not a multiple of NEST's tic ({TIC_MS} ms); "
+                               "NEST's resolution must be")
     cells = cells_of(graph)
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
     out = NestNetwork(net, cells)

@@ -106,6 +106,10 @@ def test_refuses_unsupported_before_writing(tmp_path):
     g.replace("loop", steps=1)  # a synaptic-current neuron needs two steps around its loop
     _refused(g, tmp_path / "4", "`cuba` \\(CubaLIF\\) lies on a loop")
 
+    g = G.analog_input()
+    g.dt = 0.0005
+    _refused(g, tmp_path / "6", "not a multiple of NEST's tic")
+
     g = Graph(name="analog_out")
     g.add("x", Input(shape=(3,)))
     g.add("fc", Dense(weight=np.ones((2, 3))), "x")
