@@ -75,11 +75,13 @@ def linear_scan(x: torch.Tensor, y0: torch.Tensor, a=None, v_leak=None) -> torch
     return _LinearScan.apply(x, y0, a, v_leak)
 
 
-def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h):
+def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
     """Forward loop of the spiking scan; writes h_t = v*_t - theta into h (T, B, ...) or, when h is
-    None (no gradient wanted), into a one-step scratch buffer. Returns the spikes."""
+    None (no gradient wanted), into a one-step scratch buffer. Writes the spikes into `out`
+    (may be x itself: x[t] is read before out[t] is written) or a new tensor, and returns them."""
     T = x.shape[0]
-    out = torch.empty_like(x)
+    if out is None:
+        out = torch.empty_like(x)
     if T:
         v = v0.expand_as(x[0]).clone()
         c = torch.empty_like(v)
@@ -190,5 +192,5 @@ def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, thet
         inplace: x is a temporary of the caller's; its storage is reused (saves one (T, B, ...) buffer).
     """
     if not (torch.is_grad_enabled() and x.requires_grad):  # inference: nothing to save
-        return _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, None)
+        return _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, None, x if inplace else None)
     return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike, inplace)[0]
