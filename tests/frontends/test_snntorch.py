@@ -152,3 +152,21 @@ def test_per_channel_parameters_on_conv1d():
     assert graph.nodes["lif"].tau.shape == (4, 10)  # per-channel values spread over the neurons
     x = torch.rand(T, B, 2, 10, dtype=torch.float64)
     assert_same_spikes(graph, x, run_steps(model, x))
+
+
+@pytest.mark.parametrize("mech", ["subtract", "zero", "none"])
+def test_rsynaptic_same_spikes(mech):
+    torch.manual_seed(7)
+    model = boost(MLP(lambda n: snn.RSynaptic(alpha=0.6, beta=0.8, linear_features=n, reset_mechanism=mech,
+                                              init_hidden=True))).eval()
+    graph = trace(model, (12,))  # float32 only, as RLeaky
+    x = torch.rand(T, B, 12)
+    assert_same_spikes(graph, x, run_steps(model, x))
+
+
+def test_subclass_of_a_neuron_is_refused():
+    class MyLeaky(snn.Leaky):
+        pass
+
+    with pytest.raises(UnsupportedError, match=r"MyLeaky.*no converter"):
+        trace(MLP(lambda n: MyLeaky(beta=0.9, init_hidden=True)), (12,))

@@ -52,7 +52,7 @@ def check_model(ctx: Context, model: nn.Module, graph: Graph) -> None:
 
 
 MODULES: dict[type, Entry] = {
-    M.NeuronModule: Entry(neuron, _multi),
-    M.EncoderModule: Entry(neuron, _multi),
+    M.NeuronModule: Entry(neuron, _multi, subclasses=True),  # every module implements to_ir()
+    M.EncoderModule: Entry(neuron, _multi, subclasses=True),
     M.TimeDistributed: Entry(time_distributed),
 }

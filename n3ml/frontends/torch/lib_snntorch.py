@@ -24,6 +24,7 @@ import torch
 from snntorch._neurons.lapicque import Lapicque
 from snntorch._neurons.leaky import Leaky
 from snntorch._neurons.rleaky import RLeaky
+from snntorch._neurons.rsynaptic import RSynaptic
 from snntorch._neurons.synaptic import Synaptic
 from torch import nn
 
@@ -108,10 +109,15 @@ def leaky(ctx: Context, m: Leaky, x: Any, *state: Any) -> Any:
 
 
 def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
+    """syn_t = alpha syn + I_t [+ V(s_{t-1}) for RSynaptic]; mem_t = beta mem + syn_t - reset."""
     _check(ctx, m, state)
     x = ctx.tensor(x)
     mech = _mechanism(ctx, m)
     alpha, beta = m.alpha.clamp(0, 1), m.beta.clamp(0, 1)
+    rec = _recurrent(ctx, m, ctx.shape(x)) if isinstance(m, RSynaptic) else None
+    rec_name = ctx.reserve(ctx.path + "_rec") if rec is not None else None
+    if rec_name:
+        x = ctx.add(ctx.path + "_in", P.Add(), x, rec_name)
     if mech == "subtract":  # the reset correction must bypass the synaptic filter: LI (current) + LIF
         syn = ctx.neuron(ctx.path + "_syn", x, a=alpha, k=1.0, spiking=False)
         out = _spiking(ctx, syn, a=beta, thr=m.threshold, mech=mech, zero_refractory=1)
@@ -119,24 +125,31 @@ def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
         reset = "to-value" if mech == "zero" else "none"
         out = ctx.cuba(ctx.path, x, a_syn=alpha, a_mem=beta, k=1.0, theta=m.threshold, reset=reset,
                        refractory=1 if mech == "zero" else 0)
-    return _result(m, ctx, _graded(ctx, m, out), "syn", "mem")
+    spk = _graded(ctx, m, out)
+    if rec_name:  # RSynaptic feeds back its (graded) output spikes
+        prev = ctx.add(ctx.path + "_prev", P.Delay(steps=1), spk)
+        ctx.add(rec_name, rec, prev, name=rec_name)
+    return _result(m, ctx, spk, "syn", "mem")
+
+
+def _recurrent(ctx: Context, m: nn.Module, shape: tuple[int, ...]) -> P.Primitive:
+    """The recurrent connection of RLeaky/RSynaptic (applied to the previous step's spikes)."""
+    rec = m.recurrent
+    if isinstance(rec, nn.Linear):
+        return P.Dense(weight=_t(rec.weight), bias=None if rec.bias is None else _t(rec.bias))
+    if isinstance(rec, nn.Conv2d):
+        return P.Conv2d(weight=_t(rec.weight), bias=None if rec.bias is None else _t(rec.bias),
+                        stride=tuple(rec.stride), padding=tuple(int(p) for p in rec.padding),
+                        dilation=tuple(rec.dilation), groups=rec.groups)
+    if hasattr(rec, "V"):
+        return P.Scale(factor=ctx.param(rec.V, shape, "V"))
+    raise ctx.unsupported(f"recurrent connection {type(rec).__name__}", "Linear, Conv2d, one-to-one V")
 
 
 def rleaky(ctx: Context, m: RLeaky, x: Any, *state: Any) -> Any:
     _check(ctx, m, state)
     x = ctx.tensor(x)
-    shape = ctx.shape(x)
-    rec = m.recurrent
-    if isinstance(rec, nn.Linear):
-        prim: P.Primitive = P.Dense(weight=_t(rec.weight), bias=None if rec.bias is None else _t(rec.bias))
-    elif isinstance(rec, nn.Conv2d):
-        prim = P.Conv2d(weight=_t(rec.weight), bias=None if rec.bias is None else _t(rec.bias),
-                        stride=tuple(rec.stride), padding=tuple(int(p) for p in rec.padding),
-                        dilation=tuple(rec.dilation), groups=rec.groups)
-    elif hasattr(rec, "V"):
-        prim = P.Scale(factor=ctx.param(rec.V, shape, "V"))
-    else:
-        raise ctx.unsupported(f"recurrent connection {type(rec).__name__}", "Linear, Conv2d, one-to-one V")
+    prim = _recurrent(ctx, m, ctx.shape(x))
     gsf = float(np.asarray(_t(getattr(m, "graded_spikes_factor", 1.0))).reshape(-1)[0])
     if gsf != 1.0:
         raise ctx.unsupported("graded_spikes_factor != 1 on RLeaky", "graded_spikes_factor=1")
@@ -165,4 +178,5 @@ MODULES: dict[type, Entry] = {
     Synaptic: Entry(synaptic, _single),
     RLeaky: Entry(rleaky, _single),
     Lapicque: Entry(lapicque, _single),
+    RSynaptic: Entry(synaptic, _single),
 }

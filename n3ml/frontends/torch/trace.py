@@ -90,6 +90,7 @@ class Entry:
 
     convert: Callable[..., Any]
     steps: Callable[[nn.Module], str | None] | None = None
+    subclasses: bool | None = None  # also convert subclasses (default: stateless layers only)
 
 
 # --------------------------------------------------------------- context
@@ -254,11 +255,13 @@ class Context:
             self.where, self.path = outer
 
     def entry(self, module: nn.Module) -> Entry | None:
+        """The converter of `module`'s class; a subclass of a neuron type (whose dynamics may differ) has none."""
         for cls in type(module).__mro__:
             for t in self.tables:
                 e = t.MODULES.get(cls)
                 if e is not None:
-                    return e
+                    inherit = e.subclasses if e.subclasses is not None else e.steps is None
+                    return e if cls is type(module) or inherit else None
         return None
 
     def supported_modules(self) -> str:
@@ -289,8 +292,11 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if self.ctx.entry(m) is not None:
             return True
-        # a library's own module without a converter stays whole, so the error names it
+        # a library's own module without a converter, or a subclass of a known type, stays whole so the
+        # error names it
         if type(m).__module__.split(".")[0] in _LIBRARY_ROOTS:
+            return True
+        if any(c in t.MODULES for c in type(m).__mro__[1:] for t in self.ctx.tables if c is not nn.Module):
             return True
         return super().is_leaf_module(m, qualname)
 
