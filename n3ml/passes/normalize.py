@@ -30,12 +30,9 @@ from ..ir import prims as P
 from ..ir.graph import Edge
 from ..ir.interp import run as interp_run
 from .base import Pass, PassError
-from .cleanup import fresh_name, insert_on_edge
+from .cleanup import insert_on_edge
 
 log = logging.getLogger(__name__)
-
-PASS_THROUGH = (P.Add, P.Concat, P.Flatten, P._Pool2d, P.Delay, P.Scale, P.Integrator, P.Output)
-
 
 # --------------------------------------------------------------- calibration
 
@@ -113,7 +110,6 @@ def ann_view(graph: Graph) -> Graph:
             theta = np.asarray(p.theta, dtype=np.float64)
             g.nodes[n] = P.ReLU()
             if np.any(theta != 1):
-                (src,) = g.inputs_of(n)
                 edge = next(e for e in g.edges if e.dst == n)
                 insert_on_edge(g, edge, f"{n}_theta", P.Scale(factor=_full(1.0 / theta)))
         elif isinstance(p, P.Integrator):
@@ -253,12 +249,10 @@ def rescale(graph: Graph, lam: dict[str, np.ndarray]) -> Graph:
     # 1. demands: the scale each adjustable / pass-through node's output should have (reverse order)
     demand: dict[str, np.ndarray] = {}
     for n in reversed(order):
-        p = g.nodes[n]
         for e in [e for e in g.edges if e.src == n]:
             d = _demand_on_edge(g, e, lam, demand, shape)
             if d is not None and n not in demand:
-                demand[n] = d
-        _ = p
+                demand[n] = d  # the first consumer's demand wins; _match bridges the others with a Scale
 
     # 2. scales forward; rescale weights; insert Scale nodes where fixed scales disagree
     s: dict[str, np.ndarray] = {}
@@ -337,4 +331,4 @@ def _match(g: Graph, n: str, ins: list[str], s: dict[str, np.ndarray], target: n
         f = si / target
         flat = f.reshape(-1)
         factor = float(flat[0]) if np.all(flat == flat[0]) else f.copy()
-        insert_on_edge(g, e, fresh_name(g, f"{n}_in{e.dst_port}_scale"), P.Scale(factor=factor))
+        insert_on_edge(g, e, f"{n}_in{e.dst_port}_scale", P.Scale(factor=factor))

@@ -250,7 +250,7 @@ def _channel_const(c: np.ndarray, shape: tuple[int, ...], nout: int) -> np.ndarr
         if c.shape[0] != 1:
             raise _Unsupported(f"constant of shape {c.shape} varies along the batch axis")
         c = c[0]
-    full = np.broadcast_to(c, shape) if c.ndim else np.broadcast_to(c, shape)
+    full = np.broadcast_to(c, shape)
     per = full.reshape(nout, -1)
     if not np.all(per == per[:, :1]):
         raise _Unsupported(f"constant of shape {c.shape} is not one value per output channel")
@@ -525,7 +525,8 @@ def load(path: str, *, input_shape: tuple[int, ...] | None = None, name: str | N
         raise N3mlError(f"{path}: not a readable ONNX model (corrupt or truncated protobuf: "
                         f"{type(e).__name__}: {e})") from None
     base = re.sub(r"\.onnx$", "", path.replace("\\", "/").rsplit("/", 1)[-1])
-    return load_model_proto(model, source=path, input_shape=input_shape, name=name or _sanitize(base), dt=1.0 if dt is None else float(dt))
+    return load_model_proto(model, source=path, input_shape=input_shape, name=name or _sanitize(base),
+                            dt=1.0 if dt is None else float(dt))
 
 
 def load_model_proto(model, *, source: str = "<model>", input_shape: tuple[int, ...] | None = None,
