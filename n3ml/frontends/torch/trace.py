@@ -479,11 +479,9 @@ def _outputs(ctx: Context, out: Any) -> None:
                 walk(x, f"{key}_{k}" if key else str(k))
         elif isinstance(v, (tuple, list)):
             for i, x in enumerate(v):
-                walk(x, f"{key}{i}" if key else f"out{i}")
+                walk(x, f"{key}_{i}" if key else f"out{i}")
         elif v is None:
             return
-        elif hasattr(v, "_fields"):  # NamedTuple state
-            walk(tuple(v), key)
         else:
             raise UnsupportedError(f"the model returns {type(v).__name__} {v!r:.60}; n3ml outputs traced tensors only")
 
