@@ -119,6 +119,8 @@ class Population:
     prim: P.Primitive | None = None
     arrival: int = 0
     latency: int = 0
+    source: str | None = None  # inputs: the Input node whose data feeds it
+    encoder: dict | None = None  # inputs: {"type": "poisson"|"latency", ...}, applied by the program
 
     @property
     def size(self) -> int:
@@ -168,6 +170,7 @@ class Netlist:
     populations: dict[str, Population] = field(default_factory=dict)
     projections: list[Projection] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
+    data: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # Input node -> (kind, shape)
 
     @property
     def inputs(self) -> list[Population]:
@@ -283,6 +286,15 @@ def _bias_term(b: np.ndarray) -> Terms:
     return {(CLOCK, 0): Sparse(nz, np.zeros(nz.size, np.int64), b[nz], (b.size, 1))}
 
 
+ENCODERS = (P.PoissonRate, P.Latency)
+
+
+def _encoder(prim) -> dict:
+    if isinstance(prim, P.PoissonRate):
+        return {"type": "poisson", "gain": float(prim.gain), "seed": int(prim.seed)}
+    return {"type": "latency", "window": int(prim.window), "x_min": float(prim.x_min)}
+
+
 LINEAR = (P.Dense, P.Conv1d, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Flatten, P.Scale, P.Add, P.Concat, P.Delay,
           P.ConstantCurrent)
 NEURONS = (P.IF, P.LIF, P.CubaLIF, P.ALIF, P.LI, P.Integrator, P.FixedCubaLIF)
@@ -359,6 +371,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
     types = graph.verify()
     extra_steps = extra_steps or {}
     net = Netlist(graph.name, float(graph.dt), graph.scheme)
+    net.data = {n: (graph.nodes[n].kind, tuple(graph.nodes[n].shape)) for n in graph.input_names}
     net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=generator_latency)
     terms: dict[str, Terms] = {}
     for name in graph.topo_order():
@@ -367,7 +380,12 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         if isinstance(prim, P.Input):
             kind = "spike_input" if prim.kind == "spike" else "analog_input"
             lat = PARROT_LATENCY if kind == "spike_input" else generator_latency
-            net.populations[name] = Population(name, kind, tuple(types[name].shape), prim, latency=lat)
+            net.populations[name] = Population(name, kind, tuple(types[name].shape), prim, latency=lat, source=name)
+            terms[name] = {(name, 0): Sparse.eye(types[name].size)}
+        elif isinstance(prim, ENCODERS) and isinstance(graph.nodes[srcs[0]], P.Input):
+            # the random stream / timing is part of the IR's semantics: the program encodes the Input's data
+            net.populations[name] = Population(name, "spike_input", tuple(types[name].shape), prim,
+                                               latency=PARROT_LATENCY, source=srcs[0], encoder=_encoder(prim))
             terms[name] = {(name, 0): Sparse.eye(types[name].size)}
         elif isinstance(prim, NEURONS):
             net.populations[name] = Population(name, "neuron", tuple(types[name].shape), prim)
@@ -377,10 +395,11 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         elif isinstance(prim, P.Output):
             pass
         else:
-            raise UnsupportedError(f"node `{name}` ({prim.op}) cannot be lowered to {target}: only neurons "
-                                   "(IF, LIF, CubaLIF, LI, Integrator), spike/analog inputs and linear synapse "
-                                   "operations (Dense, Conv, Sum/AvgPool, Flatten, Scale, Add, Concat, Delay, "
-                                   "ConstantCurrent) map to populations and projections")
+            where = (" (encoders are supported right after an Input)" if isinstance(prim, ENCODERS) else "")
+            raise UnsupportedError(f"node `{name}` ({prim.op}) cannot be lowered to {target}{where}: only neurons "
+                                   "(IF, LIF, CubaLIF, LI, Integrator), inputs, PoissonRate/Latency encoders of "
+                                   "inputs and linear synapse operations (Dense, Conv, Sum/AvgPool, Flatten, "
+                                   "Scale, Add, Concat, Delay, ConstantCurrent) map to populations and projections")
 
     def terms_of(name: str, stack: tuple[str, ...] = ()) -> Terms:
         if name in terms:
@@ -402,8 +421,9 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         if isinstance(prim, P.Output):
             (src,) = graph.inputs_of(name)
             net.records.append(_record(graph, net, name, src, terms_of(src), types[name].shape, target))
-    if not any(pr.source == CLOCK for pr in net.projections):
-        del net.populations[CLOCK]
+    used = {pr.source for pr in net.projections} | {p.source for r in net.records for p in r.parts}
+    for name in [n for n, p in net.populations.items() if p.kind != "neuron" and n not in used]:
+        del net.populations[name]  # the clock without biases, Inputs read only by encoders
     _solve_latencies(net, extra_steps, generator_latency, target)
     return net
 
@@ -532,3 +552,66 @@ def outputs_table(net: Netlist, arrays: ArrayStore, record_kind, v_offset) -> li
         lines.append("    ]},")
     lines.append("}")
     return lines
+
+
+def inputs_tables(net: Netlist) -> list[str]:
+    """Lines of the DATA and INPUTS tables of an emitted program."""
+    lines = ["# Input nodes of the graph: arrays (T, B, *shape) read from --input, by name.", "DATA = {"]
+    for name, (kind, shape) in net.data.items():
+        lines.append(f'    {literal(name)}: {{"kind": {literal(kind)}, "shape": {literal(shape)}}},')
+    lines += ["}", "",
+              "# Input populations: the data of `source`, encoded by the IR's encoder if any (same random stream).",
+              "INPUTS = {"]
+    for p in net.inputs:
+        kind = "spike" if p.kind == "spike_input" else "analog"
+        enc = "None" if p.encoder is None else "{" + ", ".join(f"{literal(k)}: {literal(v)}"
+                                                             for k, v in p.encoder.items()) + "}"
+        lines.append(f'    {literal(p.name)}: {{"kind": {literal(kind)}, "shape": {literal(p.shape)}, '
+                     f'"latency": {p.latency}, "source": {literal(p.source)}, "encoder": {enc}}},')
+    lines.append("}")
+    return lines
+
+
+# The part of the emitted programs that reads inputs and applies the encoders (docs/semantics.md §7).
+INPUT_CODE = r'''
+
+def read_inputs(path, steps):
+    """Input arrays (T, B, *shape) keyed by Input node name; default: the random input of `n3ml simulate`
+    (Bernoulli(0.2) spikes or U[0, 1) values from numpy's PCG64(seed 0), batch 1)."""
+    if path is None:
+        rng = np.random.default_rng(0)
+        data = {}
+        for name, spec in DATA.items():
+            shape = (steps, 1, *spec["shape"])
+            data[name] = (rng.random(shape) < 0.2).astype(float) if spec["kind"] == "spike" else rng.random(shape)
+        return data
+    with np.load(path, allow_pickle=False) as z:
+        missing = [n for n in DATA if n not in z.files]
+        if missing:
+            sys.exit(f"{path}: no array for input node(s) {missing}; found {z.files}")
+        data = {n: np.asarray(z[n], dtype=float) for n in DATA}
+    for name, x in data.items():
+        if x.shape[2:] != tuple(DATA[name]["shape"]) or x.shape[0] < steps:
+            sys.exit(f"{path}: input `{name}` must have shape (T >= {steps}, B, "
+                     f"{', '.join(map(str, DATA[name]['shape']))}), found {x.shape}")
+    return {n: x[:steps] for n, x in data.items()}
+
+
+def encode(spec, x):
+    """The IR's encoders over the whole (T, B, *shape) input: PoissonRate draws its uniform numbers once,
+    numpy PCG64(seed); Latency emits one spike per window at round_half_up((1 - x) (window - 1))."""
+    enc = spec["encoder"]
+    if enc is None:
+        return x
+    if enc["type"] == "poisson":
+        u = np.random.default_rng(enc["seed"]).random(x.shape)
+        return (u < np.clip(enc["gain"] * x, 0.0, 1.0)).astype(float)
+    out = np.zeros_like(x)
+    window = enc["window"]
+    for t0 in range(0, x.shape[0], window):
+        v = np.clip(x[t0], 0.0, 1.0)
+        at = np.floor((1.0 - v) * (window - 1) + 0.5)
+        for k in range(min(window, x.shape[0] - t0)):
+            out[t0 + k] = (at == k) & (v > enc["x_min"])
+    return out
+'''

@@ -74,6 +74,12 @@ def conv_weights(w, B):
     return np.tile(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1), (B, 1, 1, 1)).copy()
 
 
+def monitor_to_n3ml(data, shape, conv, B, latency, T, scale=1):
+    """Monitor data (steps, *lava_shape) -> (T, B, *shape) in n3ml units."""
+    out = from_lava(np.moveaxis(np.asarray(data), 0, -1), shape, conv, B, latency, T)
+    return out * np.asarray(scale).reshape(shape if np.size(scale) > 1 else ())
+
+
 def per_neuron(v, shape, conv, B):
     """A scalar or per-neuron (n3ml C order) parameter as a Lava array."""
     v = np.asarray(v)
@@ -117,6 +123,7 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
     L.append("from lava.proc.io.sink import RingBuffer as Sink")
     L.append("from lava.proc.io.source import RingBuffer as Source")
     L.append("from lava.proc.lif.process import LIF, LIFRefractory")
+    L.append("from lava.proc.monitor.process import Monitor")
     L.append("from lava.utils.weightutils import SignMode")
     L.append("")
     L.append("HERE = Path(__file__).resolve().parent")
@@ -129,6 +136,13 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
         f'"{pr.output}": ("{pr.pop}", {tuple(net.pops[pr.pop].shape)!r}, {net.pops[pr.pop].conv}, {pr.latency})'
         for pr in net.probes) + "}  # output: (population, shape, conv layout, latency)")
     L.append(f"DEFAULT_STEPS = {steps if steps else 'None'}")
+    neurons = {n: p for n, p in net.pops.items() if p.kind == "neuron"}
+    for n, p in neurons.items():
+        if np.size(p.v_scale) > 1 or float(np.asarray(p.v_scale).reshape(-1)[0]) != 1.0:
+            arrays[f"{n}.v_scale"] = np.asarray(p.v_scale, dtype=np.float64)
+    L.append("NEURONS = {" + ", ".join(
+        f'"{n}": ({tuple(p.shape)!r}, {p.conv}, {p.latency}, {(chr(34) + n + ".v_scale" + chr(34)) if f"{n}.v_scale" in arrays else None})'
+        for n, p in neurons.items()) + "}  # recordable: (shape, conv layout, latency, voltage scale key)")
     L.append(HELPERS)
     L.append("")
     L.append("# ----------------------------------------------------------------------------- network")
@@ -169,7 +183,7 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
         arrays[key] = c.weight
         L.append(f"    # `{c.name}`: {c.src} -> {c.dst}" + (f"; {c.comment}" if c.comment else ""))
         if c.op == "dense":
-            extra = ""
+            extra = ", num_message_bits=24" if net.pops[c.src].graded else ""
             if net.fixed:
                 a = c.args
                 extra = (f", weight_exp={a['weight_exp']}, num_weight_bits={a['num_weight_bits']}, "
@@ -185,7 +199,8 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
             g = c.args
             L.append(f'    p["{c.name}"] = Conv(weight=conv_weights(W["{key}"], B), '
                      f"input_shape=lava_shape(*lay_{c.src}, B), padding={g['padding']}, stride={g['stride']}, "
-                     f"dilation={g['dilation']}, groups=B * {g['groups']}, name=\"{c.name}\")")
+                     f"dilation={g['dilation']}, groups=B * {g['groups']}"
+                     + (", num_message_bits=24" if net.pops[c.src].graded else "") + f", name=\"{c.name}\")")
             L.append(f'    p["{c.src}"].s_out.connect(p["{c.name}"].s_in)')
             L.append(f'    p["{c.name}"].a_out.connect(p["{c.dst}"].a_in)')
     L.append("    sinks = {}")
@@ -200,7 +215,13 @@ def main(argv=None):
     ap.add_argument("--input", type=Path, default=None, help="input .npz (default: zeros)")
     ap.add_argument("--steps", type=int, default=None, help="steps T (default: the input's T)")
     ap.add_argument("-o", "--output", type=Path, default=Path("out.npz"))
+    ap.add_argument("--record", action="append", default=[], metavar="NODE",
+                    help="record a neuron's voltage (and current in fixed_pt) as state/NODE.v, state/NODE.i")
     args = ap.parse_args(argv)
+    record = [n for item in args.record for n in item.split(",") if n]
+    for n in record:
+        if n not in NEURONS:
+            raise SystemExit(f"--record {n}: not a neuron of this program; neurons: {', '.join(NEURONS)}")
     data = {}
     if args.input is not None:
         with np.load(args.input) as f:
@@ -217,10 +238,25 @@ def main(argv=None):
     steps = T + EXTRA_STEPS
     t0 = time.perf_counter()
     procs, sinks = build(data, B, steps)
+    monitors = {}
+    for n in record:
+        monitors[n] = {"v": Monitor()}
+        monitors[n]["v"].probe(procs[n].v, steps)
+        if RUN_CFG == "fixed_pt":  # Lava's u is n3ml's current i only in fixed point
+            monitors[n]["i"] = Monitor()
+            monitors[n]["i"].probe(procs[n].u, steps)
     first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
     first.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=RUN_CFG))
     result = {out: from_lava(np.asarray(s.data.get()), shape, conv, B, lat, T)
               for (out, (_, shape, conv, lat)), s in zip(OUTPUTS.items(), sinks.values())}
+    if record:
+        W = np.load(HERE / "weights.npz")
+    for n, mons in monitors.items():
+        shape, conv, lat, scale_key = NEURONS[n]
+        for var, mon in mons.items():
+            scale = W[scale_key] if (var == "v" and scale_key) else 1
+            data = mon.get_data()[procs[n].name][var]
+            result[f"state/{n}.{var}"] = monitor_to_n3ml(data, shape, conv, B, lat, T, scale)
     first.stop()
     np.savez(args.output, **result)
     print(f"{RUN_CFG}: {T} steps (+{EXTRA_STEPS} for Lava's synaptic delay), batch {B}, "

@@ -62,6 +62,8 @@ class Pop:
     latency: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # LIF arguments (scalars or per-neuron arrays)
     refractory: int = 0
+    graded: bool = False  # an analog Input: graded spikes (Dense/Conv num_message_bits > 0)
+    v_scale: Any = 1  # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
 
 
 @dataclass
@@ -311,9 +313,8 @@ def lower(graph: Graph) -> LavaNet:
     pops: dict[str, Pop] = {}
     for n, p in graph.nodes.items():
         if isinstance(p, P.Input):
-            if p.kind != "spike":
-                raise _unsupported(n, p, "Lava inputs are spike sources (RingBuffer); found an analog input")
-            pops[n] = Pop(n, "input", tuple(p.shape))
+            # an analog input becomes graded spikes (integers in fixed_pt: feed integer data)
+            pops[n] = Pop(n, "input", tuple(p.shape), graded=p.kind != "spike")
     gains: dict[str, np.ndarray] = {}
     for n in neurons:
         p = graph.nodes[n]
@@ -328,7 +329,8 @@ def lower(graph: Graph) -> LavaNet:
             params, gains[n] = _float_neuron(n, p, graph.dt, graph.scheme)
             if p.refractory:
                 params["refractory_period"] = int(p.refractory)
-        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params, refractory=int(p.refractory))
+        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params, refractory=int(p.refractory),
+                      v_scale=1 if fixed else np.asarray(p.theta, dtype=np.float64))
     conns: list[Conn] = []
     conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
     for n in neurons:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
-from ..netlist import CLOCK, ArrayStore, literal, outputs_table
+from ..netlist import CLOCK, INPUT_CODE, ArrayStore, inputs_tables, literal, outputs_table
 from .lower import NestNetwork
 from .program import BODY
 
@@ -46,14 +46,11 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
              f"HORIZON = {nl.horizon}  # NEST steps run beyond T so that the latest population covers IR step T-1",
              f"CLOCK = {CLOCK in nl.populations}  # a spike_generator firing every step carries the biases",
              "",
-             "# Input nodes. Spike inputs: spike_generator -> parrot_neuron (latency 2); analog inputs: a",
-             "# spike_generator per value whose events carry the value as their weight (latency 1).",
-             "INPUTS = {"]
-    for p in nl.inputs:
-        kind = "spike" if p.kind == "spike_input" else "analog"
-        lines.append(f'    {literal(p.name)}: {{"kind": {literal(kind)}, "shape": {literal(p.shape)}, '
-                     f'"latency": {p.latency}}},')
-    lines += ["}", "",
+             "# Spike inputs: spike_generator -> parrot_neuron (latency 2); analog inputs: a spike_generator",
+             "# per value whose events carry the value as their weight (latency 1).",
+             ]
+    lines += inputs_tables(nl)
+    lines += ["",
               "# Neuron populations (NEST units: E_L = 0 and C_m = 1, so V_m is the IR's v - v_leak).",
               '# "@key" names a per-neuron array in weights.npz; v_init is set at NEST step latency - 1.',
               "POPULATIONS = {"]
@@ -85,6 +82,6 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
               ]
     lines += outputs_table(nl, arrays, lambda s: net.cells[s].record if s in net.cells else "spikes",
                            lambda s: net.cells[s].v_offset if s in net.cells else 0.0)
-    text = "\n".join(lines) + "\n" + BODY
+    text = "\n".join(lines) + "\n" + INPUT_CODE + BODY
     (out_dir / "run.py").write_text(text)
     np.savez(out_dir / "weights.npz", **arrays.arrays)

@@ -9,28 +9,6 @@ def array(value):
     return value
 
 
-def read_inputs(path, steps):
-    """Input arrays (T, B, *shape) keyed by Input node name; default: the random input of `n3ml simulate`
-    (Bernoulli(0.2) spikes or U[0, 1) values from numpy's PCG64(seed 0), batch 1)."""
-    if path is None:
-        rng = np.random.default_rng(0)
-        data = {}
-        for name, spec in INPUTS.items():
-            shape = (steps, 1, *spec["shape"])
-            data[name] = (rng.random(shape) < 0.2).astype(float) if spec["kind"] == "spike" else rng.random(shape)
-        return data
-    with np.load(path, allow_pickle=False) as z:
-        missing = [n for n in INPUTS if n not in z.files]
-        if missing:
-            sys.exit(f"{path}: no array for input node(s) {missing}; found {z.files}")
-        data = {n: np.asarray(z[n], dtype=float) for n in INPUTS}
-    for name, x in data.items():
-        if x.shape[2:] != tuple(INPUTS[name]["shape"]) or x.shape[0] < steps:
-            sys.exit(f"{path}: input `{name}` must have shape (T >= {steps}, B, "
-                     f"{', '.join(map(str, INPUTS[name]['shape']))}), found {x.shape}")
-    return {n: x[:steps] for n, x in data.items()}
-
-
 def build(sample, steps, threads):
     """Create the network for one input sample {name: (T, *shape)}; return the node collections."""
     nest.ResetKernel()
@@ -147,10 +125,11 @@ def main(argv=None):
     steps = args.steps
     if steps is None and args.input:
         with np.load(args.input, allow_pickle=False) as z:
-            steps = int(z[next(iter(INPUTS))].shape[0]) if INPUTS else DEFAULT_STEPS
+            steps = int(z[next(iter(DATA))].shape[0]) if DATA else DEFAULT_STEPS
     steps = steps or DEFAULT_STEPS
-    data = read_inputs(args.input, steps)
-    batch = next(iter(data.values())).shape[1] if data else 1
+    sources = read_inputs(args.input, steps)
+    batch = next(iter(sources.values())).shape[1] if sources else 1
+    data = {name: encode(spec, sources[spec["source"]]) for name, spec in INPUTS.items()}
     results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
     for b in range(batch):  # NEST cannot reset a network's state: one fresh kernel per sample
         t0 = time.perf_counter()

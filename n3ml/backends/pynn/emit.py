@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
-from ..netlist import CLOCK, ArrayStore, literal, outputs_table
+from ..netlist import CLOCK, INPUT_CODE, ArrayStore, inputs_tables, literal, outputs_table
 from .lower import SOURCE_LATENCY, PynnNetwork
 
 DEFAULT_STEPS = 100
@@ -49,10 +49,9 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
              f"CLOCK_LATENCY = {SOURCE_LATENCY}",
              "",
              "# Spike inputs: SpikeSourceArray, a spike of IR step t at time (t + latency) * DT.",
-             "INPUTS = {"]
-    for p in nl.inputs:
-        lines.append(f'    {literal(p.name)}: {{"shape": {literal(p.shape)}, "latency": {p.latency}}},')
-    lines += ["}", "",
+             ]
+    lines += inputs_tables(nl)
+    lines += ["",
               "# Neuron populations (v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF). \"native:<model>\" is",
               "# a NEST model in NEST's units (runs on NEST only). \"@key\" names a per-neuron array in weights.npz.",
               "POPULATIONS = {"]
@@ -84,5 +83,5 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
                            lambda s: net.cells[s].v_offset if s in net.cells else 0.0)
     from .program import BODY
 
-    (out_dir / "run.py").write_text("\n".join(lines) + "\n" + BODY)
+    (out_dir / "run.py").write_text("\n".join(lines) + "\n" + INPUT_CODE + BODY)
     np.savez(out_dir / "weights.npz", **arrays.arrays)

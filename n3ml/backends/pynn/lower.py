@@ -183,9 +183,6 @@ def cells_of(graph: Graph, native: bool = False) -> dict[str, PynnCell]:
     types = graph.verify()
     cells = {}
     for name, prim in graph.nodes.items():
-        if isinstance(prim, P.Input) and prim.kind != "spike":
-            raise UnsupportedError(f"node `{name}` (Input, analog): PyNN's SpikeSourceArray emits unit spikes; "
-                                   "analog inputs need the nest target (or encode them to spikes first)")
         if not isinstance(prim, P.Neuron):
             continue
         make = CELLS.get(type(prim))
@@ -205,6 +202,10 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     cells = cells_of(graph, native=simulator == "nest")
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
                               generator_latency=SOURCE_LATENCY, target=TARGET)
+    for pop in net.inputs:
+        if pop.kind == "analog_input":
+            raise UnsupportedError(f"node `{pop.name}` (Input, analog) feeds synapses: PyNN's SpikeSourceArray "
+                                   "emits unit spikes; use the nest target or encode it (PoissonRate, Latency)")
     out = PynnNetwork(net, cells)
     for pop in net.neurons:  # v_init applies at step latency - 1; until then v only decays
         cell = cells[pop.name]

@@ -21,24 +21,6 @@ def import_simulator(name):
     return sim
 
 
-def read_inputs(path, steps):
-    """Input arrays (T, B, *shape) keyed by Input node name; default: the random input of `n3ml simulate`
-    (Bernoulli(0.2) spikes from numpy's PCG64(seed 0), batch 1)."""
-    if path is None:
-        rng = np.random.default_rng(0)
-        return {n: (rng.random((steps, 1, *s["shape"])) < 0.2).astype(float) for n, s in INPUTS.items()}
-    with np.load(path, allow_pickle=False) as z:
-        missing = [n for n in INPUTS if n not in z.files]
-        if missing:
-            sys.exit(f"{path}: no array for input node(s) {missing}; found {z.files}")
-        data = {n: np.asarray(z[n], dtype=float) for n in INPUTS}
-    for name, x in data.items():
-        if x.shape[2:] != tuple(INPUTS[name]["shape"]) or x.shape[0] < steps:
-            sys.exit(f"{path}: input `{name}` must have shape (T >= {steps}, B, "
-                     f"{', '.join(map(str, INPUTS[name]['shape']))}), found {x.shape}")
-    return {n: x[:steps] for n, x in data.items()}
-
-
 def build(sim, simulator, sample, steps):
     """Create the network for one input sample {name: (T, *shape)}; return the populations."""
     extra = {"spike_precision": "on_grid"} if simulator == "nest" else {}
@@ -122,11 +104,12 @@ def main(argv=None):
     steps = args.steps
     if steps is None and args.input:
         with np.load(args.input, allow_pickle=False) as z:
-            steps = int(z[next(iter(INPUTS))].shape[0]) if INPUTS else DEFAULT_STEPS
+            steps = int(z[next(iter(DATA))].shape[0]) if DATA else DEFAULT_STEPS
     steps = steps or DEFAULT_STEPS
     sim = import_simulator(args.simulator)
-    data = read_inputs(args.input, steps)
-    batch = next(iter(data.values())).shape[1] if data else 1
+    sources = read_inputs(args.input, steps)
+    batch = next(iter(sources.values())).shape[1] if sources else 1
+    data = {name: encode(spec, sources[spec["source"]]) for name, spec in INPUTS.items()}
     results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
     for b in range(batch):  # one fresh network per sample: state does not carry over
         pops = build(sim, args.simulator, {n: x[:, b] for n, x in data.items()}, steps)

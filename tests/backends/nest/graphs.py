@@ -138,3 +138,22 @@ def assert_same_outputs(graph: Graph, inputs: dict, got: dict) -> dict:
         else:
             np.testing.assert_allclose(got[name], want, rtol=1e-9, atol=1e-9, err_msg=f"output {name}")
     return counts
+
+
+def encoders() -> Graph:
+    """PoissonRate and Latency encoders of analog inputs (their random stream is part of the semantics)."""
+    from n3ml.ir import Latency, PoissonRate
+
+    rng = np.random.default_rng(8)
+    g = Graph(name="encoders", dt=1.0)
+    g.add("x", Input(shape=(6,), kind="analog"))
+    g.add("img", Input(shape=(4,), kind="analog"))
+    g.add("px", PoissonRate(gain=0.8, seed=11), "x")
+    g.add("lat", Latency(window=7, x_min=0.1), "img")
+    g.add("fc", Dense(weight=rng.normal(0.5, 0.3, (5, 6))), "px")
+    g.add("fc_l", Dense(weight=rng.normal(0.6, 0.3, (5, 4))), "lat")
+    g.add("sum", Add(), "fc", "fc_l")
+    g.add("lif", LIF(tau=4.0, theta=0.8, reset="to-value"), "sum")
+    g.add("out", Output(), "lif")
+    g.add("spikes_in", Output(), "px")
+    return g

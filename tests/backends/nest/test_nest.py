@@ -10,7 +10,7 @@ import pytest
 from n3ml.backends.nest import NestTarget, lower_ir_to_nest
 from n3ml.commands.simulate import random_inputs
 from n3ml.errors import UnsupportedError
-from n3ml.ir import ALIF, LIF, CubaLIF, Delay, Dense, Graph, Input, MaxPool2d, Output, Add
+from n3ml.ir import ALIF, LIF, Dense, Graph, Input, MaxPool2d, Output, PoissonRate
 
 from . import graphs as G
 
@@ -33,8 +33,9 @@ def test_examples_identical(name, tmp_path):
     lambda: G.lif_features("exact"), lambda: G.lif_features("euler"),
     lambda: G.lif_features(reset="subtract"), lambda: G.lif_features(reset="none"),
     G.conv_features, G.readouts, lambda: G.cuba_features("exact"), lambda: G.cuba_features("euler"),
-    G.analog_input,
-], ids=["lif", "lif-euler", "lif-subtract", "lif-none", "conv", "readouts", "cuba", "cuba-euler", "analog"])
+    G.analog_input, G.encoders,
+], ids=["lif", "lif-euler", "lif-subtract", "lif-none", "conv", "readouts", "cuba", "cuba-euler", "analog",
+        "encoders"])
 def test_features_identical(make, tmp_path):
     g = make()
     x = random_inputs(g, T, 2, 3, 0.3)
@@ -90,6 +91,11 @@ def test_refuses_unsupported_before_writing(tmp_path):
     g.add("a", ALIF(tau=5.0, tau_adapt=20.0), "fc")
     g.add("out", Output(), "a")
     _refused(g, tmp_path / "1", "`a` \\(ALIF\\)")
+
+    g = G.encoders()
+    g.add("enc2", PoissonRate(), "lif")
+    g.add("out2", Output(), "enc2")
+    _refused(g, tmp_path / "7", "`enc2` \\(PoissonRate\\).*right after an Input")
 
     g = Graph(name="pool")
     g.add("x", Input(shape=(1, 4, 4)))

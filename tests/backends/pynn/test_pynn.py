@@ -37,8 +37,8 @@ def test_examples_identical(name, reset, tmp_path):
 
 @needs_pynn
 @pytest.mark.parametrize("make", [lambda: G.lif_features("euler"), lambda: G.lif_features(reset="subtract"),
-                                  G.conv_features, G.readouts, lambda: G.cuba_features("exact")],
-                         ids=["lif-euler", "lif-subtract", "conv", "readouts", "cuba"])
+                                  G.conv_features, G.readouts, lambda: G.cuba_features("exact"), G.encoders],
+                         ids=["lif-euler", "lif-subtract", "conv", "readouts", "cuba", "encoders"])
 def test_features_identical(make, tmp_path):
     g = make()
     x = random_inputs(g, T, 1, 3, 0.3)
@@ -74,7 +74,7 @@ def test_refusals(tmp_path):
     _refused(G.example("spiking_mlp"), tmp_path / "a", "`lif1` \\(LIF\\): reset 'subtract'.*simulator=nest")
     _refused(G.example("spiking_mlp"), tmp_path / "a2", "`lif1` \\(LIF\\): reset 'subtract'",
              {"simulator": "brian2"})
-    _refused(G.analog_input(), tmp_path / "b", "`x` \\(Input, analog\\)", ON_NEST)
+    _refused(G.analog_input(), tmp_path / "b", "`x` \\(Input, analog\\) feeds synapses", ON_NEST)
     _refused(G.example("quantized"), tmp_path / "c", "`n1` \\(FixedCubaLIF\\)", ON_NEST)
     with pytest.raises(N3mlError, match="simulator='loihi'"):
         PynnTarget().emit(G.example("cuba"), tmp_path, options={"simulator": "loihi"})
