@@ -28,6 +28,7 @@ VARIANTS = [
     "fold-batchnorm,ann-to-snn{maxpool=avg},normalize{percentile=99.9}",
     "fold-batchnorm,ann-to-snn{readout=membrane},normalize{percentile=99.9}",
     "fold-batchnorm,ann-to-snn{v_init=0},normalize{percentile=99.9}",
+    "fold-batchnorm,ann-to-snn{reset=to-value},normalize{percentile=99.9}",
     "fold-batchnorm,ann-to-snn,normalize{percentile=100}",
     "fold-batchnorm,ann-to-snn,normalize{percentile=99.9,channelwise=true}",
     "fold-batchnorm,ann-to-snn{encoding=poisson},normalize{percentile=99.9}",

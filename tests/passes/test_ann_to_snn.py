@@ -123,3 +123,33 @@ def test_conversion_errors_are_clear():
         PassManager.from_string("normalize").run(s, {"calibration": {"x": np.zeros((4, 3, 8, 8))}})
     with pytest.raises(PassError, match="already spiking"):
         PassManager.from_string("ann-to-snn").run(s)
+
+
+def test_passes_work_on_graphs_from_the_pytorch_frontend(tmp_path):
+    """The same pipeline on a plain-torch CNN read through torch.export (.pt2): function preserved."""
+    import warnings
+
+    import torch
+
+    from n3ml.registry import LOADERS
+
+    if ".pt2" not in LOADERS:
+        pytest.skip("the PyTorch frontend is not registered in this checkout")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.2, 0.2)
+        net[1].running_var.uniform_(0.5, 2.0)
+    net.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.export.save(torch.export.export(net, (torch.zeros(1, 1, 8, 8),)), str(tmp_path / "net.pt2"))
+    g = load_model(str(tmp_path / "net.pt2"))
+    s = PassManager.from_string("fold-batchnorm,ann-to-snn{readout=membrane},normalize{report=false}").run(
+        g, {"calibration": CAL})
+    assert not any(isinstance(p, (P.BatchNorm, P.ReLU, P.MaxPool2d)) for p in s.nodes.values())
+    with torch.no_grad():
+        want = net(torch.from_numpy(X.astype(np.float32))).numpy()
+    got = run(ann_view(s), {s.input_names[0]: X[None]}).outputs[s.output_names[0]][0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
