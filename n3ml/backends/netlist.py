@@ -486,7 +486,8 @@ def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latenc
         raise UnsupportedError(
             f"node `{last.target}` ({net.populations[last.target].prim.op}) lies on a loop whose Delay steps "
             f"are fewer than the steps {target} needs to pass a spike once around it (at least one step per "
-            f"synapse{', plus one per synaptic-current neuron' if any(extra_steps.values()) else ''}); add Delay steps or "
+            f"synapse{', plus one per synaptic-current neuron' if any(extra_steps.values()) else ''}); "
+            "add Delay steps or "
             "use another target")
     for pr in net.projections:
         pr.delay = net.populations[pr.target].arrival - net.populations[pr.source].latency + pr.ir_delay

@@ -126,3 +126,18 @@ def test_compare_metrics_by_hand():
     assert silent.agreement == 1.0 and silent.first_divergence is None
     v = compare("v", np.array([[[1.0]], [[2.0]]]), np.array([[[1.0]], [[2.5]]]), "analog")
     assert v.agreement == 0.5 and v.first_divergence == 1 and v.max_error == 0.5
+
+
+@needs_sim
+@pytest.mark.nest
+def test_verify_with_input_file(tmp_path, capsys):
+    """--input X.npz: the given batch (3 samples) runs on the target, sample by sample."""
+    x = (np.random.default_rng(5).random((15, 3, 16)) < 0.4).astype(float)
+    np.savez(tmp_path / "x.npz", x=x)
+    rc = main(["verify", str(GRAPHS / "spiking_mlp.n3ml"), "--targets", "nest", "--steps", "12", "--input",
+               str(tmp_path / "x.npz"), "--engine", "reference", "--keep", str(tmp_path / "k")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert _rows(out)[("nest", "out")][3] == "100.00%"
+    with np.load(tmp_path / "k" / "nest-out.npz") as z:
+        assert z["out"].shape == (12, 3, 10)

@@ -118,7 +118,8 @@ def collect(nodes, recorders, steps):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
-    parser.add_argument("--steps", "-T", type=int, default=None, help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
+    parser.add_argument("--steps", "-T", type=int, default=None,
+                        help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
     parser.add_argument("--threads", type=int, default=1, help="NEST threads per process (local_num_threads)")
     parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
     args = parser.parse_args(argv)

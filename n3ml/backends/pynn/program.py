@@ -96,7 +96,8 @@ def collect(pops, steps):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
-    parser.add_argument("--steps", "-T", type=int, default=None, help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
+    parser.add_argument("--steps", "-T", type=int, default=None,
+                        help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
     parser.add_argument("--simulator", choices=["nest", "spiNNaker", "brian2"], default=SIMULATOR,
                         help=f"PyNN backend (default {SIMULATOR})")
     parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
