@@ -38,14 +38,14 @@ def default_engine() -> str:
 
 
 def simulate(graph: Graph, inputs: dict[str, np.ndarray], steps: int, record: list[str],
-             engine: str | None = None):
+             engine: str | None = None, device: str = "cpu"):
     """Run `graph` with every input held constant for `steps` steps; return the engine's Result."""
     engine = engine or default_engine()
     fn = resolve(ENGINES[engine])
     data = {k: np.ascontiguousarray(np.broadcast_to(v[None], (steps, *v.shape))) for k, v in inputs.items()}
     if engine == "reference":
         return fn(graph, data, steps, record=record)
-    return fn(graph, data, steps, record=record, dtype="float64")
+    return fn(graph, data, steps, record=record, device=device, dtype="float64")
 
 
 def decode(graph: Graph, output: str, values: np.ndarray, t: int) -> np.ndarray:
@@ -65,7 +65,7 @@ def checkpoints(steps: int) -> list[int]:
 
 def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int = 100,
                       labels: np.ndarray | None = None, ann: Graph | None = None,
-                      engine: str | None = None, batch: int = 256) -> dict[str, Any]:
+                      engine: str | None = None, device: str = "cpu", batch: int = 256) -> dict[str, Any]:
     """Compare a converted SNN with its ANN on calibration inputs.
 
     Args:
@@ -75,6 +75,7 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
         labels: (B,) class indices; enables the accuracy figures.
         ann: the original ANN graph (accuracy reference); default: the SNN's ANN view.
         engine: ENGINES name (default: torch if available, else reference).
+        device: torch device for the torch engine ("cpu", "cuda").
     Returns:
         {"steps", "samples", "engine", "seconds", "layers": [{"node", "correlation", "ann_mean",
         "snn_rate_mean", "saturated"}], "accuracy": {"ann": {out: acc}, "snn": {out: {t: acc}}}}
@@ -89,7 +90,7 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
     outs: dict[str, list[np.ndarray]] = {o: [] for o in snn.output_names}
     for lo in range(0, b, batch):
         part = {k: v[lo:lo + batch] for k, v in inputs.items()}
-        res = simulate(snn, part, steps, neurons, engine)
+        res = simulate(snn, part, steps, neurons, engine, device)
         for n in neurons:
             rates[n].append(np.asarray(res.states[n], dtype=np.float64).mean(axis=0))
         for o in outs:
@@ -153,6 +154,7 @@ class ConversionReport(Pass):
     samples: int = 0
     calibration: str = ""
     engine: str = ""
+    device: str = "cpu"
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         context = {} if context is None else context
@@ -160,7 +162,7 @@ class ConversionReport(Pass):
                                             samples=self.samples)
         steps = self.steps or int(context.get("steps") or 100)
         rep = conversion_report(graph, inputs, steps=steps, labels=labels, ann=context.get("ann"),
-                                engine=self.engine or None)
+                                engine=self.engine or None, device=self.device)
         if context.get("report") is None:
             context["report"] = {}
         context["report"].update(rep)

@@ -89,3 +89,18 @@ def test_converted_graph_runs_identically_on_nest(model, tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0, text
     assert "100.00%" in text
+
+
+def test_conversion_report_pass_and_engines_agree():
+    ctx = {"calibration": {"x": CAL["x"][:16], "labels": CAL["labels"][:16]}, "report": None}
+    pipe = "fold-batchnorm,ann-to-snn,normalize{report=false},conversion-report{steps=20,engine=reference}"
+    snn = PassManager.from_string(pipe).run(load_model("examples/ann_to_snn/residual.onnx"), ctx)
+    rep = ctx["report"]
+    assert rep["engine"] == "reference" and rep["steps"] == 20 and rep["samples"] == 16
+    assert set(rep["accuracy"]["snn"]["probs"]) == {"1", "2", "5", "10", "20"}
+    other = conversion_report(snn, {"x": CAL["x"][:16].astype(np.float64)}, steps=20,
+                              labels=CAL["labels"][:16], engine="torch")
+    for a, b in zip(rep["layers"], other["layers"]):  # float64 executor == reference interpreter
+        assert a["node"] == b["node"] and a["snn_rate_mean"] == b["snn_rate_mean"]
+    table = format_report(rep)
+    assert all(lay["node"] in table for lay in rep["layers"]) and "ANN" in table
