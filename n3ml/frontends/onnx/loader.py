@@ -257,6 +257,35 @@ def _channel_const(c: np.ndarray, shape: tuple[int, ...], nout: int) -> np.ndarr
     return per[:, 0].copy()
 
 
+def _mul_div(ctx: _Ctx, node) -> None:
+    """Multiplication or division by a constant (e.g. input scaling x / 255) -> Scale."""
+    ins = _inputs(node)
+    if all(i in ctx.consts for i in ins):
+        a, b = (ctx.consts[i] for i in ins)
+        ctx.consts[node.output[0]] = a * b if node.op_type == "Mul" else a / b
+        return
+    consts = [i for i in ins if i in ctx.consts]
+    if len(consts) != 1 or (node.op_type == "Div" and ins[1] not in ctx.consts):
+        raise _Unsupported(f"{node.op_type} of two activations; only scaling by a constant is supported")
+    x = ctx.act(node, next(i for i in ins if i not in ctx.consts))
+    c = np.asarray(ctx.consts[consts[0]], dtype=np.float64)
+    if node.op_type == "Div":
+        if np.any(c == 0):
+            raise _Unsupported("division by a constant that contains zeros")
+        c = 1.0 / c
+    shp = ctx.shape(x)
+    while c.ndim > len(shp):
+        if c.shape[0] != 1:
+            raise _Unsupported(f"constant of shape {c.shape} varies along the batch axis")
+        c = c[0]
+    try:
+        np.broadcast_to(c, shp)
+    except ValueError:
+        raise _Unsupported(f"constant of shape {c.shape} does not broadcast to the per-sample shape {shp}") from None
+    factor = float(c.reshape(-1)[0]) if c.size == 1 else c
+    ctx.add(node, P.Scale(factor=factor), x, out=node.output[0])
+
+
 def _relu(ctx: _Ctx, node) -> None:
     ctx.add(node, P.ReLU(), ctx.act(node, node.input[0]), out=node.output[0])
 
@@ -470,6 +499,8 @@ CONVERTERS: dict[str, Callable[[_Ctx, Any], None]] = {
     "Add": _add,
     "Conv": _conv,
     "Relu": _relu,
+    "Mul": _mul_div,
+    "Div": _mul_div,
     "MaxPool": lambda c, n: _pool(c, n, P.MaxPool2d),
     "AveragePool": lambda c, n: _pool(c, n, P.AvgPool2d),
     "GlobalAveragePool": _global_avg,

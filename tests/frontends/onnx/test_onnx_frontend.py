@@ -60,7 +60,9 @@ def test_gemm_relu_softmax_and_matmul_add():
 
 def test_conv_pools_bn_flatten_concat_add_identity_dropout():
     nodes = [
-        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("Div", ["x", "k255"], ["xs"], name="input_scale"),
+        helper.make_node("Mul", ["chan", "xs"], ["xc"], name="channel_scale"),
+        helper.make_node("Conv", ["xc", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[1, 1]),
         helper.make_node("BatchNormalization", ["c1", "g", "be", "mu", "var"], ["bn"], name="bn1", epsilon=1e-3),
         helper.make_node("Relu", ["bn"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", kernel_shape=[1, 1]),
@@ -75,13 +77,14 @@ def test_conv_pools_bn_flatten_concat_add_identity_dropout():
         helper.make_node("Flatten", ["gap"], ["f"], name="flat"),
         helper.make_node("Gemm", ["f", "w3"], ["y"], name="fc", transB=1),
     ]
-    inits = [_init("w1", (4, 2, 3, 3)), _init("b1", (4,)), _init("g", (4,)), _init("be", (4,)),
+    inits = [_init("k255", value=np.float32(255.0)), _init("chan", value=np.array([[[2.0]], [[-0.5]]], np.float32)),
+             _init("w1", (4, 2, 3, 3)), _init("b1", (4,)), _init("g", (4,)), _init("be", (4,)),
              _init("mu", (4,)), _init("var", value=RNG.uniform(0.5, 2, 4).astype(np.float32)),
              _init("w2", (4, 4, 1, 1)), _init("ratio", value=np.float32(0.3)), _init("w3", (3, 8))]
     # opset 15: onnx's reference BatchNormalization of opsets 9-13 uses batch statistics
     g = _check_same(_model(nodes, inits, (2, 6, 6), ["y"], opset=15), (2, 6, 6))
     ops = {p.op for p in g.nodes.values()}
-    assert {"Conv2d", "BatchNorm", "Add", "MaxPool2d", "AvgPool2d", "Concat", "Flatten", "Dense"} <= ops
+    assert {"Scale", "Conv2d", "BatchNorm", "Add", "MaxPool2d", "AvgPool2d", "Concat", "Flatten", "Dense"} <= ops
 
 
 @pytest.mark.parametrize("opset", [4, 13])
