@@ -374,6 +374,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
     net.data = {n: (graph.nodes[n].kind, tuple(graph.nodes[n].shape)) for n in graph.input_names}
     net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=generator_latency)
     terms: dict[str, Terms] = {}
+    vias: dict[str, dict[tuple[str, int], tuple[str, ...]]] = {}
     for name in graph.topo_order():
         prim = graph.nodes[name]
         srcs = graph.inputs_of(name)
@@ -407,8 +408,16 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         if name in stack:  # a loop made of linear nodes only cannot happen in a verified graph
             raise UnsupportedError(f"node `{name}`: loop without a neuron")  # pragma: no cover
         prim = graph.nodes[name]
-        ins = [terms_of(s, stack + (name,)) for s in graph.inputs_of(name)]
+        srcs = graph.inputs_of(name)
+        ins = [terms_of(s, stack + (name,)) for s in srcs]
         terms[name] = _linear_terms(graph, name, prim, ins, types)
+        # the IR nodes each term passes through, for the programs' comments
+        shift = prim.steps if isinstance(prim, P.Delay) else 0
+        vias[name] = {}
+        for key in terms[name]:
+            before = (key[0], key[1] - shift)
+            passed = [n for s in srcs for n in vias.get(s, {}).get(before, ())]
+            vias[name][key] = tuple(dict.fromkeys(passed + [name]))
         return terms[name]
 
     for name, prim in graph.nodes.items():
@@ -416,7 +425,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
             (src,) = graph.inputs_of(name)
             for (s, d), w in terms_of(src).items():
                 _check_source(graph, net, name, s)
-                net.projections.append(Projection(s, name, d, w, _chain(graph, src)))
+                net.projections.append(Projection(s, name, d, w, vias.get(src, {}).get((s, d), ())))
     for name, prim in graph.nodes.items():
         if isinstance(prim, P.Output):
             (src,) = graph.inputs_of(name)
@@ -426,19 +435,6 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         del net.populations[name]  # the clock without biases, Inputs read only by encoders
     _solve_latencies(net, extra_steps, generator_latency, target)
     return net
-
-
-def _chain(graph: Graph, start: str) -> tuple[str, ...]:
-    """The linear nodes folded between a neuron and its sources (for comments)."""
-    out, todo = [], [start]
-    while todo:
-        n = todo.pop()
-        if n in out or not isinstance(graph.nodes[n], LINEAR):
-            continue
-        out.append(n)
-        todo.extend(graph.inputs_of(n))
-    order = {n: i for i, n in enumerate(graph.nodes)}
-    return tuple(sorted(out, key=order.__getitem__))
 
 
 def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
@@ -555,13 +551,14 @@ def outputs_table(net: Netlist, arrays: ArrayStore, record_kind, v_offset) -> li
     return lines
 
 
-def inputs_tables(net: Netlist) -> list[str]:
-    """Lines of the DATA and INPUTS tables of an emitted program."""
+def inputs_tables(net: Netlist, how: list[str]) -> list[str]:
+    """Lines of the DATA and INPUTS tables of an emitted program; `how` comments how inputs are made."""
     lines = ["# Input nodes of the graph: arrays (T, B, *shape) read from --input, by name.", "DATA = {"]
     for name, (kind, shape) in net.data.items():
         lines.append(f'    {literal(name)}: {{"kind": {literal(kind)}, "shape": {literal(shape)}}},')
     lines += ["}", "",
               "# Input populations: the data of `source`, encoded by the IR's encoder if any (same random stream).",
+              *how,
               "INPUTS = {"]
     for p in net.inputs:
         kind = "spike" if p.kind == "spike_input" else "analog"

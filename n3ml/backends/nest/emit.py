@@ -45,11 +45,9 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
              f"DEFAULT_STEPS = {int(steps or DEFAULT_STEPS)}",
              f"HORIZON = {nl.horizon}  # NEST steps run beyond T so that the latest population covers IR step T-1",
              f"CLOCK = {CLOCK in nl.populations}  # a spike_generator firing every step carries the biases",
-             "",
-             "# Spike inputs: spike_generator -> parrot_neuron (latency 2); analog inputs: a spike_generator",
-             "# per value whose events carry the value as their weight (latency 1).",
-             ]
-    lines += inputs_tables(nl)
+             ""]
+    lines += inputs_tables(nl, ["# Spike inputs: spike_generator -> parrot_neuron (latency 2); analog inputs: a",
+                                "# spike_generator per value whose events carry the value as weight (latency 1)."])
     lines += ["",
               "# Neuron populations (NEST units: E_L = 0 and C_m = 1, so V_m is the IR's v - v_leak).",
               '# "@key" names a per-neuron array in weights.npz; v_init is set at NEST step latency - 1.',

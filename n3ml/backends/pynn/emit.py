@@ -47,10 +47,8 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
              f"HORIZON = {nl.horizon}  # steps run beyond T so that the latest population covers IR step T-1",
              f"CLOCK = {CLOCK in nl.populations}  # a SpikeSourceArray firing every step carries the biases",
              f"CLOCK_LATENCY = {SOURCE_LATENCY}",
-             "",
-             "# Spike inputs: SpikeSourceArray, a spike of IR step t at time (t + latency) * DT.",
-             ]
-    lines += inputs_tables(nl)
+             ""]
+    lines += inputs_tables(nl, ["# Spike inputs: SpikeSourceArray, a spike of IR step t at time (t + latency) * DT."])
     lines += ["",
               "# Neuron populations (v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF). \"native:<model>\" is",
               "# a NEST model in NEST's units (runs on NEST only). \"@key\" names a per-neuron array in weights.npz.",
