@@ -124,8 +124,9 @@ class AnnToSnn(Pass):
                 g.nodes[m] = P.AvgPool2d(kernel=p.kernel, stride=p.stride, padding=p.padding)
             elif method == "current" and isinstance(g.nodes[src], P.Neuron) and g.users_of(src) == [m]:
                 self._pool_current(g, m, src)
-            elif method == "decompose":
+            elif method == "decompose" and isinstance(g.nodes[src], P.Neuron) and g.nodes[src].spiking:
                 self._pool_decompose(g, m, p, src, types[src].shape)
+            # else: the pool reads an analog current (a MaxPool before the ReLU in the ANN): it stays
 
     @staticmethod
     def _constant_current(g: Graph, neuron: str) -> bool:
