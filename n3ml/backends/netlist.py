@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import prims as P
-from ..ir.graph import Graph
+from ..ir.graph import Edge, Graph
 
 CLOCK = "clock"  # name of the bias source: value 1 at every step t >= 0
 
@@ -352,6 +352,39 @@ def _linear_terms(graph: Graph, name: str, prim: P.Primitive, ins: list[Terms], 
 
 
 # ------------------------------------------------------------------- lowering
+
+
+def spike_maxpool_as_or(graph: Graph) -> Graph:
+    """Replace every MaxPool2d over spikes by SumPool2d -> IF(theta=0.5, reset to 0): an OR neuron.
+
+    Over spikes (0/1) the window maximum is 1 exactly when the window sum is >= 1; the IF neuron starts
+    every step at 0 (it is reset after each spike, and a silent window adds 0), so it fires exactly when
+    the sum exceeds 0.5. Zero padding equals MaxPool's -inf padding because every window holds at least
+    one real entry. The neuron costs the simulator one step, which the latencies absorb like any other.
+    The IF keeps the MaxPool's name, so users and Outputs of the node are unchanged.
+    """
+    types = graph.verify()
+    pools = [n for n, p in graph.nodes.items() if isinstance(p, P.MaxPool2d) and types[n].kind == "spike"]
+    if not pools:
+        return graph
+    g = graph.copy()
+    for name in pools:
+        p = g.nodes[name]
+        summed = name + "_sum"
+        while summed in g.nodes:
+            summed += "_"
+        nodes = {}
+        for n, prim in g.nodes.items():
+            if n == name:
+                nodes[summed] = P.SumPool2d(kernel=p.kernel, stride=p.stride, padding=p.padding)
+                nodes[name] = P.IF(theta=0.5, reset="to-value", v_reset=0.0)
+            else:
+                nodes[n] = prim
+        g.nodes = nodes
+        g.edges = [Edge(e.src, summed, e.dst_port) if e.dst == name else e for e in g.edges] + [Edge(summed, name)]
+    g.verify()
+    return g
+
 
 
 def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = None,

@@ -247,17 +247,18 @@ def main(argv=None):
             monitors[n]["i"].probe(procs[n].u, steps)
     first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
     first.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=RUN_CFG))
-    result = {out: from_lava(np.asarray(s.data.get()), shape, conv, B, lat, T)
-              for (out, (_, shape, conv, lat)), s in zip(OUTPUTS.items(), sinks.values())}
-    if record:
+    try:
+        result = {out: from_lava(np.asarray(s.data.get()), shape, conv, B, lat, T)
+                  for (out, (_, shape, conv, lat)), s in zip(OUTPUTS.items(), sinks.values())}
         W = np.load(HERE / "weights.npz")
-    for n, mons in monitors.items():
-        shape, conv, lat, scale_key = NEURONS[n]
-        for var, mon in mons.items():
-            scale = W[scale_key] if (var == "v" and scale_key) else 1
-            data = mon.get_data()[procs[n].name][var]
-            result[f"state/{n}.{var}"] = monitor_to_n3ml(data, shape, conv, B, lat, T, scale)
-    first.stop()
+        for n, mons in monitors.items():
+            shape, conv, lat, scale_key = NEURONS[n]
+            for var, mon in mons.items():
+                scale = W[scale_key] if (var == "v" and scale_key) else 1
+                data = mon.get_data()[procs[n].name]["u" if var == "i" else var]
+                result[f"state/{n}.{var}"] = monitor_to_n3ml(data, shape, conv, B, lat, T, scale)
+    finally:
+        first.stop()  # Lava's runtime processes must end, also when reading back fails
     np.savez(args.output, **result)
     print(f"{RUN_CFG}: {T} steps (+{EXTRA_STEPS} for Lava's synaptic delay), batch {B}, "
           f"{time.perf_counter() - t0:.2f} s -> {args.output}")

@@ -25,7 +25,7 @@ from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
 from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, Sparse, exp_current_gain, lower_ir_to_netlist,
-                       strict_threshold as _threshold, tau_from_factor as _tau_from_factor)
+                       spike_maxpool_as_or, strict_threshold as _threshold, tau_from_factor as _tau_from_factor)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -182,6 +182,7 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
     if abs(ticks - round(ticks)) > 1e-9 * max(ticks, 1.0) or round(ticks) < 1:
         raise UnsupportedError(f"graph dt = {graph.dt} ms is not a multiple of NEST's tic ({TIC_MS} ms); "
                                "NEST's resolution must be")
+    graph = spike_maxpool_as_or(graph)
     cells = cells_of(graph)
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
     out = NestNetwork(net, cells)

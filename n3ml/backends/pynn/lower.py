@@ -22,8 +22,8 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, exp_current_gain, lower_ir_to_netlist, strict_threshold,
-                       tau_from_factor)
+from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, exp_current_gain, lower_ir_to_netlist, spike_maxpool_as_or,
+                       strict_threshold, tau_from_factor)
 
 TARGET = "pynn"
 SOURCE_LATENCY = 2  # PyNN's spike sources (parrots on NEST) cannot emit before the second step
@@ -199,6 +199,7 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     With simulator="nest", reset by subtraction uses NEST's native `eprop_iaf` (the script then runs on
     NEST only); otherwise standard cells only.
     """
+    graph = spike_maxpool_as_or(graph)
     cells = cells_of(graph, native=simulator == "nest")
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
                               generator_latency=SOURCE_LATENCY, target=TARGET)

@@ -157,3 +157,23 @@ def encoders() -> Graph:
     g.add("out", Output(), "lif")
     g.add("spikes_in", Output(), "px")
     return g
+
+
+def spike_maxpool() -> Graph:
+    """MaxPool2d over spikes (an OR), with padding, feeding a layer and recorded."""
+    from n3ml.ir import MaxPool2d
+
+    rng = np.random.default_rng(9)
+    g = Graph(name="spike_maxpool", dt=1.0)
+    g.add("x", Input(shape=(2, 6, 6)))
+    g.add("conv", Conv2d(weight=rng.normal(0.4, 0.4, (3, 2, 3, 3)), padding=(1, 1)), "x")
+    g.add("if1", IF(theta=1.0, reset="to-value"), "conv")
+    g.add("mp", MaxPool2d(kernel=(3, 3), stride=(2, 2), padding=(1, 1)), "if1")
+    g.add("mpx", MaxPool2d(kernel=(2, 2)), "x")
+    g.add("flat", Flatten(), "mp")
+    g.add("fc", Dense(weight=rng.normal(0.2, 0.3, (4, 27))), "flat")
+    g.add("lif", LIF(tau=5.0, reset="to-value"), "fc")
+    g.add("out", Output(), "lif")
+    g.add("out_mp", Output(), "mp")
+    g.add("out_mpx", Output(), "mpx")
+    return g

@@ -33,9 +33,9 @@ def test_examples_identical(name, tmp_path):
     lambda: G.lif_features("exact"), lambda: G.lif_features("euler"),
     lambda: G.lif_features(reset="subtract"), lambda: G.lif_features(reset="none"),
     G.conv_features, G.readouts, lambda: G.cuba_features("exact"), lambda: G.cuba_features("euler"),
-    G.analog_input, G.encoders,
+    G.analog_input, G.encoders, G.spike_maxpool,
 ], ids=["lif", "lif-euler", "lif-subtract", "lif-none", "conv", "readouts", "cuba", "cuba-euler", "analog",
-        "encoders"])
+        "encoders", "maxpool"])
 def test_features_identical(make, tmp_path):
     g = make()
     x = random_inputs(g, T, 2, 3, 0.3)
@@ -97,8 +97,8 @@ def test_refuses_unsupported_before_writing(tmp_path):
     g.add("out2", Output(), "enc2")
     _refused(g, tmp_path / "7", "`enc2` \\(PoissonRate\\).*right after an Input")
 
-    g = Graph(name="pool")
-    g.add("x", Input(shape=(1, 4, 4)))
+    g = Graph(name="pool")  # over analog values (over spikes it is an OR neuron)
+    g.add("x", Input(shape=(1, 4, 4), kind="analog"))
     g.add("mp", MaxPool2d(kernel=(2, 2)), "x")
     g.add("n", LIF(tau=5.0, reset="to-value"), "mp")
     g.add("out", Output(), "n")
