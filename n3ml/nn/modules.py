@@ -23,6 +23,7 @@ from torch import nn
 
 from ..ir import prims
 from . import functional as F
+from . import ops
 from .surrogate import spike_fn
 
 __all__ = ["IF", "LIF", "CubaLIF", "ALIF", "LI", "Integrator", "PoissonRate", "ConstantCurrent", "Latency",
@@ -51,6 +52,7 @@ class NeuronModule(nn.Module):
     params_class: ClassVar[type[NamedTuple]]
     step_fn: ClassVar[Callable]
     numeric: ClassVar[tuple[str, ...]]  # numeric IR fields, in constructor order
+    op_name: ClassVar[str]  # its operator torch.ops.n3ml.<op_name> (n3ml.nn.ops.NEURON_OPS)
     timed: ClassVar[bool] = True  # has dt/scheme (time constants)
     spiking: ClassVar[bool] = True
 
@@ -119,8 +121,24 @@ class NeuronModule(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, state: NamedTuple | None = None) -> torch.Tensor:
-        """Run a whole sequence from `state` (default: the initial state): (T, B, ...) -> (T, B, ...)."""
+        """Run a whole sequence from `state` (default: the initial state): (T, B, ...) -> (T, B, ...).
+
+        Under `torch.export` this is one ``torch.ops.n3ml.<op_name>`` node (see `n3ml.nn.ops`).
+        """
+        if state is None and torch.compiler.is_exporting():
+            _check_seq(x, type(self).__name__)
+            return ops.neuron_op(self.op_name, x, self.op_values())
         return self.run(x, state)[0]
+
+    def op_values(self) -> dict[str, Any]:
+        """The arguments of this module's operator ``torch.ops.n3ml.<op_name>`` after x, by name."""
+        kw: dict[str, Any] = {n: getattr(self, n) for n in self.numeric}
+        if self.spiking:
+            kw.update(reset=self.reset, refractory=self.refractory, surrogate=self.spike.name,
+                      slope=self.spike.slope, detach_reset=self.detach_reset)
+        if self.timed:
+            kw.update(dt=self.dt, scheme=self.scheme)
+        return kw
 
     def run(self, x: torch.Tensor, state: NamedTuple | None = None, *,
             record: bool = False) -> tuple[torch.Tensor, NamedTuple, NamedTuple | None]:
@@ -161,6 +179,7 @@ class IF(NeuronModule):
     """Integrate-and-fire: v* = v + I; spike when v > theta (strict)."""
 
     ir_class, params_class, step_fn = prims.IF, F.IFParams, staticmethod(F.if_step)
+    op_name = "if_"
     numeric = ("theta", "v_reset", "v_init")
     timed = False
 
@@ -175,6 +194,7 @@ class LIF(NeuronModule):
     """Leaky integrate-and-fire: v* = v_leak + a (v - v_leak) + r g I with a, g from tau (ms)."""
 
     ir_class, params_class, step_fn = prims.LIF, F.LIFParams, staticmethod(F.lif_step)
+    op_name = "lif"
     numeric = ("tau", "v_leak", "r", "theta", "v_reset", "v_init")
 
     def __init__(self, *, tau=10.0, v_leak=0.0, r=1.0, theta=1.0, v_reset=0.0, reset="subtract", refractory=0,
@@ -190,6 +210,7 @@ class CubaLIF(NeuronModule):
     """Current-based LIF: i = a_s i + I; v* = v_leak + a_m (v - v_leak) + r g_m i."""
 
     ir_class, params_class, step_fn = prims.CubaLIF, F.CubaLIFParams, staticmethod(F.cuba_lif_step)
+    op_name = "cuba_lif"
     numeric = ("tau_syn", "tau_mem", "v_leak", "r", "theta", "v_reset", "v_init")
 
     def __init__(self, *, tau_syn=5.0, tau_mem=10.0, v_leak=0.0, r=1.0, theta=1.0, v_reset=0.0, reset="subtract",
@@ -205,6 +226,7 @@ class ALIF(NeuronModule):
     """Adaptive LIF: threshold theta + b, b decays with tau_adapt and jumps by q at each spike."""
 
     ir_class, params_class, step_fn = prims.ALIF, F.ALIFParams, staticmethod(F.alif_step)
+    op_name = "alif"
     numeric = ("tau", "tau_adapt", "q", "v_leak", "r", "theta", "v_reset", "v_init")
 
     def __init__(self, *, tau=10.0, tau_adapt=100.0, q=0.1, v_leak=0.0, r=1.0, theta=1.0, v_reset=0.0,
@@ -220,6 +242,7 @@ class LI(NeuronModule):
     """Leaky integrator readout (outputs its voltage): v = v_leak + a (v - v_leak) + r g I."""
 
     ir_class, params_class, step_fn = prims.LI, F.LIParams, staticmethod(F.li_step)
+    op_name = "li"
     numeric = ("tau", "v_leak", "r", "v_init")
     spiking = False
 
@@ -232,6 +255,7 @@ class Integrator(NeuronModule):
     """Perfect integrator readout (outputs its voltage): v = v + r I."""
 
     ir_class, params_class, step_fn = prims.Integrator, F.IntegratorParams, staticmethod(F.integrator_step)
+    op_name = "integrator"
     numeric = ("r", "v_init")
     spiking = False
     timed = False
@@ -286,6 +310,8 @@ class PoissonRate(EncoderModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_seq(x, "PoissonRate")
+        if torch.compiler.is_exporting():
+            return torch.ops.n3ml.poisson_rate(x, self.gain, self.seed)
         return F.poisson_rate(x, self.gain, self.seed)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
@@ -306,6 +332,8 @@ class ConstantCurrent(EncoderModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_seq(x, "ConstantCurrent")
+        if torch.compiler.is_exporting():
+            return torch.ops.n3ml.constant_current(x, self.scale, self.offset)
         return F.constant_current(x, self.scale, self.offset)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
@@ -325,6 +353,8 @@ class Latency(EncoderModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_seq(x, "Latency")
+        if torch.compiler.is_exporting():
+            return torch.ops.n3ml.latency(x, self.window, self.x_min)
         return F.latency(x, self.window, self.x_min)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:

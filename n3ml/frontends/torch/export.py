@@ -1,13 +1,22 @@
-"""torch.export programs (.pt2) -> IR: ATen-level operations of plain torch layers.
+"""torch.export programs (.pt2) -> IR: ATen operations of plain layers and n3ml's neuron operators.
 
-An ExportedProgram has lost its module structure (neuron modules are inlined
-into ATen operations), so this path reads ANNs and synaptic layers: the
-operations in ATEN below. Spiking models enter through their Python classes
-(state_dict + --model) instead.
+An ExportedProgram has lost its module structure. Plain layers arrive as the ATen
+operations of ATEN below; n3ml.nn neurons and encoders arrive as one operator each,
+``torch.ops.n3ml.<op>`` (registered by `n3ml.nn.ops`; the loader imports n3ml.nn
+before `torch.export.load`), mapped by N3ML to the primitive the module's `to_ir()`
+gives, with the same fields.
+
+A program without n3ml operators is an ANN on input (B, ...). A program with them is a
+spiking network on a sequence (T, B, ...): its input's sample shape follows the two
+leading axes, and each reshape is read against the fake tensors export recorded
+(``node.meta["val"]``) to tell the time/batch axes (folded by `TimeDistributed`) from
+the per-sample axes the IR keeps.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from typing import Any
 
 import numpy as np
@@ -17,8 +26,9 @@ from torch import fx
 from ...errors import N3mlError, UnsupportedError
 from ...ir import Graph
 from ...ir import prims as P
+from ...nn import ops as n3ml_ops
 from . import lib_torch
-from .trace import Context, Tensor, _ident, _interpret, _verified, load_tables
+from .trace import Context, Symbolic, Tensor, _ident, _interpret, _verified, load_tables
 
 aten = torch.ops.aten
 
@@ -38,7 +48,7 @@ def _pair(v: Any, default: int) -> tuple[int, int]:
 
 
 def _linear(ctx: Context, x: Any, w: Any, b: Any = None) -> Tensor:
-    return ctx.add("linear", P.Dense(weight=_arr(w), bias=_arr(b)), ctx.tensor(x))
+    return ctx.add(ctx.path or "linear", P.Dense(weight=_arr(w), bias=_arr(b)), ctx.tensor(x))
 
 
 def _conv(ctx: Context, x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
@@ -53,7 +63,7 @@ def _conv(ctx: Context, x: Any, w: Any, b: Any = None, stride: Any = 1, padding:
     else:
         prim = P.Conv2d(weight=w, bias=_arr(b), stride=_pair(stride, 1), padding=_pair(padding, 0),
                         dilation=_pair(dilation, 1), groups=groups)
-    return ctx.add("conv", prim, x)
+    return ctx.add(ctx.path or "conv", prim, x)
 
 
 def _max_pool(ctx: Context, x: Any, kernel: Any, stride: Any = (), padding: Any = 0, dilation: Any = 1,
@@ -62,7 +72,7 @@ def _max_pool(ctx: Context, x: Any, kernel: Any, stride: Any = (), padding: Any 
         raise ctx.unsupported("max_pool2d with dilation or ceil_mode", "dilation=1, ceil_mode=False")
     k = _pair(kernel, 1)
     s = k if not stride else _pair(stride, 1)
-    return ctx.add("maxpool", P.MaxPool2d(kernel=k, stride=s, padding=_pair(padding, 0)), ctx.tensor(x))
+    return ctx.add(ctx.path or "maxpool", P.MaxPool2d(kernel=k, stride=s, padding=_pair(padding, 0)), ctx.tensor(x))
 
 
 def _avg_pool(ctx: Context, x: Any, kernel: Any, stride: Any = (), padding: Any = 0, ceil_mode: bool = False,
@@ -73,7 +83,7 @@ def _avg_pool(ctx: Context, x: Any, kernel: Any, stride: Any = (), padding: Any 
                               "plain average pooling")
     k = _pair(kernel, 1)
     s = k if not stride else _pair(stride, 1)
-    return ctx.add("avgpool", P.AvgPool2d(kernel=k, stride=s, padding=pad), ctx.tensor(x))
+    return ctx.add(ctx.path or "avgpool", P.AvgPool2d(kernel=k, stride=s, padding=pad), ctx.tensor(x))
 
 
 def _batch_norm(ctx: Context, x: Any, w: Any, b: Any, mean: Any, var: Any, training: bool = False,
@@ -85,7 +95,7 @@ def _batch_norm(ctx: Context, x: Any, w: Any, b: Any, mean: Any, var: Any, train
     c = _arr(mean).shape[0]
     prim = P.BatchNorm(mean=_arr(mean), var=_arr(var), gamma=np.ones(c) if w is None else _arr(w),
                        beta=np.zeros(c) if b is None else _arr(b), eps=float(eps))
-    return ctx.add("batchnorm", prim, ctx.tensor(x))
+    return ctx.add(ctx.path or "batchnorm", prim, ctx.tensor(x))
 
 
 def _bn_legit(ctx: Context, x: Any, w: Any, b: Any, mean: Any, var: Any, momentum: float, eps: float) -> tuple:
@@ -141,17 +151,194 @@ ATEN: dict[Any, Any] = {
     aten.clone.default: _same,
     aten.contiguous.default: _same,
     aten.detach.default: _same,
+    # a number the module turns into a tensor in forward (an n3ml operator's scalar field) is a lifted constant
+    aten.lift_fresh_copy.default: _same,
+    aten.detach_.default: _same,
 }
 
 
+# ------------------------------------------------------------- n3ml operators
+
+
+def _ir_value(v: Any, ctx: Context, field: str) -> Any:
+    """A field as `NeuronModule.to_ir()` stores it: float for a scalar, float64 array otherwise."""
+    if isinstance(v, Tensor):
+        raise ctx.unsupported(f"field `{field}` is computed from the network's input", "constant parameters")
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().double().numpy()
+    arr = np.asarray(v, dtype=np.float64)
+    return float(arr) if arr.ndim == 0 else np.array(arr, dtype=np.float64)
+
+
+def _bind(node: fx.Node, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The operator's arguments by schema name (defaults filled in)."""
+    out: dict[str, Any] = {}
+    for i, a in enumerate(node.target._schema.arguments):
+        if i < len(args):
+            out[a.name] = args[i]
+        elif a.name in kwargs:
+            out[a.name] = kwargs[a.name]
+        elif a.has_default_value():
+            out[a.name] = a.default_value
+    return out
+
+
+def _neuron(prim_cls: type[P.Primitive]) -> Any:
+    """Converter of an n3ml operator: each field of `prim_cls` is the schema argument of that name."""
+    names = [f.name for f in dataclasses.fields(prim_cls)]
+
+    def convert(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Tensor:
+        a = _bind(node, args, kwargs)
+        kw = {n: a[n] if isinstance(a[n], (str, int)) and not isinstance(a[n], bool)  # reset, refractory, seed
+              else _ir_value(a[n], ctx, n) for n in names if n in a}  # LI/Integrator: no spiking fields
+        return ctx.add(ctx.path or node.name, prim_cls(**kw), ctx.tensor(a["x"]))
+
+    return convert
+
+
+# One entry per operator of n3ml.nn.ops: every field of the primitive is the argument of that name.
+N3ML: dict[Any, Any] = {
+    torch.ops.n3ml.if_.default: _neuron(P.IF),
+    torch.ops.n3ml.lif.default: _neuron(P.LIF),
+    torch.ops.n3ml.cuba_lif.default: _neuron(P.CubaLIF),
+    torch.ops.n3ml.alif.default: _neuron(P.ALIF),
+    torch.ops.n3ml.li.default: _neuron(P.LI),
+    torch.ops.n3ml.integrator.default: _neuron(P.Integrator),
+    torch.ops.n3ml.poisson_rate.default: _neuron(P.PoissonRate),
+    torch.ops.n3ml.constant_current.default: _neuron(P.ConstantCurrent),
+    torch.ops.n3ml.latency.default: _neuron(P.Latency),
+}
+
+
+class _Context(Context):
+    """Context that also knows each fx node's value (fake tensor) and its number of leading axes."""
+
+    def __init__(self, graph: Graph, *, lead: int, dtype: torch.dtype):
+        super().__init__(graph, lead=lead, dtype=dtype)
+        self.input_lead = lead
+        self.leads: dict[fx.Node, int] = {}
+
+
+def _val(node: Any) -> Any:
+    return node.meta.get("val") if isinstance(node, fx.Node) else None
+
+
+def _size(d: Any) -> Any:
+    """A (possibly symbolic) size as a sympy expression or int."""
+    return d.node.expr if isinstance(d, torch.SymInt) else int(d)
+
+
+def _prod(dims: Any) -> Any:
+    p: Any = 1
+    for d in dims:
+        p = p * _size(d)
+    return p
+
+
+def _same_size(a: Any, b: Any) -> bool:
+    diff = a - b
+    return diff == 0 if isinstance(diff, int) else bool(diff.expand() == 0)
+
+
+def _lead_of(ctx: _Context, node: fx.Node, x: Tensor) -> int:
+    val = _val(node)
+    if isinstance(val, torch.Tensor):
+        return val.ndim - len(ctx.shape(x))
+    return ctx.leads.get(node, ctx.input_lead)
+
+
+def _reshape(ctx: _Context, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+    """view/reshape: a change of the leading (time, batch) axes only, or a flattening of the sample axes.
+
+    The output's leading axes are those whose product equals the input's leading product (T B, or the
+    folded T*B); the rest must hold the sample. Where a size-1 axis makes that ambiguous, keeping the
+    sample shape wins, then the most leading axes.
+    """
+    x = ctx.tensor(args[0])
+    src, out = _val(node.args[0]), _val(node)
+    if not isinstance(src, torch.Tensor) or not isinstance(out, torch.Tensor):
+        return _view(ctx, x, args[1])
+    sample = ctx.shape(x)
+    lead_in = src.ndim - len(sample)
+    lead_size, n = _prod(src.shape[:lead_in]), int(np.prod(sample)) if sample else 1
+    fits = []
+    for k in range(1, out.ndim + 1):
+        tail = out.shape[k:]
+        if all(isinstance(d, int) for d in tail) and _same_size(_prod(out.shape[:k]), lead_size) \
+                and int(np.prod(tail)) == n:
+            fits.append(tuple(int(d) for d in tail))
+    if sample in fits:
+        return x
+    if fits and len(fits[-1]) == 1:
+        return lib_torch.flatten_dims(ctx, x, lead_in, -1, lead=lead_in)
+    raise ctx.unsupported(f"reshape of {tuple(src.shape)} (per-sample shape {sample}) to {tuple(out.shape)}",
+                          "reshapes of the time/batch axes (TimeDistributed) and flattening of the sample axes")
+
+
+def _module_path(node: fx.Node) -> str:
+    """The path of the innermost module the operation came from (names the IR node, as --model tracing does)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return str(list(stack.values())[-1][0]) if stack else ""
+
+
 def _call(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Any:
-    fn = ATEN.get(node.target)
-    if fn is not None:
-        return fn(ctx, *args, **kwargs)
-    if isinstance(node.target, torch._ops.OpOverload):
-        names = ", ".join(sorted(str(k) for k in ATEN))
-        raise ctx.unsupported(f"ATen operation `{node.target}` is not supported in .pt2 programs", names)
-    return lib_torch.call(ctx, node, args, kwargs)
+    ctx.path = _module_path(node)
+    if ctx.path:
+        ctx.where += f" of module `{ctx.path}`"
+    if isinstance(ctx, _Context):
+        for a in node.all_input_nodes:  # converters see the leading axes of their tensor argument
+            if isinstance(ctx.leads.get(a), int):
+                ctx.lead = ctx.leads[a]
+                break
+    if not isinstance(_val(node), torch.Tensor) and isinstance(_val(node), (torch.SymInt, int)) \
+            and node.target in _SIZES:
+        return Symbolic("size")  # sizes only feed reshapes, which are read from the recorded shapes
+    if node.target in (aten.view.default, aten.reshape.default) and isinstance(ctx, _Context):
+        result = _reshape(ctx, node, args, kwargs)
+    elif node.target in N3ML:
+        result = N3ML[node.target](ctx, node, args, kwargs)
+    elif node.target in ATEN:
+        result = ATEN[node.target](ctx, *args, **kwargs)
+    elif isinstance(node.target, torch._ops.OpOverload):
+        ns = node.target.namespace
+        if ns == "aten":
+            names = ", ".join(sorted(str(k) for k in ATEN))
+            raise ctx.unsupported(f"ATen operation `{node.target}` is not supported in .pt2 programs", names)
+        known = ", ".join(sorted(str(k) for k in N3ML))
+        raise ctx.unsupported(f"operator `{node.target}` ({ns}::{node.target._schema.name.split('::')[-1]}) is "
+                              "not one n3ml knows", f"ATen layers and the n3ml.nn operators {known}")
+    else:
+        result = lib_torch.call(ctx, node, args, kwargs)
+    if isinstance(ctx, _Context) and isinstance(result, Tensor):
+        ctx.leads[node] = _lead_of(ctx, node, result)
+    return result
+
+
+_SIZES = {aten.sym_size.int, operator.mul, operator.add, operator.sub, operator.floordiv, operator.truediv}
+
+
+def _hints(gm: fx.GraphModule, path: str, dt: float | None, scheme: str | None) -> tuple[float, str, bool]:
+    """(dt, scheme, spiking) from the n3ml operators; all timed ones must agree (with --dt/--scheme too)."""
+    found: dict[tuple[float, str], str] = {}
+    spiking = False
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target in N3ML:
+            spiking = True
+            a = _bind(n, n.args, n.kwargs)
+            if "dt" in a:
+                found.setdefault((float(a["dt"]), str(a["scheme"])), n.name)
+    if len(found) > 1:
+        desc = ", ".join(f"`{k}` dt={d:g} ms scheme={s}" for (d, s), k in found.items())
+        raise UnsupportedError(f"{path}: the n3ml neurons use different time steps or schemes ({desc}); all "
+                               "n3ml.nn modules of one model must share dt and scheme")
+    if found:
+        (m_dt, m_scheme), who = next(iter(found.items()))
+        if (dt is not None and float(dt) != m_dt) or (scheme is not None and scheme != m_scheme):
+            raise UnsupportedError(f"{path}: operation `{who}` has dt={m_dt:g} ms, scheme={m_scheme}, but "
+                                   f"--dt/--scheme ask for dt={dt} ms, scheme={scheme}; the time constants are "
+                                   "in ms at the module's dt, so they must match")
+        return m_dt, m_scheme, spiking
+    return float(dt or 1.0), scheme or "euler", spiking
 
 
 def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, dt: float | None,
@@ -160,23 +347,29 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
     places = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(places) != 1:
         raise UnsupportedError(f"{path}: the exported program takes {len(places)} inputs; n3ml reads one input")
+    g_dt, g_scheme, spiking = _hints(gm, path, dt, scheme)
+    lead = 2 if spiking else 1
     val = places[0].meta.get("val")
-    shape = tuple(int(d) for d in val.shape[1:]) if val is not None else input_shape
+    shape = tuple(int(d) for d in val.shape[lead:]) if val is not None else input_shape
     if shape is None:
         raise N3mlError(f"{path}: the program records no input shape; pass --input-shape")
     if input_shape is not None and tuple(input_shape) != shape:
+        axes = "(T, B, " if spiking else "(B, "
         raise N3mlError(f"{path}: --input-shape {','.join(map(str, input_shape))} does not match the exported "
-                        f"program's input (B, {', '.join(map(str, shape))})")
+                        f"program's input {axes}{', '.join(map(str, shape))})")
     # drop export's runtime guard module calls: they compute nothing the graph uses
     for n in list(gm.graph.nodes):
         if n.op == "call_module" and str(n.target).startswith("_guards") and not n.users:
             gm.graph.erase_node(n)
-    graph = Graph(_ident(name), float(dt or 1.0), scheme or "euler")
-    ctx = Context(graph, lead=1, dtype=torch.float32)
+    graph = Graph(_ident(name), g_dt, g_scheme)
+    ctx = _Context(graph, lead=lead, dtype=torch.float32)
     ctx.tables = load_tables()
+    ctx.leads[places[0]] = lead
     try:
         _interpret(ctx, gm, gm.graph, shape, input_kind, call=_call)
     except N3mlError as e:
-        raise type(e)(f"{path}: {e} (a .pt2 program is read as an ANN on input (B, {', '.join(map(str, shape))}); "
-                      "convert a spiking model from its state_dict with --model instead)") from None
+        how = (f"a spiking program (n3ml operators) on input (T, B, {', '.join(map(str, shape))})" if spiking else
+               f"an ANN on input (B, {', '.join(map(str, shape))}); spiking layers must be n3ml.nn modules, or "
+               "convert a spiking model of another library from its state_dict with --model")
+        raise type(e)(f"{path}: {e} (the .pt2 program is read as {how})") from None
     return _verified(graph)

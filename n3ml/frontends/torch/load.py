@@ -219,7 +219,9 @@ def load_ts(path: str, **options: Any) -> Graph:
 
 def load_pt2(path: str, *, input_shape: Any = None, dt: float | None = None, scheme: str | None = None,
              input_kind: str = "analog", **_: Any) -> Graph:
-    """A torch.export ExportedProgram (plain torch layers at the ATen level)."""
+    """A torch.export ExportedProgram (ATen layers, and n3ml.nn neurons as torch.ops.n3ml operators)."""
+    from .export import trace_exported  # imports n3ml.nn, which registers torch.ops.n3ml before the load
+
     quiet = logging.getLogger("torch.export")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # torch.export logs a traceback before raising on a bad archive
@@ -230,7 +232,5 @@ def load_pt2(path: str, *, input_shape: Any = None, dt: float | None = None, sch
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     finally:
         quiet.setLevel(level)
-    from .export import trace_exported
-
     return trace_exported(ep, path, input_shape=None if input_shape is None else _shape(path, input_shape), dt=dt,
                           scheme=scheme, input_kind=input_kind, name=_name(path))
