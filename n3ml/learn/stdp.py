@@ -96,25 +96,25 @@ class TraceSTDP:
 class DiehlCookConfig:
     """Parameters (times in ms). Defaults are tuned for 8x8 digits, not the paper's 28x28 MNIST."""
 
-    n_exc: int = 100
+    n_exc: int = 400
     steps: int = 100  # presentation length per sample
     dt: float = 1.0
-    rate: float = 0.25  # spike probability per step of a pixel of intensity 1
+    rate: float = 0.2  # spike probability per step of a pixel of intensity 1
     tau: float = 20.0  # membrane time constant
     v_rest: float = 0.0
     v_reset: float = 0.0
-    theta0: float = 1.0  # base threshold above v_rest
+    theta0: float = 6.0  # base threshold above v_rest
     refractory: int = 5  # steps
-    w_inh: float = 2.0  # lateral inhibition per spike
-    theta_plus: float = 0.05
-    tau_theta: float = 1e7
+    w_inh: float = 20.0  # lateral inhibition per spike (strong: nearly winner-take-all)
+    theta_plus: float = 0.2
+    tau_theta: float = 1e7  # as in the paper: thresholds practically never relax
     w_sum: float = 6.4  # sum of the weights into each neuron after normalisation
     w_max: float = 1.0
     eta_pre: float = 1e-4
     eta_post: float = 1e-2
     tau_pre: float = 20.0
     tau_post: float = 20.0
-    min_spikes: int = 5
+    min_spikes: int = 3
     boost: float = 0.1  # extra rate per repetition
     max_repeats: int = 4
 
