@@ -22,6 +22,7 @@ error per layer goes to the log and to `context["report"]["quantize"]`.
 from __future__ import annotations
 
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -84,11 +85,20 @@ class Quantize(Pass):
     summary = "float synapses and IF/LIF/CubaLIF -> integer weights and FixedCubaLIF (profile=loihi2|int8)"
     profile: str = "loihi2"
     candidates: int = 256  # thresholds tried per neuron group
+    input_scale: float = 0.0  # > 0: analog inputs become graded integers round(input_scale * x), |x| <= 1
+    readout: str = "refuse"  # "voltage": LI readouts become never-firing neurons read through their v
+    weight_exp_max: int = -1  # >= 0: cap the profile's shared weight exponent (netx files want 0 or 1)
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         if self.profile not in PROFILES:
             raise PassError(f"quantize: unknown profile {self.profile!r}; available: {', '.join(PROFILES)}")
-        out, report = quantize(graph, PROFILES[self.profile], candidates=self.candidates)
+        if self.readout not in ("refuse", "voltage"):
+            raise PassError(f"quantize: readout must be refuse or voltage; found {self.readout!r}")
+        prof = PROFILES[self.profile]
+        if self.weight_exp_max >= 0:
+            prof = dataclasses.replace(prof, weight_exp_max=min(prof.weight_exp_max, self.weight_exp_max))
+        out, report = quantize(graph, prof, candidates=self.candidates,
+                               input_scale=self.input_scale, readout=self.readout)
         if context is not None:
             context.setdefault("report", {})["quantize"] = report
         return out
@@ -104,6 +114,7 @@ class _Syn:
     w: np.ndarray  # float weights, torch layout, pools made explicit
     groups: int  # conv groups (1 for Dense)
     bias: np.ndarray | None
+    xmax: float = 1.0  # largest input magnitude (1 for spikes, input_scale for graded inputs)
 
 
 @dataclass
@@ -122,15 +133,17 @@ def _as_conv(name: str, prim: P.Primitive, cin: int) -> _Syn:
     return _Syn(name, prim, w, cin, None)
 
 
-def _synapse(graph: Graph, types, name: str, user: str) -> _Syn:
+def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _Syn:
     prim = graph.nodes[name]
     if not isinstance(prim, SYNAPSES):
         raise UnsupportedError(f"node `{user}`: quantize needs its input to come from a synapse (Dense, Conv, "
                                f"SumPool2d, AvgPool2d) or an Add of synapses; found `{name}` ({prim.op})")
     src = graph.inputs_of(name)[0]
-    if types[src].kind != "spike":
+    graded = isinstance(graph.nodes[src], P.Input) and input_scale > 0
+    if types[src].kind != "spike" and not graded:
         raise UnsupportedError(f"node `{name}` ({prim.op}): quantize needs spikes into a synapse; its input "
-                               f"`{src}` is {types[src].kind}")
+                               f"`{src}` is {types[src].kind} (for analog Input data give input_scale, which "
+                               "makes it graded integers)")
     users = graph.users_of(name)
     if users != [user]:
         raise UnsupportedError(f"node `{name}` ({prim.op}): a quantized synapse must feed exactly one neuron "
@@ -140,26 +153,29 @@ def _synapse(graph: Graph, types, name: str, user: str) -> _Syn:
     w = np.asarray(prim.weight, dtype=np.float64)
     groups = getattr(prim, "groups", 1)
     bias = None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64)
+    if types[src].kind != "spike":  # graded input x_int = input_scale * x: the weight takes 1 / input_scale
+        return _Syn(name, prim, w / input_scale, groups, bias, float(input_scale))
     return _Syn(name, prim, w, groups, bias)
 
 
-def _groups(graph: Graph, types) -> list[_Group]:
+def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Group]:
     groups = []
     for n in graph.topo_order():
         p = graph.nodes[n]
-        if isinstance(p, FLOAT_NEURONS):
+        if isinstance(p, FLOAT_NEURONS) or (isinstance(p, P.LI) and readout == "voltage"):
             (src,) = graph.inputs_of(n)
             if isinstance(graph.nodes[src], P.Add):
                 if graph.users_of(src) != [n]:
                     raise UnsupportedError(f"node `{src}` (Add): quantize needs an Add to feed one neuron; it "
                                            f"feeds {graph.users_of(src)}")
-                syns = [_synapse(graph, types, s, src) for s in graph.inputs_of(src)]
+                syns = [_synapse(graph, types, s, src, input_scale) for s in graph.inputs_of(src)]
             else:
-                syns = [_synapse(graph, types, src, n)]
+                syns = [_synapse(graph, types, src, n, input_scale)]
             groups.append(_Group(n, p, tuple(types[n].shape), syns))
         elif not isinstance(p, SYNAPSES + PASSIVE):
             raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form; quantize handles synapses "
-                                   "(Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF neurons")
+                                   "(Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF neurons"
+                                   + (" (and LI readouts with readout=voltage)" if isinstance(p, P.LI) else ""))
     return groups
 
 
@@ -179,7 +195,7 @@ class _Dyn:
 def _dynamics(prim: P.Neuron, dt: float, scheme: str) -> _Dyn:
     if isinstance(prim, P.IF):
         return _Dyn(0.0, 1.0, 1.0, 0.0)
-    if isinstance(prim, P.LIF):
+    if isinstance(prim, (P.LIF, P.LI)):
         a = P.decay(prim.tau, dt, scheme)
         return _Dyn(0.0, a, np.asarray(prim.r) * P.gain(prim.tau, dt, scheme), (1 - a) * np.asarray(prim.v_leak))
     a = P.decay(prim.tau_mem, dt, scheme)
@@ -189,6 +205,8 @@ def _dynamics(prim: P.Neuron, dt: float, scheme: str) -> _Dyn:
 
 def _check_neuron(name: str, prim: P.Neuron, prof: Profile) -> None:
     where = f"node `{name}` ({prim.op})"
+    if not prim.spiking:  # a readout: never fires, so reset and threshold do not matter
+        return
     if prim.reset not in prof.resets:
         raise UnsupportedError(f"{where}: reset `{prim.reset}` is not supported by profile {prof.name} (it supports "
                                f"{', '.join(prof.resets)}); Lava's LIF resets v to 0 after a spike")
@@ -266,15 +284,25 @@ def _round_bias(b: np.ndarray, prof: Profile) -> np.ndarray:
 # ----------------------------------------------------------------------- main
 
 
-def quantize(graph: Graph, prof: Profile, *, candidates: int = 256) -> tuple[Graph, dict[str, Any]]:
-    """Quantize `graph` for `prof`; return the new graph and the per-layer report."""
+def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale: float = 0.0,
+             readout: str = "refuse") -> tuple[Graph, dict[str, Any]]:
+    """Quantize `graph` for `prof`; return the new graph and the per-layer report.
+
+    Args:
+        input_scale: > 0 lets analog Inputs in as graded integers: feed round(input_scale * x), |x| <= 1.
+        readout: "voltage" turns LI readouts into FixedCubaLIF neurons that never fire; read their
+            voltage (record the node: state/<node>.v), which is the float voltage times a per-layer scale.
+    """
     types = graph.verify()
     for n, p in graph.nodes.items():
-        if isinstance(p, P.Input) and p.kind != "spike" and graph.users_of(n):
-            raise UnsupportedError(f"node `{n}` (Input): quantized graphs take spike inputs; found {p.kind}")
-    groups = _groups(graph, types)
+        if isinstance(p, P.Input) and p.kind != "spike" and graph.users_of(n) and not input_scale > 0:
+            raise UnsupportedError(f"node `{n}` (Input): quantized graphs take spike inputs (or graded integers "
+                                   f"with input_scale); found {p.kind}")
+    groups = _groups(graph, types, input_scale, readout)
     out = graph.copy()
     report: dict[str, Any] = {"profile": prof.name, "layers": {}}
+    if input_scale > 0:
+        report["input_scale"] = input_scale
     one = 2**prof.decay_bits
     for grp in groups:
         _check_neuron(grp.neuron, grp.prim, prof)
@@ -293,7 +321,8 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
                     candidates: int) -> dict[str, Any]:
     p, shape = grp.prim, grp.shape
     dyn = _dynamics(p, dt, scheme)
-    theta = np.asarray(p.theta, dtype=np.float64)
+    # a readout has no threshold: its voltage is scaled as if 1.0 were one (only ratios matter)
+    theta = np.asarray(p.theta if p.spiking else 1.0, dtype=np.float64)
     # per output row/channel: the factor that takes a weight to a threshold-normalised voltage step
     k = _per_out(grp.neuron, np.asarray(dyn.gain) / theta, shape)
     # the current's decay register and how much a constant input piles up in it
@@ -301,13 +330,16 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     du = np.clip(np.round(one * (1 - a_s)), prof.du_min, one).astype(np.int64)
     dv = np.clip(np.round(one * (1 - np.asarray(dyn.a, dtype=np.float64))), 0, prof.dv_max).astype(np.int64)
     pile = float(one / max(int(np.min(du)), 1))
+    if not p.spiking:  # the voltage itself piles up by 1/dv, and must stay below the unreachable threshold
+        pile *= float(one / max(int(np.min(dv)), 1))
     targets = []
     for s in grp.syns:
         kk = k.reshape((-1,) + (1,) * (s.w.ndim - 1))
         targets.append(s.w * kk)  # w~: threshold-normalised weights
-    # worst case: every input spikes at every step (|u| <= sum |W| << input_shift, piled up by 1/du)
-    row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) for t in targets) if targets else np.zeros(1)
-    worst = float(np.max(row_sum)) * 2**prof.input_shift * pile
+    # worst case: every input at its largest at every step; |u| <= sum |W_int| x << input_shift
+    # = sum |w~| x * theta_state, piled up by 1/du (and by 1/dv in a readout's voltage)
+    row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) * s.xmax for s, t in zip(grp.syns, targets))
+    worst = float(np.max(row_sum)) * pile
     m = 2 ** (prof.state_bits - 1) - 1
     theta_cap = prof.vth_max << prof.theta_shift
     if worst > 0:
@@ -370,16 +402,20 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     a_fix = 1 - dv / one
     decay_err = float(np.max(np.abs(a_fix - np.asarray(dyn.a))))
     cur_err = float(np.max(np.abs((1 - du / one) - a_s)))
+    fire_th = th if p.spiking else prof.vth_max << prof.theta_shift
     out.nodes[grp.neuron] = P.FixedCubaLIF(
-        du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=th, v_reset=_scalar(v_reset), reset=p.reset,
-        refractory=p.refractory, v_init=_scalar(v_init), decay_bits=prof.decay_bits, state_bits=prof.state_bits,
+        du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=fire_th, v_reset=_scalar(v_reset),
+        reset=p.reset if p.spiking else "to-value", refractory=p.refractory if p.spiking else 0, v_init=_scalar(v_init), decay_bits=prof.decay_bits, state_bits=prof.state_bits,
         input_shift=prof.input_shift, current_overflow=prof.current_overflow,
         voltage_overflow=prof.voltage_overflow)
-    rep = {"vth": vth, "theta": th, "du": int(np.max(du)), "dv": int(np.max(dv)), "voltage_decay_error": decay_err,
+    rep = {"vth": fire_th >> prof.theta_shift, "theta": fire_th, "du": int(np.max(du)), "dv": int(np.max(dv)), "voltage_decay_error": decay_err,
            "current_decay_error": cur_err, "synapses": syn_rep,
            "bias_error": float(np.max(np.abs(bias - bias_v))) / th if np.any(bias_v) else 0.0}
     if cuba_note:
         rep["note"] = cuba_note
+    if not p.spiking:
+        rep["readout"] = (f"never fires (theta {fire_th}); read state/{grp.neuron}.v = float voltage * {th}")
+        rep["voltage_scale"] = th
     return rep
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from n3ml.errors import UnsupportedError
-from n3ml.ir import interp, prims as P
+from n3ml.ir import Graph, interp, prims as P
 from n3ml.ir.text import load, parse, save
 from n3ml.passes import PassError, PassManager
 from n3ml.passes.quantize import PROFILES, Quantize
@@ -130,7 +130,8 @@ def test_int8_profile_keeps_subtract_and_refractory():
     assert ctx["report"]["quantize"]["profile"] == "int8"
     x = spikes(g)
     a, b = interp.run(g, x).outputs["out"], interp.run(q, x).outputs["out"]
-    assert np.mean(a == b) > 0.9
+    # int8 has no exponent: ~1% weight error; timings drift, spike counts stay within a few percent
+    assert np.mean(a == b) > 0.8 and abs(a.sum() - b.sum()) < 0.05 * a.sum()
 
 
 def test_unknown_profile_is_an_error():
@@ -141,3 +142,41 @@ def test_unknown_profile_is_an_error():
 def test_profiles_are_data():
     assert PROFILES["loihi2"].weight_bits == 8 and PROFILES["loihi2"].state_bits == 24
     assert PROFILES["int8"].state_bits == 32
+
+
+def test_graded_inputs_and_voltage_readout():
+    g = load(GRAPHS / "recurrent.n3ml")  # LI readout
+    g = to_value(g, refractory=0)
+    with pytest.raises(UnsupportedError, match=r"readout.*readout=voltage"):
+        Quantize().apply(g)
+    ctx = {}
+    q = PassManager.from_string("quantize{profile=loihi2,readout=voltage}").run(g, ctx)
+    r = q.nodes["readout"]
+    assert isinstance(r, P.FixedCubaLIF) and r.theta == (2**17 - 1) << 6
+    scale = ctx["report"]["quantize"]["layers"]["readout"]["voltage_scale"]
+    x = spikes(g, T=40)
+    vf = interp.run(g, x).outputs["out"]
+    res = interp.run(q, x, record=["readout"])
+    assert not res.outputs["out"].any()  # the readout never fires
+    vq = res.states["readout.v"] / scale
+    assert np.corrcoef(vf.ravel(), vq.ravel())[0, 1] > 0.95
+
+    # an analog input as graded integers: x_int = round(16 x); weights take 1/16
+    a = Graph(name="a")
+    a.add("x", P.Input(shape=(4,), kind="analog"))
+    a.add("fc", P.Dense(weight=np.array([[0.3, -0.2, 0.5, 0.1]])), "x")
+    a.add("n", P.IF(reset="to-value", theta=1.0), "fc")
+    a.add("out", P.Output(), "n")
+    with pytest.raises(UnsupportedError, match="input_scale"):
+        Quantize().apply(a)
+    qa = Quantize(input_scale=16).apply(a)
+    xs = np.random.default_rng(0).integers(0, 17, (50, 3, 4)) / 16.0
+    np.testing.assert_array_equal(interp.run(qa, np.round(xs * 16)).outputs["out"], interp.run(a, xs).outputs["out"])
+
+
+def test_weight_exponent_cap():
+    g = to_value(load(GRAPHS / "cuba.n3ml"))
+    ctx = {}
+    Quantize(weight_exp_max=1).apply(g, ctx)
+    assert all(s["exp"] <= 1 for layer in ctx["report"]["quantize"]["layers"].values()
+               for s in layer["synapses"].values())

@@ -186,7 +186,7 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
             extra = ", num_message_bits=24" if net.pops[c.src].graded else ""
             if net.fixed:
                 a = c.args
-                extra = (f", weight_exp={a['weight_exp']}, num_weight_bits={a['num_weight_bits']}, "
+                extra += (f", weight_exp={a['weight_exp']}, num_weight_bits={a['num_weight_bits']}, "
                          f"sign_mode=SignMode.{a['sign_mode']}")
             L.append(f'    p["{c.name}"] = Dense(weights=dense_weights(W["{key}"], B, lay_{c.src}, lay_{c.dst}){extra}, '
                      f'name="{c.name}")')

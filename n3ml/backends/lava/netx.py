@@ -87,7 +87,7 @@ def _weights(name: str, p) -> np.ndarray:
     lo, hi = (0, 255) if w.min() >= 0 else ((-256, 0) if w.max() <= 0 else (-256, 254))
     if w.min() < lo or w.max() > hi:
         raise UnsupportedError(f"node `{name}` ({p.op}): netx clips weights of this sign to {lo}..{hi}; found "
-                               f"{w.min()}..{w.max()}")
+                               f"{w.min()}..{w.max()} (quantize with weight_exp_max=1 for netx)")
     return w
 
 

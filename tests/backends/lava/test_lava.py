@@ -28,7 +28,7 @@ except N3mlError as e:
 needs_lava = pytest.mark.skipif(LAVA_PY is None, reason=WHY or "the Lava venv is missing")
 
 
-def lava_variant(name: str, quantized: bool) -> Graph:
+def lava_variant(name: str, quantized: bool, exp_max: int = -1) -> Graph:
     """Example graphs as Lava can run them: reset to 0 (Lava's LIF), no refractoriness in fixed_pt,
     no LI readout; `quantized` runs quantize{profile=loihi2}."""
     g = load(GRAPHS / f"{name}.n3ml")
@@ -38,7 +38,7 @@ def lava_variant(name: str, quantized: bool) -> Graph:
     if name == "recurrent":
         for n in ("out", "readout", "fc_out"):
             g.remove(n)
-    return Quantize(profile="loihi2").apply(g) if quantized else g
+    return Quantize(profile="loihi2", weight_exp_max=exp_max).apply(g) if quantized else g
 
 
 def spikes(g: Graph, T: int, B: int, seed: int = 1, p: float = 0.3) -> dict[str, np.ndarray]:
@@ -168,3 +168,30 @@ def test_bias_and_initial_voltage_survive_lavas_latency(tmp_path):
         (tmp_path / str(i)).mkdir()
         got = run_lava(graph, x, tmp_path / str(i))["out"]
         assert np.mean(got == ref) >= (0.99 if i == 0 else 1.0)
+
+
+@needs_lava
+@pytest.mark.lava
+def test_graded_input_and_recorded_states_are_bit_identical(tmp_path):
+    rng = np.random.default_rng(0)
+    g = Graph(name="graded")
+    g.add("x", P.Input(shape=(6,), kind="analog"))  # graded spikes: integer payloads
+    g.add("fc", P.Dense(weight=rng.integers(-50, 50, (4, 6)).astype(np.int64)), "x")
+    g.add("n", P.FixedCubaLIF(du=3000, dv=300, theta=64 * 500, reset="to-value"), "fc")
+    g.add("fc2", P.Dense(weight=rng.integers(-100, 120, (3, 4)).astype(np.int64)), "n")
+    g.add("r", P.FixedCubaLIF(du=4096, dv=200, theta=(2**17 - 1) << 6, reset="to-value"), "fc2")
+    g.add("out", P.Output(), "r")
+    x = {"x": rng.integers(0, 17, (12, 2, 6)).astype(float)}
+    ref = interp.run(g, x, record=["n", "r"])
+    t = LavaTarget()
+    (tmp_path / "p").mkdir()
+    t.emit(g, tmp_path / "p")
+    np.savez(tmp_path / "in.npz", **x)
+    r = subprocess.run(t.run_argv(tmp_path / "p") + ["--input", str(tmp_path / "in.npz"), "--record", "n,r",
+                                                     "-o", str(tmp_path / "o.npz")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with np.load(tmp_path / "o.npz") as f:
+        for k in ("n.v", "n.i", "r.v", "r.i"):
+            assert np.abs(ref.states[k]).max() > 0
+            np.testing.assert_array_equal(f[f"state/{k}"], ref.states[k], err_msg=k)

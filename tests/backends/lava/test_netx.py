@@ -19,7 +19,7 @@ from .test_lava import GRAPHS, lava_variant, spikes  # noqa: E402
 
 @pytest.mark.parametrize("name", ["quantized", "cuba", "spiking_cnn"])
 def test_netx_round_trip_computes_the_same_spikes(name, tmp_path):
-    g = load(GRAPHS / "quantized.n3ml") if name == "quantized" else lava_variant(name, quantized=True)
+    g = load(GRAPHS / "quantized.n3ml") if name == "quantized" else lava_variant(name, quantized=True, exp_max=1)
     netx.write(g, tmp_path / "network.net")
     back = netx.read(tmp_path / "network.net")
     x = spikes(g, T=30, B=2)
@@ -29,7 +29,7 @@ def test_netx_round_trip_computes_the_same_spikes(name, tmp_path):
 
 
 def test_netx_layout_follows_lava_dl(tmp_path):
-    g = lava_variant("spiking_cnn", quantized=True)
+    g = lava_variant("spiking_cnn", quantized=True, exp_max=1)
     netx.write(g, tmp_path / "n.net")
     with h5py.File(tmp_path / "n.net") as f:
         kinds = [f["layer"][str(i)]["type"][0].decode() for i in range(len(f["layer"]))]
@@ -45,8 +45,10 @@ def test_netx_layout_follows_lava_dl(tmp_path):
 def test_netx_refuses_what_it_cannot_hold(tmp_path):
     with pytest.raises(UnsupportedError, match="feed-forward chain"):
         netx.check(lava_variant("recurrent", quantized=True))
+    with pytest.raises(UnsupportedError, match=r"node `fc1` \(Dense\): netx clips weights.*weight_exp_max=1"):
+        netx.check(lava_variant("cuba", quantized=True))  # exponents up to 7: Lava runs it, netx would clip
     with pytest.raises(UnsupportedError, match=r"node `lif1`: netx's bias is a 13-bit mantissa << 6"):
-        netx.check(lava_variant("spiking_mlp", quantized=True))  # its bias is not a multiple of 64
+        netx.check(lava_variant("spiking_mlp", quantized=True, exp_max=1))  # its bias is not a multiple of 64
     with pytest.raises(UnsupportedError, match="fixed-point"):
         netx.check(lava_variant("cuba", quantized=False))
 
