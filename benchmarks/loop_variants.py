@@ -3,7 +3,7 @@
 Times forward+backward of the membrane loop alone (the synaptic input x (T, B, N) is given):
   autograd loop  -- the per-step update written with torch ops (the executor's step path)
   jit.script     -- the same loop compiled by TorchScript; the surrogate gradient enters through
-                    the straight-through form s = H(h) + f(h) - f(h).detach(), f' = fast sigmoid
+                    the straight-through form s = H(h) + (f(h) - f(h).detach()), f' = fast sigmoid
   fused Function -- n3ml.backends.torch.scan.spiking_scan: loop without autograd, one saved tensor,
                     a linear backward recurrence in cache-sized chunks
 
@@ -28,8 +28,8 @@ SPIKE = spike_fn("fast_sigmoid", K)
 def autograd_loop(x):
     v = torch.zeros_like(x[0])
     out = []
-    for t in range(x.shape[0]):
-        v = A * v + x[t]
+    for xt in x.unbind(0):  # unbind: x[t] would make the backward O(T^2) (a full-size zero grad per step)
+        v = A * v + xt
         s = SPIKE(v - THETA)
         v = v - THETA * s
         out.append(s)
@@ -40,11 +40,11 @@ def autograd_loop(x):
 def _jit_loop(x: torch.Tensor, a: float, theta: float, k: float) -> torch.Tensor:
     v = torch.zeros_like(x[0])
     out = []
-    for t in range(x.shape[0]):
-        v = a * v + x[t]
+    for xt in x.unbind(0):
+        v = a * v + xt
         h = v - theta
         f = h / (1.0 + k * h.abs())  # d f/dh = 1 / (1 + k|h|)^2, the fast sigmoid
-        s = (h > 0).to(h.dtype) + f - f.detach()
+        s = (h > 0).to(h.dtype) + (f - f.detach())
         v = v - theta * s
         out.append(s)
     return torch.stack(out)

@@ -203,13 +203,15 @@ class Executor(nn.Module):
         states = {n: self.nodes[n].init_state(run) for n in nodes}
         srec = {n: {} if n in want_states and self.nodes[n].stateful else None for n in nodes}
         seqs: dict[str, list[torch.Tensor]] = {n: [] for n in nodes}
+        # outside inputs as per-step tensors (unbind: indexing [t] would make the backward O(T^2))
+        outside = {s: vals[s].unbind(0) for n in nodes for s in self.inputs_of[n] if s not in nodes}
         for t in range(run.T):
             cur = {n: bufs[n][0] for n in delays}
             for n in nodes:
                 if n in bufs:
                     continue
                 op = self.nodes[n]
-                xs = [cur[s] if s in cur else vals[s][t] for s in self.inputs_of[n]]
+                xs = [cur[s] if s in cur else outside[s][t] for s in self.inputs_of[n]]
                 try:
                     cur[n] = op.step(xs, t, states[n], run, srec[n])
                 except N3mlError:

@@ -494,8 +494,8 @@ class NeuronImpl(OpImpl):
                 return y
         st = self.init_state(run)
         rec: dict | None = {} if states is not None else None
-        x = xs[0]
-        out = torch.stack([self.step([x[t]], t, st, run, rec) for t in range(run.T)])
+        # unbind, not x[t]: indexing a sequence that needs gradients makes the backward O(T^2)
+        out = torch.stack([self.step([xt], t, st, run, rec) for t, xt in enumerate(xs[0].unbind(0))])
         if states is not None:
             for k, v in rec.items():
                 states[k] = torch.stack(v)
