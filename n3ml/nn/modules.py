@@ -27,7 +27,7 @@ from . import ops
 from .surrogate import spike_fn
 
 __all__ = ["IF", "LIF", "CubaLIF", "ALIF", "LI", "Integrator", "PoissonRate", "ConstantCurrent", "Latency",
-           "TimeDistributed", "repeat_time", "NeuronModule", "EncoderModule"]
+           "Recurrent", "TimeDistributed", "repeat_time", "NeuronModule", "EncoderModule"]
 
 
 def _check_seq(x: torch.Tensor, who: str) -> None:
@@ -366,6 +366,52 @@ class Latency(EncoderModule):
         out = ((ts == t % self.window) & (xc > self.x_min)).to(x.dtype)
         self.state = (t + 1, held)
         return out
+
+
+# ------------------------------------------------------------------- recurrence
+
+
+class Recurrent(nn.Module):
+    """A neuron layer fed back through a synaptic layer with a delay.
+
+    ``u_t = x_t + recurrent(s_{t-delay})``, ``s_t = neuron(u_t)``, where ``s_{t-delay} = 0``
+    for ``t < delay`` (so the recurrent layer's bias enters from step 0). In the IR this is
+    ``Add(x, Dense(Delay(s, delay)))`` feeding the neuron: the cycle closes through the Delay.
+
+    Args:
+        neuron: an n3ml.nn neuron module (its outputs are fed back: spikes, or an LI/Integrator voltage).
+        recurrent: the feedback layer, ``nn.Linear(n, n)`` over the neuron's n outputs.
+        delay: steps >= 1 between an output and its feedback.
+    """
+
+    def __init__(self, neuron: NeuronModule, recurrent: nn.Linear, *, delay: int = 1):
+        super().__init__()
+        if not isinstance(neuron, NeuronModule):
+            raise TypeError(f"Recurrent: `neuron` must be an n3ml.nn neuron module, found {type(neuron).__name__}")
+        if not isinstance(recurrent, nn.Linear) or recurrent.in_features != recurrent.out_features:
+            raise TypeError(f"Recurrent: `recurrent` must be a square nn.Linear(n, n), found {recurrent!r}")
+        if not isinstance(delay, int) or isinstance(delay, bool) or delay < 1:
+            raise ValueError(f"Recurrent: delay must be an integer >= 1 (steps), found {delay!r}")
+        self.neuron, self.recurrent, self.delay = neuron, recurrent, delay
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(T, B, n) -> (T, B, n), from the initial state."""
+        _check_seq(x, "Recurrent")
+        if x.shape[-1] != self.recurrent.out_features or x.ndim != 3:
+            raise ValueError(f"Recurrent: expected input (T, B, {self.recurrent.out_features}), found "
+                             f"{tuple(x.shape)}")
+        fn = type(self.neuron).step_fn
+        c = F.coefficients(self.neuron.params(), x[0])
+        zero = torch.zeros_like(x[0])
+        state, outs = None, []
+        for t in range(x.shape[0]):
+            prev = outs[t - self.delay] if t >= self.delay else zero
+            o, state = fn(x[t] + self.recurrent(prev), state, c)
+            outs.append(o)
+        return torch.stack(outs)
+
+    def extra_repr(self) -> str:
+        return f"delay={self.delay}"
 
 
 # --------------------------------------------------------------------- helpers

@@ -208,3 +208,40 @@ def test_unknown_operation_named(tmp_path, fn, node, op):
         load_pt2(str(pt2))
     msg = str(e.value)
     assert f"`{node}`" in msg and op in msg and "bad.pt2" in msg, msg
+
+
+# ------------------------------------------------------------------ Recurrent (traced with --model / trace())
+
+
+@pytest.mark.parametrize("delay, neuron", [(1, lambda: snn.LIF(tau=4.0, theta=0.8, refractory=1)),
+                                           (3, lambda: snn.CubaLIF(tau_syn=2.0, tau_mem=5.0, reset="to-value"))])
+def test_recurrent_traces_to_add_delay_dense(delay, neuron):
+    from n3ml.frontends.torch import trace
+
+    torch.manual_seed(4)
+    rec = nn.Linear(8, 8)
+    with torch.no_grad():
+        rec.weight.mul_(3.0)  # strong feedback: the recurrence changes the spikes
+    model = boost(nn.Sequential(nn.Linear(6, 8), snn.Recurrent(neuron(), rec, delay=delay)).double(), gain=2.0)
+    graph = trace(model, (6,))
+    kinds = {n: type(graph.nodes[n]).__name__ for n in graph.topo_order()}
+    assert sorted(kinds.values()) == sorted(["Input", "Dense", "Add", type(model[1].neuron.to_ir()).__name__,
+                                             "Delay", "Dense", "Output"])
+    assert graph.nodes["n_1_delay"].steps == delay
+    assert graph.inputs_of("n_1_sum") == ["n_0", "n_1_recurrent"]
+    _same_fields(graph.nodes["n_1"], model[1].neuron.to_ir(), "n_1")
+    x = torch.rand(24, 5, 6, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(x).numpy()
+        open_loop = nn.Sequential(model[0], model[1].neuron)(x).numpy()
+    assert not np.array_equal(expected, open_loop)  # the feedback matters
+    assert_same_spikes(graph, x, expected)
+
+
+def test_recurrent_trains():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(4, 6), snn.Recurrent(snn.LIF(tau=3.0, theta=0.3), nn.Linear(6, 6)))
+    model(torch.rand(10, 2, 4)).sum().backward()
+    assert model[1].recurrent.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="delay must be an integer >= 1"):
+        snn.Recurrent(snn.LIF(), nn.Linear(3, 3), delay=0)

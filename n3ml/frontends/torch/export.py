@@ -183,7 +183,7 @@ def _bind(node: fx.Node, args: tuple, kwargs: dict) -> dict[str, Any]:
     return out
 
 
-def _neuron(prim_cls: type[P.Primitive]) -> Any:
+def _primitive(prim_cls: type[P.Primitive]) -> Any:
     """Converter of an n3ml operator: each field of `prim_cls` is the schema argument of that name."""
     names = [f.name for f in dataclasses.fields(prim_cls)]
 
@@ -198,15 +198,15 @@ def _neuron(prim_cls: type[P.Primitive]) -> Any:
 
 # One entry per operator of n3ml.nn.ops: every field of the primitive is the argument of that name.
 N3ML: dict[Any, Any] = {
-    torch.ops.n3ml.if_.default: _neuron(P.IF),
-    torch.ops.n3ml.lif.default: _neuron(P.LIF),
-    torch.ops.n3ml.cuba_lif.default: _neuron(P.CubaLIF),
-    torch.ops.n3ml.alif.default: _neuron(P.ALIF),
-    torch.ops.n3ml.li.default: _neuron(P.LI),
-    torch.ops.n3ml.integrator.default: _neuron(P.Integrator),
-    torch.ops.n3ml.poisson_rate.default: _neuron(P.PoissonRate),
-    torch.ops.n3ml.constant_current.default: _neuron(P.ConstantCurrent),
-    torch.ops.n3ml.latency.default: _neuron(P.Latency),
+    torch.ops.n3ml.if_.default: _primitive(P.IF),
+    torch.ops.n3ml.lif.default: _primitive(P.LIF),
+    torch.ops.n3ml.cuba_lif.default: _primitive(P.CubaLIF),
+    torch.ops.n3ml.alif.default: _primitive(P.ALIF),
+    torch.ops.n3ml.li.default: _primitive(P.LI),
+    torch.ops.n3ml.integrator.default: _primitive(P.Integrator),
+    torch.ops.n3ml.poisson_rate.default: _primitive(P.PoissonRate),
+    torch.ops.n3ml.constant_current.default: _primitive(P.ConstantCurrent),
+    torch.ops.n3ml.latency.default: _primitive(P.Latency),
 }
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from ...errors import UnsupportedError
 from ...ir import Graph
+from ...ir import prims as P
 from ...nn import modules as M
 from .trace import Context, Entry, Tensor
 
@@ -20,6 +22,19 @@ def neuron(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Tensor:
     if any(s is not None for s in state):
         raise ctx.unsupported("passing a state to the module; it starts from its initial state", "module(x)")
     return ctx.add(ctx.path or type(m).__name__.lower(), m.to_ir(), ctx.tensor(x))
+
+
+def recurrent(ctx: Context, m: M.Recurrent, x: Any) -> Tensor:
+    """Add(x, Dense(Delay(s))) -> neuron s: the cycle closes through the Delay."""
+    base = ctx.path or "recurrent"
+    name, delayed, fed = ctx.reserve(base), ctx.reserve(base + "_delay"), ctx.reserve(base + "_recurrent")
+    total = ctx.add(base + "_sum", P.Add(), ctx.tensor(x), fed)
+    out = ctx.add(name, m.neuron.to_ir(), total, name=name)
+    ctx.add(delayed, P.Delay(steps=m.delay), out, name=delayed)
+    w = m.recurrent.weight.detach().cpu().double().numpy()
+    b = m.recurrent.bias.detach().cpu().double().numpy() if m.recurrent.bias is not None else None
+    ctx.add(fed, P.Dense(weight=np.ascontiguousarray(w), bias=b), delayed, name=fed)
+    return out
 
 
 def time_distributed(ctx: Context, m: nn.Module, x: Any) -> Any:
@@ -55,4 +70,5 @@ MODULES: dict[type, Entry] = {
     M.NeuronModule: Entry(neuron, _multi, subclasses=True),  # every module implements to_ir()
     M.EncoderModule: Entry(neuron, _multi, subclasses=True),
     M.TimeDistributed: Entry(time_distributed),
+    M.Recurrent: Entry(recurrent, _multi),
 }
