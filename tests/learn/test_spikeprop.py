@@ -85,3 +85,21 @@ def test_receptive_fields_fire_earliest_near_their_centre():
     assert t[1] == t[3] and 0 < t[1] < 9
     with pytest.raises(N3mlError, match="before fit"):
         GaussianReceptiveFields().encode(np.zeros((1, 1)))
+
+
+def test_iris_is_learned_from_receptive_fields():
+    from n3ml.learn.data import load_split
+
+    g = torch.Generator().manual_seed(0)
+    d = load_split("iris", test_size=0.5, seed=1)
+    enc = GaussianReceptiveFields(m=8).fit(d.x_train)
+
+    def times(x):
+        t = torch.tensor(enc.encode(x))
+        return torch.cat([t, torch.zeros(len(t), 1)], dim=1)
+
+    xtr, xte = times(d.x_train), times(d.x_test)
+    ytr, yte = torch.tensor(d.y_train), torch.tensor(d.y_test)
+    net = sp.SpikePropNet([xtr.shape[1], 6, 3], generator=g, t_max=30.0, dt=0.25)
+    sp.fit(net, xtr, sp.class_targets(ytr, 3, 15.0, 19.0), ytr, epochs=8, lr=0.01, batch_size=8, generator=g)
+    assert float((net.predict(xte) == yte).float().mean()) > 0.85  # chance is 1/3
