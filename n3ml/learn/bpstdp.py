@@ -25,7 +25,6 @@ batch 1). Prediction: the output neuron with the most spikes.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..errors import N3mlError
@@ -149,5 +148,3 @@ class BPSTDPNet:
         g.verify()
         return g
 
-
-_ = np

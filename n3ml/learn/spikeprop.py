@@ -32,13 +32,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import N3mlError
 
-__all__ = ["srm_kernel", "SpikePropLayer", "SpikePropNet", "spike_time_loss", "SpikePropResult", "fit"]
+__all__ = ["srm_kernel", "SpikePropLayer", "SpikePropNet", "spike_time_loss", "SpikePropResult", "fit",
+           "class_targets"]
 
 
 def srm_kernel(s: torch.Tensor, tau: float) -> torch.Tensor:
@@ -234,6 +234,3 @@ def class_targets(labels: torch.Tensor, n_classes: int, t_true: float, t_false: 
     t[torch.arange(len(labels)), labels] = t_true
     return t
 
-
-__all__ += ["class_targets"]
-_ = np
