@@ -400,15 +400,12 @@ class Recurrent(nn.Module):
         if x.shape[-1] != self.recurrent.out_features or x.ndim != 3:
             raise ValueError(f"Recurrent: expected input (T, B, {self.recurrent.out_features}), found "
                              f"{tuple(x.shape)}")
-        fn = type(self.neuron).step_fn
-        c = F.coefficients(self.neuron.params(), x[0])
-        zero = torch.zeros_like(x[0])
-        state, outs = None, []
-        for t in range(x.shape[0]):
-            prev = outs[t - self.delay] if t >= self.delay else zero
-            o, state = fn(x[t] + self.recurrent(prev), state, c)
-            outs.append(o)
-        return torch.stack(outs)
+        w, b = self.recurrent.weight, self.recurrent.bias
+        if torch.compiler.is_exporting():
+            return ops.recurrent_op(self.neuron.op_name, x, w, b, self.delay, self.neuron.op_values())
+        values = self.neuron.op_values()
+        op = ops.NEURON_OPS[self.neuron.op_name]
+        return ops.run_recurrent(op, x, w, b, self.delay, tuple(values[n] for n in op.args))
 
     def extra_repr(self) -> str:
         return f"delay={self.delay}"

@@ -24,6 +24,7 @@ Schemas (``x``: the whole sequence (T, B, ...); every numeric neuron field is a 
     n3ml::lif(x, tau, v_leak, r, theta, v_reset, v_init, reset, refractory, surrogate, slope,
               detach_reset, dt, scheme)
     n3ml::cuba_lif / alif / li / integrator: the same pattern over their fields
+    n3ml::recurrent_<neuron>(x, weight, bias, delay, <the neuron's arguments>): `n3ml.nn.Recurrent`
     n3ml::poisson_rate(x, gain, seed), n3ml::constant_current(x, scale, offset),
     n3ml::latency(x, window, x_min)
 
@@ -41,7 +42,7 @@ import torch
 from . import functional as F
 from .surrogate import spike_fn
 
-__all__ = ["NeuronOp", "NEURON_OPS", "ENCODER_OPS", "neuron_op", "run_sequence"]
+__all__ = ["NeuronOp", "NEURON_OPS", "ENCODER_OPS", "neuron_op", "recurrent_op", "run_sequence", "run_recurrent"]
 
 NAMESPACE = "n3ml"
 SPIKING_ARGS = ("reset", "refractory", "surrogate", "slope", "detach_reset")
@@ -88,13 +89,14 @@ NEURON_OPS: dict[str, NeuronOp] = {op.name: op for op in (
 # ------------------------------------------------------------------ dynamics
 
 
-def _value(t: torch.Tensor) -> Any:
-    """A tensor argument as the functional API takes it: a float for a fixed scalar."""
-    return float(t) if t.ndim == 0 and not t.requires_grad else t
+def _value(t: Any) -> Any:
+    """A numeric argument as the functional API takes it: a float for a fixed scalar."""
+    if isinstance(t, torch.Tensor) and t.ndim == 0 and not t.requires_grad:
+        return float(t)
+    return t
 
 
-def run_sequence(op: NeuronOp, x: torch.Tensor, values: tuple) -> torch.Tensor:
-    """Run the dynamics of `op` over x (T, B, ...) from the initial state; `values` follow `op.args`."""
+def _coefficients(op: NeuronOp, x: torch.Tensor, values: tuple) -> F.Coefficients:
     kw = dict(zip(op.args, values))
     fields: dict[str, Any] = {n: _value(kw[n]) for n in op.numeric}
     if op.spiking:
@@ -102,7 +104,12 @@ def run_sequence(op: NeuronOp, x: torch.Tensor, values: tuple) -> torch.Tensor:
                       spike=spike_fn(kw["surrogate"], kw["slope"]), detach_reset=bool(kw["detach_reset"]))
     if op.timed:
         fields.update(dt=float(kw["dt"]), scheme=kw["scheme"])
-    c = F.coefficients(op.params_class(**fields), x[0])
+    return F.coefficients(op.params_class(**fields), x[0])
+
+
+def run_sequence(op: NeuronOp, x: torch.Tensor, values: tuple) -> torch.Tensor:
+    """Run the dynamics of `op` over x (T, B, ...) from the initial state; `values` follow `op.args`."""
+    c = _coefficients(op, x, values)
     state = None
     outs = []
     for t in range(x.shape[0]):
@@ -111,34 +118,51 @@ def run_sequence(op: NeuronOp, x: torch.Tensor, values: tuple) -> torch.Tensor:
     return torch.stack(outs)
 
 
-def _register_neuron(op: NeuronOp) -> Any:
-    def kernel(x: torch.Tensor, *values: Any) -> torch.Tensor:
+def run_recurrent(op: NeuronOp, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, delay: int,
+                  values: tuple) -> torch.Tensor:
+    """`n3ml.nn.Recurrent`: s_t = neuron(x_t + linear(s_{t-delay})) with s = 0 before step 0; x (T, B, n)."""
+    c = _coefficients(op, x, values)
+    zero = torch.zeros_like(x[0])
+    state = None
+    outs: list[torch.Tensor] = []
+    for t in range(x.shape[0]):
+        prev = outs[t - delay] if t >= delay else zero
+        o, state = op.step_fn(x[t] + torch.nn.functional.linear(prev, weight, bias), state, c)
+        outs.append(o)
+    return torch.stack(outs)
+
+
+_SAVED = object()  # marks a tensor input kept with save_for_backward
+
+
+def _register(name: str, schema: str, run: Callable[..., torch.Tensor]) -> Any:
+    """Operator n3ml::name computing run(*inputs): kernel without grad, fake, recomputing backward."""
+    def kernel(*inputs: Any) -> torch.Tensor:
         with torch.no_grad():
-            return run_sequence(op, x, values)
+            return run(*inputs)
 
-    custom = torch.library.custom_op(f"{NAMESPACE}::{op.name}", kernel, mutates_args=(), schema=op.schema())
-
-    @custom.register_fake
-    def _fake(x: torch.Tensor, *values: Any) -> torch.Tensor:
-        return torch.empty_like(x)
+    custom = torch.library.custom_op(f"{NAMESPACE}::{name}", kernel, mutates_args=(), schema=schema)
+    custom.register_fake(lambda x, *rest: torch.empty_like(x))
 
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
         ctx.save_for_backward(*(i for i in inputs if isinstance(i, torch.Tensor)))
-        ctx.others = [None if isinstance(i, torch.Tensor) else i for i in inputs]
+        ctx.others = [_SAVED if isinstance(i, torch.Tensor) else i for i in inputs]
 
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
-        # Recompute the sequence under autograd: the gradient is exactly the Python path's (surrogate) one.
+        # Recompute under autograd: the gradient is exactly the Python path's (surrogate) one.
         saved = iter(ctx.saved_tensors)
-        inputs = [next(saved) if o is None else o for o in ctx.others]
+        inputs = [next(saved) if o is _SAVED else o for o in ctx.others]
         leaves = []
         with torch.enable_grad():
             for k, v in enumerate(inputs):
                 if isinstance(v, torch.Tensor) and ctx.needs_input_grad[k]:
                     inputs[k] = v.detach().requires_grad_(True)
                     leaves.append(k)
-            out = run_sequence(op, inputs[0], tuple(inputs[1:]))
-            grads = torch.autograd.grad(out, [inputs[k] for k in leaves], grad, allow_unused=True) if leaves \
-                and out.requires_grad else [None] * len(leaves)
+            out = run(*inputs)
+            if leaves and out.requires_grad:
+                grads = torch.autograd.grad(out, [inputs[k] for k in leaves], grad, allow_unused=True)
+            else:
+                grads = (None,) * len(leaves)
         result: list[Any] = [None] * len(inputs)
         for k, g in zip(leaves, grads):
             result[k] = g
@@ -146,6 +170,13 @@ def _register_neuron(op: NeuronOp) -> Any:
 
     custom.register_autograd(backward, setup_context=setup_context)
     return custom
+
+
+def _register_neuron(op: NeuronOp) -> None:
+    _register(op.name, op.schema(), lambda x, *values: run_sequence(op, x, values))
+    rec_schema = op.schema().replace("(Tensor x, ", "(Tensor x, Tensor weight, Tensor? bias, int delay, ", 1)
+    _register("recurrent_" + op.name, rec_schema,
+              lambda x, w, b, delay, *values: run_recurrent(op, x, w, b, delay, values))
 
 
 # ------------------------------------------------------------------ encoders
@@ -185,16 +216,26 @@ constant_current.register_autograd(lambda ctx, g: (g * ctx.scale, None, None), s
 
 ENCODER_OPS: dict[str, Any] = {"poisson_rate": poisson_rate, "constant_current": constant_current,
                                "latency": latency}
-_NEURON_CUSTOM = {name: _register_neuron(op) for name, op in NEURON_OPS.items()}
+for _op in NEURON_OPS.values():
+    _register_neuron(_op)
 
 
-def neuron_op(name: str, x: torch.Tensor, values: dict[str, Any]) -> torch.Tensor:
-    """Call ``torch.ops.n3ml.<name>`` with x and the fields of `values` (numbers become 0-d float64 tensors)."""
-    op = NEURON_OPS[name]
+def _op_args(op: NeuronOp, values: dict[str, Any]) -> list[Any]:
     args = []
     for n in op.args:
         v = values[n]
         if n in op.numeric and not isinstance(v, torch.Tensor):
             v = torch.tensor(float(v), dtype=torch.float64)
         args.append(v)
-    return getattr(torch.ops.n3ml, name)(x, *args)
+    return args
+
+
+def neuron_op(name: str, x: torch.Tensor, values: dict[str, Any]) -> torch.Tensor:
+    """Call ``torch.ops.n3ml.<name>`` with x and the fields of `values` (numbers become 0-d float64 tensors)."""
+    return getattr(torch.ops.n3ml, name)(x, *_op_args(NEURON_OPS[name], values))
+
+
+def recurrent_op(name: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, delay: int,
+                 values: dict[str, Any]) -> torch.Tensor:
+    """Call ``torch.ops.n3ml.recurrent_<name>``: the neuron `name` fed back through (weight, bias) after `delay`."""
+    return getattr(torch.ops.n3ml, "recurrent_" + name)(x, weight, bias, delay, *_op_args(NEURON_OPS[name], values))

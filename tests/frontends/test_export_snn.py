@@ -245,3 +245,34 @@ def test_recurrent_trains():
     assert model[1].recurrent.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="delay must be an integer >= 1"):
         snn.Recurrent(snn.LIF(), nn.Linear(3, 3), delay=0)
+
+
+def test_recurrent_pt2_converts_exactly(tmp_path):
+    """Recurrent exports as one torch.ops.n3ml.recurrent_<neuron> node and converts to the traced graph."""
+    from n3ml.frontends.torch import trace
+
+    torch.manual_seed(6)
+    rec = nn.Linear(8, 8)
+    with torch.no_grad():
+        rec.weight.mul_(3.0)
+    model = boost(nn.Sequential(nn.Linear(6, 8), snn.Recurrent(snn.ALIF(tau=4.0, q=0.3, theta=0.7), rec, delay=2),
+                                nn.Linear(8, 4), snn.LI(tau=3.0)).double(), gain=2.0)
+    pt2 = _export(model, torch.rand(5, 2, 6, dtype=torch.float64), tmp_path / "rec.pt2")
+    prog = torch.export.load(pt2)
+    assert "n3ml.recurrent_alif.default" in {str(n.target) for n in prog.graph.nodes}
+    graph = load_pt2(str(pt2))
+    traced = trace(model, (6,))
+    assert {n: type(p) for n, p in graph.nodes.items()} == {n: type(p) for n, p in traced.nodes.items()}
+    for n in graph.nodes:
+        assert graph.inputs_of(n) == traced.inputs_of(n), n
+    _same_fields(graph.nodes["n_1"], model[1].neuron.to_ir(), "n_1")
+    x = torch.rand(20, 4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x).numpy()
+    for engine, got in run_graph(graph, x.numpy()).items():
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=engine)
+    xg = x.clone().requires_grad_()
+    prog.module()(xg).sum().backward()  # the exported program trains through the operator (surrogate gradient)
+    xr = x.clone().requires_grad_()
+    model(xr).sum().backward()
+    assert xr.grad.abs().sum() > 0 and torch.allclose(xg.grad, xr.grad, rtol=1e-12, atol=1e-15)

@@ -183,27 +183,49 @@ def _bind(node: fx.Node, args: tuple, kwargs: dict) -> dict[str, Any]:
     return out
 
 
-def _primitive(prim_cls: type[P.Primitive]) -> Any:
-    """Converter of an n3ml operator: each field of `prim_cls` is the schema argument of that name."""
-    names = [f.name for f in dataclasses.fields(prim_cls)]
+def _fields(prim_cls: type[P.Primitive], a: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The primitive's fields from the operator's arguments of the same names (as `to_ir()` gives them)."""
+    out = {}
+    for f in dataclasses.fields(prim_cls):
+        if f.name not in a:  # LI/Integrator have no spiking arguments: their defaults, as to_ir()
+            continue
+        v = a[f.name]
+        is_enum = isinstance(v, (str, int)) and not isinstance(v, bool)  # reset, refractory, seed, window
+        out[f.name] = v if is_enum else _ir_value(v, ctx, f.name)
+    return out
 
+
+def _primitive(prim_cls: type[P.Primitive]) -> Any:
+    """Converter of a neuron or encoder operator: one node of `prim_cls`."""
     def convert(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Tensor:
         a = _bind(node, args, kwargs)
-        kw = {n: a[n] if isinstance(a[n], (str, int)) and not isinstance(a[n], bool)  # reset, refractory, seed
-              else _ir_value(a[n], ctx, n) for n in names if n in a}  # LI/Integrator: no spiking fields
-        return ctx.add(ctx.path or node.name, prim_cls(**kw), ctx.tensor(a["x"]))
+        return ctx.add(ctx.path or node.name, prim_cls(**_fields(prim_cls, a, ctx)), ctx.tensor(a["x"]))
 
     return convert
 
 
+def _recurrent(prim_cls: type[P.Primitive]) -> Any:
+    """Converter of ``recurrent_<neuron>`` (`n3ml.nn.Recurrent`): Add(x, Dense(Delay(s))) -> neuron s."""
+    def convert(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Tensor:
+        a = _bind(node, args, kwargs)
+        base = ctx.path or node.name
+        name, delayed, fed = ctx.reserve(base), ctx.reserve(base + "_delay"), ctx.reserve(base + "_recurrent")
+        total = ctx.add(base + "_sum", P.Add(), ctx.tensor(a["x"]), fed)
+        out = ctx.add(name, prim_cls(**_fields(prim_cls, a, ctx)), total, name=name)
+        ctx.add(delayed, P.Delay(steps=int(a["delay"])), out, name=delayed)
+        bias = None if a.get("bias") is None else _ir_value(a["bias"], ctx, "bias")
+        ctx.add(fed, P.Dense(weight=_ir_value(a["weight"], ctx, "weight"), bias=bias), delayed, name=fed)
+        return out
+
+    return convert
+
+
+_NEURONS = {"if_": P.IF, "lif": P.LIF, "cuba_lif": P.CubaLIF, "alif": P.ALIF, "li": P.LI, "integrator": P.Integrator}
+
 # One entry per operator of n3ml.nn.ops: every field of the primitive is the argument of that name.
 N3ML: dict[Any, Any] = {
-    torch.ops.n3ml.if_.default: _primitive(P.IF),
-    torch.ops.n3ml.lif.default: _primitive(P.LIF),
-    torch.ops.n3ml.cuba_lif.default: _primitive(P.CubaLIF),
-    torch.ops.n3ml.alif.default: _primitive(P.ALIF),
-    torch.ops.n3ml.li.default: _primitive(P.LI),
-    torch.ops.n3ml.integrator.default: _primitive(P.Integrator),
+    **{getattr(torch.ops.n3ml, op).default: _primitive(cls) for op, cls in _NEURONS.items()},
+    **{getattr(torch.ops.n3ml, "recurrent_" + op).default: _recurrent(cls) for op, cls in _NEURONS.items()},
     torch.ops.n3ml.poisson_rate.default: _primitive(P.PoissonRate),
     torch.ops.n3ml.constant_current.default: _primitive(P.ConstantCurrent),
     torch.ops.n3ml.latency.default: _primitive(P.Latency),
