@@ -11,7 +11,7 @@ Writes into --out (default: this folder):
     digits_snn.pt    state_dict (torch.load(..., weights_only=True))
     digits_snn.json  the model class and its constructor arguments, accuracy, timing
     digits_snn.n3ml  the graph (with digits_snn.npz holding the weights), built from each module's to_ir()
-    digits_snn.pt2   torch.export program (when export succeeds)
+    digits_snn.pt2   torch.export program, neurons as torch.ops.n3ml operators (`n3ml convert` reads it)
     test.npz         the test split in the common layout: x (T, B, 64) and labels (B,)
 """
 
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     exported = False
     try:
         example = torch.from_numpy(x_test[:, :4].copy())
-        prog = torch.export.export(model, (example,), dynamic_shapes=({1: torch.export.Dim("batch")},))
+        dynamic = {0: torch.export.Dim.AUTO, 1: torch.export.Dim.AUTO}  # any T and batch size
+        prog = torch.export.export(model, (example,), dynamic_shapes=(dynamic,))
         torch.export.save(prog, out / "digits_snn.pt2")
         exported = True
     except Exception as e:  # export is a convenience; the .pt and .n3ml forms are the contract
