@@ -32,13 +32,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import N3mlError
 
 __all__ = ["srm_kernel", "SpikePropLayer", "SpikePropNet", "spike_time_loss", "SpikePropResult", "fit",
-           "class_targets"]
+           "class_targets", "spike_trains", "first_spike_times"]
 
 
 def srm_kernel(s: torch.Tensor, tau: float) -> torch.Tensor:
@@ -159,6 +160,63 @@ class SpikePropNet(nn.Module):
         with torch.no_grad():
             t, _ = self(t_in)
         return t.argmin(dim=1)
+
+    def to_graph(self, *, dt: float = 0.1, name: str = "spikeprop"):
+        """The network as an IR graph sampling the SRM on a grid of step dt (ms).
+
+        The alpha kernel is a `CubaLIF` with ``tau_syn = tau_mem = tau``: an input
+        arriving at step m adds ``r g (n - m + 1) a^(n - m)`` to v at step n, which is
+        ``eps((n - m + 1) dt)`` for ``r g = (dt / tau) e^(1 - dt / tau)``; so a terminal
+        of delay d becomes ``Delay(d / dt + 1) -> Dense(W[:, :, k])``, the K terminals
+        meet in an `Add`, and v equals u_j(t) at every grid point exactly. A refractory
+        period of `window / dt` steps (window = the last layer's t_max) keeps each
+        neuron to its first spike. Input `x`: spike trains (T, B, n_in), see
+        `spike_trains`. Output `out`: the output layer's spikes. Spike times in the
+        graph are those of the model rounded up to the grid (hidden spikes too, so
+        output times may differ by a few steps).
+        """
+        from ..ir import Add, CubaLIF, Delay, Dense, Graph, Input, Output
+
+        g = Graph(name=name, dt=dt, scheme="exact")
+        g.add("x", Input(shape=(self.layers[0].n_in,), kind="spike"))
+        refractory = int(math.ceil(self.layers[-1].t_max / dt))
+        prev = "x"
+        for n, layer in enumerate(self.layers, start=1):
+            steps = [d / dt for d in layer.delays.tolist()]
+            if any(abs(s - round(s)) > 1e-6 for s in steps):
+                raise N3mlError(f"layer {n}: delays {layer.delays.tolist()} ms are not whole multiples of dt = {dt} ms")
+            w = layer.weight.detach().cpu().double().numpy()
+            terms = []
+            for k, s in enumerate(steps):
+                g.add(f"l{n}_d{k}", Delay(steps=int(round(s)) + 1), prev)
+                terms.append(g.add(f"l{n}_w{k}", Dense(weight=np.ascontiguousarray(w[:, :, k])), f"l{n}_d{k}"))
+            g.add(f"l{n}_sum", Add(), *terms)
+            a = math.exp(-dt / layer.tau)
+            r = (dt / layer.tau) * math.exp(1.0 - dt / layer.tau) / (1.0 - a)
+            prev = g.add(f"l{n}", CubaLIF(tau_syn=float(layer.tau), tau_mem=float(layer.tau), r=r,
+                                          theta=float(layer.theta), reset="none", refractory=refractory),
+                         f"l{n}_sum")
+        g.add("out", Output(), prev)
+        g.verify()
+        return g
+
+
+def spike_trains(t_in: torch.Tensor, dt: float, steps: int) -> np.ndarray:
+    """Spike times (B, n) in ms (inf = silent) -> one spike per neuron on a grid: (steps, B, n) float64."""
+    t = t_in.detach().cpu().double().numpy()
+    idx = np.where(np.isfinite(t), np.round(t / dt), -1).astype(np.int64)
+    if np.any(np.isfinite(t) & (np.abs(idx * dt - t) > 1e-6)):
+        raise N3mlError(f"input spike times must lie on the grid of dt = {dt} ms")
+    out = np.zeros((steps, *t.shape))
+    b, j = np.nonzero((idx >= 0) & (idx < steps))
+    out[idx[b, j], b, j] = 1.0
+    return out
+
+
+def first_spike_times(spikes: np.ndarray, dt: float) -> np.ndarray:
+    """(T, B, n) spike trains -> time of each neuron's first spike (B, n), inf if none."""
+    fired = spikes.any(axis=0)
+    return np.where(fired, spikes.argmax(axis=0) * dt, np.inf)
 
 
 def spike_time_loss(t_out: torch.Tensor, t_target: torch.Tensor, u_peak: torch.Tensor, theta: float,
