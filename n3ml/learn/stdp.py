@@ -258,7 +258,9 @@ class DiehlCook:
 
         Input `x`: pixel intensities (analog) encoded by a PoissonRate node when
         poisson_input, else the Input takes spikes directly. Output `spikes`: the
-        excitatory spikes. Thresholds are frozen at theta0 + theta_j.
+        excitatory spikes. Thresholds are frozen at theta0 + theta_j. The graph is one
+        presentation at the base rate; showing weakly answered samples again at a higher
+        rate (`counts`) is a loop around it on the host.
         """
         from ..ir import LIF, Add, Delay, Dense, Graph, Input, Output, PoissonRate
         from ..ir.prims import gain
