@@ -4,7 +4,8 @@
     .venv/bin/torchrun --nproc_per_node 2 examples/digits/train.py # the same, data-parallel (DDP, gloo)
 
 The network is `n3ml.nn.zoo.DigitsSNN`: Linear(64 -> 128) + LIF + Linear(128 -> 10) + LI readout,
-T = 8 steps of direct (analog) input: the pixel values / 16 presented at every step. The split is
+the hidden LIF resetting to 0 after a spike (the reset every target has, Lava and Loihi 2 included;
+--reset subtract trains the reset-by-subtraction variant), T = 8 steps of direct (analog) input: the pixel values / 16 presented at every step. The split is
 stratified and fixed by the seed; the test samples are never seen in training.
 
 Writes into --out (default: this folder):
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--steps", type=int, default=8, help="time steps T per sample")
+    ap.add_argument("--reset", choices=("to-value", "subtract"), default="to-value",
+                    help="hidden LIF reset: to 0 (default; Lava/Loihi 2) or by subtraction of theta")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32, help="per process")
     ap.add_argument("--lr", type=float, default=5e-3)
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     train_set = TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
     test_set = TensorDataset(torch.from_numpy(x_te), torch.from_numpy(y_te))
 
-    model_args = {"n_in": 64, "hidden": args.hidden, "n_out": 10}
+    model_args = {"n_in": 64, "hidden": args.hidden, "n_out": 10, "reset": args.reset}
     model = DigitsSNN(**model_args)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)

@@ -19,22 +19,28 @@ class DigitsSNN(nn.Module):
     Input: analog currents (T, B, n_in) (direct encoding: the pixel values, repeated each
     step). Output: the readout voltages (T, B, n_out); the class is the argmax of their
     mean over time. Hidden neurons add their input unscaled (``r = 1 / g``, as snnTorch's
-    ``beta`` form); the readout integrates with ``r = 1``.
+    ``beta`` form) and by default reset to ``v_reset = 0`` after a spike (the reset Lava's and
+    Loihi 2's LIF implement, so the network converts to every target); the readout integrates
+    with ``r = 1``.
 
     Args:
         n_in, hidden, n_out: layer sizes.
         tau: hidden membrane time constant (ms); tau_out: readout time constant (ms).
         theta: hidden threshold; dt: step (ms); scheme: "exact" or "euler".
+        reset: the hidden layer's reset, "to-value" (v <- v_reset) or "subtract" (v <- v - theta);
+        v_reset: the value "to-value" resets to.
         surrogate, slope: the hidden layer's surrogate gradient.
     """
 
     def __init__(self, n_in: int = 64, hidden: int = 128, n_out: int = 10, *, tau: float = 5.0,
                  tau_out: float = 10.0, theta: float = 1.0, dt: float = 1.0, scheme: str = "exact",
-                 surrogate: str = "fast_sigmoid", slope: float | None = None):
+                 reset: str = "to-value", v_reset: float = 0.0, surrogate: str = "fast_sigmoid",
+                 slope: float | None = None):
         super().__init__()
         r = float(1.0 / P.gain(tau, dt, scheme))
         self.fc1 = nn.Linear(n_in, hidden)
-        self.lif1 = LIF(tau=tau, r=r, theta=theta, dt=dt, scheme=scheme, surrogate=surrogate, slope=slope)
+        self.lif1 = LIF(tau=tau, r=r, theta=theta, v_reset=v_reset, reset=reset, dt=dt, scheme=scheme,
+                        surrogate=surrogate, slope=slope)
         self.fc2 = nn.Linear(hidden, n_out)
         self.readout = LI(tau=tau_out, dt=dt, scheme=scheme)
         self.dt, self.scheme = float(dt), scheme
