@@ -158,37 +158,49 @@ def _saved_bytes(fwd, x) -> int:
     return sum(seen.values())
 
 
-def bench(name, factory, n, T, repeats, device):
-    torch.manual_seed(0)
-    try:
-        module, fwd = factory(n, device)
-    except ImportError as e:
-        return {"name": name, "missing": str(e)}
+def bench_all(names, n, T, repeats, device) -> list[dict]:
+    """Time every implementation; repeats are interleaved (A B C A B C ...) so that a change in the
+    machine's load during the run affects all implementations alike."""
     x = (torch.rand(T, B, N_IN, generator=torch.Generator().manual_seed(1)) < 0.2).float().to(device)
-    params = [p for p in module.parameters() if p.requires_grad]
+    rows, runs = [], []
+    for name in names:
+        torch.manual_seed(0)
+        try:
+            module, fwd = IMPLS[name](n, device)
+        except ImportError as e:
+            rows.append({"name": name, "missing": str(e)})
+            continue
+        params = [p for p in module.parameters() if p.requires_grad]
 
-    def forward():
-        with torch.no_grad():
-            fwd(x)
+        def forward(fwd=fwd):
+            with torch.no_grad():
+                fwd(x)
 
-    def train_step():
-        for p in params:
-            p.grad = None
-        fwd(x).sum().backward()
+        def train_step(fwd=fwd, params=params):
+            for p in params:
+                p.grad = None
+            fwd(x).sum().backward()
 
-    forward()  # warm-up (and lazy initialisation)
-    train_step()
-    t_fwd = _time(forward, repeats, device)
-    t_fb = _time(train_step, repeats, device)
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        forward()  # warm-up (and lazy initialisation)
         train_step()
-        mem = torch.cuda.max_memory_allocated(device) - base
-    else:
-        mem = _saved_bytes(fwd, x)
-    return {"name": name, "fwd": t_fwd, "fb": t_fb, "mem": mem}
+        row = {"name": name, "fwd": [], "fb": []}
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            train_step()
+            row["mem"] = torch.cuda.max_memory_allocated(device) - base
+        else:
+            row["mem"] = _saved_bytes(fwd, x)
+        rows.append(row)
+        runs.append((row, forward, train_step))
+    for key in ("fwd", "fb"):
+        for _ in range(repeats):
+            for row, forward, train_step in runs:
+                row[key].append(_time(forward if key == "fwd" else train_step, 1, device))
+    for row, _, _ in runs:
+        row["fwd"], row["fb"] = statistics.median(row["fwd"]), statistics.median(row["fb"])
+    return rows
 
 
 def table(rows, n, T, device) -> str:
@@ -231,7 +243,7 @@ def main(argv=None) -> int:
         regimes = [tuple(int(v) for v in s.split(":")) for s in args.sizes.split(",")]
     names = [s for s in args.only.split(",") if s] or list(IMPLS)
     for n, T in regimes:
-        rows = [bench(name, IMPLS[name], n, T, args.repeats, device) for name in names]
+        rows = bench_all(names, n, T, args.repeats, device)
         print(table(rows, n, T, device), flush=True)
         got = {r["name"]: r for r in rows if "fb" in r}
         if "n3ml" in got:

@@ -134,6 +134,7 @@ class _SpikingScan(torch.autograd.Function):
         if inplace:
             ctx.mark_dirty(x)
         ctx.mark_non_differentiable(h)
+        ctx.set_materialize_grads(False)  # h gets no gradient: do not fill a (T, B, ...) zero tensor for it
         ctx.save_for_backward(h)
         ctx.cfg = (a, theta, reset, v_reset, spike)
         return out, h
@@ -143,6 +144,8 @@ class _SpikingScan(torch.autograd.Function):
         (h,) = ctx.saved_tensors
         a, theta, reset, v_reset, spike = ctx.cfg
         T = h.shape[0]
+        if gs is None:
+            return (None,) * 9
         gx = torch.empty_like(h)
         chunk = max(1, (1 << 18) // max(1, h[0].numel()))
         g = None  # dL/dv*_{t+1}
