@@ -13,6 +13,7 @@ point (a float Scale factor, ConstantCurrent, AvgPool2d, ...) give float64.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -168,8 +169,6 @@ class _Weighted(OpImpl):
         if self.bias is not None:
             b = self.bias.detach().cpu().numpy()
             changes["bias"] = b.astype(self.prim.bias.dtype) if self.int_weights else b.astype(np.float64)
-        import dataclasses
-
         return dataclasses.replace(self.prim, **changes)
 
 

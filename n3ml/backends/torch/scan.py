@@ -156,7 +156,7 @@ class _SpikingScan(torch.autograd.Function):
             p = gs[t0:t1] * sg  # direct path: loss -> s_t -> v*_t
             # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
             if reset == "subtract":
-                m = sg.mul_(neg(theta)).add_(1.0)
+                m = sg.mul_(-theta).add_(1.0)
             elif reset == "to-value":
                 # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
                 m = (hc <= 0).to(h.dtype).add_((v_reset - theta - hc).mul_(sg))
@@ -176,10 +176,6 @@ class _SpikingScan(torch.autograd.Function):
                     torch.addcmul(p[j], g, m[j] if m.dim() == h.dim() else m, out=gx[t])
                 g = gx[t]
         return gx, None, None, None, None, None, None, None, None
-
-
-def neg(theta):
-    return -theta
 
 
 def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, theta, reset: str, v_reset=0.0,
