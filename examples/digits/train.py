@@ -1,12 +1,13 @@
 """Train a spiking network (n3ml.nn) on scikit-learn's 8x8 digits and save it for `n3ml convert`.
 
-    .venv/bin/python examples/digits/train.py                      # one process, ~20 s on 2 cores
+    .venv/bin/python examples/digits/train.py                      # one process, ~20 s with start-up
     .venv/bin/torchrun --nproc_per_node 2 examples/digits/train.py # the same, data-parallel (DDP, gloo)
 
 The network is `n3ml.nn.zoo.DigitsSNN`: Linear(64 -> 128) + LIF + Linear(128 -> 10) + LI readout,
 the hidden LIF resetting to 0 after a spike (the reset every target has, Lava and Loihi 2 included;
---reset subtract trains the reset-by-subtraction variant), T = 8 steps of direct (analog) input: the pixel values / 16 presented at every step. The split is
-stratified and fixed by the seed; the test samples are never seen in training.
+--reset subtract trains the reset-by-subtraction variant). T = 8 steps of direct (analog) input:
+the pixel values / 16 presented at every step. The split is stratified and fixed by the seed; the
+test samples are never seen in training. Default run: 97.78% test accuracy in ~12 s (one process).
 
 Writes into --out (default: this folder):
     digits_snn.pt    state_dict (torch.load(..., weights_only=True))

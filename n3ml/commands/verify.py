@@ -1,10 +1,14 @@
 """Convert a model for each target, run the emitted programs, and compare them with the executor.
 
     n3ml verify MODEL --targets nest,pynn --steps T [--input X.npz] [--batch B] [--seed S] [--min-agreement 1.0]
+    n3ml verify MODEL -p "quantize{profile=loihi2,input_scale=16,readout=voltage}" --targets lava --steps T \
+        --input X.npz --record readout
 
 Every target runs in its own process (the program its `run_argv` names) on the same input; the table
 gives, per target and output node, the spike-train agreement (identical spikes / spikes in either),
-the spike-count agreement and correlation, and the first step at which the outputs diverge. The exit
+the spike-count agreement and correlation, and the first step at which the outputs diverge; -p runs a
+pass pipeline on the model first (as `n3ml convert -p`), and --record NODE also compares NODE's states
+(`state/NODE.v`, ...) for targets whose program takes --record (lava). The exit
 status is 1 when an agreement is below --min-agreement or a target refuses the graph.
 """
 
@@ -43,6 +47,10 @@ def add_arguments(p) -> None:
                    help="option passed to a target's emitter, e.g. pynn.simulator=nest (repeatable)")
     p.add_argument("--keep", metavar="DIR", help="keep the emitted programs and outputs under DIR/<target>")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed to each program (default 600)")
+    p.add_argument("-p", "--pipeline", default="", help="passes to run on the model before converting it, e.g. "
+                   "'quantize{profile=loihi2,input_scale=16,readout=voltage}'")
+    p.add_argument("--record", action="append", default=[], metavar="NODE",
+                   help="also compare NODE's recorded states (programs that take --record, e.g. lava; repeatable)")
 
 
 def parse_target_options(items: list[str], targets: list[str]) -> dict[str, dict[str, str]]:
@@ -80,11 +88,15 @@ def run(args) -> int:
     targets = {n: lookup(TARGETS, n, "target")() for n in names}
     options = parse_target_options(args.target_option, names)
     graph = load_model(args.model)
+    if args.pipeline.strip():
+        from ..passes import PassManager
+
+        graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": {}})
     inputs = read_npz(args.input) if args.input else random_inputs(graph, args.steps, args.batch, args.seed,
                                                                     args.rate)
     engine_name, engine = reference_engine(args.engine)
     t0 = time.perf_counter()
-    ref = engine(graph, inputs, args.steps)
+    ref = engine(graph, inputs, args.steps, record=args.record) if args.record else engine(graph, inputs, args.steps)
     print(f"reference: {engine_name} engine, {args.steps} steps, batch "
           f"{next(iter(ref.outputs.values())).shape[1] if ref.outputs else 0}, "
           f"{time.perf_counter() - t0:.2f} s")
@@ -113,13 +125,24 @@ def run(args) -> int:
             t0 = time.perf_counter()
             target.emit(graph, out_dir, steps=args.steps, options=opts or None)
             t_emit = time.perf_counter() - t0
-            got, t_run = run_program(target.run_argv(out_dir), x_path, args.steps, work / f"{name}-out.npz",
+            record = [a for n in args.record for a in ("--record", n)]
+            got, t_run = run_program(target.run_argv(out_dir) + record, x_path, args.steps, work / f"{name}-out.npz",
                                      timeout=args.timeout)
             print(f"{name}: emitted in {t_emit:.2f} s, ran in {t_run:.2f} s ({out_dir if args.keep else 'temp'})")
             for out_name, y in ref.outputs.items():
                 if out_name not in got:
                     raise N3mlError(f"target {name}: the program saved no array `{out_name}`; found {sorted(got)}")
                 c = compare(out_name, y, got[out_name], types[out_name].kind)
+                rows.append((name, c))
+                if c.agreement < args.min_agreement:
+                    failed.append(name)
+            for key, y in ref.states.items():
+                if "." not in key:  # the recorded node's output; programs save only its states (node.v, ...)
+                    continue
+                if f"state/{key}" not in got:
+                    raise N3mlError(f"target {name}: the program saved no `state/{key}` (--record); "
+                                    f"found {sorted(got)}")
+                c = compare(f"state/{key}", y, got[f"state/{key}"], "analog")
                 rows.append((name, c))
                 if c.agreement < args.min_agreement:
                     failed.append(name)

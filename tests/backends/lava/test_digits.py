@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from n3ml.cli import main
 
 from .test_lava import LAVA_PY
 
-SCRIPT = Path(__file__).resolve().parents[3] / "examples" / "digits" / "loihi2.py"
+DIGITS = Path(__file__).resolve().parents[3] / "examples" / "digits"
+SCRIPT = DIGITS / "loihi2.py"
 
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="examples/digits/loihi2.py is not in this checkout")
@@ -27,3 +31,22 @@ def test_digits_loihi2_accuracy_within_one_point(tmp_path):
     assert abs(fig["loihi2_accuracy"] - fig["float_accuracy"]) <= 0.01, fig
     if LAVA_PY is not None:
         assert fig["lava_bit_identical"] is True
+
+
+@pytest.mark.skipif(LAVA_PY is None, reason="the Lava venv is missing (make setup-lava)")
+def test_digits_pt2_verify_on_lava_bit_identical(tmp_path, capsys):
+    """`n3ml verify digits_snn.pt2 -p quantize{...} --targets lava --record`: the emitted Lava program's
+    readout and hidden states equal the torch executor's fixed-point run on a few test samples."""
+    with np.load(DIGITS / "test.npz") as z:
+        x = z["x"][:, :4]
+    np.savez(tmp_path / "in.npz", x=np.round(x * 16).astype(np.int64))
+    rc = main(["verify", str(DIGITS / "digits_snn.pt2"),
+               "-p", "quantize{profile=loihi2,input_scale=16,readout=voltage}", "--targets", "lava",
+               "--steps", str(x.shape[0]), "--input", str(tmp_path / "in.npz"), "--record", "readout",
+               "--record", "lif1"])
+    table = capsys.readouterr().out
+    assert rc == 0, table
+    rows = {line.split()[1]: line.split() for line in table.splitlines() if line.startswith("lava ")}
+    assert set(rows) == {"out", "state/readout.v", "state/readout.i", "state/lif1.v", "state/lif1.i"}, table
+    for row in rows.values():
+        assert row[3] == "100.00%" and row[-1] == "0", table  # agreement, max |err|
