@@ -26,8 +26,8 @@ sysdeps:
 
 -include mk/*.mk
 
-demo: setup sysdeps
-	$(BIN)/python examples/demo.py
+demo: setup sysdeps setup-sim setup-lava
+	PYNEST_QUIET=1 $(BIN)/python examples/demo.py
 
 test: $(TEST_DEPS)
 	PYNEST_QUIET=1 $(BIN)/python -m pytest -q -p no:cacheprovider
