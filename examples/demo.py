@@ -51,6 +51,8 @@ def main() -> None:
     steps = x.shape[0]
     np.savez(out / "test_x.npz", x=x)
     np.savez(out / "few_x.npz", x=x[:, : args.samples])
+    # the quantized graph takes the pixels as integers 0..16 (input_scale=16)
+    np.savez(out / "few_int.npz", x=np.round(16 * x[:, : args.samples]).astype(np.int64))
 
     n3ml("show", str(MODEL))
     n3ml("render", str(MODEL), "-o", str(out / "digits_snn.svg"), "--lr")
@@ -70,7 +72,7 @@ def main() -> None:
     if lava_python.exists():
         n3ml("convert", str(MODEL), "--target", "lava", "-p", LOIHI2, "-o", str(out / "lava"), "--force")
         n3ml("verify", str(MODEL), "-p", LOIHI2, "--targets", "lava", "--steps", str(steps),
-             "--input", str(out / "few_x.npz"), "--record", "readout")
+             "--input", str(out / "few_int.npz"), "--record", "readout")
     else:
         print("\nLava venv not found: skipping Loihi 2 (build it with `make setup-lava`).")
     print(f"\ndemo done: outputs in {out}")

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..backends.conformance import compare, format_table, run_program
 from ..errors import N3mlError, UnsupportedError
 from ..loader import load_model
@@ -91,9 +93,15 @@ def run(args) -> int:
     if args.pipeline.strip():
         from ..passes import PassManager
 
-        graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": {}})
+        report: dict = {}
+        graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": report})
     inputs = read_npz(args.input) if args.input else random_inputs(graph, args.steps, args.batch, args.seed,
                                                                     args.rate)
+    scale = report.get("quantize", {}).get("input_scale") if args.pipeline.strip() else None
+    for k, v in inputs.items() if scale else ():
+        if not np.array_equal(v, np.round(v)):  # a float 0..1 would be truncated to 0 in integer arithmetic
+            raise N3mlError(f"{args.input or 'the random input'}: `{k}` holds non-integer values; the pipeline "
+                            f"quantized analog inputs with input_scale={scale:g}, so give round({scale:g} * x)")
     engine_name, engine = reference_engine(args.engine)
     t0 = time.perf_counter()
     ref = engine(graph, inputs, args.steps, record=args.record) if args.record else engine(graph, inputs, args.steps)

@@ -50,3 +50,15 @@ def test_digits_pt2_verify_on_lava_bit_identical(tmp_path, capsys):
     assert set(rows) == {"out", "state/readout.v", "state/readout.i", "state/lif1.v", "state/lif1.i"}, table
     for row in rows.values():
         assert row[3] == "100.00%" and row[-1] == "0", table  # agreement, max |err|
+
+
+def test_verify_refuses_float_pixels_for_integer_inputs(tmp_path, capsys):
+    """With input_scale the quantized graph takes round(16 x); the float pixels (0..1) are refused, not
+    silently truncated to 0 by the integer arithmetic."""
+    with np.load(DIGITS / "test.npz") as z:
+        np.savez(tmp_path / "in.npz", x=z["x"][:, :2])
+    rc = main(["verify", str(DIGITS / "digits_snn.pt2"),
+               "-p", "quantize{profile=loihi2,input_scale=16,readout=voltage}", "--targets", "lava",
+               "--steps", "8", "--input", str(tmp_path / "in.npz")])
+    assert rc == 1
+    assert "non-integer values" in capsys.readouterr().err
