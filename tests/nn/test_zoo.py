@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from n3ml.ir import interp, text
@@ -12,9 +13,11 @@ from n3ml.nn.zoo import DigitsSNN
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 
-def test_to_graph_matches_model_in_float64():
+@pytest.mark.parametrize("reset", ["to-value", "subtract"])
+def test_to_graph_matches_model_in_float64(reset):
     torch.manual_seed(0)
-    model = DigitsSNN(hidden=16, tau=4.0, scheme="euler").double()
+    model = DigitsSNN(hidden=16, tau=4.0, scheme="euler", reset=reset).double()
+    assert model.to_graph().nodes["lif1"].reset == reset
     with torch.no_grad():
         model.fc1.weight.mul_(3.0)
     x = np.random.default_rng(0).uniform(0, 1, (6, 5, 64))
@@ -37,6 +40,8 @@ def test_committed_artifacts_agree_and_reach_95_percent():
     with torch.no_grad():
         pred = model.double().predict(torch.from_numpy(x).double()).numpy()
     graph = text.load(DIGITS / "digits_snn.n3ml")
+    lif1 = graph.nodes["lif1"]  # Lava's and Loihi 2's reset, so the bundled model converts for every target
+    assert lif1.reset == "to-value" and np.all(np.asarray(lif1.v_reset) == 0)
     ref = interp.run(graph, {"x": x.astype(np.float64)}).outputs["out"]
     assert np.array_equal(pred, ref.mean(0).argmax(-1))
     assert np.mean(pred == labels) >= 0.95
