@@ -225,7 +225,7 @@ class Executor(nn.Module):
             for n in nodes:
                 seqs[n].append(cur[n])
         for n in nodes:
-            vals[n] = torch.stack(seqs[n]) if run.T else torch.zeros((0, run.B, *self.types[n].shape), dtype=dt)
+            vals[n] = torch.stack(seqs[n]) if run.T else torch.zeros((0, run.B, *self.types[n].shape), dtype=dt, device=self.ctx.device)
             for key, v in (srec[n] or {}).items():
                 rec[f"{n}.{key}"] = torch.stack(v)
 

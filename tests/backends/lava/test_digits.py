@@ -62,3 +62,30 @@ def test_verify_refuses_float_pixels_for_integer_inputs(tmp_path, capsys):
                "--steps", "8", "--input", str(tmp_path / "in.npz")])
     assert rc == 1
     assert "non-integer values" in capsys.readouterr().err
+
+
+def test_digits_pt2_converts_to_floating_pt_without_a_pipeline(tmp_path):
+    """The headline command: no quantize pipeline, so a floating_pt program whose LI readout is a LIF
+    that never fires, read through its voltage."""
+    rc = main(["convert", str(DIGITS / "digits_snn.pt2"), "--target", "lava", "-o", str(tmp_path / "out")])
+    assert rc == 0
+    src = (tmp_path / "out" / "run.py").read_text()
+    assert 'RUN_CFG = "floating_pt"' in src
+    assert 'READOUTS = {"out": ("readout", 2)}' in src  # the Output's array is the LI's voltage
+    assert "num_message_bits=24" in src  # analog pixels arrive as graded spikes
+
+
+@pytest.mark.skipif(LAVA_PY is None, reason="the Lava venv is missing (make setup-lava)")
+def test_digits_pt2_verify_floating_pt(tmp_path, capsys):
+    """`n3ml verify digits_snn.pt2 --targets lava` (float pixels, no pipeline): the readout voltage and
+    the hidden voltages agree with the reference to float rounding."""
+    with np.load(DIGITS / "test.npz") as z:
+        np.savez(tmp_path / "in.npz", x=z["x"][:, :4])
+    rc = main(["verify", str(DIGITS / "digits_snn.pt2"), "--targets", "lava", "--steps", "8",
+               "--input", str(tmp_path / "in.npz"), "--record", "readout", "--record", "lif1"])
+    table = capsys.readouterr().out
+    assert rc == 0, table
+    rows = {line.split()[1]: line.split() for line in table.splitlines() if line.startswith("lava ")}
+    assert set(rows) == {"out", "state/readout.v", "state/lif1.v"}, table
+    for row in rows.values():
+        assert row[3] == "100.00%" and float(row[-1]) < 1e-9, table  # agreement, max |err|

@@ -29,13 +29,13 @@ needs_lava = pytest.mark.skipif(LAVA_PY is None, reason=WHY or "the Lava venv is
 
 
 def lava_variant(name: str, quantized: bool, exp_max: int = -1) -> Graph:
-    """Example graphs as Lava can run them: reset to 0 (Lava's LIF), no refractoriness in fixed_pt,
-    no LI readout; `quantized` runs quantize{profile=loihi2}."""
+    """Example graphs as Lava can run them: reset to 0 (Lava's LIF), no refractoriness and no LI readout
+    in fixed_pt; `quantized` runs quantize{profile=loihi2}."""
     g = load(GRAPHS / f"{name}.n3ml")
     for n, p in list(g.nodes.items()):
         if isinstance(p, (P.IF, P.LIF, P.CubaLIF)):
             g.replace(n, reset="to-value", v_reset=0.0, **({"refractory": 0} if quantized else {}))
-    if name == "recurrent":
+    if name == "recurrent" and quantized:
         for n in ("out", "readout", "fc_out"):
             g.remove(n)
     return Quantize(profile="loihi2", weight_exp_max=exp_max).apply(g) if quantized else g
@@ -148,7 +148,10 @@ def test_floating_pt_agrees_with_the_reference(name, tmp_path):
     ref = interp.run(g, x).outputs
     got = run_lava(g, x, tmp_path)
     for k in ref:
-        assert ref[k].sum() > 0
+        assert np.abs(ref[k]).sum() > 0
+        if g.verify()[k].kind == "analog":  # an LI readout's voltage (recurrent's `out`)
+            np.testing.assert_allclose(got[k], ref[k], rtol=0, atol=1e-9, err_msg=f"{name}:{k}")
+            continue
         agree = float(np.mean(got[k] == ref[k]))
         assert agree >= 0.99, f"{name}:{k}: {agree:.4f} of spikes agree"
 
@@ -195,3 +198,84 @@ def test_graded_input_and_recorded_states_are_bit_identical(tmp_path):
         for k in ("n.v", "n.i", "r.v", "r.i"):
             assert np.abs(ref.states[k]).max() > 0
             np.testing.assert_array_equal(f[f"state/{k}"], ref.states[k], err_msg=k)
+
+
+# ------------------------------------------------------- float readouts (LI) and analog inputs
+
+
+def li_graph(**li) -> Graph:
+    """Analog (C, H, W) input -> Conv2d -> LIF -> Flatten -> Dense (bias) -> LI readout; both are outputs."""
+    rng = np.random.default_rng(5)
+    g = Graph(name="li_float")
+    g.add("x", P.Input(shape=(2, 5, 5), kind="analog"))
+    g.add("conv", P.Conv2d(weight=rng.normal(0, 0.6, (3, 2, 3, 3)), padding=(1, 1)), "x")
+    g.add("lif", P.LIF(tau=6.0, r=2.0, theta=1.0, reset="to-value"), "conv")
+    g.add("flat", P.Flatten(), "lif")
+    g.add("fc", P.Dense(weight=rng.normal(0, 0.5, (4, 75)), bias=rng.normal(0, 0.2, 4)), "flat")
+    args = {"tau": 7.0, "v_leak": np.array([0.0, 0.3, -0.2, 0.1]), "r": np.array([1.0, 2.0, 0.5, 1.5]),
+            "v_init": np.array([0.0, 0.5, -0.25, 1.0])}
+    args.update(li)
+    g.add("readout", P.LI(**args), "fc")
+    g.add("spikes", P.Output(), "lif")
+    g.add("out", P.Output(), "readout")
+    return g
+
+
+def test_li_readout_lowers_to_a_lif_that_never_fires():
+    from n3ml.backends.lava.lower import lower
+
+    g = li_graph()
+    net = lower(g)
+    li = g.nodes["readout"]
+    a = P.decay(li.tau, g.dt, g.scheme)
+    prm = net.pops["readout"].params
+    assert prm["du"] == 1.0 and prm["vth"] == np.inf  # u is the step's input; v never exceeds +inf
+    assert prm["dv"] == pytest.approx(1 - a, abs=0)
+    np.testing.assert_allclose(prm["bias_mant"][[0, 2]], ((1 - a) * li.v_leak + li.r * P.gain(li.tau, g.dt, g.scheme)
+                                                          * g.nodes["fc"].bias)[[0, 2]], rtol=1e-14)
+    (fc,) = [c for c in net.conns if c.name == "fc"]
+    np.testing.assert_allclose(fc.weight, g.nodes["fc"].weight * (li.r * P.gain(li.tau, g.dt, g.scheme))[:, None],
+                               rtol=1e-14)
+    assert [(p.output, p.var) for p in net.probes] == [("spikes", "s"), ("out", "v")]
+    assert net.pops["x"].graded
+
+
+def test_li_refusals_name_the_node():
+    with pytest.raises(UnsupportedError, match=r"node `readout` \(LI\).*one `tau`"):
+        LavaTarget().check(li_graph(tau=np.array([5.0, 6.0, 7.0, 8.0])))
+    # a float LI readout in a fixed-point graph
+    h = lava_variant("spiking_mlp", quantized=True)
+    last = [n for n, p in h.nodes.items() if isinstance(p, P.FixedCubaLIF)][-1]
+    h.add("fc_ro", P.Dense(weight=np.ones((2,) + tuple(h.verify()[last].shape))), last)
+    h.add("ro", P.LI(tau=5.0), "fc_ro")
+    h.add("ro_out", P.Output(), "ro")
+    with pytest.raises(UnsupportedError, match=r"node `ro` \(LI\).*fixed-point.*readout=voltage"):
+        LavaTarget().check(h)
+
+
+@needs_lava
+@pytest.mark.lava
+def test_floating_pt_li_readout_and_analog_input_match_the_reference(tmp_path):
+    """Analog pixels into a convolution (graded spikes), an LI readout with per-neuron r, v_leak and
+    v_init read as its voltage, recorded too: spikes identical, voltages within float rounding."""
+    g = li_graph()
+    x = {"x": np.random.default_rng(2).random((10, 2, 2, 5, 5))}
+    ref = interp.run(g, x, record=["readout"])
+    t = LavaTarget()
+    (tmp_path / "p").mkdir()
+    t.emit(g, tmp_path / "p")
+    src = (tmp_path / "p" / "run.py").read_text()
+    assert 'RUN_CFG = "floating_pt"' in src and 'vth=float("inf")' in src and "Monitor()" in src
+    np.savez(tmp_path / "in.npz", **x)
+    r = subprocess.run(t.run_argv(tmp_path / "p") + ["--input", str(tmp_path / "in.npz"), "--record", "readout",
+                                                     "-o", str(tmp_path / "o.npz")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with np.load(tmp_path / "o.npz") as f:
+        got = {k: f[k] for k in f.files}
+    assert 0 < ref.outputs["spikes"].sum() < ref.outputs["spikes"].size
+    np.testing.assert_array_equal(got["spikes"], ref.outputs["spikes"])
+    assert got["out"].shape == ref.outputs["out"].shape == (10, 2, 4)
+    np.testing.assert_allclose(got["out"], ref.outputs["out"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["state/readout.v"], ref.states["readout.v"], rtol=0, atol=1e-12)
+    assert np.abs(ref.outputs["out"][0, :, 1] - 0.5).max() > 1e-3  # v_init, v_leak and input all act

@@ -57,6 +57,19 @@ def test_recording_returns_sequences_and_states():
     assert rec["cuba1.v"].shape == (20, 2, 20) and outs["out"].shape == (20, 2, 5)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_recorded_synapse_output_is_not_overwritten_by_its_neuron(grad):
+    # the fused scan may reuse its input's storage only when nobody else reads that sequence
+    g = load(EXAMPLES / "spiking_mlp.n3ml")
+    x = random_inputs(g, 30, 2)
+    ref = interp.run(g, x, record=["fc1"])
+    exe = compile(g, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        outs, rec = exe(torch.as_tensor(x["x"]), record=["fc1"])
+    np.testing.assert_allclose(rec["fc1"].detach().numpy(), ref.states["fc1"], rtol=1e-12, atol=1e-12)
+    assert np.array_equal(outs["out"].detach().numpy(), ref.outputs["out"])
+
+
 def test_steps_argument_truncates_like_the_reference():
     g = load(EXAMPLES / "spiking_mlp.n3ml")
     x = random_inputs(g, 30, 2)
