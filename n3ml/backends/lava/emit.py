@@ -92,8 +92,8 @@ def per_neuron(v, shape, conv, B):
 
 
 def _lit(v: Any) -> str:
-    if isinstance(v, float):
-        return repr(v)
+    if isinstance(v, float) and not np.isfinite(v):
+        return f'float("{v}")'  # a readout's threshold: +inf, never reached
     return repr(v)
 
 
@@ -134,7 +134,10 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
     L.append("INPUTS = {" + ", ".join(f'"{n}": ({tuple(p.shape)!r}, {p.conv})' for n, p in inputs.items()) + "}")
     L.append("OUTPUTS = {" + ", ".join(
         f'"{pr.output}": ("{pr.pop}", {tuple(net.pops[pr.pop].shape)!r}, {net.pops[pr.pop].conv}, {pr.latency})'
-        for pr in net.probes) + "}  # output: (population, shape, conv layout, latency)")
+        for pr in net.probes if pr.var == "s") + "}  # spike output: (population, shape, conv layout, latency)")
+    L.append("READOUTS = {" + ", ".join(f'"{pr.output}": ("{pr.pop}", {pr.latency})' for pr in net.probes
+                                        if pr.var == "v")
+             + "}  # voltage output (a readout LIF that never fires): (population, latency), read by a Monitor")
     L.append(f"DEFAULT_STEPS = {steps if steps else 'None'}")
     neurons = {n: p for n, p in net.pops.items() if p.kind == "neuron"}
     for n, p in neurons.items():
@@ -156,7 +159,8 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
         layout = f"({tuple(pop.shape)!r}, {pop.conv})"
         L.append(f"    lay_{n} = {layout}")
         if pop.kind == "input":
-            L.append(f"    # `{n}`: Input {pop.shape}, spikes from a ring buffer (latency 0)")
+            what = "analog values sent as graded spikes" if pop.graded else "spikes"
+            L.append(f"    # `{n}`: Input {pop.shape}, {what} from a ring buffer (latency 0)")
             L.append(f'    p["{n}"] = Source(data=to_lava(data["{n}"], *lay_{n}, steps))')
             continue
         prm = dict(pop.params)
@@ -175,7 +179,12 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
         if pop.refractory:
             cls = "LIFRefractory"
             args.append(f"refractory_period={pop.refractory}")
-        what = "fixed-point (du register = du - 1, vth = theta >> 6)" if net.fixed else "float, threshold units"
+        if net.fixed:
+            what = "fixed-point (du register = du - 1, vth = theta >> 6)"
+        elif np.isinf(float(np.asarray(prm.get("vth", 0)).reshape(-1)[0])):
+            what = "LI readout that never fires (vth = +inf; du = 1: u is the step's input), n3ml voltage units"
+        else:
+            what = "float, threshold units"
         L.append(f"    # `{n}`: neuron {pop.shape}, {what}; latency {pop.latency}")
         L.append(f'    p["{n}"] = {cls}(shape=lava_shape(*lay_{n}, B), {", ".join(args)}, name="{n}")')
     for c in net.conns:
@@ -239,6 +248,10 @@ def main(argv=None):
     t0 = time.perf_counter()
     procs, sinks = build(data, B, steps)
     monitors = {}
+    readouts = {}
+    for out, (pop, lat) in READOUTS.items():
+        readouts[out] = Monitor()
+        readouts[out].probe(procs[pop].v, steps)
     for n in record:
         monitors[n] = {"v": Monitor()}
         monitors[n]["v"].probe(procs[n].v, steps)
@@ -251,6 +264,11 @@ def main(argv=None):
         result = {out: from_lava(np.asarray(s.data.get()), shape, conv, B, lat, T)
                   for (out, (_, shape, conv, lat)), s in zip(OUTPUTS.items(), sinks.values())}
         W = np.load(HERE / "weights.npz")
+        for out, mon in readouts.items():
+            pop, lat = READOUTS[out]
+            shape, conv, _, scale_key = NEURONS[pop]
+            data = mon.get_data()[procs[pop].name]["v"]
+            result[out] = monitor_to_n3ml(data, shape, conv, B, lat, T, W[scale_key] if scale_key else 1)
         for n, mons in monitors.items():
             shape, conv, lat, scale_key = NEURONS[n]
             for var, mon in mons.items():

@@ -13,7 +13,10 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
   In floating_pt, `u = u (1 - du) + a_in; v = v (1 - dv) + u + bias`, so IF, LIF
   and CubaLIF map with du = 1 - a_syn (1 for a delta synapse), dv = 1 - a_mem
   and the gain r g folded into the incoming weights (per neuron, divided by the
-  threshold, so vth = 1).
+  threshold, so vth = 1). An `LI` readout is the same LIF with du = 1 (so u is
+  the step's input), dv = 1 - a, bias (1 - a) v_leak, the gain r g folded into
+  its weights (no threshold division) and vth = +inf, which v never exceeds;
+  its output is its voltage, read with a Monitor.
 * `Dense` and `Conv` deliver `W s` one step late (a_out sends the buffer of the
   previous step). n3ml synapses act in the same step, so every node gets a
   latency (Lava step = IR step + latency); a `Delay(d)` in front of a synapse
@@ -48,7 +51,8 @@ FIXED = {"decay_bits": 12, "state_bits": 24, "input_shift": 6, "current_overflow
 VTH_MAX = 2**17 - 1
 BIAS_MANT = 2**12 - 1  # 13-bit signed
 BIAS_EXP_MAX = 7
-SUPPORTED = "Input, Output, Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Add, Delay, IF, LIF, CubaLIF, FixedCubaLIF"
+SUPPORTED = ("Input, Output, Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Add, Delay, IF, LIF, CubaLIF, "
+             "FixedCubaLIF, LI (float graphs)")
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Probe:
     output: str  # IR Output node
     pop: str
     latency: int  # IR step t is Lava step t + latency
+    var: str = "s"  # "s": spikes through a Sink; "v": a readout's voltage through a Monitor
 
 
 @dataclass
@@ -126,7 +131,7 @@ def _resolve_pop(graph: Graph, name: str, user: str) -> tuple[str, int]:
 
 def _check_prims(graph: Graph) -> None:
     ok = (P.Input, P.Output, P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Flatten, P.Add, P.Delay, P.IF, P.LIF,
-          P.CubaLIF, P.FixedCubaLIF)
+          P.CubaLIF, P.FixedCubaLIF, P.LI)
     for n, p in graph.nodes.items():
         if not isinstance(p, ok):
             raise _unsupported(n, p, f"the Lava target does not support {p.op}; it supports {SUPPORTED}")
@@ -236,6 +241,8 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str
     if isinstance(p, P.FixedCubaLIF):
         raise _unsupported(n, p, "a graph mixing fixed-point and float neurons cannot run on Lava (fixed_pt and "
                                  "floating_pt are whole-network choices)")
+    if isinstance(p, P.LI):
+        return _float_readout(n, p, dt, scheme)
     if p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0):
         raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike; found reset={p.reset}"
                                  + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
@@ -254,6 +261,26 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str
               "bias_mant": np.asarray(leak / theta, dtype=np.float64), "bias_exp": 0,
               "v": np.asarray(np.asarray(p.v_init) / theta, dtype=np.float64), "u": 0.0}
     return params, np.asarray(gain / theta, dtype=np.float64)
+
+
+def _float_readout(n: str, p: P.LI, dt: float, scheme: str) -> tuple[dict[str, Any], np.ndarray]:
+    """An LI readout as a Lava float LIF that never fires, in n3ml's voltage units (v_scale 1).
+
+    LI: v_t = a v_{t-1} + (1 - a) v_leak + r g I_t. Lava: u = u (1 - du) + a_in, v = v (1 - dv) + u + bias.
+    With du = 1, u is the step's input; the weights carry r g (per neuron), dv = 1 - a, bias = (1 - a) v_leak
+    and vth = +inf, which no finite v exceeds (so there is no spike and no reset).
+    """
+    a = P.decay(p.tau, dt, scheme)
+    keep = _uniform(n, p, "tau", a)
+    gain = np.asarray(p.r, dtype=np.float64) * np.asarray(P.gain(p.tau, dt, scheme), dtype=np.float64)
+    leak = (1.0 - np.asarray(a, dtype=np.float64)) * np.asarray(p.v_leak, dtype=np.float64)
+    for what, arr in (("r", np.asarray(p.r)), ("v_leak", np.asarray(p.v_leak)), ("v_init", np.asarray(p.v_init)),
+                      ("r g (the input gain)", gain)):
+        if not np.all(np.isfinite(arr)):
+            raise _unsupported(n, p, f"`{what}` must be finite on Lava; found {arr!r}")
+    params = {"du": 1.0, "dv": 1.0 - keep, "vth": math.inf, "bias_mant": np.asarray(leak, dtype=np.float64),
+              "bias_exp": 0, "v": np.asarray(p.v_init, dtype=np.float64), "u": 0.0}
+    return params, gain
 
 
 # ------------------------------------------------------------------- synapses
@@ -318,8 +345,9 @@ def lower(graph: Graph) -> LavaNet:
     gains: dict[str, np.ndarray] = {}
     for n in neurons:
         p = graph.nodes[n]
-        if not p.spiking:
-            raise _unsupported(n, p, "non-spiking readouts have no Lava LIF equivalent here")
+        if not p.spiking and fixed:
+            raise _unsupported(n, p, "a graph mixing fixed-point neurons and float readouts cannot run on Lava "
+                                     "(quantize it with readout=voltage)")
         if fixed:
             if not isinstance(p, P.FixedCubaLIF):
                 raise _unsupported(n, p, "a graph mixing fixed-point and float neurons cannot run on Lava "
@@ -327,10 +355,10 @@ def lower(graph: Graph) -> LavaNet:
             params = _fixed_neuron(n, p)
         else:
             params, gains[n] = _float_neuron(n, p, graph.dt, graph.scheme)
-            if p.refractory:
+            if p.refractory and p.spiking:  # a readout never spikes: its refractoriness never starts
                 params["refractory_period"] = int(p.refractory)
-        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params, refractory=int(p.refractory),
-                      v_scale=1 if fixed else np.asarray(p.theta, dtype=np.float64))
+        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params, refractory=int(p.refractory) if p.spiking else 0,
+                      v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64))
     conns: list[Conn] = []
     conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
     for n in neurons:
@@ -385,7 +413,7 @@ def lower(graph: Graph) -> LavaNet:
             p = graph.nodes[n]
             b = sum(np.broadcast_to(np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
                     for x in biases)
-            if isinstance(p, P.CubaLIF):
+            if isinstance(p, P.CubaLIF):  # (an LI's u is its input of the step: its bias may go to v)
                 raise _unsupported(n, p, "a synapse bias into a current-based neuron has no Lava floating_pt form "
                                          "(Lava's bias is added to v)")
             pops[n].params["bias_mant"] = pops[n].params["bias_mant"] + b * np.broadcast_to(
@@ -408,7 +436,8 @@ def lower(graph: Graph) -> LavaNet:
         pop, d = _resolve_pop(graph, src, o)
         if pops[pop].kind != "neuron" and pops[pop].kind != "input":
             raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")
-        probes.append(Probe(o, pop, pops[pop].latency - d))
+        readout = pops[pop].kind == "neuron" and not graph.nodes[pop].spiking
+        probes.append(Probe(o, pop, pops[pop].latency - d, "v" if readout else "s"))
     return LavaNet(graph.name, fixed, pops, conns, probes, graph.dt)
 
 
