@@ -491,6 +491,8 @@ class NeuronImpl(OpImpl):
             y = self.fast(xs[0], self.node in run.owned)
             if y is not None:
                 return y
+        if run.T == 0:
+            return torch.zeros_like(xs[0], dtype=self.sdtype)
         st = self.init_state(run)
         rec: dict | None = {} if states is not None else None
         # unbind, not x[t]: indexing a sequence that needs gradients makes the backward O(T^2)
