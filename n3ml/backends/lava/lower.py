@@ -357,7 +357,8 @@ def lower(graph: Graph) -> LavaNet:
             params, gains[n] = _float_neuron(n, p, graph.dt, graph.scheme)
             if p.refractory and p.spiking:  # a readout never spikes: its refractoriness never starts
                 params["refractory_period"] = int(p.refractory)
-        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params, refractory=int(p.refractory) if p.spiking else 0,
+        pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params,
+                      refractory=int(p.refractory) if p.spiking else 0,
                       v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64))
     conns: list[Conn] = []
     conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
@@ -366,6 +367,9 @@ def lower(graph: Graph) -> LavaNet:
         for s in _synapse_inputs(graph, n):
             sp = graph.nodes[s]
             src, d = _resolve_pop(graph, graph.inputs_of(s)[0], s)
+            if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
+                raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
+                                          "can only be an Output (Lava's synapses carry spikes)")
             conns_in[n].append((s, src, d))
             if isinstance(sp, P.Dense):
                 if fixed:

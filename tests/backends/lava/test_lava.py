@@ -243,6 +243,13 @@ def test_li_readout_lowers_to_a_lif_that_never_fires():
 def test_li_refusals_name_the_node():
     with pytest.raises(UnsupportedError, match=r"node `readout` \(LI\).*one `tau`"):
         LavaTarget().check(li_graph(tau=np.array([5.0, 6.0, 7.0, 8.0])))
+    # a readout's voltage feeding a synapse (Lava's synapses carry spikes)
+    g = li_graph()
+    g.add("fc_next", P.Dense(weight=np.ones((2, 4))), "readout")
+    g.add("n_next", P.LIF(tau=5.0, reset="to-value"), "fc_next")
+    g.add("out_next", P.Output(), "n_next")
+    with pytest.raises(UnsupportedError, match=r"node `fc_next` \(Dense\).*voltage of the readout `readout`"):
+        LavaTarget().check(g)
     # a float LI readout in a fixed-point graph
     h = lava_variant("spiking_mlp", quantized=True)
     last = [n for n, p in h.nodes.items() if isinstance(p, P.FixedCubaLIF)][-1]
