@@ -85,7 +85,7 @@ def load_any(args) -> Any:
 def _calibration(path: str | None) -> dict[str, np.ndarray] | None:
     if not path:
         return None
-    from .simulate import read_npz
+    from ..io import read_npz
 
     return read_npz(path)
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import N3mlError
+from ..io import random_inputs, read_npz, write_npz
 from ..loader import load_model
 from ..registry import ENGINES, lookup
 
@@ -29,35 +27,6 @@ def add_arguments(p) -> None:
     p.add_argument("--record", default="", help="comma-separated nodes whose outputs and states to record")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="where to save outputs (and recorded states)")
     p.add_argument("--plot", metavar="OUT.png", help="also write a raster/voltage figure")
-
-
-def random_inputs(graph, steps: int, batch: int, seed: int, rate: float) -> dict[str, np.ndarray]:
-    """The default input: Bernoulli(rate) spikes, or U[0,1) analog values, from numpy PCG64(seed)."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for n in graph.input_names:
-        prim = graph.nodes[n]
-        shape = (steps, batch, *prim.shape)
-        out[n] = (rng.random(shape) < rate).astype(np.float64) if prim.kind == "spike" else rng.random(shape)
-    return out
-
-
-def read_npz(path: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise N3mlError(f"{path}: no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise N3mlError(f"{path}: not a readable .npz file ({e})") from None
-
-
-def write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically: a half-written file never appears under `path`."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, p)
 
 
 def run(args) -> int:

@@ -27,7 +27,7 @@ from ..backends.conformance import compare, format_table, run_program
 from ..errors import N3mlError, UnsupportedError
 from ..loader import load_model
 from ..registry import ENGINES, TARGETS, lookup
-from .simulate import random_inputs, read_npz, write_npz
+from ..io import random_inputs, read_npz, write_npz
 
 log = logging.getLogger(__name__)
 

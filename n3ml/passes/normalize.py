@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import N3mlError
+from ..io import read_npz
 from ..ir import Graph
 from ..ir import prims as P
 from ..ir.graph import Edge
@@ -78,13 +79,7 @@ def calibration_inputs(graph: Graph, calibration: dict[str, np.ndarray] | None, 
 
 
 def load_calibration(path: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise N3mlError(f"{path}: no such calibration file") from None
-    except Exception as e:
-        raise N3mlError(f"{path}: not a readable .npz file ({e})") from None
+    return read_npz(path, "calibration .npz file")
 
 
 def context_calibration(context: dict[str, Any] | None, path: str) -> dict[str, np.ndarray] | None:

@@ -11,7 +11,6 @@ so callers can read the plotted data back.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import N3mlError
+from ..io import read_npz
 from ..ir import prims as P
 from ..ir.graph import Graph
 
@@ -76,16 +76,6 @@ def _is_spikes(a: np.ndarray) -> bool:
     return a.dtype.kind in "biuf" and a.size > 0 and bool(np.all((a == 0) | (a == 1)))
 
 
-def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise N3mlError(f"{path}: no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise N3mlError(f"{path}: not a readable .npz recording ({e})") from None
-
-
 def load_recording(src: Any, graph: Graph | None = None) -> Recording:
     """Bring any recording into one form.
 
@@ -98,7 +88,7 @@ def load_recording(src: Any, graph: Graph | None = None) -> Recording:
     if isinstance(src, Recording):
         return src
     if isinstance(src, (str, os.PathLike)):
-        src = _read_npz(src)
+        src = read_npz(src)
     if hasattr(src, "outputs") and hasattr(src, "states"):
         outputs, states = dict(src.outputs), dict(src.states)
     elif isinstance(src, Mapping):

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import N3mlError
+from ..io import random_inputs
 from ..ir import prims as P
 from ..ir.graph import Graph
 from ..ir.types import PortType
@@ -252,12 +253,7 @@ def measure_activity(graph: Graph, steps: int, *, batch: int = 1, seed: int = 0,
     if steps < 1:
         raise N3mlError(f"the number of steps must be >= 1, found {steps}")
     if inputs is None:
-        rng = np.random.default_rng(seed)
-        inputs = {}
-        for n in graph.input_names:
-            p = graph.nodes[n]
-            shape = (steps, batch, *p.shape)
-            inputs[n] = (rng.random(shape) < input_rate).astype(np.float64) if p.kind == "spike" else rng.random(shape)
+        inputs = random_inputs(graph, steps, batch, seed, input_rate)
     record = [n for n, p in graph.nodes.items() if not isinstance(p, P.Output)]
     res = interp.run(graph, inputs, steps, record=record)
     return load_recording(res, graph)

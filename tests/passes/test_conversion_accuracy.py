@@ -22,16 +22,6 @@ TEST = dict(np.load("examples/ann_to_snn/test.npz"))
 N_TEST, STEPS = 150, 60
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _convert_and_measure(model: str) -> dict:
     ctx = {"calibration": CAL, "steps": STEPS, "report": None}
     snn = PassManager.from_string(PIPELINE).run(load_model(f"examples/ann_to_snn/{model}.onnx"), ctx)

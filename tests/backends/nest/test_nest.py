@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from n3ml.backends.nest import NestTarget, lower_ir_to_nest
-from n3ml.commands.simulate import random_inputs
+from n3ml.io import random_inputs
 from n3ml.errors import UnsupportedError
 from n3ml.ir import ALIF, LIF, Dense, Graph, Input, MaxPool2d, Output, PoissonRate
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from n3ml.backends.pynn import SPINNAKER, PynnTarget, lower_ir_to_pynn
-from n3ml.commands.simulate import random_inputs
+from n3ml.io import random_inputs
 from n3ml.errors import N3mlError, UnsupportedError
 from n3ml.ir import LIF, Dense, Graph, Input, Output
 

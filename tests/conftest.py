@@ -3,8 +3,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls: one thread is fastest, and the CI machine's two cores are shared."""
+def _one_torch_thread():
+    """CI has two cores shared by the whole suite; the tests' small graphs gain nothing from threads."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
