@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import networkx as nx
 
@@ -209,10 +208,3 @@ def infer_types(graph: Graph) -> dict[str, PortType]:
                 raise VerifyError(f"output type {t} disagrees around a cycle with {types[n]}", node=n)
     return types
 
-
-def walk(graph: Graph, names: Iterable[str]) -> Iterator[tuple[str, Primitive]]:
-    for n in names:
-        yield n, graph.nodes[n]
-
-
-_ = copy

@@ -255,7 +255,7 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
                 continue
             xs = [val[s] for s in ins[n]]
             try:
-                val[n] = _eval(n, p, xs, t, data, neurons, noise, latency_x, dtype)
+                val[n] = _eval(_Ctx(n, t, dtype, data, neurons, noise, latency_x), p, xs)
             except VerifyError:
                 raise
             except Exception as e:  # name the node whose evaluation failed
@@ -275,57 +275,135 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
     return Result({n: np.stack(v) for n, v in outs.items()}, {k: np.stack(v) for k, v in rec.items()})
 
 
-def _eval(n, p, xs, t, data, neurons, noise, latency_x, dtype):
-    if isinstance(p, P.Input):
-        return data[n][t].astype(dtype)
-    if isinstance(p, (P.Output, P.Flatten)) and isinstance(p, P.Output):
-        return xs[0]
-    if isinstance(p, P.Flatten):
-        return xs[0].reshape(xs[0].shape[0], -1)
-    if isinstance(p, P.Delay):  # steps == 0
-        return xs[0]
-    if isinstance(p, P.Dense):
-        y = xs[0] @ p.weight.astype(dtype).T
-        return y + p.bias.astype(dtype) if p.bias is not None else y
-    if isinstance(p, P.Conv2d):
-        return conv2d(xs[0], p.weight.astype(dtype), None if p.bias is None else p.bias.astype(dtype),
-                      p.stride, p.padding, p.dilation, p.groups)
-    if isinstance(p, P.Conv1d):
-        return conv1d(xs[0], p.weight.astype(dtype), None if p.bias is None else p.bias.astype(dtype),
-                      p.stride, p.padding, p.dilation, p.groups)
-    if isinstance(p, P._Pool2d):
-        return pool2d(xs[0], p)
-    if isinstance(p, P.Scale):
-        f = np.asarray(p.factor)
-        return xs[0] * (f.astype(dtype) if f.dtype.kind in "iu" or dtype is np.float64 else f)
-    if isinstance(p, P.Add):
-        y = xs[0]
-        for x in xs[1:]:
-            y = y + x
-        return y
-    if isinstance(p, P.Concat):
-        return np.concatenate(xs, axis=p.axis + 1)
-    if isinstance(p, P.Neuron):
-        return neurons[n].step(xs[0])
-    if isinstance(p, P.ReLU):
-        return np.maximum(xs[0], 0)
-    if isinstance(p, P.BatchNorm):
-        shp = (1, -1) + (1,) * (xs[0].ndim - 2)
-        k = (p.gamma / np.sqrt(p.var + p.eps)).reshape(shp)
-        return (xs[0] - p.mean.reshape(shp)) * k + p.beta.reshape(shp)
-    if isinstance(p, P.Softmax):
-        z = xs[0] - xs[0].max(axis=p.axis + 1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=p.axis + 1, keepdims=True)
-    if isinstance(p, P.PoissonRate):
-        prob = np.clip(p.gain * xs[0], 0.0, 1.0)
-        return (noise[n][t] < prob).astype(dtype)
-    if isinstance(p, P.ConstantCurrent):
-        return p.scale * xs[0] + p.offset
-    if isinstance(p, P.Latency):
-        if t % p.window == 0:
-            latency_x[n] = np.clip(xs[0], 0.0, 1.0)
-        x = latency_x[n]
-        ts = np.floor((1.0 - x) * (p.window - 1) + 0.5)
-        return ((t % p.window == ts) & (x > p.x_min)).astype(dtype)
-    raise VerifyError(f"the reference interpreter has no semantics for {p.op}", node=n)
+@dataclass
+class _Ctx:
+    """What an op may read besides its inputs: the step, the input data and per-node state."""
+
+    node: str
+    t: int
+    dtype: type
+    data: dict[str, np.ndarray]
+    neurons: dict[str, _NeuronState]
+    noise: dict[str, np.ndarray]
+    latency_x: dict[str, np.ndarray]
+
+
+_OPS: dict[type, Callable] = {}
+
+
+def _op(*classes):
+    def register(fn):
+        for c in classes:
+            _OPS[c] = fn
+        return fn
+    return register
+
+
+def _eval(c: _Ctx, p: P.Primitive, xs: list[np.ndarray]) -> np.ndarray:
+    fn = _OPS.get(type(p))
+    if fn is None:
+        raise VerifyError(f"the reference interpreter has no semantics for {p.op}", node=c.node)
+    return fn(c, p, xs)
+
+
+def _w(a, dtype):
+    return None if a is None else a.astype(dtype)
+
+
+@_op(P.Input)
+def _input(c, p, xs):
+    return c.data[c.node][c.t].astype(c.dtype)
+
+
+@_op(P.Output, P.Delay)  # a Delay reaching here has steps == 0
+def _identity(c, p, xs):
+    return xs[0]
+
+
+@_op(P.Flatten)
+def _flatten(c, p, xs):
+    return xs[0].reshape(xs[0].shape[0], -1)
+
+
+@_op(P.Dense)
+def _dense(c, p, xs):
+    y = xs[0] @ p.weight.astype(c.dtype).T
+    return y + p.bias.astype(c.dtype) if p.bias is not None else y
+
+
+@_op(P.Conv2d)
+def _conv2d(c, p, xs):
+    return conv2d(xs[0], _w(p.weight, c.dtype), _w(p.bias, c.dtype), p.stride, p.padding, p.dilation, p.groups)
+
+
+@_op(P.Conv1d)
+def _conv1d(c, p, xs):
+    return conv1d(xs[0], _w(p.weight, c.dtype), _w(p.bias, c.dtype), p.stride, p.padding, p.dilation, p.groups)
+
+
+@_op(P.SumPool2d, P.AvgPool2d, P.MaxPool2d)
+def _pool(c, p, xs):
+    return pool2d(xs[0], p)
+
+
+@_op(P.Scale)
+def _scale(c, p, xs):
+    f = np.asarray(p.factor)
+    return xs[0] * (f.astype(c.dtype) if f.dtype.kind in "iu" or c.dtype is np.float64 else f)
+
+
+@_op(P.Add)
+def _add(c, p, xs):
+    y = xs[0]
+    for x in xs[1:]:
+        y = y + x
+    return y
+
+
+@_op(P.Concat)
+def _concat(c, p, xs):
+    return np.concatenate(xs, axis=p.axis + 1)
+
+
+@_op(*P.NEURONS)
+def _neuron(c, p, xs):
+    return c.neurons[c.node].step(xs[0])
+
+
+@_op(P.ReLU)
+def _relu(c, p, xs):
+    return np.maximum(xs[0], 0)
+
+
+@_op(P.BatchNorm)
+def _batchnorm(c, p, xs):
+    shp = (1, -1) + (1,) * (xs[0].ndim - 2)
+    k = (p.gamma / np.sqrt(p.var + p.eps)).reshape(shp)
+    return (xs[0] - p.mean.reshape(shp)) * k + p.beta.reshape(shp)
+
+
+@_op(P.Softmax)
+def _softmax(c, p, xs):
+    z = xs[0] - xs[0].max(axis=p.axis + 1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=p.axis + 1, keepdims=True)
+
+
+@_op(P.PoissonRate)
+def _poisson(c, p, xs):
+    prob = np.clip(p.gain * xs[0], 0.0, 1.0)
+    return (c.noise[c.node][c.t] < prob).astype(c.dtype)
+
+
+@_op(P.ConstantCurrent)
+def _constant_current(c, p, xs):
+    return p.scale * xs[0] + p.offset
+
+
+@_op(P.Latency)
+def _latency(c, p, xs):
+    if c.t % p.window == 0:
+        c.latency_x[c.node] = np.clip(xs[0], 0.0, 1.0)
+    x = c.latency_x[c.node]
+    ts = np.floor((1.0 - x) * (p.window - 1) + 0.5)
+    return ((c.t % p.window == ts) & (x > p.x_min)).astype(c.dtype)

@@ -8,13 +8,12 @@ repeat the one-line equation. All times are in milliseconds.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .types import FixedPoint, PortType, VerifyError
+from .types import PortType, VerifyError
 
 Param = Any  # float, int, or np.ndarray (per-neuron values)
 
@@ -207,6 +206,20 @@ def _wdtype(w: np.ndarray) -> str:
     return "int" if w.dtype.kind in "iu" else "float"
 
 
+def _verify_conv(prim, name: str, layout: str) -> None:
+    """Checks shared by Conv1d and Conv2d: weight rank, groups, bias shape."""
+    w, ndim = prim.weight, layout.count(",") + 1
+    if not isinstance(w, np.ndarray) or w.ndim != ndim:
+        raise VerifyError(f"`weight` must be {ndim}-D {layout}, found {_desc(w)}", node=name)
+    if not np.all(np.isfinite(w)):
+        raise VerifyError("`weight` contains NaN or infinity", node=name)
+    _check_int(name, "groups", prim.groups, 1)
+    if w.shape[0] % prim.groups:
+        raise VerifyError(f"C_out={w.shape[0]} is not divisible by groups={prim.groups}", node=name)
+    if prim.bias is not None and (not isinstance(prim.bias, np.ndarray) or prim.bias.shape != (w.shape[0],)):
+        raise VerifyError(f"`bias` must have shape ({w.shape[0]},), found {_desc(prim.bias)}", node=name)
+
+
 def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
@@ -224,16 +237,10 @@ class Conv1d(Primitive):
     groups: int = 1
 
     def verify(self, name: str) -> None:
-        if not isinstance(self.weight, np.ndarray) or self.weight.ndim != 3:
-            raise VerifyError(f"`weight` must be 3-D (C_out, C_in/groups, K), found {_desc(self.weight)}", node=name)
+        _verify_conv(self, name, "(C_out, C_in/groups, K)")
         _check_int(name, "stride", self.stride, 1)
         _check_int(name, "padding", self.padding, 0)
         _check_int(name, "dilation", self.dilation, 1)
-        _check_int(name, "groups", self.groups, 1)
-        if self.weight.shape[0] % self.groups:
-            raise VerifyError(f"C_out={self.weight.shape[0]} is not divisible by groups={self.groups}", node=name)
-        if self.bias is not None and (not isinstance(self.bias, np.ndarray) or self.bias.shape != (self.weight.shape[0],)):
-            raise VerifyError(f"`bias` must have shape ({self.weight.shape[0]},), found {_desc(self.bias)}", node=name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:
         (x,) = ins
@@ -259,16 +266,10 @@ class Conv2d(Primitive):
     groups: int = 1
 
     def verify(self, name: str) -> None:
-        if not isinstance(self.weight, np.ndarray) or self.weight.ndim != 4:
-            raise VerifyError(f"`weight` must be 4-D (C_out, C_in/groups, KH, KW), found {_desc(self.weight)}", node=name)
+        _verify_conv(self, name, "(C_out, C_in/groups, KH, KW)")
         _pair(name, "stride", self.stride, 1)
         _pair(name, "padding", self.padding, 0)
         _pair(name, "dilation", self.dilation, 1)
-        _check_int(name, "groups", self.groups, 1)
-        if self.weight.shape[0] % self.groups:
-            raise VerifyError(f"C_out={self.weight.shape[0]} is not divisible by groups={self.groups}", node=name)
-        if self.bias is not None and (not isinstance(self.bias, np.ndarray) or self.bias.shape != (self.weight.shape[0],)):
-            raise VerifyError(f"`bias` must have shape ({self.weight.shape[0]},), found {_desc(self.bias)}", node=name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:
         (x,) = ins
@@ -726,4 +727,3 @@ class Latency(Primitive):
 
 NEURONS = tuple(c for c in REGISTRY.values() if issubclass(c, Neuron))
 __all__ = [c for c in REGISTRY] + ["Primitive", "Neuron", "REGISTRY", "decay", "gain", "RESET_MODES", "SCHEMES"]
-_ = math
