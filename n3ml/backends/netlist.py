@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -138,6 +138,13 @@ class Projection:
     via: tuple[str, ...]  # IR nodes folded into this projection, for comments
     delay: int = 0  # simulator delay in steps, solved
 
+    @property
+    def comment(self) -> str:
+        """What it carries, for the programs' comments: "synapses of fc, d, IR Delay 2" or "bias of fc"."""
+        what = "bias" if self.source == CLOCK else "synapses"
+        via = ", ".join(self.via)
+        return (f"{what} of {via}" if via else what) + (f", IR Delay {self.ir_delay}" if self.ir_delay else "")
+
 
 @dataclass
 class RecordPart:
@@ -222,6 +229,95 @@ def exp_current_gain(tau_m, tau_s, a_m, a_s, dt: float):
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isclose(tau_m, tau_s, rtol=1e-12), dt * np.asarray(a_m),
                         tau_m * tau_s * (np.asarray(a_s) - np.asarray(a_m)) / (tau_s - tau_m))
+
+
+def per_neuron(x, n: int):
+    """A parameter for a cell table: one float if uniform, else a flat copy (one value per neuron, n)."""
+    a = np.asarray(x, np.float64)
+    return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
+
+
+def membrane_factors(name: str, prim, dt: float, scheme: str, n: int):
+    """(a, c, v_leak, tau_m) of an IF / LIF / LI / Integrator membrane for a cell integrating exactly:
+    the per-step decay a, the input gain c (r g; r for Integrator; 1 for IF), v_leak and the tau_m
+    whose exact decay is a (NO_LEAK_TAU for a = 1)."""
+    if isinstance(prim, P.IF):
+        return 1.0, 1.0, 0.0, NO_LEAK_TAU
+    if isinstance(prim, P.Integrator):
+        return 1.0, per_neuron(prim.r, n), 0.0, NO_LEAK_TAU
+    a = P.decay(prim.tau, dt, scheme)
+    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
+    return a, per_neuron(c, n), per_neuron(prim.v_leak, n), tau_from_factor(name, "tau", a, dt)
+
+
+def subtraction_compensation(prim, v_th, a, n: int):
+    """Weights (n,) of the one-step self-connection that lets a cell resetting by V_th right after the
+    spike (NEST's eprop_iaf) subtract the IR's rho instead (theta for reset "subtract", 0 for "none"):
+    the difference V_th - rho, decayed by a over the step; None where it is 0 up to rounding."""
+    rho = np.asarray(prim.theta, np.float64) if prim.reset == "subtract" else 0.0
+    v_th = np.asarray(v_th, np.float64)
+    diff = v_th - rho
+    tol = 4 * np.spacing(np.maximum(np.abs(v_th), 1.0))
+    return None if np.all(np.abs(diff) <= tol) else np.broadcast_to(a * diff, (n,)).astype(np.float64)
+
+
+class CubaCell(NamedTuple):
+    """A CubaLIF as an exponential-current cell integrating exactly (V in units of v - v_leak, C = 1),
+    every field a float or one value per neuron."""
+
+    tau_m: Any
+    tau_s: Any
+    a_m: Any  # per-step membrane decay
+    v_th: Any
+    v_reset: Any
+    v_init: Any
+    v_leak: Any
+    weight_scale: Any  # r g_m / P21: the current of the previous step enters V exactly
+
+
+def cuba_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, model: str) -> CubaCell:
+    """The constants of `model` (iaf_psc_exp, IF_curr_exp) standing for a CubaLIF with reset to-value.
+
+    Raises:
+        UnsupportedError naming the node when a decay factor is 1 (no finite tau) or v_reset is above
+        theta with refractory > 0.
+    """
+    a_m = np.asarray(P.decay(prim.tau_mem, dt, scheme), np.float64)
+    a_s = np.asarray(P.decay(prim.tau_syn, dt, scheme), np.float64)
+    tau_m = np.asarray(tau_from_factor(name, "tau_mem", a_m, dt))
+    tau_s = np.asarray(tau_from_factor(name, "tau_syn", a_s, dt))
+    if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
+        raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no {model} equivalent")
+    vl = per_neuron(prim.v_leak, n)
+    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
+    p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
+    vth = strict_threshold(prim.theta, vl)
+    v_reset = np.asarray(prim.v_reset, np.float64) - vl
+    if prim.refractory > 0 and np.any(v_reset >= vth):
+        raise UnsupportedError(f"node `{name}` (CubaLIF): v_reset is above theta with refractory > 0")
+    return CubaCell(per_neuron(tau_m, n), per_neuron(tau_s, n), per_neuron(a_m, n), per_neuron(vth, n),
+                    per_neuron(v_reset, n), per_neuron(np.asarray(prim.v_init, np.float64) - vl, n), vl,
+                    per_neuron(c / p21, n))
+
+
+def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str, target: str,
+             **options) -> dict[str, Any]:
+    """A cell for every neuron node, made by `models[type(prim)](name, prim, dt, scheme, size, **options)`.
+
+    Raises:
+        UnsupportedError naming the first neuron whose primitive has no entry (`what`: "NEST model").
+    """
+    types = graph.verify()
+    cells = {}
+    for name, prim in graph.nodes.items():
+        if not isinstance(prim, P.Neuron):
+            continue
+        make = models.get(type(prim))
+        if make is None:
+            raise UnsupportedError(f"node `{name}` ({prim.op}) has no {what}; the {target} target supports "
+                                   f"{', '.join(c.__name__ for c in models)}")
+        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size, **options)
+    return cells
 
 
 # --------------------------------------------------------------- linear maps

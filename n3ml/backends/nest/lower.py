@@ -24,8 +24,8 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, Sparse, exp_current_gain, lower_ir_to_netlist,
-                       spike_maxpool_as_or, strict_threshold as _threshold, tau_from_factor as _tau_from_factor)
+from ..netlist import (Netlist, Sparse, choose_cells, cuba_cell, lower_ir_to_netlist, membrane_factors,
+                       per_neuron, spike_maxpool_as_or, strict_threshold, subtraction_compensation)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -73,29 +73,14 @@ class NestNetwork:
     connections: list[Connection] = field(default_factory=list)
 
 
-def _per(x, n: int):
-    a = np.asarray(x, np.float64)
-    return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
-
-
-def _leaky(name: str, prim, dt: float, scheme: str, n: int):
-    if isinstance(prim, (P.IF,)):
-        return 1.0, 1.0, 0.0, NO_LEAK_TAU
-    if isinstance(prim, P.Integrator):
-        return 1.0, _per(prim.r, n), 0.0, NO_LEAK_TAU
-    a = P.decay(prim.tau, dt, scheme)
-    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
-    return a, _per(c, n), _per(prim.v_leak, n), _tau_from_factor(name, "tau", a, dt)
-
-
 def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
     """IF / LIF: iaf_psc_delta for reset to-value, eprop_iaf for subtract / none."""
-    a, c, vl, tau = _leaky(name, prim, dt, scheme, n)
-    vth = _per(_threshold(prim.theta, vl), n)
-    common = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": _per(tau, n), "V_th": vth, "I_e": 0.0}
-    v_init = _per(np.asarray(prim.v_init, np.float64) - vl, n)
+    a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
+    vth = per_neuron(strict_threshold(prim.theta, vl), n)
+    common = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": per_neuron(tau, n), "V_th": vth, "I_e": 0.0}
+    v_init = per_neuron(np.asarray(prim.v_init, np.float64) - vl, n)
     if prim.reset == "to-value":
-        v_reset = _per(np.asarray(prim.v_reset, np.float64) - vl, n)
+        v_reset = per_neuron(np.asarray(prim.v_reset, np.float64) - vl, n)
         if prim.refractory > 0 and np.any(np.asarray(v_reset) >= np.asarray(vth)):
             raise UnsupportedError(f"node `{name}` ({prim.op}): v_reset is above theta with refractory > 0; "
                                    "NEST fires again during the refractory period where the IR cannot")
@@ -106,14 +91,11 @@ def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
         raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}' with refractory="
                                f"{prim.refractory}; NEST's reset-by-subtraction model (eprop_iaf) keeps "
                                "integrating while refractory, the IR holds v. Use reset 'to-value' or refractory 0")
-    rho = np.asarray(prim.theta, np.float64) if prim.reset == "subtract" else 0.0
+    params = {**common, "t_ref": 0.0, "c_reg": 0.0}
     # eprop_iaf subtracts V_th right after the spike; the IR subtracts rho. The difference enters one
     # step later through a self-connection, decayed by a.
-    diff = np.asarray(vth, np.float64) - rho
-    tol = 4 * np.spacing(np.maximum(np.abs(np.asarray(vth, np.float64)), 1.0))
-    self_w = None if np.all(np.abs(diff) <= tol) else np.broadcast_to(a * diff, (n,)).astype(np.float64)
-    params = {**common, "t_ref": 0.0, "c_reg": 0.0}
-    return Cell("eprop_iaf", params, c, v_init=v_init, v_offset=vl, self_weight=self_w,
+    return Cell("eprop_iaf", params, c, v_init=v_init, v_offset=vl,
+                self_weight=subtraction_compensation(prim, vth, a, n),
                 note=f"{prim.op}, reset by {'subtraction' if prim.reset == 'subtract' else 'none'}")
 
 
@@ -122,33 +104,19 @@ def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> Cel
     if prim.reset != "to-value":
         raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; NEST's current-based "
                                "exponential neuron (iaf_psc_exp) resets to V_reset only. Use reset 'to-value'")
-    a_m = np.asarray(P.decay(prim.tau_mem, dt, scheme), np.float64)
-    a_s = np.asarray(P.decay(prim.tau_syn, dt, scheme), np.float64)
-    tau_m = np.asarray(_tau_from_factor(name, "tau_mem", a_m, dt))
-    tau_s = np.asarray(_tau_from_factor(name, "tau_syn", a_s, dt))
-    if np.any(tau_s == NO_LEAK_TAU) or np.any(tau_m == NO_LEAK_TAU):
-        raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no iaf_psc_exp equivalent")
-    vl = _per(prim.v_leak, n)
-    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
-    p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
-    vth = _per(_threshold(prim.theta, vl), n)
-    v_reset = _per(np.asarray(prim.v_reset, np.float64) - vl, n)
-    if prim.refractory > 0 and np.any(np.asarray(v_reset) >= np.asarray(vth)):
-        raise UnsupportedError(f"node `{name}` (CubaLIF): v_reset is above theta with refractory > 0")
-    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": _per(tau_m, n), "tau_syn_ex": _per(tau_s, n),
-              "tau_syn_in": _per(tau_s, n), "V_th": vth, "V_reset": v_reset, "t_ref": prim.refractory * dt,
-              "I_e": 0.0}
-    return Cell("iaf_psc_exp", params, _per(c / p21, n), extra_steps=1,
-                v_init=_per(np.asarray(prim.v_init, np.float64) - vl, n), v_offset=vl,
+    k = cuba_cell(name, prim, dt, scheme, n, "iaf_psc_exp")
+    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": k.tau_m, "tau_syn_ex": k.tau_s, "tau_syn_in": k.tau_s,
+              "V_th": k.v_th, "V_reset": k.v_reset, "t_ref": prim.refractory * dt, "I_e": 0.0}
+    return Cell("iaf_psc_exp", params, k.weight_scale, extra_steps=1, v_init=k.v_init, v_offset=k.v_leak,
                 note="CubaLIF, current-based exponential synapse, reset to v_reset")
 
 
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
     """LI / Integrator: an iaf_psc_delta that never fires; its V_m is the output."""
-    a, c, vl, tau = _leaky(name, prim, dt, scheme, n)
-    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": _per(tau, n), "V_th": np.inf, "V_reset": 0.0, "t_ref": 0.0,
-              "I_e": 0.0}
-    return Cell("iaf_psc_delta", params, c, v_init=_per(np.asarray(prim.v_init, np.float64) - vl, n),
+    a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
+    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": per_neuron(tau, n), "V_th": np.inf, "V_reset": 0.0,
+              "t_ref": 0.0, "I_e": 0.0}
+    return Cell("iaf_psc_delta", params, c, v_init=per_neuron(np.asarray(prim.v_init, np.float64) - vl, n),
                 v_offset=vl, record="V_m", note=f"{prim.op} (non-spiking), V_m recorded")
 
 
@@ -161,21 +129,6 @@ CELLS: dict[type, Callable[..., Cell]] = {
 }
 
 
-def cells_of(graph: Graph) -> dict[str, Cell]:
-    """Choose a NEST model for every neuron node; raise UnsupportedError naming the first that has none."""
-    types = graph.verify()
-    cells = {}
-    for name, prim in graph.nodes.items():
-        if not isinstance(prim, P.Neuron):
-            continue
-        make = CELLS.get(type(prim))
-        if make is None:
-            raise UnsupportedError(f"node `{name}` ({prim.op}) has no NEST model; the nest target supports "
-                                   f"{', '.join(c.__name__ for c in CELLS)}")
-        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size)
-    return cells
-
-
 def lower_ir_to_nest(graph: Graph) -> NestNetwork:
     """Lower a graph to NEST populations and connections (raises UnsupportedError before any output)."""
     ticks = float(graph.dt) / TIC_MS
@@ -183,7 +136,7 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
         raise UnsupportedError(f"graph dt = {graph.dt} ms is not a multiple of NEST's tic ({TIC_MS} ms); "
                                "NEST's resolution must be")
     graph = spike_maxpool_as_or(graph)
-    cells = cells_of(graph)
+    cells = choose_cells(graph, CELLS, "NEST model", TARGET)
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
     out = NestNetwork(net, cells)
     for pr in net.projections:
@@ -193,12 +146,7 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
         keep = w.vals != 0.0
         if not np.any(keep):
             continue
-        what = "bias" if pr.source == CLOCK else "synapses"
-        via = ", ".join(pr.via)
-        comment = f"{what} of {via}" if via else what
-        if pr.ir_delay:
-            comment += f", IR Delay {pr.ir_delay}"
-        out.connections.append(_connection(pr.source, pr.target, pr.delay, w, keep, comment))
+        out.connections.append(_connection(pr.source, pr.target, pr.delay, w, keep, pr.comment))
     for name, cell in cells.items():
         if cell.self_weight is not None:
             n = net.populations[name].size

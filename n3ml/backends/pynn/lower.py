@@ -22,8 +22,8 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (CLOCK, NO_LEAK_TAU, Netlist, exp_current_gain, lower_ir_to_netlist, spike_maxpool_as_or,
-                       strict_threshold, tau_from_factor)
+from ..netlist import (Netlist, choose_cells, cuba_cell, lower_ir_to_netlist, membrane_factors, per_neuron,
+                       spike_maxpool_as_or, strict_threshold, subtraction_compensation)
 
 TARGET = "pynn"
 SOURCE_LATENCY = 2  # PyNN's spike sources (parrots on NEST) cannot emit before the second step
@@ -74,11 +74,6 @@ class PynnNetwork:
     projections: list[PynnProjection] = field(default_factory=list)
 
 
-def _per(x, n: int):
-    a = np.asarray(x, np.float64)
-    return float(a.reshape(-1)[0]) if a.size == 1 else a.reshape(-1).copy()
-
-
 def cell_delta(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     if prim.reset != "to-value":
         if native:
@@ -86,21 +81,15 @@ def cell_delta(name: str, prim, dt: float, scheme: str, n: int, native: bool = F
         raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}'; PyNN's standard cells "
                                "(IF_curr_delta) reset to v_reset only. Use reset 'to-value', emit with "
                                "simulator=nest (NEST's native eprop_iaf), or the nest target")
-    if isinstance(prim, P.IF):
-        a, c, vl = 1.0, 1.0, 0.0
-    else:
-        a = P.decay(prim.tau, dt, scheme)
-        c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
-        vl = _per(prim.v_leak, n)
-    tau = tau_from_factor(name, "tau", a, dt)
+    a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
     vth = strict_threshold(prim.theta, vl)
     v_reset = np.asarray(prim.v_reset, np.float64) - vl
     if prim.refractory > 0 and np.any(v_reset >= vth):
         raise UnsupportedError(f"node `{name}` ({prim.op}): v_reset is above theta with refractory > 0")
-    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": _per(tau, n), "v_thresh": _per(vth, n),
-              "v_reset": _per(v_reset, n), "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
-    return PynnCell("IF_curr_delta", params, _per(c, n), v_init=_per(np.asarray(prim.v_init) - vl, n),
-                    v_offset=vl, decay=_per(a, n), note=f"{prim.op}, reset to v_reset")
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": per_neuron(tau, n), "v_thresh": per_neuron(vth, n),
+              "v_reset": per_neuron(v_reset, n), "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
+    return PynnCell("IF_curr_delta", params, per_neuron(c, n), v_init=per_neuron(np.asarray(prim.v_init) - vl, n),
+                    v_offset=vl, decay=per_neuron(a, n), note=f"{prim.op}, reset to v_reset")
 
 
 def cell_native_subtract(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
@@ -109,22 +98,13 @@ def cell_native_subtract(name: str, prim, dt: float, scheme: str, n: int) -> Pyn
     if prim.refractory > 0:
         raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}' with refractory="
                                f"{prim.refractory}; eprop_iaf keeps integrating while refractory, the IR holds v")
-    if isinstance(prim, P.IF):
-        a, c, vl = 1.0, 1.0, 0.0
-    else:
-        a = P.decay(prim.tau, dt, scheme)
-        c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
-        vl = _per(prim.v_leak, n)
-    tau = tau_from_factor(name, "tau", a, dt)
+    a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
     vth = np.asarray(strict_threshold(prim.theta, vl))
-    rho = np.asarray(prim.theta, np.float64) if prim.reset == "subtract" else 0.0
-    diff = vth - rho
-    tol = 4 * np.spacing(np.maximum(np.abs(vth), 1.0))
-    self_w = None if np.all(np.abs(diff) <= tol) else np.broadcast_to(a * diff, (n,)).astype(np.float64)
-    params = {"E_L": 0.0, "C_m": 1.0, "tau_m": _per(tau, n), "V_th": _per(vth, n), "t_ref": 0.0, "I_e": 0.0,
+    self_w = subtraction_compensation(prim, vth, a, n)
+    params = {"E_L": 0.0, "C_m": 1.0, "tau_m": per_neuron(tau, n), "V_th": per_neuron(vth, n), "t_ref": 0.0, "I_e": 0.0,
               "c_reg": 0.0}
-    return PynnCell("native:eprop_iaf", params, _per(np.asarray(c) * 1e-3, n),
-                    v_init=_per(np.asarray(prim.v_init) - vl, n), v_offset=vl, decay=_per(a, n),
+    return PynnCell("native:eprop_iaf", params, per_neuron(np.asarray(c) * 1e-3, n),
+                    v_init=per_neuron(np.asarray(prim.v_init) - vl, n), v_offset=vl, decay=per_neuron(a, n),
                     self_weight=None if self_w is None else self_w * 1e-3,
                     note=f"{prim.op}, reset by {'subtraction' if prim.reset == 'subtract' else 'none'} "
                          "(NEST only)")
@@ -134,40 +114,20 @@ def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, native
     if prim.reset != "to-value":
         raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; IF_curr_exp resets to v_reset "
                                "only. Use reset 'to-value'")
-    a_m = np.asarray(P.decay(prim.tau_mem, dt, scheme), np.float64)
-    a_s = np.asarray(P.decay(prim.tau_syn, dt, scheme), np.float64)
-    tau_m = np.asarray(tau_from_factor(name, "tau_mem", a_m, dt))
-    tau_s = np.asarray(tau_from_factor(name, "tau_syn", a_s, dt))
-    if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
-        raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no IF_curr_exp equivalent")
-    vl = _per(prim.v_leak, n)
-    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
+    k = cuba_cell(name, prim, dt, scheme, n, "IF_curr_exp")
     # cm = 1 nF and weights in nA give the same numbers as NEST's C_m = 1 pF, weights in pA
-    p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
-    vth = strict_threshold(prim.theta, vl)
-    v_reset = np.asarray(prim.v_reset, np.float64) - vl
-    if prim.refractory > 0 and np.any(v_reset >= vth):
-        raise UnsupportedError(f"node `{name}` (CubaLIF): v_reset is above theta with refractory > 0")
-    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": _per(tau_m, n), "tau_syn_E": _per(tau_s, n),
-              "tau_syn_I": _per(tau_s, n), "v_thresh": _per(vth, n), "v_reset": _per(v_reset, n),
-              "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
-    return PynnCell("IF_curr_exp", params, _per(c / p21, n), extra_steps=1,
-                    v_init=_per(np.asarray(prim.v_init) - vl, n), v_offset=vl, decay=_per(a_m, n),
-                    note="CubaLIF, current-based exponential synapse, reset to v_reset")
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": k.tau_m, "tau_syn_E": k.tau_s, "tau_syn_I": k.tau_s,
+              "v_thresh": k.v_th, "v_reset": k.v_reset, "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
+    return PynnCell("IF_curr_exp", params, k.weight_scale, extra_steps=1, v_init=k.v_init, v_offset=k.v_leak,
+                    decay=k.a_m, note="CubaLIF, current-based exponential synapse, reset to v_reset")
 
 
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
-    if isinstance(prim, P.Integrator):
-        a, c, vl = 1.0, np.asarray(prim.r, np.float64), 0.0
-    else:
-        a = P.decay(prim.tau, dt, scheme)
-        c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
-        vl = _per(prim.v_leak, n)
-    tau = tau_from_factor(name, "tau", a, dt)
-    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": _per(tau, n), "v_thresh": np.inf, "v_reset": 0.0,
+    a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": per_neuron(tau, n), "v_thresh": np.inf, "v_reset": 0.0,
               "tau_refrac": 0.0, "i_offset": 0.0}
-    return PynnCell("IF_curr_delta", params, _per(c, n), v_init=_per(np.asarray(prim.v_init) - vl, n),
-                    v_offset=vl, record="v", decay=_per(a, n), note=f"{prim.op} (non-spiking), v recorded")
+    return PynnCell("IF_curr_delta", params, per_neuron(c, n), v_init=per_neuron(np.asarray(prim.v_init) - vl, n),
+                    v_offset=vl, record="v", decay=per_neuron(a, n), note=f"{prim.op} (non-spiking), v recorded")
 
 
 CELLS: dict[type, Callable[..., PynnCell]] = {
@@ -179,20 +139,6 @@ CELLS: dict[type, Callable[..., PynnCell]] = {
 }
 
 
-def cells_of(graph: Graph, native: bool = False) -> dict[str, PynnCell]:
-    types = graph.verify()
-    cells = {}
-    for name, prim in graph.nodes.items():
-        if not isinstance(prim, P.Neuron):
-            continue
-        make = CELLS.get(type(prim))
-        if make is None:
-            raise UnsupportedError(f"node `{name}` ({prim.op}) has no PyNN standard cell; the pynn target "
-                                   f"supports {', '.join(c.__name__ for c in CELLS)}")
-        cells[name] = make(name, prim, float(graph.dt), graph.scheme, types[name].size, native=native)
-    return cells
-
-
 def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     """Lower a graph to PyNN populations and projections (UnsupportedError before anything is written).
 
@@ -200,7 +146,7 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     NEST only); otherwise standard cells only.
     """
     graph = spike_maxpool_as_or(graph)
-    cells = cells_of(graph, native=simulator == "nest")
+    cells = choose_cells(graph, CELLS, "PyNN standard cell", TARGET, native=simulator == "nest")
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
                               generator_latency=SOURCE_LATENCY, target=TARGET)
     for pop in net.inputs:
@@ -211,14 +157,10 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     for pop in net.neurons:  # v_init applies at step latency - 1; until then v only decays
         cell = cells[pop.name]
         if np.any(np.asarray(cell.v_init) != 0.0):
-            cell.v_init = _per(np.asarray(cell.v_init) / np.asarray(cell.decay) ** (pop.latency - 1), pop.size)
+            cell.v_init = per_neuron(np.asarray(cell.v_init) / np.asarray(cell.decay) ** (pop.latency - 1), pop.size)
     for pr in net.projections:
         w = pr.weights.scale_rows(cells[pr.target].weight_scale)
-        via = ", ".join(pr.via)
-        comment = ("bias" if pr.source == CLOCK else "synapses") + (f" of {via}" if via else "")
-        if pr.ir_delay:
-            comment += f", IR Delay {pr.ir_delay}"
-        _split(out, pr.source, pr.target, pr.delay, w.cols, w.rows, w.vals, comment)
+        _split(out, pr.source, pr.target, pr.delay, w.cols, w.rows, w.vals, pr.comment)
     for name, cell in cells.items():
         if cell.self_weight is not None:
             idx = np.arange(net.populations[name].size)
