@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n3ml.ir import (IF, LIF, Add, Conv2d, CubaLIF, Delay, Dense, FixedCubaLIF, Flatten, Graph, Input, LI,
+from n3ml.ir import (IF, LIF, Add, Conv2d, CubaLIF, Delay, Dense, FixedCubaLIF, FixedPoint, Flatten, Graph, Input, LI,
                      Output, SumPool2d)
 from n3ml.ir.text import save
 
@@ -72,9 +72,10 @@ def cuba(rng) -> Graph:
 def quantized(rng) -> Graph:
     g = Graph(name="quantized", dt=1.0, scheme="exact")
     g.add("x", Input(shape=(12,), kind="spike"))
-    g.add("fc1", Dense(weight=rng.integers(-40, 120, (16, 12)).astype(np.int64)), "x")
+    int8 = FixedPoint(bits=8, frac=0)
+    g.add("fc1", Dense(weight=rng.integers(-40, 120, (16, 12)).astype(np.int64), weight_format=int8), "x")
     g.add("n1", FixedCubaLIF(du=4096, dv=256, theta=300 << 6, bias=0, reset="to-value"), "fc1")
-    g.add("fc2", Dense(weight=rng.integers(-60, 127, (6, 16)).astype(np.int64)), "n1")
+    g.add("fc2", Dense(weight=rng.integers(-60, 127, (6, 16)).astype(np.int64), weight_format=int8), "n1")
     g.add("n2", FixedCubaLIF(du=1024, dv=410, theta=600 << 6, reset="to-value"), "fc2")
     g.add("out", Output(), "n2")
     return g

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .types import PortType, VerifyError
+from .types import FixedPoint, PortType, VerifyError
 
 Param = Any  # float, int, or np.ndarray (per-neuron values)
 
@@ -175,6 +175,7 @@ class Dense(Primitive):
 
     weight: np.ndarray  # (out, in)
     bias: np.ndarray | None = None  # (out,), added at every step
+    weight_format: FixedPoint | None = None  # storage format of integer weights (quantized graphs)
 
     def verify(self, name: str) -> None:
         w = self.weight
@@ -186,6 +187,7 @@ class Dense(Primitive):
             b = self.bias
             if not isinstance(b, np.ndarray) or b.shape != (w.shape[0],):
                 raise VerifyError(f"`bias` must have shape ({w.shape[0]},), found {_desc(b)}", node=name)
+        _verify_weight_format(self, name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:
         (x,) = ins
@@ -218,6 +220,29 @@ def _verify_conv(prim, name: str, layout: str) -> None:
         raise VerifyError(f"C_out={w.shape[0]} is not divisible by groups={prim.groups}", node=name)
     if prim.bias is not None and (not isinstance(prim.bias, np.ndarray) or prim.bias.shape != (w.shape[0],)):
         raise VerifyError(f"`bias` must have shape ({w.shape[0]},), found {_desc(prim.bias)}", node=name)
+    _verify_weight_format(prim, name)
+
+
+def _verify_weight_format(prim, name: str) -> None:
+    """Integer weights declared as `m * 2**-frac` with a `bits`-bit mantissa m must be exactly that."""
+    fmt, w = prim.weight_format, prim.weight
+    if fmt is None:
+        return
+    if not isinstance(fmt, FixedPoint):
+        raise VerifyError(f"`weight_format` must be a fixed-point format, found {fmt!r}", node=name)
+    if w.dtype.kind not in "iu":
+        raise VerifyError(f"`weight_format` {fmt} needs integer weights, found dtype {w.dtype}", node=name)
+    if fmt.frac > 0:
+        raise VerifyError(f"integer weights have no fractional bits: `weight_format` {fmt} must have frac <= 0",
+                          node=name)
+    step = 2 ** (-fmt.frac)
+    m = w.astype(np.int64)
+    if np.any(m % step):
+        raise VerifyError(f"weights must be multiples of 2**{-fmt.frac} under `weight_format` {fmt}", node=name)
+    m = m // step
+    if m.size and (m.min() < fmt.min_int or m.max() > fmt.max_int):
+        raise VerifyError(f"weight mantissas span {m.min()}..{m.max()}, outside {fmt.min_int}..{fmt.max_int} "
+                          f"of `weight_format` {fmt}", node=name)
 
 
 def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
@@ -235,6 +260,7 @@ class Conv1d(Primitive):
     padding: int = 0
     dilation: int = 1
     groups: int = 1
+    weight_format: FixedPoint | None = None  # storage format of integer weights (quantized graphs)
 
     def verify(self, name: str) -> None:
         _verify_conv(self, name, "(C_out, C_in/groups, K)")
@@ -264,6 +290,7 @@ class Conv2d(Primitive):
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    weight_format: FixedPoint | None = None  # storage format of integer weights (quantized graphs)
 
     def verify(self, name: str) -> None:
         _verify_conv(self, name, "(C_out, C_in/groups, KH, KW)")

@@ -13,6 +13,7 @@ import numpy as np
 
 from .graph import SCHEMA_VERSION, Graph, infer_types
 from .text import DTYPES, TIME_FIELDS
+from .types import FixedPoint
 
 _DTYPE_NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
 
@@ -67,6 +68,8 @@ def _scalar(x) -> str:
 def _fmt(v, field: str, node: str, arrays, sidecar, inline_max) -> str:
     if v is None:
         return "none"
+    if isinstance(v, FixedPoint):
+        return f"{'fixed' if v.signed else 'ufixed'}<{v.bits}, {v.frac}>"
     if isinstance(v, np.ndarray):
         if sidecar is not None and v.size > inline_max:
             key = f"{node}.{field}"

@@ -19,8 +19,8 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .graph import SCHEMA_VERSION, Graph
-from .prims import REGISTRY
-from .types import VerifyError
+from .prims import REGISTRY, SCHEMES
+from .types import FixedPoint, VerifyError
 
 TIME_FIELDS = frozenset({"dt", "tau", "tau_syn", "tau_mem", "tau_adapt"})
 UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3}
@@ -84,6 +84,14 @@ class _Values(Transformer):
 
     def tuple(self, items):
         return tuple(items)
+
+    @v_args(meta=True)
+    def fixed(self, meta, items):
+        kind, bits, frac = items
+        try:
+            return FixedPoint(bits=int(bits), frac=int(frac), signed=str(kind) == "fixed")
+        except VerifyError as e:
+            raise _Located(meta.line, meta.column, e.detail) from None
 
     def sidecar(self, items):
         return _Ref(str(items[0]), items[0])
@@ -211,6 +219,8 @@ def _build(gtree: Tree, path: str, base: Path) -> tuple[Graph, Source]:
     if "scheme" in attrs:
         v, k = attrs["scheme"]
         graph.scheme = v.text if isinstance(v, _Word) else v
+        if graph.scheme not in SCHEMES:
+            raise _Located(k.line, k.column, f"`scheme` must be one of {', '.join(SCHEMES)}; found {_show(v)}")
     lines: dict[str, tuple[int, int]] = {}
     for nt in nodes:
         ntok, optok, *args = nt.children

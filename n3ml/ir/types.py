@@ -54,7 +54,7 @@ class FixedPoint:
         return 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
 
     def __str__(self) -> str:
-        return f"{'s' if self.signed else 'u'}fx{self.bits}.{self.frac}"
+        return f"{'fixed' if self.signed else 'ufixed'}<{self.bits}, {self.frac}>"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import prims as P
 from ..ir.graph import Graph
+from ..ir.types import FixedPoint
 from .base import Pass, PassError
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,15 @@ def _mantissa_range(prof: Profile, w: np.ndarray) -> tuple[int, int, str]:
     return -top, top - 1, "mixed"
 
 
+def _weight_format(lo: int, hi: int, exp: int) -> FixedPoint:
+    """The smallest fixed-point storage of mantissas lo..hi scaled by 2**exp (W = m << exp)."""
+    signed = lo < 0
+    bits = 1
+    while (signed and (lo < -(2 ** (bits - 1)) or hi > 2 ** (bits - 1) - 1)) or (not signed and hi > 2**bits - 1):
+        bits += 1
+    return FixedPoint(bits=bits, frac=-exp, signed=signed)
+
+
 def _fit(target: np.ndarray, lo: int, hi: int, exp_max: int) -> tuple[np.ndarray, int] | None:
     """Integer weights m << s nearest to `target`, m in lo..hi; None when no s <= exp_max fits."""
     big = float(np.max(np.abs(target))) if target.size else 0.0
@@ -391,14 +401,15 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
         tgt = t * th / 2**prof.input_shift
         den = float(np.sqrt(np.sum(tgt**2)))
         err = float(np.sqrt(np.sum((wi - tgt) ** 2))) / den if den > 0 else 0.0
-        _, _, sign = _mantissa_range(prof, s.w)
+        lo, hi, sign = _mantissa_range(prof, s.w)
+        fmt = _weight_format(lo, hi, e)
         syn_rep[s.name] = {"exp": e, "sign": sign, "weight_error": err,
                            "max_abs_error": float(np.max(np.abs(wi - tgt))) / th * 2**prof.input_shift}
         if isinstance(s.prim, P._Pool2d):
             out.nodes[s.name] = P.Conv2d(weight=wi, bias=None, stride=s.prim.stride_, padding=s.prim.padding,
-                                         groups=s.groups)
+                                         groups=s.groups, weight_format=fmt)
         else:
-            out.replace(s.name, weight=wi, bias=None)
+            out.replace(s.name, weight=wi, bias=None, weight_format=fmt)
     a_fix = 1 - dv / one
     decay_err = float(np.max(np.abs(a_fix - np.asarray(dyn.a))))
     cur_err = float(np.max(np.abs((1 - du / one) - a_s)))

@@ -99,9 +99,11 @@ def _int_bits(w: np.ndarray) -> int:
     return bits
 
 
-def _weights(w: np.ndarray, bias: np.ndarray | None) -> list[str]:
+def _weights(w: np.ndarray, bias: np.ndarray | None, fmt=None) -> list[str]:
     dims = "x".join(map(str, w.shape))
-    if w.dtype.kind in "iu":
+    if fmt is not None:  # the declared storage format of a quantized layer
+        line = f"W {dims} {fmt}" + (f" [{_fmt(w.min())}, {_fmt(w.max())}]" if w.size else "")
+    elif w.dtype.kind in "iu":
         q = f"int{_int_bits(w)} [{_fmt(w.min())}, {_fmt(w.max())}]" if w.size else "int"
         line = f"W {dims} {q}"
     else:
@@ -113,11 +115,11 @@ def _weights(w: np.ndarray, bias: np.ndarray | None) -> list[str]:
 
 
 def _desc_dense(p: P.Dense) -> list[str]:
-    return _weights(p.weight, p.bias)
+    return _weights(p.weight, p.bias, p.weight_format)
 
 
 def _desc_conv(p: P.Conv1d | P.Conv2d) -> list[str]:
-    out = _weights(p.weight, p.bias)
+    out = _weights(p.weight, p.bias, p.weight_format)
     extra = []
     for label, v, default in (("stride", p.stride, 1), ("pad", p.padding, 0), ("dil", p.dilation, 1)):
         vals = v if isinstance(v, tuple) else (v,)

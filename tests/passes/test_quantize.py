@@ -78,6 +78,8 @@ def test_loihi2_fits_the_profile_and_tracks_float(name):
             assert 1 <= np.min(p.du) and np.max(p.dv) <= 4095 and p.theta % 64 == 0
         if isinstance(p, (P.Dense, P.Conv2d)):
             assert p.weight.dtype.kind == "i"
+            fmt = p.weight_format  # declared Loihi storage: 8-bit mantissa (9 for one-signed) << layer exponent
+            assert fmt is not None and fmt.bits <= 9 and -fmt.frac == rep["layers"][_user(q, n)]["synapses"][n]["exp"]
     assert rep["max_weight_error"] < 0.03
     x = spikes(g)
     a, b = interp.run(g, x).outputs, interp.run(q, x).outputs
@@ -85,6 +87,13 @@ def test_loihi2_fits_the_profile_and_tracks_float(name):
         agree = float(np.mean(a[k] == b[k]))
         rate_err = abs(a[k].mean() - b[k].mean()) / max(a[k].mean(), 1e-9)
         assert agree > 0.85 and rate_err < 0.1, (k, agree, rate_err)  # spike timing is chaotic, rates are not
+
+
+def _user(g, n):
+    """The neuron a synapse feeds (through Adds)."""
+    while not isinstance(g.nodes[n], P.Neuron):
+        n = g.users_of(n)[0]
+    return n
 
 
 def test_quantized_graph_round_trips_through_text(tmp_path):

@@ -143,8 +143,11 @@ def test_params_and_quantization_in_boxes(tmp_path):
     assert f"du={n1.du}, dv={n1.dv} /2^{n1.decay_bits}" in box["n1"]
     assert f"theta={n1.theta}" in box["n1"] and f"int{n1.state_bits} state" in box["n1"]
     w = g.nodes["fc1"].weight
+    assert f"{g.nodes['fc1'].weight_format} [{w.min()}, {w.max()}]" in box["fc1"]  # declared format
+    g.replace("fc1", weight_format=None)
+    box = {title(n): " | ".join(texts(n)) for n in svg_groups(render(g, tmp_path / "q2.svg"), "node")}
     bits = next(b for b in range(1, 65) if -(2 ** (b - 1)) <= w.min() and w.max() < 2 ** (b - 1))
-    assert f"int{bits} [{w.min()}, {w.max()}]" in box["fc1"]
+    assert f"int{bits} [{w.min()}, {w.max()}]" in box["fc1"]  # format inferred from the values
     mlp = load(str(ROOT / "examples/graphs/spiking_mlp.n3ml"))
     src = dot_source(mlp)
     assert "tau=20 ms" in src and "refractory 1 steps" in src and "reset to 0" in src

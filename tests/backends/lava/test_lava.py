@@ -99,7 +99,7 @@ def test_refuses_unequal_latencies_into_an_add():
 
 def test_refuses_weights_beyond_8_bits():
     g = load(GRAPHS / "quantized.n3ml")
-    g.replace("fc1", weight=g.nodes["fc1"].weight * 3)
+    g.replace("fc1", weight=g.nodes["fc1"].weight * 3, weight_format=None)  # undeclared, so Lava's check decides
     with pytest.raises(UnsupportedError, match=r"node `fc1`.*8-bit mantissa"):
         LavaTarget().check(g)
 
