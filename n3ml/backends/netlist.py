@@ -655,12 +655,32 @@ class ArrayStore:
         return literal("@" + key)
 
 
-def outputs_table(net: Netlist, arrays: ArrayStore, record_kind, v_offset) -> list[str]:
+def populations_table(net: Netlist, cells: dict[str, Any], arrays: ArrayStore, head) -> list[str]:
+    """Lines of the POPULATIONS table of an emitted program, one entry per neuron population.
+
+    Args:
+        cells: population name -> the target's cell (with `params`, `v_init` and `note`).
+        head: (population, cell) -> the entry's first items, '"key": value' pairs joined by ", ".
+    """
+    lines = ["POPULATIONS = {"]
+    for pop in net.neurons:
+        cell = cells[pop.name]
+        params = ", ".join(f"{literal(k)}: {arrays.value(f'p/{pop.name}/{k}', v)}" for k, v in cell.params.items())
+        lines += [f"    {literal(pop.name)}: {{  # {pop.prim.op} {pop.shape}: {cell.note}",
+                  f"        {head(pop, cell)},",
+                  f'        "params": {{{params}}},',
+                  f'        "v_init": {arrays.value(f"p/{pop.name}/v_init", cell.v_init)},',
+                  "    },"]
+    lines.append("}")
+    return lines
+
+
+def outputs_table(net: Netlist, cells: dict[str, Any], arrays: ArrayStore) -> list[str]:
     """Lines of the OUTPUTS table of an emitted program.
 
     Args:
-        record_kind: population name -> what the simulator records ("spikes", "V_m", "v").
-        v_offset: population name -> value added to recorded voltages (the IR's v_leak).
+        cells: population name -> the target's cell: what it records (`record`: "spikes", "V_m", "v") and
+            the value added to recorded voltages (`v_offset`, the IR's v_leak). Inputs record spikes.
     """
     lines = ["OUTPUTS = {"]
     for r in net.records:
@@ -672,9 +692,11 @@ def outputs_table(net: Netlist, arrays: ArrayStore, record_kind, v_offset) -> li
                     else arrays.value(key + "/rows", part.rows))
             cols = ("None" if np.array_equal(part.cols, np.arange(src.size))
                     else arrays.value(key + "/cols", part.cols))
-            lines.append(f'        {{"source": {literal(part.source)}, "record": {literal(record_kind(part.source))}, '
+            cell = cells.get(part.source)
+            record, v_offset = ("spikes", 0.0) if cell is None else (cell.record, cell.v_offset)
+            lines.append(f'        {{"source": {literal(part.source)}, "record": {literal(record)}, '
                          f'"rows": {rows}, "cols": {cols}, "shift": {part.shift}, '
-                         f'"v_offset": {arrays.value(key + "/v_offset", v_offset(part.source))}}},')
+                         f'"v_offset": {arrays.value(key + "/v_offset", v_offset)}}},')
         lines.append("    ]},")
     lines.append("}")
     return lines
@@ -741,4 +763,69 @@ def encode(spec, x):
         for k in range(min(window, x.shape[0] - t0)):
             out[t0 + k] = (at == k) & (v > enc["x_min"])
     return out
+'''
+
+
+# The rest that the emitted programs share: the command line, the samples, the outputs in IR time.
+PROGRAM_CODE = r'''
+
+def array(value):
+    """Table entries name per-neuron arrays as "@key" (stored in weights.npz)."""
+    if isinstance(value, str) and value.startswith("@"):
+        return WEIGHTS[value[1:]]
+    return value
+
+
+def recorded():
+    """Population -> what is recorded from it ("spikes", or its membrane voltage: "V_m" or "v")."""
+    return {part["source"]: part["record"] for spec in OUTPUTS.values() for part in spec["parts"]}
+
+
+def parse_args(argv, add_options):
+    """--input, --steps and -o, with the simulator's own options added by `add_options(parser)` in between;
+    args.steps is resolved: --steps, else the input's T, else DEFAULT_STEPS."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
+    parser.add_argument("--steps", "-T", type=int, default=None,
+                        help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
+    add_options(parser)
+    parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
+    args = parser.parse_args(argv)
+    if args.steps is None and args.input:
+        with np.load(args.input, allow_pickle=False) as z:
+            args.steps = int(z[next(iter(DATA))].shape[0]) if DATA else DEFAULT_STEPS
+    args.steps = args.steps or DEFAULT_STEPS
+    return args
+
+
+def samples(path, steps):
+    """The data of every input population {name: (T, B, *shape)}, encoded, and the batch size B."""
+    sources = read_inputs(path, steps)
+    batch = next(iter(sources.values())).shape[1] if sources else 1
+    return {name: encode(spec, sources[spec["source"]]) for name, spec in INPUTS.items()}, batch
+
+
+def outputs(traces, steps):
+    """Recorded traces {population: (T, size)} in IR time -> {output: (T, *shape)}."""
+    out = {}
+    for name, spec in OUTPUTS.items():
+        y = np.zeros((steps, int(np.prod(spec["shape"]))))
+        for part in spec["parts"]:
+            x = traces[part["source"]]
+            x = x if part["cols"] is None else x[:, array(part["cols"])]
+            if part["record"] != "spikes":
+                x = x + array(part["v_offset"])
+            rows = slice(None) if part["rows"] is None else array(part["rows"])
+            y[part["shift"]:, rows] = x[: steps - part["shift"]]
+        out[name] = y.reshape(steps, *spec["shape"])
+    return out
+
+
+def save(results, path):
+    """Write the outputs {name: (T, B, *shape)} to `path` atomically and summarise them on stderr."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **results)
+    os.replace(tmp, path)
+    for name, y in results.items():
+        print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
 '''

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
-from ..netlist import CLOCK, INPUT_CODE, ArrayStore, inputs_tables, literal, outputs_table
+from ..netlist import (CLOCK, INPUT_CODE, PROGRAM_CODE, ArrayStore, inputs_tables, literal, outputs_table,
+                       populations_table)
 from .lower import NestNetwork
 from .program import BODY
 
@@ -50,18 +51,10 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
                                 "# spike_generator per value whose events carry the value as weight (latency 1)."])
     lines += ["",
               "# Neuron populations (NEST units: E_L = 0 and C_m = 1, so V_m is the IR's v - v_leak).",
-              '# "@key" names a per-neuron array in weights.npz; v_init is set at NEST step latency - 1.',
-              "POPULATIONS = {"]
-    for pop in nl.neurons:
-        cell = net.cells[pop.name]
-        params = ", ".join(f"{literal(k)}: {arrays.value(f'p/{pop.name}/{k}', v)}" for k, v in cell.params.items())
-        lines += [f"    {literal(pop.name)}: {{  # {pop.prim.op} {pop.shape}: {cell.note}",
-                  f'        "model": {literal(cell.model)}, "size": {pop.size}, "arrival": {pop.arrival}, '
-                  f'"latency": {pop.latency},',
-                  f'        "params": {{{params}}},',
-                  f'        "v_init": {arrays.value(f"p/{pop.name}/v_init", cell.v_init)},',
-                  "    },"]
-    lines += ["}", "",
+              '# "@key" names a per-neuron array in weights.npz; v_init is set at NEST step latency - 1.']
+    lines += populations_table(nl, net.cells, arrays, lambda pop, cell: f'"model": {literal(cell.model)}, '
+                               f'"size": {pop.size}, "arrival": {pop.arrival}, "latency": {pop.latency}')
+    lines += ["",
               "# Connections, one nest.Connect each: (source, target, delay in steps, rule, key in weights.npz).",
               '# all_to_all: weight matrix "<key>/w" (targets x sources); one_to_one: index arrays "<key>/pre",',
               '# "<key>/post" into the populations and weights "<key>/w".',
@@ -78,8 +71,7 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
               "# Output nodes, made of parts: entries `rows` of the output are neurons `cols` of a recorded",
               "# population (spikes, or V_m + v_offset), `shift` IR steps late (None: all, in order).",
               ]
-    lines += outputs_table(nl, arrays, lambda s: net.cells[s].record if s in net.cells else "spikes",
-                           lambda s: net.cells[s].v_offset if s in net.cells else 0.0)
-    text = "\n".join(lines) + "\n" + INPUT_CODE + BODY
+    lines += outputs_table(nl, net.cells, arrays)
+    text = "\n".join(lines) + "\n" + INPUT_CODE + PROGRAM_CODE + BODY
     (out_dir / "run.py").write_text(text)
     np.savez(out_dir / "weights.npz", **arrays.arrays)

@@ -1,13 +1,7 @@
-"""The body of the emitted PyNEST program (`run.py`); `emit.py` writes the network tables above it."""
+"""The body of the emitted PyNEST program (`run.py`); `emit.py` writes the network tables above it,
+then the code every emitted program shares (`netlist.INPUT_CODE`, `netlist.PROGRAM_CODE`)."""
 
 BODY = r'''
-
-def array(value):
-    """Table entries name per-neuron arrays as "@key" (stored in weights.npz)."""
-    if isinstance(value, str) and value.startswith("@"):
-        return WEIGHTS[value[1:]]
-    return value
-
 
 def build(sample, steps, threads):
     """Create the network for one input sample {name: (T, *shape)}; return the node collections."""
@@ -46,11 +40,6 @@ def build(sample, steps, threads):
             syn["delay"] = np.full(pre.size, delay * DT)  # array-based Connect takes arrays only
             nest.Connect(pre, post, "one_to_one", syn_spec=syn)
     return nodes
-
-
-def recorded():
-    """Population -> what is recorded from it ("spikes" or "V_m")."""
-    return {part["source"]: part["record"] for spec in OUTPUTS.values() for part in spec["parts"]}
 
 
 def simulate(nodes, steps):
@@ -101,36 +90,14 @@ def collect(nodes, recorders, steps):
         ok = (t >= 0) & (t < steps)
         traces[source] = np.zeros((steps, len(nodes[source])))
         traces[source][t[ok], senders[ok]] = values[ok]
-    out = {}
-    for name, spec in OUTPUTS.items():
-        y = np.zeros((steps, int(np.prod(spec["shape"]))))
-        for part in spec["parts"]:
-            x = traces[part["source"]]
-            x = x if part["cols"] is None else x[:, array(part["cols"])]
-            if part["record"] != "spikes":
-                x = x + array(part["v_offset"])
-            rows = slice(None) if part["rows"] is None else array(part["rows"])
-            y[part["shift"]:, rows] = x[: steps - part["shift"]]
-        out[name] = y.reshape(steps, *spec["shape"])
-    return out
+    return outputs(traces, steps)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
-    parser.add_argument("--steps", "-T", type=int, default=None,
-                        help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
-    parser.add_argument("--threads", type=int, default=1, help="NEST threads per process (local_num_threads)")
-    parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
-    args = parser.parse_args(argv)
+    args = parse_args(argv, lambda parser: parser.add_argument(
+        "--threads", type=int, default=1, help="NEST threads per process (local_num_threads)"))
     steps = args.steps
-    if steps is None and args.input:
-        with np.load(args.input, allow_pickle=False) as z:
-            steps = int(z[next(iter(DATA))].shape[0]) if DATA else DEFAULT_STEPS
-    steps = steps or DEFAULT_STEPS
-    sources = read_inputs(args.input, steps)
-    batch = next(iter(sources.values())).shape[1] if sources else 1
-    data = {name: encode(spec, sources[spec["source"]]) for name, spec in INPUTS.items()}
+    data, batch = samples(args.input, steps)
     results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
     for b in range(batch):  # NEST cannot reset a network's state: one fresh kernel per sample
         t0 = time.perf_counter()
@@ -143,11 +110,7 @@ def main(argv=None):
         for name, y in collect(nodes, recorders, steps).items():
             results[name][:, b] = y
     if nest.Rank() == 0:
-        tmp = args.output + ".tmp.npz"
-        np.savez(tmp, **results)
-        os.replace(tmp, args.output)
-        for name, y in results.items():
-            print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
+        save(results, args.output)
     return 0
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
-from ..netlist import CLOCK, INPUT_CODE, ArrayStore, inputs_tables, literal, outputs_table
+from ..netlist import (CLOCK, INPUT_CODE, PROGRAM_CODE, ArrayStore, inputs_tables, literal, outputs_table,
+                       populations_table)
 from .lower import SOURCE_LATENCY, PynnNetwork
 
 DEFAULT_STEPS = 100
@@ -55,17 +56,10 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
     lines += inputs_tables(nl, ["# Spike inputs: SpikeSourceArray, a spike of IR step t at time (t + latency) * DT."])
     lines += ["",
               "# Neuron populations (v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF). \"native:<model>\" is",
-              "# a NEST model in NEST's units (runs on NEST only). \"@key\" names a per-neuron array in weights.npz.",
-              "POPULATIONS = {"]
-    for pop in nl.neurons:
-        cell = net.cells[pop.name]
-        params = ", ".join(f"{literal(k)}: {arrays.value(f'p/{pop.name}/{k}', v)}" for k, v in cell.params.items())
-        lines += [f"    {literal(pop.name)}: {{  # {pop.prim.op} {pop.shape}: {cell.note}",
-                  f'        "celltype": {literal(cell.celltype)}, "size": {pop.size}, "latency": {pop.latency},',
-                  f'        "params": {{{params}}},',
-                  f'        "v_init": {arrays.value(f"p/{pop.name}/v_init", cell.v_init)},',
-                  "    },"]
-    lines += ["}", "",
+              "# a NEST model in NEST's units (runs on NEST only). \"@key\" names a per-neuron array in weights.npz."]
+    lines += populations_table(nl, net.cells, arrays, lambda pop, cell: f'"celltype": {literal(cell.celltype)}, '
+                               f'"size": {pop.size}, "latency": {pop.latency}')
+    lines += ["",
               "# Projections, FromListConnector each: (source, target, delay in steps, receptor, key in weights.npz)",
               '# with "<key>/pre", "<key>/post" (indices into the populations) and "<key>/w" (mV for',
               "# IF_curr_delta, nA for IF_curr_exp; positive on excitatory, negative on inhibitory receptors).",
@@ -81,9 +75,8 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
               "# Output nodes, made of parts: entries `rows` of the output are neurons `cols` of a recorded",
               "# population (spikes, or v + v_offset), `shift` IR steps late (None: all, in order).",
               ]
-    lines += outputs_table(nl, arrays, lambda s: net.cells[s].record if s in net.cells else "spikes",
-                           lambda s: net.cells[s].v_offset if s in net.cells else 0.0)
+    lines += outputs_table(nl, net.cells, arrays)
     from .program import BODY
 
-    (out_dir / "run.py").write_text("\n".join(lines) + "\n" + INPUT_CODE + BODY)
+    (out_dir / "run.py").write_text("\n".join(lines) + "\n" + INPUT_CODE + PROGRAM_CODE + BODY)
     np.savez(out_dir / "weights.npz", **arrays.arrays)

@@ -1,13 +1,7 @@
-"""The body of the emitted PyNN program (`run.py`); `emit.py` writes the network tables above it."""
+"""The body of the emitted PyNN program (`run.py`); `emit.py` writes the network tables above it,
+then the code every emitted program shares (`netlist.INPUT_CODE`, `netlist.PROGRAM_CODE`)."""
 
 BODY = r'''
-
-def array(value):
-    """Table entries name per-neuron arrays as "@key" (stored in weights.npz)."""
-    if isinstance(value, str) and value.startswith("@"):
-        return WEIGHTS[value[1:]]
-    return value
-
 
 def import_simulator(name):
     # PyNN 0.13 still calls NEST APIs that NEST 3.10 flags as deprecated; its optional NEST extensions
@@ -56,11 +50,6 @@ def build(sim, simulator, sample, steps):
     return pops
 
 
-def recorded():
-    """Population -> what is recorded from it ("spikes" or "v")."""
-    return {part["source"]: part["record"] for spec in OUTPUTS.values() for part in spec["parts"]}
-
-
 def collect(pops, steps):
     """Recorded spikes / voltages -> {output: (T, *shape)} in IR time."""
     traces = {}  # population -> (T, size): its spikes or v at IR steps 0..T-1
@@ -79,38 +68,16 @@ def collect(pops, steps):
             ok = (k >= 0) & (k < steps)
             full[k[ok]] = np.asarray(signal.magnitude)[ok]
         traces[source] = full
-    out = {}
-    for name, spec in OUTPUTS.items():
-        y = np.zeros((steps, int(np.prod(spec["shape"]))))
-        for part in spec["parts"]:
-            x = traces[part["source"]]
-            x = x if part["cols"] is None else x[:, array(part["cols"])]
-            if part["record"] != "spikes":
-                x = x + array(part["v_offset"])
-            rows = slice(None) if part["rows"] is None else array(part["rows"])
-            y[part["shift"]:, rows] = x[: steps - part["shift"]]
-        out[name] = y.reshape(steps, *spec["shape"])
-    return out
+    return outputs(traces, steps)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
-    parser.add_argument("--steps", "-T", type=int, default=None,
-                        help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
-    parser.add_argument("--simulator", choices=["nest", "spiNNaker", "brian2"], default=SIMULATOR,
-                        help=f"PyNN backend (default {SIMULATOR})")
-    parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
-    args = parser.parse_args(argv)
+    args = parse_args(argv, lambda parser: parser.add_argument(
+        "--simulator", choices=["nest", "spiNNaker", "brian2"], default=SIMULATOR,
+        help=f"PyNN backend (default {SIMULATOR})"))
     steps = args.steps
-    if steps is None and args.input:
-        with np.load(args.input, allow_pickle=False) as z:
-            steps = int(z[next(iter(DATA))].shape[0]) if DATA else DEFAULT_STEPS
-    steps = steps or DEFAULT_STEPS
     sim = import_simulator(args.simulator)
-    sources = read_inputs(args.input, steps)
-    batch = next(iter(sources.values())).shape[1] if sources else 1
-    data = {name: encode(spec, sources[spec["source"]]) for name, spec in INPUTS.items()}
+    data, batch = samples(args.input, steps)
     results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in OUTPUTS.items()}
     for b in range(batch):  # one fresh network per sample: state does not carry over
         pops = build(sim, args.simulator, {n: x[:, b] for n, x in data.items()}, steps)
@@ -118,11 +85,7 @@ def main(argv=None):
         for name, y in collect(pops, steps).items():
             results[name][:, b] = y
         sim.end()
-    tmp = args.output + ".tmp.npz"
-    np.savez(tmp, **results)
-    os.replace(tmp, args.output)
-    for name, y in results.items():
-        print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
+    save(results, args.output)
     return 0
 
 
