@@ -44,7 +44,17 @@ def run(args) -> int:
             kwargs["dtype"] = args.dtype
     elif args.device != "cpu" or args.dtype:
         raise N3mlError("--device and --dtype apply to --engine torch only")
-    result = engine(graph, inputs, args.steps, **kwargs)
+    bar = None
+    if args.engine == "reference" and sys.stderr.isatty():  # the step-by-step interpreter can take a while
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.steps, unit="step", desc="simulate", leave=False)
+        kwargs["progress"] = lambda done, total: bar.update(done - bar.n)
+    try:
+        result = engine(graph, inputs, args.steps, **kwargs)
+    finally:
+        if bar is not None:
+            bar.close()
     if args.output:
         write_npz(args.output, result.to_npz_dict())
     for name, arr in result.outputs.items():
