@@ -126,3 +126,35 @@ def test_per_neuron_parameters_broadcast():
     g.add("out", Output(), "n")
     r = run(g, np.full((4, 1, 3), 0.6))
     assert r.outputs["out"][:, 0].sum(0).tolist() == [4, 2, 1]
+
+
+# Hand-computed traces for every spiking neuron under every reset mode, in both schemes (a = g = 0.5, r = 2).
+HAND = {
+    ("IF", "subtract"): ([0.75] * 5, [0, 1, 1, 0, 1], [0.75, 0.5, 0.25, 1.0, 0.75]),
+    ("IF", "to-value"): ([0.75] * 5, [0, 1, 0, 1, 0], [0.75, 0.0, 0.75, 0.0, 0.75]),
+    ("IF", "none"): ([0.75] * 5, [0, 1, 1, 1, 1], [0.75, 1.5, 2.25, 3.0, 3.75]),
+    ("CubaLIF", "subtract"): ([1.5, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0.5, 1.0, 0.875, 0.625, 0.40625]),
+    ("CubaLIF", "to-value"): ([1.5, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0.0, 0.75, 0.75, 0.5625, 0.375]),
+    ("CubaLIF", "none"): ([1.5, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1.5, 1.5, 1.125, 0.75, 0.46875]),
+    ("ALIF", "subtract"): ([1.2] * 4, [1, 1, 0, 1], [0.2, 0.05, 1.225, 0.625]),
+    ("ALIF", "to-value"): ([1.2] * 4, [1, 0, 1, 0], [0.0, 1.2, 0.0, 1.2]),
+    ("ALIF", "none"): ([1.2] * 4, [1, 1, 1, 1], [1.2, 1.8, 2.1, 2.25]),
+}
+
+
+def _hand_neuron(op, scheme, reset):
+    tau = HALF_TAU[scheme]
+    if op == "IF":
+        return IF(theta=1.0, reset=reset)
+    if op == "CubaLIF":
+        return CubaLIF(tau_syn=tau, tau_mem=tau, r=2.0, theta=1.0, reset=reset)
+    return ALIF(tau=tau, tau_adapt=tau, r=2.0, q=0.5, theta=1.0, reset=reset)
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+@pytest.mark.parametrize("op,reset", sorted(HAND))
+def test_every_spiking_neuron_every_reset_mode(op, reset, scheme):
+    x, spikes, volts = HAND[op, reset]
+    s, v, _ = trace(_hand_neuron(op, scheme, reset), x, scheme)
+    assert s.tolist() == spikes
+    assert v == pytest.approx(volts, abs=1e-12)
