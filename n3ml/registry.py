@@ -25,7 +25,9 @@ ENGINES: dict[str, str] = {
     "torch": "n3ml.backends.torch:run",
 }
 
-# target name -> "module:Target"  (a Target has .name, .check(graph), .emit(graph, out_dir, **options))
+# target name -> "module:Target". A Target has `name`; `check(graph, options=None)` raising UnsupportedError
+# before anything is written; `emit(graph, out_dir, *, steps=None, options=None)`; `run_argv(out_dir)`, the
+# command that runs the emitted program; and `records_states = True` if that program takes --record NODE.
 TARGETS: dict[str, str] = {}
 TARGETS["lava"] = "n3ml.backends.lava:LavaTarget"
 TARGETS["nest"] = "n3ml.backends.nest:NestTarget"

@@ -9,7 +9,6 @@ replaced only with --force.
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import tempfile
@@ -90,14 +89,6 @@ def _calibration(path: str | None) -> dict[str, np.ndarray] | None:
     return read_npz(path)
 
 
-def _check(target: Any, graph: Any, options: dict[str, str]) -> None:
-    params = inspect.signature(target.check).parameters
-    if "options" in params:
-        target.check(graph, options or None)
-    else:
-        target.check(graph)
-
-
 def run(args) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -118,7 +109,7 @@ def run(args) -> int:
         graph = PassManager.from_string(args.pipeline).run(graph, context)
     elif args.calibration:
         raise N3mlError("--calibration is used by passes; give a pipeline with -p")
-    _check(target, graph, options)
+    target.check(graph, options or None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

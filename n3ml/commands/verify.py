@@ -14,7 +14,6 @@ status is 1 when an agreement is below --min-agreement or a target refuses the g
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 import tempfile
@@ -88,6 +87,10 @@ def run(args) -> int:
     if not names:
         raise N3mlError("--targets names no target")
     targets = {n: lookup(TARGETS, n, "target")() for n in names}
+    no_record = [n for n, t in targets.items() if not getattr(t, "records_states", False)]
+    if args.record and no_record:  # refuse before anything runs, not after a program rejects the flag
+        raise N3mlError(f"--record needs targets whose programs save neuron states (such as lava); "
+                        f"not: {', '.join(no_record)}")
     options = parse_target_options(args.target_option, names)
     graph = load_model(args.model)
     if args.pipeline.strip():
@@ -104,7 +107,7 @@ def run(args) -> int:
                             f"quantized analog inputs with input_scale={scale:g}, so give round({scale:g} * x)")
     engine_name, engine = reference_engine(args.engine)
     t0 = time.perf_counter()
-    ref = engine(graph, inputs, args.steps, record=args.record) if args.record else engine(graph, inputs, args.steps)
+    ref = engine(graph, inputs, args.steps, record=args.record)
     print(f"reference: {engine_name} engine, {args.steps} steps, batch "
           f"{next(iter(ref.outputs.values())).shape[1] if ref.outputs else 0}, "
           f"{time.perf_counter() - t0:.2f} s")
@@ -118,10 +121,7 @@ def run(args) -> int:
         for name, target in targets.items():
             opts = {**getattr(target, "verify_options", {}), **options[name]}
             try:
-                if "options" in inspect.signature(target.check).parameters:
-                    target.check(graph, opts or None)
-                else:
-                    target.check(graph)
+                target.check(graph, opts or None)
             except UnsupportedError as e:
                 print(f"{name}: refused: {e}")
                 failed.append(name)

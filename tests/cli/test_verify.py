@@ -67,7 +67,7 @@ class _Fake:
 
     name = "fake"
 
-    def check(self, graph):
+    def check(self, graph, options=None):
         pass
 
     def emit(self, graph, out_dir, *, steps=None, options=None):

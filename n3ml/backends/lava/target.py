@@ -30,6 +30,7 @@ class LavaTarget:
     """Lava 0.10 (Loihi2SimCfg): fixed_pt for quantized graphs, floating_pt otherwise."""
 
     name = "lava"
+    records_states = True  # run.py takes --record NODE and saves state/NODE.v, state/NODE.i
 
     def check(self, graph: Graph, options: dict[str, Any] | None = None) -> None:
         lower(graph)

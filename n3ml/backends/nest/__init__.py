@@ -22,16 +22,21 @@ class NestTarget:
     name = "nest"
     summary = "standalone PyNEST script (run.py + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
 
-    def check(self, graph: Graph) -> None:
+    def check(self, graph: Graph, options: dict | None = None) -> None:
         """Raise UnsupportedError naming the node if the graph has no exact NEST form."""
+        _no_options(options)
         lower_ir_to_nest(graph)
 
     def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None, options: dict | None = None) -> None:
-        if options:
-            from ...errors import N3mlError
-
-            raise N3mlError(f"the nest target takes no options, found {sorted(options)}")
+        _no_options(options)
         emit_nest(lower_ir_to_nest(graph), Path(out_dir), steps=steps)
 
     def run_argv(self, out_dir: Path) -> list[str]:
         return [sys.executable, str(Path(out_dir) / "run.py")]
+
+
+def _no_options(options: dict | None) -> None:
+    if options:
+        from ...errors import N3mlError
+
+        raise N3mlError(f"the nest target takes no options, found {sorted(options)}")
