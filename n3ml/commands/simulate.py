@@ -7,19 +7,15 @@ import sys
 import numpy as np
 
 from ..errors import N3mlError
-from ..io import random_inputs, read_npz, write_npz
+from ..io import write_npz
 from ..loader import load_model
 from ..registry import ENGINES, lookup
+from ._inputs import add_input_arguments, inputs_from_args
 
 
 def add_arguments(p) -> None:
     p.add_argument("model", metavar="FILE", help="a .n3ml file or any model n3ml reads")
-    p.add_argument("--steps", "-T", type=int, required=True, help="number of time steps")
-    p.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name; "
-                   "default: seeded random input")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the random input (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--rate", type=float, default=0.2, help="spike probability of random spike input")
+    add_input_arguments(p)
     p.add_argument("--engine", default="reference", help=f"simulation engine: {', '.join(sorted(ENGINES))}")
     p.add_argument("--device", default="cpu", help="torch device for --engine torch (cpu, cuda, cuda:1)")
     p.add_argument("--dtype", default=None, choices=["float64", "float32"],
@@ -33,8 +29,7 @@ def run(args) -> int:
     graph = load_model(args.model)
     if args.steps < 1:
         raise N3mlError(f"--steps must be >= 1, found {args.steps}")
-    inputs = read_npz(args.input) if args.input else random_inputs(graph, args.steps, args.batch, args.seed,
-                                                                    args.rate)
+    inputs = inputs_from_args(args, graph)
     engine = lookup(ENGINES, args.engine, "engine")
     record = [r for r in args.record.split(",") if r]
     kwargs = {"record": record}

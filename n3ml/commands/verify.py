@@ -26,7 +26,8 @@ from ..backends.conformance import compare, format_table, run_program
 from ..errors import N3mlError, UnsupportedError
 from ..loader import load_model
 from ..registry import ENGINES, TARGETS, lookup
-from ..io import random_inputs, read_npz, write_npz
+from ._inputs import add_input_arguments, inputs_from_args
+from ..io import write_npz
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,7 @@ log = logging.getLogger(__name__)
 def add_arguments(p) -> None:
     p.add_argument("model", metavar="MODEL", help="a .n3ml file or any model n3ml reads")
     p.add_argument("--targets", required=True, help=f"comma-separated targets ({', '.join(sorted(TARGETS))})")
-    p.add_argument("--steps", "-T", type=int, required=True, help="number of time steps")
-    p.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name; "
-                   "default: seeded random input as `n3ml simulate`")
-    p.add_argument("--batch", type=int, default=1, help="samples of the random input (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--rate", type=float, default=0.2, help="spike probability of the random input")
+    add_input_arguments(p)
     p.add_argument("--min-agreement", type=float, default=1.0,
                    help="fail below this spike-train agreement (0..1, default 1.0: identical)")
     p.add_argument("--engine", default=None,
@@ -98,8 +94,7 @@ def run(args) -> int:
 
         report: dict = {}
         graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": report})
-    inputs = read_npz(args.input) if args.input else random_inputs(graph, args.steps, args.batch, args.seed,
-                                                                    args.rate)
+    inputs = inputs_from_args(args, graph)
     scale = report.get("quantize", {}).get("input_scale") if args.pipeline.strip() else None
     for k, v in inputs.items() if scale else ():
         if not np.array_equal(v, np.round(v)):  # a float 0..1 would be truncated to 0 in integer arithmetic
