@@ -247,15 +247,18 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
     latency_x: dict[str, np.ndarray] = {}
     outs = {n: [] for n in graph.output_names}
     rec: dict[str, list] = {}
+    ctx = _Ctx("", 0, dtype, data, neurons, noise, latency_x)  # one per run; node and step updated in place
     for t in range(T):
+        ctx.t = t
         val: dict[str, np.ndarray] = {n: buf[0] for n, buf in delays.items()}
         for n in order:
             p = graph.nodes[n]
             if n in delays:
                 continue
             xs = [val[s] for s in ins[n]]
+            ctx.node = n
             try:
-                val[n] = _eval(_Ctx(n, t, dtype, data, neurons, noise, latency_x), p, xs)
+                val[n] = _eval(ctx, p, xs)
             except VerifyError:
                 raise
             except Exception as e:  # name the node whose evaluation failed
