@@ -64,6 +64,14 @@ def normalize_inputs(graph: Graph, inputs, steps: int | None) -> tuple[dict[str,
     return out, T, B
 
 
+def check_integer_inputs(data: dict[str, np.ndarray]) -> None:
+    """A fixed-point graph computes in integers: fractional input would be silently truncated, so refuse it."""
+    for n, x in data.items():
+        if x.dtype.kind == "f" and not np.array_equal(x, np.round(x)):
+            raise VerifyError("a fixed-point graph takes integer input (spikes 0/1 or graded integers); found "
+                              "non-integer values (scale analog data first, e.g. quantize's input_scale)", node=n)
+
+
 # ----------------------------------------------------------------- synapses
 
 
@@ -229,6 +237,8 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
     data, T, B = normalize_inputs(graph, inputs, steps)
     if fixed is None:
         fixed = any(isinstance(p, P.FixedCubaLIF) for p in graph.nodes.values())
+    if fixed:
+        check_integer_inputs(data)
     dtype = np.int64 if fixed else np.float64
     record = list(record)
     for r in record:

@@ -135,3 +135,14 @@ def test_latency_encoder_spikes_once_per_window():
     assert y[:, 0].nonzero()[0].tolist() == [0, 5]  # x = 1 -> first step of each window
     assert y[:, 1].nonzero()[0].tolist() == [2, 7]  # (1 - 0.5) * 4 = 2
     assert y[:, 2].sum() == 0  # below x_min
+
+
+def test_fixed_point_graph_refuses_fractional_input():
+    from pathlib import Path
+
+    from n3ml.ir.text import load
+
+    g = load(Path(__file__).parents[2] / "examples" / "graphs" / "quantized.n3ml")
+    with pytest.raises(VerifyError, match="node `x`: a fixed-point graph takes integer input"):
+        run(g, np.full((3, 1, 12), 0.5))  # would otherwise be truncated to 0 without a word
+    run(g, np.ones((3, 1, 12)))  # 0/1 spikes are fine

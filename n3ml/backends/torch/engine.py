@@ -9,7 +9,7 @@ import torch
 
 from ...errors import N3mlError
 from ...ir.graph import Graph
-from ...ir.interp import Result, normalize_inputs
+from ...ir.interp import Result, check_integer_inputs, normalize_inputs
 from .executor import compile
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
@@ -40,6 +40,8 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
     data, _, _ = normalize_inputs(graph, {k: np.asarray(v) for k, v in inputs.items()}
                                   if isinstance(inputs, dict) else np.asarray(inputs), steps)
     exe = compile(graph, device=device, dtype=dtype, fixed=fixed)
+    if exe.fixed:
+        check_integer_inputs(data)
     with torch.no_grad():
         res = exe({k: torch.as_tensor(v) for k, v in data.items()}, record=list(record))
     outs, recorded = res if isinstance(res, tuple) else (res, {})
