@@ -1,22 +1,252 @@
-"""The input options shared by `simulate` and `verify`: an .npz file, or seeded random input."""
+"""The input options shared by `simulate` and `verify` (an .npz file, or seeded random input), and the checks
+that every array handed to an engine or a pass passes first: a bad value is refused here, naming the array,
+instead of running into NaN membranes, silent truncation or a traceback deep inside numpy or torch.
+"""
 
 from __future__ import annotations
 
+import decimal
+import math
+import os
+
 import numpy as np
 
+from ..errors import N3mlError
 from ..io import random_inputs, read_npz
+
+# numpy dtype kind -> why arrays of that kind are refused (bool, integers and floats are numbers)
+_REFUSED_KINDS = {
+    "c": "complex numbers (the engines compute with real values)",
+    "U": "strings",
+    "S": "byte strings",
+    "O": "Python objects",
+    "M": "datetimes",
+    "m": "time deltas",
+    "V": "structured records",
+}
+_EXACT_INT = 2 ** 53  # the largest integer range float64 holds exactly
+INPUT_KINDS = ("spike", "analog")
+
+
+def validate_array(name: str, arr, kind: str = "analog", *, where: str = "") -> np.ndarray:
+    """Check one array of numbers and return it as native-endian float64 (values unchanged).
+
+    Args:
+        name: the array's name in messages (an Input node, a calibration key).
+        kind: "spike" (values must be 0 or 1), "analog" (any finite number) or "calibration"
+            (finite numbers, at least one sample).
+        where: the file the array came from, for messages.
+    Raises:
+        N3mlError naming the array: non-numeric dtype, NaN/inf, integers float64 cannot hold, spikes not 0/1,
+        an empty calibration batch.
+    """
+    at = f"{where}: " if where else ""
+    a = np.asarray(arr)
+    why = _REFUSED_KINDS.get(a.dtype.kind)
+    if why is not None:
+        raise N3mlError(f"{at}array `{name}` holds {why} (dtype {a.dtype}); give real numbers (float or int)")
+    if a.dtype.kind in "iu" and a.size and (int(a.max()) > _EXACT_INT or int(a.min()) < -_EXACT_INT):
+        raise N3mlError(f"{at}array `{name}` holds integers beyond ±2^53, which float64 cannot represent exactly")
+    x = a.astype(np.float64)  # also turns big-endian data into native byte order, exactly
+    if kind == "calibration" and (x.ndim == 0 or x.shape[0] == 0 or x.size == 0):
+        raise N3mlError(f"{at}calibration array `{name}` is empty (shape {x.shape}); give at least one sample")
+    if x.size and not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise N3mlError(f"{at}array `{name}` holds {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
+                        "values must be finite numbers")
+    if kind == "spike" and x.size and not np.isin(x, (0.0, 1.0)).all():
+        bad = np.argwhere(~np.isin(x, (0.0, 1.0)))[0]
+        raise N3mlError(f"{at}array `{name}` feeds a spike input but holds {x[tuple(bad)]:g} at index "
+                        f"{tuple(int(i) for i in bad)}; spikes are 0 or 1 (declare the input analog for values)")
+    return x
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], kind: str, where: str = "") -> dict[str, np.ndarray]:
+    """`validate_array` over a dict (e.g. calibration data); an empty dict is refused."""
+    if not arrays:
+        raise N3mlError(f"{where or 'the data'}: holds no arrays")
+    return {k: validate_array(k, v, kind, where=where) for k, v in arrays.items()}
+
+
+# ------------------------------------------------------------------------- options
+
+
+def _int_option(flag: str, lo: int, hi: int | None = None):
+    """An argparse type: a whole number in [lo, hi]. '1e3' is accepted as 1000; errors are N3mlErrors
+    (exit 1 with one message, like every other bad input)."""
+
+    def parse(text: str) -> int:
+        try:
+            d = decimal.Decimal(text.strip())  # exact: 1e23 is 10**23, not the float next to it
+        except decimal.InvalidOperation:
+            d = None
+        if d is None or not d.is_finite() or d != d.to_integral_value() or d.adjusted() > 100:
+            raise N3mlError(f"{flag} expects a whole number, found {text!r}")
+        v = int(d)
+        if v < lo or (hi is not None and v > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+            raise N3mlError(f"{flag} must be {bound}, found {text}")
+        return v
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _unit_float(flag: str):
+    """An argparse type: a probability in [0, 1] (NaN refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise N3mlError(f"{flag} expects a number in [0, 1], found {text!r}") from None
+        if not 0.0 <= v <= 1.0:  # False for NaN too
+            raise N3mlError(f"{flag} must lie in [0, 1], found {text}")
+        return v
+
+    parse.__name__ = "float"
+    return parse
+
+
+steps_type = _int_option("--steps", 1)
+batch_type = _int_option("--batch", 1)
+seed_type = _int_option("--seed", 0, 2 ** 64 - 1)
+rate_type = _unit_float("--rate")
 
 
 def add_input_arguments(p) -> None:
-    p.add_argument("--steps", "-T", type=int, required=True, help="number of time steps")
-    p.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name; "
-                   "default: seeded random input")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the random input (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--rate", type=float, default=0.2, help="spike probability of random spike input")
+    p.add_argument("--steps", "-T", type=steps_type, required=True, help="number of time steps")
+    p.add_argument("--input", metavar="X.npz", help="input arrays keyed by Input node name: (T, B, *shape), or "
+                   "(B, *shape) held constant for --steps; default: seeded random input")
+    p.add_argument("--batch", type=batch_type, default=1, help="batch size of the random input (default 1)")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of the random input (>= 0, default 0)")
+    p.add_argument("--rate", type=rate_type, default=0.2, help="spike probability of random spike input (0..1)")
 
 
-def inputs_from_args(args, graph) -> dict[str, np.ndarray]:
+def add_input_kind_argument(p) -> None:
+    """`--input-kind spike|analog` for loaders of models whose input kind is not in the file."""
+    p.add_argument("--input-kind", choices=INPUT_KINDS, default=None,
+                   help="what the model's input carries: spike (0/1 events) or analog values (default analog)")
+
+
+def inputs_from_args(args, graph, *, engine: str = "reference", device: str = "cpu") -> dict[str, np.ndarray]:
+    """The run's inputs, each (steps, B, *shape) float64, checked; refused up front if the run cannot fit."""
+    types = graph.verify()
     if args.input:
-        return read_npz(args.input)
+        raw = read_npz(args.input)
+        batch = None
+        for n in graph.input_names:
+            if n in raw:
+                static = np.ndim(raw[n]) == len(types[n].shape) + 1
+                batch = np.shape(raw[n])[0 if static else 1] if np.ndim(raw[n]) >= 2 else None
+                break
+        check_memory(graph, args.steps, batch or 1, record=_record(args), engine=engine, device=device)
+        return held_inputs(graph, raw, args.steps, where=args.input)
+    check_memory(graph, args.steps, args.batch, record=_record(args), engine=engine, device=device)
     return random_inputs(graph, args.steps, args.batch, args.seed, args.rate)
+
+
+def _record(args) -> list[str]:
+    r = getattr(args, "record", None) or []
+    return [n for n in r.split(",") if n] if isinstance(r, str) else list(r)
+
+
+def held_inputs(graph, raw: dict[str, np.ndarray], steps: int, where: str = "") -> dict[str, np.ndarray]:
+    """Check an input file's arrays against the Input nodes. An array of shape (B, *shape), one dimension less
+    than an Input's (T, B, *shape), is a static input: the same values at every one of the `steps` steps."""
+    out = {}
+    for k, v in raw.items():
+        prim = graph.nodes.get(k)
+        if prim is None or prim.op != "Input":
+            out[k] = v  # the engine names unknown inputs next to the graph's
+            continue
+        x = validate_array(k, v, prim.kind, where=where)
+        if x.ndim == len(prim.shape) + 1 and tuple(x.shape[1:]) == tuple(prim.shape):
+            x = np.broadcast_to(x[None], (steps, *x.shape)).copy()
+        out[k] = x
+    return out
+
+
+# ------------------------------------------------------------------------- memory
+
+
+def available_bytes(device: str = "cpu") -> int | None:
+    """Memory a run may still take: MemAvailable on Linux, the free memory of a CUDA device; None if unknown."""
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except Exception:  # no CUDA, or a driver that cannot say: do not guess
+            return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_bytes(graph, steps: int, batch: int, record=(), engine: str = "reference") -> int:
+    """A lower bound of the memory a run needs, in bytes (exact Python integers: no overflow for huge values).
+
+    Every engine holds each Input's whole sequence (steps, batch, *shape), each Output's twice (the per-step
+    results and the stacked array returned), PoissonRate's noise drawn for the whole run, and the recorded
+    nodes' sequences (a neuron's with up to three states); the torch engine also holds, at least, the whole
+    sequence of its largest node and that node's inputs at once. 8 bytes a value. Refusing when this bound
+    exceeds the free memory never refuses a run that could have fitted.
+    """
+    types = graph.verify()
+    size = {n: math.prod(t.shape) for n, t in types.items()}
+    ops = {n: p.op for n, p in graph.nodes.items()}
+    held = (sum(size[n] for n in graph.nodes if ops[n] in ("Input", "PoissonRate"))
+            + 2 * sum(size[n] for n in graph.nodes if ops[n] == "Output")
+            + sum(size[n] * (4 if graph.nodes[n].category == "neuron" else 1) for n in set(record) if n in size))
+    if engine == "torch":
+        held += max((size[n] + sum(size[s] for s in graph.inputs_of(n))
+                     for n in graph.nodes if ops[n] not in ("Input", "Output")), default=0)
+    return 8 * steps * batch * held + 8 * batch * sum(size.values())
+
+
+def check_memory(graph, steps: int, batch: int, *, record=(), engine: str = "reference", device: str = "cpu") -> None:
+    """Refuse, with the estimate, a run that cannot fit in the free memory (before anything is allocated)."""
+    need = estimate_bytes(graph, steps, batch, record, engine)
+    free = available_bytes(device)
+    if free is not None and need > free:
+        raise N3mlError(f"this run needs at least {_human(need)} ({steps} steps x batch {batch}) but only "
+                        f"{_human(free)} is available on {device}; reduce --steps or --batch")
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.3g} PiB"
+
+
+def check_device(device: str, engine: str) -> None:
+    """Refuse a device torch does not know, or one this machine does not have, before loading anything."""
+    if engine == "reference":
+        return
+    try:
+        import torch
+    except ImportError:
+        return  # the engine lookup says torch is missing
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise N3mlError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise N3mlError(f"--device {device!r}: CUDA is not available here (use --device cpu)")
+        if d.index is not None and d.index >= n:
+            raise N3mlError(f"--device {device!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+    elif d.type != "cpu":
+        raise N3mlError(f"--device {device!r}: the torch engine runs on cpu or cuda, not {d.type}")

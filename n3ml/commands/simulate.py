@@ -10,7 +10,7 @@ from ..errors import N3mlError
 from ..io import write_npz
 from ..loader import load_model
 from ..registry import ENGINES, lookup
-from ._inputs import add_input_arguments, inputs_from_args
+from ._inputs import add_input_arguments, check_device, inputs_from_args
 
 
 def add_arguments(p) -> None:
@@ -26,11 +26,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    graph = load_model(args.model)
-    if args.steps < 1:
-        raise N3mlError(f"--steps must be >= 1, found {args.steps}")
-    inputs = inputs_from_args(args, graph)
     engine = lookup(ENGINES, args.engine, "engine")
+    check_device(args.device, args.engine)
+    graph = load_model(args.model)
+    inputs = inputs_from_args(args, graph, engine=args.engine, device=args.device)
     record = [r for r in args.record.split(",") if r]
     kwargs = {"record": record}
     if args.engine != "reference":

@@ -94,13 +94,13 @@ def run(args) -> int:
 
         report: dict = {}
         graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": report})
-    inputs = inputs_from_args(args, graph)
+    engine_name, engine = reference_engine(args.engine)
+    inputs = inputs_from_args(args, graph, engine=engine_name)
     scale = report.get("quantize", {}).get("input_scale") if args.pipeline.strip() else None
     for k, v in inputs.items() if scale else ():
         if not np.array_equal(v, np.round(v)):  # a float 0..1 would be truncated to 0 in integer arithmetic
             raise N3mlError(f"{args.input or 'the random input'}: `{k}` holds non-integer values; the pipeline "
                             f"quantized analog inputs with input_scale={scale:g}, so give round({scale:g} * x)")
-    engine_name, engine = reference_engine(args.engine)
     t0 = time.perf_counter()
     ref = engine(graph, inputs, args.steps, record=args.record)
     print(f"reference: {engine_name} engine, {args.steps} steps, batch "
