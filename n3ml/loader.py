@@ -14,6 +14,8 @@ def load_model(path: str, **options) -> Graph:
     p = Path(path)
     if not p.exists():
         raise N3mlError(f"{path}: no such file")
+    if not p.is_file():  # a directory, or a FIFO whose open() would block forever
+        raise N3mlError(f"{path}: not a regular file")
     suffix = "".join(p.suffixes[-1:]).lower()
     if suffix not in LOADERS:
         raise N3mlError(f"{path}: unknown model type {suffix or '(no suffix)'!r}; "

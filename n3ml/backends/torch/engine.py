@@ -11,8 +11,13 @@ from ...errors import N3mlError
 from ...ir.graph import Graph
 from ...ir.interp import Result, check_integer_inputs, normalize_inputs
 from .executor import compile
+from .ops import numeric_array
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
+
+
+def _host(v, what: str) -> np.ndarray:
+    return numeric_array(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v, what)
 
 
 def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str] = (), device="cpu",
@@ -37,8 +42,8 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
         dtype = _DTYPES[dtype]
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise N3mlError(f"device {device!r} requested but CUDA is not available here")
-    data, _, _ = normalize_inputs(graph, {k: np.asarray(v) for k, v in inputs.items()}
-                                  if isinstance(inputs, dict) else np.asarray(inputs), steps)
+    data, _, _ = normalize_inputs(graph, {k: _host(v, f"input `{k}`") for k, v in inputs.items()}
+                                  if isinstance(inputs, dict) else _host(inputs, "the input"), steps)
     exe = compile(graph, device=device, dtype=dtype, fixed=fixed)
     if exe.fixed:
         check_integer_inputs(data)

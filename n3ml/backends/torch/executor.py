@@ -28,7 +28,7 @@ from ...errors import N3mlError, UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
 from ...nn import spike_fn
-from .ops import IMPLS, Ctx, RunCtx
+from .ops import IMPLS, Ctx, RunCtx, numeric_array
 
 __all__ = ["compile", "Executor", "ExecutionError"]
 
@@ -97,7 +97,10 @@ class Executor(nn.Module):
                 raise UnsupportedError(f"node `{n}`: the torch executor has no implementation of {prim.op}; "
                                        f"supported: {', '.join(sorted(c.__name__ for c in IMPLS))}")
             ins = [types[s] for s in self.inputs_of[n]]
-            self.nodes[n] = cls(n, prim, self.ctx, ins, types[n])
+            try:
+                self.nodes[n] = cls(n, prim, self.ctx, ins, types[n])
+            except N3mlError as e:  # e.g. a weight array that is not real numbers: name the node
+                raise N3mlError(f"node `{n}` ({prim.op}): {e}") from None
         self.units = _plan(graph)
         # index of the last unit reading each node (values are freed after it)
         self._last_use: dict[str, int] = {}
@@ -131,7 +134,9 @@ class Executor(nn.Module):
                             f"missing {missing}, unknown {extra}")
         out, TB = {}, None
         for n in names:
-            x = torch.as_tensor(inputs[n], device=self.ctx.device)
+            x = inputs[n]
+            x = torch.as_tensor(x if isinstance(x, torch.Tensor) else numeric_array(x, f"input `{n}`"),
+                                device=self.ctx.device)
             shape = tuple(self.graph.nodes[n].shape)
             if x.dim() != len(shape) + 2 or tuple(x.shape[2:]) != shape:
                 raise N3mlError(f"node `{n}`: input data must have shape (T, B, {', '.join(map(str, shape))}), "

@@ -22,12 +22,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import UnsupportedError
+from ...errors import N3mlError, UnsupportedError
 from ...ir import prims as P
 from ...ir.types import PortType
 from .scan import linear_scan, spiking_scan
 
 IMPLS: dict[type[P.Primitive], type["OpImpl"]] = {}
+
+# numpy dtype kinds that are not real numbers: torch refuses some deep inside (datetime, strings) and silently
+# drops the imaginary part of complex ones, so they are refused where arrays become tensors
+_NOT_NUMBERS = {"c": "complex", "U": "string", "S": "bytes", "O": "Python object", "M": "datetime",
+                "m": "timedelta", "V": "structured"}
+
+
+def numeric_array(a, what: str = "array") -> np.ndarray:
+    """`a` as a numpy array of real numbers in native byte order (values unchanged); N3mlError otherwise."""
+    x = np.asarray(a)
+    if x.dtype.kind in _NOT_NUMBERS:
+        raise N3mlError(f"{what} holds {_NOT_NUMBERS[x.dtype.kind]} values (dtype {x.dtype}); the torch engine "
+                        "computes with real numbers")
+    return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))  # big-endian: same values, exactly
 
 
 def impl(*prims: type[P.Primitive]) -> Callable[[type["OpImpl"]], type["OpImpl"]]:
@@ -58,7 +72,7 @@ class Ctx:
         return torch.float64 if self.fixed else self.dtype
 
     def tensor(self, a, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a), dtype=dtype or self.dtype, device=self.device)
+        return torch.as_tensor(numeric_array(a), dtype=dtype or self.dtype, device=self.device)
 
 
 @dataclass
