@@ -136,8 +136,20 @@ def run(args) -> int:
 def _write_report(path: str, report: dict[str, Any]) -> None:
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    # strict JSON: NaN/inf (a layer that never fires, a constant activation) become null, not `NaN`
+    tmp.write_text(json.dumps(_finite(report), indent=2, default=_jsonable, allow_nan=False) + "\n",
+                   encoding="utf-8")
     tmp.replace(p)
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_finite(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v)]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    return v
 
 
 def _jsonable(v: Any) -> Any:

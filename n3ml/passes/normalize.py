@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..commands._inputs import validate_array
 from ..errors import N3mlError
 from ..io import read_npz
 from ..ir import Graph
@@ -52,7 +53,9 @@ def calibration_inputs(graph: Graph, calibration: dict[str, np.ndarray] | None, 
     if calibration is None:
         raise N3mlError("this pass needs calibration data: pass --calibration X.npz (one array (B, *shape) per "
                         "input, optional `labels`) or the pass option calibration=PATH")
-    data = {k: np.asarray(v) for k, v in calibration.items() if k != "labels"}
+    # NaN/inf or an empty batch would give NaN scales and a NaN report: refused here, naming the array
+    data = {k: validate_array(k, v, "calibration", where="calibration data") for k, v in calibration.items()
+            if k != "labels"}
     labels = calibration.get("labels")
     names = graph.input_names
     if not all(n in data for n in names):

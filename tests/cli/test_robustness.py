@@ -217,3 +217,33 @@ def test_path_table_names_existing_options():
     for (cmd, attr), _ in cli.PATH_ARGS.items():
         names = modules if cmd == "*" else [cmd]
         assert any(attr in {a.dest for a in sub.choices[c]._actions} for c in names), (cmd, attr)
+
+
+CNN = str(ROOT / "examples" / "ann_to_snn" / "cnn.onnx")
+PIPE = "fold-batchnorm,ann-to-snn,normalize{percentile=99.9}"
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 3, np.nan, x), "array `x` holds nan at index"),
+    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 0, np.inf, x), "array `x` holds inf"),
+    (lambda x: x[:0], "calibration array `x` is empty"),
+    (lambda x: x.astype("U8"), "array `x` holds strings"),
+])
+def test_bad_calibration_data_is_refused(edit, expected, tmp_path, capsys):
+    x = np.load(ROOT / "examples" / "ann_to_snn" / "calib.npz")["x"][:4]
+    np.savez(tmp_path / "cal.npz", x=edit(x))
+    assert main(["convert", CNN, "--target", "ir", "-o", str(tmp_path / "out"), "-p", PIPE,
+                 "--calibration", str(tmp_path / "cal.npz"), "--steps", "5"]) == 1
+    assert expected in _err(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_is_strict_json(tmp_path):
+    from n3ml.commands.convert import _write_report
+
+    path = tmp_path / "r.json"
+    _write_report(str(path), {"a": float("nan"), "b": [np.float64("inf"), 1.5], "c": np.array([np.nan, 2.0]),
+                              "d": {"e": np.float32(-np.inf), "f": 3}})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": [None, 2.0], "d": {"e": None, "f": 3}}
