@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import N3mlError
 from ..loader import load_model
 from ..registry import TARGETS, lookup
+from ._inputs import add_input_kind_argument
 
 
 def add_arguments(p) -> None:
@@ -29,6 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory (must not exist unless "
                    "--force)")
     p.add_argument("--input-shape", metavar="SHAPE", help="per-sample input shape without batch/time, e.g. 1,28,28")
+    add_input_kind_argument(p)
     p.add_argument("--dt", type=float, help="time step of the graph in ms (default: from the model, else 1.0)")
     p.add_argument("--steps", "-T", type=int, help="number of time steps (for the passes and the emitted program)")
     p.add_argument("-p", "--pipeline", default="", help="passes to run, e.g. 'ann-to-snn,quantize{profile=loihi2}'")
@@ -73,10 +75,11 @@ def load_any(args) -> Any:
     options: dict[str, Any] = {}
     if suffix != ".n3ml":
         options = {"input_shape": parse_shape(args.input_shape), "dt": args.dt, "steps": args.steps, "model": args.model_class,
-                   "model_args": args.model_args, "unsafe_allow_pickle": args.unsafe_allow_pickle}
+                   "model_args": args.model_args, "unsafe_allow_pickle": args.unsafe_allow_pickle,
+                   "input_kind": args.input_kind}
         options = {k: v for k, v in options.items() if v not in (None, False)}
-    elif args.input_shape or args.model_class or args.model_args:
-        raise N3mlError(f"{args.model}: --input-shape, --model and --model-args apply to PyTorch/ONNX models, not "
+    elif args.input_shape or args.model_class or args.model_args or args.input_kind:
+        raise N3mlError(f"{args.model}: --input-shape, --input-kind, --model and --model-args apply to PyTorch/ONNX models, not "
                         ".n3ml files")
     return load_model(args.model, **options)
 

@@ -247,3 +247,24 @@ def test_report_is_strict_json(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": [None, 2.0], "d": {"e": None, "f": 3}}
+
+
+@pytest.mark.parametrize("kind", ["spike", "analog"])
+def test_convert_input_kind(kind, tmp_path):
+    """--input-kind declares what a PyTorch model's input carries (issue 12 point 5)."""
+    import torch
+
+    from n3ml.ir.text import load
+    from tests.frontends.models import SpikingMLP
+
+    torch.save(SpikingMLP(n_in=6, hidden=10).state_dict(), tmp_path / "w.pt")
+    assert main(["convert", str(tmp_path / "w.pt"), "--model", "tests.frontends.models:SpikingMLP",
+                 "--model-args", '{"n_in": 6, "hidden": 10}', "--input-shape", "6", "--target", "ir",
+                 "-o", str(tmp_path / "out"), "--input-kind", kind]) == 0
+    g = load(next((tmp_path / "out").glob("*.n3ml")))
+    assert [g.nodes[n].kind for n in g.input_names] == [kind]
+
+
+def test_input_kind_is_refused_for_n3ml_files(tmp_path, capsys):
+    assert main(["convert", str(CUBA), "--target", "ir", "-o", str(tmp_path / "o"), "--input-kind", "spike"]) == 1
+    assert "--input-kind" in _err(capsys)
