@@ -71,7 +71,7 @@ def validate_arrays(arrays: dict[str, np.ndarray], kind: str, where: str = "") -
 # ------------------------------------------------------------------------- options
 
 
-def _int_option(flag: str, lo: int, hi: int | None = None):
+def int_option(flag: str, lo: int, hi: int | None = None):
     """An argparse type: a whole number in [lo, hi]. '1e3' is accepted as 1000; errors are N3mlErrors
     (exit 1 with one message, like every other bad input)."""
 
@@ -92,7 +92,7 @@ def _int_option(flag: str, lo: int, hi: int | None = None):
     return parse
 
 
-def _unit_float(flag: str):
+def unit_float(flag: str):
     """An argparse type: a probability in [0, 1] (NaN refused)."""
 
     def parse(text: str) -> float:
@@ -108,10 +108,10 @@ def _unit_float(flag: str):
     return parse
 
 
-steps_type = _int_option("--steps", 1)
-batch_type = _int_option("--batch", 1)
-seed_type = _int_option("--seed", 0, 2 ** 64 - 1)
-rate_type = _unit_float("--rate")
+steps_type = int_option("--steps", 1)
+batch_type = int_option("--batch", 1)
+seed_type = int_option("--seed", 0, 2 ** 64 - 1)
+rate_type = unit_float("--rate")
 
 
 def add_input_arguments(p) -> None:
