@@ -18,7 +18,6 @@ cell models, scales the weights and writes its program.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -27,6 +26,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import prims as P
 from ..ir.graph import Edge, Graph
+from .emission import Arrays
 
 CLOCK = "clock"  # name of the bias source: value 1 at every step t >= 0
 
@@ -618,214 +618,61 @@ def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latenc
         pr.delay = net.populations[pr.target].arrival - net.populations[pr.source].latency + pr.ir_delay
 
 
-# ------------------------------------------------- emission of Python programs
+# ------------------------------------------------- the network description of the emitted programs
+# The nest and pynn programs are ordinary modules (`nest/runtime.py`, `pynn/runtime.py`, sharing
+# `netlist_runtime.py`) copied verbatim; what varies is these tables, written to network.json.
 
 
-def literal(v: Any) -> str:
-    """A Python literal that reads back to exactly `v` (floats by repr, inf spelled out)."""
-    if isinstance(v, (bool, np.bool_)):
-        return repr(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return repr(int(v))
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if math.isinf(f):
-            return 'float("inf")' if f > 0 else '-float("inf")'
-        return repr(f)
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, tuple):
-        return "(" + ", ".join(literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    raise TypeError(f"no literal for {type(v).__name__}")
-
-
-class ArrayStore:
-    """Collects the arrays of weights.npz; small uniform arrays become literals instead."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def value(self, key: str, v: Any) -> str:
-        a = np.asarray(v)
-        if a.ndim == 0:
-            return literal(a.item())
-        if a.size and np.all(a == a.reshape(-1)[0]) and a.dtype.kind == "f":
-            return literal(float(a.reshape(-1)[0]))
-        self.arrays[key] = a
-        return literal("@" + key)
-
-
-def populations_table(net: Netlist, cells: dict[str, Any], arrays: ArrayStore, head) -> list[str]:
-    """Lines of the POPULATIONS table of an emitted program, one entry per neuron population.
+def populations_data(net: Netlist, cells: dict[str, Any], arrays: Arrays, head) -> dict[str, dict]:
+    """The "populations" table: one entry per neuron population, in creation order.
 
     Args:
         cells: population name -> the target's cell (with `params`, `v_init` and `note`).
-        head: (population, cell) -> the entry's first items, '"key": value' pairs joined by ", ".
+        head: (population, cell) -> the entry's target-specific items (model, size, latency, ...).
     """
-    lines = ["POPULATIONS = {"]
-    for pop in net.neurons:
-        cell = cells[pop.name]
-        params = ", ".join(f"{literal(k)}: {arrays.value(f'p/{pop.name}/{k}', v)}" for k, v in cell.params.items())
-        lines += [f"    {literal(pop.name)}: {{  # {pop.prim.op} {pop.shape}: {cell.note}",
-                  f"        {head(pop, cell)},",
-                  f'        "params": {{{params}}},',
-                  f'        "v_init": {arrays.value(f"p/{pop.name}/v_init", cell.v_init)},',
-                  "    },"]
-    lines.append("}")
-    return lines
+    return {pop.name: {"note": f"{pop.prim.op} {list(pop.shape)}: {cells[pop.name].note}",
+                       **head(pop, cells[pop.name]),
+                       "params": {k: arrays.value(f"p/{pop.name}/{k}", v) for k, v in cells[pop.name].params.items()},
+                       "v_init": arrays.value(f"p/{pop.name}/v_init", cells[pop.name].v_init)}
+            for pop in net.neurons}
 
 
-def outputs_table(net: Netlist, cells: dict[str, Any], arrays: ArrayStore) -> list[str]:
-    """Lines of the OUTPUTS table of an emitted program.
+def outputs_data(net: Netlist, cells: dict[str, Any], arrays: Arrays) -> dict[str, dict]:
+    """The "outputs" table: per Output node, its parts (entries `rows` of the output are neurons `cols` of
+    a recorded population, `shift` IR steps late; None: all, in order).
 
     Args:
         cells: population name -> the target's cell: what it records (`record`: "spikes", "V_m", "v") and
             the value added to recorded voltages (`v_offset`, the IR's v_leak). Inputs record spikes.
     """
-    lines = ["OUTPUTS = {"]
+    table = {}
     for r in net.records:
-        lines.append(f'    {literal(r.name)}: {{"shape": {literal(r.shape)}, "parts": [')
+        parts = []
         for i, part in enumerate(r.parts):
             src = net.populations[part.source]
             key = f"o/{r.name}/{i}"
-            rows = ("None" if np.array_equal(part.rows, np.arange(r.size))
-                    else arrays.value(key + "/rows", part.rows))
-            cols = ("None" if np.array_equal(part.cols, np.arange(src.size))
-                    else arrays.value(key + "/cols", part.cols))
             cell = cells.get(part.source)
             record, v_offset = ("spikes", 0.0) if cell is None else (cell.record, cell.v_offset)
-            lines.append(f'        {{"source": {literal(part.source)}, "record": {literal(record)}, '
-                         f'"rows": {rows}, "cols": {cols}, "shift": {part.shift}, '
-                         f'"v_offset": {arrays.value(key + "/v_offset", v_offset)}}},')
-        lines.append("    ]},")
-    lines.append("}")
-    return lines
+            parts.append({"source": part.source, "record": record,
+                          "rows": (None if np.array_equal(part.rows, np.arange(r.size))
+                                   else arrays.value(key + "/rows", part.rows)),
+                          "cols": (None if np.array_equal(part.cols, np.arange(src.size))
+                                   else arrays.value(key + "/cols", part.cols)),
+                          "shift": int(part.shift), "v_offset": arrays.value(key + "/v_offset", v_offset)})
+        table[r.name] = {"shape": list(r.shape), "parts": parts}
+    return table
 
 
-def inputs_tables(net: Netlist, how: list[str]) -> list[str]:
-    """Lines of the DATA and INPUTS tables of an emitted program; `how` comments how inputs are made."""
-    lines = ["# Input nodes of the graph: arrays (T, B, *shape) read from --input, by name.", "DATA = {"]
-    for name, (kind, shape) in net.data.items():
-        lines.append(f'    {literal(name)}: {{"kind": {literal(kind)}, "shape": {literal(shape)}}},')
-    lines += ["}", "",
-              "# Input populations: the data of `source`, encoded by the IR's encoder if any (same random stream).",
-              *how,
-              "INPUTS = {"]
-    for p in net.inputs:
-        kind = "spike" if p.kind == "spike_input" else "analog"
-        enc = "None" if p.encoder is None else "{" + ", ".join(f"{literal(k)}: {literal(v)}"
-                                                             for k, v in p.encoder.items()) + "}"
-        lines.append(f'    {literal(p.name)}: {{"kind": {literal(kind)}, "shape": {literal(p.shape)}, '
-                     f'"latency": {p.latency}, "source": {literal(p.source)}, "encoder": {enc}}},')
-    lines.append("}")
-    return lines
+def inputs_data(net: Netlist) -> dict[str, dict]:
+    """The "data" table (Input nodes: arrays (T, B, *shape) read from --input, by name) and the "inputs"
+    table (input populations: the data of `source`, encoded by the IR's encoder if any)."""
+    return {"data": {name: {"kind": kind, "shape": list(shape)} for name, (kind, shape) in net.data.items()},
+            "inputs": {p.name: {"kind": "spike" if p.kind == "spike_input" else "analog", "shape": list(p.shape),
+                                "latency": int(p.latency), "source": p.source, "encoder": p.encoder}
+                       for p in net.inputs}}
 
 
-# The part of the emitted programs that reads inputs and applies the encoders (docs/semantics.md §7).
-INPUT_CODE = r'''
-
-def read_inputs(path, steps):
-    """Input arrays (T, B, *shape) keyed by Input node name; default: the random input of `n3ml simulate`
-    (Bernoulli(0.2) spikes or U[0, 1) values from numpy's PCG64(seed 0), batch 1)."""
-    if path is None:
-        rng = np.random.default_rng(0)
-        data = {}
-        for name, spec in DATA.items():
-            shape = (steps, 1, *spec["shape"])
-            data[name] = (rng.random(shape) < 0.2).astype(float) if spec["kind"] == "spike" else rng.random(shape)
-        return data
-    with np.load(path, allow_pickle=False) as z:
-        missing = [n for n in DATA if n not in z.files]
-        if missing:
-            sys.exit(f"{path}: no array for input node(s) {missing}; found {z.files}")
-        data = {n: np.asarray(z[n], dtype=float) for n in DATA}
-    for name, x in data.items():
-        if x.shape[2:] != tuple(DATA[name]["shape"]) or x.shape[0] < steps:
-            sys.exit(f"{path}: input `{name}` must have shape (T >= {steps}, B, "
-                     f"{', '.join(map(str, DATA[name]['shape']))}), found {x.shape}")
-    return {n: x[:steps] for n, x in data.items()}
-
-
-def encode(spec, x):
-    """The IR's encoders over the whole (T, B, *shape) input: PoissonRate draws its uniform numbers once,
-    numpy PCG64(seed); Latency emits one spike per window at round_half_up((1 - x) (window - 1))."""
-    enc = spec["encoder"]
-    if enc is None:
-        return x
-    if enc["type"] == "poisson":
-        u = np.random.default_rng(enc["seed"]).random(x.shape)
-        return (u < np.clip(enc["gain"] * x, 0.0, 1.0)).astype(float)
-    out = np.zeros_like(x)
-    window = enc["window"]
-    for t0 in range(0, x.shape[0], window):
-        v = np.clip(x[t0], 0.0, 1.0)
-        at = np.floor((1.0 - v) * (window - 1) + 0.5)
-        for k in range(min(window, x.shape[0] - t0)):
-            out[t0 + k] = (at == k) & (v > enc["x_min"])
-    return out
-'''
-
-
-# The rest that the emitted programs share: the command line, the samples, the outputs in IR time.
-PROGRAM_CODE = r'''
-
-def array(value):
-    """Table entries name per-neuron arrays as "@key" (stored in weights.npz)."""
-    if isinstance(value, str) and value.startswith("@"):
-        return WEIGHTS[value[1:]]
-    return value
-
-
-def recorded():
-    """Population -> what is recorded from it ("spikes", or its membrane voltage: "V_m" or "v")."""
-    return {part["source"]: part["record"] for spec in OUTPUTS.values() for part in spec["parts"]}
-
-
-def parse_args(argv, add_options):
-    """--input, --steps and -o, with the simulator's own options added by `add_options(parser)` in between;
-    args.steps is resolved: --steps, else the input's T, else DEFAULT_STEPS."""
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--input", metavar="X.npz", help="input arrays (T, B, *shape) keyed by Input node name")
-    parser.add_argument("--steps", "-T", type=int, default=None,
-                        help=f"time steps (default {DEFAULT_STEPS} or the input's T)")
-    add_options(parser)
-    parser.add_argument("-o", "--output", metavar="OUT.npz", default="out.npz", help="where to save the outputs")
-    args = parser.parse_args(argv)
-    if args.steps is None and args.input:
-        with np.load(args.input, allow_pickle=False) as z:
-            args.steps = int(z[next(iter(DATA))].shape[0]) if DATA else DEFAULT_STEPS
-    args.steps = args.steps or DEFAULT_STEPS
-    return args
-
-
-def samples(path, steps):
-    """The data of every input population {name: (T, B, *shape)}, encoded, and the batch size B."""
-    sources = read_inputs(path, steps)
-    batch = next(iter(sources.values())).shape[1] if sources else 1
-    return {name: encode(spec, sources[spec["source"]]) for name, spec in INPUTS.items()}, batch
-
-
-def outputs(traces, steps):
-    """Recorded traces {population: (T, size)} in IR time -> {output: (T, *shape)}."""
-    out = {}
-    for name, spec in OUTPUTS.items():
-        y = np.zeros((steps, int(np.prod(spec["shape"]))))
-        for part in spec["parts"]:
-            x = traces[part["source"]]
-            x = x if part["cols"] is None else x[:, array(part["cols"])]
-            if part["record"] != "spikes":
-                x = x + array(part["v_offset"])
-            rows = slice(None) if part["rows"] is None else array(part["rows"])
-            y[part["shift"]:, rows] = x[: steps - part["shift"]]
-        out[name] = y.reshape(steps, *spec["shape"])
-    return out
-
-
-def save(results, path):
-    """Write the outputs {name: (T, B, *shape)} to `path` atomically and summarise them on stderr."""
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **results)
-    os.replace(tmp, path)
-    for name, y in results.items():
-        print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
-'''
+def netlist_description(net: Netlist, fmt: str, version: str, steps: int) -> dict[str, Any]:
+    """The items every nest/pynn description starts with (what `netlist_runtime.Network` reads)."""
+    return {"format": fmt, "graph": net.name, "generated_by": f"n3ml {version}", "dt": float(net.dt),
+            "default_steps": int(steps), "horizon": int(net.horizon), "clock": CLOCK in net.populations}

@@ -69,10 +69,10 @@ def test_digits_pt2_converts_to_floating_pt_without_a_pipeline(tmp_path):
     that never fires, read through its voltage."""
     rc = main(["convert", str(DIGITS / "digits_snn.pt2"), "--target", "lava", "-o", str(tmp_path / "out")])
     assert rc == 0
-    src = (tmp_path / "out" / "run.py").read_text()
-    assert 'RUN_CFG = "floating_pt"' in src
-    assert 'READOUTS = {"out": ("readout", 2)}' in src  # the Output's array is the LI's voltage
-    assert "num_message_bits=24" in src  # analog pixels arrive as graded spikes
+    desc = json.loads((tmp_path / "out" / "network.json").read_text())
+    assert desc["run_cfg"] == "floating_pt"
+    assert desc["readouts"] == {"out": {"population": "readout", "latency": 2}}  # the Output is the LI's voltage
+    assert desc["populations"]["x"]["graded"]  # analog pixels arrive as graded spikes (num_message_bits=24)
 
 
 @pytest.mark.skipif(LAVA_PY is None, reason="the Lava venv is missing (make setup-lava)")

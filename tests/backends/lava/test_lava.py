@@ -6,6 +6,7 @@ with the reason. Lava runs are slow to start (one OS process per Lava process): 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -104,15 +105,23 @@ def test_refuses_weights_beyond_8_bits():
         LavaTarget().check(g)
 
 
-def test_emits_a_readable_program(tmp_path):
+def test_emits_the_runtime_and_the_network_as_data(tmp_path):
+    """run.py is the package's runtime module byte for byte; the network is network.json + weights.npz."""
+    from n3ml.backends.lava import runtime
+
     g = lava_variant("spiking_cnn", quantized=True)
     LavaTarget().emit(g, tmp_path)
-    src = (tmp_path / "run.py").read_text()
-    compile(src, "run.py", "exec")
-    for what in ("Loihi2SimCfg", 'RUN_CFG = "fixed_pt"', "Conv(", "Dense(", "LIF(", "Source(", "Sink("):
-        assert what in src
-    with np.load(tmp_path / "weights.npz") as w:
-        assert w["fc.weight"].dtype.kind == "i"
+    assert (tmp_path / "run.py").read_bytes() == Path(runtime.__file__).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["network.json", "run.py", "weights.npz"]
+    desc = json.loads((tmp_path / "network.json").read_text())
+    assert desc["format"] == runtime.FORMAT and desc["run_cfg"] == "fixed_pt" and desc["graph"] == g.name
+    ops = {c["name"]: c["op"] for c in desc["connections"]}
+    assert "conv" in ops.values() and ops["fc"] == "dense"
+    (fc,) = [c for c in desc["connections"] if c["name"] == "fc"]
+    assert fc["sign_mode"] in ("MIXED", "EXCITATORY", "INHIBITORY") and isinstance(fc["weight_exp"], int)
+    assert {p["kind"] for p in desc["populations"].values()} == {"input", "neuron"}
+    with np.load(tmp_path / "weights.npz", allow_pickle=False) as w:
+        assert w[fc["weight"][1:]].dtype.kind == "i"
 
 
 # ------------------------------------------------------------------- with Lava
@@ -271,8 +280,10 @@ def test_floating_pt_li_readout_and_analog_input_match_the_reference(tmp_path):
     t = LavaTarget()
     (tmp_path / "p").mkdir()
     t.emit(g, tmp_path / "p")
-    src = (tmp_path / "p" / "run.py").read_text()
-    assert 'RUN_CFG = "floating_pt"' in src and 'vth=float("inf")' in src and "Monitor()" in src
+    desc = json.loads((tmp_path / "p" / "network.json").read_text())
+    assert desc["run_cfg"] == "floating_pt" and desc["readouts"] == {"out": {"population": "readout", "latency": 2}}
+    with np.load(tmp_path / "p" / "weights.npz", allow_pickle=False) as w:  # +inf: a 0-d array, not JSON
+        assert np.isinf(w[desc["populations"]["readout"]["params"]["vth"][1:]])
     np.savez(tmp_path / "in.npz", **x)
     r = subprocess.run(t.run_argv(tmp_path / "p") + ["--input", str(tmp_path / "in.npz"), "--record", "readout",
                                                      "-o", str(tmp_path / "o.npz")], capture_output=True, text=True,

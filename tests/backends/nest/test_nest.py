@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,18 +60,28 @@ def test_threads_and_default_input(tmp_path):
 
 
 def test_program_is_bulk_and_pickle_free(tmp_path):
+    """run.py and netlist_runtime.py are the package's modules byte for byte; the network is data: one
+    connection-table row (one nest.Connect) per projection, whatever the number of synapses."""
+    from n3ml.backends import netlist_runtime
+    from n3ml.backends.nest import runtime
+
     g = G.conv_features()
     NestTarget().emit(g, tmp_path, steps=10)
     text = (tmp_path / "run.py").read_text()
-    compile(text, "run.py", "exec")
-    # one nest.Connect per table row, whatever the number of synapses
-    assert text.count("nest.Connect(") == 5
+    assert text == Path(runtime.__file__).read_text()
+    assert (tmp_path / "netlist_runtime.py").read_text() == Path(netlist_runtime.__file__).read_text()
+    assert text.count("nest.Connect(") == 5  # parrots, all_to_all, one_to_one, two recorders
     net = lower_ir_to_nest(g)
     assert sum(c.n_synapses for c in net.connections) > 100
-    assert text.count("\n    ('") == len(net.connections)
+    desc = json.loads((tmp_path / "network.json").read_text())
+    assert desc["format"] == runtime.FORMAT and desc["default_steps"] == 10
+    assert [(c["source"], c["target"], c["delay"], c["rule"]) for c in desc["connections"]] == \
+        [(c.source, c.target, c.delay, c.rule) for c in net.connections]
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
-    assert "allow_pickle=True" not in text and "import pickle" not in text
+        assert sum(z[c["key"] + "/w"].size for c in desc["connections"]) >= sum(c.n_synapses for c in net.connections)
+    for src in (text, (tmp_path / "netlist_runtime.py").read_text()):
+        assert "allow_pickle=True" not in src and "import pickle" not in src
 
 
 def _refused(g: Graph, tmp_path, needle: str) -> None:

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Run a network converted by `n3ml convert --target lava` on Lava 0.10 (Loihi2SimCfg).
+
+    python run.py [--input X.npz] [--steps T] [--record NODE] [-o OUT.npz]
+
+This file is the same for every network: the network is data beside it, `network.json` (populations
+with their LIF parameters, Dense/Conv connections, outputs, the run configuration: `fixed_pt` for
+quantized graphs, `floating_pt` otherwise) and `weights.npz` (the arrays it names). Inputs: one array
+(T, B, *shape) per Input node; outputs: one array (T, B, *shape) per Output node. The network is built
+for the batch size of the input (populations B times as wide, block-diagonal weights). Lava's
+Dense/Conv deliver their sums one step late; each population has a latency (Lava step = n3ml step +
+latency) and the outputs are shifted back, so they equal n3ml's. The mapping is explained in n3ml's
+docs/backends/lava.md.
+
+n3ml ships this file as `n3ml/backends/lava/runtime.py`; it imports neither n3ml nor, until it runs,
+Lava (the layout functions below are plain numpy).
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "n3ml-lava/1"  # the network.json this program reads
+LIF_ARGS = ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v")  # Lava LIF arguments, in this order
+GRADED_BITS = 24  # num_message_bits of a connection whose source sends graded spikes (analog input)
+
+
+# ----------------------------------------------------------------------------- layouts
+# n3ml arrays are (T, B, *shape) with shape (n,) or (C, H, W). A batch of B samples runs as one
+# Lava network: a vector population has B*n neurons (sample-major); a population that a Conv reads
+# or writes has Lava shape (W, H, B*C) (Lava's order, samples as channel groups).
+
+
+def lava_shape(shape, conv, B):
+    if conv:
+        C, H, W_ = shape
+        return (W_, H, B * C)
+    return (B * int(np.prod(shape)),)
+
+
+def lava_index(shape, conv, B):
+    """(B, n) array: Lava flat index of sample b's n3ml flat (C order) index i."""
+    n = int(np.prod(shape))
+    if not conv:
+        return np.arange(B * n).reshape(B, n)
+    C, H, W_ = shape
+    b, c, y, x = np.meshgrid(np.arange(B), np.arange(C), np.arange(H), np.arange(W_), indexing="ij")
+    return ((x * H + y) * (B * C) + b * C + c).reshape(B, n)
+
+
+def to_lava(x, shape, conv, steps, dtype):
+    """(T, B, *shape) -> (*lava_shape, steps) source data, zero after T."""
+    T, B = x.shape[:2]
+    flat = np.zeros((int(np.prod(lava_shape(shape, conv, B))), steps), dtype=dtype)
+    flat[lava_index(shape, conv, B).reshape(-1), :T] = x.reshape(T, -1).T
+    return flat.reshape(lava_shape(shape, conv, B) + (steps,))
+
+
+def from_lava(data, shape, conv, B, latency, T):
+    """Sink data (*lava_shape, steps) -> (T, B, *shape), IR step t read at Lava step t + latency."""
+    flat = data.reshape(-1, data.shape[-1])
+    idx = np.arange(T) + latency
+    out = np.zeros((T, B * int(np.prod(shape))), dtype=np.float64)
+    ok = idx >= 0  # a negative latency (a Delay before an output) reads zeros at the start
+    out[ok] = flat[lava_index(shape, conv, B).reshape(-1)][:, idx[ok]].T
+    return out.reshape((T, B) + tuple(shape))
+
+
+def dense_weights(w, B, src, dst):
+    """Block-diagonal Lava weight matrix: sample b's outputs read sample b's inputs."""
+    s_shape, s_conv = src
+    d_shape, d_conv = dst
+    si, di = lava_index(s_shape, s_conv, B), lava_index(d_shape, d_conv, B)
+    out = np.zeros((di.size, si.size), dtype=w.dtype)
+    for b in range(B):
+        out[np.ix_(di[b], si[b])] = w
+    return out
+
+
+def conv_weights(w, B):
+    """torch (Cout, Cin/g, KH, KW) cross-correlation -> Lava (B*Cout, KW, KH, Cin/g) convolution."""
+    return np.tile(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1), (B, 1, 1, 1)).copy()
+
+
+def monitor_to_n3ml(data, shape, conv, B, latency, T, scale=1):
+    """Monitor data (steps, *lava_shape) -> (T, B, *shape) in n3ml units."""
+    out = from_lava(np.moveaxis(np.asarray(data), 0, -1), shape, conv, B, latency, T)
+    return out * np.asarray(scale).reshape(shape if np.size(scale) > 1 else ())
+
+
+def per_neuron(v, shape, conv, B):
+    """A scalar or per-neuron (n3ml C order) parameter as a Lava array."""
+    v = np.asarray(v)
+    if v.size == 1:
+        return v.reshape(()).item()
+    full = np.zeros(int(np.prod(lava_shape(shape, conv, B))), dtype=v.dtype)
+    full[lava_index(shape, conv, B).reshape(-1)] = np.tile(np.broadcast_to(v.reshape(-1), (int(np.prod(shape)),)), B)
+    return full.reshape(lava_shape(shape, conv, B))
+
+
+# ----------------------------------------------------------------------------- the network description
+
+
+class Network:
+    """network.json (populations, connections, outputs) and the arrays of weights.npz it names as "@key"."""
+
+    def __init__(self, here):
+        here = Path(here)
+        path = here / "network.json"
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        if spec.get("format") != FORMAT:
+            raise SystemExit(f"{path}: a network description of format {spec.get('format')!r}; this program "
+                             f"reads {FORMAT!r} (convert the model again)")
+        with np.load(here / "weights.npz", allow_pickle=False) as z:
+            self.weights = {k: z[k] for k in z.files}
+        self.spec = spec
+        self.run_cfg = spec["run_cfg"]
+        self.dtype = np.int32 if self.run_cfg == "fixed_pt" else np.float64
+        self.extra_steps = int(spec["extra_steps"])  # the largest output latency
+        self.default_steps = spec["default_steps"]
+        # JSON has lists only: shapes become tuples again (they are compared with array shapes)
+        self.pops = {n: {**p, "shape": tuple(p["shape"])} for n, p in spec["populations"].items()}
+        self.conns = spec["connections"]
+        self.outputs = spec["outputs"]  # spike outputs: {output: {"population", "latency"}}, through a Sink
+        self.readouts = spec["readouts"]  # voltage outputs (a readout LIF that never fires), through a Monitor
+
+    def layout(self, name):
+        """(n3ml shape, conv layout) of a population."""
+        return self.pops[name]["shape"], self.pops[name]["conv"]
+
+    def value(self, v):
+        """A table value: numbers as they are; "@key" names an array of weights.npz (0-d: a number)."""
+        if isinstance(v, str) and v.startswith("@"):
+            a = self.weights[v[1:]]
+            return a.reshape(()).item() if a.ndim == 0 else a
+        return v
+
+    @property
+    def inputs(self):
+        return {n: p for n, p in self.pops.items() if p["kind"] == "input"}
+
+    @property
+    def neurons(self):
+        return {n: p for n, p in self.pops.items() if p["kind"] == "neuron"}
+
+
+# ----------------------------------------------------------------------------- network
+
+
+def make_population(lava, net, name, data, B, steps):
+    """The Lava process of one population: a ring-buffer source for an Input, a LIF for a neuron."""
+    pop = net.pops[name]
+    lay = net.layout(name)
+    if pop["kind"] == "input":  # spikes, or analog values sent as graded spikes; latency 0
+        return lava.Source(data=to_lava(data[name], *lay, steps, net.dtype))
+    args = {}
+    for k in LIF_ARGS:
+        v = net.value(pop["params"][k])
+        args[k] = per_neuron(v, *lay, B) if np.ndim(v) else v
+    if pop["process"] == "LIFRefractory":
+        args["refractory_period"] = pop["refractory"]
+    process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
+    return process(shape=lava_shape(*lay, B), **args, name=name)
+
+
+def connect(lava, net, c, p, B):
+    """Create connection `c` (Dense or Conv) between two created populations of `p`."""
+    w = net.value(c["weight"])
+    src, dst = c["src"], c["dst"]
+    graded = {"num_message_bits": GRADED_BITS} if net.pops[src]["graded"] else {}
+    if c["op"] == "dense":
+        fixed = {}
+        if "weight_exp" in c:
+            fixed = {"weight_exp": c["weight_exp"], "num_weight_bits": c["num_weight_bits"],
+                     "sign_mode": lava.SignMode[c["sign_mode"]]}
+        proc = lava.Dense(weights=dense_weights(w, B, net.layout(src), net.layout(dst)), **graded, **fixed,
+                          name=c["name"])
+        (p[src].s_out.flatten() if net.pops[src]["conv"] else p[src].s_out).connect(proc.s_in)
+        (proc.a_out.reshape(lava_shape(*net.layout(dst), B)) if net.pops[dst]["conv"] else proc.a_out).connect(
+            p[dst].a_in)
+    else:
+        proc = lava.Conv(weight=conv_weights(w, B), input_shape=lava_shape(*net.layout(src), B),
+                         padding=tuple(c["padding"]), stride=tuple(c["stride"]), dilation=tuple(c["dilation"]),
+                         groups=B * c["groups"], **graded, name=c["name"])
+        p[src].s_out.connect(proc.s_in)
+        proc.a_out.connect(p[dst].a_in)
+    return proc
+
+
+def build(lava, net, data, B, steps):
+    """Create and connect the processes; return them by n3ml node name and the output sinks."""
+    p = {name: make_population(lava, net, name, data, B, steps) for name in net.pops}
+    for c in net.conns:
+        p[c["name"]] = connect(lava, net, c, p, B)
+    sinks = {}
+    for out, spec in net.outputs.items():
+        sinks[out] = lava.Sink(shape=lava_shape(*net.layout(spec["population"]), B), buffer=steps)
+        p[spec["population"]].s_out.connect(sinks[out].a_in)
+    return p, sinks
+
+
+def import_lava():
+    """The Lava classes the program uses, as attributes of one namespace."""
+    from types import SimpleNamespace
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.lif.process import LIF, LIFRefractory
+    from lava.proc.monitor.process import Monitor
+    from lava.utils.weightutils import SignMode
+
+    return SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense, Sink=Sink,
+                           Source=Source, LIF=LIF, LIFRefractory=LIFRefractory, Monitor=Monitor, SignMode=SignMode)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def parse_args(net, argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", type=Path, default=None, help="input .npz (default: zeros)")
+    ap.add_argument("--steps", type=int, default=None, help="steps T (default: the input's T)")
+    ap.add_argument("-o", "--output", type=Path, default=Path("out.npz"))
+    ap.add_argument("--record", action="append", default=[], metavar="NODE",
+                    help="record a neuron's voltage (and current in fixed_pt) as state/NODE.v, state/NODE.i")
+    args = ap.parse_args(argv)
+    args.record = [n for item in args.record for n in item.split(",") if n]
+    for n in args.record:
+        if n not in net.neurons:
+            raise SystemExit(f"--record {n}: not a neuron of this program; neurons: {', '.join(net.neurons)}")
+    return args
+
+
+def read_inputs(net, path, steps):
+    """Input arrays (T, B, *shape) by Input node name (zeros without --input), T and B."""
+    data = {}
+    if path is not None:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in net.inputs}
+    T = steps or (next(iter(data.values())).shape[0] if data else net.default_steps)
+    if T is None:
+        raise SystemExit("give --steps or --input")
+    B = next(iter(data.values())).shape[1] if data else 1
+    for name, pop in net.inputs.items():
+        shape = pop["shape"]
+        x = data.get(name, np.zeros((T, B) + shape))
+        if x.shape[0] < T or tuple(x.shape[2:]) != shape:
+            raise SystemExit(f"input `{name}`: expected (T>={T}, B, {shape}), found {x.shape}")
+        data[name] = x[:T]
+    return data, T, B
+
+
+def probe(lava, net, procs, record, steps):
+    """Monitors of the readouts' voltages and of the recorded neurons (v; u, n3ml's current, in fixed_pt)."""
+    readouts = {}
+    for out, spec in net.readouts.items():
+        readouts[out] = lava.Monitor()
+        readouts[out].probe(procs[spec["population"]].v, steps)
+    monitors = {}
+    for n in record:
+        monitors[n] = {"v": lava.Monitor()}
+        monitors[n]["v"].probe(procs[n].v, steps)
+        if net.run_cfg == "fixed_pt":  # Lava's u is n3ml's current i only in fixed point
+            monitors[n]["i"] = lava.Monitor()
+            monitors[n]["i"].probe(procs[n].u, steps)
+    return readouts, monitors
+
+
+def read_back(net, procs, sinks, readouts, monitors, B, T):
+    """The outputs and recorded states {name: (T, B, *shape)} in n3ml time and units."""
+    result = {}
+    for (out, spec), s in zip(net.outputs.items(), sinks.values()):
+        shape, conv = net.layout(spec["population"])
+        result[out] = from_lava(np.asarray(s.data.get()), shape, conv, B, spec["latency"], T)
+    for out, mon in readouts.items():
+        pop = net.readouts[out]["population"]
+        data = mon.get_data()[procs[pop].name]["v"]
+        result[out] = monitor_to_n3ml(data, *net.layout(pop), B, net.readouts[out]["latency"], T,
+                                      net.value(net.pops[pop]["v_scale"]))
+    for n, mons in monitors.items():
+        for var, mon in mons.items():
+            scale = net.value(net.pops[n]["v_scale"]) if var == "v" else 1
+            data = mon.get_data()[procs[n].name]["u" if var == "i" else var]
+            result[f"state/{n}.{var}"] = monitor_to_n3ml(data, *net.layout(n), B, net.pops[n]["latency"], T, scale)
+    return result
+
+
+def main(argv=None, here=None):
+    """Run the network described next to this file (or in the directory `here`) and save its outputs."""
+    net = Network(here or Path(__file__).resolve().parent)
+    args = parse_args(net, argv)
+    data, T, B = read_inputs(net, args.input, args.steps)
+    lava = import_lava()
+    steps = T + net.extra_steps
+    t0 = time.perf_counter()
+    procs, sinks = build(lava, net, data, B, steps)
+    readouts, monitors = probe(lava, net, procs, args.record, steps)
+    first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
+    first.run(condition=lava.RunSteps(num_steps=steps), run_cfg=lava.Loihi2SimCfg(select_tag=net.run_cfg))
+    try:
+        result = read_back(net, procs, sinks, readouts, monitors, B, T)
+    finally:
+        first.stop()  # Lava's runtime processes must end, also when reading back fails
+    np.savez(args.output, **result)
+    print(f"{net.run_cfg}: {T} steps (+{net.extra_steps} for Lava's synaptic delay), batch {B}, "
+          f"{time.perf_counter() - t0:.2f} s -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

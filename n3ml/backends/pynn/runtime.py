@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Run a network converted by `n3ml convert --target pynn` on PyNN 0.13.
+
+    python run.py [--input X.npz] [--steps T] [--simulator nest|spiNNaker|brian2] [-o OUT.npz]
+
+This file is the same for every network: the network is data beside it, `network.json` (tables in
+PyNN's terms: inputs, populations, projections, outputs) and `weights.npz` (their arrays), and
+`netlist_runtime.py` reads them, the inputs and the command line. Standard cells (IF_curr_delta,
+IF_curr_exp, SpikeSourceArray) and connections from lists; a population of celltype "native:<model>"
+(reset by subtraction through NEST's eprop_iaf) runs on NEST only. Every IR step t runs as simulator
+step t + latency of the population: synapses deliver a spike one step after it is emitted, the IR in
+the same step, so each population runs behind its sources and every delay is the difference of the
+latencies. The outputs are shifted back. The mapping is explained in n3ml's docs/backends/pynn.md.
+
+n3ml ships this file as `n3ml/backends/pynn/runtime.py`; it imports neither n3ml nor, until it runs,
+PyNN.
+"""
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+import numpy as np
+
+if __package__:  # imported from the n3ml package (tests)
+    from .. import netlist_runtime as rt
+else:  # the emitted program: netlist_runtime.py lies next to run.py
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import netlist_runtime as rt
+
+FORMAT = "n3ml-pynn/1"  # the network.json this program reads
+SIMULATORS = ("nest", "spiNNaker", "brian2")
+
+
+def import_simulator(name):
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    # PyNN 0.13 still calls NEST APIs that NEST 3.10 flags as deprecated; its optional NEST extensions
+    # (stochastic synapses) are not needed
+    warnings.filterwarnings("ignore", message=r"\s*(.*deprecated|Provided for backward compat|Cannot find nest-config)")
+    logging.getLogger("PyNN").setLevel(logging.ERROR)
+    sim = importlib.import_module(f"pyNN.{name}")
+    if name == "nest" and not hasattr(sim.IF_curr_delta, "variable_map"):
+        # PyNN 0.13's NEST IF_curr_delta lacks the map of `v` to NEST's V_m (initial values, recording)
+        sim.IF_curr_delta.variable_map = {"v": "V_m"}
+    return sim
+
+
+def build(sim, simulator, net, sample, steps):
+    """Create the network for one input sample {name: (T, *shape)}; return the populations."""
+    dt = net.dt
+    extra = {"spike_precision": "on_grid"} if simulator == "nest" else {}
+    sim.setup(timestep=dt, min_delay=dt, **extra)
+    pops = {}
+    for name, spec in net.inputs.items():
+        x = sample[name].reshape(steps, -1)
+        # a spike of IR step t is emitted at time (t + latency) * dt
+        times = [sim.Sequence((np.flatnonzero(x[:, i]) + spec["latency"]) * dt) for i in range(x.shape[1])]
+        pops[name] = sim.Population(x.shape[1], sim.SpikeSourceArray(spike_times=times), label=name)
+    if net.clock:
+        ticks = (np.arange(steps) + net.spec["clock_latency"]) * dt
+        pops["clock"] = sim.Population(1, sim.SpikeSourceArray(spike_times=ticks), label="clock")
+    for name, spec in net.populations.items():
+        params = {k: net.array(v) for k, v in spec["params"].items()}
+        if spec["celltype"].startswith("native:"):
+            if simulator != "nest":
+                sys.exit(f"population {name} uses NEST's {spec['celltype'][7:]}: run with --simulator nest")
+            # PyNN 0.13 cannot pass per-neuron arrays to a native cell: those are set through NEST
+            arrays = {k: v for k, v in params.items() if np.ndim(v)}
+            cell = sim.native_cell_type(spec["celltype"][7:])(**{k: v for k, v in params.items() if not np.ndim(v)})
+            pops[name] = sim.Population(spec["size"], cell, label=name)
+            pops[name].node_collection.set(V_m=net.array(spec["v_init"]), **arrays)
+        else:
+            cell = getattr(sim, spec["celltype"])(**params)
+            pops[name] = sim.Population(spec["size"], cell, initial_values={"v": net.array(spec["v_init"])},
+                                        label=name)
+    for p in net.spec["projections"]:
+        key = p["key"]
+        connections = np.column_stack([net.weights[key + "/pre"], net.weights[key + "/post"],
+                                       net.weights[key + "/w"]])
+        sim.Projection(pops[p["source"]], pops[p["target"]],
+                       sim.FromListConnector(connections, column_names=["weight"]),
+                       sim.StaticSynapse(delay=p["delay"] * dt), receptor_type=p["receptor"])
+    for source, what in net.recorded().items():
+        pops[source].record(what)
+    return pops
+
+
+def collect(net, pops, steps):
+    """Recorded spikes / voltages -> {output: (T, *shape)} in IR time."""
+    traces = {}  # population -> (T, size): its spikes or v at IR steps 0..T-1
+    for source, what in net.recorded().items():
+        latency = net.latency(source)
+        pop = pops[source]
+        full = np.zeros((steps, pop.size))
+        segment = pop.get_data(what).segments[0]
+        if what == "spikes":
+            for train in segment.spiketrains:
+                t = np.rint(np.asarray(train.rescale("ms").magnitude) / net.dt).astype(int) - latency
+                full[t[(t >= 0) & (t < steps)], int(train.annotations["source_index"])] = 1.0
+        else:
+            signal = segment.analogsignals[0]
+            k = np.rint(np.asarray(signal.times.rescale("ms").magnitude) / net.dt).astype(int) - latency
+            ok = (k >= 0) & (k < steps)
+            full[k[ok]] = np.asarray(signal.magnitude)[ok]
+        traces[source] = full
+    return rt.outputs(net, traces, steps)
+
+
+def main(argv=None, here=None):
+    """Run the network described next to this file (or in the directory `here`) and save its outputs."""
+    net = rt.Network(here or os.path.dirname(os.path.abspath(__file__)), FORMAT)
+    default = net.spec["simulator"]
+    args = rt.parse_args(net, argv, f"PyNN program for the n3ml graph `{net.spec['graph']}`",
+                         lambda parser: parser.add_argument(
+                             "--simulator", choices=list(SIMULATORS), default=default,
+                             help=f"PyNN backend (default {default})"))
+    steps = args.steps
+    sim = import_simulator(args.simulator)
+    data, batch = rt.samples(net, args.input, steps)
+    results = {name: np.zeros((steps, batch, *spec["shape"])) for name, spec in net.outputs.items()}
+    for b in range(batch):  # one fresh network per sample: state does not carry over
+        pops = build(sim, args.simulator, net, {n: x[:, b] for n, x in data.items()}, steps)
+        sim.run((steps + net.horizon + 1) * net.dt)
+        for name, y in collect(net, pops, steps).items():
+            results[name][:, b] = y
+        sim.end()
+    rt.save(results, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
