@@ -4,14 +4,16 @@ Registered in n3ml.registry.LOADERS for .pt2, .pt, .pth and .ts. A loader takes
 ``(path, **options)`` with options input_shape, dt, steps, model, model_args,
 unsafe_allow_pickle (and scheme, input_kind).
 
-Safety: everything but the explicit ``unsafe_allow_pickle=True`` path reads files
-with ``torch.load(..., weights_only=True)``, TorchScript's own loader, or
-``torch.export.load``; none of these runs arbitrary pickled Python code.
+Safety: every file is read once into memory and checked by `safe_load` (zip CRCs, every member torch
+would unpickle, execute or import) before torch sees those same bytes; everything but the explicit
+``unsafe_allow_pickle=True`` path unpickles with ``weights_only=True`` only. docs/security.md says why
+torch's own loaders are not enough.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import logging
 import os
@@ -27,6 +29,7 @@ from torch import nn
 
 from ...errors import N3mlError
 from ...ir import Graph
+from . import safe_load
 from .trace import trace
 
 log = logging.getLogger(__name__)
@@ -83,15 +86,6 @@ def instantiate(spec: str, model_args: Any = None) -> nn.Module:
                         f"{e}") from None
 
 
-def _is_torchscript(path: str) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
-
-
 def _state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):
@@ -103,9 +97,9 @@ def _state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     raise N3mlError(f"{path}: expected a state_dict (a dict of tensors), found {type(obj).__name__}")
 
 
-def _torch_load_safe(path: str) -> Any:
+def _torch_load_safe(path: str, data: bytes) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise N3mlError(
             f"{path}: the file holds pickled Python objects (a whole saved module?), which n3ml does not unpickle by "
@@ -120,11 +114,15 @@ def load_torch(path: str, *, input_shape: Any = None, dt: float | None = None, s
                model: str | None = None, model_args: Any = None, unsafe_allow_pickle: bool = False,
                scheme: str | None = None, input_kind: str = "analog", **_: Any) -> Graph:
     """Load a .pt/.pth/.ts file: TorchScript, a state_dict (with `model`), or a pickled module (opt-in)."""
-    if _is_torchscript(path):
-        return load_torchscript(path, input_shape=input_shape, dt=dt, scheme=scheme, input_kind=input_kind)
+    data = safe_load.read_file(path)
+    # torch.save writes a zip (checked, CRCs included); the pre-1.6 format has no checksums to verify
+    members = safe_load.zip_members(path, data) if safe_load.is_zip(data) else {}
+    if safe_load.is_torchscript(members):
+        return load_torchscript(path, input_shape=input_shape, dt=dt, scheme=scheme, input_kind=input_kind,
+                                _data=data)
     if model:
         module = instantiate(model, model_args)
-        sd = _state_dict(_torch_load_safe(path), path)
+        sd = _state_dict(_torch_load_safe(path, data), path)
         try:
             module.load_state_dict(sd, strict=True)
         except RuntimeError as e:
@@ -134,14 +132,14 @@ def load_torch(path: str, *, input_shape: Any = None, dt: float | None = None, s
         log.warning("%s: unpickling with weights_only=False (--unsafe-allow-pickle): this runs any code the file "
                     "contains; only do this with files you trust", path)
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
         except Exception as e:  # a corrupt pickle can raise nearly anything
             raise N3mlError(f"{path}: cannot unpickle it: {type(e).__name__}: {e}") from None
         if not isinstance(obj, nn.Module):
             raise N3mlError(f"{path}: expected a pickled torch.nn.Module, found {type(obj).__name__}"
                             + ("; for a state_dict pass --model package.module:Class" if isinstance(obj, dict) else ""))
         return _trace(obj, path, _shape(path, input_shape), dt, scheme, input_kind)
-    obj = _torch_load_safe(path)
+    obj = _torch_load_safe(path, data)
     if isinstance(obj, dict):
         raise N3mlError(f"{path}: this is a state_dict (weights only); pass --model package.module:ClassName "
                         "[--model-args JSON] to say which model it belongs to")
@@ -197,11 +195,13 @@ def _rebuild(sm: Any, path: str, where: str) -> nn.Module:
 
 
 def load_torchscript(path: str, *, input_shape: Any = None, dt: float | None = None, scheme: str | None = None,
-                     input_kind: str = "analog", **_: Any) -> Graph:
+                     input_kind: str = "analog", _data: bytes | None = None, **_: Any) -> Graph:
+    data = safe_load.read_file(path) if _data is None else _data
+    safe_load.check_torchscript(path, data)  # before torch.jit.load, which runs scripted __setstate__ code
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript; it still reads
-            sm = torch.jit.load(path, map_location="cpu")
+            sm = torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as e:  # torch.jit raises RuntimeError/ValueError/OSError variants for bad archives
         raise N3mlError(f"{path}: not a readable TorchScript file (corrupt or truncated?): "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -222,11 +222,14 @@ def load_pt2(path: str, *, input_shape: Any = None, dt: float | None = None, sch
     """A torch.export ExportedProgram (ATen layers, and n3ml.nn neurons as torch.ops.n3ml operators)."""
     from .export import trace_exported  # imports n3ml.nn, which registers torch.ops.n3ml before the load
 
+    data = safe_load.read_file(path)
+    safe_load.check_pt2(path, data)  # torch.export.load itself unpickles, evals and imports from the file
     quiet = logging.getLogger("torch.export")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # torch.export logs a traceback before raising on a bad archive
     try:
-        ep = torch.export.load(path)
+        with safe_load.weights_only_torch_load():
+            ep = torch.export.load(io.BytesIO(data))  # the bytes just checked, not the file again
     except Exception as e:  # corrupt archives raise various errors
         raise N3mlError(f"{path}: not a readable torch.export (.pt2) file (corrupt or truncated?): "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
