@@ -9,6 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from n3ml.ir import LIF, Dense, Graph, Input, Output
+from n3ml.ir import graph as graph_module
+
 SIMULATORS = ("nest", "pyNN", "lava", "mpi4py")  # imported by the runtimes only inside functions
 BLOCK = "import sys\nfor _m in {mods!r}:\n    sys.modules[_m] = None  # `import _m` raises ImportError\n"
 
@@ -72,3 +78,24 @@ def run_without_n3ml(program: Path, args: list[str], python: str = sys.executabl
             f"sys.argv = [{str(program)!r}, *{args!r}]\n"
             f"runpy.run_path({str(program)!r}, run_name='__main__')\n")
     return subprocess.run([python, "-c", prog], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.fixture
+def any_names(monkeypatch):
+    """Let the graph take names the IR refuses, to show that the emitter would not depend on that."""
+    class Anything:
+        @staticmethod
+        def match(_name):
+            return True
+
+    monkeypatch.setattr(graph_module, "NAME_RE", Anything)
+
+
+def hostile_graph(bad: str) -> Graph:
+    rng = np.random.default_rng(4)
+    g = Graph(name=bad + "g", dt=1.0)
+    g.add(bad + "in", Input(shape=(5,)))
+    g.add(bad + "fc", Dense(weight=rng.normal(0.5, 0.4, (3, 5)), bias=np.full(3, 0.05)), bad + "in")
+    g.add(bad + "lif", LIF(tau=4.0, theta=0.6, reset="to-value"), bad + "fc")
+    g.add(bad + "out", Output(), bad + "lif")
+    return g

@@ -15,12 +15,11 @@ from n3ml.backends import netlist_runtime
 from n3ml.backends.nest import NestTarget
 from n3ml.backends.nest import runtime as nest_runtime
 from n3ml.io import random_inputs
-from n3ml.ir import LIF, Dense, Graph, Input, Output
-from n3ml.ir import graph as graph_module
 from n3ml.ir.interp import run
 
 from . import graphs as G
-from .runtime_checks import SIMULATORS, hostile, import_without, lint, run_without_n3ml
+from .runtime_checks import (SIMULATORS, any_names, hostile, hostile_graph, import_without, lint,  # noqa: F401
+                             run_without_n3ml)
 
 needs_nest = pytest.mark.skipif(importlib.util.find_spec("nest") is None, reason="NEST not installed (make setup-sim)")
 
@@ -82,29 +81,8 @@ def test_wrong_description_format_is_refused(tmp_path):
     assert r.returncode == 1 and "format 'n3ml-nest/0'" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.fixture
-def any_names(monkeypatch):
-    """Let the graph take names the IR refuses, to show that the emitter would not depend on that."""
-    class Anything:
-        @staticmethod
-        def match(_name):
-            return True
-
-    monkeypatch.setattr(graph_module, "NAME_RE", Anything)
-
-
-def hostile_graph(bad: str) -> Graph:
-    rng = np.random.default_rng(4)
-    g = Graph(name=bad + "g", dt=1.0)
-    g.add(bad + "in", Input(shape=(5,)))
-    g.add(bad + "fc", Dense(weight=rng.normal(0.5, 0.4, (3, 5)), bias=np.full(3, 0.05)), bad + "in")
-    g.add(bad + "lif", LIF(tau=4.0, theta=0.6, reset="to-value"), bad + "fc")
-    g.add(bad + "out", Output(), bad + "lif")
-    return g
-
-
 @needs_nest
-def test_hostile_names_are_data_and_the_program_runs_without_n3ml(tmp_path, any_names):
+def test_hostile_names_are_data_and_the_program_runs_without_n3ml(tmp_path, any_names):  # noqa: F811
     """Names with quotes, triple quotes, backslashes and newlines: run.py is still the runtime byte for
     byte, the names are JSON strings, the program runs (n3ml unimportable) with the reference's outputs,
     and the payload in the names never runs."""
