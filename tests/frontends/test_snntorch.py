@@ -122,7 +122,7 @@ def test_unsupported_options_are_named():
         trace(model, (12,))
 
 
-def test_time_loop_in_forward_is_refused():
+def test_time_loop_in_forward_becomes_the_graph_time_axis():
     class Looped(nn.Module):
         def __init__(self):
             super().__init__()
@@ -131,8 +131,33 @@ def test_time_loop_in_forward_is_refused():
         def forward(self, x):
             return torch.stack([self.lif(self.fc(x[t])) for t in range(3)])
 
-    with pytest.raises(UnsupportedError, match="more than once|index"):
-        trace(Looped(), (4,))
+    torch.manual_seed(0)
+    model = boost(Looped()).double()
+    graph = trace(model, (4,))
+    assert [p.op for p in graph.nodes.values()].count("LIF") == 1  # one step, not the loop unrolled
+    x = torch.rand(3, B, 4, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(x).double().numpy()
+    assert_same_spikes(graph, x, expected)
+
+
+def test_neuron_fed_another_steps_state_is_refused_with_the_line():
+    class Wrong(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.a, self.b = nn.Linear(4, 4), snn.Leaky(beta=0.9), snn.Leaky(beta=0.9)
+
+        def forward(self, x):
+            ma, mb = self.a.init_leaky(), self.b.init_leaky()
+            out = []
+            for _ in range(3):
+                s, ma = self.a(self.fc(x), ma)
+                s2, mb = self.b(self.fc(x), ma)  # b receives a's state
+                out.append(s2)
+            return torch.stack(out)
+
+    with pytest.raises(UnsupportedError, match=r"module `b`.*state of module `a`.*test_snntorch.py:\d+"):
+        trace(Wrong(), (4,))
 
 
 def test_per_channel_parameters_on_conv1d():

@@ -100,6 +100,15 @@ def li_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     return v, State(ctx.path, "state")
 
 
+def li_linear_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """LILinearCell: i_jump = i + W x, then the LICell dynamics (a Dense before the two LIs)."""
+    _check_state(ctx, state)
+    x = ctx.tensor(x)
+    w = m.input_weights.detach().cpu().double().numpy()
+    fwd = ctx.add(ctx.path + "_in", P.Dense(weight=np.ascontiguousarray(w)), x)
+    return li_cell(ctx, m, fwd)
+
+
 def sequential_state(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     _check_state(ctx, state)
     for name, child in m.named_children():
@@ -133,4 +142,10 @@ MODULES: dict[type, Entry] = {
     norse.LIFRecurrentCell: Entry(lif_recurrent_cell, _single),
     norse.LIFRecurrent: Entry(lif_recurrent_cell, _multi),
     norse.SequentialState: Entry(sequential_state),
+    norse.LILinearCell: Entry(li_linear_cell, _single),
 }
+
+# Norse's neuron base classes: a cell without a converter is refused by name, never traced into
+from norse.torch.module import snn as _snn  # noqa: E402
+
+OPAQUE = (_snn.SNNCell, _snn.SNNRecurrentCell, _snn.SNN, _snn.SNNRecurrent)

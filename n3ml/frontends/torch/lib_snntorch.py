@@ -63,10 +63,15 @@ def _spiking(ctx: Context, x: Tensor, *, a: Any, thr: Any, mech: str, zero_refra
     """mem_t = a mem_{t-1} + x_t [+ recurrent(s_{t-1})] - reset, as IR nodes (x already carries the input gain)."""
     base = ctx.path
     shape = ctx.shape(x)
+    if ctx.fresh:  # the forward passes a zero state every step: mem_t = I_t, nothing carried over
+        if recurrent is not None:
+            raise ctx.unsupported("a recurrent neuron whose state the forward re-initialises at every call",
+                                  "carry spk and mem between calls")
+        a = 0.0
     a = ctx.param(a, shape, "beta")
     thr = ctx.param(thr, shape, "threshold")
     name = ctx.reserve(base)
-    needs_corr = mech == "subtract" and not np.all(np.asarray(a) == 1.0)
+    needs_corr = mech == "subtract" and not np.all(np.asarray(a) == 1.0) and not ctx.fresh
     delay = ctx.reserve(base + "_prev") if (needs_corr or recurrent) else None
     terms: list[Any] = [x]
     late: list[tuple[str, Any, str]] = []  # nodes that read the neuron (added after it)
@@ -82,7 +87,7 @@ def _spiking(ctx: Context, x: Tensor, *, a: Any, thr: Any, mech: str, zero_refra
     inp = ctx.add(base + "_in", P.Add(), *terms) if len(terms) > 1 else x
     reset = {"subtract": "subtract", "zero": "to-value", "none": "none"}[mech]
     out = ctx.neuron(base, inp, a=a, k=1.0, theta=thr, reset=reset, v_reset=0.0,
-                     refractory=zero_refractory if mech == "zero" else 0, name=name)
+                     refractory=zero_refractory if mech == "zero" and not ctx.fresh else 0, name=name)
     if delay:
         ctx.add(delay, P.Delay(steps=1), out, name=delay)
     for n, prim, src in late:
@@ -95,17 +100,34 @@ def _graded(ctx: Context, m: nn.Module, out: Tensor) -> Tensor:
     return ctx.scale(ctx.path + "_graded", out, gsf)
 
 
-def _result(m: nn.Module, ctx: Context, spk: Tensor, *states: str) -> Any:
+def _result(m: nn.Module, ctx: Context, spk: Tensor, *states: str, mem: Any = None) -> Any:
+    """spk, or (spk, *states) as the module returns them; `mem` builds the membrane as a value where the
+    IR can give it (a neuron without reset: its membrane is a leaky integrator of the same input)."""
     if m.init_hidden and not m.output:
         return spk
-    return (spk, *(State(ctx.path, s) for s in states))
+    return (spk, *(State(ctx.path, s, mem if s == "mem" else None) for s in states))
+
+
+def _membrane(ctx: Context, x: Tensor, mech: str, *decays: Any) -> Any:
+    """mem_t of a neuron that never resets: a chain of LIs (current filters, then the membrane)."""
+    if mech != "none" or ctx.fresh:
+        return None
+    base = ctx.path
+
+    def make() -> Tensor:
+        v = x
+        for i, a in enumerate(decays):
+            v = ctx.neuron(base + ("_mem" if i == len(decays) - 1 else "_cur"), v, a=a, k=1.0, spiking=False)
+        return v
+    return make
 
 
 def leaky(ctx: Context, m: Leaky, x: Any, *state: Any) -> Any:
     _check(ctx, m, state)
     x = ctx.tensor(x)
-    out = _spiking(ctx, x, a=m.beta.clamp(0, 1), thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=0)
-    return _result(m, ctx, _graded(ctx, m, out), "mem")
+    mech = _mechanism(ctx, m)
+    out = _spiking(ctx, x, a=m.beta.clamp(0, 1), thr=m.threshold, mech=mech, zero_refractory=0)
+    return _result(m, ctx, _graded(ctx, m, out), "mem", mem=_membrane(ctx, x, mech, m.beta.clamp(0, 1)))
 
 
 def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
@@ -114,6 +136,12 @@ def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
     x = ctx.tensor(x)
     mech = _mechanism(ctx, m)
     alpha, beta = m.alpha.clamp(0, 1), m.beta.clamp(0, 1)
+    if ctx.fresh:  # a zero state every step: syn_t = I_t, mem_t = syn_t
+        if isinstance(m, RSynaptic):
+            raise ctx.unsupported("a recurrent neuron whose state the forward re-initialises at every call",
+                                  "carry spk, syn and mem between calls")
+        alpha = beta = torch.zeros(())
+    x_in = x
     rec = _recurrent(ctx, m, ctx.shape(x)) if isinstance(m, RSynaptic) else None
     rec_name = ctx.reserve(ctx.path + "_rec") if rec is not None else None
     if rec_name:
@@ -124,12 +152,12 @@ def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
     else:
         reset = "to-value" if mech == "zero" else "none"
         out = ctx.cuba(ctx.path, x, a_syn=alpha, a_mem=beta, k=1.0, theta=m.threshold, reset=reset,
-                       refractory=1 if mech == "zero" else 0)
+                       refractory=1 if mech == "zero" and not ctx.fresh else 0)
     spk = _graded(ctx, m, out)
     if rec_name:  # RSynaptic feeds back its (graded) output spikes
         prev = ctx.add(ctx.path + "_prev", P.Delay(steps=1), spk)
         ctx.add(rec_name, rec, prev, name=rec_name)
-    return _result(m, ctx, spk, "syn", "mem")
+    return _result(m, ctx, spk, "syn", "mem", mem=None if rec_name else _membrane(ctx, x_in, mech, alpha, beta))
 
 
 def _recurrent(ctx: Context, m: nn.Module, shape: tuple[int, ...]) -> P.Primitive:
@@ -164,6 +192,8 @@ def lapicque(ctx: Context, m: Lapicque, x: Any, *state: Any) -> Any:
     with torch.no_grad():  # the factors exactly as snnTorch computes them
         k = m.R * (1 / (m.R * m.C)) * m.time_step
         a = 1 - (m.time_step / (m.R * m.C))
+        if ctx.fresh:
+            a = torch.zeros(())
     x = ctx.scale(ctx.path + "_gain", x, k)
     out = _spiking(ctx, x, a=a, thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=1)
     return _result(m, ctx, _graded(ctx, m, out), "mem")
@@ -172,6 +202,11 @@ def lapicque(ctx: Context, m: Lapicque, x: Any, *state: Any) -> Any:
 def _single(m: nn.Module) -> str:
     return "single"
 
+
+from snntorch._neurons.neurons import SpikingNeuron  # noqa: E402
+
+# snnTorch's neuron base: a neuron without a converter is refused by name, never traced into
+OPAQUE = (SpikingNeuron,)
 
 MODULES: dict[type, Entry] = {
     Leaky: Entry(leaky, _single),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spikingjelly.activation_based import layer, neuron
+from spikingjelly.activation_based import base, layer, neuron
 import torch
 from torch import nn
 
@@ -106,6 +106,23 @@ def linear_recurrent(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     return y
 
 
+def dropout(ctx: Context, m: nn.Module, x: Any) -> Any:
+    """layer.Dropout/Dropout2d: a mask fixed over the steps while training, the identity at inference."""
+    return x
+
+
+def voting(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    """VotingLayer: the mean of each group of `voting_size` outputs (avg_pool1d over the features)."""
+    return lib_torch.avg_pool1d_node(ctx, ctx.tensor(x), m.voting_size)
+
+
+def synapse_filter(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    # I_t = I_{t-1} - (1 - S_t) I_{t-1} / tau + S_t multiplies the state by the input: no IR synapse is that
+    raise ctx.unsupported("SynapseFilter updates I_t = I_{t-1} - (1 - S_t) I_{t-1}/tau + S_t, which multiplies its "
+                          "state by its input; the IR's neurons are linear in their input. Replace it with a "
+                          "non-spiking LIFNode/LI readout", "IFNode, LIFNode, ParametricLIFNode, layer.*")
+
+
 def _mode(m: nn.Module) -> str:
     return "multi" if m.step_mode == "m" else "single"
 
@@ -117,7 +134,14 @@ MODULES: dict[type, Entry] = {
     layer.Flatten: Entry(flatten),
     layer.SeqToANNContainer: Entry(_per_step),
     layer.LinearRecurrentContainer: Entry(linear_recurrent, _mode),
+    layer.Dropout: Entry(dropout),
+    layer.VotingLayer: Entry(voting),
+    layer.SynapseFilter: Entry(synapse_filter),
 }
+
+# library modules the tracer never enters: neurons and other modules with state of their own (a neuron
+# without a converter is refused by name instead of traced into its arithmetic)
+OPAQUE = (neuron.BaseNode, base.MemoryModule)
 
 # modules whose children run inside them (their own step mode decides); see trace._step_mode
 CONTAINERS = (layer.LinearRecurrentContainer,)

@@ -97,6 +97,57 @@ def maxpool2d(ctx: Context, m: nn.MaxPool2d, x: Any) -> Tensor:
     return _pool(ctx, P.MaxPool2d, x, m.kernel_size, m.stride, m.padding, m.ceil_mode)
 
 
+def adaptive_avg_pool2d_node(ctx: Context, x: Tensor, output_size: Any) -> Tensor:
+    """Adaptive average pooling whose output size divides the input: a plain AvgPool2d (same windows)."""
+    shape = ctx.shape(x)
+    if len(shape) != 3:
+        raise ctx.unsupported(f"adaptive_avg_pool2d of per-sample shape {shape}", "(C, H, W) inputs")
+    out = _pair(output_size) if not isinstance(output_size, (tuple, list)) or None not in output_size else \
+        tuple(shape[1 + i] if o is None else int(o) for i, o in enumerate(output_size))
+    h, w = shape[1], shape[2]
+    if h % out[0] or w % out[1]:
+        raise ctx.unsupported(f"adaptive average pooling of {h}x{w} to {out[0]}x{out[1]} (uneven windows)",
+                              "output sizes that divide the input size")
+    k = (h // out[0], w // out[1])
+    return ctx.add(ctx.path or "avgpool", P.AvgPool2d(kernel=k, stride=k, padding=(0, 0)), x)
+
+
+def avg_pool1d_node(ctx: Context, x: Tensor, kernel: Any, output_size: Any = None, stride: Any = None) -> Tensor:
+    """Average pooling over the last axis of a flat (N,) sample as a Dense layer of window means.
+
+    The IR has no 1-d pooling; `mean_j = sum_{i in window j} x_i / k` is a Dense with weights 1/k
+    (equal to torch's pooling up to float rounding of the sum: exact for voting readouts of spikes
+    up to the last bit)."""
+    shape = ctx.shape(x)
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != 1):
+        raise ctx.unsupported(f"1-d average pooling of per-sample shape {shape}", "(N,) or (1, N) samples")
+    n = shape[-1]
+    if output_size is not None:
+        o = int(output_size[0] if isinstance(output_size, (tuple, list)) else output_size)
+        if n % o:
+            raise ctx.unsupported(f"adaptive average pooling of {n} to {o} (uneven windows)",
+                                  "output sizes that divide the input size")
+        k = s = n // o
+    else:
+        k = int(kernel[0] if isinstance(kernel, (tuple, list)) else kernel)
+        s = k if stride is None or stride == () else int(stride[0] if isinstance(stride, (tuple, list)) else stride)
+    m = (n - k) // s + 1
+    w = np.zeros((m, n))
+    for j in range(m):
+        w[j, j * s:j * s + k] = 1.0 / k
+    if len(shape) == 2:
+        raise ctx.unsupported("1-d pooling of a (1, N) sample", "(N,) samples")
+    return ctx.add(ctx.path or "avgpool1d", P.Dense(weight=w), x)
+
+
+def adaptive_avgpool2d_module(ctx: Context, m: nn.AdaptiveAvgPool2d, x: Any) -> Tensor:
+    return adaptive_avg_pool2d_node(ctx, ctx.tensor(x), m.output_size)
+
+
+def adaptive_avgpool1d_module(ctx: Context, m: nn.AdaptiveAvgPool1d, x: Any) -> Tensor:
+    return avg_pool1d_node(ctx, ctx.tensor(x), None, m.output_size)
+
+
 def flatten_dims(ctx: Context, x: Tensor, start: int, end: int, lead: int | None = None) -> Tensor:
     """torch.flatten(x, start, end) where x has `lead` leading batch/time axes."""
     lead = ctx.lead if lead is None else lead
@@ -170,6 +221,8 @@ MODULES: dict[type, Entry] = {
     nn.Dropout2d: Entry(identity),
     nn.Identity: Entry(identity),
     nn.Softmax: Entry(softmax_module),
+    nn.AdaptiveAvgPool2d: Entry(adaptive_avgpool2d_module),
+    nn.AdaptiveAvgPool1d: Entry(adaptive_avgpool1d_module),
 }
 
 
@@ -306,7 +359,28 @@ def _same(ctx: Context, x: Any, *args: Any, **kwargs: Any) -> Any:
     return x
 
 
+def _max_pool2d_fn(ctx: Context, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                   ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+    if return_indices or _pair(dilation) != (1, 1):
+        raise ctx.unsupported("max_pool2d with dilation or return_indices", "dilation=1, return_indices=False")
+    return _pool(ctx, P.MaxPool2d, ctx.tensor(x), kernel_size, stride, padding, ceil_mode)
+
+
+def _avg_pool2d_fn(ctx: Context, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                   ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: Any = None) -> Tensor:
+    if divisor_override is not None or (not count_include_pad and _pair(padding) != (0, 0)):
+        raise ctx.unsupported("avg_pool2d with divisor_override, or count_include_pad=False with padding",
+                              "plain average pooling")
+    return _pool(ctx, P.AvgPool2d, ctx.tensor(x), kernel_size, stride, padding, ceil_mode)
+
+
+def _adaptive_avg_pool2d_fn(ctx: Context, x: Any, output_size: Any) -> Tensor:
+    return adaptive_avg_pool2d_node(ctx, ctx.tensor(x), output_size)
+
+
 FUNCTIONS: dict[Any, Any] = {
+    F.max_pool2d: _max_pool2d_fn, torch.max_pool2d: _max_pool2d_fn,
+    F.avg_pool2d: _avg_pool2d_fn, torch.nn.functional.adaptive_avg_pool2d: _adaptive_avg_pool2d_fn,
     operator.add: _add, torch.add: _add, operator.iadd: _add,
     operator.sub: _sub, torch.sub: _sub,
     operator.mul: _mul, torch.mul: _mul,

@@ -24,7 +24,7 @@ import inspect
 import logging
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -60,10 +60,15 @@ class Tensor:
 
 @dataclass(frozen=True)
 class State:
-    """A neuron's internal state returned by a module call; the IR does not expose it."""
+    """A neuron's internal state returned by a module call; the IR does not expose it.
+
+    `make`, where set, builds IR nodes giving this state as a value (e.g. the membrane of a
+    non-resetting snnTorch Leaky is an LI readout) for a model that returns or records it.
+    """
 
     owner: str
     what: str
+    make: Callable[[], "Tensor"] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class Context:
         self.where = "the model"
         self.path = ""
         self.tables: list[Any] = []
+        self.fresh = False  # the neuron being converted restarts from its initial state at every step
         self._reserved: set[str] = set()  # names handed out by reserve() (nodes may be added later)
 
     # ---------------------------------------------------------- errors
@@ -381,15 +387,26 @@ def _trace(model: nn.Module, shape: tuple[int, ...], *, dt: float | None, scheme
 
     try:
         fx_graph = _Tracer(ctx).trace(model, concrete_args=_concrete_args(model))
-    except UnsupportedError:
+        _interpret(ctx, model, fx_graph, shape, input_kind)
+        return _verified(graph)
+    except Exception as e:  # loops over time, explicit state, time-axis glue, library blocks: run the forward
+        log.debug("torch.fx could not trace %s (%s: %s); recording its forward instead", type(model).__name__,
+                  type(e).__name__, e)
+        fx_error = e
+    from .record import NotRunnable, record
+
+    def fresh_ctx() -> Context:
+        c = Context(Graph(_ident(name), float(g_dt), g_scheme), lead=1, dtype=ctx.dtype)
+        c.tables = tables
+        return c
+
+    try:
+        return _verified(record(model, shape, fresh_ctx, input_kind=input_kind, multi=ctx.lead == 2))
+    except NotRunnable:
+        # the forward does not even run on the declared input: fx's error names the layer and shapes
+        if isinstance(fx_error, UnsupportedError):
+            raise fx_error from None
         raise
-    except Exception as e:  # symbolic tracing failed: data-dependent control flow, loops over time, ...
-        raise UnsupportedError(
-            f"cannot trace {type(model).__name__}.forward with torch.fx: {type(e).__name__}: {e}. "
-            "n3ml traces a forward that computes one time step (or one sequence, for multi-step modules) "
-            "without Python control flow on tensor values; put time loops outside forward") from None
-    _interpret(ctx, model, fx_graph, shape, input_kind)
-    return _verified(graph)
 
 
 def _concrete_args(model: nn.Module) -> dict[str, Any]:

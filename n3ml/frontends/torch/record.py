@@ -1,0 +1,1143 @@
+"""Trace a model by running its Python forward on recording tensors (time loops, explicit state, glue).
+
+torch.fx cannot follow a forward that loops over time (`for step in range(num_steps)`,
+`for ts in range(x.shape[0])`), keeps neuron state in local variables
+(`mem = lif.init_leaky()`, `z, s = self.lif(z, s)`), fills output buffers
+(`out[ts] = v`) or moves the time axis (`x.unsqueeze(0).repeat(T, 1, 1, 1)`,
+`x.permute(1, 0, 2)`, `.mean(0)`). This tracer runs the forward itself, once, on real
+tensors under a `TorchFunctionMode` that records what each operation does to them:
+
+* every traced tensor carries a `Sym`: the IR node giving its value at one step, the
+  labels of its leading axes (`B` batch, `T` time, `1` a unit time axis made by
+  `unsqueeze`) and, inside an unrolled loop, the step `t` it belongs to;
+* operations are hash-consed: the same operation on the same nodes gives the same node,
+  so a loop body run T times builds the per-step graph once and every later iteration
+  finds the nodes of the first (the time axis of the loop becomes the graph's time axis);
+* a neuron module called again must receive its own state from its previous call (or
+  keep it itself); its output is then the same node one step later. Anything else
+  (another module's state, a reset inside the loop, a different input) is refused;
+* values collected over the loop (`torch.stack(rec)`, a buffer filled per step) must be
+  the same node at every step, or the loop body is not the same at every step.
+
+Modules with a converter are not entered: the library runs them (to keep the Python
+state right) and their converter builds the IR. Library blocks without a converter
+(SpikingJelly's `BasicBlock`, `MultiStepContainer`, ...) are entered like user code.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import logging
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ...errors import UnsupportedError
+from ...ir import Graph
+from ...ir import prims as P
+from .trace import Context, State, Tensor
+
+log = logging.getLogger(__name__)
+
+BATCH = 2  # batch size of the recording run
+STEPS = 3  # length of a (T, B, ...) input of the recording run
+
+
+# ----------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A traced tensor: IR node `node` per step; leading axes `lead`; `t` the loop step (None: every step)."""
+
+    node: str
+    lead: tuple[str, ...]
+    t: int | None = None
+
+
+@dataclass(frozen=True)
+class Const:
+    """A tensor computed without the input (a state initialiser, a preallocated buffer)."""
+
+    zero: bool
+
+
+@dataclass(frozen=True)
+class StateOf:
+    """A neuron's state after its call number `call` (0-based)."""
+
+    owner: int
+    path: str
+    call: int
+    state: State
+
+
+@dataclass(frozen=True)
+class StateSeq:
+    """`torch.stack` of one neuron's states over the loop (a membrane record)."""
+
+    state: State
+    lead: tuple[str, ...]
+
+
+@dataclass
+class Buffer:
+    """A preallocated tensor (`torch.zeros(T, B, n)`) whose steps are written inside the loop."""
+
+    lead: tuple[str, ...]
+    filled: dict[int, Sym] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """A sequence reduced over time (`.mean(0)`, `.sum(0)`): an Output with that readout."""
+
+    node: str
+    how: str
+    lead: tuple[str, ...]
+
+
+class NotRunnable(UnsupportedError):
+    """The forward fails on every input layout tried."""
+
+
+class Relayout(Exception):
+    """The input layout guessed for the recording run is not the one the forward expects."""
+
+
+@dataclass
+class _Neuron:
+    first_input: str
+    explicit: bool  # the state was passed explicitly (initialised by the forward)
+    calls: int
+    value: Any  # the converter's result (Tensor / tuple with State)
+    t0: int
+
+
+# ------------------------------------------------------------ the recorder
+
+
+def _fname(func: Any) -> str:
+    name = getattr(func, "__name__", "") or ""
+    if name == "__get__":
+        return getattr(getattr(func, "__self__", None), "__name__", name)
+    return name
+
+
+def _user_line() -> str:
+    """file:line: code of the innermost frame outside torch and n3ml (where the user wrote the construct)."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tdir = os.path.dirname(os.path.abspath(torch.__file__))
+    for fr in reversed(traceback.extract_stack()):
+        f = os.path.abspath(fr.filename)
+        if f.startswith(here) or f.startswith(tdir) or "<" in fr.filename:
+            continue
+        return f"{fr.filename}:{fr.lineno}: {(fr.line or '').strip()}"
+    return ""
+
+
+_PASS = frozenset({"shape", "size", "dim", "ndim", "ndimension", "dtype", "device", "numel", "__len__", "__format__",
+                   "__repr__", "is_floating_point", "requires_grad", "is_contiguous", "data_ptr", "element_size",
+                   "get_device", "__hash__", "is_cuda", "layout", "names", "_version", "grad", "is_leaf",
+                   "requires_grad_", "stride", "storage_offset", "is_complex", "nelement", "__reduce_ex__",
+                   "__get__", "_is_view", "is_sparse", "is_quantized", "is_meta", "is_nested", "_base", "data"})
+_CASTS = frozenset({"contiguous", "detach", "clone", "float", "double", "to", "type_as", "type", "half", "bfloat16",
+                    "cpu", "cuda", "detach_", "float_", "requires_grad_"})
+
+
+class Recorder(TorchFunctionMode):
+    def __init__(self, ctx: Context, model: nn.Module, fresh: frozenset[int] = frozenset()):
+        super().__init__()
+        self.ctx = ctx
+        self.model = model
+        self.fresh = fresh
+        self.vals: dict[int, tuple[Any, Any]] = {}
+        self.paused = 0
+        self.memo: dict[Any, Any] = {}
+        self.neurons: dict[int, _Neuron] = {}
+        self.sizes: dict[str, int] = {"B": BATCH}
+        self.repeated_input = 0
+        self.paths = {id(m): p for p, m in model.named_modules()}
+        self.materialized: dict[str, Tensor] = {}
+
+    # -------------------------------------------------------- bookkeeping
+    def get(self, obj: Any) -> Any:
+        e = self.vals.get(id(obj))
+        return e[0] if e is not None and e[1] is obj else None
+
+    def put(self, obj: Any, sym: Any) -> None:
+        self.vals[id(obj)] = (sym, obj)
+
+    def fail(self, what: str, supported: str | None = None) -> UnsupportedError:
+        line = _user_line()
+        err = self.ctx.unsupported(what, supported)
+        if line:
+            err = UnsupportedError(f"{err} (at {line})")
+        return err
+
+    def sym(self, obj: Any, what: str = "input") -> Sym:
+        s = self.get(obj)
+        if isinstance(s, Sym):
+            return s
+        if isinstance(s, StateOf):
+            return self.state_value(s.state, ("B",))
+        if isinstance(s, StateSeq):
+            return self.state_value(s.state, s.lead)
+        if isinstance(s, Buffer):
+            return self.buffer_seq(s)
+        if isinstance(s, Reduced):
+            raise self.fail(f"{what} is a readout over time (`.{s.how}` of the time axis); only the model's output "
+                            "may be reduced over time", "reductions over time as the last operation")
+        raise self.fail(f"{what} is not computed from the model's input")
+
+    def state_value(self, st: State, lead: tuple[str, ...]) -> Sym:
+        if st.make is None:
+            raise self.fail(f"the internal state `{st.what}` of `{st.owner}` is used as a value; the IR exposes only "
+                            "a neuron's output (spikes, or the voltage of a non-spiking readout)")
+        if st.owner not in self.materialized:
+            self.materialized[st.owner] = st.make()
+        return Sym(self.materialized[st.owner].node, lead)
+
+    def buffer_seq(self, b: Buffer) -> Sym:
+        n = self.sizes.get("T", 0)
+        nodes = {b.filled[t].node for t in b.filled}
+        if not b.filled or sorted(b.filled) != list(range(n)) or len(nodes) != 1:
+            raise self.fail(f"a buffer written per step holds steps {sorted(b.filled)} of {n} (from "
+                            f"{len(nodes)} different computations); every step 0..T-1 must be written by the same "
+                            "loop body")
+        return Sym(nodes.pop(), b.lead)
+
+    def tensor(self, s: Sym) -> Tensor:
+        return Tensor(s.node)
+
+    def lead_n(self, lead: tuple[str, ...]) -> int:
+        if lead in (("B",), ("TB",)):
+            return 1
+        if lead == ("T", "B"):
+            return 2
+        raise self.fail(f"a tensor with leading axes {'x'.join(lead)} reaches a layer; n3ml needs (B, ...) per step "
+                        "or (T, B, ...) time-major sequences", "permute/transpose to time-major first")
+
+    def merge_t(self, syms: list[Sym]) -> int | None:
+        ts = {s.t for s in syms if s.t is not None}
+        if len(ts) > 1:
+            raise self.fail(f"an operation combines values of different steps {sorted(ts)} of the loop; n3ml maps "
+                            "one loop iteration to one graph step", "values of the same step (or static values)")
+        return ts.pop() if ts else None
+
+    # ------------------------------------------------------------ dispatch
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.paused:
+            return func(*args, **kwargs)
+        name = _fname(func)
+        if name in _PASS:
+            return func(*args, **kwargs)
+        leaves = _leaves((args, kwargs))
+        tracked = [a for a in leaves if self.get(a) is not None and not isinstance(self.get(a), Const)]
+        if not tracked:
+            out = func(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and not isinstance(out, nn.Parameter):
+                self.put(out, Const(zero=bool(out.numel() == 0 or not torch.any(out != 0))))
+            return out
+        h = OPS.get(name)
+        if h is None:
+            raise self.fail(f"`{name}` on a traced tensor is not supported", ", ".join(sorted(OPS)))
+        return h(self, func, args, kwargs)
+
+    # ------------------------------------------------------------- modules
+    def call_leaf(self, m: nn.Module, orig: Callable, args: tuple, kwargs: dict) -> Any:
+        if self.paused:
+            return orig(*args, **kwargs)
+        path = self.paths.get(id(m), "")
+        ctx = self.ctx
+        entry = ctx.entry(m)
+        ctx.where = f"module `{path or '(root)'}` ({type(m).__module__}.{type(m).__qualname__})"
+        if entry is None:
+            raise self.fail("this module type has no converter", ctx.supported_modules())
+        params = list(inspect.signature(orig).parameters)
+        allargs = list(args) + [kwargs[k] for k in params[len(args):] if k in kwargs]
+        if not allargs:
+            raise self.fail("called without an input")
+        x, rest = allargs[0], allargs[1:]
+        self.paused += 1
+        try:
+            real = orig(*args, **kwargs)
+        finally:
+            self.paused -= 1
+        xs = self.get(x)
+        if xs is None or isinstance(xs, Const):
+            return real  # computed from constants only
+        xs = self.sym(x)
+        mode = entry.steps(m) if entry.steps is not None else None
+        if mode is None:
+            if _tracked_any(self, rest):
+                raise self.fail("a layer called with more than one traced tensor")
+            key = ("module", id(m), xs.node, xs.lead)
+            val = self.memo.get(key)
+            if val is None:
+                val = self._convert(m, path, entry, xs, ())
+                self.memo[key] = val
+            return self.bind(real, val, xs.lead, xs.t, m, path, 0)
+        want = ("B",) if mode == "single" else ("T", "B")
+        if xs.lead != want:
+            raise Relayout(f"module `{path}` runs {'one step' if mode == 'single' else 'a sequence'} but receives "
+                           f"axes {'x'.join(xs.lead)}")
+        kinds = [self.state_kind(s, m) for s in rest]
+        info = self.neurons.get(id(m))
+        if info is None:
+            bad = [k for k in kinds if k[0] not in ("none", "init")]
+            if bad:
+                raise self.fail(f"its first call receives {bad[0][1]} as its state; n3ml starts a neuron from its own "
+                                "initial state (None, or init_leaky()/zeros)")
+            explicit = any(k[0] == "init" for k in kinds)
+            val = self._convert(m, path, entry, xs, (), fresh=id(m) in self.fresh)
+            t0 = xs.t if xs.t is not None else 0
+            info = self.neurons[id(m)] = _Neuron(xs.node, explicit, 1, val, t0)
+            return self.bind(real, val, xs.lead, t0 if mode == "single" else None, m, path, 0)
+        if mode == "multi":
+            raise self.fail("a sequence module called twice in one forward")
+        if id(m) in self.fresh:
+            raise self.fail("a neuron re-initialised at every call is also called in a loop")
+        if xs.node != info.first_input:
+            raise self.fail(f"called again on a different input (call {info.calls + 1}); n3ml maps each neuron "
+                            "module to one neuron population fed the same way at every step")
+        if info.explicit or any(k[0] != "none" for k in kinds):
+            ok = kinds and all(k[0] == "own" and k[2] == info.calls - 1 for k in kinds)
+            if not ok:
+                what = next((k[1] for k in kinds if k[0] != "own"), "a state of an earlier call")
+                raise self.fail(f"call {info.calls + 1} receives {what} as its state; in a loop over time a neuron "
+                                "must receive the state its previous call returned", "spk, mem = lif(cur, mem)")
+        elif not _keeps_state(m):
+            raise self.fail(f"call {info.calls + 1} passes no state, so the neuron restarts from its initial state "
+                            "at every step; carry the state: `z, s = self.lif(z, s)`")
+        t = info.t0 + info.calls
+        if xs.t is not None and xs.t != t:
+            raise self.fail(f"call {info.calls + 1} (step {t}) receives the input of step {xs.t}")
+        info.calls += 1
+        self.sizes["T"] = max(self.sizes.get("T", 0), info.calls)
+        return self.bind(real, info.value, xs.lead, t, m, path, info.calls - 1)
+
+    def _convert(self, m: nn.Module, path: str, entry: Any, xs: Sym, rest: tuple, fresh: bool = False) -> Any:
+        ctx = self.ctx
+        lead = ctx.lead
+        ctx.lead = self.lead_n(xs.lead)
+        ctx.fresh = fresh
+        try:
+            return ctx.convert_module(m, path, Tensor(xs.node), *rest)
+        finally:
+            ctx.lead, ctx.fresh = lead, False
+
+    def state_kind(self, s: Any, m: nn.Module) -> tuple:
+        if s is None:
+            return ("none", "None")
+        tensors = [a for a in _leaves(s) if isinstance(a, torch.Tensor)]
+        if not tensors:
+            return ("none", "None")
+        v = self.get(tensors[0])
+        if isinstance(v, StateOf):
+            if v.owner != id(m):
+                return ("other", f"the state of module `{v.path}`")
+            return ("own", "its own state", v.call)
+        if v is None or isinstance(v, Const):
+            if all(not torch.any(t != 0) for t in tensors):
+                return ("init", "a zero initial state")
+            return ("other", "a non-zero constant initial state")
+        return ("other", "a tensor computed from the input")
+
+    def bind(self, real: Any, val: Any, lead: tuple[str, ...], t: int | None, m: nn.Module, path: str,
+             call: int) -> Any:
+        """Attach the converter's symbolic result `val` to the library's real result."""
+        if isinstance(val, Tensor):
+            for r in _leaves(real):
+                if isinstance(r, torch.Tensor):
+                    self.put(r, Sym(val.node, lead, t))
+                    break
+        elif isinstance(val, State):
+            for r in _leaves(real):
+                if isinstance(r, torch.Tensor):
+                    self.put(r, StateOf(id(m), path, call, val))
+        elif isinstance(val, (tuple, list)) and isinstance(real, (tuple, list)) and len(real) == len(val):
+            for r, v in zip(real, val):
+                self.bind(r, v, lead, t, m, path, call)
+        elif isinstance(val, (tuple, list)) and val and isinstance(real, torch.Tensor):
+            self.bind(real, val[0], lead, t, m, path, call)
+        return real
+
+    # ------------------------------------------------------------ results
+    def new(self, out: Any, node: str, lead: tuple[str, ...], t: int | None) -> Any:
+        self.put(out, Sym(node, lead, t))
+        return out
+
+    def memo_node(self, key: Any, build: Callable[[], Tensor]) -> str:
+        if key not in self.memo:
+            self.memo[key] = build()
+        return self.memo[key].node
+
+
+def _keeps_state(m: nn.Module) -> bool:
+    """A neuron module that carries its state itself between calls (snnTorch, SpikingJelly), not Norse's cells."""
+    return type(m).__module__.split(".")[0] != "norse"
+
+
+def _leaves(obj: Any) -> list[Any]:
+    out: list[Any] = []
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            out.extend(_leaves(o))
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            out.extend(_leaves(o))
+    else:
+        out.append(obj)
+    return out
+
+
+def _tracked_any(rec: Recorder, objs: Any) -> bool:
+    return any(rec.get(a) is not None and not isinstance(rec.get(a), Const) for a in _leaves(objs))
+
+
+def _sig(rec: Recorder, obj: Any) -> Any:
+    if isinstance(obj, (tuple, list)):
+        return tuple(_sig(rec, o) for o in obj)
+    if isinstance(obj, torch.Tensor):
+        s = rec.get(obj)
+        if isinstance(s, Sym):
+            return ("S", s.node, s.lead)
+        return ("C", id(obj))
+    try:
+        hash(obj)
+        return obj
+    except TypeError:
+        return ("O", id(obj))
+
+
+# ------------------------------------------------------------ operations
+# Each handler gets (recorder, func, args, kwargs), computes the real result with func and
+# records what it means for the graph.
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
+    if len(args) > i:
+        return args[i]
+    return kwargs.get(name, default)
+
+
+def _num(rec: Recorder, v: Any) -> Any:
+    """A constant operand as a number or array (a traced operand is None)."""
+    if isinstance(v, torch.Tensor):
+        s = rec.get(v)
+        if s is not None and not isinstance(s, Const):
+            return None
+        return v.detach().cpu().double().numpy()
+    return v
+
+
+def _const_factor(rec: Recorder, c: Any, s: Sym) -> Any:
+    """A constant's value as a per-sample factor (leading axes of size 1 dropped)."""
+    arr = np.asarray(c, dtype=np.float64)
+    n = len(s.lead)
+    while arr.ndim > len(rec.ctx.types[s.node].shape):
+        if arr.shape[0] != 1:
+            raise rec.fail(f"a constant of shape {arr.shape} varies along the batch/time axes", "per-sample constants")
+        arr = arr[0]
+    del n
+    return arr
+
+
+def _binary(kind: str, swap: bool = False, inplace: bool = False):
+    def h(rec: Recorder, func, args, kwargs):
+        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        alpha = kwargs.get("alpha", 1)
+        out = func(*args, **kwargs)
+        if swap:
+            a, b = b, a
+        ctx = rec.ctx
+        sa = rec.get(a) if isinstance(a, torch.Tensor) else None
+        sb = rec.get(b) if isinstance(b, torch.Tensor) else None
+        ta = sa is not None and not isinstance(sa, Const)
+        tb = sb is not None and not isinstance(sb, Const)
+        target = args[0] if inplace else out
+        if ta and tb:
+            xa, xb = rec.sym(a), rec.sym(b)
+            lead = _broadcast_lead(rec, xa, xb)
+            t = rec.merge_t([xa, xb])
+            if kind in ("mul", "div"):
+                raise rec.fail("multiplying or dividing two traced tensors (e.g. SEW connect functions AND/IAND); "
+                               "the IR's synapses are linear in their input", "tensor * constant, tensor + tensor "
+                               "(cnf='ADD')")
+            if kind == "add":
+                node = rec.memo_node(("add", xa.node, xb.node, alpha),
+                                     lambda: ctx.add("add", P.Add(), Tensor(xa.node),
+                                                     ctx.scale("scale", Tensor(xb.node), alpha)))
+            else:
+                node = rec.memo_node(("sub", xa.node, xb.node, alpha),
+                                     lambda: ctx.add("sub", P.Add(), Tensor(xa.node),
+                                                     ctx.scale("neg", Tensor(xb.node), -alpha)))
+            return rec.new(target, node, lead, t)
+        x, c, xfirst = (a, b, True) if ta else (b, a, False)
+        xs = rec.sym(x)
+        cv = _num(rec, c)
+        if kind in ("add", "sub"):
+            if not np.all(np.asarray(cv) == 0):
+                raise rec.fail(f"{'adding' if kind == 'add' else 'subtracting'} a non-zero constant "
+                               f"{'to' if kind == 'add' else 'from'} a traced tensor (the IR has no constant source; "
+                               "use a bias in a Linear/Conv layer)", "tensor + tensor, tensor * constant")
+            if kind == "sub" and not xfirst:  # 0 - x
+                node = rec.memo_node(("neg", xs.node), lambda: ctx.scale("neg", Tensor(xs.node), -1.0))
+                return rec.new(target, node, xs.lead, xs.t)
+            return rec.new(target, xs.node, xs.lead, xs.t)
+        if kind == "div" and not xfirst:
+            raise rec.fail("dividing a constant by a traced tensor", "tensor / constant")
+        f = _const_factor(rec, cv, xs)
+        if kind == "div":
+            f = 1.0 / f
+        key = ("scale", xs.node, f.tobytes(), f.shape)
+        node = rec.memo_node(key, lambda: ctx.scale("scale", Tensor(xs.node), f))
+        return rec.new(target, node, xs.lead, xs.t)
+    return h
+
+
+def _reduced_scale(kind: str):
+    """`rate / T` or `rate * c` after a readout over time: scale before the readout (it commutes)."""
+    inner = _binary(kind)
+
+    def h(rec: Recorder, func, args, kwargs):
+        a = args[0]
+        r = rec.get(a) if isinstance(a, torch.Tensor) else None
+        if isinstance(r, Reduced) and len(args) > 1 and _num(rec, args[1]) is not None:
+            out = func(*args, **kwargs)
+            f = np.asarray(_num(rec, args[1]), dtype=np.float64)
+            f = 1.0 / f if kind == "div" else f
+            node = rec.memo_node(("scale", r.node, f.tobytes(), f.shape),
+                                 lambda: rec.ctx.scale("scale", Tensor(r.node), f))
+            rec.put(out, Reduced(node, r.how, r.lead))
+            return out
+        return inner(rec, func, args, kwargs)
+    return h
+
+
+def _broadcast_lead(rec: Recorder, a: Sym, b: Sym) -> tuple[str, ...]:
+    if a.lead == b.lead:
+        return a.lead
+    norm = {("1", "B"): ("T", "B")}
+    la, lb = norm.get(a.lead, a.lead), norm.get(b.lead, b.lead)
+    if la == lb:
+        return la
+    raise rec.fail(f"combining tensors with leading axes {'x'.join(a.lead)} and {'x'.join(b.lead)}")
+
+
+def _neg(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    xs = rec.sym(args[0])
+    node = rec.memo_node(("neg", xs.node), lambda: rec.ctx.scale("neg", Tensor(xs.node), -1.0))
+    return rec.new(out, node, xs.lead, xs.t)
+
+
+def _cast(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    s = rec.get(args[0])
+    rec.put(out, s)
+    return out
+
+
+def _zero_like(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    rec.put(out, Const(zero=not bool(torch.any(out != 0))))
+    return out
+
+
+def _lay(rec: Recorder, xs: Sym, fn: Callable[[], Tensor]) -> Tensor:
+    ctx = rec.ctx
+    lead = ctx.lead
+    ctx.lead = rec.lead_n(xs.lead)
+    try:
+        return fn()
+    finally:
+        ctx.lead = lead
+
+
+def _layer(key: str, build: Callable[..., Tensor]):
+    """A functional layer on one traced tensor (the other arguments are constants)."""
+    def h(rec: Recorder, func, args, kwargs):
+        if _tracked_any(rec, (args[1:], kwargs)):
+            raise rec.fail(f"`{key}` with more than one traced tensor")
+        out = func(*args, **kwargs)
+        xs = rec.sym(args[0])
+        rest = args[1:]
+        node = rec.memo_node((key, xs.node, xs.lead, _sig(rec, rest), _sig(rec, tuple(sorted(kwargs.items())))),
+                             lambda: _lay(rec, xs, lambda: build(rec, Tensor(xs.node), *rest, **kwargs)))
+        return rec.new(out, node, xs.lead, xs.t)
+    return h
+
+
+def _relu(rec, x, *a, **k):
+    return rec.ctx.add("relu", P.ReLU(), x)
+
+
+def _softmax(rec, x, dim=None, *a, **k):
+    from . import lib_torch
+    return lib_torch._softmax(rec.ctx, x, dim)
+
+
+def _maxpool(rec, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    from . import lib_torch
+    if return_indices or lib_torch._pair(dilation) != (1, 1):
+        raise rec.fail("max_pool2d with dilation or return_indices", "dilation=1, return_indices=False")
+    return lib_torch._pool(rec.ctx, P.MaxPool2d, x, kernel_size, stride, padding, ceil_mode)
+
+
+def _avgpool(rec, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+             divisor_override=None):
+    from . import lib_torch
+    if divisor_override is not None or (not count_include_pad and lib_torch._pair(padding) != (0, 0)):
+        raise rec.fail("avg_pool2d with divisor_override or count_include_pad=False and padding",
+                       "plain average pooling")
+    return lib_torch._pool(rec.ctx, P.AvgPool2d, x, kernel_size, stride, padding, ceil_mode)
+
+
+def _adaptive_avg2d(rec, x, output_size):
+    from . import lib_torch
+    return lib_torch.adaptive_avg_pool2d_node(rec.ctx, x, output_size)
+
+
+def _adaptive_avg1d(rec, x, output_size):
+    from . import lib_torch
+    return lib_torch.avg_pool1d_node(rec.ctx, x, None, output_size)
+
+
+def _avgpool1d(rec, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    from . import lib_torch
+    if padding not in (0, (0,)) or ceil_mode:
+        raise rec.fail("avg_pool1d with padding or ceil_mode", "avg_pool1d(x, k, k)")
+    return lib_torch.avg_pool1d_node(rec.ctx, x, kernel_size, None, stride)
+
+
+def _dropout(rec: Recorder, func, args, kwargs):
+    training = _arg(args, kwargs, 2, "training", True)
+    if training:
+        raise rec.fail("dropout with training=True (F.dropout's default): it drops values at random",
+                       "F.dropout(x, p, training=self.training) in eval mode")
+    out = args[0].clone()
+    rec.put(out, rec.get(args[0]))
+    return out
+
+
+# ----------------------------------------------------------- shape glue
+
+
+def _sizes(rec: Recorder, lead: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(1 if a == "1" else rec.sizes["T"] * rec.sizes["B"] if a == "TB" else rec.sizes[a] for a in lead)
+
+
+def _reshape(rec: Recorder, func, args, kwargs):
+    x = args[0]
+    xs = rec.sym(x)
+    sample = rec.ctx.types[xs.node].shape
+    want = args[1:] if len(args) > 1 else tuple(_arg(args, kwargs, 1, "shape", ()) or ())
+    if len(want) == 1 and isinstance(want[0], (tuple, list, torch.Size)):
+        want = tuple(want[0])
+    size = int(np.prod(sample))
+    b = rec.sizes["B"]
+    if (_fname(func) in ("view", "reshape") and xs.lead == ("B",) and len(want) == 2 and isinstance(want[0], int)
+            and want[0] not in (-1, b) and want[1] in (-1, size)):
+        out = x.reshape(x.shape[0], -1)  # a literal batch size written in the model (`x.view(batch_size, -1)`)
+    else:
+        out = func(*args, **kwargs)
+    return _interpret_shape(rec, xs, sample, tuple(out.shape), out)
+
+
+def _interpret_shape(rec: Recorder, xs: Sym, sample: tuple[int, ...], shape: tuple[int, ...], out: Any) -> Any:
+    """What a reshape of (lead + sample) into `shape` means: same sample, flattened sample, time/batch merge."""
+    ctx = rec.ctx
+    lead_sz = _sizes(rec, xs.lead)
+    size = int(np.prod(sample))
+    T, B = rec.sizes.get("T"), rec.sizes["B"]
+
+    def flat(lead: tuple[str, ...]) -> Any:
+        node = sample if len(sample) == 1 else None
+        if node is not None:
+            return rec.new(out, xs.node, lead, xs.t)
+        n = rec.memo_node(("flatten", xs.node), lambda: ctx.add("flatten", P.Flatten(), Tensor(xs.node)))
+        return rec.new(out, n, lead, xs.t)
+
+    n = len(lead_sz)
+    if shape[:n] == lead_sz and shape[n:] == sample:
+        return rec.new(out, xs.node, xs.lead, xs.t)
+    if shape[:n] == lead_sz and shape[n:] == (size,):
+        return flat(xs.lead)
+    if xs.lead == ("T", "B") and T is not None:
+        if shape == (T * B, *sample):
+            return rec.new(out, xs.node, ("TB",), xs.t)
+        if shape == (T * B, size):
+            return flat(("TB",))
+    if xs.lead == ("TB",) and T is not None:
+        if shape == (T, B, *sample):
+            return rec.new(out, xs.node, ("T", "B"), xs.t)
+        if shape == (T, B, size):
+            return flat(("T", "B"))
+    if xs.lead == ("B",) and shape == (1, B, *sample):
+        return rec.new(out, xs.node, ("1", "B"), xs.t)
+    raise rec.fail(f"reshape of a tensor with axes {'x'.join(xs.lead)} and per-sample shape {sample} to {shape}",
+                   "reshapes that keep the batch/time axes and keep or flatten the per-sample axes")
+
+
+def _flatten(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    xs = rec.sym(args[0])
+    return _interpret_shape(rec, xs, rec.ctx.types[xs.node].shape, tuple(out.shape), out)
+
+
+def _axis(rec: Recorder, xs: Sym, d: int) -> int:
+    nd = len(xs.lead) + len(rec.ctx.types[xs.node].shape)
+    return d + nd if d < 0 else d
+
+
+def _unsqueeze(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    xs = rec.sym(args[0])
+    d = _axis(rec, xs, _arg(args, kwargs, 1, "dim") if _arg(args, kwargs, 1, "dim") >= 0
+              else _arg(args, kwargs, 1, "dim") + 1)
+    if d <= len(xs.lead) and "T" not in xs.lead and "1" not in xs.lead:
+        lead = xs.lead[:d] + ("1",) + xs.lead[d:]
+        return rec.new(out, xs.node, lead, xs.t)
+    raise rec.fail(f"unsqueeze({d}) of a tensor with axes {'x'.join(xs.lead)}",
+                   "x.unsqueeze(0) to add a time axis")
+
+
+def _squeeze(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    xs = rec.sym(args[0])
+    d = _arg(args, kwargs, 1, "dim")
+    if d is not None:
+        d = _axis(rec, xs, d)
+        if d < len(xs.lead) and xs.lead[d] == "1":
+            return rec.new(out, xs.node, xs.lead[:d] + xs.lead[d + 1:], xs.t)
+    if tuple(out.shape) == tuple(args[0].shape):
+        return rec.new(out, xs.node, xs.lead, xs.t)
+    raise rec.fail(f"squeeze of a tensor with axes {'x'.join(xs.lead)} and per-sample shape "
+                   f"{rec.ctx.types[xs.node].shape}", "squeezing a unit time axis")
+
+
+def _repeat(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    xs = rec.sym(args[0])
+    reps = args[1:] if len(args) > 1 else kwargs.get("repeats", kwargs.get("size"))
+    if len(reps) == 1 and isinstance(reps[0], (tuple, list, torch.Size)):
+        reps = tuple(reps[0])
+    reps = tuple(int(r) for r in reps)
+    shape = tuple(out.shape)
+    lead = list(xs.lead)
+    off = len(shape) - len(args[0].shape)
+    if off:
+        raise rec.fail("repeat/expand adding axes", "x.unsqueeze(0).repeat(T, 1, ...)")
+    for i, a in enumerate(xs.lead):
+        if a == "1" and shape[i] != 1:
+            lead[i] = "T"
+            _set_T(rec, shape[i])
+        elif shape[i] != args[0].shape[i]:
+            raise rec.fail(f"repeat/expand along the {a} axis", "repeating a unit time axis (x.unsqueeze(0))")
+    if shape[len(lead):] != tuple(args[0].shape[len(lead):]):
+        raise rec.fail("repeat/expand along per-sample axes", "repeating a unit time axis")
+    if "T" in lead and xs.t is None and rec.ctx.g.nodes.get(xs.node) is not None \
+            and isinstance(rec.ctx.g.nodes[xs.node], P.Input):
+        rec.repeated_input = shape[lead.index("T")]
+    return rec.new(out, xs.node, tuple(lead), xs.t)
+
+
+def _set_T(rec: Recorder, n: int) -> None:
+    if rec.sizes.get("T") not in (None, n):
+        raise rec.fail(f"two different numbers of steps ({rec.sizes['T']} and {n}) in one forward")
+    rec.sizes["T"] = n
+
+
+def _permute(rec: Recorder, func, args, kwargs):
+    out = func(*args, **kwargs)
+    xs = rec.sym(args[0])
+    nd = args[0].dim()
+    name = _fname(func)
+    if name == "permute":
+        dims = args[1:] if len(args) > 1 else kwargs["dims"]
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        perm = [d + nd if d < 0 else d for d in dims]
+    else:
+        a0 = _arg(args, kwargs, 1, "dim0")
+        a1 = _arg(args, kwargs, 2, "dim1")
+        a0, a1 = (a0 + nd if a0 < 0 else a0), (a1 + nd if a1 < 0 else a1)
+        perm = list(range(nd))
+        perm[a0], perm[a1] = perm[a1], perm[a0]
+    n = len(xs.lead)
+    if sorted(perm[:n]) != list(range(n)) or perm[n:] != list(range(n, nd)):
+        raise rec.fail(f"permuting per-sample axes (permutation {perm} of a tensor with axes "
+                       f"{'x'.join(xs.lead)} + per-sample {rec.ctx.types[xs.node].shape})",
+                       "moving the time and batch axes only (e.g. x.permute(1, 0, 2) of a (B, T, F) sequence)")
+    return rec.new(out, xs.node, tuple(xs.lead[p] for p in perm[:n]), xs.t)
+
+
+def _lead_of_batch_time(rec: Recorder, xs: Sym) -> None:
+    if xs.lead == ("B",) and xs.node in rec.ctx.g.nodes and isinstance(rec.ctx.g.nodes[xs.node], P.Input):
+        raise Relayout("the forward indexes axis 0 of its input")
+
+
+def _getitem(rec: Recorder, func, args, kwargs):
+    x, idx = args[0], args[1]
+    xs = rec.sym(x)
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    if any(i is Ellipsis for i in idx):
+        k = idx.index(Ellipsis)
+        fill = len(xs.lead) + len(rec.ctx.types[xs.node].shape) - (len(idx) - 1)
+        idx = idx[:k] + (slice(None),) * fill + idx[k + 1:]
+    lead = list(xs.lead)
+    t = xs.t
+    keep = []
+    for i, ix in enumerate(idx):
+        if i < len(xs.lead):
+            ax = xs.lead[i]
+            if isinstance(ix, slice) and ix == slice(None):
+                keep.append(ax)
+                continue
+            if ax in ("T", "1") and isinstance(ix, (int, torch.SymInt)) or (isinstance(ix, torch.Tensor)
+                                                                             and ix.dim() == 0 and ax == "T"):
+                ix = int(ix)
+                step = ix + rec.sizes["T"] if ix < 0 else ix
+                if ax == "T":
+                    if t is not None:
+                        raise rec.fail("indexing the time axis of a value of one step")
+                    t = step
+                continue
+            if ax == "B":
+                _lead_of_batch_time(rec, xs)
+            raise rec.fail(f"indexing axis {i} ({ax}) with {ix!r}", "x[t] along the time axis, whole per-sample axes")
+        if not (isinstance(ix, slice) and ix == slice(None)):
+            raise rec.fail(f"indexing/slicing per-sample axis {i - len(xs.lead)} with {ix!r}",
+                           "whole per-sample axes")
+    keep.extend(lead[len(idx):])
+    out = func(*args, **kwargs)
+    return rec.new(out, xs.node, tuple(keep), t)
+
+
+def _unbind(rec: Recorder, func, args, kwargs):
+    x = args[0]
+    xs = rec.sym(x)
+    d = _arg(args, kwargs, 1, "dim", 0)
+    outs = func(*args, **kwargs)
+    if d < len(xs.lead) and xs.lead[d] == "T" and xs.t is None:
+        lead = xs.lead[:d] + xs.lead[d + 1:]
+        for t, o in enumerate(outs):
+            rec.put(o, Sym(xs.node, lead, t))
+        return outs
+    if d < len(xs.lead) and xs.lead[d] == "B":
+        _lead_of_batch_time(rec, xs)
+    raise rec.fail(f"iterating/unbinding axis {d} of a tensor with axes {'x'.join(xs.lead)}",
+                   "iterating over the time axis")
+
+
+def _setitem(rec: Recorder, func, args, kwargs):
+    buf, idx, val = args[0], args[1], args[2]
+    b = rec.get(buf)
+    vs = rec.sym(val, "the value written")
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    if not isinstance(b, (Const, Buffer)):
+        raise rec.fail("writing into a traced tensor", "writing per-step results into a preallocated buffer")
+    if not isinstance(idx[0], int) or any(not (isinstance(i, slice) and i == slice(None)) for i in idx[1:]):
+        raise rec.fail(f"writing into a buffer at {idx!r}", "buffer[t] = value (or buffer[t, :, ...])")
+    t = idx[0]
+    if vs.t is not None and vs.t != t:
+        raise rec.fail(f"the value of step {vs.t} is written at index {t}")
+    if vs.lead != ("B",):
+        raise rec.fail(f"writing a value with axes {'x'.join(vs.lead)} into a buffer", "per-step values (B, ...)")
+    func(*args, **kwargs)
+    if isinstance(b, Const):
+        b = Buffer(("T", "B"))
+        _set_T(rec, buf.shape[0])
+        rec.put(buf, b)
+    b.filled[t] = vs
+    return None
+
+
+def _stack(rec: Recorder, func, args, kwargs):
+    items = list(_arg(args, kwargs, 0, "tensors"))
+    dim = _arg(args, kwargs, 1, "dim", 0)
+    out = func(*args, **kwargs)
+    syms = [rec.get(i) for i in items]
+    if all(isinstance(s, StateOf) for s in syms) and len({s.owner for s in syms}) == 1:
+        first = syms[0]
+        lead = ("T", "B") if dim == 0 else ("B", "T")
+        rec.put(out, StateSeq(first.state, lead))
+        _set_T(rec, len(items))
+        return out
+    ss = [rec.sym(i, "a stacked value") for i in items]
+    nodes = [s.node for s in ss]
+    if len(set(nodes)) != 1:
+        k = next(i for i, n in enumerate(nodes) if n != nodes[0])
+        raise rec.fail(f"the values stacked over time are computed differently at step 0 (`{nodes[0]}`) and step "
+                       f"{k} (`{nodes[k]}`); the loop body must be the same at every step")
+    ts = [s.t for s in ss]
+    if any(t is not None for t in ts) and ts != list(range(ts[0] or 0, (ts[0] or 0) + len(ts))):
+        raise rec.fail(f"stacking steps {ts}; stack the values of consecutive steps 0..T-1 in order")
+    lead0 = ss[0].lead
+    if lead0 != ("B",) or any(s.lead != lead0 for s in ss):
+        raise rec.fail(f"stacking values with axes {'x'.join(lead0)}", "torch.stack of per-step values (B, ...)")
+    _set_T(rec, len(items))
+    d = dim + 2 + len(rec.ctx.types[ss[0].node].shape) if dim < 0 else dim
+    if d not in (0, 1):
+        raise rec.fail(f"stacking along per-sample axis {dim}", "torch.stack(records, dim=0) (or dim=1)")
+    return rec.new(out, nodes[0], ("T", "B") if d == 0 else ("B", "T"), None)
+
+
+def _cat(rec: Recorder, func, args, kwargs):
+    items = list(_arg(args, kwargs, 0, "tensors"))
+    dim = _arg(args, kwargs, 1, "dim", 0)
+    ss = [rec.sym(i, "a concatenated value") for i in items]
+    lead = ss[0].lead
+    if any(s.lead != lead for s in ss):
+        raise rec.fail("concatenating tensors with different leading axes")
+    d = dim + len(lead) + len(rec.ctx.types[ss[0].node].shape) if dim < 0 else dim
+    if d < len(lead) and lead[d] == "1" and len({s.node for s in ss}) == 1:
+        out = func(*args, **kwargs)
+        _set_T(rec, len(items))
+        return rec.new(out, ss[0].node, lead[:d] + ("T",) + lead[d + 1:], None)
+    if d < len(lead):
+        raise rec.fail(f"concatenation along the {lead[d]} axis", "concatenation along a per-sample axis")
+    out = func(*args, **kwargs)
+    t = rec.merge_t(ss)
+    axis = d - len(lead)
+    if len(ss) == 1:
+        return rec.new(out, ss[0].node, lead, t)
+    node = rec.memo_node(("cat", tuple(s.node for s in ss), axis),
+                         lambda: rec.ctx.add("cat", P.Concat(axis=axis), *[Tensor(s.node) for s in ss]))
+    return rec.new(out, node, lead, t)
+
+
+def _reduce(how: str):
+    def h(rec: Recorder, func, args, kwargs):
+        out = func(*args, **kwargs)
+        xs = rec.sym(args[0])
+        d = _arg(args, kwargs, 1, "dim")
+        if isinstance(d, (tuple, list)) and len(d) == 1:
+            d = d[0]
+        if d is None:
+            raise rec.fail(f"`.{how}()` over all axes (batch and time included) of a traced tensor",
+                           f"`.{how}(0)` over the time axis as the model's readout")
+        if isinstance(d, int):
+            d = _axis(rec, xs, d)
+            if d < len(xs.lead) and xs.lead[d] == "T" and not _arg(args, kwargs, 2, "keepdim", False):
+                rec.put(out, Reduced(xs.node, how, xs.lead[:d] + xs.lead[d + 1:]))
+                return out
+        raise rec.fail(f"`.{how}` over {d!r} of a tensor with axes {'x'.join(xs.lead)}",
+                       f"`.{how}(0)` over the time axis as the model's readout")
+    return h
+
+
+def _bad(what: str, hint: str):
+    def h(rec: Recorder, func, args, kwargs):
+        raise rec.fail(what, hint)
+    return h
+
+
+_CONTROL = _bad("a Python decision on a traced tensor's values (data-dependent control flow: `if`, `while`, "
+                "`.item()`, comparisons)", "compute every step the same way; move decisions on values out of "
+                                          "forward")
+
+OPS: dict[str, Callable] = {
+    **{n: _binary("add") for n in ("add", "__add__")},
+    **{n: _binary("add", inplace=True) for n in ("add_", "__iadd__")},
+    "__radd__": _binary("add", swap=True),
+    **{n: _binary("sub") for n in ("sub", "__sub__", "subtract")},
+    **{n: _binary("sub", inplace=True) for n in ("sub_", "__isub__")},
+    "__rsub__": _binary("sub", swap=True), "rsub": _binary("sub", swap=True),
+    **{n: _reduced_scale("mul") for n in ("mul", "__mul__", "multiply")},
+    **{n: _binary("mul", inplace=True) for n in ("mul_", "__imul__")},
+    "__rmul__": _binary("mul"),
+    **{n: _reduced_scale("div") for n in ("div", "__truediv__", "true_divide", "divide")},
+    **{n: _binary("div", inplace=True) for n in ("div_", "__itruediv__")},
+    "__rtruediv__": _binary("div", swap=True),
+    "neg": _neg, "__neg__": _neg,
+    **{n: _cast for n in _CASTS},
+    **{n: _zero_like for n in ("zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones",
+                               "new_empty", "new_full", "rand_like", "randn_like")},
+    **{n: _layer("relu", _relu) for n in ("relu", "relu_")},
+    **{n: _layer("softmax", _softmax) for n in ("softmax", "_softmax")},
+    **{n: _layer("max_pool2d", _maxpool) for n in ("max_pool2d", "_max_pool2d")},
+    "avg_pool2d": _layer("avg_pool2d", _avgpool),
+    "adaptive_avg_pool2d": _layer("adaptive_avg_pool2d", _adaptive_avg2d),
+    "adaptive_avg_pool1d": _layer("adaptive_avg_pool1d", _adaptive_avg1d),
+    "avg_pool1d": _layer("avg_pool1d", _avgpool1d),
+    **{n: _dropout for n in ("dropout", "dropout2d", "alpha_dropout", "feature_alpha_dropout")},
+    **{n: _reshape for n in ("view", "reshape")},
+    "flatten": _flatten,
+    "unsqueeze": _unsqueeze, "squeeze": _squeeze,
+    "repeat": _repeat, "expand": _repeat,
+    **{n: _permute for n in ("permute", "transpose", "swapaxes", "swapdims")},
+    "__getitem__": _getitem,
+    "unbind": _unbind,
+    "__setitem__": _setitem,
+    "stack": _stack,
+    **{n: _cat for n in ("cat", "concat", "concatenate")},
+    "mean": _reduce("mean"), "sum": _reduce("sum"),
+    **{n: _CONTROL for n in ("__bool__", "item", "tolist", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+                             "eq", "ne", "lt", "le", "gt", "ge", "nonzero", "__int__", "__float__", "__index__",
+                             "all", "any", "argmax", "max", "min", "numpy")},
+}
+
+
+# ------------------------------------------------------------------ driver
+
+
+def is_leaf(ctx: Context, m: nn.Module) -> bool:
+    """Modules the recorder does not enter: those with a converter, and library neurons without one."""
+    if ctx.entry(m) is not None:
+        return True
+    opaque = tuple(c for t in ctx.tables for c in getattr(t, "OPAQUE", ()))
+    if opaque and isinstance(m, opaque):
+        return True
+    if type(m).__module__.startswith("torch.nn") and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        return True  # torch's own layers (as torch.fx): one without a converter is refused by name
+    return any(c in t.MODULES and t.MODULES[c].steps is not None for c in type(m).__mro__[1:] for t in ctx.tables)
+
+
+def record(model: nn.Module, shape: tuple[int, ...], make_ctx: Callable[[], Context], *, input_kind: str,
+           multi: bool) -> Graph:
+    """Trace `model` by running its forward (see the module docstring); tries (B, ...) then (T, B, ...) input."""
+    layouts = [("T", "B"), ("B",)] if multi else [("B",), ("T", "B")]
+    first: Exception | None = None
+    for lay in layouts:
+        try:
+            graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, frozenset())
+            fresh = _fresh(rec)
+            if fresh:  # a per-step forward that initialises neuron state itself: reset every step
+                graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, fresh)
+            return graph
+        except Relayout as e:
+            first = first or e
+    raise NotRunnable(f"cannot run {type(model).__name__}.forward on a (B, *input_shape) or "
+                           f"(T, B, *input_shape) input: {first}")
+
+
+def _fresh(rec: Recorder) -> frozenset[int]:
+    """Neurons given an initial state inside a forward that computes one step (snnTorch tutorial 6)."""
+    looped = any(n.calls > 1 for n in rec.neurons.values()) or "T" in rec.sizes
+    if looped:
+        return frozenset()
+    return frozenset(k for k, n in rec.neurons.items() if n.explicit)
+
+
+def _snapshot(model: nn.Module) -> list[tuple[nn.Module, dict]]:
+    return [(m, {k: (dict(v) if isinstance(v, dict) else v) for k, v in m.__dict__.items()}) for m in model.modules()]
+
+
+def _restore(saved: list[tuple[nn.Module, dict]]) -> None:
+    for m, d in saved:
+        m.__dict__.clear()
+        m.__dict__.update(d)
+
+
+def _attempt(model: nn.Module, shape: tuple[int, ...], make_ctx: Callable[[], Context], lay: tuple[str, ...],
+             input_kind: str, fresh: frozenset[int]) -> tuple[Graph, Recorder]:
+    ctx = make_ctx()
+    rec = Recorder(ctx, model, fresh)
+    ctx.where = "the model's input"
+    x_node = ctx.add("x", P.Input(shape=shape, kind=input_kind))
+    if lay == ("T", "B"):
+        rec.sizes["T"] = STEPS
+    g = torch.Generator().manual_seed(0)
+    real_x = torch.rand(*_sizes(rec, lay), *shape, generator=g, dtype=ctx.dtype)
+    rec.put(real_x, Sym(x_node.node, lay))
+    saved = _snapshot(model)
+    for m in model.modules():
+        if is_leaf(ctx, m) and m is not model:
+            orig = m.forward
+            m.forward = (lambda m, orig: lambda *a, **k: rec.call_leaf(m, orig, a, k))(m, orig)
+    extra = _extra_args(model)
+    try:
+        with torch.no_grad(), rec:
+            out = model(real_x, **extra)
+    except (UnsupportedError, Relayout):
+        raise
+    except Exception as e:  # the library itself failed on this layout (shapes), or the forward is not traceable
+        raise Relayout(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    finally:
+        _restore(saved)
+    ctx.where = "the model's output"
+    _outputs(rec, out)
+    hold = rec.repeated_input or (rec.sizes.get("T", 0) if lay == ("B",) and "T" in rec.sizes else 0)
+    if hold:
+        ctx.g.nodes[x_node.node] = dataclasses.replace(ctx.g.nodes[x_node.node], hold=int(hold))
+    _prune(ctx.g)
+    return ctx.g, rec
+
+
+def _extra_args(model: nn.Module) -> dict[str, Any]:
+    params = list(inspect.signature(model.forward).parameters.values())[1:]
+    return {p.name: None for p in params
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _outputs(rec: Recorder, out: Any) -> None:
+    flat: list[tuple[str, str, str]] = []
+    dropped: list[str] = []
+
+    def walk(v: Any, key: str) -> None:
+        if isinstance(v, torch.Tensor):
+            s = rec.get(v)
+            if isinstance(s, Reduced):
+                flat.append((key, s.node, s.how))
+            elif isinstance(s, (StateOf, StateSeq)):
+                st = s.state
+                if st.make is None:
+                    dropped.append(f"{st.owner}.{st.what}")
+                else:
+                    flat.append((key, rec.sym(v).node, "none"))
+            elif isinstance(s, (Sym, Buffer)):
+                sym = rec.sym(v)
+                if "T" not in sym.lead and sym.lead != ("B",):
+                    raise rec.fail(f"the model returns a tensor with axes {'x'.join(sym.lead)}")
+                flat.append((key, sym.node, "none"))
+            else:
+                raise rec.fail("the model returns a tensor not computed from its input")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{key}_{k}" if key else str(k))
+        elif isinstance(v, (tuple, list)):
+            for i, x in enumerate(v):
+                walk(x, f"{key}_{i}" if key else f"out{i}")
+        elif v is None:
+            return
+        else:
+            raise rec.fail(f"the model returns {type(v).__name__}; n3ml outputs traced tensors only")
+
+    walk(out, "")
+    if dropped:
+        log.warning("the model also returns internal neuron state (%s); the IR outputs only spikes and readout "
+                    "voltages, so these are not graph outputs", ", ".join(dropped))
+    if not flat:
+        raise UnsupportedError("the model returns no tensor computed from its input")
+    for key, node, how in flat:
+        name = "out" if len(flat) == 1 and key in ("", "out0") else key
+        rec.ctx.add(name, P.Output(reduce=how), Tensor(node))
+
+
+def _prune(g: Graph) -> None:
+    """Drop nodes no Output depends on (computations the forward discarded, e.g. after a reset)."""
+    keep: set[str] = set()
+    todo = list(g.output_names) + [n for n, p in g.nodes.items() if isinstance(p, P.Input)]
+    preds: dict[str, list[str]] = {}
+    for e in g.edges:
+        preds.setdefault(e.dst, []).append(e.src)
+    while todo:
+        n = todo.pop()
+        if n in keep:
+            continue
+        keep.add(n)
+        todo.extend(preds.get(n, []))
+    for n in [n for n in g.nodes if n not in keep]:
+        g.remove(n)
