@@ -35,7 +35,7 @@ def setup(seed: int) -> None:
 
 def plot_curve(path: Path, title: str, series: dict[str, list[float]], *, xlabel: str = "epoch",
                ylabel: str = "accuracy (%)", paper: float | None = None, goal: float | None = None) -> Path:
-    """Write a learning curve PNG: one line per series (values in %), optional paper/goal lines."""
+    """Write a learning curve PNG: one line per series (values in %, or (xs, ys)), optional paper/goal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,12 +43,15 @@ def plot_curve(path: Path, title: str, series: dict[str, list[float]], *, xlabel
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, ys in series.items():
-        xs = list(range(1, len(ys) + 1))
+        xs, ys = ys if isinstance(ys, tuple) else (list(range(1, len(ys) + 1)), ys)
         ax.plot(xs, ys, marker="o", ms=3, label=label)
     if paper is not None:
         ax.axhline(paper, color="grey", ls="--", lw=1, label=f"paper {paper:g}% (full data)")
     if goal is not None:
         ax.axhline(goal, color="red", ls=":", lw=1, label=f"goal {goal:g}%")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

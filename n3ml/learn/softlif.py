@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import N3mlError, UnsupportedError
 
-__all__ = ["SoftLIF", "lif_rate", "soft_lif_rate", "DigitsCNN", "to_graph"]
+__all__ = ["SoftLIF", "lif_rate", "soft_lif_rate", "DigitsCNN", "MNISTCNN", "to_graph"]
 
 
 def lif_rate(j: torch.Tensor, tau_rc: float = 20.0, tau_ref: float = 2.0) -> torch.Tensor:
@@ -91,6 +91,23 @@ class DigitsCNN(nn.Sequential):
         # start every neuron at its threshold (j = 1), where the rate curve is steep: with
         # torch's default biases most start far below it, silent and without gradient
         for m in self:
+            if isinstance(m, nn.Conv2d):
+                nn.init.constant_(m.bias, 1.0)
+
+
+class MNISTCNN(nn.Sequential):
+    """Conv(1->c1, 5x5) SoftLIF AvgPool2 Conv(c1->c2, 3x3) SoftLIF AvgPool2 Flatten Linear(->10), for 28x28 MNIST.
+
+    A LeNet-sized network: every layer converts with `to_graph`, and its spiking run over
+    1,000 test images fits the examples' CPU budget.
+    """
+
+    def __init__(self, c1: int = 16, c2: int = 32, n_out: int = 10, **soft):
+        super().__init__(
+            nn.Conv2d(1, c1, 5, padding=2), SoftLIF(**soft), nn.AvgPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), SoftLIF(**soft), nn.AvgPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * 7 * 7, n_out))
+        for m in self:  # neurons start at threshold, as in DigitsCNN
             if isinstance(m, nn.Conv2d):
                 nn.init.constant_(m.bias, 1.0)
 

@@ -85,3 +85,46 @@ def test_errors():
         DiehlCook(4, _small_config()).run(torch.zeros(3, 2, 4), learn=True)
     with pytest.raises(N3mlError, match="assign_labels"):
         DiehlCook(4, _small_config()).classify(torch.zeros(1, 30))
+
+
+def test_sparse_learning_path_equals_the_dense_trace_rule():
+    # the learning run touches only active rows/columns; the dense TraceSTDP.step on the
+    # full matrices is the definition it must reproduce (weights, thresholds and spikes)
+    cfg = DiehlCookConfig(n_exc=12, steps=80, rate=0.3, theta0=2.0, w_sum=3.0, eta_pre=0.02, eta_post=0.05,
+                          theta_plus=0.3, w_inh=3.0)
+    m = DiehlCook(20, cfg, seed=4, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(5)
+    spikes = (torch.rand((cfg.steps, 1, 20), generator=gen, dtype=torch.float64) < 0.3).to(torch.float64)
+    w, theta = m.weight.clone(), m.theta.clone()
+    # reference: the dense loop
+    rule = m.rule
+    st = rule.init_state(1, 20, cfg.n_exc, spikes)
+    v = torch.zeros(1, cfg.n_exc, dtype=torch.float64)
+    cnt = torch.zeros(1, cfg.n_exc, dtype=torch.long)
+    s = torch.zeros_like(v)
+    ref = []
+    for t in range(cfg.steps):
+        x = spikes[t]
+        cand = m.decay * v + x @ w - cfg.w_inh * (s.sum(dim=1, keepdim=True) - s)
+        refr = cnt > 0
+        v = torch.where(refr, v, cand)
+        s = ((v > cfg.theta0 + theta) & ~refr).to(v.dtype)
+        v = torch.where(s > 0, torch.zeros_like(v), v)
+        cnt = torch.where(s > 0, torch.full_like(cnt, cfg.refractory), (cnt - 1).clamp(min=0))
+        ref.append(s)
+        w, st = rule.step(w, x, s, st)
+        theta = theta * math.exp(-1 / cfg.tau_theta) + cfg.theta_plus * s[0]
+    out = m.run(spikes, learn=True)
+    assert out.sum() > 10
+    assert torch.equal(out, torch.stack(ref))
+    torch.testing.assert_close(m.weight, w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(m.theta, theta, rtol=1e-12, atol=1e-12)
+
+
+def test_training_records_the_responses_used_for_labelling():
+    d = load_split("digits", test_size=0.25, seed=0)
+    xtr = torch.tensor(d.x_train[:30])
+    m = DiehlCook(64, _small_config(), seed=0)
+    m.train_epoch(xtr)
+    assert m.train_counts.shape == (30, 30)
+    assert (m.train_counts.sum(dim=1) >= m.cfg.min_spikes).float().mean() > 0.8
