@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .neurons import DEFAULT_SURROGATE, SURROGATE_SLOPES, check_training, decay, gain  # noqa: F401 (re-exported)
 from .types import FixedPoint, PortType, VerifyError
 
 Param = Any  # float, int, or np.ndarray (per-neuron values)
@@ -132,17 +133,25 @@ def _pair(name: str, field: str, v: Any, lo: int) -> tuple[int, int]:
 @register
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Input(Primitive):
-    """Graph input: y_t = x_t, the user's data at step t."""
+    """Graph input: y_t = x_t, the user's data at step t.
+
+    `hold` > 0 records that the source model fed one static sample to every step of a run of
+    `hold` steps (x_t = x for t < hold); the data is still given per step (a static array
+    repeated `hold` times is the model's run).
+    """
 
     arity: ClassVar[int | None] = 0
     category: ClassVar[str] = "io"
     shape: tuple[int, ...]
     kind: str = "spike"  # "spike" (0/1 events) or "analog"
+    hold: int = 0  # steps the source model held one static sample for (0: a sequence input)
 
     def verify(self, name: str) -> None:
         PortType(shape=self.shape, kind=self.kind)  # raises on bad shape/kind
         if not self.shape:
             raise VerifyError("`shape` must have at least one dimension", node=name)
+        if isinstance(self.hold, bool) or not isinstance(self.hold, int) or self.hold < 0:
+            raise VerifyError(f"`hold` must be an integer >= 0, found {self.hold!r}", node=name)
 
     def port_names(self, n_inputs: int) -> list[str]:
         return []
@@ -157,9 +166,19 @@ class Input(Primitive):
 @register
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Output(Primitive):
-    """Graph output: records its input x_t at every step."""
+    """Graph output: records its input x_t at every step.
+
+    `reduce` records the readout the source model returned over the run's T steps:
+    "none" (the sequence x_0..x_{T-1}), "mean" ((1/T) sum_t x_t) or "sum" (sum_t x_t).
+    Engines return the per-step records either way; the reduction is applied by the reader.
+    """
 
     category: ClassVar[str] = "io"
+    reduce: str = "none"  # "none" | "mean" | "sum" over the steps of the run
+
+    def verify(self, name: str) -> None:
+        if self.reduce not in ("none", "mean", "sum"):
+            raise VerifyError(f"`reduce` must be one of none, mean, sum, found {self.reduce!r}", node=name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:
         return ins[0]
@@ -525,6 +544,8 @@ class Softmax(Primitive):
 
 # --------------------------------------------------------------------- neurons
 
+_RULES = ("reset", "refractory", "detach_reset", "surrogate", "slope")  # neuron fields that are not numbers
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Neuron(Primitive):
@@ -539,9 +560,18 @@ class Neuron(Primitive):
     reset: str = "subtract"  # "subtract" | "to-value" | "none"
     refractory: int = 0  # steps during which v is held after a spike
     v_init: Param = 0.0  # v before step 0
+    # training semantics (docs/semantics.md §5a; no effect on the forward pass)
+    detach_reset: bool = True  # no gradient flows through the reset
+    surrogate: str = DEFAULT_SURROGATE  # backward of the spike: n3ml.nn.surrogate
+    slope: float | None = None  # surrogate sharpness; None: the surrogate's default
+
+    def __post_init__(self) -> None:
+        # the surrogate's default slope spelled out is the default: one model, one canonical text
+        if self.slope is not None and SURROGATE_SLOPES.get(self.surrogate) == self.slope:
+            object.__setattr__(self, "slope", None)
 
     def _shape_params(self) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(self) if f.name not in ("reset", "refractory"))
+        return tuple(f.name for f in fields(self) if f.name not in _RULES)
 
     def verify(self, name: str) -> None:
         for f in self._shape_params():
@@ -549,6 +579,9 @@ class Neuron(Primitive):
         if self.spiking:
             _check_choice(name, "reset", self.reset, RESET_MODES)
             _check_int(name, "refractory", self.refractory, 0)
+        problem = check_training(self.surrogate, self.slope, self.detach_reset)
+        if problem:
+            raise VerifyError(problem, node=name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:
         (x,) = ins
@@ -558,20 +591,6 @@ class Neuron(Primitive):
                 raise VerifyError(f"`{f}` has {v.size} values but the neuron has {x.size} "
                                   f"(input shape {x.shape})", node=name, port="in")
         return PortType(shape=x.shape, kind="spike" if self.spiking else "analog")
-
-
-def decay(tau: Param, dt: float, scheme: str) -> Param:
-    """Per-step decay factor of a continuous time constant (docs/semantics.md §3)."""
-    if scheme == "exact":
-        return np.exp(-dt / np.asarray(tau, dtype=np.float64))
-    return 1.0 - dt / np.asarray(tau, dtype=np.float64)
-
-
-def gain(tau: Param, dt: float, scheme: str) -> Param:
-    """Input gain g with v_t = v_leak + a (v_{t-1} - v_leak) + r g I_t."""
-    if scheme == "exact":
-        return 1.0 - np.exp(-dt / np.asarray(tau, dtype=np.float64))
-    return dt / np.asarray(tau, dtype=np.float64)
 
 
 @register
