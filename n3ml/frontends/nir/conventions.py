@@ -1,0 +1,341 @@
+"""How each NIR reader discretises NIR's continuous-time neurons: one `Convention` per library.
+
+NIR stores ODEs (time constants in seconds) without a time step, spike amplitude, reset rule or update
+order; every library that reads NIR fills these in its own way. Each convention below is the reading of
+one library's NIR importer, derived from its source (docs/nir.md gives the equations and the file each
+was read from), written as n3ml IR, whose meaning is exact (docs/semantics.md):
+
+* ``exact``: NIR's equations taken literally: input held constant over each step (zero-order hold),
+  every first-order stage solved exactly (scheme ``exact``), reset by the file's NIR version.
+* ``snntorch``: snnTorch 1.0 ``import_nir``: forward Euler with dt = 1e-4 s fixed, input gain folded
+  into the threshold, reset to zero (``v_reset`` ignored), IF read as a leaky neuron with beta 0.9.
+* ``norse``: Norse 1.1 ``from_nir``: forward Euler with dt = 1 ms (Norse's default), ``r`` ignored for
+  LIF and IF, reset to 0 (``v_reset`` ignored), membrane starting at ``v_leak``.
+* ``sinabs``: Sinabs 3.1 ``from_nir``: time constants in steps (exp(-1/tau)), unit input gain,
+  threshold test ``v >= theta``, subtract reset; its multi-spike output is not expressible (refused
+  where it can matter is not knowable statically: read as single spikes, with a warning).
+
+A reader returns the chain of IR primitives one NIR neuron becomes (a leading Scale where the library
+scales the input), or raises UnsupportedError naming the node when that library does not read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from ...ir import prims as P
+
+log = logging.getLogger(__name__)
+
+MS_PER_S = 1000.0  # NIR's time unit is the second (the exporters' dt = 1e-4 / 1e-3 s); the IR's is the ms
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a neuron reader needs besides the node: the step, the reset reading and where it is."""
+
+    name: str  # IR node name (for messages)
+    dt_ms: float
+    reset: tuple[str, Any]  # (IR reset mode, v_reset) chosen for this node
+    explicit_reset: bool  # the file stores v_reset for this node
+
+    @property
+    def dt_s(self) -> float:
+        return self.dt_ms / MS_PER_S
+
+
+Chain = list[tuple[str, P.Primitive]]  # (name suffix, primitive); the last one is the neuron itself
+Reader = Callable[[Any, Ctx], Chain]
+
+
+def param(x: Any) -> Any:
+    """A NIR parameter as the IR stores it: a float when all values agree, else a flat float64 array."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    if a.size == 0:
+        return 0.0
+    if np.all(a == a[0]):
+        return float(a[0])
+    return a.copy()
+
+
+def uniform(x: Any, what: str, ctx: Ctx, lib: str) -> float:
+    a = np.unique(np.asarray(x, dtype=np.float64))
+    if a.size != 1:
+        raise UnsupportedError(f"node `{ctx.name}`: {lib}'s NIR reader needs one `{what}` for all neurons, "
+                               f"found {a.size} different values")
+    return float(a[0])
+
+
+def _scale(factor: Any) -> Chain:
+    f = param(factor)
+    return [] if (isinstance(f, float) and f == 1.0) else [("in", P.Scale(factor=f))]
+
+
+def _tau_ms(tau: Any) -> Any:
+    t = param(tau)
+    return t * MS_PER_S
+
+
+# ----------------------------------------------------------------------------------------- exact
+
+def _exact_lif(n, ctx: Ctx) -> Chain:
+    mode, v_reset = ctx.reset
+    return [("", P.LIF(tau=_tau_ms(n.tau), v_leak=param(n.v_leak), r=param(n.r), theta=param(n.v_threshold),
+                       reset=mode, v_reset=v_reset))]
+
+
+def _exact_if(n, ctx: Ctx) -> Chain:
+    # dv/dt = R I over a step with I held: v += R dt I (dt in the file's unit, seconds)
+    mode, v_reset = ctx.reset
+    return _scale(np.asarray(n.r, np.float64) * ctx.dt_s) + [
+        ("", P.IF(theta=param(n.v_threshold), reset=mode, v_reset=v_reset))]
+
+
+def _exact_li(n, ctx: Ctx) -> Chain:
+    return [("", P.LI(tau=_tau_ms(n.tau), v_leak=param(n.v_leak), r=param(n.r)))]
+
+
+def _exact_i(n, ctx: Ctx) -> Chain:
+    return [("", P.Integrator(r=param(np.asarray(n.r, np.float64) * ctx.dt_s)))]
+
+
+def _exact_cuba_lif(n, ctx: Ctx) -> Chain:
+    # tau_syn dI/dt = -I + w_in S: I_t = a_s I + (1 - a_s) w_in S_t; the IR's current adds its input
+    # unscaled, so the gain (1 - a_s) w_in goes into a Scale in front
+    mode, v_reset = ctx.reset
+    tau_syn = _tau_ms(n.tau_syn)
+    g_s = P.gain(tau_syn, ctx.dt_ms, "exact")
+    return _scale(np.asarray(n.w_in, np.float64).ravel() * np.asarray(g_s).ravel()) + [
+        ("", P.CubaLIF(tau_syn=tau_syn, tau_mem=_tau_ms(n.tau_mem), v_leak=param(n.v_leak), r=param(n.r),
+                       theta=param(n.v_threshold), reset=mode, v_reset=v_reset))]
+
+
+def _exact_cuba_li(n, ctx: Ctx) -> Chain:
+    return [("syn", P.LI(tau=_tau_ms(n.tau_syn), r=param(n.w_in))),
+            ("", P.LI(tau=_tau_ms(n.tau_mem), v_leak=param(n.v_leak), r=param(n.r)))]
+
+
+# -------------------------------------------------------------------------------------- snnTorch
+# snntorch/import_nir.py (1.0.0): dt = 1e-4 (the file's unit); beta = 1 - dt/tau; the input enters
+# unscaled and the threshold is divided by the gain instead (w_scale = r dt / tau); Leaky/Synaptic with
+# reset_mechanism="zero", reset_delay=False: the membrane is set to 0 in the step of the spike.
+
+SNNTORCH_DT_MS = 0.1
+
+
+def _snn_zero_reset(n, ctx: Ctx) -> tuple[str, float]:
+    vr = np.asarray(getattr(n, "v_reset", 0.0), np.float64)
+    if ctx.explicit_reset and np.any(vr != 0):
+        log.warning("node `%s`: snnTorch's NIR reader ignores v_reset (%s) and resets to 0; reading it as "
+                    "snnTorch does", ctx.name, param(vr))
+    return "to-value", 0.0
+
+
+def _snn_lif(n, ctx: Ctx) -> Chain:
+    if not np.allclose(n.v_leak, 0.0):
+        raise UnsupportedError(f"node `{ctx.name}`: snnTorch's NIR reader refuses v_leak != 0")
+    tau = _tau_ms(n.tau)
+    w_scale = np.asarray(n.r, np.float64) * (SNNTORCH_DT_MS / MS_PER_S) / np.asarray(n.tau, np.float64)
+    ws = uniform(w_scale, "r dt / tau", ctx, "snnTorch")
+    theta = uniform(np.asarray(n.v_threshold, np.float64) / ws, "v_threshold / (r dt / tau)", ctx, "snnTorch")
+    mode, vr = _snn_zero_reset(n, ctx)
+    # unit input gain: r g = 1 with g = dt / tau (euler)
+    return [("", P.LIF(tau=tau, r=_unit_r(tau, ctx), theta=theta, reset=mode, v_reset=vr))]
+
+
+def _unit_r(tau_ms: Any, ctx: Ctx) -> Any:
+    r = np.asarray(tau_ms, np.float64) / ctx.dt_ms
+    return float(r) if r.ndim == 0 else r
+
+
+def _snn_if(n, ctx: Ctx) -> Chain:
+    # import_nir builds snn.Leaky(beta=0.9, threshold=v_threshold * r) with the default subtract reset
+    # and reset_delay=False: mem_t = 0.9 mem_{t-1} + I_t, then mem -= thr at a spike (same step)
+    r = uniform(n.r, "r", ctx, "snnTorch")
+    if r != 1:
+        raise UnsupportedError(f"node `{ctx.name}`: snnTorch's NIR reader refuses IF with r != 1 (found {r:g})")
+    theta = uniform(n.v_threshold, "v_threshold", ctx, "snnTorch") * r
+    tau = ctx.dt_ms / (1 - 0.9)  # euler: a = 1 - dt / tau = 0.9
+    log.warning("node `%s`: snnTorch's NIR reader reads IF as a leaky neuron (beta = 0.9, subtract reset); "
+                "reading it as snnTorch does", ctx.name)
+    return [("", P.LIF(tau=tau, r=_unit_r(tau, ctx), theta=theta, reset="subtract"))]
+
+
+def _snn_cuba_lif(n, ctx: Ctx) -> Chain:
+    dt_s = SNNTORCH_DT_MS / MS_PER_S
+    if not np.allclose(n.v_leak, 0.0):
+        raise UnsupportedError(f"node `{ctx.name}`: snnTorch's NIR reader refuses v_leak != 0")
+    if not np.allclose(n.r, np.asarray(n.tau_mem, np.float64) / dt_s):
+        raise UnsupportedError(f"node `{ctx.name}`: snnTorch's NIR reader needs r = tau_mem / dt (dt = 1e-4)")
+    w_scale = np.asarray(n.w_in, np.float64) * (dt_s / np.asarray(n.tau_syn, np.float64))
+    theta = uniform(np.asarray(n.v_threshold, np.float64) / w_scale, "v_threshold / w_scale", ctx, "snnTorch")
+    tau_mem = _tau_ms(n.tau_mem)
+    mode, vr = _snn_zero_reset(n, ctx)
+    return [("", P.CubaLIF(tau_syn=_tau_ms(n.tau_syn), tau_mem=tau_mem, r=_unit_r(tau_mem, ctx), theta=theta,
+                           reset=mode, v_reset=vr))]
+
+
+# ----------------------------------------------------------------------------------------- Norse
+# norse/torch/utils/import_nir.py (1.1.0): LIF -> LIFBoxCell(tau_mem_inv = 1/tau, v_th, v_leak) with
+# v += dt/tau (v_leak - v + I) (r ignored), reset_value to LIFBoxParameters' v_reset = 0, v starting at
+# v_leak; IF -> IAFCell(v_th): v += I, reset to 0; CubaLIF -> w_in * x -> LIBoxCell(1/tau_syn, v_leak)
+# -> r * i -> LIFBoxCell(1/tau_mem, v_th, v_leak). dt is from_nir's argument (default 1e-3).
+
+NORSE_DT_MS = 1.0
+
+
+def _norse_zero_reset(n, ctx: Ctx, lib: str = "Norse") -> tuple[str, float]:
+    vr = np.asarray(getattr(n, "v_reset", 0.0), np.float64)
+    if ctx.explicit_reset and np.any(vr != 0):
+        log.warning("node `%s`: %s's NIR reader ignores v_reset (%s) and resets to 0", ctx.name, lib, param(vr))
+    return "to-value", 0.0
+
+
+def _norse_r_ignored(n, ctx: Ctx) -> None:
+    if not np.allclose(n.r, 1.0):
+        log.warning("node `%s`: Norse's NIR reader ignores r (%s) for this neuron; reading it as Norse does "
+                    "(r = 1)", ctx.name, param(n.r))
+
+
+def _norse_lif(n, ctx: Ctx) -> Chain:
+    _norse_r_ignored(n, ctx)
+    mode, vr = _norse_zero_reset(n, ctx)
+    v_leak = param(n.v_leak)
+    return [("", P.LIF(tau=_tau_ms(n.tau), v_leak=v_leak, r=1.0, theta=param(n.v_threshold), reset=mode,
+                       v_reset=vr, v_init=v_leak))]
+
+
+def _norse_if(n, ctx: Ctx) -> Chain:
+    _norse_r_ignored(n, ctx)
+    mode, vr = _norse_zero_reset(n, ctx)
+    return [("", P.IF(theta=param(n.v_threshold), reset=mode, v_reset=vr))]
+
+
+def _norse_cuba_lif(n, ctx: Ctx) -> Chain:
+    mode, vr = _norse_zero_reset(n, ctx)
+    v_leak = param(n.v_leak)
+    # the synapse is a LIBoxCell that shares the neuron's v_leak (and starts at it), as Norse builds it
+    return _scale(n.w_in) + [
+        ("syn", P.LI(tau=_tau_ms(n.tau_syn), v_leak=v_leak, r=1.0, v_init=v_leak)),
+        *[(s if s != "in" else "r", p) for s, p in _scale(n.r)],
+        ("", P.LIF(tau=_tau_ms(n.tau_mem), v_leak=v_leak, r=1.0, theta=param(n.v_threshold), reset=mode,
+                   v_reset=vr, v_init=v_leak))]
+
+
+# ---------------------------------------------------------------------------------------- Sinabs
+# sinabs/nir.py (3.1.3): LIF -> LIFSqueeze(tau_mem=tau, norm_input=False), IF -> IAFSqueeze(min_v_mem =
+# -v_threshold), LI -> ExpLeakSqueeze; time constants in steps (alpha = exp(-1/tau)), input unscaled, r
+# and v_reset ignored, spikes by MultiSpike (floor(v / theta) spikes, i.e. v >= theta) and subtract reset.
+
+def _sinabs_warn(ctx: Ctx) -> None:
+    log.warning("node `%s`: Sinabs fires floor(v / theta) spikes per step (MultiSpike); the IR emits at most "
+                "one: reading it as single spikes at v >= theta (exact while v < 2 theta)", ctx.name)
+
+
+def _sinabs_tau(tau: Any, ctx: Ctx) -> Any:
+    return param(tau) * ctx.dt_ms  # tau counts steps
+
+
+def _sinabs_theta(v_th: Any) -> Any:
+    # v >= theta in the IR's strict test: the largest float32 below theta (Sinabs runs float32)
+    th = np.asarray(v_th, np.float32)
+    return param(np.nextafter(th, np.float32(-np.inf)).astype(np.float64))
+
+
+def _sinabs_lif(n, ctx: Ctx) -> Chain:
+    if np.any(np.asarray(n.v_leak) != 0):
+        raise UnsupportedError(f"node `{ctx.name}`: Sinabs' NIR reader refuses v_leak != 0")
+    _sinabs_warn(ctx)
+    tau = _sinabs_tau(n.tau, ctx)
+    return [("", P.LIF(tau=tau, r=_exact_unit_r(tau, ctx), theta=_sinabs_theta(n.v_threshold),
+                       reset="subtract"))]
+
+
+def _exact_unit_r(tau_ms: Any, ctx: Ctx) -> Any:
+    g = P.gain(np.asarray(tau_ms, np.float64), ctx.dt_ms, "exact")
+    r = 1.0 / g
+    return float(r) if np.ndim(r) == 0 else r
+
+
+def _sinabs_if(n, ctx: Ctx) -> Chain:
+    _sinabs_warn(ctx)
+    if not np.allclose(n.r, 1.0):
+        log.warning("node `%s`: Sinabs' NIR reader ignores r (%s)", ctx.name, param(n.r))
+    # min_v_mem = -v_threshold clips the membrane from below, which the IR cannot express
+    log.warning("node `%s`: Sinabs clips the membrane at -v_threshold (min_v_mem); the IR does not", ctx.name)
+    return [("", P.IF(theta=_sinabs_theta(n.v_threshold), reset="subtract"))]
+
+
+def _sinabs_li(n, ctx: Ctx) -> Chain:
+    if np.any(np.asarray(n.v_leak) != 0) or np.any(np.asarray(n.r) != 1):
+        raise UnsupportedError(f"node `{ctx.name}`: Sinabs' NIR reader refuses LI with v_leak != 0 or r != 1")
+    tau = _sinabs_tau(n.tau, ctx)
+    return [("", P.LI(tau=tau, r=_exact_unit_r(tau, ctx)))]
+
+
+# ------------------------------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One library's reading of NIR.
+
+    Attributes:
+        scheme: the IR integration scheme that reproduces the library's update.
+        dt_ms: the step the library fixes (None: the user's --dt, else `default_dt_ms`).
+        neurons: NIR neuron type -> reader.
+        reads: the stateless NIR node types the library's reader accepts (None: all).
+        source: where the reading was derived from.
+    """
+
+    name: str
+    library: str
+    scheme: str
+    neurons: dict[str, Reader]
+    dt_ms: float | None = None
+    default_dt_ms: float | None = None
+    reads: frozenset[str] | None = None
+    source: str = ""
+    recurrent_bias_at_start: bool = True  # the recurrent synapse's bias is added from step 0 on
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_COMMON = frozenset({"Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "NIRGraph", "Identity"})
+
+CONVENTIONS: dict[str, Convention] = {
+    "exact": Convention(
+        "exact", "n3ml (NIR's equations, zero-order hold)", "exact",
+        {"LIF": _exact_lif, "IF": _exact_if, "LI": _exact_li, "I": _exact_i, "CubaLIF": _exact_cuba_lif,
+         "CubaLI": _exact_cuba_li},
+        source="nir/ir/neuron.py equations"),
+    "snntorch": Convention(
+        "snntorch", "snnTorch 1.0.0", "euler", {"LIF": _snn_lif, "IF": _snn_if, "CubaLIF": _snn_cuba_lif},
+        dt_ms=SNNTORCH_DT_MS, reads=_COMMON | {"AvgPool2d"}, source="snntorch/import_nir.py"),
+    "norse": Convention(
+        "norse", "Norse 1.1.0", "euler", {"LIF": _norse_lif, "IF": _norse_if, "CubaLIF": _norse_cuba_lif},
+        default_dt_ms=NORSE_DT_MS, reads=(_COMMON - {"NIRGraph"}) | {"SumPool2d"},
+        source="norse/torch/utils/import_nir.py"),
+    "sinabs": Convention(
+        "sinabs", "Sinabs 3.1.3", "exact", {"LIF": _sinabs_lif, "IF": _sinabs_if, "LI": _sinabs_li},
+        default_dt_ms=1.0, reads=(_COMMON - {"NIRGraph", "Linear"}) | {"Conv1d", "SumPool2d"},
+        source="sinabs/nir.py"),
+}
+
+
+def convention(name: str | None) -> Convention:
+    if name is None:
+        name = "exact"
+    if name not in CONVENTIONS:
+        raise UnsupportedError(f"unknown NIR convention {name!r}; n3ml reads NIR as "
+                               f"{', '.join(CONVENTIONS)} (docs/nir.md)")
+    return CONVENTIONS[name]
+
+
+def is_close_int(x: float) -> bool:
+    return math.isfinite(x) and abs(x - round(x)) <= 1e-9 * max(1.0, abs(x))
