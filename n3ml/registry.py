@@ -15,6 +15,7 @@ from .errors import N3mlError
 LOADERS: dict[str, str] = {
     ".n3ml": "n3ml.ir.text:load",
     ".onnx": "n3ml.frontends.onnx:load",
+    ".nir": "n3ml.frontends.nir:load",
 }
 LOADERS.update({s: "n3ml.frontends.torch.load:load_" + k for s, k in
                 ((".pt2", "pt2"), (".pt", "torch"), (".pth", "torch"), (".ts", "ts"))})
