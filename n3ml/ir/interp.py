@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from . import neurons as N
 from . import prims as P
 from .graph import Graph
 from .types import VerifyError
@@ -122,101 +123,39 @@ def pool2d(x: np.ndarray, prim: P._Pool2d) -> np.ndarray:
 # -------------------------------------------------------------------- neurons
 
 
-def _trunc_shift(x: np.ndarray, bits: int) -> np.ndarray:
-    """x / 2**bits rounded toward zero, in integers."""
-    return np.sign(x) * (np.abs(x) >> bits)
-
-
 def overflow(x: np.ndarray, bits: int, mode: str) -> np.ndarray:
     """Bring x into a `bits`-bit state register (docs/semantics.md §6)."""
-    m = np.int64(2 ** (bits - 1))
-    if mode == "saturate":
-        return np.clip(x, -m + 1, m - 1)
-    return x - 2 * m * np.floor_divide(x + m - 1, 2 * m)  # wrap into (-m, m]
+    return N.overflow(N.NUMPY, x, bits, mode)
 
 
 class _NeuronState:
+    """One neuron node's coefficients and state; the update itself is `n3ml.ir.neurons.step`."""
+
     def __init__(self, prim: P.Neuron, shape, dt: float, scheme: str, fixed: bool):
-        self.p = prim
         dtype = np.int64 if fixed else np.float64
         size = int(np.prod(shape[1:]))
 
-        def per(v):
+        def per(field, v):
             a = np.asarray(v, dtype=dtype)
             return a.reshape(shape[1:]) if a.ndim and a.size == size else a
 
-        self.per = per
-        self.v = np.broadcast_to(per(prim.v_init), shape).astype(dtype).copy()
-        self.i = np.zeros(shape, dtype)
-        self.b = np.zeros(shape, dtype)
-        self.cnt = np.zeros(shape, np.int64)
-        self.theta = per(prim.theta)
-        self.v_reset = per(prim.v_reset)
-        if hasattr(prim, "tau"):
-            self.a = per(P.decay(prim.tau, dt, scheme))
-            self.g = per(P.gain(prim.tau, dt, scheme))
-        if isinstance(prim, P.CubaLIF):
-            self.a_s = per(P.decay(prim.tau_syn, dt, scheme))
-            self.a = per(P.decay(prim.tau_mem, dt, scheme))
-            self.g = per(P.gain(prim.tau_mem, dt, scheme))
-        if isinstance(prim, P.ALIF):
-            self.a_b = per(P.decay(prim.tau_adapt, dt, scheme))
+        # factors in the state dtype, as every engine holds them (r g is formed from the converted values)
+        self.k = N.discretize(prim, dt, scheme, param=per,
+                              factor=lambda f, tau, formula: per(f, formula(np.asarray(tau, np.float64))))
+        self.names = N.STATE_NAMES[self.k.kind]
+        v = np.broadcast_to(self.k.v_init, shape).astype(dtype).copy()
+        self.st = N.State(v=v, i=np.zeros(shape, dtype), b=np.zeros(shape, dtype), c=np.zeros(shape, np.int64))
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        p = self.p
-        # 1. synaptic state (never frozen by refractoriness)
-        if isinstance(p, P.CubaLIF):
-            self.i = self.a_s * self.i + x
-        elif isinstance(p, P.FixedCubaLIF):
-            one = np.int64(2**p.decay_bits)
-            u = _trunc_shift(self.i * (one - self.per(p.du)), p.decay_bits) + (x.astype(np.int64) << p.input_shift)
-            self.i = overflow(u, p.state_bits, p.current_overflow)
-        if isinstance(p, P.ALIF):
-            self.b = self.a_b * self.b
-        # 2. candidate voltage
-        v = self.v
-        if isinstance(p, (P.IF,)):
-            cand = v + x
-        elif isinstance(p, P.Integrator):
-            cand = v + self.per(p.r) * x
-        elif isinstance(p, (P.LIF, P.LI, P.ALIF)):
-            vl = self.per(p.v_leak)
-            cand = vl + self.a * (v - vl) + self.per(p.r) * self.g * x
-        elif isinstance(p, P.CubaLIF):
-            vl = self.per(p.v_leak)
-            cand = vl + self.a * (v - vl) + self.per(p.r) * self.g * self.i
-        elif isinstance(p, P.FixedCubaLIF):
-            one = np.int64(2**p.decay_bits)
-            cand = _trunc_shift(v * (one - self.per(p.dv)), p.decay_bits) + self.i + self.per(p.bias)
-            cand = overflow(cand, p.state_bits, p.voltage_overflow)
-        else:  # pragma: no cover - the dispatch is complete for Neuron subclasses
-            raise VerifyError(f"no reference semantics for {p.op}")
-        if not p.spiking:
-            self.v = cand
-            return cand
-        # 3. refractory neurons hold v and cannot spike
-        refr = self.cnt > 0
-        v = np.where(refr, v, cand)
-        thr = self.theta + self.b if isinstance(p, P.ALIF) else self.theta
-        s = (v > thr) & ~refr
-        # 4. reset
-        if p.reset == "subtract":
-            v = np.where(s, v - thr, v)
-        elif p.reset == "to-value":
-            v = np.where(s, self.v_reset, v)
-        if isinstance(p, P.ALIF):
-            self.b = self.b + self.per(p.q) * s
-        self.cnt = np.where(s, p.refractory, np.where(refr, self.cnt - 1, 0))
-        self.v = v.astype(self.v.dtype) if self.v.dtype != v.dtype else v
-        return s.astype(self.v.dtype)
+        dtype = self.st.v.dtype
+        out, st = N.step(N.NUMPY, self.k, self.st, x)
+        if st.v.dtype != dtype:  # a float factor in integer mode: the state stays integer
+            st = st._replace(v=st.v.astype(dtype))
+        self.st = st
+        return out if out.dtype == dtype else out.astype(dtype)
 
     def states(self) -> dict[str, np.ndarray]:
-        out = {"v": self.v}
-        if isinstance(self.p, (P.CubaLIF, P.FixedCubaLIF)):
-            out["i"] = self.i
-        if isinstance(self.p, P.ALIF):
-            out["b"] = self.b
-        return out
+        return {k: getattr(self.st, k) for k in self.names}
 
 
 # ----------------------------------------------------------------------- run

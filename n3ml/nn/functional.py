@@ -12,7 +12,8 @@ order and with the same floating-point operations as the reference interpreter
 
 Parameters are Python numbers, numpy arrays or tensors (scalars broadcast, or one
 value per neuron in C order over the per-sample shape). Time constants are in ms;
-the per-step factors come from `n3ml.ir.prims.decay` / `gain` (``dt``, ``scheme``).
+the per-step factors come from `n3ml.ir.neurons.discretize` (``dt``, ``scheme``), and each step
+is `n3ml.ir.neurons.step` run on torch tensors (namespace `TORCH`): the interpreter's own update.
 A time constant given as a tensor that requires grad is turned into factors with
 torch operations instead (so it can be learned); torch's ``exp`` may differ from
 numpy's in the last bit, so exact agreement holds for fixed time constants.
@@ -31,7 +32,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import torch
 
-from ..ir import prims
+from ..ir import neurons, prims
 from .surrogate import spike_fn
 
 Tensor = torch.Tensor
@@ -158,20 +159,17 @@ class IntegratorState(NamedTuple):
 
 # ----------------------------------------------------------- per-step factors
 
+# The array namespace of n3ml.ir.neurons.step for torch tensors.
+TORCH = neurons.Namespace(where=torch.where, sign=torch.sign, clip=torch.clamp, to_int=lambda x: x.to(torch.int64),
+                          cast=lambda m, like: m.to(like.dtype), detach=lambda x: x.detach(),
+                          heaviside=lambda h: (h > 0).to(h.dtype))
 
-class Coefficients(NamedTuple):
-    """Parameters resolved for one input's device, dtype and neuron shape."""
+# Parameters resolved for one input's device, dtype and neuron shape: n3ml.ir.neurons.Discrete
+# (decays a / a_s / a_b, input gain rg = r g, v_leak, theta, ...) plus the spike function.
+Coefficients = neurons.Discrete
 
-    params: NamedTuple
-    a: Param = None  # membrane decay
-    rg: Param = None  # r * g (LI/LIF/ALIF/CubaLIF) or r (Integrator)
-    a_s: Param = None  # CubaLIF current decay
-    a_b: Param = None  # ALIF adaptation decay
-    v_leak: Param = 0.0
-    theta: Param = 1.0
-    v_reset: Param = 0.0
-    q: Param = 0.0
-    v_init: Param = 0.0
+_KINDS = {IFParams: "IF", LIFParams: "LIF", CubaLIFParams: "CubaLIF", ALIFParams: "ALIF", LIParams: "LI",
+          IntegratorParams: "Integrator"}
 
 
 def _neuron_shape(x: Tensor) -> tuple[int, ...]:
@@ -199,51 +197,33 @@ def _param(value: Param, x: Tensor, field: str) -> Param:
     return t
 
 
-def _factor(kind: str, tau: Param, dt: float, scheme: str, x: Tensor, field: str) -> Param:
-    """decay (kind='a') or gain (kind='g') of a time constant, following ir.prims.decay/gain."""
-    if scheme not in prims.SCHEMES:
-        raise ValueError(f"scheme must be one of {', '.join(prims.SCHEMES)}, found {scheme!r}")
+def _factor(field: str, tau: Param, formula: Callable, x: Tensor) -> Param:
+    """decay or gain of a time constant (n3ml.ir.neurons): in float64 numpy for a fixed tau, exactly as
+    every engine; with torch operations for a tau that requires grad (so it can be learned)."""
     if isinstance(tau, torch.Tensor) and tau.requires_grad:
-        t = _param(tau, x, field)
-        if scheme == "exact":
-            e = torch.exp(-dt / t)
-            return e if kind == "a" else 1.0 - e
-        return 1.0 - dt / t if kind == "a" else dt / t
+        return formula(_param(tau, x, field), torch)
     arr = tau.detach().cpu().double().numpy() if isinstance(tau, torch.Tensor) else np.asarray(tau, np.float64)
     if np.any(arr <= 0):
         raise ValueError(f"time constant `{field}` must be > 0 ms, found {arr.min()!r}")
-    fn = prims.decay if kind == "a" else prims.gain
-    return _param(fn(arr, dt, scheme), x, field)
-
-
-def _mul(a: Param, b: Param) -> Param:
-    return a * b
+    return _param(formula(arr), x, field)
 
 
 def coefficients(p: NamedTuple, x: Tensor) -> Coefficients:
     """Resolve `p` (one of the *Params tuples) for input `x` of shape (B, *neurons)."""
     if isinstance(p, Coefficients):
         return p
-    get = lambda f: _param(getattr(p, f), x, f)  # noqa: E731
-    c: dict[str, Param] = {"v_init": get("v_init")}
+    kind = _KINDS[type(p)]
+    dt, scheme = getattr(p, "dt", 1.0), getattr(p, "scheme", "exact")
+    if scheme not in prims.SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(prims.SCHEMES)}, found {scheme!r}")
     if hasattr(p, "theta"):
         if p.reset not in prims.RESET_MODES:
             raise ValueError(f"reset must be one of {', '.join(prims.RESET_MODES)}, found {p.reset!r}")
         if not isinstance(p.refractory, (int, np.integer)) or isinstance(p.refractory, bool) or p.refractory < 0:
             raise ValueError(f"refractory must be an integer >= 0 (steps), found {p.refractory!r}")
-        c.update(theta=get("theta"), v_reset=get("v_reset"))
-    if isinstance(p, IntegratorParams):
-        c["rg"] = get("r")
-    if isinstance(p, (LIFParams, LIParams, ALIFParams)):
-        c.update(a=_factor("a", p.tau, p.dt, p.scheme, x, "tau"), v_leak=get("v_leak"))
-        c["rg"] = _mul(get("r"), _factor("g", p.tau, p.dt, p.scheme, x, "tau"))
-    if isinstance(p, CubaLIFParams):
-        c.update(a=_factor("a", p.tau_mem, p.dt, p.scheme, x, "tau_mem"), v_leak=get("v_leak"),
-                 a_s=_factor("a", p.tau_syn, p.dt, p.scheme, x, "tau_syn"))
-        c["rg"] = _mul(get("r"), _factor("g", p.tau_mem, p.dt, p.scheme, x, "tau_mem"))
-    if isinstance(p, ALIFParams):
-        c.update(a_b=_factor("a", p.tau_adapt, p.dt, p.scheme, x, "tau_adapt"), q=get("q"))
-    return Coefficients(params=p, **c)
+    k = neurons.discretize(p, dt, scheme, kind=kind, param=lambda f, v: _param(v, x, f),
+                           factor=lambda f, tau, formula: _factor(f, tau, formula, x))
+    return k._replace(spike=p.spike) if hasattr(p, "spike") else k
 
 
 # -------------------------------------------------------------- initial state
@@ -254,105 +234,58 @@ def _full(value: Param, x: Tensor) -> Tensor:
     return z + value if not (isinstance(value, float) and value == 0.0) else z
 
 
-_STATES = {IFParams: IFState, LIFParams: LIFState, CubaLIFParams: CubaLIFState, ALIFParams: ALIFState,
-           LIParams: LIState, IntegratorParams: IntegratorState}
+_STATES = {"IF": IFState, "LIF": LIFState, "CubaLIF": CubaLIFState, "ALIF": ALIFState, "LI": LIState,
+           "Integrator": IntegratorState}
 
 
 def initial_state(p: NamedTuple, x: Tensor) -> NamedTuple:
     """The state before step 0 for input `x` (B, *neurons): v = v_init, the rest zero."""
     c = coefficients(p, x)
-    kind = _STATES[type(c.params)]
+    kind = _STATES[c.kind]
     v = _full(c.v_init, x)
     z = torch.zeros_like(x)
-    if kind is CubaLIFState:
-        return CubaLIFState(i=z, v=v, c=z)
-    if kind is ALIFState:
-        return ALIFState(v=v, b=z, c=z)
-    if kind in (LIState, IntegratorState):
-        return kind(v=v)
-    return kind(v=v, c=z)
+    return kind(v=v, **{f: z for f in kind._fields if f != "v"})
 
 
-# ------------------------------------------------------------ spiking stages
+# ------------------------------------------------------------ the step functions
+# Each is n3ml.ir.neurons.step on torch tensors: the one definition the interpreter also runs.
 
 
-def _fire(cand: Tensor, v_prev: Tensor, cnt: Tensor, thr: Param, c: Coefficients) -> tuple[Tensor, Tensor, Tensor]:
-    """Stages 3-5 of docs/semantics.md §5: refractoriness, strict threshold, reset, counter."""
-    p = c.params
-    if p.refractory > 0:
-        refr = cnt > 0
-        v = torch.where(refr, v_prev, cand)
-        s = p.spike(v - thr) * (~refr).to(v.dtype)
-    else:  # the counter stays 0: nothing is ever refractory
-        v = cand
-        s = p.spike(v - thr)
-    sr = s.detach() if p.detach_reset else s
-    # Arithmetic forms equal to the interpreter's np.where bit for bit (s is exactly 0 or 1).
-    if p.reset == "subtract":
-        v = v - sr * thr
-    elif p.reset == "to-value":
-        v = v * (1.0 - sr) + sr * c.v_reset
-    if p.refractory > 0:
-        fired = s.detach() > 0
-        cnt = torch.where(fired, torch.full_like(cnt, float(p.refractory)),
-                          torch.where(refr, cnt - 1, torch.zeros_like(cnt)))
-    return s, v, cnt
-
-
-def _leaky(v: Tensor, x: Tensor, c: Coefficients) -> Tensor:
-    return c.v_leak + c.a * (v - c.v_leak) + c.rg * x
+def _step(p, x: Tensor, state):
+    c = coefficients(p, x)
+    return neurons.step(TORCH, c, initial_state(c, x) if state is None else state, x)
 
 
 def if_step(x: Tensor, state: IFState | None, p: IFParams | Coefficients) -> tuple[Tensor, IFState]:
     """Integrate-and-fire: v* = v + I."""
-    c = coefficients(p, x)
-    st = initial_state(c, x) if state is None else state
-    s, v, cnt = _fire(st.v + x, st.v, st.c, c.theta, c)
-    return s, IFState(v, cnt)
+    return _step(p, x, state)
 
 
 def lif_step(x: Tensor, state: LIFState | None, p: LIFParams | Coefficients) -> tuple[Tensor, LIFState]:
     """Leaky integrate-and-fire: v* = v_leak + a (v - v_leak) + r g I."""
-    c = coefficients(p, x)
-    st = initial_state(c, x) if state is None else state
-    s, v, cnt = _fire(_leaky(st.v, x, c), st.v, st.c, c.theta, c)
-    return s, LIFState(v, cnt)
+    return _step(p, x, state)
 
 
 def cuba_lif_step(x: Tensor, state: CubaLIFState | None,
                   p: CubaLIFParams | Coefficients) -> tuple[Tensor, CubaLIFState]:
     """Current-based LIF: i = a_s i + I; v* = v_leak + a_m (v - v_leak) + r g_m i."""
-    c = coefficients(p, x)
-    st = initial_state(c, x) if state is None else state
-    i = c.a_s * st.i + x
-    s, v, cnt = _fire(_leaky(st.v, i, c), st.v, st.c, c.theta, c)
-    return s, CubaLIFState(i, v, cnt)
+    return _step(p, x, state)
 
 
 def alif_step(x: Tensor, state: ALIFState | None, p: ALIFParams | Coefficients) -> tuple[Tensor, ALIFState]:
     """Adaptive LIF: b' = a_b b; threshold theta + b'; b = b' + q s."""
-    c = coefficients(p, x)
-    st = initial_state(c, x) if state is None else state
-    b = c.a_b * st.b
-    s, v, cnt = _fire(_leaky(st.v, x, c), st.v, st.c, c.theta + b, c)
-    return s, ALIFState(v, b + c.q * s, cnt)
+    return _step(p, x, state)
 
 
 def li_step(x: Tensor, state: LIState | None, p: LIParams | Coefficients) -> tuple[Tensor, LIState]:
     """Leaky integrator (no spikes): v = v_leak + a (v - v_leak) + r g I; output v."""
-    c = coefficients(p, x)
-    st = initial_state(c, x) if state is None else state
-    v = _leaky(st.v, x, c)
-    return v, LIState(v)
+    return _step(p, x, state)
 
 
 def integrator_step(x: Tensor, state: IntegratorState | None,
                     p: IntegratorParams | Coefficients) -> tuple[Tensor, IntegratorState]:
     """Perfect integrator (no spikes): v = v + r I; output v."""
-    c = coefficients(p, x)
-    st = initial_state(c, x) if state is None else state
-    v = st.v + c.rg * x
-    return v, IntegratorState(v)
+    return _step(p, x, state)
 
 
 # -------------------------------------------------------------------- encoders

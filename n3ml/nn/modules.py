@@ -157,10 +157,12 @@ class NeuronModule(nn.Module):
 
     # ---------------------------------------------------------------------- IR
     def to_ir(self) -> prims.Neuron:
-        """The equivalent IR primitive (float64 numpy parameters; dt and scheme belong to the graph)."""
+        """The equivalent IR primitive (float64 numpy parameters, the reset's gradient rule, surrogate and
+        slope; dt and scheme belong to the graph)."""
         kw = {n: _to_ir_value(getattr(self, n)) for n in self.numeric}
-        if self.spiking:
-            kw.update(reset=self.reset, refractory=self.refractory)
+        if self.spiking:  # the training rules travel with the model (the primitive drops a default slope)
+            kw.update(reset=self.reset, refractory=self.refractory, detach_reset=bool(self.detach_reset),
+                      surrogate=self.spike.name, slope=self.spike.slope)
         return self.ir_class(**kw)
 
     def extra_repr(self) -> str:

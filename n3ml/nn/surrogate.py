@@ -26,6 +26,8 @@ from typing import Callable
 
 import torch
 
+from ..ir.neurons import SURROGATE_SLOPES
+
 __all__ = ["SURROGATES", "DEFAULT_SLOPES", "spike_fn", "heaviside"]
 
 
@@ -91,13 +93,8 @@ SURROGATES: dict[str, type[_Surrogate]] = {
     "straight_through": StraightThrough,
 }
 
-DEFAULT_SLOPES: dict[str, float] = {
-    "fast_sigmoid": 25.0,
-    "arctan": 2.0,
-    "triangle": 1.0,
-    "rectangle": 1.0,
-    "straight_through": 1.0,
-}
+# the default slopes are part of the model (the IR neurons carry surrogate and slope): one table, in the IR
+DEFAULT_SLOPES: dict[str, float] = dict(SURROGATE_SLOPES)
 
 
 class SpikeFn:

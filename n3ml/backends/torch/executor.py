@@ -27,6 +27,7 @@ from torch import nn
 from ...errors import N3mlError, UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
+from ...ir.neurons import DEFAULT_SURROGATE
 from ...nn import spike_fn
 from .ops import IMPLS, Ctx, RunCtx, numeric_array
 
@@ -75,7 +76,7 @@ class Executor(nn.Module):
     """
 
     def __init__(self, graph: Graph, *, device="cpu", dtype: torch.dtype = torch.float32, fixed: bool | None = None,
-                 surrogate: str = "fast_sigmoid", slope: float | None = None):
+                 surrogate: str | None = None, slope: float | None = None):
         super().__init__()
         types = graph.verify()
         if fixed is None:
@@ -85,7 +86,7 @@ class Executor(nn.Module):
         self.graph = graph.copy()
         self.fixed = bool(fixed)
         self.ctx = Ctx(device=torch.device(device), dtype=torch.int64 if fixed else dtype, fixed=self.fixed,
-                       spike=spike_fn(surrogate, slope), dt=float(graph.dt), scheme=graph.scheme)
+                       spike=_override(surrogate, slope), dt=float(graph.dt), scheme=graph.scheme)
         self.types = types
         self.inputs_of = {n: graph.inputs_of(n) for n in graph.nodes}
         self.input_names = graph.input_names
@@ -250,8 +251,15 @@ class Executor(nn.Module):
                 f"units={len(self.units)}, nodes_in_cycles={cyc}")
 
 
+def _override(surrogate: str | None, slope: float | None):
+    """The spike function replacing every neuron's own surrogate, or None to keep the graph's."""
+    if surrogate is None and slope is None:
+        return None
+    return spike_fn(surrogate or DEFAULT_SURROGATE, slope)
+
+
 def compile(graph: Graph, *, device="cpu", dtype: torch.dtype = torch.float32, fixed: bool | None = None,
-            surrogate: str = "fast_sigmoid", slope: float | None = None) -> Executor:
+            surrogate: str | None = None, slope: float | None = None) -> Executor:
     """Compile `graph` into an `Executor` module.
 
     Args:
@@ -260,7 +268,9 @@ def compile(graph: Graph, *, device="cpu", dtype: torch.dtype = torch.float32, f
         dtype: floating dtype of values (float64 reproduces the reference interpreter exactly).
         fixed: integer (int64) arithmetic of docs/semantics.md §6; default: True when the
             graph holds a FixedCubaLIF.
-        surrogate, slope: the surrogate gradient of the spike function (n3ml.nn.spike_fn).
+        surrogate, slope: a surrogate gradient (n3ml.nn.spike_fn) for every neuron, replacing the
+            graph's: by default each neuron trains with its own `surrogate`, `slope` and `detach_reset`
+            (the n3ml.nn module it came from), so the executor's gradients are the module's.
     Returns:
         An `nn.Module`; call it with inputs (T, B, *shape).
     """

@@ -23,8 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import N3mlError, UnsupportedError
+from ...ir import neurons as N
 from ...ir import prims as P
 from ...ir.types import PortType
+from ...nn.functional import TORCH
+from ...nn.surrogate import spike_fn
 from .scan import linear_scan, spiking_scan
 
 IMPLS: dict[type[P.Primitive], type["OpImpl"]] = {}
@@ -62,7 +65,7 @@ class Ctx:
     device: torch.device
     dtype: torch.dtype  # dtype of values: float32/float64, or int64 in fixed-point mode
     fixed: bool
-    spike: Any  # surrogate spike function (n3ml.nn.spike_fn)
+    spike: Any  # surrogate spike function overriding the neurons' own (None: each neuron's surrogate, slope)
     dt: float
     scheme: str
 
@@ -380,16 +383,19 @@ class LatencyImpl(OpImpl):
 
 
 class NeuronImpl(OpImpl):
-    """Spiking and non-spiking neurons, following the stage order of docs/semantics.md §5.
+    """Every neuron primitive, following the stage order of docs/semantics.md §5.
 
-    `step` is the literal per-step update (differentiable through the surrogate spike
-    function); `bulk` runs a fused custom-autograd scan when the neuron allows it
-    (`_fast`), else loops `step` over time.
+    `step` is `n3ml.ir.neurons.step` on torch tensors -- the interpreter's own update --
+    differentiable through the neuron's surrogate spike function, with the reset detached or
+    not as the primitive says. `bulk` runs a fused custom-autograd scan when the neuron allows
+    it (`_FAST`, tested against `step` bit for bit), else loops `step` over time.
     """
 
     stateful = True
 
     def __init__(self, name, prim, ctx, in_types, out_type):
+        if isinstance(prim, P.FixedCubaLIF) and not ctx.fixed:
+            raise UnsupportedError(f"node `{name}`: FixedCubaLIF runs in fixed-point mode only (fixed=True)")
         super().__init__(name, prim, ctx, in_types, out_type)
         self.shape = tuple(out_type.shape)
         self.size = int(np.prod(self.shape))
@@ -398,12 +404,20 @@ class NeuronImpl(OpImpl):
         self._consts: dict[str, Any] = {}
         self.spiking = prim.spiking
         self.R = prim.refractory if prim.spiking else 0
-        self.const("theta", prim.theta)
-        self.const("v_reset", prim.v_reset)
-        self.const("v_init", prim.v_init)
+        # the coefficients as the interpreter holds them: in the state dtype, r g formed from converted values
+        k = N.discretize(prim, ctx.dt, ctx.scheme, param=lambda f, v: self.per(v),
+                         factor=lambda f, tau, formula: self.per(formula(np.asarray(tau, np.float64))))
+        for f in N.ARRAYS:
+            if getattr(k, f) is not None:
+                self.const(f, getattr(k, f))
+        spike = None  # integers: the strict step
+        if prim.spiking and not ctx.fixed:
+            spike = ctx.spike or spike_fn(prim.surrogate, prim.slope)
+        self.spike = spike
+        self._k = k._replace(spike=spike, **{f: None for f in N.ARRAYS})  # the rules; values come from c()
 
     def const(self, key: str, value) -> Any:
-        """A neuron parameter as the interpreter holds it (np.asarray(v, state dtype)): a Python
+        """A neuron coefficient as the interpreter holds it (np.asarray(v, state dtype)): a Python
         scalar, or a per-neuron tensor shaped like the port."""
         a = np.asarray(value, dtype=self.np_sdtype)
         if a.ndim and a.size == self.size and self.size > 1:
@@ -425,6 +439,10 @@ class NeuronImpl(OpImpl):
         v = self._consts[key]
         return v is not None and v == 0
 
+    def coefficients(self) -> N.Discrete:
+        """The neuron's `Discrete` with this module's current buffers (they follow .to(device))."""
+        return self._k._replace(**{f: self.c(f) for f in self._consts})
+
     # ---- per-step
     def init_state(self, run):
         shape = (run.B, *self.shape)
@@ -432,91 +450,37 @@ class NeuronImpl(OpImpl):
         v0 = self.c("v_init")
         v = (v0.expand(shape).clone() if isinstance(v0, torch.Tensor)
              else torch.full(shape, v0, dtype=self.sdtype, device=dev))
-        st = {"v": v, "i": torch.zeros(shape, dtype=self.sdtype, device=dev),
-              "b": torch.zeros(shape, dtype=self.sdtype, device=dev)}
-        if self.R:
-            st["cnt"] = torch.zeros(shape, dtype=torch.int64, device=dev)
-        return st
+        z = torch.zeros(shape, dtype=self.sdtype, device=dev)
+        cnt = torch.zeros(shape, dtype=torch.int64, device=dev) if self.R else None
+        return {"st": N.State(v=v, i=z, b=z, c=cnt)}
 
-    def pre(self, x, st):
-        """Stage 1: synaptic state (current, adaptation)."""
-
-    def cand(self, x, st):
-        """Stage 2: candidate voltage."""
-        raise NotImplementedError
-
-    def threshold(self, st):
-        return self.c("theta")
-
-    def post(self, s, st):
-        """After the reset (ALIF: threshold jump)."""
-
-    def state_names(self) -> tuple[str, ...]:
-        return ("v",)
-
-    def step(self, xs, t, st, run, states):
-        x = xs[0]
-        self.pre(x, st)
-        cand = self.cand(x, st)
-        if not self.spiking:
-            st["v"] = cand
-            out = cand
-        else:
-            refr = st["cnt"] > 0 if self.R else None
-            v = torch.where(refr, st["v"], cand) if refr is not None else cand
-            thr = self.threshold(st)
-            reset = self.prim.reset
-            if self.ctx.fixed:
-                s = v > thr
-                if refr is not None:
-                    s = s & ~refr
-                if reset == "subtract":
-                    v = torch.where(s, v - thr, v)
-                elif reset == "to-value":
-                    v = torch.where(s, torch.as_tensor(self.c("v_reset"), dtype=v.dtype, device=v.device), v)
-                out = s.to(self.sdtype)
-            else:
-                out = self.ctx.spike(v - thr)  # strict threshold forward, surrogate backward
-                if refr is not None:
-                    out = out * (~refr).to(out.dtype)
-                # written so that spikes carry gradients into the reset, and exact in float:
-                # v - thr*0 = v; v*(1-1) + vr*1 = vr
-                if reset == "subtract":
-                    v = v - thr * out
-                elif reset == "to-value":
-                    v = v * (1.0 - out) + self.c("v_reset") * out
-                s = out > 0
-            self.post(out, st)
-            if self.R:
-                st["cnt"] = torch.where(s, self.R, torch.where(refr, st["cnt"] - 1, 0))
-            st["v"] = v if v.dtype == self.sdtype else v.to(self.sdtype)
+    def step(self, xs, t, holder, run, states):
+        out, st = N.step(TORCH, self.coefficients(), holder["st"], xs[0])
+        if st.v.dtype != self.sdtype:  # a float factor in integer mode: the state stays integer
+            st = st._replace(v=st.v.to(self.sdtype))
+        holder["st"] = st
         if states is not None:
-            for k in self.state_names():
-                states.setdefault(k, []).append(st[k])
+            for k in N.STATE_NAMES[self._k.kind]:
+                states.setdefault(k, []).append(getattr(st, k))
         return out
 
     # ---- all steps
-    def fast(self, x: torch.Tensor, owned: bool) -> torch.Tensor | None:
-        """Output over all steps through the fused scans, or None when this neuron needs `step`."""
-        return None
-
     def bulk(self, xs, run, states):
-        if states is None and not self.ctx.fixed and (not self.spiking or self.R == 0):
-            y = self.fast(xs[0], self.node in run.owned)
-            if y is not None:
-                return y
+        fast = _FAST.get(self._k.kind)
+        if fast is not None and states is None and not self.ctx.fixed and (not self.spiking or self.R == 0):
+            return fast(self, xs[0], self.node in run.owned)
         if run.T == 0:
             return torch.zeros_like(xs[0], dtype=self.sdtype)
-        st = self.init_state(run)
+        holder = self.init_state(run)
         rec: dict | None = {} if states is not None else None
         # unbind, not x[t]: indexing a sequence that needs gradients makes the backward O(T^2)
-        out = torch.stack([self.step([xt], t, st, run, rec) for t, xt in enumerate(xs[0].unbind(0))])
+        out = torch.stack([self.step([xt], t, holder, run, rec) for t, xt in enumerate(xs[0].unbind(0))])
         if states is not None:
             for k, v in rec.items():
                 states[k] = torch.stack(v)
         return out
 
-    # shared by the LIF family: x' = r g x
+    # shared by the fused forms
     def _v0(self):
         return torch.as_tensor(self.c("v_init"), dtype=self.sdtype, device=self.ctx.device)
 
@@ -530,135 +494,37 @@ class NeuronImpl(OpImpl):
 
     def _spiking_fast(self, xin, owned, a):
         return spiking_scan(xin, self._v0(), a=a, v_leak=self._leak() if "v_leak" in self._consts else None,
-                            theta=self.c("theta"), reset=self.prim.reset, v_reset=self.c("v_reset"),
-                            spike=self.ctx.spike, inplace=owned)
+                            theta=self.c("theta"), reset=self._k.reset, v_reset=self.c("v_reset"),
+                            spike=self.spike, inplace=owned, detach_reset=self._k.detach_reset)
 
 
-@impl(P.IF)
-class IFImpl(NeuronImpl):
-    def cand(self, x, st):
-        return st["v"] + x
-
-    def fast(self, x, owned):
-        return self._spiking_fast(x, owned, None)
+IMPLS.update({p: NeuronImpl for p in (P.IF, P.LIF, P.LI, P.Integrator, P.CubaLIF, P.ALIF, P.FixedCubaLIF)})
 
 
-def _lif_consts(self, prim, ctx, tau):
-    self.const("a", P.decay(tau, ctx.dt, ctx.scheme))
-    # r g as the interpreter forms it: per(r) * per(g), both in the state dtype
-    self.const("rg", self.per(prim.r) * self.per(P.gain(tau, ctx.dt, ctx.scheme)))
-    self.const("v_leak", prim.v_leak)
+# The fused scans (scan.py): the same operations as n3ml.ir.neurons.step, all steps at once, for neurons
+# without refractoriness (ALIF and FixedCubaLIF always step).
 
 
-@impl(P.LIF, P.LI)
-class LIFImpl(NeuronImpl):
-    def __init__(self, name, prim, ctx, in_types, out_type):
-        super().__init__(name, prim, ctx, in_types, out_type)
-        _lif_consts(self, prim, ctx, prim.tau)
-
-    def cand(self, x, st):
-        vl = self.c("v_leak")
-        return vl + self.c("a") * (st["v"] - vl) + self.c("rg") * x
-
-    def fast(self, x, owned):
-        xin, owned = self._scaled("rg", x, owned)
-        if not self.spiking:
-            return linear_scan(xin, self._v0(), self.c("a"), self._leak())
-        return self._spiking_fast(xin, owned, self.c("a"))
+def _fast_if(self, x, owned):
+    return self._spiking_fast(x, owned, None)
 
 
-@impl(P.Integrator)
-class IntegratorImpl(NeuronImpl):
-    def __init__(self, name, prim, ctx, in_types, out_type):
-        super().__init__(name, prim, ctx, in_types, out_type)
-        self.const("r", prim.r)
-
-    def cand(self, x, st):
-        return st["v"] + self.c("r") * x
-
-    def fast(self, x, owned):
-        return linear_scan(self.c("r") * x, self._v0(), None, None)
+def _fast_lif(self, x, owned):
+    xin, owned = self._scaled("rg", x, owned)
+    if not self.spiking:
+        return linear_scan(xin, self._v0(), self.c("a"), self._leak())
+    return self._spiking_fast(xin, owned, self.c("a"))
 
 
-@impl(P.CubaLIF)
-class CubaLIFImpl(NeuronImpl):
-    def __init__(self, name, prim, ctx, in_types, out_type):
-        super().__init__(name, prim, ctx, in_types, out_type)
-        _lif_consts(self, prim, ctx, prim.tau_mem)
-        self.const("a_s", P.decay(prim.tau_syn, ctx.dt, ctx.scheme))
-
-    def state_names(self):
-        return ("v", "i")
-
-    def pre(self, x, st):
-        st["i"] = self.c("a_s") * st["i"] + x
-
-    def cand(self, x, st):
-        vl = self.c("v_leak")
-        return vl + self.c("a") * (st["v"] - vl) + self.c("rg") * st["i"]
-
-    def fast(self, x, owned):
-        # the synaptic current ignores spikes and refractoriness: a linear filter of the input
-        i = linear_scan(x, torch.zeros((), dtype=x.dtype, device=x.device), self.c("a_s"), None)
-        return self._spiking_fast(*self._scaled("rg", i, True), a=self.c("a"))
+def _fast_integrator(self, x, owned):
+    return linear_scan(self.c("rg") * x, self._v0(), None, None)
 
 
-@impl(P.ALIF)
-class ALIFImpl(LIFImpl):
-    def __init__(self, name, prim, ctx, in_types, out_type):
-        super().__init__(name, prim, ctx, in_types, out_type)
-        self.const("a_b", P.decay(prim.tau_adapt, ctx.dt, ctx.scheme))
-        self.const("q", prim.q)
-
-    def state_names(self):
-        return ("v", "b")
-
-    def pre(self, x, st):
-        st["b"] = self.c("a_b") * st["b"]
-
-    def threshold(self, st):
-        return self.c("theta") + st["b"]
-
-    def post(self, s, st):
-        st["b"] = st["b"] + self.c("q") * s
-
-    def fast(self, x, owned):
-        return None
+def _fast_cuba_lif(self, x, owned):
+    # the synaptic current ignores spikes and refractoriness: a linear filter of the input
+    i = linear_scan(x, torch.zeros((), dtype=x.dtype, device=x.device), self.c("a_s"), None)
+    return self._spiking_fast(*self._scaled("rg", i, True), a=self.c("a"))
 
 
-def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """x / 2**bits rounded toward zero."""
-    return torch.sign(x) * (x.abs() >> bits)
-
-
-def overflow(x: torch.Tensor, bits: int, mode: str) -> torch.Tensor:
-    """Bring x into a `bits`-bit register: wrap into (-m, m] or saturate to +-(m-1) (semantics §6)."""
-    m = 2 ** (bits - 1)
-    if mode == "saturate":
-        return torch.clamp(x, -m + 1, m - 1)
-    return x - 2 * m * torch.div(x + (m - 1), 2 * m, rounding_mode="floor")
-
-
-@impl(P.FixedCubaLIF)
-class FixedCubaLIFImpl(NeuronImpl):
-    def __init__(self, name, prim, ctx, in_types, out_type):
-        if not ctx.fixed:
-            raise UnsupportedError(f"node `{name}`: FixedCubaLIF runs in fixed-point mode only (fixed=True)")
-        super().__init__(name, prim, ctx, in_types, out_type)
-        one = 2**prim.decay_bits
-        self.const("keep_u", one - np.asarray(prim.du, dtype=np.int64))
-        self.const("keep_v", one - np.asarray(prim.dv, dtype=np.int64))
-        self.const("bias", prim.bias)
-
-    def state_names(self):
-        return ("v", "i")
-
-    def pre(self, x, st):
-        p = self.prim
-        u = _trunc_shift(st["i"] * self.c("keep_u"), p.decay_bits) + (x.to(torch.int64) << p.input_shift)
-        st["i"] = overflow(u, p.state_bits, p.current_overflow)
-
-    def cand(self, x, st):
-        p = self.prim
-        v = _trunc_shift(st["v"] * self.c("keep_v"), p.decay_bits) + st["i"] + self.c("bias")
-        return overflow(v, p.state_bits, p.voltage_overflow)
+_FAST: dict[str, Callable] = {"IF": _fast_if, "LIF": _fast_lif, "LI": _fast_lif, "Integrator": _fast_integrator,
+                              "CubaLIF": _fast_cuba_lif}

@@ -119,8 +119,8 @@ class _SpikingScan(torch.autograd.Function):
     reset: subtract -> v = v* - theta s; to-value -> v = v_reset where s; none -> v = v*.
     Saves only h (T, B, ...), written over x when the caller owns x (`inplace`). The
     gradient treats the reset as differentiable through the spike (v = v* - theta s,
-    resp. v = v* (1 - s) + v_reset s), exactly as autograd does on the step-by-step form
-    the executor uses inside cycles.
+    resp. v = v* (1 - s) + v_reset s) unless `detach` holds s constant there, exactly as
+    autograd does on the step-by-step form (n3ml.ir.neurons.step).
 
     Large fresh allocations cost more than the arithmetic on CPU (page faults), so the
     loop writes into preallocated buffers, and the backward pass works in cache-sized
@@ -128,7 +128,7 @@ class _SpikingScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike, inplace):  # type: ignore[override]
+    def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike, inplace, detach):  # type: ignore[override]
         h = x if inplace else torch.empty_like(x)
         out = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h)
         if inplace:
@@ -136,16 +136,16 @@ class _SpikingScan(torch.autograd.Function):
         ctx.mark_non_differentiable(h)
         ctx.set_materialize_grads(False)  # h gets no gradient: do not fill a (T, B, ...) zero tensor for it
         ctx.save_for_backward(h)
-        ctx.cfg = (a, theta, reset, v_reset, spike)
+        ctx.cfg = (a, theta, reset, v_reset, spike, detach)
         return out, h
 
     @staticmethod
     def backward(ctx, gs: torch.Tensor, _gh):  # type: ignore[override]
         (h,) = ctx.saved_tensors
-        a, theta, reset, v_reset, spike = ctx.cfg
+        a, theta, reset, v_reset, spike, detach = ctx.cfg
         T = h.shape[0]
         if gs is None:
-            return (None,) * 9
+            return (None,) * 10
         gx = torch.empty_like(h)
         chunk = max(1, (1 << 18) // max(1, h[0].numel()))
         g = None  # dL/dv*_{t+1}
@@ -155,13 +155,15 @@ class _SpikingScan(torch.autograd.Function):
             sg = spike.derivative(hc)  # ds/dv* at every step of the chunk
             p = gs[t0:t1] * sg  # direct path: loss -> s_t -> v*_t
             # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
-            if reset == "subtract":
+            if reset == "none" or (reset == "subtract" and detach):
+                m = None  # dv/dv* = 1
+            elif reset == "to-value" and detach:
+                m = (hc <= 0).to(h.dtype)  # v = v* (1 - s), s held constant
+            elif reset == "subtract":
                 m = sg.mul_(-theta).add_(1.0)
             elif reset == "to-value":
                 # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
                 m = (hc <= 0).to(h.dtype).add_((v_reset - theta - hc).mul_(sg))
-            else:
-                m = None
             if a is not None:
                 m = m.mul_(a) if m is not None else a
             for t in range(t1 - 1, t0 - 1, -1):
@@ -175,11 +177,11 @@ class _SpikingScan(torch.autograd.Function):
                 else:
                     torch.addcmul(p[j], g, m[j] if m.dim() == h.dim() else m, out=gx[t])
                 g = gx[t]
-        return gx, None, None, None, None, None, None, None, None
+        return gx, None, None, None, None, None, None, None, None, None
 
 
 def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, theta, reset: str, v_reset=0.0,
-                 spike, inplace: bool = False) -> torch.Tensor:
+                 spike, inplace: bool = False, detach_reset: bool = False) -> torch.Tensor:
     """Spikes (T, B, ...) of IF/LIF-type neurons driven by the (already scaled) input x (T, B, ...).
 
     Args:
@@ -189,7 +191,9 @@ def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, thet
         theta: threshold; reset: "subtract", "to-value" or "none"; v_reset: value after a spike.
         spike: a surrogate spike function with `.derivative(x)` (n3ml.nn.spike_fn).
         inplace: x is a temporary of the caller's; its storage is reused (saves one (T, B, ...) buffer).
+        detach_reset: no gradient through the reset (the spike in v* - theta s, v* (1 - s) + v_reset s
+            counts as a constant), as n3ml.ir.neurons.step with the neuron's `detach_reset`.
     """
     if not (torch.is_grad_enabled() and x.requires_grad):  # inference: nothing to save
         return _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, None, x if inplace else None)
-    return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike, inplace)[0]
+    return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike, inplace, detach_reset)[0]

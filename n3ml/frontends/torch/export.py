@@ -190,7 +190,7 @@ def _fields(prim_cls: type[P.Primitive], a: dict[str, Any], ctx: Context) -> dic
         if f.name not in a:  # LI/Integrator have no spiking arguments: their defaults, as to_ir()
             continue
         v = a[f.name]
-        is_enum = isinstance(v, (str, int)) and not isinstance(v, bool)  # reset, refractory, seed, window
+        is_enum = isinstance(v, (str, int))  # reset, refractory, seed, window, surrogate, detach_reset
         out[f.name] = v if is_enum else _ir_value(v, ctx, f.name)
     return out
 
