@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import UnsupportedError
 from ..ir import Graph, VerifyError
 from ..ir.text import save
+from .target_options import check_keys
 
 
 class IRTarget:
@@ -19,14 +20,14 @@ class IRTarget:
 
     name = "ir"
     filename = "model.n3ml"
+    options: dict[str, str] = {}  # -O keys it reads: none
 
     def check(self, graph: Graph, options: dict[str, Any] | None = None) -> None:
+        check_keys(self, options)
         try:
             graph.verify()
         except VerifyError as e:
             raise UnsupportedError(f"the graph is not valid IR: {e}") from None
-        if options:
-            raise UnsupportedError(f"target ir takes no options, found {', '.join(sorted(options))}")
 
     def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None,
              options: dict[str, Any] | None = None) -> None:

@@ -4,21 +4,24 @@
 
 The output is written into a temporary directory next to OUT and renamed into
 place once complete: on any error no OUT is left behind, and an existing OUT is
-replaced only with --force.
+replaced only with --force, in one atomic swap. One run at a time writes an OUT
+(a lock beside it); see n3ml/outdir.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import N3mlError
+from ..backends.target_options import check_keys
 from ..loader import load_model
+from ..outdir import OutputDir
 from ..registry import TARGETS, lookup
 from ._inputs import add_input_kind_argument
 
@@ -50,9 +53,12 @@ def parse_options(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise N3mlError(f"--target-option expects KEY=VALUE, found {item!r}")
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", key):
+            raise N3mlError(f"--target-option expects KEY=VALUE with a KEY of letters, digits and _, found {item!r}")
+        if key in out:
+            raise N3mlError(f"--target-option {key} is given twice ({out[key]!r} and {value.strip()!r})")
+        out[key] = value.strip()
     return out
 
 
@@ -93,46 +99,29 @@ def _calibration(path: str | None) -> dict[str, np.ndarray] | None:
 
 
 def run(args) -> int:
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise N3mlError(f"{out} exists; pass --force to replace it")
     if args.steps is not None and args.steps < 1:
         raise N3mlError(f"--steps must be >= 1, found {args.steps}")
     target = lookup(TARGETS, args.target, "target")()
-    options = parse_options(args.target_option)
-    graph = load_any(args)
-    if args.dt is not None and Path(args.model).suffix.lower() == ".n3ml" and args.dt != graph.dt:
-        raise N3mlError(f"{args.model} has dt={graph.dt:g} ms; --dt {args.dt:g} cannot change it (the time "
-                        "constants are in ms)")
-    report: dict[str, Any] = {}
-    if args.pipeline.strip():
-        from ..passes import PassManager
+    options = check_keys(target, parse_options(args.target_option))  # a typo fails before the model loads
+    with OutputDir(Path(args.output), force=args.force) as tmp:  # locked: one writer per OUT
+        graph = load_any(args)
+        if args.dt is not None and Path(args.model).suffix.lower() == ".n3ml" and args.dt != graph.dt:
+            raise N3mlError(f"{args.model} has dt={graph.dt:g} ms; --dt {args.dt:g} cannot change it (the time "
+                            "constants are in ms)")
+        report: dict[str, Any] = {}
+        if args.pipeline.strip():
+            from ..passes import PassManager
 
-        context = {"calibration": _calibration(args.calibration), "steps": args.steps, "report": report}
-        graph = PassManager.from_string(args.pipeline).run(graph, context)
-    elif args.calibration:
-        raise N3mlError("--calibration is used by passes; give a pipeline with -p")
-    target.check(graph, options or None)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+            context = {"calibration": _calibration(args.calibration), "steps": args.steps, "report": report}
+            graph = PassManager.from_string(args.pipeline).run(graph, context)
+        elif args.calibration:
+            raise N3mlError("--calibration is used by passes; give a pipeline with -p")
+        target.check(graph, options or None)
         target.emit(graph, tmp, steps=args.steps, options=options or None)
         if args.report:
             _write_report(args.report, report)
-        if out.exists():  # --force: move the old one aside, then swap
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     n_nodes = len(graph.nodes)
-    print(f"wrote {out} ({args.target}: {n_nodes} nodes, dt={graph.dt:g} ms, scheme={graph.scheme})")
+    print(f"wrote {args.output} ({args.target}: {n_nodes} nodes, dt={graph.dt:g} ms, scheme={graph.scheme})")
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...errors import N3mlError
 from ...ir.graph import Graph
+from .. import target_options as opt
 from . import emit as _emit
 from . import netx as _netx
 from .lower import lower
@@ -31,21 +32,23 @@ class LavaTarget:
 
     name = "lava"
     records_states = True  # run.py takes --record NODE and saves state/NODE.v, state/NODE.i
+    options = {"netx": "true to also write lava-dl's netx HDF5 (network.net); default false",
+               "source": "a one-line note of what the graph was converted from, kept in the emitted files"}
 
     def check(self, graph: Graph, options: dict[str, Any] | None = None) -> None:
+        netx, _ = _read(options, graph)
         lower(graph)
-        if _wants_netx(options):
+        if netx:
             _netx.check(graph)
 
     def emit(self, graph: Graph, out_dir: Path, *, steps: int | None = None,
              options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        netx = _wants_netx(options)
+        netx, source = _read(options, graph)
         net = lower(graph)
         if netx:
             _netx.check(graph)
         out_dir = Path(out_dir)
-        _emit.emit(net, out_dir, steps=steps, source=options.get("source", f"graph `{graph.name}`"))
+        _emit.emit(net, out_dir, steps=steps, source=source)
         if netx:
             _netx.write(graph, out_dir / "network.net")
 
@@ -53,5 +56,8 @@ class LavaTarget:
         return [str(lava_python()), str(Path(out_dir) / "run.py")]
 
 
-def _wants_netx(options: dict[str, Any] | None) -> bool:
-    return str((options or {}).get("netx", "false")).lower() in ("1", "true", "yes")
+def _read(options: dict[str, Any] | None, graph: Graph) -> tuple[bool, str]:
+    """(netx, source) from the -O options, each value checked: source lands in the emitted files."""
+    options = opt.check_keys(LavaTarget, options)
+    return (opt.flag("lava", "netx", options.get("netx")),
+            opt.label("lava", "source", options.get("source"), f"graph `{graph.name}`"))

@@ -20,6 +20,7 @@ class NestTarget:
     """The `nest` target (NEST 3.x, grid-based neuron models, resolution = the graph's dt)."""
 
     name = "nest"
+    options: dict[str, str] = {}  # -O keys it reads: none
     summary = "standalone PyNEST script (run.py + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
 
     def check(self, graph: Graph, options: dict | None = None) -> None:
@@ -36,7 +37,6 @@ class NestTarget:
 
 
 def _no_options(options: dict | None) -> None:
-    if options:
-        from ...errors import N3mlError
+    from ..target_options import check_keys
 
-        raise N3mlError(f"the nest target takes no options, found {sorted(options)}")
+    check_keys(NestTarget, options)

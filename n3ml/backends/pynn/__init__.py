@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ...errors import N3mlError
 from ...ir.graph import Graph
+from ..target_options import check_keys, choice
 from .emit import emit_pynn
 from .lower import SIMULATORS, SPINNAKER, check_spinnaker, lower_ir_to_pynn
 
@@ -43,12 +43,7 @@ class PynnTarget:
     def run_argv(self, out_dir: Path) -> list[str]:
         return [sys.executable, str(Path(out_dir) / "run.py")]
 
-    @staticmethod
-    def _simulator(options: dict | None) -> str:
-        options = dict(options or {})
-        simulator = options.pop("simulator", "spiNNaker")
-        if options:
-            raise N3mlError(f"unknown pynn option(s) {sorted(options)}; known: simulator")
-        if simulator not in SIMULATORS:
-            raise N3mlError(f"pynn option simulator={simulator!r}; expected one of {', '.join(SIMULATORS)}")
-        return simulator
+    @classmethod
+    def _simulator(cls, options: dict | None) -> str:
+        options = check_keys(cls, options)
+        return choice("pynn", "simulator", options.get("simulator"), SIMULATORS, "spiNNaker")
