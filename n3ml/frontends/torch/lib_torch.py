@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ...ir import prims as P
-from .trace import Context, Entry, Shape, Symbolic, Tensor
+from .vocab import Context, Entry, Shape, Symbolic, Tensor
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
