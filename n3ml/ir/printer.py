@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from .graph import SCHEMA_VERSION, Graph, infer_types
-from .text import DTYPES, TIME_FIELDS
+from .syntax import DTYPES, TIME_FIELDS
 from .types import FixedPoint
 
 _DTYPE_NAMES = {np.dtype(v): k for k, v in DTYPES.items()}

@@ -20,12 +20,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .graph import SCHEMA_VERSION, Graph
 from .prims import REGISTRY, SCHEMES
+from .syntax import DTYPES, TIME_FIELDS, UNITS  # noqa: F401 (shared with the printer; re-exported)
 from .types import FixedPoint, VerifyError
 
-TIME_FIELDS = frozenset({"dt", "tau", "tau_syn", "tau_mem", "tau_adapt"})
-UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3}
-DTYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32, "i16": np.int16,
-          "i8": np.int8, "u8": np.uint8}
 GRAPH_ATTRS = ("dt", "scheme", "weights")
 
 _GRAMMAR = Path(__file__).with_name("n3ml.lark").read_text()
