@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import networkx as nx
+import numpy as np
 
-from .prims import SCHEMES, Delay, Input, Output, Primitive
+from .prims import SCHEMES, Delay, Input, Output, Primitive, check_values
 from .types import PortType, VerifyError
 
 SCHEMA_VERSION = 1
@@ -71,9 +74,22 @@ class Graph:
 
     # ------------------------------------------------------------------ query
     def inputs_of(self, name: str) -> list[str]:
-        """Sources feeding `name`, in port order."""
+        """Sources feeding `name`, in port order.
+
+        This scans every edge; code that needs the inputs of many nodes calls `input_map()` once.
+        """
         es = sorted((e for e in self.edges if e.dst == name), key=lambda e: e.dst_port)
         return [e.src for e in es]
+
+    def input_map(self) -> dict[str, list[str]]:
+        """Sources feeding every node, in port order, in one pass over the edges.
+
+        Not cached: passes edit `edges` in place, so an index kept on the graph could go stale.
+        """
+        by_dst: dict[str, list[Edge]] = {n: [] for n in self.nodes}
+        for e in self.edges:
+            by_dst.setdefault(e.dst, []).append(e)
+        return {n: [e.src for e in sorted(es, key=lambda e: e.dst_port)] for n, es in by_dst.items()}
 
     def users_of(self, name: str) -> list[str]:
         return [e.dst for e in self.edges if e.src == name]
@@ -118,11 +134,17 @@ class Graph:
         """
         if not NAME_RE.match(self.name):
             raise VerifyError(f"graph name must be an identifier, found {self.name!r}")
-        if not isinstance(self.dt, (int, float)) or isinstance(self.dt, bool) or not self.dt > 0:
-            raise VerifyError(f"graph attribute `dt` must be a positive number of ms, found {self.dt!r}")
+        if (not isinstance(self.dt, (int, float, np.integer, np.floating)) or isinstance(self.dt, bool)
+                or not math.isfinite(self.dt) or not self.dt > 0):
+            raise VerifyError(f"graph attribute `dt` must be a positive finite number of ms, found {self.dt!r}")
         if self.scheme not in SCHEMES:
             raise VerifyError(f"graph attribute `scheme` must be one of {', '.join(SCHEMES)}; found {self.scheme!r}")
         for name, prim in self.nodes.items():
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise VerifyError(f"node names must be identifiers ([A-Za-z_][A-Za-z0-9_]*), found {name!r}")
+            if not isinstance(prim, Primitive):
+                raise VerifyError(f"expected an IR primitive, found {type(prim).__name__}", node=name)
+            check_values(prim, name)  # finite floats, 64-bit ints, real arrays: before the op's own checks
             prim.verify(name)
         ports: dict[str, dict[int, str]] = {n: {} for n in self.nodes}
         for e in self.edges:
@@ -179,27 +201,37 @@ def _find_cycle(g: nx.MultiDiGraph) -> list[str]:
 def infer_types(graph: Graph) -> dict[str, PortType]:
     """Shape inference over the whole graph (one function, worklist over cycles).
 
-    Add infers from whichever input is known first; every edge is checked once all types are known.
+    A node is inferred once all its inputs are known; an Add once any input is known (that is
+    how a cycle is entered). Each edge is visited a constant number of times, so this is linear
+    in the size of the graph whatever the order the nodes were written in. Every edge is checked
+    once all types are known.
     """
     types: dict[str, PortType] = {}
-    ins = {n: graph.inputs_of(n) for n in graph.nodes}
-    pending = list(graph.nodes)
-    while pending:
-        progress = False
-        rest = []
-        for n in pending:
-            prim = graph.nodes[n]
-            srcs = ins[n]
-            known = [types[s] for s in srcs if s in types]
-            if len(known) == len(srcs) or (prim.op == "Add" and known):
-                types[n] = prim.infer(n, known if len(known) < len(srcs) else [types[s] for s in srcs])
-                progress = True
-            else:
-                rest.append(n)
-        if not progress:
-            raise VerifyError("cannot infer the port types of this cycle; put an Add or the cycle's "
-                              "entry point after a node of known shape", node=rest[0])
-        pending = rest
+    ins = graph.input_map()
+    users: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    unknown: dict[str, int] = {}
+    for n in graph.nodes:
+        for s in ins[n]:
+            if s not in graph.nodes:
+                raise VerifyError(f"input refers to unknown node `{s}`", node=n)
+            users[s].append(n)
+        unknown[n] = len(ins[n])
+    ready = deque(n for n in graph.nodes if unknown[n] == 0)
+    while ready:
+        n = ready.popleft()
+        if n in types:
+            continue
+        srcs = ins[n]
+        known = [types[s] for s in srcs if s in types]
+        types[n] = graph.nodes[n].infer(n, known)
+        for u in users[n]:
+            unknown[u] -= 1
+            if u not in types and (unknown[u] == 0 or graph.nodes[u].op == "Add"):
+                ready.append(u)
+    if len(types) < len(graph.nodes):
+        first = next(n for n in graph.nodes if n not in types)
+        raise VerifyError("cannot infer the port types of this cycle; put an Add or the cycle's "
+                          "entry point after a node of known shape", node=first)
     for n, prim in graph.nodes.items():  # full check now that every input type is known
         srcs = ins[n]
         if srcs:
@@ -207,4 +239,3 @@ def infer_types(graph: Graph) -> dict[str, PortType]:
             if t != types[n]:
                 raise VerifyError(f"output type {t} disagrees around a cycle with {types[n]}", node=n)
     return types
-

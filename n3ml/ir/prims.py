@@ -103,9 +103,54 @@ def _check_param(name: str, field: str, value: Param, *, positive: bool = False,
         raise VerifyError(f"`{field}` must be >= 0, found {_short(value)}", node=name)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_values(prim: Primitive, name: str) -> None:
+    """Every number a primitive holds, in every field (present and future), is finite and fits 64 bits.
+
+    Runs before the primitive's own `verify`, so that per-field checks can rely on plain real
+    numbers. It is generic on purpose: a NaN or an infinity has no meaning in any field, cannot be
+    written in the text format, and silently turns simulations into NaN; an integer beyond 64 bits
+    cannot be stored by numpy nor read back from the text.
+    """
+    for f in fields(prim):
+        _check_value(name, f.name, getattr(prim, f.name))
+
+
+def _check_value(name: str, field: str, v: Any) -> None:
+    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, (str, FixedPoint)):
+        return
+    if isinstance(v, (int, np.integer)):
+        if not INT64_MIN <= int(v) <= INT64_MAX:
+            raise VerifyError(f"`{field}` = {_short_int(int(v))} does not fit in a 64-bit integer", node=name)
+    elif isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            raise VerifyError(f"`{field}` must be finite, found {float(v)!r}", node=name)
+    elif isinstance(v, np.ndarray):
+        if v.dtype.kind not in "iuf":
+            raise VerifyError(f"`{field}` must be an array of real numbers, found dtype {v.dtype} "
+                              "(complex, boolean, string, date, object and structured arrays are refused)",
+                              node=name)
+        if v.dtype.kind == "f":
+            bad = ~np.isfinite(v)
+            if bad.any():
+                at = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise VerifyError(f"`{field}` must be finite, found {v[at]!r} at index {at} "
+                                  f"({int(bad.sum())} non-finite value(s))", node=name)
+    elif isinstance(v, tuple):
+        for i, x in enumerate(v):
+            _check_value(name, f"{field}[{i}]", x)
+
+
+def _short_int(n: int) -> str:
+    s = str(n) if abs(n) < 10**30 else f"{'-' if n < 0 else ''}<{len(str(abs(n)))}-digit integer>"
+    return s
+
+
 def _short(v: Param) -> str:
     if isinstance(v, np.ndarray):
-        return f"array with min {v.min()!r}" if v.size else "empty array"
+        return f"array with values in {v.min()!r}..{v.max()!r}" if v.size else "empty array"
     return repr(v)
 
 
@@ -147,7 +192,10 @@ class Input(Primitive):
     hold: int = 0  # steps the source model held one static sample for (0: a sequence input)
 
     def verify(self, name: str) -> None:
-        PortType(shape=self.shape, kind=self.kind)  # raises on bad shape/kind
+        try:
+            PortType(shape=self.shape, kind=self.kind)  # raises on bad shape/kind
+        except VerifyError as e:
+            raise VerifyError(e.detail, node=name) from None
         if not self.shape:
             raise VerifyError("`shape` must have at least one dimension", node=name)
         if isinstance(self.hold, bool) or not isinstance(self.hold, int) or self.hold < 0:
@@ -692,6 +740,21 @@ class FixedCubaLIF(Neuron):
         _check_int(name, "decay_bits", self.decay_bits, 1)
         _check_int(name, "state_bits", self.state_bits, 2)
         _check_int(name, "input_shift", self.input_shift, 0)
+        # the engines hold states in int64 and form (2^D - d) * state before shifting: that product
+        # must not overflow, so state_bits + decay_bits <= 63; a unit input shifted past the state
+        # range would always overflow
+        if self.state_bits + self.decay_bits > 63:
+            raise VerifyError(f"`state_bits` + `decay_bits` must be at most 63 (int64 arithmetic), found "
+                              f"{self.state_bits} + {self.decay_bits}", node=name)
+        if self.input_shift >= self.state_bits:
+            raise VerifyError(f"`input_shift` must be less than `state_bits` ({self.state_bits}), found "
+                              f"{self.input_shift}", node=name)
+        lo, hi = -(2 ** (self.state_bits - 1)), 2 ** (self.state_bits - 1) - 1
+        for f in ("theta", "v_reset", "v_init", "bias"):
+            v = np.asarray(getattr(self, f))
+            if v.size and (v.min() < lo or v.max() > hi):
+                raise VerifyError(f"`{f}` must lie in the {self.state_bits}-bit state range {lo}..{hi}, found "
+                                  f"{_short(getattr(self, f))}", node=name)
         _check_choice(name, "current_overflow", self.current_overflow, OVERFLOW)
         _check_choice(name, "voltage_overflow", self.voltage_overflow, OVERFLOW)
         for f in self._shape_params():

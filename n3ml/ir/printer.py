@@ -26,8 +26,9 @@ def dumps(graph: Graph, *, sidecar: str | None = None, inline_max: int = 16) -> 
     except Exception:  # an unverifiable graph still prints, without type comments
         types = {}
     body = []
+    ins = graph.input_map()
     for name, prim in graph.nodes.items():
-        parts = list(graph.inputs_of(name))
+        parts = list(ins[name])
         for f in dataclasses.fields(prim):
             v = getattr(prim, f.name)
             if _is_default(f, v):

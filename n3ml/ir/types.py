@@ -8,6 +8,7 @@ from typing import Literal
 Kind = Literal["spike", "analog"]
 KINDS: tuple[str, ...] = ("spike", "analog")
 DTYPES: tuple[str, ...] = ("float", "int")
+MAX_ELEMENTS = 2**63 - 1  # the most elements one numpy array can address
 
 
 class VerifyError(ValueError):
@@ -40,10 +41,14 @@ class FixedPoint:
     signed: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bits, int) or not 1 <= self.bits <= 64:
-            raise VerifyError(f"fixed-point bits must be an integer in 1..64, found {self.bits!r}")
-        if not isinstance(self.frac, int):
-            raise VerifyError(f"fixed-point frac must be an integer, found {self.frac!r}")
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 64:
+            shown = self.bits if not isinstance(self.bits, int) or abs(self.bits) < 10**12 else "a huge integer"
+            raise VerifyError(f"fixed-point bits must be an integer in 1..64, found {shown!r}")
+        # |frac| <= 64: a 64-bit mantissa scaled beyond 2**64 (or below 2**-64) has no use, and the
+        # verifier computes 2**|frac|, which must stay cheap for any file it is given
+        if isinstance(self.frac, bool) or not isinstance(self.frac, int) or not -64 <= self.frac <= 64:
+            shown = self.frac if not isinstance(self.frac, int) or abs(self.frac) < 10**12 else "a huge integer"
+            raise VerifyError(f"fixed-point frac must be an integer in -64..64, found {shown!r}")
 
     @property
     def min_int(self) -> int:
@@ -71,6 +76,9 @@ class PortType:
             isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in self.shape
         ):
             raise VerifyError(f"shape must be a tuple of positive integers, found {self.shape!r}")
+        if self.size > MAX_ELEMENTS:
+            raise VerifyError(f"shape {self.shape} has {self.size} elements; numpy and torch address at most "
+                              f"{MAX_ELEMENTS} (2**63-1)")
         if self.kind not in KINDS:
             raise VerifyError(f"port kind must be one of {KINDS}, found {self.kind!r}")
         if self.dtype not in DTYPES:

@@ -110,11 +110,11 @@ def test_fixed_point_neuron_truncates_wraps_and_saturates():
     assert v.tolist() == [192, 240, 36, -45]
     assert s.tolist() == [0, 0, 0, 0]
     # saturation of v and wrap of u in a 12-bit state (M = 2048)
-    n = FixedCubaLIF(du=4096, dv=0, theta=10**6, reset="none", state_bits=12, input_shift=0)
+    n = FixedCubaLIF(du=4096, dv=0, theta=2047, reset="none", state_bits=12, input_shift=0)
     s, v, st = trace(n, [2047, 2, 1], kind="analog")
     assert st["n.i"][:, 0, 0].tolist() == [2047, 2, 1]
     assert v.tolist() == [2047, 2047, 2047]  # saturates at M - 1
-    n = FixedCubaLIF(du=0, dv=0, theta=10**6, reset="none", state_bits=12, input_shift=0)
+    n = FixedCubaLIF(du=0, dv=0, theta=2047, reset="none", state_bits=12, input_shift=0)
     _, _, st = trace(n, [2047, 2, 1], kind="analog")
     assert st["n.i"][:, 0, 0].tolist() == [2047, 2049 - 4096, 2050 - 4096]  # wraps into (-M, M]
 
