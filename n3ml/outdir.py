@@ -195,6 +195,9 @@ class OutputDir:
                 raise N3mlError(f"{self.out} exists; pass --force to replace it")
             self._clean_stale()
             self.tmp = self._mkdtemp("tmp")
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(self.tmp, 0o777 & ~mask)  # mkdtemp makes it 0700; OUT gets the usual permissions
         except BaseException:
             self._unlock()
             raise
@@ -217,7 +220,7 @@ class OutputDir:
         try:
             if out.exists() or out.is_symlink():
                 if not self.force:
-                    raise N3mlError(f"{out} exists; pass --force to replace it")
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out))
                 if exchange(tmp, out):  # OUT is the new tree; tmp holds the old one
                     remove_tree(tmp)
                     return
@@ -231,14 +234,11 @@ class OutputDir:
                     raise
                 remove_tree(old)
                 return
-            try:
-                rename_noreplace(tmp, out)
-            except FileExistsError:
-                raise N3mlError(f"{out} appeared while converting (not made by n3ml, which holds the lock); "
-                                "it was left as it is; pass --force to replace it") from None
-        except N3mlError:
+            rename_noreplace(tmp, out)
+        except FileExistsError:
             remove_tree(tmp)
-            raise
+            raise N3mlError(f"{out} appeared while converting (not made by n3ml, which holds the lock); it was "
+                            "left as it is; pass --force to replace it") from None
         except OSError as e:
             remove_tree(tmp)
             raise N3mlError(f"{out}: cannot move the finished output into place: {e.strerror or e}") from None
