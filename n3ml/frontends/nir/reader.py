@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 NEURON_TYPES = ("LIF", "IF", "LI", "I", "CubaLIF", "CubaLI")
 SPIKING = ("LIF", "IF", "CubaLIF", "Threshold")
+TORCH_AXES = ("snntorch", "norse")  # readers whose Flatten axes count the batch (torch.nn.Flatten)
 RESETTING = ("LIF", "IF", "CubaLIF")  # the neurons whose reset rule changed in NIR 1.0.5
 
 
@@ -221,10 +222,16 @@ def _sum_pool_norse(n, ctx) -> P.Primitive:
 
 
 def _flatten_node(n, ctx) -> P.Primitive:
-    out = (n.output_type or {}).get("output") if hasattr(n, "output_type") else None
-    if out is not None and np.asarray(out).size > 1:
-        raise UnsupportedError(f"node `{ctx.name}`: Flatten(start_dim={n.start_dim}, end_dim={n.end_dim}) keeps "
-                               f"{np.asarray(out).size} axes; the IR flattens all per-sample axes")
+    # NIR counts the axes per sample (nir's type inference, Sinabs); snnTorch and Norse pass start_dim and
+    # end_dim to torch.nn.Flatten, where axis 0 is the batch
+    offset = 1 if ctx.convention in TORCH_AXES else 0
+    shape = (getattr(n, "input_type", None) or {}).get("input")
+    rank = None if shape is None else np.asarray(shape).size
+    start, end = int(n.start_dim) - offset, int(n.end_dim)
+    end = end - offset if end >= 0 else (rank - 1 if rank else end)
+    if start > 0 or start < 0 or (rank is not None and end not in (-1, rank - 1)):
+        raise UnsupportedError(f"node `{ctx.name}`: Flatten(start_dim={n.start_dim}, end_dim={n.end_dim}) read as "
+                               f"{ctx.convention} does not flatten every per-sample axis; the IR's Flatten does")
     return P.Flatten()
 
 
@@ -245,7 +252,7 @@ def _delay(n, ctx) -> P.Primitive:
 
 def _threshold(n, ctx) -> P.Primitive:
     # z_t = [x_t > theta], no state: a LIF whose decay is exactly 0 and gain exactly 1 under either scheme
-    tau = ctx.dt_ms if ctx.scheme == "euler" else ctx.dt_ms / 1000.0
+    tau = ctx.dt_ms if ctx.scheme == "euler" else ctx.dt_ms / 1000.0  # exp(-1000) is 0.0 in float64
     return P.LIF(tau=tau, theta=param(n.threshold), reset="none")
 
 
@@ -266,6 +273,7 @@ class _NodeCtx:
     name: str
     dt_ms: float
     scheme: str
+    convention: str
 
 
 # ----------------------------------------------------------------------------------- the reader
@@ -402,4 +410,4 @@ def _chain(path: str, node: Any, nm: str, conv: Convention, dt_ms: float, facts:
     if kind not in table:
         raise UnsupportedError(f"node `{nm}`: NIR node type {kind} is not supported (n3ml reads "
                                f"{', '.join(sorted(set(table) | set(NEURON_TYPES)))})")
-    return [(nm, table[kind](node, _NodeCtx(nm, dt_ms, conv.scheme)))]
+    return [(nm, table[kind](node, _NodeCtx(nm, dt_ms, conv.scheme, conv.name)))]
