@@ -43,12 +43,13 @@ from torch.overrides import TorchFunctionMode
 from ...errors import UnsupportedError
 from ...ir import Graph
 from ...ir import prims as P
-from .trace import Context, State, Tensor
+from .vocab import Context, State, Tensor
 
 log = logging.getLogger(__name__)
 
 BATCH = 2  # batch size of the recording run
 STEPS = 3  # length of a (T, B, ...) input of the recording run
+LONG_STEPS = 64  # retried when the forward indexes further steps (its own loop length)
 
 
 # ----------------------------------------------------------------- values
@@ -78,6 +79,7 @@ class StateOf:
     path: str
     call: int
     state: State
+    pop: Any = None  # the neuron population (state chain) it belongs to
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Buffer:
     """A preallocated tensor (`torch.zeros(T, B, n)`) whose steps are written inside the loop."""
 
     lead: tuple[str, ...]
+    length: int
     filled: dict[int, Sym] = field(default_factory=dict)
 
 
@@ -154,7 +157,7 @@ _CASTS = frozenset({"contiguous", "detach", "clone", "float", "double", "to", "t
 
 
 class Recorder(TorchFunctionMode):
-    def __init__(self, ctx: Context, model: nn.Module, fresh: frozenset[int] = frozenset()):
+    def __init__(self, ctx: Context, model: nn.Module, fresh: frozenset = frozenset()):
         super().__init__()
         self.ctx = ctx
         self.model = model
@@ -162,11 +165,13 @@ class Recorder(TorchFunctionMode):
         self.vals: dict[int, tuple[Any, Any]] = {}
         self.paused = 0
         self.memo: dict[Any, Any] = {}
-        self.neurons: dict[int, _Neuron] = {}
+        self.neurons: dict[Any, _Neuron] = {}  # neuron population (module, or explicit state chain) -> calls
+        self.inits: dict[int, int] = {}  # module -> explicit state chains started
         self.sizes: dict[str, int] = {"B": BATCH}
         self.repeated_input = 0
+        self.input_T = 0  # steps of a sequence input (a loop may read a prefix of them)
         self.paths = {id(m): p for p, m in model.named_modules()}
-        self.materialized: dict[str, Tensor] = {}
+        self.materialized: dict[int, Tensor] = {}
 
     # -------------------------------------------------------- bookkeeping
     def get(self, obj: Any) -> Any:
@@ -202,12 +207,13 @@ class Recorder(TorchFunctionMode):
         if st.make is None:
             raise self.fail(f"the internal state `{st.what}` of `{st.owner}` is used as a value; the IR exposes only "
                             "a neuron's output (spikes, or the voltage of a non-spiking readout)")
-        if st.owner not in self.materialized:
-            self.materialized[st.owner] = st.make()
-        return Sym(self.materialized[st.owner].node, lead)
+        key = id(st.make)
+        if key not in self.materialized:
+            self.materialized[key] = st.make()
+        return Sym(self.materialized[key].node, lead)
 
     def buffer_seq(self, b: Buffer) -> Sym:
-        n = self.sizes.get("T", 0)
+        n = b.length
         nodes = {b.filled[t].node for t in b.filled}
         if not b.filled or sorted(b.filled) != list(range(n)) or len(nodes) != 1:
             raise self.fail(f"a buffer written per step holds steps {sorted(b.filled)} of {n} (from "
@@ -223,8 +229,8 @@ class Recorder(TorchFunctionMode):
             return 1
         if lead == ("T", "B"):
             return 2
-        raise self.fail(f"a tensor with leading axes {'x'.join(lead)} reaches a layer; n3ml needs (B, ...) per step "
-                        "or (T, B, ...) time-major sequences", "permute/transpose to time-major first")
+        raise Relayout(f"a tensor with leading axes {'x'.join(lead)} reaches a layer; n3ml needs (B, ...) per step "
+                       "or (T, B, ...) time-major sequences (permute/transpose to time-major first)")
 
     def merge_t(self, syms: list[Sym]) -> int | None:
         ts = {s.t for s in syms if s.t is not None}
@@ -292,39 +298,48 @@ class Recorder(TorchFunctionMode):
             raise Relayout(f"module `{path}` runs {'one step' if mode == 'single' else 'a sequence'} but receives "
                            f"axes {'x'.join(xs.lead)}")
         kinds = [self.state_kind(s, m) for s in rest]
-        info = self.neurons.get(id(m))
+        own = {k[3] for k in kinds if k[0] == "own"}
+        if any(k[0] == "other" for k in kinds) or (own and any(k[0] != "own" for k in kinds)) or len(own) > 1:
+            what = next((k[1] for k in kinds if k[0] == "other"), "a mix of states")
+            raise self.fail(f"it receives {what} as its state; a neuron receives None or a zero initial state "
+                            "(init_leaky()) at its first call and the state its previous call returned afterwards",
+                            "spk, mem = lif(cur, mem)")
+        if own:  # an explicit state chain continues: the neuron population that returned this state
+            pop = next(iter(own))
+        elif any(k[0] == "init" for k in kinds):  # a new chain: with explicit state the module is a function
+            self.inits[id(m)] = self.inits.get(id(m), 0) + 1
+            pop = ("init", id(m), self.inits[id(m)])
+        else:
+            pop = ("module", id(m))
+        info = self.neurons.get(pop)
         if info is None:
-            bad = [k for k in kinds if k[0] not in ("none", "init")]
-            if bad:
-                raise self.fail(f"its first call receives {bad[0][1]} as its state; n3ml starts a neuron from its own "
-                                "initial state (None, or init_leaky()/zeros)")
-            explicit = any(k[0] == "init" for k in kinds)
-            val = self._convert(m, path, entry, xs, (), fresh=id(m) in self.fresh)
+            if own:
+                raise self.fail("it receives the state of a call this trace did not see")
+            explicit = pop[0] == "init"
+            val = self._convert(m, path, entry, xs, (), fresh=pop in self.fresh)
             t0 = xs.t if xs.t is not None else 0
-            info = self.neurons[id(m)] = _Neuron(xs.node, explicit, 1, val, t0)
-            return self.bind(real, val, xs.lead, t0 if mode == "single" else None, m, path, 0)
+            self.neurons[pop] = _Neuron(xs.node, explicit, 1, val, t0)
+            return self.bind(real, val, xs.lead, t0 if mode == "single" else None, m, path, 0, pop)
         if mode == "multi":
             raise self.fail("a sequence module called twice in one forward")
-        if id(m) in self.fresh:
+        if pop in self.fresh:
             raise self.fail("a neuron re-initialised at every call is also called in a loop")
-        if xs.node != info.first_input:
-            raise self.fail(f"called again on a different input (call {info.calls + 1}); n3ml maps each neuron "
-                            "module to one neuron population fed the same way at every step")
-        if info.explicit or any(k[0] != "none" for k in kinds):
-            ok = kinds and all(k[0] == "own" and k[2] == info.calls - 1 for k in kinds)
-            if not ok:
-                what = next((k[1] for k in kinds if k[0] != "own"), "a state of an earlier call")
-                raise self.fail(f"call {info.calls + 1} receives {what} as its state; in a loop over time a neuron "
-                                "must receive the state its previous call returned", "spk, mem = lif(cur, mem)")
-        elif not _keeps_state(m):
+        if info.explicit and not own:
+            raise self.fail(f"call {info.calls + 1} passes no state although the first passed one")
+        if not own and not _keeps_state(m):
             raise self.fail(f"call {info.calls + 1} passes no state, so the neuron restarts from its initial state "
                             "at every step; carry the state: `z, s = self.lif(z, s)`")
+        if own and next(k[2] for k in kinds if k[0] == "own") != info.calls - 1:
+            raise self.fail(f"call {info.calls + 1} receives the state of an earlier call, not of the previous one")
+        if xs.node != info.first_input:
+            raise self.fail(f"called again on a different input (call {info.calls + 1}); n3ml maps each neuron "
+                            "state chain to one neuron population fed the same way at every step")
         t = info.t0 + info.calls
         if xs.t is not None and xs.t != t:
             raise self.fail(f"call {info.calls + 1} (step {t}) receives the input of step {xs.t}")
         info.calls += 1
         self.sizes["T"] = max(self.sizes.get("T", 0), info.calls)
-        return self.bind(real, info.value, xs.lead, t, m, path, info.calls - 1)
+        return self.bind(real, info.value, xs.lead, t, m, path, info.calls - 1, pop)
 
     def _convert(self, m: nn.Module, path: str, entry: Any, xs: Sym, rest: tuple, fresh: bool = False) -> Any:
         ctx = self.ctx
@@ -346,7 +361,13 @@ class Recorder(TorchFunctionMode):
         if isinstance(v, StateOf):
             if v.owner != id(m):
                 return ("other", f"the state of module `{v.path}`")
-            return ("own", "its own state", v.call)
+            return ("own", "its own state", v.call, v.pop)
+        if isinstance(v, Sym):  # the spikes a neuron returned, passed back as its state (RLeaky's spk)
+            for pop, info in self.neurons.items():
+                out = info.value[0] if isinstance(info.value, (tuple, list)) else info.value
+                if pop[-1] is not None and _pop_module(pop) == id(m) and isinstance(out, Tensor) \
+                        and out.node == v.node and v.t is not None:
+                    return ("own", "its own spikes", v.t - info.t0, pop)
         if v is None or isinstance(v, Const):
             if all(not torch.any(t != 0) for t in tensors):
                 return ("init", "a zero initial state")
@@ -354,7 +375,7 @@ class Recorder(TorchFunctionMode):
         return ("other", "a tensor computed from the input")
 
     def bind(self, real: Any, val: Any, lead: tuple[str, ...], t: int | None, m: nn.Module, path: str,
-             call: int) -> Any:
+             call: int, pop: Any = None) -> Any:
         """Attach the converter's symbolic result `val` to the library's real result."""
         if isinstance(val, Tensor):
             for r in _leaves(real):
@@ -363,13 +384,14 @@ class Recorder(TorchFunctionMode):
                     break
         elif isinstance(val, State):
             for r in _leaves(real):
-                if isinstance(r, torch.Tensor):
-                    self.put(r, StateOf(id(m), path, call, val))
+                # a tensor that is both the output and part of the state (Norse's LI: v) stays the output
+                if isinstance(r, torch.Tensor) and not isinstance(self.get(r), Sym):
+                    self.put(r, StateOf(id(m), path, call, val, pop))
         elif isinstance(val, (tuple, list)) and isinstance(real, (tuple, list)) and len(real) == len(val):
             for r, v in zip(real, val):
-                self.bind(r, v, lead, t, m, path, call)
+                self.bind(r, v, lead, t, m, path, call, pop)
         elif isinstance(val, (tuple, list)) and val and isinstance(real, torch.Tensor):
-            self.bind(real, val[0], lead, t, m, path, call)
+            self.bind(real, val[0], lead, t, m, path, call, pop)
         return real
 
     # ------------------------------------------------------------ results
@@ -381,6 +403,10 @@ class Recorder(TorchFunctionMode):
         if key not in self.memo:
             self.memo[key] = build()
         return self.memo[key].node
+
+
+def _pop_module(pop: Any) -> int:
+    return pop[1]
 
 
 def _keeps_state(m: nn.Module) -> bool:
@@ -754,6 +780,8 @@ def _repeat(rec: Recorder, func, args, kwargs):
 
 
 def _set_T(rec: Recorder, n: int) -> None:
+    if rec.input_T and n <= rec.input_T:
+        return  # the forward's own loop reads the first n steps of the input sequence
     if rec.sizes.get("T") not in (None, n):
         raise rec.fail(f"two different numbers of steps ({rec.sizes['T']} and {n}) in one forward")
     rec.sizes["T"] = n
@@ -825,6 +853,15 @@ def _getitem(rec: Recorder, func, args, kwargs):
     return rec.new(out, xs.node, tuple(keep), t)
 
 
+def _select(rec: Recorder, func, args, kwargs):
+    """x.select(dim, i) (SpikingJelly's multi_step_forward): x[..., i] along one leading axis."""
+    d, i = _arg(args, kwargs, 1, "dim"), _arg(args, kwargs, 2, "index")
+    xs = rec.sym(args[0])
+    d = _axis(rec, xs, d)
+    idx = (slice(None),) * d + (i,)
+    return _getitem(rec, lambda *a, **k: func(*args, **kwargs), (args[0], idx), {})
+
+
 def _unbind(rec: Recorder, func, args, kwargs):
     x = args[0]
     xs = rec.sym(x)
@@ -857,7 +894,7 @@ def _setitem(rec: Recorder, func, args, kwargs):
         raise rec.fail(f"writing a value with axes {'x'.join(vs.lead)} into a buffer", "per-step values (B, ...)")
     func(*args, **kwargs)
     if isinstance(b, Const):
-        b = Buffer(("T", "B"))
+        b = Buffer(("T", "B"), int(buf.shape[0]))
         _set_T(rec, buf.shape[0])
         rec.put(buf, b)
     b.filled[t] = vs
@@ -978,7 +1015,7 @@ OPS: dict[str, Callable] = {
     "unsqueeze": _unsqueeze, "squeeze": _squeeze,
     "repeat": _repeat, "expand": _repeat,
     **{n: _permute for n in ("permute", "transpose", "swapaxes", "swapdims")},
-    "__getitem__": _getitem,
+    "__getitem__": _getitem, "select": _select,
     "unbind": _unbind,
     "__setitem__": _setitem,
     "stack": _stack,
@@ -1008,22 +1045,34 @@ def is_leaf(ctx: Context, m: nn.Module) -> bool:
 def record(model: nn.Module, shape: tuple[int, ...], make_ctx: Callable[[], Context], *, input_kind: str,
            multi: bool) -> Graph:
     """Trace `model` by running its forward (see the module docstring); tries (B, ...) then (T, B, ...) input."""
-    layouts = [("T", "B"), ("B",)] if multi else [("B",), ("T", "B")]
-    first: Exception | None = None
-    for lay in layouts:
-        try:
-            graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, frozenset())
-            fresh = _fresh(rec)
-            if fresh:  # a per-step forward that initialises neuron state itself: reset every step
-                graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, fresh)
-            return graph
-        except Relayout as e:
-            first = first or e
-    raise NotRunnable(f"cannot run {type(model).__name__}.forward on a (B, *input_shape) or "
-                           f"(T, B, *input_shape) input: {first}")
+    layouts = [("T", "B"), ("B",), ("B", "T")] if multi else [("B",), ("T", "B"), ("B", "T")]
+    failures: list[tuple[int, int, Exception]] = []
+    for i, lay in enumerate(layouts):
+        progress = [0]
+        # a loop over a fixed number of steps (`range(self.timesteps)`) may index past a short input
+        for steps in ((STEPS, LONG_STEPS) if "T" in lay else (STEPS,)):
+            try:
+                graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, frozenset(), progress, steps)
+                fresh = _fresh(rec)
+                if fresh:  # a per-step forward that initialises neuron state itself: reset every step
+                    graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, fresh, progress, steps)
+                return graph
+            except Relayout as e:
+                failures.append((progress[0], -i, e))
+                if "IndexError" not in str(e):
+                    break
+            except UnsupportedError as e:
+                failures.append((progress[0], -i, e))
+                break
+    # the layout the forward got furthest with is the one it was written for: report its problem
+    _, _, err = max(failures, key=lambda f: f[:2])
+    if isinstance(err, Relayout):
+        raise NotRunnable(f"cannot run {type(model).__name__}.forward on a (B, *input_shape) or "
+                          f"(T, B, *input_shape) input: {err}")
+    raise err
 
 
-def _fresh(rec: Recorder) -> frozenset[int]:
+def _fresh(rec: Recorder) -> frozenset:
     """Neurons given an initial state inside a forward that computes one step (snnTorch tutorial 6)."""
     looped = any(n.calls > 1 for n in rec.neurons.values()) or "T" in rec.sizes
     if looped:
@@ -1042,13 +1091,22 @@ def _restore(saved: list[tuple[nn.Module, dict]]) -> None:
 
 
 def _attempt(model: nn.Module, shape: tuple[int, ...], make_ctx: Callable[[], Context], lay: tuple[str, ...],
-             input_kind: str, fresh: frozenset[int]) -> tuple[Graph, Recorder]:
+             input_kind: str, fresh: frozenset, progress: list[int], steps: int = STEPS) -> tuple[Graph, Recorder]:
+    """One recording run with input layout `lay`; progress[0] is set to the number of nodes built."""
     ctx = make_ctx()
+    try:
+        return _attempt_in(ctx, model, shape, lay, input_kind, fresh, steps)
+    finally:
+        progress[0] = len(ctx.g.nodes)
+
+
+def _attempt_in(ctx: Context, model: nn.Module, shape: tuple[int, ...], lay: tuple[str, ...], input_kind: str,
+                fresh: frozenset, steps: int) -> tuple[Graph, Recorder]:
     rec = Recorder(ctx, model, fresh)
     ctx.where = "the model's input"
     x_node = ctx.add("x", P.Input(shape=shape, kind=input_kind))
-    if lay == ("T", "B"):
-        rec.sizes["T"] = STEPS
+    if "T" in lay:
+        rec.sizes["T"] = rec.input_T = steps
     g = torch.Generator().manual_seed(0)
     real_x = torch.rand(*_sizes(rec, lay), *shape, generator=g, dtype=ctx.dtype)
     rec.put(real_x, Sym(x_node.node, lay))
