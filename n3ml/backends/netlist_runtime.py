@@ -32,6 +32,8 @@ class Network:
 
     def __init__(self, here, fmt):
         path = os.path.join(here, DESCRIPTION)
+        if not os.path.isfile(path):
+            sys.exit(f"{path} is missing: the program runs the network described next to it (n3ml convert -o DIR)")
         with open(path, encoding="utf-8") as f:
             spec = json.load(f)
         if spec.get("format") != fmt:

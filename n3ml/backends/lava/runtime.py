@@ -109,6 +109,9 @@ class Network:
     def __init__(self, here):
         here = Path(here)
         path = here / "network.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: the program runs the network described next to it "
+                             "(n3ml convert -o DIR)")
         spec = json.loads(path.read_text(encoding="utf-8"))
         if spec.get("format") != FORMAT:
             raise SystemExit(f"{path}: a network description of format {spec.get('format')!r}; this program "

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-if __package__:  # imported from the n3ml package (tests)
+if (__package__ or "").startswith("n3ml."):  # imported from the n3ml package (tests)
     from .. import netlist_runtime as rt
-else:  # the emitted program: netlist_runtime.py lies next to run.py
+else:  # the emitted program (run as a script or as a module): netlist_runtime.py lies next to run.py
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import netlist_runtime as rt
 
