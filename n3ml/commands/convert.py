@@ -35,6 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument("--input-shape", metavar="SHAPE", help="per-sample input shape without batch/time, e.g. 1,28,28")
     add_input_kind_argument(p)
     p.add_argument("--dt", type=float, help="time step of the graph in ms (default: from the model, else 1.0)")
+    p.add_argument("--nir-convention", help="whose reading of a .nir MODEL: exact, snntorch, norse, sinabs (docs/nir.md)")
     p.add_argument("--steps", "-T", type=int, help="number of time steps (for the passes and the emitted program)")
     p.add_argument("-p", "--pipeline", default="", help="passes to run, e.g. 'ann-to-snn,quantize{profile=loihi2}'")
     p.add_argument("--calibration", metavar="X.npz", help="calibration inputs for the passes (arrays by input name)")
@@ -82,7 +83,7 @@ def load_any(args) -> Any:
     if suffix != ".n3ml":
         options = {"input_shape": parse_shape(args.input_shape), "dt": args.dt, "steps": args.steps, "model": args.model_class,
                    "model_args": args.model_args, "unsafe_allow_pickle": args.unsafe_allow_pickle,
-                   "input_kind": args.input_kind}
+                   "input_kind": args.input_kind, "nir_convention": args.nir_convention}
         options = {k: v for k, v in options.items() if v not in (None, False)}
     elif args.input_shape or args.model_class or args.model_args or args.input_kind:
         raise N3mlError(f"{args.model}: --input-shape, --input-kind, --model and --model-args apply to PyTorch/ONNX models, not "

@@ -48,6 +48,8 @@ def add_arguments(p) -> None:
                    "'quantize{profile=loihi2,input_scale=16,readout=voltage}'")
     p.add_argument("--record", action="append", default=[], metavar="NODE",
                    help="also compare NODE's recorded states (programs that take --record, e.g. lava; repeatable)")
+    p.add_argument("--nir-convention", help="whose reading of a .nir MODEL (docs/nir.md)")
+    p.add_argument("--dt", type=float, help="time step in ms of a .nir MODEL")
 
 
 def parse_target_options(items: list[str], targets: list[str]) -> dict[str, dict[str, str]]:
@@ -88,7 +90,10 @@ def run(args) -> int:
         raise N3mlError(f"--record needs targets whose programs save neuron states (such as lava); "
                         f"not: {', '.join(no_record)}")
     options = parse_target_options(args.target_option, names)
-    graph = load_model(args.model)
+    nir_opts = {k: v for k, v in (("dt", args.dt), ("nir_convention", args.nir_convention)) if v is not None}
+    if nir_opts and Path(args.model).suffix.lower() != ".nir":
+        raise N3mlError("--dt and --nir-convention apply to .nir models")
+    graph = load_model(args.model, **nir_opts)
     if args.pipeline.strip():
         from ..passes import PassManager
 
