@@ -137,7 +137,7 @@ class Graph:
         if (not isinstance(self.dt, (int, float, np.integer, np.floating)) or isinstance(self.dt, bool)
                 or not math.isfinite(self.dt) or not self.dt > 0):
             raise VerifyError(f"graph attribute `dt` must be a positive finite number of ms, found {self.dt!r}")
-        if self.scheme not in SCHEMES:
+        if not isinstance(self.scheme, str) or self.scheme not in SCHEMES:
             raise VerifyError(f"graph attribute `scheme` must be one of {', '.join(SCHEMES)}; found {self.scheme!r}")
         for name, prim in self.nodes.items():
             if not isinstance(name, str) or not NAME_RE.match(name):

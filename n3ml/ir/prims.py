@@ -144,8 +144,8 @@ def _check_value(name: str, field: str, v: Any) -> None:
 
 
 def _short_int(n: int) -> str:
-    s = str(n) if abs(n) < 10**30 else f"{'-' if n < 0 else ''}<{len(str(abs(n)))}-digit integer>"
-    return s
+    # str() of a huge int is slow and refused past 4300 digits: describe it by its size instead
+    return str(n) if abs(n) < 10**30 else f"{'-' if n < 0 else ''}<{n.bit_length()}-bit integer>"
 
 
 def _short(v: Param) -> str:
@@ -160,7 +160,7 @@ def _check_int(name: str, field: str, value: Any, lo: int = 0) -> None:
 
 
 def _check_choice(name: str, field: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:  # `in` on an array would compare element-wise
         raise VerifyError(f"`{field}` must be one of {', '.join(choices)}; found {value!r}", node=name)
 
 
@@ -225,7 +225,7 @@ class Output(Primitive):
     reduce: str = "none"  # "none" | "mean" | "sum" over the steps of the run
 
     def verify(self, name: str) -> None:
-        if self.reduce not in ("none", "mean", "sum"):
+        if not isinstance(self.reduce, str) or self.reduce not in ("none", "mean", "sum"):
             raise VerifyError(f"`reduce` must be one of none, mean, sum, found {self.reduce!r}", node=name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import math
 import os
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .graph import SCHEMA_VERSION, Graph
-from .prims import REGISTRY, SCHEMES
+from .prims import INT64_MAX, INT64_MIN, REGISTRY, SCHEMES
+from .sidecar import Sidecar, SidecarError, open_regular
 from .syntax import DTYPES, TIME_FIELDS, UNITS  # noqa: F401 (shared with the printer; re-exported)
 from .types import FixedPoint, VerifyError
 
@@ -46,23 +48,36 @@ class Source:
     path: str
     sidecar: str | None
     lines: dict[str, tuple[int, int]]  # node name -> (line, col)
+    # (node, field path) -> (sidecar key, the array read for it): lets `fmt` print the text back with
+    # the references it was read with, without writing (or needing to write) any weights file
+    refs: dict[tuple[str, str], tuple[str, np.ndarray]] = field(default_factory=dict)
 
 
 class _Values(Transformer):
-    """Turns value subtrees into Python values (sidecar refs stay symbolic)."""
+    """Turns value subtrees into Python values (sidecar refs stay symbolic).
+
+    Every literal is range-checked here, where its token (and so its line and column) is known:
+    integers must fit 64 bits (or the tensor's dtype), floats must be finite.
+    """
 
     def number(self, items):
         tok, unit = items
-        s = str(tok)
-        val: Any = int(s) if s.lstrip("+-").isdigit() else float(s)
+        val = _number(tok)
         if unit is not None:
-            return _Quantity(float(val) * UNITS[str(unit)], str(unit), tok)
+            ms = float(val) * UNITS[str(unit)]
+            if not math.isfinite(ms):
+                raise _Located(tok.line, tok.column, f"{_clip(tok)}{unit} is out of the range of 64-bit floats "
+                               "once converted to ms")
+            return _Quantity(ms, str(unit), tok)
         return val
 
     def string(self, items):
-        import json
-
-        return json.loads(items[0])
+        tok = items[0]
+        try:
+            return json.loads(str(tok))
+        except json.JSONDecodeError as e:
+            hint = " (write \\t, \\n, ... for control characters such as TAB)" if "control" in e.msg else ""
+            raise _Located(tok.line, tok.column + e.pos, f"invalid string: {e.msg}{hint}") from None
 
     def true(self, _):
         return True
@@ -82,33 +97,77 @@ class _Values(Transformer):
     def tuple(self, items):
         return tuple(items)
 
-    @v_args(meta=True)
-    def fixed(self, meta, items):
+    def fixed(self, items):
         kind, bits, frac = items
+        b, f = _int(bits), _int(frac)
         try:
-            return FixedPoint(bits=int(bits), frac=int(frac), signed=str(kind) == "fixed")
+            return FixedPoint(bits=b, frac=f, signed=str(kind) == "fixed")
         except VerifyError as e:
-            raise _Located(meta.line, meta.column, e.detail) from None
+            raise _Located(kind.line, kind.column, e.detail) from None
 
     def sidecar(self, items):
         return _Ref(str(items[0]), items[0])
 
-    @v_args(meta=True)
-    def tensor(self, meta, items):
-        dtype = DTYPES[str(items[0])]
+    def tensor(self, items):
+        name_tok = items[0]
+        dtype = np.dtype(DTYPES[str(name_tok)])
         rest = items[1:]
-        dims = [int(t) for t in rest if t is not None and t.type == "INT"]
+        dims = [_int(t, 0, INT64_MAX) for t in rest if t is not None and t.type == "INT"]
         vals = [t for t in rest if t is not None and t.type == "SIGNED_NUMBER"]
-        n = int(np.prod(dims)) if dims else 1
+        n = math.prod(dims)
         if len(vals) != n:
-            raise _Located(meta.line, meta.column,
+            raise _Located(name_tok.line, name_tok.column,
                            f"tensor of shape {tuple(dims)} needs {n} values, found {len(vals)}")
-        conv = float if np.dtype(dtype).kind == "f" else int
-        try:
-            data = [conv(str(v)) for v in vals]
-        except ValueError:
-            raise _Located(meta.line, meta.column, f"tensor<{items[0]}> holds integers only") from None
-        return np.array(data, dtype=dtype).reshape(dims)
+        if dtype.kind == "f":
+            data = [_number(v) for v in vals]
+            arr = np.array([float(x) for x in data], dtype=np.float64)
+            if dtype != np.float64:
+                with np.errstate(over="ignore"):
+                    narrow = arr.astype(dtype)
+                bad = np.flatnonzero(~np.isfinite(narrow))
+                if bad.size:
+                    v = vals[int(bad[0])]
+                    raise _Located(v.line, v.column, f"{v} is out of the range of tensor<{name_tok}>")
+                arr = narrow
+        else:
+            info = np.iinfo(dtype)
+            data = []
+            for v in vals:
+                if not str(v).lstrip("+-").isdigit():
+                    raise _Located(v.line, v.column, f"tensor<{name_tok}> holds integers only, found {_clip(v)}")
+                data.append(_int(v, int(info.min), int(info.max), f"tensor<{name_tok}>"))
+            arr = np.array(data, dtype=dtype)
+        return arr.reshape(dims)
+
+
+def _clip(tok) -> str:
+    s = str(tok)
+    return s if len(s) <= 40 else f"{s[:20]}...{s[-8:]} ({len(s)} characters)"
+
+
+def _number(tok: Token):
+    """An int (64-bit) or a finite float from a SIGNED_NUMBER token."""
+    s = str(tok)
+    if s.lstrip("+-").isdigit():
+        return _int(tok)
+    val = float(s)
+    if not math.isfinite(val):
+        raise _Located(tok.line, tok.column, f"number {_clip(tok)} is out of the range of 64-bit floats "
+                       "(about -1.8e308..1.8e308)")
+    return val
+
+
+def _int(tok: Token, lo: int = INT64_MIN, hi: int = INT64_MAX, what: str = "a 64-bit integer") -> int:
+    """An integer token within lo..hi. Checked by length first: Python refuses to convert integers
+    of more than 4300 digits, and no bound of interest has more than 20."""
+    s = str(tok)
+    digits = s.lstrip("+-").lstrip("0")
+    if len(digits) > 20:
+        raise _Located(tok.line, tok.column, f"integer {_clip(tok)} does not fit in {what} ({lo}..{hi})")
+    val = int(s)
+    if not lo <= val <= hi:
+        raise _Located(tok.line, tok.column, f"integer {s} does not fit in {what} ({lo}..{hi})")
+    return val
 
 
 @dataclass
@@ -155,10 +214,17 @@ def parse(text: str, path: str = "<string>", *, base_dir: str | os.PathLike | No
     except VisitError as e:
         if isinstance(e.orig_exc, _Located):
             raise ParseError(path, text, e.orig_exc.line, e.orig_exc.col, e.orig_exc.message) from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise _too_deep(path, text) from None
         raise
+    except RecursionError:
+        raise _too_deep(path, text) from None
     header, gtree = tree.children
     version_tok = header.children[0]
-    version = int(version_tok)
+    try:
+        version = _int(version_tok)
+    except _Located as e:
+        raise ParseError(path, text, e.line, e.col, e.message) from None
     if version != SCHEMA_VERSION:
         hint = ("it was written by a newer n3ml; upgrade n3ml to read it" if version > SCHEMA_VERSION
                 else "no migration exists for it")
@@ -170,12 +236,44 @@ def parse(text: str, path: str = "<string>", *, base_dir: str | os.PathLike | No
         graph, source = _build(gtree, path, base)
     except _Located as e:
         raise ParseError(path, text, e.line, e.col, e.message) from None
+    except RecursionError:
+        raise _too_deep(path, text) from None
     try:
         graph.verify()
     except VerifyError as e:
         line, col = source.lines.get(e.node or "", (1, 1))
         raise ParseError(path, text, line, col, str(e)) from None
     return (graph, source) if with_source else graph
+
+
+MAX_DEPTH = 64  # where the message about over-nested values points
+
+
+def _too_deep(path: str, text: str) -> ParseError:
+    """A located error for values nested beyond what the parser recurses through."""
+    depth, line, col = 0, 1, 1
+    in_str = in_comment = False
+    at = (1, 1)
+    prev = ""
+    for ch in text:
+        if in_comment:
+            in_comment = ch != "\n"
+        elif in_str:
+            in_str = not (ch == '"' and prev != "\\")
+        elif ch == "#":
+            in_comment = True
+        elif ch == '"':
+            in_str = True
+        elif ch == "(":
+            depth += 1
+            if depth == MAX_DEPTH:
+                at = (line, col)
+        elif ch == ")":
+            depth -= 1
+        prev = ch
+        line, col = (line + 1, 1) if ch == "\n" else (line, col + 1)
+    return ParseError(path, text, at[0], at[1], f"values are nested too deeply (more than {MAX_DEPTH} levels "
+                      "of parentheses here); no field takes nested tuples")
 
 
 def _lark_message(e: UnexpectedInput) -> str:
@@ -203,22 +301,33 @@ def _build(gtree: Tree, path: str, base: Path) -> tuple[Graph, Source]:
             raise _Located(k.line, k.column, f"graph attribute `{k}` is given twice")
         attrs[str(k)] = (v, k)
     sidecar_name = None
-    arrays: dict[str, np.ndarray] | None = None
+    arrays: Sidecar | None = None
     if "weights" in attrs:
         v, k = attrs["weights"]
         if not isinstance(v, str):
             raise _Located(k.line, k.column, "`weights` must be a file name in quotes")
         sidecar_name = v
-        arrays = _load_sidecar(base / v, k)
+        arrays = _open_sidecar(base / v, v, k)
+    try:
+        return _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name)
+    finally:
+        if arrays is not None:
+            arrays.close()
+
+
+def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Graph, Source]:
     graph = Graph(name=str(name_tok))
     if "dt" in attrs:
         graph.dt = _num(attrs["dt"][0], attrs["dt"][1], "dt", time=True)
     if "scheme" in attrs:
         v, k = attrs["scheme"]
-        graph.scheme = v.text if isinstance(v, _Word) else v
-        if graph.scheme not in SCHEMES:
+        scheme = v.text if isinstance(v, _Word) else v
+        if not isinstance(scheme, str) or scheme not in SCHEMES:
             raise _Located(k.line, k.column, f"`scheme` must be one of {', '.join(SCHEMES)}; found {_show(v)}")
+        graph.scheme = scheme
     lines: dict[str, tuple[int, int]] = {}
+    refs: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
+    fields_of: dict[type, tuple[list[str], list[str]]] = {}  # per class: field names, required ones
     for nt in nodes:
         ntok, optok, *args = nt.children
         name, op = str(ntok), str(optok)
@@ -226,7 +335,11 @@ def _build(gtree: Tree, path: str, base: Path) -> tuple[Graph, Source]:
             raise _Located(optok.line, optok.column,
                            f"unknown primitive `{op}`; known: {', '.join(sorted(REGISTRY))}")
         cls = REGISTRY[op]
-        field_names = [f.name for f in dataclasses.fields(cls)]
+        if cls not in fields_of:
+            fs = dataclasses.fields(cls)
+            fields_of[cls] = ([f.name for f in fs], [f.name for f in fs if f.default is dataclasses.MISSING
+                                                     and f.default_factory is dataclasses.MISSING])
+        field_names, required = fields_of[cls]
         inputs, kwargs = [], {}
         for a in args:
             if a is None:
@@ -244,10 +357,8 @@ def _build(gtree: Tree, path: str, base: Path) -> tuple[Graph, Source]:
                                    f"{', '.join(field_names) or '(none)'}")
                 if key in kwargs:
                     raise _Located(k.line, k.column, f"attribute `{key}` is given twice")
-                kwargs[key] = _value(v, k, key, arrays, sidecar_name)
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   and f.name not in kwargs]
+                kwargs[key] = _value(v, k, key, arrays, sidecar_name, (name, refs))
+        missing = [f for f in required if f not in kwargs]
         if missing:
             raise _Located(optok.line, optok.column, f"{op} needs attribute(s) {', '.join('`%s`' % m for m in missing)}")
         try:
@@ -258,7 +369,7 @@ def _build(gtree: Tree, path: str, base: Path) -> tuple[Graph, Source]:
             raise _Located(ntok.line, ntok.column, f"node `{name}` is defined twice")
         graph.add(name, prim, *inputs)
         lines[name] = (ntok.line, ntok.column)
-    return graph, Source(path, sidecar_name, lines)
+    return graph, Source(path, sidecar_name, lines, refs)
 
 
 def _num(v, tok, field, *, time=False):
@@ -276,10 +387,12 @@ def _show(v) -> str:
         return v.text
     if isinstance(v, _Ref):
         return "@" + v.key
+    if isinstance(v, np.ndarray):
+        return f"a tensor of shape {v.shape}"
     return repr(v)
 
 
-def _value(v, tok: Token, field: str, arrays, sidecar_name):
+def _value(v, tok: Token, field: str, arrays: Sidecar | None, sidecar_name, where):
     if isinstance(v, _Quantity):
         return _num(v, tok, field, time=field in TIME_FIELDS)
     if isinstance(v, _Word):
@@ -291,20 +404,23 @@ def _value(v, tok: Token, field: str, arrays, sidecar_name):
         if v.key not in arrays:
             raise _Located(v.tok.line, v.tok.column,
                            f"`@{v.key}` is not in weights file {sidecar_name!r}")
-        return arrays[v.key]
+        try:
+            arr = arrays[v.key]
+        except SidecarError as e:
+            raise _Located(v.tok.line, v.tok.column, f"`@{v.key}` in weights file {sidecar_name!r}: {e}") from None
+        node, refs = where
+        refs[(node, field)] = (v.key, arr)
+        return arr
     if isinstance(v, tuple):
-        return tuple(_value(x, tok, field, arrays, sidecar_name) for x in v)
+        return tuple(_value(x, tok, f"{field}[{i}]", arrays, sidecar_name, where) for i, x in enumerate(v))
     return v
 
 
-def _load_sidecar(p: Path, tok: Token) -> dict[str, np.ndarray]:
-    if not p.exists():
-        raise _Located(tok.line, tok.column, f"weights file {str(p)!r} does not exist")
+def _open_sidecar(p: Path, name: str, tok: Token) -> Sidecar:
     try:
-        with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise _Located(tok.line, tok.column, f"cannot read weights file {str(p)!r}: {e}") from None
+        return Sidecar(p)
+    except SidecarError as e:
+        raise _Located(tok.line, tok.column, f"cannot read weights file {name!r}: it {e}") from None
 
 
 # ------------------------------------------------------------------------ file I/O
@@ -314,11 +430,18 @@ def load(path: str | os.PathLike, *, with_source: bool = False):
     """Read and verify a .n3ml file (and its sidecar)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise VerifyError(f"{p}: no such file") from None
+        with open_regular(p) as f:
+            data = f.read()
+    except SidecarError as e:
+        raise VerifyError(f"{p}: {'no such file' if str(e) == 'does not exist' else e}") from None
+    except OSError as e:
+        raise VerifyError(f"{p}: cannot be read ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ParseError(str(p), "", 1, 1, f"not a UTF-8 text file ({e.reason})") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ParseError(str(p), "", line, col, f"not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     return parse(text, str(p), with_source=with_source)
 
 

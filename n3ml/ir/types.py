@@ -79,9 +79,9 @@ class PortType:
         if self.size > MAX_ELEMENTS:
             raise VerifyError(f"shape {self.shape} has {self.size} elements; numpy and torch address at most "
                               f"{MAX_ELEMENTS} (2**63-1)")
-        if self.kind not in KINDS:
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
             raise VerifyError(f"port kind must be one of {KINDS}, found {self.kind!r}")
-        if self.dtype not in DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             raise VerifyError(f"dtype must be one of {DTYPES}, found {self.dtype!r}")
 
     @property
