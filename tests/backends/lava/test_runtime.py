@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from n3ml.backends.lava import LavaTarget
+from n3ml.backends.lava import emit as lava_emit
 from n3ml.backends.lava import runtime as lava_runtime
+from n3ml.backends.lava.lower import lower
 from n3ml.ir import interp
 
 from ..nest.runtime_checks import SIMULATORS, any_names, hostile, hostile_graph, lint, run_without_n3ml  # noqa: F401
@@ -52,12 +54,13 @@ def test_help_runs_without_lava_and_without_n3ml(tmp_path):
 
 
 def test_hostile_source_and_names_are_json_strings(tmp_path, any_names):  # noqa: F811
-    """`-O source=...` and node names that would break out of a docstring, a string or a comment: the
-    program is the runtime byte for byte and the values are JSON strings, read back unchanged."""
+    """`source` and node names that would break out of a docstring, a string or a comment: the program is
+    the runtime byte for byte and the values are JSON strings, read back unchanged. (The target refuses
+    such a `-O source=` up front; the emitter is called directly to show it would not need that.)"""
     bad = hostile(tmp_path / "pwned")
     out = tmp_path / "prog"
     out.mkdir()
-    LavaTarget().emit(hostile_graph(bad), out, steps=8, options={"source": bad})
+    lava_emit.emit(lower(hostile_graph(bad)), out, steps=8, source=bad)
     assert (out / "run.py").read_bytes() == Path(lava_runtime.__file__).read_bytes()
     desc = json.loads((out / "network.json").read_text())
     assert desc["source"] == bad and desc["graph"] == bad + "g"
@@ -77,7 +80,7 @@ def test_hostile_program_runs_on_lava_and_the_payload_never_runs(tmp_path, any_n
             g.replace(n, v_reset=0.0)
     out = tmp_path / "prog"
     out.mkdir()
-    LavaTarget().emit(g, out, options={"source": bad})
+    lava_emit.emit(lower(g), out, steps=None, source=bad)
     x = spikes(g, T=12, B=2, p=0.5)
     np.savez(tmp_path / "in.npz", **x)
     r = subprocess.run(LavaTarget().run_argv(out) + ["--input", str(tmp_path / "in.npz"), "--record", bad + "lif",
