@@ -67,6 +67,21 @@ def _in_spec(spec: dict):
     return fn
 
 
+def _first_string_arg(doc: dict) -> None:
+    """A string argument that would close the quotes ExportedProgram.module() pastes it between."""
+    stack = [doc]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            if isinstance(o.get("as_string"), str):
+                o["as_string"] = "x' + __import__('os').system('true') + '"
+                return
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+    raise AssertionError("the digits program has no string argument")
+
+
 def _first_target(doc: dict) -> None:
     doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.serialization.os.system"
 
@@ -106,6 +121,10 @@ PT2_CASES = {
         [{"__enum__": True, "fqn": "antigravity:Fly", "name": "x"}]), "children_spec": []})), None),
         "models/model.json"),
     "call_target": (lambda m: (_model_json(_first_target), None), "models/model.json"),
+    "string_argument": (lambda m: (_model_json(_first_string_arg), None), "models/model.json"),
+    "parameter_name": (lambda m: (_model_json(lambda d: d["graph_module"]["signature"]["input_specs"][0]["parameter"]
+                                              .__setitem__("parameter_name", 'fc1")+os.system("true')), None),
+                       "models/model.json"),
 }
 
 
@@ -254,6 +273,18 @@ def test_prepended_bytes_and_duplicate_members_are_refused(tmp_path):
         rewrite_zip(DIGITS_PT2, dup, lambda n, b: b, {ROOT + "models/model.json": b"{}"})
     with pytest.raises(N3mlError, match="two members"):
         safe_load.zip_members(str(dup), dup.read_bytes())
+
+
+def test_a_member_name_with_invalid_utf8_is_a_clear_error(tmp_path):
+    path = rewrite_zip(DIGITS_PT2, tmp_path / "name.pt2", lambda n, b: b, {ROOT + "extra/x": b"x"})
+    data = bytearray(path.read_bytes())
+    i = data.rfind(b"extra/x")  # in the central directory; mark the name UTF-8 and break it
+    data[i + 6] = 0xFF
+    head = data.rfind(b"PK\x01\x02", 0, i)
+    data[head + 9] |= 0x08  # flag bit 11: the name is UTF-8
+    path.write_bytes(bytes(data))
+    with pytest.raises(N3mlError, match="not a readable zip archive"):
+        safe_load.zip_members(str(path), bytes(data))
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path):

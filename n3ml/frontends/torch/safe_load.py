@@ -391,8 +391,17 @@ def _check_name(text: Any) -> str | None:
     return None
 
 
+def _check_plain(text: Any) -> str | None:
+    """A string argument: ExportedProgram.module() pastes a string input into guard code between quotes."""
+    if isinstance(text, str) and (len(text) > 10_000 or any(c in text for c in "'\"\\") or not text.isprintable()):
+        return f"the string {text[:60]!r} (quotes, backslashes and control characters are not expected)"
+    return None
+
+
+# JSON key -> check of each string under it (lists of strings inherit their key)
 _STRING_CHECKS = {"expr_str": check_sym_expr, "guards_code": check_guard, "in_spec": check_treespec,
-                  "out_spec": check_treespec, "target": _check_target, **{k: _check_name for k in _NAME_KEYS}}
+                  "out_spec": check_treespec, "target": _check_target, "as_string": _check_plain,
+                  "as_strings": _check_plain, **{k: _check_name for k in _NAME_KEYS}}
 
 
 def check_program_json(path: str, member: str, data: bytes) -> Any:
