@@ -1,7 +1,8 @@
 """The `n3ml` command line. Subcommands live in n3ml/commands/, one module each.
 
 Every user-facing error (bad file, unsupported construct, failed check) is
-printed as one located message with exit status 1, never a traceback. A bug in
+printed as one located message with exit status 1, never a traceback (a bad
+command line too). A bug in
 n3ml itself prints a short "internal error" message with exit status 2;
 N3ML_DEBUG=1 (or N3ML_TRACEBACK=1, or --verbose) shows the traceback instead.
 """
@@ -46,10 +47,20 @@ PATH_ARGS: dict[tuple[str, str], str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is a user error like any other: one message and exit 1 (argparse's own
+    exit 2 would read as n3ml's "internal error")."""
+
+    def error(self, message: str):
+        from .errors import N3mlError
+
+        raise N3mlError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="n3ml", description="A compiler for spiking neural networks.")
+    parser = _Parser(prog="n3ml", description="A compiler for spiking neural networks.")
     parser.add_argument("--version", action="version", version=f"n3ml {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and debug output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, modules = build_parser()
     try:
         args = parser.parse_args(argv)
-    except N3mlError as e:  # an option's value refused by its type (--steps 1e23, --rate nan)
+    except N3mlError as e:  # a bad command line, or an option's value refused by its type (--steps 1e23)
         words = sys.argv[1:] if argv is None else argv
         cmd = next((w for w in words if w in modules), None)
         print(f"n3ml{' ' + cmd if cmd else ''}: error: {e}", file=sys.stderr)
@@ -150,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
     if not args.command:
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        return 1
     debug = bool(args.verbose or os.environ.get("N3ML_DEBUG") or os.environ.get("N3ML_TRACEBACK"))
     prefix = f"n3ml {args.command}"
     try:

@@ -108,6 +108,22 @@ def unit_float(flag: str):
     return parse
 
 
+def positive_float(flag: str):
+    """An argparse type: a finite number > 0 (a duration, a timeout)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise N3mlError(f"{flag} expects a number, found {text!r}") from None
+        if not (v > 0 and math.isfinite(v)):
+            raise N3mlError(f"{flag} must be a finite number > 0, found {text}")
+        return v
+
+    parse.__name__ = "float"
+    return parse
+
+
 steps_type = int_option("--steps", 1)
 batch_type = int_option("--batch", 1)
 seed_type = int_option("--seed", 0, 2 ** 64 - 1)

@@ -26,7 +26,7 @@ from ..backends.conformance import compare, format_table, run_program
 from ..errors import N3mlError, UnsupportedError
 from ..loader import load_model
 from ..registry import ENGINES, TARGETS, lookup
-from ._inputs import add_input_arguments, inputs_from_args
+from ._inputs import add_input_arguments, inputs_from_args, positive_float
 from ..io import write_npz
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def add_arguments(p) -> None:
     p.add_argument("-O", "--target-option", action="append", default=[], metavar="TARGET.KEY=VALUE",
                    help="option passed to a target's emitter, e.g. pynn.simulator=nest (repeatable)")
     p.add_argument("--keep", metavar="DIR", help="keep the emitted programs and outputs under DIR/<target>")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed to each program (default 600)")
+    p.add_argument("--timeout", type=positive_float("--timeout"), default=600.0, help="seconds allowed to each program (default 600)")
     p.add_argument("-p", "--pipeline", default="", help="passes to run on the model before converting it, e.g. "
                    "'quantize{profile=loihi2,input_scale=16,readout=voltage}'")
     p.add_argument("--record", action="append", default=[], metavar="NODE",
@@ -98,7 +98,10 @@ def run(args) -> int:
         from ..passes import PassManager
 
         report: dict = {}
-        graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": report})
+        from ._engines import pass_context
+
+        graph = PassManager.from_string(args.pipeline).run(graph, {"steps": args.steps, "report": report,
+                                                                   **pass_context()})
     engine_name, engine = reference_engine(args.engine)
     inputs = inputs_from_args(args, graph, engine=engine_name)
     scale = report.get("quantize", {}).get("input_scale") if args.pipeline.strip() else None

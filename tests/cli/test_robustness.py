@@ -268,3 +268,16 @@ def test_convert_input_kind(kind, tmp_path):
 def test_input_kind_is_refused_for_n3ml_files(tmp_path, capsys):
     assert main(["convert", str(CUBA), "--target", "ir", "-o", str(tmp_path / "o"), "--input-kind", "spike"]) == 1
     assert "--input-kind" in _err(capsys)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["render", str(CUBA), "-o", "x.svg", "--clusters", "1_0"], "invalid choice: '1_0'"),
+    (["simulate", str(CUBA)], "the following arguments are required: --steps"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["verify", MLP, "--targets", "nest", "--steps", "3", "--timeout", "nan"], "--timeout must be a finite number"),
+])
+def test_bad_command_lines_exit_1(argv, expected, capsys):
+    """A usage error is a user error (exit 1), distinct from an internal error (exit 2)."""
+    assert main(argv) == 1
+    err = _err(capsys)
+    assert expected in err and "--help" in err or expected.startswith("--timeout")

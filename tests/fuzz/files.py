@@ -121,6 +121,38 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _args(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
+    """Random option values (numbers out of range, NaN, bad paths, FIFOs) for a random command, built from the
+    parser itself so that new options are fuzzed too. Every path points into the case directory."""
+    import os
+
+    from n3ml.cli import build_parser
+
+    parser, modules = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    cmd = rng.choice(sorted(c for c in modules if c != "verify"))  # verify runs simulators: too slow per case
+    graph = ROOT / "examples" / "graphs" / "spiking_mlp.n3ml"
+    for f in (graph, graph.with_suffix(".npz")):
+        (d / f.name).write_bytes(f.read_bytes())
+    (d / "in.npz").write_bytes(_input_npz())
+    os.mkfifo(d / "fifo")
+    paths = [str(d / "missing" / "x.npz"), str(d), str(d / "in.npz"), str(d / "fifo"), str(d / "new.npz"),
+             str(d / "out.png"), str(d / "spiking_mlp.npz") + "/x", str(d / "out"), ""]
+    numbers = ["nan", "inf", "-inf", "-1", "0", "1", "3", "1e23", "1e400", "2.5", "abc", "-0", "1e-300", "0x10",
+               "18446744073709551616", " 2", "1_0"]
+    words = ["torch", "reference", "cpu", "cuda", "bogus", "x", "lif1", "x,out", "fc1", "ir", "nest", "a=b", "=",
+             "svg", "png", "dot", "spike", "analog", "normalize{percentile=nan}", "quantize{profile=loihi2}", "{"]
+    argv = [cmd, str(d / graph.name)]
+    for action in sub.choices[cmd]._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
+        if not flags or flags[0] in ("--help", "--write", "--force") or (not action.required and rng.random() < 0.6):
+            continue
+        argv.append(flags[0])
+        if action.nargs != 0:
+            argv.append(rng.choice(rng.choice([paths, numbers, words])))
+    return " ".join(argv[:1] + argv[2:]), {}, [run_cli(argv)]
+
+
 def _digits_args() -> list[str]:
     meta = json.loads((DIGITS / "digits_snn.json").read_text())
     return ["--model", meta["model"], "--model-args", json.dumps(meta["model_args"]),
@@ -137,7 +169,7 @@ class Family:
 def families() -> list[Family]:
     fams = [Family("n3ml", 0.30, _graph_text), Family("sidecar", 0.20, _sidecar), Family("input", 0.10, _input),
             Family("onnx", 0.14, _model(sorted(ANN.glob("*.onnx")), [], is_zip=False)),
-            Family("calibration", 0.04, _calibration)]
+            Family("calibration", 0.04, _calibration), Family("args", 0.10, _args)]
     if (DIGITS / "digits_snn.pt2").exists():
         fams.append(Family("pt2", 0.12, _model([DIGITS / "digits_snn.pt2"], [], is_zip=True)))
     if (DIGITS / "digits_snn.pt").exists():
