@@ -17,6 +17,8 @@ import numpy as np
 
 from n3ml.loader import load_model
 from n3ml.passes import PassManager
+from n3ml.backends.torch import run as torch_run
+from n3ml.passes.base import Engine
 from n3ml.passes.report import conversion_report, format_report
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +45,8 @@ def measure(model: str, pipeline: str, steps: int, n: int, *, verbose: bool) -> 
     snn = PassManager.from_string(pipeline).run(load_model(str(HERE / f"{model}.onnx")), ctx)
     t1 = time.perf_counter()
     rep = conversion_report(snn, {"x": test["x"][:n].astype(np.float64)}, steps=steps,
-                            labels=test["labels"][:n], ann=ctx["ann"])
+                            labels=test["labels"][:n], ann=ctx["ann"],
+                            engine=Engine("torch", torch_run, {"dtype": "float64"}))
     if verbose:
         print(f"\n== {model}: {pipeline}  (conversion {t1 - t0:.2f} s, simulation+report {rep['seconds']:.1f} s)")
         print(format_report(rep))

@@ -28,6 +28,8 @@ from torch import nn
 from n3ml.learn.data import load_split
 from n3ml.loader import load_model
 from n3ml.passes import PassManager
+from n3ml.backends.torch import run as torch_run
+from n3ml.passes.base import Engine
 from n3ml.passes.report import conversion_report
 
 PIPELINE = "fold-batchnorm,ann-to-snn,normalize{percentile=99.9}"
@@ -102,7 +104,7 @@ def main() -> None:
     ctx = {"calibration": calibration, "steps": args.steps, "report": None}
     snn = PassManager.from_string(PIPELINE).run(ann_graph, ctx)
     rep = conversion_report(snn, {"x": d.x_test.astype(np.float64)}, steps=args.steps, labels=d.y_test,
-                            ann=ctx["ann"])
+                            ann=ctx["ann"], engine=Engine("torch", torch_run, {"dtype": "float64"}))
     out = next(iter(rep["accuracy"]["snn"]))
     ann = 100 * rep["accuracy"]["ann"][out]
     by_t = {int(t): 100 * a for t, a in rep["accuracy"]["snn"][out].items()}

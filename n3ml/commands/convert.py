@@ -113,7 +113,10 @@ def run(args) -> int:
         if args.pipeline.strip():
             from ..passes import PassManager
 
-            context = {"calibration": _calibration(args.calibration), "steps": args.steps, "report": report}
+            from ._engines import pass_context
+
+            context = {"calibration": _calibration(args.calibration), "steps": args.steps, "report": report,
+                       **pass_context()}
             graph = PassManager.from_string(args.pipeline).run(graph, context)
         elif args.calibration:
             raise N3mlError("--calibration is used by passes; give a pipeline with -p")

@@ -12,7 +12,7 @@ import importlib
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 from ..errors import N3mlError
 from ..ir import Graph, VerifyError
@@ -21,6 +21,18 @@ log = logging.getLogger(__name__)
 
 # pass name -> "module:Class", imported lazily
 PASSES: dict[str, str] = {}
+
+
+class Engine(NamedTuple):
+    """How a pass may run a graph, supplied by its caller (passes import no engine or target).
+
+    `run(graph, inputs, steps, record=[...], **options)` has the signature of the engines in
+    n3ml.registry.ENGINES and returns an `n3ml.ir.interp.Result`.
+    """
+
+    name: str
+    run: Callable[..., Any]
+    options: dict[str, Any] = {}
 
 
 class PassError(N3mlError):

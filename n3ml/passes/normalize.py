@@ -24,125 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from ..commands._inputs import validate_array
-from ..errors import N3mlError
-from ..io import read_npz
 from ..ir import Graph
 from ..ir import prims as P
 from ..ir.graph import Edge
-from ..ir.interp import run as interp_run
 from .base import Pass, PassError
+# calibration data and the ANN view live in calibration.py (shared with the report); re-exported here
+from .calibration import activations, ann_view, calibration_inputs, context_calibration, load_calibration  # noqa: F401
 from .cleanup import insert_on_edge
+from .report import conversion_report, engine_from
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------- calibration
-
-
-def calibration_inputs(graph: Graph, calibration: dict[str, np.ndarray] | None, *,
-                       samples: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Match calibration arrays to the graph's inputs.
-
-    Args:
-        calibration: arrays of shape (B, *shape) keyed by Input node name (a single-input graph takes
-            its one non-`labels` array under any key), optionally `labels` (B,) class indices.
-        samples: keep only the first `samples` samples (0: all).
-    Returns:
-        ({input name: (B, *shape) float64}, labels or None)
-    """
-    if calibration is None:
-        raise N3mlError("this pass needs calibration data: pass --calibration X.npz (one array (B, *shape) per "
-                        "input, optional `labels`) or the pass option calibration=PATH")
-    # NaN/inf or an empty batch would give NaN scales and a NaN report: refused here, naming the array
-    data = {k: validate_array(k, v, "calibration", where="calibration data") for k, v in calibration.items()
-            if k != "labels"}
-    labels = calibration.get("labels")
-    names = graph.input_names
-    if not all(n in data for n in names):
-        if len(names) == 1 and len(data) == 1:
-            data = {names[0]: next(iter(data.values()))}
-        else:
-            raise N3mlError(f"calibration data has arrays {sorted(data)}; expected one per input node {names}")
-    out = {}
-    for n in names:
-        shape = tuple(graph.nodes[n].shape)
-        x = data[n]
-        if x.ndim == len(shape) + 2 and tuple(x.shape[2:]) == shape:  # (T, B, *shape): use the time mean
-            x = x.mean(axis=0)
-        if tuple(x.shape[1:]) != shape:
-            raise N3mlError(f"calibration array for input `{n}` has shape {x.shape}; expected (B, "
-                            f"{', '.join(map(str, shape))})")
-        out[n] = x.astype(np.float64)[: samples or None]
-    if labels is not None:
-        labels = np.asarray(labels).reshape(-1)[: samples or None]
-        b = next(iter(out.values())).shape[0]
-        if labels.shape[0] != b:
-            raise N3mlError(f"calibration `labels` has {labels.shape[0]} entries for {b} samples")
-    return out, labels
-
-
-def load_calibration(path: str) -> dict[str, np.ndarray]:
-    return read_npz(path, "calibration .npz file")
-
-
-def context_calibration(context: dict[str, Any] | None, path: str) -> dict[str, np.ndarray] | None:
-    if path:
-        return load_calibration(path)
-    cal = (context or {}).get("calibration")
-    if isinstance(cal, str):
-        return load_calibration(cal)
-    return cal
-
-
-# ------------------------------------------------------------------- ANN view
-
-
-def ann_view(graph: Graph) -> Graph:
-    """The rate-equivalent ANN of a converted graph: IF -> ReLU(I / theta), Integrator(r) -> Scale(r),
-    PoissonRate(gain) -> Scale(gain). ANN graphs (ReLU, BatchNorm, Softmax) are returned unchanged."""
-    g = graph.copy()
-    for n, p in list(g.nodes.items()):
-        if isinstance(p, P.Neuron) and p.spiking:
-            if not isinstance(p, (P.IF, P.LIF)):
-                raise PassError(f"node `{n}` ({p.op}): only IF (or LIF) neurons have a rate-equivalent ANN")
-            theta = np.asarray(p.theta, dtype=np.float64)
-            g.nodes[n] = P.ReLU()
-            if np.any(theta != 1):
-                edge = next(e for e in g.edges if e.dst == n)
-                insert_on_edge(g, edge, f"{n}_theta", P.Scale(factor=_full(1.0 / theta)))
-        elif isinstance(p, P.Integrator):
-            g.nodes[n] = P.Scale(factor=_full(np.asarray(p.r, dtype=np.float64)))
-        elif isinstance(p, P.Neuron):
-            raise PassError(f"node `{n}` ({p.op}) has no rate-equivalent ANN operation")
-        elif isinstance(p, P.PoissonRate):
-            g.nodes[n] = P.Scale(factor=float(p.gain))
-        elif isinstance(p, P.Latency) or (isinstance(p, P.Delay) and p.steps > 0):
-            raise PassError(f"node `{n}` ({p.op}) has no rate-equivalent ANN operation")
-    return g
-
-
-def _full(a: np.ndarray):
-    return float(a) if a.ndim == 0 else a
-
-
-def activations(graph: Graph, inputs: dict[str, np.ndarray], nodes: list[str] | None = None,
-                batch: int = 512) -> dict[str, np.ndarray]:
-    """Run an ANN graph (or a converted graph's ANN view) for one step on (B, *shape) inputs; return
-    {node: (B, *shape)} for `nodes` (default: all nodes)."""
-    nodes = [n for n in (nodes if nodes is not None else graph.nodes) if not isinstance(graph.nodes[n], P.Output)]
-    b = next(iter(inputs.values())).shape[0]
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in nodes}
-    outs: dict[str, list[np.ndarray]] = {n: [] for n in graph.output_names}
-    for lo in range(0, b, batch):
-        res = interp_run(graph, {k: v[None, lo:lo + batch] for k, v in inputs.items()}, record=nodes)
-        for n in nodes:
-            parts[n].append(res.states[n][0])
-        for n in outs:
-            outs[n].append(res.outputs[n][0])
-    acts = {n: np.concatenate(v) for n, v in parts.items()}
-    acts.update({n: np.concatenate(v) for n, v in outs.items()})
-    return acts
-
 
 # ------------------------------------------------------------------ the pass
 
@@ -185,10 +76,9 @@ class Normalize(Pass):
         if context is not None:
             context.setdefault("normalize", {})["scales"] = {n: _json(v) for n, v in lam.items()}
             if self.report and context.get("report") is not None:
-                from .report import conversion_report
-
                 steps = self.steps or int(context.get("steps") or 100)
-                rep = conversion_report(g, inputs, steps=steps, labels=labels, ann=context.get("ann"))
+                rep = conversion_report(g, inputs, steps=steps, labels=labels, ann=context.get("ann"),
+                                        engine=engine_from(context))
                 rep["normalize"] = {"percentile": self.percentile, "channelwise": self.channelwise,
                                     "scales": {n: _json(v) for n, v in lam.items()}}
                 context["report"].update(rep)
@@ -242,7 +132,6 @@ def rescale(graph: Graph, lam: dict[str, np.ndarray]) -> Graph:
     types = g.verify()
     shape = {n: types[n].shape for n in g.nodes}
     order = g.topo_order()
-    ones = {n: np.ones(shape[n]) for n in g.nodes}
 
     # 1. demands: the scale each adjustable / pass-through node's output should have (reverse order)
     demand: dict[str, np.ndarray] = {}
@@ -253,46 +142,85 @@ def rescale(graph: Graph, lam: dict[str, np.ndarray]) -> Graph:
                 demand[n] = d  # the first consumer's demand wins; _match bridges the others with a Scale
 
     # 2. scales forward; rescale weights; insert Scale nodes where fixed scales disagree
-    s: dict[str, np.ndarray] = {}
+    r = _Rescale(g, lam, demand, shape, {})
     for n in order:
         p = g.nodes[n]
-        ins = g.inputs_of(n)
-        if isinstance(p, P.Input):
-            s[n] = ones[n]
-        elif isinstance(p, (P.Dense, P.Conv1d, P.Conv2d)):
-            s_in, s_out = s[ins[0]], demand.get(n, ones[n])
-            if isinstance(p, P.Dense):
-                cin, cout = s_in.reshape(-1), s_out.reshape(-1)
-                w = p.weight * cin[None, :] / cout[:, None]
-            else:
-                cin, cout = _per_channel(s_in, ins[0]), _per_channel(s_out, n)
-                w = p.weight / cout.reshape(-1, *([1] * (p.weight.ndim - 1)))
-                cig, cog = p.weight.shape[1], p.weight.shape[0] // p.groups
-                w = w.copy()
-                for gi in range(p.groups):
-                    w[gi * cog:(gi + 1) * cog] *= cin[gi * cig:(gi + 1) * cig].reshape(1, -1, *([1] * (w.ndim - 2)))
-            g.replace(n, weight=w, bias=None if p.bias is None else p.bias / cout)
-            s[n] = np.broadcast_to(s_out, shape[n]).astype(np.float64)
-        elif isinstance(p, P.Neuron) and p.spiking:
-            target = np.broadcast_to(lam[n], shape[n]).astype(np.float64)
-            _match(g, n, ins, s, target)
-            s[n] = target
-        elif isinstance(p, P.Add):
-            target = demand.get(n, s[ins[0]])
-            _match(g, n, ins, s, np.broadcast_to(target, shape[n]))
-            s[n] = np.broadcast_to(target, shape[n]).astype(np.float64)
-        elif isinstance(p, P.Concat):
-            s[n] = np.concatenate([s[i] for i in ins], axis=p.axis)
-        elif isinstance(p, P.Flatten):
-            s[n] = s[ins[0]].reshape(-1)
-        elif isinstance(p, P._Pool2d):
-            c = _per_channel(s[ins[0]], ins[0])
-            s[n] = np.broadcast_to(c[:, None, None], shape[n]).astype(np.float64)
-        elif isinstance(p, (P.Delay, P.Scale, P.Integrator, P.Output, P.ConstantCurrent, P.PoissonRate)):
-            s[n] = np.broadcast_to(s[ins[0]], shape[n]).astype(np.float64)
-        else:
+        rule = _FORWARD.get(type(p))
+        if rule is None:
             raise PassError(f"node `{n}` ({p.op}): normalize does not know how this operation scales")
+        r.s[n] = rule(r, n, p, g.inputs_of(n))
     return g
+
+
+@dataclass
+class _Rescale:
+    """State of one rescaling: the graph being edited, the neuron scales, the demands, the scales so far."""
+
+    g: Graph
+    lam: dict[str, np.ndarray]
+    demand: dict[str, np.ndarray]
+    shape: dict[str, tuple[int, ...]]
+    s: dict[str, np.ndarray]
+
+    def full(self, n: str, v: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(v, self.shape[n]).astype(np.float64)
+
+
+def _f_input(r: _Rescale, n, p, ins):
+    return np.ones(r.shape[n])
+
+
+def _f_weighted(r: _Rescale, n, p, ins):
+    s_in, s_out = r.s[ins[0]], r.demand.get(n, np.ones(r.shape[n]))
+    if isinstance(p, P.Dense):
+        cin, cout = s_in.reshape(-1), s_out.reshape(-1)
+        w = p.weight * cin[None, :] / cout[:, None]
+    else:
+        cin, cout = _per_channel(s_in, ins[0]), _per_channel(s_out, n)
+        w = p.weight / cout.reshape(-1, *([1] * (p.weight.ndim - 1)))
+        cig, cog = p.weight.shape[1], p.weight.shape[0] // p.groups
+        w = w.copy()
+        for gi in range(p.groups):
+            w[gi * cog:(gi + 1) * cog] *= cin[gi * cig:(gi + 1) * cig].reshape(1, -1, *([1] * (w.ndim - 2)))
+    r.g.replace(n, weight=w, bias=None if p.bias is None else p.bias / cout)
+    return r.full(n, s_out)
+
+
+def _f_spiking(r: _Rescale, n, p, ins):
+    target = r.full(n, r.lam[n])
+    _match(r.g, n, ins, r.s, target)
+    return target
+
+
+def _f_add(r: _Rescale, n, p, ins):
+    target = r.full(n, r.demand.get(n, r.s[ins[0]]))
+    _match(r.g, n, ins, r.s, target)
+    return target
+
+
+def _f_concat(r: _Rescale, n, p, ins):
+    return np.concatenate([r.s[i] for i in ins], axis=p.axis)
+
+
+def _f_flatten(r: _Rescale, n, p, ins):
+    return r.s[ins[0]].reshape(-1)
+
+
+def _f_pool(r: _Rescale, n, p, ins):
+    return r.full(n, _per_channel(r.s[ins[0]], ins[0])[:, None, None])
+
+
+def _f_through(r: _Rescale, n, p, ins):
+    return r.full(n, r.s[ins[0]])
+
+
+# how each operation's output scale follows from its inputs' (and rescales its weights)
+_FORWARD = {P.Input: _f_input, P.Dense: _f_weighted, P.Conv1d: _f_weighted, P.Conv2d: _f_weighted,
+            P.Add: _f_add, P.Concat: _f_concat, P.Flatten: _f_flatten,
+            P.SumPool2d: _f_pool, P.AvgPool2d: _f_pool, P.MaxPool2d: _f_pool,
+            P.Delay: _f_through, P.Scale: _f_through, P.Integrator: _f_through, P.Output: _f_through,
+            P.ConstantCurrent: _f_through, P.PoissonRate: _f_through,
+            **{c: _f_spiking for c in P.NEURONS if c.spiking}}
 
 
 def _demand_on_edge(g: Graph, e: Edge, lam, demand, shape) -> np.ndarray | None:

@@ -19,33 +19,36 @@ import numpy as np
 
 from ..ir import Graph
 from ..ir import prims as P
-from ..registry import ENGINES, resolve
-from .base import Pass
-from .normalize import activations, ann_view, calibration_inputs, context_calibration
+from ..ir.interp import run as interp_run
+from .base import Engine, Pass, PassError
+from .calibration import activations, ann_view, calibration_inputs, context_calibration
 
 log = logging.getLogger(__name__)
 
+# Passes know no engine but the IR's own reference interpreter; the caller (the command layer, or a
+# script) supplies others as `Engine`s: context["engines"] (name -> Engine) and context["engine"]
+# (the default's name), or `engine=` here.
+REFERENCE = Engine("reference", interp_run)
 
-def default_engine() -> str:
-    """The torch executor where it is registered and importable, else the reference interpreter."""
-    if "torch" in ENGINES:
-        try:
-            resolve(ENGINES["torch"])
-            return "torch"
-        except Exception:  # noqa: BLE001 - any import problem means: not available here
-            pass
-    return "reference"
+
+def engine_from(context: dict[str, Any] | None, name: str = "") -> Engine:
+    """The engine named `name` (default: context["engine"], else the reference interpreter) among those
+    the caller put in context["engines"]."""
+    context = context or {}
+    table = {"reference": REFERENCE, **(context.get("engines") or {})}
+    name = name or context.get("engine") or "reference"
+    if name not in table:
+        raise PassError(f"engine {name!r} is not available to passes here; available: {', '.join(sorted(table))} "
+                        "(the caller supplies engines in context['engines'])")
+    return table[name]
 
 
 def simulate(graph: Graph, inputs: dict[str, np.ndarray], steps: int, record: list[str],
-             engine: str | None = None, device: str = "cpu"):
+             engine: Engine | None = None):
     """Run `graph` with every input held constant for `steps` steps; return the engine's Result."""
-    engine = engine or default_engine()
-    fn = resolve(ENGINES[engine])
+    engine = engine or REFERENCE
     data = {k: np.ascontiguousarray(np.broadcast_to(v[None], (steps, *v.shape))) for k, v in inputs.items()}
-    if engine == "reference":
-        return fn(graph, data, steps, record=record)
-    return fn(graph, data, steps, record=record, device=device, dtype="float64")
+    return engine.run(graph, data, steps, record=record, **engine.options)
 
 
 def decode(graph: Graph, output: str, values: np.ndarray, t: int) -> np.ndarray:
@@ -65,7 +68,7 @@ def checkpoints(steps: int) -> list[int]:
 
 def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int = 100,
                       labels: np.ndarray | None = None, ann: Graph | None = None,
-                      engine: str | None = None, device: str = "cpu", batch: int = 256) -> dict[str, Any]:
+                      engine: Engine | None = None, batch: int = 256) -> dict[str, Any]:
     """Compare a converted SNN with its ANN on calibration inputs.
 
     Args:
@@ -74,13 +77,13 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
         steps: simulation steps T.
         labels: (B,) class indices; enables the accuracy figures.
         ann: the original ANN graph (accuracy reference); default: the SNN's ANN view.
-        engine: ENGINES name (default: torch if available, else reference).
-        device: torch device for the torch engine ("cpu", "cuda").
+        engine: how to run the SNN (default: the reference interpreter); e.g.
+            ``Engine("torch", n3ml.backends.torch.run, {"dtype": "float64"})``.
     Returns:
         {"steps", "samples", "engine", "seconds", "layers": [{"node", "correlation", "ann_mean",
         "snn_rate_mean", "saturated"}], "accuracy": {"ann": {out: acc}, "snn": {out: {t: acc}}}}
     """
-    engine = engine or default_engine()
+    engine = engine or REFERENCE
     t0 = time.perf_counter()
     neurons = [n for n, p in snn.nodes.items() if isinstance(p, P.Neuron) and p.spiking]
     view = ann_view(snn)
@@ -90,7 +93,7 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
     outs: dict[str, list[np.ndarray]] = {o: [] for o in snn.output_names}
     for lo in range(0, b, batch):
         part = {k: v[lo:lo + batch] for k, v in inputs.items()}
-        res = simulate(snn, part, steps, neurons, engine, device)
+        res = simulate(snn, part, steps, neurons, engine)
         for n in neurons:
             rates[n].append(np.asarray(res.states[n], dtype=np.float64).mean(axis=0))
         for o in outs:
@@ -101,7 +104,7 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
         a = acts[n].reshape(-1)
         layers.append({"node": n, "correlation": _corr(a, r), "ann_mean": float(a.mean()),
                        "snn_rate_mean": float(r.mean()), "saturated": float((a > 1).mean())})
-    rep: dict[str, Any] = {"steps": steps, "samples": int(b), "engine": engine, "layers": layers}
+    rep: dict[str, Any] = {"steps": steps, "samples": int(b), "engine": engine.name, "layers": layers}
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         ref = ann if ann is not None else view
@@ -156,13 +159,19 @@ class ConversionReport(Pass):
     engine: str = ""
     device: str = "cpu"
 
+    def _engine(self, context: dict[str, Any]) -> Engine:
+        eng = engine_from(context, self.engine)
+        if self.device != "cpu" and "device" in eng.options:
+            eng = eng._replace(options={**eng.options, "device": self.device})
+        return eng
+
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         context = {} if context is None else context
         inputs, labels = calibration_inputs(graph, context_calibration(context, self.calibration),
                                             samples=self.samples)
         steps = self.steps or int(context.get("steps") or 100)
         rep = conversion_report(graph, inputs, steps=steps, labels=labels, ann=context.get("ann"),
-                                engine=self.engine or None, device=self.device)
+                                engine=self._engine(context))
         if context.get("report") is None:
             context["report"] = {}
         context["report"].update(rep)

@@ -14,7 +14,11 @@ import pytest
 from n3ml.ir import prims as P
 from n3ml.loader import load_model
 from n3ml.passes import PassManager
+from n3ml.backends.torch import run as torch_run
+from n3ml.passes.base import Engine
 from n3ml.passes.report import conversion_report, format_report
+
+TORCH = Engine("torch", torch_run, {"dtype": "float64"})  # the caller lends passes an engine
 
 PIPELINE = "fold-batchnorm,ann-to-snn,normalize{percentile=99.9}"
 CAL = dict(np.load("examples/ann_to_snn/calib.npz"))
@@ -26,7 +30,7 @@ def _convert_and_measure(model: str) -> dict:
     ctx = {"calibration": CAL, "steps": STEPS, "report": None}
     snn = PassManager.from_string(PIPELINE).run(load_model(f"examples/ann_to_snn/{model}.onnx"), ctx)
     rep = conversion_report(snn, {"x": TEST["x"][:N_TEST].astype(np.float64)}, steps=STEPS,
-                            labels=TEST["labels"][:N_TEST], ann=ctx["ann"])
+                            labels=TEST["labels"][:N_TEST], ann=ctx["ann"], engine=TORCH)
     print(format_report(rep))
     return rep
 
@@ -89,7 +93,7 @@ def test_conversion_report_pass_and_engines_agree():
     assert rep["engine"] == "reference" and rep["steps"] == 20 and rep["samples"] == 16
     assert set(rep["accuracy"]["snn"]["probs"]) == {"1", "2", "5", "10", "20"}
     other = conversion_report(snn, {"x": CAL["x"][:16].astype(np.float64)}, steps=20,
-                              labels=CAL["labels"][:16], engine="torch")
+                              labels=CAL["labels"][:16], engine=TORCH)
     for a, b in zip(rep["layers"], other["layers"]):  # float64 executor == reference interpreter
         assert a["node"] == b["node"] and a["snn_rate_mean"] == b["snn_rate_mean"]
     table = format_report(rep)
