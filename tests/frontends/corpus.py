@@ -64,6 +64,63 @@ class Case:
     f32_only: bool = False  # the library runs this model in float32 only (snnTorch's spikes are float32)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def model(self, dtype: torch.dtype) -> nn.Module:
+        """The model with random weights, calibrated so that every spiking layer fires."""
+        m = self.build(dtype)
+        calibrate(self, m, self.make_input(dtype))
+        return m
+
+
+def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    from norse.torch.module.snn import SNN, SNNCell
+    from snntorch._neurons.neurons import SpikingNeuron
+    from spikingjelly.activation_based.neuron import BaseNode
+
+    out = []
+    for path, m in model.named_modules():
+        if isinstance(m, (SpikingNeuron, SNNCell, SNN, BaseNode)) and not isinstance(m, (norse.LICell, norse.LI)) \
+                and getattr(m, "reset_mechanism", "subtract") != "none":
+            out.append((path, m))
+    return out
+
+
+def layer_rates(case: "Case", model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Mean spike rate of every spiking neuron module during the source's run of the model."""
+    seen: dict[str, list[float]] = {}
+    hooks = []
+    for path, m in spiking_modules(model):
+        def hook(mod, inp, out, path=path):
+            y = out[0] if isinstance(out, tuple) else out
+            seen.setdefault(path, []).append(float(y.double().mean()))
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        case.reference(model, x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {p: sum(v) / len(v) for p, v in seen.items()}
+
+
+def calibrate(case: "Case", model: nn.Module, x: torch.Tensor, lo: float = 0.01, hi: float = 0.7) -> None:
+    """Scale the weight layer feeding each silent (saturated) spiking layer up (down) until it fires in
+    [lo, hi], layer by layer in order: random weights, but every layer exercised."""
+    order = [p for p, _ in model.named_modules()]
+    weights = [(p, m) for p, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))
+               or hasattr(m, "input_weights")]
+    for _ in range(40):
+        r = layer_rates(case, model, x)
+        bad = [(p, v) for p, v in r.items() if not lo <= v <= hi]
+        if not bad:
+            return
+        path, v = min(bad, key=lambda b: order.index(b[0]))
+        before = [(q, m) for q, m in weights if order.index(q) < order.index(path)]
+        if not before:
+            return
+        q, m = before[-1]
+        with torch.no_grad():
+            w = m.weight if hasattr(m, "weight") else m.input_weights
+            w.mul_(2.0 if v < lo else 0.6)
+
 
 def scale(model: nn.Module, gain: float, bias: float = 0.0) -> nn.Module:
     with torch.no_grad():

@@ -29,40 +29,6 @@ from .helpers import run_graph  # noqa: E402
 pytestmark = pytest.mark.peers
 
 
-def _neurons():
-    from norse.torch.module.snn import SNN, SNNCell
-    from snntorch._neurons.neurons import SpikingNeuron
-    from spikingjelly.activation_based.neuron import BaseNode
-
-    return SpikingNeuron, SNNCell, SNN, BaseNode
-
-
-def _spiking(m) -> bool:
-    import norse.torch as norse
-
-    if isinstance(m, (norse.LICell, norse.LI, norse.LILinearCell)):
-        return False
-    return getattr(m, "reset_mechanism", "subtract") != "none"
-
-
-def rates(case: corpus.Case, model, x) -> dict[str, float]:
-    """Mean spike rate of every spiking neuron module during the library's run of the case."""
-    seen: dict[str, list[float]] = {}
-    hooks = []
-    for path, m in model.named_modules():
-        if isinstance(m, _neurons()) and _spiking(m):
-            def hook(mod, inp, out, path=path):
-                y = out[0] if isinstance(out, tuple) else out
-                seen.setdefault(path, []).append(float(y.double().mean()))
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        case.reference(model, x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return {p: float(np.mean(v)) for p, v in seen.items()}
-
-
 def graph_input(case: corpus.Case, graph, x: torch.Tensor) -> np.ndarray:
     """What the converted graph is fed: the sequence (T, B, ...) the model saw."""
     inp = next(p for p in graph.nodes.values() if isinstance(p, P.Input))
@@ -80,7 +46,7 @@ def check(case: corpus.Case, dtype=torch.float64) -> dict:
     (float32 for models the library runs only in float32: snnTorch's spikes are float32)."""
     if case.f32_only:
         dtype = torch.float32
-    model = case.build(dtype)
+    model = case.model(dtype)
     x = case.make_input(dtype)
     t0 = time.perf_counter()
     graph = trace(model, case.input_shape)
@@ -114,13 +80,13 @@ def neuron_nodes(graph) -> int:
 def test_real_model_converts_unchanged_with_identical_spikes(case):
     res = check(case)
     dtype = torch.float32 if case.f32_only else torch.float64
-    model = case.build(dtype)
-    r = rates(case, model, case.make_input(dtype))
+    model = case.model(dtype)
+    r = corpus.layer_rates(case, model, case.make_input(dtype))
     assert r, "no spiking layer seen"
     silent = {p: v for p, v in r.items() if not 0.0 < v < 1.0}
     assert not silent, f"layers that never or always fire: {silent}"
     # a per-step graph: one neuron population per neuron module call chain, not T copies
-    n_modules = sum(1 for m in model.modules() if isinstance(m, _neurons()))
+    n_modules = len(corpus.spiking_modules(model)) + 2
     assert neuron_nodes(res["graph"]) <= 2 * n_modules + 2
 
 
@@ -135,21 +101,22 @@ def test_real_model_float32_spikes_match(case):
 
 def test_static_input_is_marked_held_for_the_loop_length():
     case = next(c for c in corpus.CASES if c.name == "snntorch-tutorial5")
-    graph = trace(case.build(torch.float32), case.input_shape)
+    graph = trace(case.model(torch.float32), case.input_shape)
     assert graph.nodes["x"].hold == corpus.NUM_STEPS
     assert [p.op for p in graph.nodes.values()].count("LIF") == 2
 
 
 def test_rate_readout_is_an_output_reduce():
     case = next(c for c in corpus.CASES if c.name == "sj-conv-fashion-mnist")
-    graph = trace(case.build(torch.float64), case.input_shape)
+    graph = trace(case.model(torch.float64), case.input_shape)
     assert graph.nodes["out"].reduce == "mean"
     assert graph.nodes["x"].hold == corpus.T
 
 
 def test_sew_iand_is_refused_with_reason_and_line():
     model = corpus.sew18(torch.float64, cnf="IAND")
-    with pytest.raises(UnsupportedError, match=r"multiplying or dividing two traced tensors.*cnf='ADD'.*sew_resnet.py"):
+    with pytest.raises(UnsupportedError, match=r"module `layer1.0` \(.*sew_resnet.BasicBlock\).*non-zero constant.*"
+                                               r"cnf='ADD'.*sew_resnet.py:\d+: return x \* \(1.0 - y\)"):
         trace(model.double().eval(), (3, 32, 32))
 
 
@@ -193,7 +160,7 @@ def _table() -> None:  # pragma: no cover - documentation helper
         except Exception as e:  # noqa: BLE001
             ok, agree, took = "no", str(e)[:60], "-"
         dt = torch.float32 if case.f32_only else torch.float64
-        r = rates(case, case.build(dt), case.make_input(dt))
+        r = corpus.layer_rates(case, case.model(dt), case.make_input(dt))
         rr = ", ".join(f"{v:.2f}" for v in r.values())
         print(f"| {case.name} | {case.source} | {case.patterns} | {ok} | {agree} | {rr} | {took} |")
 

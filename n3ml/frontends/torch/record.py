@@ -170,6 +170,7 @@ class Recorder(TorchFunctionMode):
         self.sizes: dict[str, int] = {"B": BATCH}
         self.repeated_input = 0
         self.input_T = 0  # steps of a sequence input (a loop may read a prefix of them)
+        self.stack: list[nn.Module] = []  # modules whose forward is running (for error locations)
         self.paths = {id(m): p for p, m in model.named_modules()}
         self.materialized: dict[int, Tensor] = {}
 
@@ -198,6 +199,9 @@ class Recorder(TorchFunctionMode):
             return self.state_value(s.state, s.lead)
         if isinstance(s, Buffer):
             return self.buffer_seq(s)
+        if isinstance(s, Reduced) and s.how == "all":
+            raise self.fail(f"{what} is a reduction over all axes (batch and time included) of a traced tensor",
+                            "`.sum(0)`/`.mean(0)` over the time axis as the model's readout")
         if isinstance(s, Reduced):
             raise self.fail(f"{what} is a readout over time (`.{s.how}` of the time axis); only the model's output "
                             "may be reduced over time", "reductions over time as the last operation")
@@ -254,6 +258,10 @@ class Recorder(TorchFunctionMode):
             if isinstance(out, torch.Tensor) and not isinstance(out, nn.Parameter):
                 self.put(out, Const(zero=bool(out.numel() == 0 or not torch.any(out != 0))))
             return out
+        if self.stack:
+            m = self.stack[-1]
+            self.ctx.where = (f"operation `{name}` in module `{self.paths.get(id(m), '') or '(root)'}` "
+                              f"({type(m).__module__}.{type(m).__qualname__})")
         h = OPS.get(name)
         if h is None:
             raise self.fail(f"`{name}` on a traced tensor is not supported", ", ".join(sorted(OPS)))
@@ -515,8 +523,9 @@ def _binary(kind: str, swap: bool = False, inplace: bool = False):
         if kind in ("add", "sub"):
             if not np.all(np.asarray(cv) == 0):
                 raise rec.fail(f"{'adding' if kind == 'add' else 'subtracting'} a non-zero constant "
-                               f"{'to' if kind == 'add' else 'from'} a traced tensor (the IR has no constant source; "
-                               "use a bias in a Linear/Conv layer)", "tensor + tensor, tensor * constant")
+                               f"{'to' if kind == 'add' else 'from'} a traced tensor (e.g. `1 - s`, as in SEW's IAND "
+                               "connect function): the IR has no constant source; use a bias in a Linear/Conv layer "
+                               "(SEW-ResNet: cnf='ADD')", "tensor + tensor, tensor * constant")
             if kind == "sub" and not xfirst:  # 0 - x
                 node = rec.memo_node(("neg", xs.node), lambda: ctx.scale("neg", Tensor(xs.node), -1.0))
                 return rec.new(target, node, xs.lead, xs.t)
@@ -962,9 +971,9 @@ def _reduce(how: str):
         d = _arg(args, kwargs, 1, "dim")
         if isinstance(d, (tuple, list)) and len(d) == 1:
             d = d[0]
-        if d is None:
-            raise rec.fail(f"`.{how}()` over all axes (batch and time included) of a traced tensor",
-                           f"`.{how}(0)` over the time axis as the model's readout")
+        if d is None:  # a single number: only a Python decision on it can follow (refused where it happens)
+            rec.put(out, Reduced(xs.node, "all", ()))
+            return out
         if isinstance(d, int):
             d = _axis(rec, xs, d)
             if d < len(xs.lead) and xs.lead[d] == "T" and not _arg(args, kwargs, 2, "keepdim", False):
@@ -1116,6 +1125,17 @@ def _attempt_in(ctx: Context, model: nn.Module, shape: tuple[int, ...], lay: tup
             orig = m.forward
             m.forward = (lambda m, orig: lambda *a, **k: rec.call_leaf(m, orig, a, k))(m, orig)
     extra = _extra_args(model)
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    def enter(m, args):
+        if not rec.paused:
+            rec.stack.append(m)
+
+    def leave(m, args, out):
+        if not rec.paused and rec.stack and rec.stack[-1] is m:
+            rec.stack.pop()
+
+    hooks = [register_module_forward_pre_hook(enter), register_module_forward_hook(leave)]
     try:
         with torch.no_grad(), rec:
             out = model(real_x, **extra)
@@ -1124,6 +1144,8 @@ def _attempt_in(ctx: Context, model: nn.Module, shape: tuple[int, ...], lay: tup
     except Exception as e:  # the library itself failed on this layout (shapes), or the forward is not traceable
         raise Relayout(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     finally:
+        for h in hooks:
+            h.remove()
         _restore(saved)
     ctx.where = "the model's output"
     _outputs(rec, out)
@@ -1148,6 +1170,8 @@ def _outputs(rec: Recorder, out: Any) -> None:
         if isinstance(v, torch.Tensor):
             s = rec.get(v)
             if isinstance(s, Reduced):
+                if s.how == "all":
+                    rec.sym(v, "the model's output")  # refuses with the reason
                 flat.append((key, s.node, s.how))
             elif isinstance(s, (StateOf, StateSeq)):
                 st = s.state
