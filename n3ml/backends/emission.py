@@ -65,9 +65,20 @@ def write_program(out_dir: Path, runtimes: dict[str, tuple[str, str]], descripti
     out_dir = Path(out_dir)
     for dest, (package, name) in runtimes.items():
         (out_dir / dest).write_bytes(runtime_source(package, name))
-    text = json.dumps(_plain(description), indent=1, allow_nan=False, ensure_ascii=True)
-    (out_dir / DESCRIPTION).write_text(text + "\n", encoding="utf-8")
+    (out_dir / DESCRIPTION).write_text(dumps(_plain(description)) + "\n", encoding="utf-8")
     np.savez(out_dir / WEIGHTS, **arrays.arrays)
+
+
+def dumps(x: Any, indent: str = "") -> str:
+    """Strict JSON (no NaN or infinity, ASCII), one item per line, but a list of numbers on one line:
+    shapes and conv geometry stay readable. Every string goes through json.dumps (escaped)."""
+    inner = indent + "  "
+    if isinstance(x, dict) and x:
+        items = [f"{inner}{json.dumps(k)}: {dumps(v, inner)}" for k, v in x.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(x, list) and x and any(isinstance(v, (dict, list, str)) for v in x):
+        return "[\n" + ",\n".join(inner + dumps(v, inner) for v in x) + "\n" + indent + "]"
+    return json.dumps(x, allow_nan=False)
 
 
 def _plain(x: Any) -> Any:

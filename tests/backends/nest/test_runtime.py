@@ -105,3 +105,18 @@ def test_hostile_names_are_data_and_the_program_runs_without_n3ml(tmp_path, any_
     assert want[bad + "out"].sum() > 5
     np.testing.assert_array_equal(got[bad + "out"], want[bad + "out"])
     assert not marker.exists()
+
+
+def test_description_writer_is_strict_and_round_trips(tmp_path):
+    """Every string is escaped JSON (brackets, quotes, newlines, non-ASCII), lists of numbers stay on one
+    line, and a non-finite number is refused (the emitters put those in weights.npz)."""
+    from n3ml.backends.emission import dumps
+
+    bad = hostile(tmp_path / "pwned")
+    x = {bad: [1, -2.5e-300, None, True], "nested": [{"s": "[1,2]\n\u00e9", "t": [[1, 2], []]}, bad], "e": {}}
+    text = dumps(x)
+    assert json.loads(text) == x
+    assert '"nested": [' in text and "[1, -2.5e-300, null, true]" in text and text.isascii()
+    for v in (float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            dumps({"a": [v]})
