@@ -369,6 +369,13 @@ def lower(graph: Graph, consumer: str):
                 problems.append(str(e))
                 continue
         out.edges.extend((s, n) for s in srcs)
+    rec_synapses = {u for d in rec for u in graph.users_of(d) if u not in rec}
+    if consumer == "snntorch" and rec:
+        problems.append(f"node(s) {', '.join(sorted(rec))}: snnTorch 1.0's reader routes a recurrent layer's input "
+                        "through its recurrent weights (v = beta v + W_rec (I + s_prev) + b_rec, "
+                        "snntorch/import_nir.py `_create_rnn_subgraph`), which no n3ml recurrent layer equals")
+    if consumer == "norse" and not problems:
+        problems += _move_recurrent_bias(out, rec_synapses)
     if problems:
         raise UnsupportedError(f"the nir target ({consumer} reader) cannot express this graph exactly:\n  "
                                + "\n  ".join(problems))
@@ -378,7 +385,19 @@ def lower(graph: Graph, consumer: str):
             node.input_shape = np.asarray(types[ins[n][0]].shape[1:])
     if consumer == "snntorch":
         _group_recurrent(graph, rec, ins, out)
+        _sortable_names(out)
     return nir.NIRGraph(nodes=out.nodes, edges=out.edges, type_check=False)
+
+
+def _sortable_names(out: _Out) -> None:
+    """Prefix every node with its position in execution order. nir.read returns an HDF5 group's nodes in
+    alphabetical order, and snnTorch 1.0's reader (through nirtorch 2.6) fails on a recurrent graph whose
+    nodes do not come in execution order ('GraphModule' object has no attribute 'items'); snnTorch's own
+    exporter gets away with it by naming nodes 0, 1, 2, ..."""
+    width = len(str(len(out.nodes)))
+    rename = {k: f"n{i:0{width}d}_{k}" for i, k in enumerate(out.nodes)}
+    out.nodes = {rename[k]: v for k, v in out.nodes.items()}
+    out.edges = [(rename[a], rename[b]) for a, b in out.edges]
 
 
 def _group_recurrent(graph: Graph, rec: set[str], ins: dict[str, list[str]], out: _Out) -> None:
@@ -394,6 +413,30 @@ def _group_recurrent(graph: Graph, rec: set[str], ins: dict[str, list[str]], out
             rename[syn] = f"{group}.w_rec"
     out.nodes = {rename.get(k, k): v for k, v in out.nodes.items()}
     out.edges = [(rename.get(a, a), rename.get(b, b)) for a, b in out.edges]
+
+
+def _move_recurrent_bias(out: _Out, rec_synapses: set[str]) -> list[str]:
+    """Norse runs NIR through nirtorch's GraphExecutor, where a recurrent synapse's output reaches its
+    neuron one step late, so its bias is missing at step 0. NIR sums all inputs of a node, so the bias can
+    move to a feed-forward Affine feeding the same neuron, which runs at every step."""
+    import nir
+
+    problems = []
+    for s in sorted(rec_synapses):
+        node = out.nodes.get(s)
+        if type(node).__name__ != "Affine" or not np.any(node.bias):
+            continue
+        targets = [d for a, d in out.edges if a == s]
+        hosts = [a for a, d in out.edges if len(targets) == 1 and d == targets[0] and a not in rec_synapses
+                 and type(out.nodes[a]).__name__ == "Affine"]
+        if not hosts:
+            problems.append(f"node `{s}`: Norse's reader adds a recurrent synapse's bias from step 1 on only; "
+                            "give the neuron a feed-forward Dense with a bias to carry it, or no recurrent bias")
+            continue
+        host = out.nodes[hosts[0]]
+        host.bias = host.bias + node.bias
+        out.nodes[s] = nir.Linear(weight=node.weight)
+    return problems
 
 
 def _apply_folds(out: _Out) -> None:

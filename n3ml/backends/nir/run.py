@@ -46,7 +46,7 @@ def _snntorch(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:
 
     with contextlib.redirect_stdout(io.StringIO()):  # the reader prints progress lines
         m = import_from_nir(nir.read(path, type_check=False))
-    return _torch_steps(m, x, stateful_call=False)
+    return _torch_steps(m, x, stateful_call=True)  # nirtorch keeps recurrent outputs in the returned state
 
 
 def _norse(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:

@@ -61,14 +61,15 @@ def _dt_for(conv, dt: float | None, source: str) -> float:
 
 
 def from_nir(g: Any, *, dt: float | None = None, nir_convention: str | None = None, name: str = "main",
-             facts: FileFacts | None = None, source: str = "<NIR graph>") -> Graph:
+             facts: FileFacts | None = None, source: str = "<NIR graph>", input_kind: str | None = None) -> Graph:
     """Convert an in-memory nir.NIRGraph (see `load`)."""
     conv = convention(nir_convention)
-    return read_graph(g, conv, dt_ms=_dt_for(conv, dt, source), name=name, facts=facts)
+    return read_graph(g, conv, dt_ms=_dt_for(conv, dt, source), name=name, facts=facts,
+                      input_kind=input_kind or "spike")
 
 
 def load(path: str, *, dt: float | None = None, nir_convention: str | None = None, name: str | None = None,
-         **options) -> Graph:
+         input_kind: str | None = None, **options) -> Graph:
     """Read the NIR file at `path` into an IR graph.
 
     Args:
@@ -76,20 +77,23 @@ def load(path: str, *, dt: float | None = None, nir_convention: str | None = Non
         nir_convention: whose reading of NIR to reproduce (`CONVENTIONS`); default exact (NIR's own
             equations, with a warning that a convention was chosen).
         name: graph name (default: from the file name).
+        input_kind: what the Input nodes carry, spike (default: NIR graphs are spiking networks) or analog.
     Raises:
         N3mlError: unreadable file, no dt; UnsupportedError: nodes the convention cannot read, all listed.
     """
     options.pop("steps", None)  # a run-time setting shared by all loaders
     if options:
         raise N3mlError(f"{path}: option(s) {', '.join(sorted(options))} do not apply to NIR files "
-                        "(they take dt, nir_convention)")
+                        "(they take dt, nir_convention, input_kind)")
     try:
         import nir
     except ImportError:
         raise N3mlError(f"{path}: reading NIR needs the `nir` package (pip install 'n3ml[nir]')") from None
     try:
         facts = file_facts(path)
-        g = nir.read(path)
+        # no NIR type check: snnTorch's and Norse's files count Flatten's axes with the batch, which nir's
+        # inference does not; the IR verifier checks every shape after the reading
+        g = nir.read(path, type_check=False)
     except Exception as e:  # h5py/nir raise OSError, KeyError, ValueError, AssertionError on bad files
         raise N3mlError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
     if nir_convention is None:
@@ -98,4 +102,5 @@ def load(path: str, *, dt: float | None = None, nir_convention: str | None = Non
     stem = "".join(c if c.isalnum() or c == "_" else "_" for c in Path(path).stem) or "main"
     if not (stem[0].isalpha() or stem[0] == "_"):
         stem = "g_" + stem
-    return from_nir(g, dt=dt, nir_convention=nir_convention, name=name or stem, facts=facts, source=path)
+    return from_nir(g, dt=dt, nir_convention=nir_convention, name=name or stem, facts=facts, source=path,
+                    input_kind=input_kind)

@@ -7,6 +7,8 @@ was read from), written as n3ml IR, whose meaning is exact (docs/semantics.md):
 
 * ``exact``: NIR's equations taken literally: input held constant over each step (zero-order hold),
   every first-order stage solved exactly (scheme ``exact``), reset by the file's NIR version.
+* ``euler``: the same equations by one forward-Euler step (scheme ``euler``): the meaning snnTorch's
+  and Norse's *exporters* give the parameters they write.
 * ``snntorch``: snnTorch 1.0 ``import_nir``: forward Euler with dt = 1e-4 s fixed, input gain folded
   into the threshold, reset to zero (``v_reset`` ignored), IF read as a leaky neuron with beta 0.9.
 * ``norse``: Norse 1.1 ``from_nir``: forward Euler with dt = 1 ms (Norse's default), ``r`` ignored for
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -44,6 +46,7 @@ class Ctx:
     dt_ms: float
     reset: tuple[str, Any]  # (IR reset mode, v_reset) chosen for this node
     explicit_reset: bool  # the file stores v_reset for this node
+    scheme: str = "exact"  # the graph's integration scheme
 
     @property
     def dt_s(self) -> float:
@@ -82,7 +85,10 @@ def _tau_ms(tau: Any) -> Any:
     return t * MS_PER_S
 
 
-# ----------------------------------------------------------------------------------------- exact
+# ------------------------------------------------------------------------------- exact and euler
+# NIR's equations as written, with the input held over each step; `exact` solves each first-order stage
+# exactly, `euler` takes one forward-Euler step (what snnTorch's and Norse's exporters assume when they
+# write tau = dt / (1 - beta)). The two share these readers: only the graph's scheme differs.
 
 def _exact_lif(n, ctx: Ctx) -> Chain:
     mode, v_reset = ctx.reset
@@ -110,7 +116,7 @@ def _exact_cuba_lif(n, ctx: Ctx) -> Chain:
     # unscaled, so the gain (1 - a_s) w_in goes into a Scale in front
     mode, v_reset = ctx.reset
     tau_syn = _tau_ms(n.tau_syn)
-    g_s = P.gain(tau_syn, ctx.dt_ms, "exact")
+    g_s = P.gain(tau_syn, ctx.dt_ms, ctx.scheme)
     return _scale(np.asarray(n.w_in, np.float64).ravel() * np.asarray(g_s).ravel()) + [
         ("", P.CubaLIF(tau_syn=tau_syn, tau_mem=_tau_ms(n.tau_mem), v_leak=param(n.v_leak), r=param(n.r),
                        theta=param(n.v_threshold), reset=mode, v_reset=v_reset))]
@@ -288,6 +294,10 @@ class Convention:
 
     Attributes:
         scheme: the IR integration scheme that reproduces the library's update.
+        recurrence: where a cycle gets its one-step delay: "neuron" (on the edge leaving the neuron: the
+            recurrent synapse, bias included, acts from step 0 on the previous step's spikes), "back-edge"
+            (on the edge the reader's executor reaches before its source has run this step: nirtorch's
+            GraphExecutor, which skips that input at step 0), "snntorch" (snnTorch's reader, see below).
         dt_ms: the step the library fixes (None: the user's --dt, else `default_dt_ms`).
         neurons: NIR neuron type -> reader.
         reads: the stateless NIR node types the library's reader accepts (None: all).
@@ -302,29 +312,30 @@ class Convention:
     default_dt_ms: float | None = None
     reads: frozenset[str] | None = None
     source: str = ""
-    recurrent_bias_at_start: bool = True  # the recurrent synapse's bias is added from step 0 on
-    extra: dict[str, Any] = field(default_factory=dict)
+    recurrence: str = "neuron"
 
 
+_LITERAL: dict[str, Reader] = {"LIF": _exact_lif, "IF": _exact_if, "LI": _exact_li, "I": _exact_i,
+                                "CubaLIF": _exact_cuba_lif, "CubaLI": _exact_cuba_li}
 _COMMON = frozenset({"Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "NIRGraph", "Identity"})
 
 CONVENTIONS: dict[str, Convention] = {
-    "exact": Convention(
-        "exact", "n3ml (NIR's equations, zero-order hold)", "exact",
-        {"LIF": _exact_lif, "IF": _exact_if, "LI": _exact_li, "I": _exact_i, "CubaLIF": _exact_cuba_lif,
-         "CubaLI": _exact_cuba_li},
-        source="nir/ir/neuron.py equations"),
+    "exact": Convention("exact", "n3ml (NIR's equations, zero-order hold)", "exact", _LITERAL,
+                        source="nir/ir/neuron.py equations"),
+    "euler": Convention("euler", "n3ml (NIR's equations, forward Euler)", "euler", _LITERAL,
+                        source="nir/ir/neuron.py equations"),
     "snntorch": Convention(
         "snntorch", "snnTorch 1.0.0", "euler", {"LIF": _snn_lif, "IF": _snn_if, "CubaLIF": _snn_cuba_lif},
-        dt_ms=SNNTORCH_DT_MS, reads=_COMMON | {"AvgPool2d"}, source="snntorch/import_nir.py"),
+        dt_ms=SNNTORCH_DT_MS, reads=_COMMON | {"AvgPool2d"}, source="snntorch/import_nir.py",
+        recurrence="snntorch"),
     "norse": Convention(
         "norse", "Norse 1.1.0", "euler", {"LIF": _norse_lif, "IF": _norse_if, "CubaLIF": _norse_cuba_lif},
         default_dt_ms=NORSE_DT_MS, reads=(_COMMON - {"NIRGraph"}) | {"SumPool2d"},
-        source="norse/torch/utils/import_nir.py"),
+        source="norse/torch/utils/import_nir.py", recurrence="back-edge"),
     "sinabs": Convention(
         "sinabs", "Sinabs 3.1.3", "exact", {"LIF": _sinabs_lif, "IF": _sinabs_if, "LI": _sinabs_li},
         default_dt_ms=1.0, reads=(_COMMON - {"NIRGraph", "Linear"}) | {"Conv1d", "SumPool2d"},
-        source="sinabs/nir.py"),
+        source="sinabs/nir.py", recurrence="back-edge"),
 }
 
 

@@ -28,6 +28,7 @@ NEURON_TYPES = ("LIF", "IF", "LI", "I", "CubaLIF", "CubaLI")
 SPIKING = ("LIF", "IF", "CubaLIF", "Threshold")
 TORCH_AXES = ("snntorch", "norse")  # readers whose Flatten axes count the batch (torch.nn.Flatten)
 RESETTING = ("LIF", "IF", "CubaLIF")  # the neurons whose reset rule changed in NIR 1.0.5
+LITERAL = ("exact", "euler")  # conventions that follow the file's own NIR version for the reset
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,28 @@ def _order(flat: _Flat, inputs: list[str]) -> list[str]:
     return post[::-1]
 
 
-def _delay_edges(flat: _Flat, order: list[str]) -> set[tuple[str, str]]:
-    """The edges that get a one-step Delay: for each edge closing a cycle, the edge leaving the neuron
-    found walking back along the cycle through single-input stateless nodes (or the edge itself)."""
+def _snntorch_rnn(flat: _Flat) -> None:
+    """Rewire the recurrent layers as snnTorch's reader builds them (snntorch/import_nir.py,
+    `_replace_rnn_subgraph_with_nirgraph`): a loop LIF/CubaLIF <-> Affine/Linear whose synapse has one
+    input and one output becomes a subgraph with edges input -> w_rec -> lif -> w_rec, so the layer's
+    input passes through the recurrent weights: v_t = beta v_{t-1} + W_rec (I_t + s_{t-1}) + b_rec."""
+    es = set(flat.edges)
+    for lif, w in sorted({(a, b) for a, b in es if (b, a) in es and a != b}):
+        is_lif = type(flat.nodes[lif]).__name__ in ("LIF", "CubaLIF")
+        is_w = type(flat.nodes[w]).__name__ in ("Affine", "Linear")
+        if not (is_lif and is_w and sum(d == w for _, d in es) == 1 and sum(s == w for s, _ in es) == 1):
+            continue
+        log.warning("NIR loop `%s` <-> `%s`: snnTorch's reader feeds the layer's input through the recurrent "
+                    "weights (input -> w_rec -> lif); reading it as snnTorch does", lif, w)
+        flat.edges = [(s, w) if (d == lif and s != w) else (s, d) for s, d in flat.edges]
+        es = set(flat.edges)
+
+
+def _delay_edges(flat: _Flat, order: list[str], mode: str) -> set[tuple[str, str]]:
+    """The edges that get a one-step Delay. "back-edge": each edge closing a cycle in execution order (where
+    nirtorch's executor reads the previous step's cached output, absent at step 0). "neuron"/"snntorch":
+    for each such edge, the edge leaving the neuron found walking back along the cycle through
+    single-input stateless nodes (or the edge itself), so the recurrent synapse acts from step 0."""
     pos = {n: i for i, n in enumerate(order)}
     preds: dict[str, list[str]] = {p: [] for p in flat.nodes}
     for s, d in flat.edges:
@@ -154,6 +174,9 @@ def _delay_edges(flat: _Flat, order: list[str]) -> set[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for s, d in flat.edges:
         if pos[s] < pos[d]:
+            continue
+        if mode == "back-edge":
+            out.add((s, d))
             continue
         edge, node = (s, d), s
         while type(flat.nodes[node]).__name__ not in NEURON_TYPES + ("Threshold",) and len(preds[node]) == 1:
@@ -287,13 +310,13 @@ def _reset_reading(path: str, node: Any, conv: Convention, facts: FileFacts, war
         return ("to-value", v_reset), True
     ver = version_tuple(facts.version)
     if ver is not None and ver < (1, 0, 5):
-        if conv.name == "exact" and "old" not in warned:
+        if conv.name in LITERAL and "old" not in warned:
             warned.add("old")
             log.warning("%s was written by NIR %s, before the 2025 reset change: its IF/LIF/CubaLIF store no "
                         "v_reset and reset by subtraction (v <- v - v_threshold); reading them so",
                         facts_name(facts), facts.version)
         return ("subtract", 0.0), False
-    if conv.name == "exact" and "missing" not in warned:
+    if conv.name in LITERAL and "missing" not in warned:
         warned.add("missing")
         log.warning("%s (NIR version %s) stores no v_reset for `%s`: reading reset to 0 (NIR >= 1.0.5)",
                     facts_name(facts), facts.version or "unknown", path)
@@ -320,9 +343,11 @@ def read_graph(g: Any, conv: Convention, *, dt_ms: float, name: str = "main", fa
                         f"outputs {top_out}")
     _bypass(flat, set(top_in) | set(top_out))
     _check_reads(flat, conv)
+    if conv.recurrence == "snntorch":
+        _snntorch_rnn(flat)
     order = _order(flat, top_in)
     names = _ir_names(order)
-    delayed = _delay_edges(flat, order)
+    delayed = _delay_edges(flat, order, conv.recurrence)
     graph = Graph(name=name, dt=dt_ms, scheme=conv.scheme)
     # per node, the IR name of its output (the last primitive of its chain)
     out_name: dict[str, str] = {}
@@ -402,7 +427,7 @@ def _chain(path: str, node: Any, nm: str, conv: Convention, dt_ms: float, facts:
         reset, explicit = (("to-value", 0.0), False)
         if kind in RESETTING:
             reset, explicit = _reset_reading(path, node, conv, facts, warned)
-        ctx = Ctx(name=nm, dt_ms=dt_ms, reset=reset, explicit_reset=explicit)
+        ctx = Ctx(name=nm, dt_ms=dt_ms, reset=reset, explicit_reset=explicit, scheme=conv.scheme)
         return [(f"{nm}_{s}" if s else nm, p) for s, p in conv.neurons[kind](node, ctx)]
     if kind in NEURON_TYPES:
         raise UnsupportedError(f"node `{nm}`: {conv.library}'s NIR reader does not read {kind} neurons")
