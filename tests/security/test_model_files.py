@@ -362,3 +362,32 @@ def test_control_torch_jit_load_runs_setstate(tmp_path, marker):
         warnings.simplefilter("ignore")
         torch.jit.load(io.BytesIO(path.read_bytes()))
     assert marker.exists()
+
+
+# ------------------------------------------------------------------------- no false refusals
+
+
+class _Residual(torch.nn.Module):
+    """Batch norm, a residual add, concatenation, pooling, dropout: strings and specs a real export writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.c2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(4 * 4 * 4 * 2, 10)
+        self.drop = torch.nn.Dropout(0.1)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.c1(x)))
+        z = torch.cat([self.pool(self.c2(y) + y), self.pool(y)], 1)
+        return torch.sigmoid(self.fc(self.drop(torch.flatten(z, 1))))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_real_exports_pass_the_checks(dynamic):
+    kw = {"dynamic_shapes": ({0: torch.export.Dim("B", min=2)},)} if dynamic else {}
+    buf = io.BytesIO()
+    torch.export.save(torch.export.export(_Residual().eval(), (torch.rand(2, 1, 8, 8),), **kw), buf)
+    safe_load.check_pt2("residual.pt2", buf.getvalue())

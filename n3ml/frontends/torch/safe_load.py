@@ -312,9 +312,12 @@ def check_sym_expr(text: Any) -> str | None:
     return _expr_ok(tree, _SYMPY_NAMES, frozenset(), subscripts=False)
 
 
-# Guards read sizes of the inputs: "L['x'].size()[0] >= 2", "Eq(L['x'].size()[1], 64)".
-_GUARD_NAMES = _SYMPY_NAMES | {"L", "math", "inf", "True", "False", "None"}
-_GUARD_ATTRS = frozenset("size stride storage_offset dim numel shape floor ceil trunc sqrt isnan isinf".split())
+# Guards read sizes of the inputs: "L['x'].size()[0] >= 2", "(L['x'].size()[1]*min(64, ...)) == ...". They run
+# in a namespace of math, torch, two torch helpers and the builtins; these are the harmless ones they use.
+_GUARD_NAMES = _SYMPY_NAMES | frozenset("L math torch inf min max abs int float round bool "
+                                        "IsNonOverlappingAndDenseIndicator cast_symbool_to_symint_guardless".split())
+_GUARD_ATTRS = frozenset("size stride storage_offset dim numel shape floor ceil trunc sqrt isnan isinf inf "
+                         "sym_max sym_min sym_float sym_int sym_not sym_ite sym_sum".split())
 
 
 def check_guard(text: Any) -> str | None:
