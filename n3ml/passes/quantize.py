@@ -26,52 +26,20 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import prims as P
 from ..ir.graph import Graph
+from ..ir.neurons import discretize
+from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data of the IR; re-exported)
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, kw_only=True)
-class Profile:
-    """What a fixed-point target holds. All limits are inclusive."""
-
-    name: str
-    weight_bits: int = 8  # mantissa bits of a weight, sign included for mixed-sign layers
-    mixed_sign_loses_bit: bool = True  # True: one-signed layers get an unsigned mantissa (0..255)
-    weight_exp_max: int = 7  # shared per-layer exponent s in 0..weight_exp_max (W = m << s)
-    decay_bits: int = 12
-    state_bits: int = 24
-    input_shift: int = 6  # synaptic input enters the current as I << input_shift
-    theta_shift: int = 6  # theta = vth << theta_shift
-    vth_max: int = 2**17 - 1  # threshold mantissa
-    bias_mant_bits: int | None = 13  # signed mantissa of the neuron bias (None: any integer)
-    bias_exp_max: int = 7
-    du_min: int = 1  # smallest du (Lava's du register is du - 1 >= 0)
-    dv_max: int = 4095  # largest dv (Lava's dv register is 12 bits)
-    resets: tuple[str, ...] = ("to-value",)
-    v_reset_zero: bool = True  # to-value resets must go to 0
-    refractory: bool = False
-    current_overflow: str = "wrap"
-    voltage_overflow: str = "saturate"
-    headroom: float = 1.0  # fraction of the state range the worst-case current may use
-
-
-PROFILES: dict[str, Profile] = {
-    # lava/proc/lif/models.py PyLifModelBitAcc + lava/proc/dense/models.py PyDenseModelBitAcc
-    "loihi2": Profile(name="loihi2"),
-    # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness
-    "int8": Profile(name="int8", weight_bits=8, mixed_sign_loses_bit=False, weight_exp_max=0, state_bits=32,
-                    input_shift=6, theta_shift=0, vth_max=2**30, bias_mant_bits=None, du_min=0, dv_max=4096,
-                    resets=("to-value", "subtract", "none"), v_reset_zero=False, refractory=True),
-}
 
 SYNAPSES = (P.Dense, P.Conv1d, P.Conv2d, P.SumPool2d, P.AvgPool2d)
 FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF)
@@ -183,8 +151,7 @@ def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Grou
 # ------------------------------------------------------------------- neurons
 
 
-@dataclass
-class _Dyn:
+class _Dyn(NamedTuple):
     """A float neuron as per-step factors: i = a_s i + I; v = a v + gain i + leak (normalised below)."""
 
     a_s: np.ndarray | float  # 0: delta synapse
@@ -194,14 +161,7 @@ class _Dyn:
 
 
 def _dynamics(prim: P.Neuron, dt: float, scheme: str) -> _Dyn:
-    if isinstance(prim, P.IF):
-        return _Dyn(0.0, 1.0, 1.0, 0.0)
-    if isinstance(prim, (P.LIF, P.LI)):
-        a = P.decay(prim.tau, dt, scheme)
-        return _Dyn(0.0, a, np.asarray(prim.r) * P.gain(prim.tau, dt, scheme), (1 - a) * np.asarray(prim.v_leak))
-    a = P.decay(prim.tau_mem, dt, scheme)
-    return _Dyn(P.decay(prim.tau_syn, dt, scheme), a, np.asarray(prim.r) * P.gain(prim.tau_mem, dt, scheme),
-                (1 - a) * np.asarray(prim.v_leak))
+    return _Dyn(*discretize(prim, dt, scheme).linear())
 
 
 def _check_neuron(name: str, prim: P.Neuron, prof: Profile) -> None:
@@ -237,18 +197,6 @@ def _per_out(name: str, x, shape: tuple[int, ...]) -> np.ndarray:
 # ------------------------------------------------------------------- weights
 
 
-def _mantissa_range(prof: Profile, w: np.ndarray) -> tuple[int, int, str]:
-    top = 2 ** (prof.weight_bits - 1)
-    if not prof.mixed_sign_loses_bit:
-        return -(top - 1), top - 1, "mixed" if (w.min() < 0 < w.max()) else ("inhibitory" if w.max() <= 0
-                                                                             else "excitatory")
-    if w.min() >= 0:
-        return 0, 2 * top - 1, "excitatory"
-    if w.max() <= 0:
-        return -(2 * top - 1), 0, "inhibitory"
-    return -top, top - 1, "mixed"
-
-
 def _weight_format(lo: int, hi: int, exp: int) -> FixedPoint:
     """The smallest fixed-point storage of mantissas lo..hi scaled by 2**exp (W = m << exp)."""
     signed = lo < 0
@@ -278,7 +226,7 @@ def _round_bias(b: np.ndarray, prof: Profile) -> np.ndarray:
     r = np.round(b)
     if prof.bias_mant_bits is None:
         return r.astype(np.int64)
-    lim = 2 ** (prof.bias_mant_bits - 1) - 1
+    lim = prof.bias_mant_max
     out = np.zeros_like(r)
     for e in range(prof.bias_exp_max + 1):  # the smallest exponent that holds each value
         m = np.round(b / 2**e)
@@ -313,10 +261,9 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
     report: dict[str, Any] = {"profile": prof.name, "layers": {}}
     if input_scale > 0:
         report["input_scale"] = input_scale
-    one = 2**prof.decay_bits
     for grp in groups:
         _check_neuron(grp.neuron, grp.prim, prof)
-        rep = _quantize_group(out, grp, prof, graph.dt, graph.scheme, one, candidates)
+        rep = _quantize_group(out, grp, prof, graph.dt, graph.scheme, candidates)
         report["layers"][grp.neuron] = rep
         log.info("quantize[%s] %s: vth=%d theta=%d du=%d dv=%d; %s", prof.name, grp.neuron, rep["vth"], rep["theta"],
                  rep["du"], rep["dv"], ", ".join(f"{s}: exp {r['exp']} {r['sign']} weight error {r['weight_error']:.2%}"
@@ -327,81 +274,128 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
     return out, report
 
 
-def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str, one: int,
+def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str,
                     candidates: int) -> dict[str, Any]:
-    p, shape = grp.prim, grp.shape
+    """Quantize one neuron group in `out`: its registers, a threshold and weight exponents, its constants."""
+    p = grp.prim
     dyn = _dynamics(p, dt, scheme)
     # a readout has no threshold: its voltage is scaled as if 1.0 were one (only ratios matter)
     theta = np.asarray(p.theta if p.spiking else 1.0, dtype=np.float64)
-    # per output row/channel: the factor that takes a weight to a threshold-normalised voltage step
-    k = _per_out(grp.neuron, np.asarray(dyn.gain) / theta, shape)
-    # the current's decay register and how much a constant input piles up in it
-    a_s = np.asarray(dyn.a_s, dtype=np.float64)
-    du = np.clip(np.round(one * (1 - a_s)), prof.du_min, one).astype(np.int64)
+    du, dv, pile = _registers(dyn, prof, p.spiking)
+    targets = _normalised_weights(grp, dyn, theta)
+    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates)
+    bias, bias_v, v_init, v_reset, note = _neuron_constants(grp, dyn, theta, th, prof)
+    syn_rep = _write_synapses(out, grp, targets, fits, th, prof)
+    fire_th = th if p.spiking else prof.vth_max << prof.theta_shift
+    out.nodes[grp.neuron] = P.FixedCubaLIF(
+        du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=fire_th, v_reset=_scalar(v_reset),
+        reset=p.reset if p.spiking else "to-value", refractory=p.refractory if p.spiking else 0,
+        v_init=_scalar(v_init), **prof.neuron_fields())
+    rep = {"vth": fire_th >> prof.theta_shift, "theta": fire_th, "du": int(np.max(du)), "dv": int(np.max(dv)),
+           "voltage_decay_error": float(np.max(np.abs((1 - dv / prof.one) - np.asarray(dyn.a)))),
+           "current_decay_error": float(np.max(np.abs((1 - du / prof.one) - np.asarray(dyn.a_s, np.float64)))),
+           "synapses": syn_rep,
+           "bias_error": float(np.max(np.abs(bias - bias_v))) / th if np.any(bias_v) else 0.0}
+    if note:
+        rep["note"] = note
+    if not p.spiking:
+        rep["readout"] = (f"never fires (theta {fire_th}); read state/{grp.neuron}.v = float voltage * {th}")
+        rep["voltage_scale"] = th
+    return rep
+
+
+def _registers(dyn: _Dyn, prof: Profile, spiking: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """The decay registers du, dv and how much a constant input piles up in the state (1/du, and 1/dv
+    in a readout's voltage, which must stay below its unreachable threshold)."""
+    one = prof.one
+    du = np.clip(np.round(one * (1 - np.asarray(dyn.a_s, dtype=np.float64))), prof.du_min, one).astype(np.int64)
     dv = np.clip(np.round(one * (1 - np.asarray(dyn.a, dtype=np.float64))), 0, prof.dv_max).astype(np.int64)
     pile = float(one / max(int(np.min(du)), 1))
-    if not p.spiking:  # the voltage itself piles up by 1/dv, and must stay below the unreachable threshold
+    if not spiking:
         pile *= float(one / max(int(np.min(dv)), 1))
-    targets = []
-    for s in grp.syns:
-        kk = k.reshape((-1,) + (1,) * (s.w.ndim - 1))
-        targets.append(s.w * kk)  # w~: threshold-normalised weights
-    # worst case: every input at its largest at every step; |u| <= sum |W_int| x << input_shift
-    # = sum |w~| x * theta_state, piled up by 1/du (and by 1/dv in a readout's voltage)
+    return du, dv, pile
+
+
+def _normalised_weights(grp: _Group, dyn: _Dyn, theta: np.ndarray) -> list[np.ndarray]:
+    """w~ = r g W / theta per synapse: the factor takes a weight to a threshold-normalised voltage step."""
+    k = _per_out(grp.neuron, np.asarray(dyn.gain) / theta, grp.shape)
+    return [s.w * k.reshape((-1,) + (1,) * (s.w.ndim - 1)) for s in grp.syns]
+
+
+def _choose_threshold(grp: _Group, targets: list[np.ndarray], prof: Profile, pile: float,
+                      candidates: int) -> tuple[int, int, list[tuple[np.ndarray, int]]]:
+    """(theta in state units, its mantissa vth, the fitted weights per synapse) with the least error.
+
+    Worst case: every input at its largest at every step; |u| <= sum |W_int| x << input_shift =
+    sum |w~| x * theta_state, piled up by `pile`. The threshold must keep that within the state.
+    """
     row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) * s.xmax for s, t in zip(grp.syns, targets))
     worst = float(np.max(row_sum)) * pile
-    m = 2 ** (prof.state_bits - 1) - 1
     theta_cap = prof.vth_max << prof.theta_shift
     if worst > 0:
-        theta_cap = min(theta_cap, int(prof.headroom * m / worst))
-    lo_v = 1
+        theta_cap = min(theta_cap, int(prof.headroom * prof.state_max / worst))
     hi_v = theta_cap >> prof.theta_shift
-    if hi_v < lo_v:
+    if hi_v < 1:
         raise UnsupportedError(f"node `{grp.neuron}`: no threshold keeps the worst-case current within "
                                f"{prof.state_bits} bits (fan-in too large for profile {prof.name})")
-    cand = np.unique(np.round(np.geomspace(lo_v, hi_v, candidates)).astype(np.int64))
     best = None
-    for vth in cand[::-1]:
+    for vth in np.unique(np.round(np.geomspace(1, hi_v, candidates)).astype(np.int64))[::-1]:
         th = int(vth) << prof.theta_shift
-        fits, err2, den2 = [], 0.0, 0.0
-        for s, t in zip(grp.syns, targets):
-            tgt = t * th / 2**prof.input_shift
-            lo, hi, _ = _mantissa_range(prof, s.w)
-            f = _fit(tgt, lo, hi, prof.weight_exp_max)
-            if f is None:
-                break
-            fits.append(f)
-            err2 += float(np.sum((f[0] - tgt) ** 2))
-            den2 += float(np.sum(tgt**2))
-        else:
-            werr = math.sqrt(err2 / den2) if den2 > 0 else 0.0
+        fitted = _fit_weights(grp, targets, prof, th)
+        if fitted is not None:
+            fits, werr = fitted
             score = werr + 1.0 / th  # v's per-step truncation costs up to one state unit
             if best is None or score < best[0]:
-                best = (score, th, int(vth), fits, werr)
+                best = (score, th, int(vth), fits)
     if best is None:
         raise UnsupportedError(f"node `{grp.neuron}`: its weights cannot be held in a {prof.weight_bits}-bit mantissa "
                                f"with exponent <= {prof.weight_exp_max} under profile {prof.name}")
-    _, th, vth, fits, _ = best
-    # neuron constants in state units (v_state = v / theta * th)
+    return best[1], best[2], best[3]
+
+
+def _fit_weights(grp: _Group, targets: list[np.ndarray], prof: Profile,
+                 th: int) -> tuple[list[tuple[np.ndarray, int]], float] | None:
+    """Integer weights of every synapse for threshold `th` and their relative error; None if one cannot fit."""
+    fits, err2, den2 = [], 0.0, 0.0
+    for s, t in zip(grp.syns, targets):
+        tgt = t * th / 2**prof.input_shift
+        lo, hi, _ = prof.mantissa_range(s.w)
+        f = _fit(tgt, lo, hi, prof.weight_exp_max)
+        if f is None:
+            return None
+        fits.append(f)
+        err2 += float(np.sum((f[0] - tgt) ** 2))
+        den2 += float(np.sum(tgt**2))
+    return fits, (math.sqrt(err2 / den2) if den2 > 0 else 0.0)
+
+
+def _neuron_constants(grp: _Group, dyn: _Dyn, theta: np.ndarray, th: int, prof: Profile):
+    """(bias, its float value, v_init, v_reset) in state units (v_state = v / theta * th), and a note."""
+    p, shape = grp.prim, grp.shape
     bias_f = np.zeros(shape)
-    cuba_note = None
+    note = None
     for s in grp.syns:
         if s.bias is not None:
             b = s.bias.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape)
             if isinstance(p, P.CubaLIF):  # a constant current reaches v as its steady state
-                b = b / (1 - a_s)
-                cuba_note = "bias of a current-based neuron moved to the voltage as its steady state"
+                b = b / (1 - np.asarray(dyn.a_s, dtype=np.float64))
+                note = "bias of a current-based neuron moved to the voltage as its steady state"
             bias_f = bias_f + b
     bias_v = (np.asarray(dyn.gain) * bias_f + np.asarray(dyn.leak)) / theta * th
     bias = _round_bias(np.broadcast_to(bias_v, shape).astype(np.float64), prof)
     v_init = np.round(np.asarray(p.v_init, dtype=np.float64) / theta * th).astype(np.int64)
     v_reset = np.round(np.asarray(p.v_reset, dtype=np.float64) / theta * th).astype(np.int64)
+    return bias, bias_v, v_init, v_reset, note
+
+
+def _write_synapses(out: Graph, grp: _Group, targets, fits, th: int, prof: Profile) -> dict[str, Any]:
+    """Replace every synapse of the group by its integer form (pools become convolutions); its report."""
     syn_rep = {}
     for s, t, (wi, e) in zip(grp.syns, targets, fits):
         tgt = t * th / 2**prof.input_shift
         den = float(np.sqrt(np.sum(tgt**2)))
         err = float(np.sqrt(np.sum((wi - tgt) ** 2))) / den if den > 0 else 0.0
-        lo, hi, sign = _mantissa_range(prof, s.w)
+        lo, hi, sign = prof.mantissa_range(s.w)
         fmt = _weight_format(lo, hi, e)
         syn_rep[s.name] = {"exp": e, "sign": sign, "weight_error": err,
                            "max_abs_error": float(np.max(np.abs(wi - tgt))) / th * 2**prof.input_shift}
@@ -410,24 +404,7 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
                                          groups=s.groups, weight_format=fmt)
         else:
             out.replace(s.name, weight=wi, bias=None, weight_format=fmt)
-    a_fix = 1 - dv / one
-    decay_err = float(np.max(np.abs(a_fix - np.asarray(dyn.a))))
-    cur_err = float(np.max(np.abs((1 - du / one) - a_s)))
-    fire_th = th if p.spiking else prof.vth_max << prof.theta_shift
-    out.nodes[grp.neuron] = P.FixedCubaLIF(
-        du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=fire_th, v_reset=_scalar(v_reset),
-        reset=p.reset if p.spiking else "to-value", refractory=p.refractory if p.spiking else 0, v_init=_scalar(v_init), decay_bits=prof.decay_bits, state_bits=prof.state_bits,
-        input_shift=prof.input_shift, current_overflow=prof.current_overflow,
-        voltage_overflow=prof.voltage_overflow)
-    rep = {"vth": fire_th >> prof.theta_shift, "theta": fire_th, "du": int(np.max(du)), "dv": int(np.max(dv)), "voltage_decay_error": decay_err,
-           "current_decay_error": cur_err, "synapses": syn_rep,
-           "bias_error": float(np.max(np.abs(bias - bias_v))) / th if np.any(bias_v) else 0.0}
-    if cuba_note:
-        rep["note"] = cuba_note
-    if not p.spiking:
-        rep["readout"] = (f"never fires (theta {fire_th}); read state/{grp.neuron}.v = float voltage * {th}")
-        rep["voltage_scale"] = th
-    return rep
+    return syn_rep
 
 
 def _scalar(a: np.ndarray) -> Any:

@@ -43,14 +43,15 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...ir import prims as P
+from ...ir import neurons as N
 from ...ir.graph import Graph
+from ...ir.profiles import LOIHI2
 
-# Loihi 2 limits as lava-nc 0.10 models them (lava/proc/lif/models.py, lava/proc/dense/models.py)
-FIXED = {"decay_bits": 12, "state_bits": 24, "input_shift": 6, "current_overflow": "wrap",
-         "voltage_overflow": "saturate"}
-VTH_MAX = 2**17 - 1
-BIAS_MANT = 2**12 - 1  # 13-bit signed
-BIAS_EXP_MAX = 7
+# Loihi 2 limits as lava-nc 0.10 models them: data of the IR's profile (n3ml/ir/profiles.py), shared with quantize
+FIXED = LOIHI2.neuron_fields()
+VTH_MAX = LOIHI2.vth_max
+BIAS_MANT = LOIHI2.bias_mant_max  # 13-bit signed
+BIAS_EXP_MAX = LOIHI2.bias_exp_max
 SUPPORTED = ("Input, Output, Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Add, Delay, IF, LIF, CubaLIF, "
              "FixedCubaLIF, LI (float graphs)")
 
@@ -212,13 +213,14 @@ def _fixed_neuron(n: str, p: P.FixedCubaLIF) -> dict[str, Any]:
     theta = int(_uniform(n, p, "theta", p.theta))
     if du < 1:
         raise _unsupported(n, p, "Lava's du register holds du - 1 >= 0; found du=0 (a current that never decays)")
-    if dv > 4095:
-        raise _unsupported(n, p, f"Lava's dv register is 12 bits (0..4095); found dv={dv}")
-    if theta < 0 or theta % 64 or (theta >> 6) > VTH_MAX:
-        raise _unsupported(n, p, f"Lava's threshold is vth << 6 with vth in 0..{VTH_MAX}; found theta={theta}")
+    if dv > LOIHI2.dv_max:
+        raise _unsupported(n, p, f"Lava's dv register holds 0..{LOIHI2.dv_max}; found dv={dv}")
+    shift = LOIHI2.theta_shift
+    if theta < 0 or theta % (1 << shift) or (theta >> shift) > VTH_MAX:
+        raise _unsupported(n, p, f"Lava's threshold is vth << {shift} with vth in 0..{VTH_MAX}; found theta={theta}")
     bias = np.asarray(p.bias, dtype=np.int64)
     mant, exp = _split_bias(n, p, bias)
-    return {"du": du - 1, "dv": dv, "vth": theta >> 6, "bias_mant": mant, "bias_exp": exp,
+    return {"du": du - 1, "dv": dv, "vth": theta >> shift, "bias_mant": mant, "bias_exp": exp,
             "v": np.asarray(p.v_init, dtype=np.int64), "u": 0}
 
 
@@ -249,14 +251,7 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str
     theta = np.asarray(p.theta, dtype=np.float64)
     if np.any(theta <= 0):
         raise _unsupported(n, p, f"the Lava target needs theta > 0; found {p.theta!r}")
-    if isinstance(p, P.IF):
-        a_s, a, gain, leak = 0.0, 1.0, 1.0, 0.0
-    elif isinstance(p, P.LIF):
-        a_s, a = 0.0, P.decay(p.tau, dt, scheme)
-        gain, leak = np.asarray(p.r) * P.gain(p.tau, dt, scheme), (1 - a) * np.asarray(p.v_leak)
-    else:
-        a_s, a = P.decay(p.tau_syn, dt, scheme), P.decay(p.tau_mem, dt, scheme)
-        gain, leak = np.asarray(p.r) * P.gain(p.tau_mem, dt, scheme), (1 - a) * np.asarray(p.v_leak)
+    a_s, a, gain, leak = N.discretize(p, dt, scheme).linear()  # i = a_s i + I; v = a v + gain i + leak
     params = {"du": 1.0 - _uniform(n, p, "tau_syn", a_s), "dv": 1.0 - _uniform(n, p, "tau", a), "vth": 1.0,
               "bias_mant": np.asarray(leak / theta, dtype=np.float64), "bias_exp": 0,
               "v": np.asarray(np.asarray(p.v_init) / theta, dtype=np.float64), "u": 0.0}
@@ -270,10 +265,8 @@ def _float_readout(n: str, p: P.LI, dt: float, scheme: str) -> tuple[dict[str, A
     With du = 1, u is the step's input; the weights carry r g (per neuron), dv = 1 - a, bias = (1 - a) v_leak
     and vth = +inf, which no finite v exceeds (so there is no spike and no reset).
     """
-    a = P.decay(p.tau, dt, scheme)
+    _, a, gain, leak = N.discretize(p, dt, scheme).linear()
     keep = _uniform(n, p, "tau", a)
-    gain = np.asarray(p.r, dtype=np.float64) * np.asarray(P.gain(p.tau, dt, scheme), dtype=np.float64)
-    leak = (1.0 - np.asarray(a, dtype=np.float64)) * np.asarray(p.v_leak, dtype=np.float64)
     for what, arr in (("r", np.asarray(p.r)), ("v_leak", np.asarray(p.v_leak)), ("v_init", np.asarray(p.v_init)),
                       ("r g (the input gain)", gain)):
         if not np.all(np.isfinite(arr)):
@@ -297,17 +290,13 @@ def _dense_fixed(n: str, p: P.Dense) -> tuple[np.ndarray, dict[str, Any], str]:
         while s < 31 and np.all(nz % (2 ** (s + 1)) == 0):
             s += 1
     m = w >> s
-    if w.min() >= 0:
-        mode, t, lo, hi = "EXCITATORY", 0, 0, 255
-    elif w.max() <= 0:
-        mode, t, lo, hi = "INHIBITORY", 0, -255, 0
-    else:
-        mode, t, lo, hi = "MIXED", 1, -128, 127
+    lo, hi, sign = LOIHI2.mantissa_range(w)
+    mode, t = sign.upper(), 1 if sign == "mixed" else 0  # Lava stores a mixed-sign mantissa shifted by one
     if m.min() < lo or m.max() > hi:
-        raise _unsupported(n, p, f"its integer weights need more than Lava's 8-bit mantissa ({mode.lower()} sign: "
+        raise _unsupported(n, p, f"its integer weights need more than Lava's {LOIHI2.weight_bits}-bit mantissa ({sign} sign: "
                                  f"{lo}..{hi} << exponent); found {w.min()}..{w.max()} (quantize with "
                                  "quantize{profile=loihi2})")
-    args = {"weight_exp": s - t, "num_weight_bits": 8, "sign_mode": mode}
+    args = {"weight_exp": s - t, "num_weight_bits": LOIHI2.weight_bits, "sign_mode": mode}
     return m << t, args, f"weights = mantissa << {t}, sum shifted by weight_exp {s - t}: exactly W = m * 2^{s}"
 
 
@@ -335,8 +324,25 @@ def lower(graph: Graph) -> LavaNet:
     types = graph.verify()
     _check_prims(graph)
     neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron)]
-    fixed_n = [n for n in neurons if isinstance(graph.nodes[n], P.FixedCubaLIF)]
-    fixed = bool(fixed_n)
+    fixed = any(isinstance(graph.nodes[n], P.FixedCubaLIF) for n in neurons)
+    pops, gains = _populations(graph, types, neurons, fixed)
+    conns: list[Conn] = []
+    conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
+    for n in neurons:
+        biases = []
+        for s in _synapse_inputs(graph, n):
+            conns.append(_connection(graph, types, n, s, gains, fixed, biases, conns_in[n]))
+        if biases and not fixed:
+            _add_bias(graph, types, n, pops[n], biases, gains[n])
+    _layouts(graph, pops, conns)
+    _latencies(graph, pops, conns_in)
+    for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
+        _warm_up(n, graph.nodes[n], pops[n], fixed)
+    return LavaNet(graph.name, fixed, pops, conns, _probes(graph, pops), graph.dt)
+
+
+def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[dict[str, Pop], dict[str, np.ndarray]]:
+    """A population per Input and neuron; the per-neuron factor of a float neuron's incoming weights."""
     pops: dict[str, Pop] = {}
     for n, p in graph.nodes.items():
         if isinstance(p, P.Input):
@@ -360,69 +366,80 @@ def lower(graph: Graph) -> LavaNet:
         pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params,
                       refractory=int(p.refractory) if p.spiking else 0,
                       v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64))
-    conns: list[Conn] = []
-    conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
-    for n in neurons:
-        biases = []
-        for s in _synapse_inputs(graph, n):
-            sp = graph.nodes[s]
-            src, d = _resolve_pop(graph, graph.inputs_of(s)[0], s)
-            if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
-                raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
-                                          "can only be an Output (Lava's synapses carry spikes)")
-            conns_in[n].append((s, src, d))
-            if isinstance(sp, P.Dense):
-                if fixed:
-                    w, args, comment = _dense_fixed(s, sp)
-                else:
-                    w, args, comment = np.asarray(sp.weight, np.float64) * _rows(gains[n], 0), {}, ""
-                    if sp.bias is not None:
-                        biases.append(np.asarray(sp.bias, np.float64))
-                if fixed and sp.bias is not None:
-                    raise _unsupported(s, sp, "a Dense bias has no fixed-point Lava form; quantize moves it into "
-                                              "the neuron's bias")
-                conns.append(Conn(s, "dense", src, n, w, args, comment))
-            else:
-                cin = types[graph.inputs_of(s)[0]].shape[0]
-                if isinstance(sp, P.Conv2d):
-                    w = np.asarray(sp.weight)
-                    geom = _conv_geom(sp)
-                    if sp.bias is not None:
-                        if fixed:
-                            raise _unsupported(s, sp, "a convolution bias has no fixed-point Lava form; quantize "
-                                                      "moves it into the neuron's bias")
-                        biases.append(np.asarray(sp.bias, np.float64)[:, None, None] * np.ones(types[n].shape))
-                else:
-                    try:
-                        w = _pool_weight(sp, cin, fixed)
-                    except UnsupportedError as e:
-                        raise _unsupported(s, sp, str(e)) from None
-                    geom = {"padding": tuple(sp.padding[::-1]), "stride": tuple(sp.stride_[::-1]),
-                            "dilation": (1, 1), "groups": cin}
-                if fixed:
-                    if w.dtype.kind not in "iu":
-                        raise _unsupported(s, sp, "a fixed-point Lava network needs integer weights (quantize first)")
-                    w = w.astype(np.int64)
-                    worst = np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()
-                    if worst >= 2**23:
-                        raise _unsupported(s, sp, "Lava's fixed-point Conv wraps its sum to 24 bits; these weights "
-                                                  f"can sum to {worst}")
-                    comment = "Lava's fixed-point Conv ignores weight_exp: the weights are the full integers"
-                else:
-                    gchan = _channel(n, graph.nodes[n], gains[n], types[n].shape)
-                    w = np.asarray(w, np.float64) * gchan[:, None, None, None]
-                    comment = ""
-                conns.append(Conn(s, "conv", src, n, w, geom, comment))
-        if biases and not fixed:
-            p = graph.nodes[n]
-            b = sum(np.broadcast_to(np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
-                    for x in biases)
-            if isinstance(p, P.CubaLIF):  # (an LI's u is its input of the step: its bias may go to v)
-                raise _unsupported(n, p, "a synapse bias into a current-based neuron has no Lava floating_pt form "
-                                         "(Lava's bias is added to v)")
-            pops[n].params["bias_mant"] = pops[n].params["bias_mant"] + b * np.broadcast_to(
-                np.asarray(gains[n]), types[n].shape)
-    # layouts: a population is (W, H, B*C) when a convolution reads or writes it
+    return pops, gains
+
+
+def _connection(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases: list,
+                conns_in: list[tuple[str, str, int]]) -> Conn:
+    """The Lava connection of synapse `s` into neuron `n` (float biases are collected in `biases`)."""
+    sp = graph.nodes[s]
+    src, d = _resolve_pop(graph, graph.inputs_of(s)[0], s)
+    if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
+        raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
+                                  "can only be an Output (Lava's synapses carry spikes)")
+    conns_in.append((s, src, d))
+    if isinstance(sp, P.Dense):
+        return _dense_connection(s, sp, src, n, gains, fixed, biases)
+    return _conv_connection(graph, types, s, sp, src, n, gains, fixed, biases)
+
+
+def _dense_connection(s: str, sp: P.Dense, src: str, n: str, gains, fixed: bool, biases: list) -> Conn:
+    if fixed:
+        if sp.bias is not None:
+            raise _unsupported(s, sp, "a Dense bias has no fixed-point Lava form; quantize moves it into "
+                                      "the neuron's bias")
+        w, args, comment = _dense_fixed(s, sp)
+        return Conn(s, "dense", src, n, w, args, comment)
+    if sp.bias is not None:
+        biases.append(np.asarray(sp.bias, np.float64))
+    return Conn(s, "dense", src, n, np.asarray(sp.weight, np.float64) * _rows(gains[n], 0), {}, "")
+
+
+def _conv_connection(graph: Graph, types, s: str, sp, src: str, n: str, gains, fixed: bool, biases: list) -> Conn:
+    """A Conv2d, or a pool as a depthwise convolution with constant weights."""
+    cin = types[graph.inputs_of(s)[0]].shape[0]
+    if isinstance(sp, P.Conv2d):
+        w = np.asarray(sp.weight)
+        geom = _conv_geom(sp)
+        if sp.bias is not None:
+            if fixed:
+                raise _unsupported(s, sp, "a convolution bias has no fixed-point Lava form; quantize "
+                                          "moves it into the neuron's bias")
+            biases.append(np.asarray(sp.bias, np.float64)[:, None, None] * np.ones(types[n].shape))
+    else:
+        try:
+            w = _pool_weight(sp, cin, fixed)
+        except UnsupportedError as e:
+            raise _unsupported(s, sp, str(e)) from None
+        geom = {"padding": tuple(sp.padding[::-1]), "stride": tuple(sp.stride_[::-1]),
+                "dilation": (1, 1), "groups": cin}
+    if fixed:
+        if w.dtype.kind not in "iu":
+            raise _unsupported(s, sp, "a fixed-point Lava network needs integer weights (quantize first)")
+        w = w.astype(np.int64)
+        worst = np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()
+        if worst > LOIHI2.state_max:
+            raise _unsupported(s, sp, f"Lava's fixed-point Conv wraps its sum to {LOIHI2.state_bits} bits; "
+                                      f"these weights can sum to {worst}")
+        return Conn(s, "conv", src, n, w, geom, "Lava's fixed-point Conv ignores weight_exp: the weights are the "
+                                                  "full integers")
+    gchan = _channel(n, graph.nodes[n], gains[n], types[n].shape)
+    return Conn(s, "conv", src, n, np.asarray(w, np.float64) * gchan[:, None, None, None], geom, "")
+
+
+def _add_bias(graph: Graph, types, n: str, pop: Pop, biases: list, gain) -> None:
+    """Synapse biases of a float neuron go to its Lava bias (scaled like its weights)."""
+    p = graph.nodes[n]
+    b = sum(np.broadcast_to(np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
+            for x in biases)
+    if isinstance(p, P.CubaLIF):  # (an LI's u is its input of the step: its bias may go to v)
+        raise _unsupported(n, p, "a synapse bias into a current-based neuron has no Lava floating_pt form "
+                                 "(Lava's bias is added to v)")
+    pop.params["bias_mant"] = pop.params["bias_mant"] + b * np.broadcast_to(np.asarray(gain), types[n].shape)
+
+
+def _layouts(graph: Graph, pops: dict[str, Pop], conns: list[Conn]) -> None:
+    """A population is (W, H, B*C) when a convolution reads or writes it."""
     for c in conns:
         if c.op == "conv":
             pops[c.src].conv = True
@@ -431,9 +448,9 @@ def lower(graph: Graph) -> LavaNet:
         if pop.conv and len(pop.shape) != 3:
             raise _unsupported(pop.name, graph.nodes[pop.name], f"convolutions on Lava need (C, H, W) populations; "
                                                                 f"found shape {pop.shape}")
-    _latencies(graph, pops, conns_in)
-    for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
-        _warm_up(n, graph.nodes[n], pops[n], fixed)
+
+
+def _probes(graph: Graph, pops: dict[str, Pop]) -> list[Probe]:
     probes = []
     for o in graph.output_names:
         src = graph.inputs_of(o)[0]
@@ -442,7 +459,7 @@ def lower(graph: Graph) -> LavaNet:
             raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")
         readout = pops[pop].kind == "neuron" and not graph.nodes[pop].spiking
         probes.append(Probe(o, pop, pops[pop].latency - d, "v" if readout else "s"))
-    return LavaNet(graph.name, fixed, pops, conns, probes, graph.dt)
+    return probes
 
 
 def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
@@ -458,18 +475,19 @@ def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
     steps = pop.latency
     if fixed:
         b = bias.astype(np.int64) << np.asarray(prm["bias_exp"], dtype=np.int64)
-        a = 4096 - int(prm["dv"])
-        vth = int(prm["vth"]) << 6
-        lim = 2**23 - 1
+        one = LOIHI2.one
+        a = one - int(prm["dv"])
+        vth = int(prm["vth"]) << LOIHI2.theta_shift
+        lim = LOIHI2.state_max
 
-        def fwd(v):
-            d = v * a
-            return np.clip(np.sign(d) * (np.abs(d) >> 12) + b, -lim, lim)
+        def fwd(v):  # the FixedCubaLIF voltage update without input (n3ml.ir.neurons)
+            return N.overflow(N.NUMPY, N.trunc_shift(N.NUMPY, v * a, LOIHI2.decay_bits) + b, LOIHI2.state_bits,
+                              "saturate")
 
         v = np.broadcast_to(v_init, np.broadcast_shapes(b.shape, v_init.shape)).astype(np.int64)
         for _ in range(steps):
             z = v - b
-            v = np.sign(z) * ((np.abs(z) * 4096 + a - 1) // a)  # the smallest |x| with trunc(x a / 4096) = z
+            v = np.sign(z) * ((np.abs(z) * one + a - 1) // a)  # the smallest |x| with trunc(x a / one) = z
         start, trace = v.copy(), v.copy()
         ok = np.all(np.abs(start) <= lim)
         for _ in range(steps):

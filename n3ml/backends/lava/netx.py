@@ -30,7 +30,10 @@ import numpy as np
 from ...errors import N3mlError, UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
+from ...ir.profiles import LOIHI2
 from .lower import lower
+
+NETX_BIAS_EXP = 6  # netx files store the bias mantissa; its exponent is fixed by the format
 
 LAYER_SYNAPSES = (P.Dense, P.Conv2d)
 
@@ -93,12 +96,12 @@ def _weights(name: str, p) -> np.ndarray:
 
 def _neuron(name: str, p: P.FixedCubaLIF) -> dict[str, np.ndarray]:
     bias = np.asarray(p.bias, dtype=np.int64)
-    if np.any(bias % 64) or np.any(np.abs(bias >> 6) > 4095):
+    if np.any(bias % (1 << NETX_BIAS_EXP)) or np.any(np.abs(bias >> NETX_BIAS_EXP) > LOIHI2.bias_mant_max):
         raise UnsupportedError(f"node `{name}`: netx's bias is a 13-bit mantissa << 6; found bias {p.bias!r}")
     if np.any(np.asarray(p.v_init) != 0):
         raise UnsupportedError(f"node `{name}`: netx neurons start at v = 0; found v_init {p.v_init!r}")
-    return {"iDecay": int(np.max(p.du)), "vDecay": int(np.max(p.dv)), "vThMant": int(p.theta) >> 6,
-            "bias": bias >> 6}
+    return {"iDecay": int(np.max(p.du)), "vDecay": int(np.max(p.dv)), "vThMant": int(p.theta) >> LOIHI2.theta_shift,
+            "bias": bias >> NETX_BIAS_EXP}
 
 
 def write(graph: Graph, path: Path) -> None:
@@ -168,11 +171,11 @@ def read(path: Path, *, dt: float = 1.0) -> Graph:
                 n = h["neuron"]
                 if n["type"][0].decode("ascii") not in ("CUBA", "LOIHI"):
                     raise N3mlError(f"{path}: layer {i}: only CUBA neurons are read; found {n['type'][0]!r}")
-                bias = (h["bias"][()].astype(np.int64) << 6) if "bias" in h else 0
+                bias = (h["bias"][()].astype(np.int64) << NETX_BIAS_EXP) if "bias" in h else 0
                 if isinstance(bias, np.ndarray) and np.all(bias == bias.reshape(-1)[0]):
                     bias = int(bias.reshape(-1)[0])
                 prev = g.add(f"l{i}_neuron", P.FixedCubaLIF(
-                    du=int(n["iDecay"][()]), dv=int(n["vDecay"][()]), theta=int(n["vThMant"][()]) << 6, bias=bias,
+                    du=int(n["iDecay"][()]), dv=int(n["vDecay"][()]), theta=int(n["vThMant"][()]) << LOIHI2.theta_shift, bias=bias,
                     reset="to-value", v_reset=0), s)
             else:
                 raise N3mlError(f"{path}: layer {i}: netx layer type {kind!r} is not read by n3ml")
