@@ -13,7 +13,8 @@ steps behind the IR (IR step t is simulator step t + latency), and a projection 
 (a neuron feeding itself without a Delay, or a synaptic-current neuron in a one-step loop) is refused.
 
 The netlist is target-neutral (weights in IR units); each backend maps neuron primitives to its
-cell models, scales the weights and writes its program.
+cell models, scales the weights and writes the network as data (the tables below); the program that
+runs it is a runtime module copied verbatim.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class Projection:
 
     @property
     def comment(self) -> str:
-        """What it carries, for the programs' comments: "synapses of fc, d, IR Delay 2" or "bias of fc"."""
+        """What it carries, for the description's notes: "synapses of fc, d, IR Delay 2" or "bias of fc"."""
         what = "bias" if self.source == CLOCK else "synapses"
         via = ", ".join(self.via)
         return (f"{what} of {via}" if via else what) + (f", IR Delay {self.ir_delay}" if self.ir_delay else "")
@@ -540,7 +541,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         srcs = graph.inputs_of(name)
         ins = [terms_of(s, stack + (name,)) for s in srcs]
         terms[name] = _linear_terms(graph, name, prim, ins, types)
-        # the IR nodes each term passes through, for the programs' comments
+        # the IR nodes each term passes through, for the notes of the network description
         shift = prim.steps if isinstance(prim, P.Delay) else 0
         vias[name] = {}
         for key in terms[name]:
