@@ -32,7 +32,8 @@ def test_runtime_is_clean_standalone_code(module):
 def test_lint_catches_what_it_claims(tmp_path):
     """The checker itself: an n3ml import, a module-level simulator import, an unused import."""
     bad = tmp_path / "bad.py"
-    bad.write_text("import os\nimport nest\nfrom n3ml.ir import Graph\n\n\ndef f():\n    import lava\n    return Graph, lava\n")
+    bad.write_text("import os\nimport nest\nfrom n3ml.ir import Graph\n\n\n"
+                   "def f():\n    import lava\n    return Graph, lava\n")
     problems = lint(bad)
     assert any("imports n3ml" in p for p in problems)
     assert any("simulator module nest at module level" in p for p in problems)
