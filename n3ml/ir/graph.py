@@ -89,7 +89,8 @@ class Graph:
         by_dst: dict[str, list[Edge]] = {n: [] for n in self.nodes}
         for e in self.edges:
             by_dst.setdefault(e.dst, []).append(e)
-        return {n: [e.src for e in sorted(es, key=lambda e: e.dst_port)] for n, es in by_dst.items()}
+        return {n: [es[0].src] if len(es) == 1 else [e.src for e in sorted(es, key=_port)]
+                for n, es in by_dst.items()}
 
     def users_of(self, name: str) -> list[str]:
         return [e.dst for e in self.edges if e.src == name]
@@ -175,7 +176,7 @@ class Graph:
             raise VerifyError("the graph has no Input node")
         if not self.output_names:
             raise VerifyError("the graph has no Output node")
-        cyc = _find_cycle(self.to_networkx(cut_delays=True))
+        cyc = _find_cycle(self)
         if cyc:
             path = " -> ".join(cyc + [cyc[0]])
             raise VerifyError(f"cycle without a Delay of at least 1 step: {path}; "
@@ -186,16 +187,46 @@ class Graph:
         return self.verify()
 
 
+def _port(e: Edge) -> int:
+    return e.dst_port
+
+
 def _port_name(prim: Primitive, i: int) -> str:
     return "in" if prim.arity == 1 else f"in{i}"
 
 
-def _find_cycle(g: nx.MultiDiGraph) -> list[str]:
-    try:
-        c = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return []
-    return [e[0] for e in c]
+def _find_cycle(graph: Graph) -> list[str]:
+    """A cycle that passes through no Delay of >= 1 step, as the list of its nodes; [] if none.
+
+    Iterative depth-first search (no recursion limit, linear in nodes + edges), starting from the
+    nodes in insertion order and following edges in their order, as networkx's find_cycle does.
+    """
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for e in graph.edges:
+        p = graph.nodes.get(e.src)
+        if isinstance(p, Delay) and p.steps >= 1:
+            continue
+        if e.src in succ and e.dst in succ:
+            succ[e.src].append(e.dst)
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for root in graph.nodes:
+        if root in state:
+            continue
+        path = [root]
+        its = [iter(succ[root])]
+        state[root] = 1
+        while its:
+            nxt = next(its[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                its.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                its.append(iter(succ[nxt]))
+    return []
 
 
 def infer_types(graph: Graph) -> dict[str, PortType]:
@@ -217,12 +248,15 @@ def infer_types(graph: Graph) -> dict[str, PortType]:
             users[s].append(n)
         unknown[n] = len(ins[n])
     ready = deque(n for n in graph.nodes if unknown[n] == 0)
+    partial = []  # Adds inferred before all their inputs were known: checked again at the end
     while ready:
         n = ready.popleft()
         if n in types:
             continue
         srcs = ins[n]
         known = [types[s] for s in srcs if s in types]
+        if len(known) < len(srcs):
+            partial.append(n)
         types[n] = graph.nodes[n].infer(n, known)
         for u in users[n]:
             unknown[u] -= 1
@@ -232,10 +266,9 @@ def infer_types(graph: Graph) -> dict[str, PortType]:
         first = next(n for n in graph.nodes if n not in types)
         raise VerifyError("cannot infer the port types of this cycle; put an Add or the cycle's "
                           "entry point after a node of known shape", node=first)
-    for n, prim in graph.nodes.items():  # full check now that every input type is known
-        srcs = ins[n]
-        if srcs:
-            t = prim.infer(n, [types[s] for s in srcs])
-            if t != types[n]:
-                raise VerifyError(f"output type {t} disagrees around a cycle with {types[n]}", node=n)
+    # every other node was inferred from all its inputs, whose types never change once set
+    for n in partial:
+        t = graph.nodes[n].infer(n, [types[s] for s in ins[n]])
+        if t != types[n]:
+            raise VerifyError(f"output type {t} disagrees around a cycle with {types[n]}", node=n)
     return types

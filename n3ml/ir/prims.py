@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .arrays import DTYPE_NAMES, to_text_dtype
 from .neurons import DEFAULT_SURROGATE, SURROGATE_SLOPES, check_training, decay, gain  # noqa: F401 (re-exported)
 from .types import FixedPoint, PortType, VerifyError
 
@@ -132,6 +133,14 @@ def _check_value(name: str, field: str, v: Any) -> None:
             raise VerifyError(f"`{field}` must be an array of real numbers, found dtype {v.dtype} "
                               "(complex, boolean, string, date, object and structured arrays are refused)",
                               node=name)
+        if not v.dtype.isnative:  # torch refuses them and numpy code mixing byte orders is slow
+            raise VerifyError(f"`{field}` has non-native byte order (dtype {v.dtype.str}); convert it with "
+                              "arr.astype(arr.dtype.newbyteorder('='))", node=name)
+        if v.dtype not in DTYPE_NAMES:  # must convert exactly to a dtype the text format writes
+            try:
+                to_text_dtype(v, field)
+            except VerifyError as e:
+                raise VerifyError(e.detail, node=name) from None
         if v.dtype.kind == "f":
             bad = ~np.isfinite(v)
             if bad.any():

@@ -7,6 +7,7 @@ offending line and a caret.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import json
 import math
@@ -21,6 +22,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .graph import SCHEMA_VERSION, Graph
 from .prims import INT64_MAX, INT64_MIN, REGISTRY, SCHEMES
+from .scan import Fallback, parse_fast
 from .sidecar import Sidecar, SidecarError, open_regular
 from .syntax import DTYPES, TIME_FIELDS, UNITS  # noqa: F401 (shared with the printer; re-exported)
 from .types import FixedPoint, VerifyError
@@ -205,20 +207,22 @@ def parse(text: str, path: str = "<string>", *, base_dir: str | os.PathLike | No
     Raises:
         ParseError located at the offending line and column.
     """
+    # a parse allocates a few objects per character and frees none of them: the cyclic garbage
+    # collector would rescan the growing heap again and again (superlinear time), for nothing
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        tree = _PARSER.parse(text)
-    except UnexpectedInput as e:
-        raise ParseError(path, text, e.line, e.column, _lark_message(e)) from None
+        return _parse(text, path, base_dir, with_source)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _parse(text: str, path: str, base_dir, with_source: bool):
     try:
-        tree = _Values().transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, _Located):
-            raise ParseError(path, text, e.orig_exc.line, e.orig_exc.col, e.orig_exc.message) from None
-        if isinstance(e.orig_exc, RecursionError):
-            raise _too_deep(path, text) from None
-        raise
-    except RecursionError:
-        raise _too_deep(path, text) from None
+        tree = parse_fast(text, _Values())
+    except Fallback:
+        tree = _parse_lark(text, path)
     header, gtree = tree.children
     version_tok = header.children[0]
     try:
@@ -244,6 +248,24 @@ def parse(text: str, path: str = "<string>", *, base_dir: str | os.PathLike | No
         line, col = source.lines.get(e.node or "", (1, 1))
         raise ParseError(path, text, line, col, str(e)) from None
     return (graph, source) if with_source else graph
+
+
+def _parse_lark(text: str, path: str) -> Tree:
+    """The parser of record (the fast path in scan.py hands everything it does not handle here)."""
+    try:
+        tree = _PARSER.parse(text)
+    except UnexpectedInput as e:
+        raise ParseError(path, text, e.line, e.column, _lark_message(e)) from None
+    try:
+        return _Values().transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, _Located):
+            raise ParseError(path, text, e.orig_exc.line, e.orig_exc.col, e.orig_exc.message) from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise _too_deep(path, text) from None
+        raise
+    except RecursionError:
+        raise _too_deep(path, text) from None
 
 
 MAX_DEPTH = 64  # where the message about over-nested values points
