@@ -143,5 +143,9 @@ MODULES: dict[type, Entry] = {
 # without a converter is refused by name instead of traced into its arithmetic)
 OPAQUE = (neuron.BaseNode, base.MemoryModule)
 
+# neurons whose output has their input's shape and whose library run (a Python loop over the steps)
+# the recording tracer can skip: it needs only the shape of their spikes
+SHAPE_ONLY = (neuron.BaseNode,)
+
 # modules whose children run inside them (their own step mode decides); see trace._step_mode
 CONTAINERS = (layer.LinearRecurrentContainer,)
