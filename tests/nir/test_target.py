@@ -1,0 +1,107 @@
+"""The nir target: the file each reader imports runs with the executor's spikes, or the graph is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+nir = pytest.importorskip("nir", reason="the nir package is not installed (make setup-nir)")
+
+from n3ml.backends.nir import NirTarget  # noqa: E402
+from n3ml.backends.nir.run import READERS  # noqa: E402
+from n3ml.errors import N3mlError, UnsupportedError  # noqa: E402
+from n3ml.frontends.nir import load  # noqa: E402
+from n3ml.ir.interp import run  # noqa: E402
+
+from .models import MODELS, spikes  # noqa: E402
+
+T = 30
+LIBS = {"snntorch": "snntorch", "norse": "norse.torch"}
+
+
+def _reader(consumer):
+    if consumer in LIBS:
+        pytest.importorskip(LIBS[consumer], reason=f"{consumer} is not installed (make setup-peers)")
+    return consumer
+
+
+def _emit(graph, tmp_path, consumer):
+    out = tmp_path / consumer
+    out.mkdir()
+    NirTarget().emit(graph, out, options={"convention": consumer})
+    return out
+
+
+CASES = [(m, c) for m in MODELS for c in ("exact", "snntorch", "norse") if not (m == "recurrent" and c == "snntorch")]
+
+
+@pytest.mark.parametrize("model,consumer", CASES)
+def test_each_reader_runs_the_executors_spikes(tmp_path, model, consumer):
+    _reader(consumer)
+    graph = MODELS[model]()
+    x = spikes(graph, T, batch=6, rate=0.4)
+    ref = run(graph, x, T).outputs["out"]
+    out = _emit(graph, tmp_path, consumer)
+    if consumer == "exact":  # n3ml reads its own file back with the exact convention and the same dt
+        back = load(str(out / "model.nir"), dt=graph.dt, nir_convention="exact")
+        got = run(back, x, T).outputs["out"]
+    else:
+        got = READERS[consumer](out / "model.nir", {}, x["x"])
+    assert ref.sum() > 20  # the comparison means something
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_snntorch_refuses_recurrent_layers_naming_them(tmp_path):
+    with pytest.raises(UnsupportedError, match="node\\(s\\) loop: snnTorch 1.0's reader routes"):
+        NirTarget().check(MODELS["recurrent"](), {"convention": "snntorch"})
+
+
+def test_refusals_name_the_node_and_list_every_problem():
+    g = MODELS["mlp"]()
+    g.nodes["lif1"] = dataclasses.replace(g.nodes["lif1"], reset="subtract")
+    g.nodes["lif2"] = dataclasses.replace(g.nodes["lif2"], refractory=2)
+    for consumer in ("snntorch", "norse", "exact"):
+        with pytest.raises(UnsupportedError) as e:
+            NirTarget().check(g, {"convention": consumer})
+        assert "`lif1`" in str(e.value) and "`lif2`" in str(e.value)
+    with pytest.raises(N3mlError, match="convention='lava'"):
+        NirTarget().check(g, {"convention": "lava"})
+
+
+def test_norse_folds_the_input_gain_into_the_weights(tmp_path):
+    graph = MODELS["cnn"]()  # lif2 has r = 1.5: Norse ignores a LIF's r, so fc's weights and bias carry it
+    out = _emit(graph, tmp_path, "norse")
+    g = nir.read(out / "model.nir", type_check=False)
+    assert np.allclose(g.nodes["fc"].weight, graph.nodes["fc"].weight * 1.5, rtol=1e-14)
+    assert np.allclose(g.nodes["fc"].bias, graph.nodes["fc"].bias * 1.5, rtol=1e-14)
+    assert np.all(g.nodes["lif2"].r == 1)
+
+
+def test_convert_writes_nir_and_manifest(tmp_path):
+    from n3ml.cli import main
+    from n3ml.ir.text import save
+
+    save(MODELS["cnn"](), tmp_path / "cnn.n3ml")
+    out = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "cnn.n3ml"), "--target", "nir", "-O", "convention=norse", "-o",
+                 str(out)]) == 0
+    assert json.loads((out / "target.json").read_text())["convention"] == "norse"
+    assert set(nir.read(out / "model.nir", type_check=False).nodes) >= {"x", "conv", "lif1", "out"}
+
+
+def test_verify_runs_the_readers_in_the_same_table(tmp_path):
+    _reader("norse")
+    from n3ml.ir.text import save
+
+    save(MODELS["mlp"](), tmp_path / "mlp.n3ml")
+    proc = subprocess.run([sys.executable, "-m", "n3ml", "verify", str(tmp_path / "mlp.n3ml"), "--targets",
+                           "nir:exact,nir:norse", "--steps", "12", "--batch", "3"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("nir:")]
+    assert len([r for r in rows if "100.00%" in r]) == 2, proc.stdout
