@@ -16,10 +16,9 @@ import numpy as np
 from ... import __version__
 from ..emission import Arrays, write_program
 from .lower import Conn, LavaNet, Pop
+from .runtime import FORMAT, LIF_ARGS  # what the program reads: its own module, importable without Lava
 
-FORMAT = "n3ml-lava/1"  # read by runtime.py (its FORMAT); change both together
 RUNTIMES = {"run.py": ("n3ml.backends.lava", "runtime.py")}
-LIF_ARGS = ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v")  # as runtime.LIF_ARGS
 
 
 def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None:

@@ -11,9 +11,9 @@ from ... import __version__
 from ..emission import Arrays, write_program
 from ..netlist import inputs_data, netlist_description, outputs_data, populations_data
 from .lower import NestNetwork
+from .runtime import FORMAT  # the description the program reads
 
 DEFAULT_STEPS = 100
-FORMAT = "n3ml-nest/1"  # read by runtime.py (its FORMAT); change both together
 RUNTIMES = {"run.py": ("n3ml.backends.nest", "runtime.py"),
             "netlist_runtime.py": ("n3ml.backends", "netlist_runtime.py")}
 
