@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..ir import neurons as N
 from ..ir import prims as P
 from ..ir.graph import Edge, Graph
 from .emission import Arrays
@@ -242,13 +243,10 @@ def membrane_factors(name: str, prim, dt: float, scheme: str, n: int):
     """(a, c, v_leak, tau_m) of an IF / LIF / LI / Integrator membrane for a cell integrating exactly:
     the per-step decay a, the input gain c (r g; r for Integrator; 1 for IF), v_leak and the tau_m
     whose exact decay is a (NO_LEAK_TAU for a = 1)."""
-    if isinstance(prim, P.IF):
-        return 1.0, 1.0, 0.0, NO_LEAK_TAU
-    if isinstance(prim, P.Integrator):
-        return 1.0, per_neuron(prim.r, n), 0.0, NO_LEAK_TAU
-    a = P.decay(prim.tau, dt, scheme)
-    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau, dt, scheme)
-    return a, per_neuron(c, n), per_neuron(prim.v_leak, n), tau_from_factor(name, "tau", a, dt)
+    k = N.discretize(prim, dt, scheme)
+    if k.a is None:  # IF, Integrator: no leak
+        return 1.0, 1.0 if k.rg is None else per_neuron(k.rg, n), 0.0, NO_LEAK_TAU
+    return k.a, per_neuron(k.rg, n), per_neuron(k.v_leak, n), tau_from_factor(name, "tau", k.a, dt)
 
 
 def subtraction_compensation(prim, v_th, a, n: int):
@@ -283,14 +281,14 @@ def cuba_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, model:
         UnsupportedError naming the node when a decay factor is 1 (no finite tau) or v_reset is above
         theta with refractory > 0.
     """
-    a_m = np.asarray(P.decay(prim.tau_mem, dt, scheme), np.float64)
-    a_s = np.asarray(P.decay(prim.tau_syn, dt, scheme), np.float64)
+    k = N.discretize(prim, dt, scheme)
+    a_m, a_s = np.asarray(k.a, np.float64), np.asarray(k.a_s, np.float64)
     tau_m = np.asarray(tau_from_factor(name, "tau_mem", a_m, dt))
     tau_s = np.asarray(tau_from_factor(name, "tau_syn", a_s, dt))
     if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
         raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no {model} equivalent")
     vl = per_neuron(prim.v_leak, n)
-    c = np.asarray(prim.r, np.float64) * P.gain(prim.tau_mem, dt, scheme)
+    c = k.rg
     p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
     vth = strict_threshold(prim.theta, vl)
     v_reset = np.asarray(prim.v_reset, np.float64) - vl
@@ -398,54 +396,81 @@ NEURONS = (P.IF, P.LIF, P.CubaLIF, P.ALIF, P.LI, P.Integrator, P.FixedCubaLIF)
 
 
 def _linear_terms(graph: Graph, name: str, prim: P.Primitive, ins: list[Terms], types) -> Terms:
-    in_types = [types[s] for s in graph.inputs_of(name)]
-    out_t = types[name]
-    if isinstance(prim, P.Dense):
-        t = _apply(ins[0], Sparse.from_dense(prim.weight))
-        return _add_terms(t, _bias_term(prim.bias)) if prim.bias is not None else t
-    if isinstance(prim, (P.Conv1d, P.Conv2d)):
-        if isinstance(prim, P.Conv1d):
-            as2d = P.Conv2d(weight=prim.weight[:, :, None, :], stride=(1, prim.stride), padding=(0, prim.padding),
-                            dilation=(1, prim.dilation), groups=prim.groups)
-            m = _conv2d_matrix(as2d, (in_types[0].shape[0], 1, in_types[0].shape[1]),
-                               (out_t.shape[0], 1, out_t.shape[1]))
-        else:
-            m = _conv2d_matrix(prim, in_types[0].shape, out_t.shape)
-        t = _apply(ins[0], m)
-        if prim.bias is not None:
-            per_out = np.repeat(np.asarray(prim.bias, np.float64), int(np.prod(out_t.shape[1:])))
-            t = _add_terms(t, _bias_term(per_out))
-        return t
-    if isinstance(prim, (P.SumPool2d, P.AvgPool2d)):
-        return _apply(ins[0], _pool_matrix(prim, in_types[0].shape, out_t.shape))
-    if isinstance(prim, P.Flatten):
-        return ins[0]
-    if isinstance(prim, P.Scale):
-        f = np.broadcast_to(np.asarray(prim.factor, np.float64), out_t.shape).ravel()
-        return {k: v.scale_rows(f) for k, v in ins[0].items()}
-    if isinstance(prim, P.ConstantCurrent):
-        t = {k: v.scale_rows(float(prim.scale)) for k, v in ins[0].items()}
-        return _add_terms(t, _bias_term(np.full(out_t.size, float(prim.offset))))
-    if isinstance(prim, P.Add):
-        acc: Terms = {}
-        for t in ins:
-            acc = _add_terms(acc, t)
-        return acc
-    if isinstance(prim, P.Concat):
-        # out position -> (which input, index within it), from concatenated index grids
-        offsets = np.cumsum([0] + [t.size for t in in_types])
-        grid = np.concatenate([_index_grid(t.shape) + off for t, off in zip(in_types, offsets[:-1])],
-                              axis=prim.axis).ravel()
-        acc = {}
-        n = grid.size
-        for i, t in enumerate(ins):
-            pos = np.flatnonzero((grid >= offsets[i]) & (grid < offsets[i + 1]))
-            sel = Sparse(pos, grid[pos] - offsets[i], np.ones(pos.size), (n, in_types[i].size))
-            acc = _add_terms(acc, _apply(t, sel))
-        return acc
-    if isinstance(prim, P.Delay):
-        return {(src, d + prim.steps): v for (src, d), v in ins[0].items()}
-    raise UnsupportedError(f"node `{name}` ({prim.op}): no linear lowering")  # pragma: no cover
+    rule = _LINEAR_RULES.get(type(prim))
+    if rule is None:  # pragma: no cover - LINEAR and the table list the same operations
+        raise UnsupportedError(f"node `{name}` ({prim.op}): no linear lowering")
+    return rule(prim, ins, [types[s] for s in graph.inputs_of(name)], types[name])
+
+
+def _t_dense(prim, ins, in_types, out_t) -> Terms:
+    t = _apply(ins[0], Sparse.from_dense(prim.weight))
+    return _add_terms(t, _bias_term(prim.bias)) if prim.bias is not None else t
+
+
+def _t_conv(prim, ins, in_types, out_t) -> Terms:
+    if isinstance(prim, P.Conv1d):
+        as2d = P.Conv2d(weight=prim.weight[:, :, None, :], stride=(1, prim.stride), padding=(0, prim.padding),
+                        dilation=(1, prim.dilation), groups=prim.groups)
+        m = _conv2d_matrix(as2d, (in_types[0].shape[0], 1, in_types[0].shape[1]),
+                           (out_t.shape[0], 1, out_t.shape[1]))
+    else:
+        m = _conv2d_matrix(prim, in_types[0].shape, out_t.shape)
+    t = _apply(ins[0], m)
+    if prim.bias is not None:
+        per_out = np.repeat(np.asarray(prim.bias, np.float64), int(np.prod(out_t.shape[1:])))
+        t = _add_terms(t, _bias_term(per_out))
+    return t
+
+
+def _t_pool(prim, ins, in_types, out_t) -> Terms:
+    return _apply(ins[0], _pool_matrix(prim, in_types[0].shape, out_t.shape))
+
+
+def _t_flatten(prim, ins, in_types, out_t) -> Terms:
+    return ins[0]
+
+
+def _t_scale(prim, ins, in_types, out_t) -> Terms:
+    f = np.broadcast_to(np.asarray(prim.factor, np.float64), out_t.shape).ravel()
+    return {k: v.scale_rows(f) for k, v in ins[0].items()}
+
+
+def _t_current(prim, ins, in_types, out_t) -> Terms:
+    t = {k: v.scale_rows(float(prim.scale)) for k, v in ins[0].items()}
+    return _add_terms(t, _bias_term(np.full(out_t.size, float(prim.offset))))
+
+
+def _t_add(prim, ins, in_types, out_t) -> Terms:
+    acc: Terms = {}
+    for t in ins:
+        acc = _add_terms(acc, t)
+    return acc
+
+
+def _t_concat(prim, ins, in_types, out_t) -> Terms:
+    # out position -> (which input, index within it), from concatenated index grids
+    offsets = np.cumsum([0] + [t.size for t in in_types])
+    grid = np.concatenate([_index_grid(t.shape) + off for t, off in zip(in_types, offsets[:-1])],
+                          axis=prim.axis).ravel()
+    acc: Terms = {}
+    n = grid.size
+    for i, t in enumerate(ins):
+        pos = np.flatnonzero((grid >= offsets[i]) & (grid < offsets[i + 1]))
+        sel = Sparse(pos, grid[pos] - offsets[i], np.ones(pos.size), (n, in_types[i].size))
+        acc = _add_terms(acc, _apply(t, sel))
+    return acc
+
+
+def _t_delay(prim, ins, in_types, out_t) -> Terms:
+    return {(src, d + prim.steps): v for (src, d), v in ins[0].items()}
+
+
+# each linear operation as a map of its inputs' terms (source population, IR delay) -> matrix
+_LINEAR_RULES: dict[type, Callable[..., Terms]] = {
+    P.Dense: _t_dense, P.Conv1d: _t_conv, P.Conv2d: _t_conv, P.SumPool2d: _t_pool, P.AvgPool2d: _t_pool,
+    P.Flatten: _t_flatten, P.Scale: _t_scale, P.ConstantCurrent: _t_current, P.Add: _t_add, P.Concat: _t_concat,
+    P.Delay: _t_delay,
+}
 
 
 # ------------------------------------------------------------------- lowering
