@@ -113,7 +113,10 @@ class OutputDir:
         out = self.out
         if not out.name or out.name in (".", ".."):
             raise N3mlError(f"{out}: -o must name a directory to create, not {str(out)!r}")
-        if out.is_symlink() or (out.exists() and not out.is_dir()):
+        if out.is_symlink():
+            raise N3mlError(f"{out}: is a symbolic link; -o names the output directory to create, and n3ml does "
+                            "not write through or replace links")
+        if out.exists() and not out.is_dir():
             raise N3mlError(f"{out}: exists and is not a directory; -o names the output directory")
         if out.exists() and not self.force:
             raise N3mlError(f"{out} exists; pass --force to replace it")

@@ -121,6 +121,10 @@ PT2_CASES = {
         [{"__enum__": True, "fqn": "antigravity:Fly", "name": "x"}]), "children_spec": []})), None),
         "models/model.json"),
     "call_target": (lambda m: (_model_json(_first_target), None), "models/model.json"),
+    "range_constraint_key": (lambda m: (_model_json(lambda d: d["range_constraints"].__setitem__(
+        "u99999999999", {"min_val": 0, "max_val": None})), None), "models/model.json"),
+    "empty_weight_claims_a_shape": (lambda m: (_replace("data/weights/weight_0", b""), None),
+                                    "model_weights_config.json"),
     "string_argument": (lambda m: (_model_json(_first_string_arg), None), "models/model.json"),
     "parameter_name": (lambda m: (_model_json(lambda d: d["graph_module"]["signature"]["input_specs"][0]["parameter"]
                                               .__setitem__("parameter_name", 'fc1")+os.system("true')), None),

@@ -25,6 +25,7 @@ import ast
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -407,12 +408,25 @@ _STRING_CHECKS = {"expr_str": check_sym_expr, "guards_code": check_guard, "in_sp
                   "as_strings": _check_plain, **{k: _check_name for k in _NAME_KEYS}}
 
 
-def check_program_json(path: str, member: str, data: bytes) -> Any:
-    """Parse a .pt2 program (models/*.json) and check every string torch would evaluate or import."""
+def _json(path: str, member: str, data: bytes) -> Any:
     try:
-        doc = json.loads(data)
+        return json.loads(data)
     except (ValueError, RecursionError) as e:
         raise N3mlError(f"{path}: member `{member}`: not valid JSON (corrupt?): {str(e)[:200]}") from None
+
+
+# torch counts unbacked symbols up to the largest u<N>/zuf<N> named in range_constraints, one by one
+_RANGE_KEY = re.compile(r"[A-Za-z_]{1,8}[0-9]{0,6}", re.ASCII)
+
+
+def check_program_json(path: str, member: str, data: bytes) -> Any:
+    """Parse a .pt2 program (models/*.json) and check every string torch would evaluate or import."""
+    doc = _json(path, member, data)
+    ranges = doc.get("range_constraints") if isinstance(doc, dict) else None
+    for key in ranges if isinstance(ranges, dict) else ():
+        if not _RANGE_KEY.fullmatch(key):
+            raise _refuse(path, member, f"range_constraints names the symbol {key[:40]!r} (a symbol name such as "
+                                        "s0 or u12 was expected)")
     stack: list[tuple[Any, str]] = [(doc, "")]
     while stack:
         obj, key = stack.pop()
@@ -428,13 +442,6 @@ def check_program_json(path: str, member: str, data: bytes) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- .pt2
-
-
-def _json(path: str, member: str, data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise N3mlError(f"{path}: member `{member}`: not valid JSON (corrupt?): {str(e)[:200]}") from None
 
 
 def _check_payload_config(path: str, root: str, folder: str, prefix: str, member: str,
@@ -453,6 +460,13 @@ def _check_payload_config(path: str, root: str, folder: str, prefix: str, member
             raise _refuse(path, member, f"entry `{str(fqn)[:60]}` is stored as {name[:60]!r}; n3ml reads only "
                                         f"tensor payloads ({prefix}N), not scripted or pickled Python objects")
         target = f"{root}{folder}{name}"
+        if not meta.get("use_pickle") and members.get(target) == b"":
+            # torch makes an empty record into torch.zeros(sizes): a lying size would allocate terabytes
+            sizes = ((meta.get("tensor_meta") or {}).get("sizes")) or []
+            dims = [d.get("as_int") if isinstance(d, dict) else None for d in sizes]
+            if not all(type(d) is int and d >= 0 for d in dims) or math.prod(dims) != 0:
+                raise _refuse(path, member, f"entry `{str(fqn)[:60]}` stores no bytes but claims the shape "
+                                            f"{str(sizes)[:80]}")
         if meta.get("use_pickle"):
             if target not in members:
                 raise _refuse(path, member, f"entry `{str(fqn)[:60]}` names the missing member {name}")
@@ -516,7 +530,7 @@ def check_torchscript(path: str, data: bytes) -> dict[str, bytes]:
     members = zip_members(path, data)
     _root(path, members)
     for name, body in members.items():
-        if "/code/" in name and name.endswith(".py") and b"__setstate__" in body:
+        if "/code/" in name and b"__setstate__" in body:  # the .py sources (and their .debug_pkl copies)
             raise _refuse(path, name, "its TorchScript code defines __setstate__, which torch.jit.load runs "
                                       "while loading (it can write files); n3ml reads scripted nn.Sequential "
                                       "models of standard layers")
