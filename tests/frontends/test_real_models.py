@@ -167,3 +167,47 @@ def _table() -> None:  # pragma: no cover - documentation helper
 
 if __name__ == "__main__":  # pragma: no cover
     _table()
+
+
+def test_cli_converts_a_package_model_from_its_state_dict(tmp_path):
+    """`n3ml convert weights.pt --model norse.torch.models.conv:ConvNet --model-args ... --input-shape`."""
+    from norse.torch.models.conv import ConvNet
+
+    from n3ml.cli import main as cli_main
+    from n3ml.ir.text import load
+
+    case = next(c for c in corpus.CASES if c.name == "norse-convnet")
+    model = case.model(torch.float32)
+    torch.save(model.state_dict(), tmp_path / "convnet.pt")
+    out = tmp_path / "ir"
+    assert cli_main(["convert", str(tmp_path / "convnet.pt"), "--model", "norse.torch.models.conv:ConvNet",
+                     "--model-args", '{"feature_size": 16}', "--input-shape", "1,16,16", "--target", "ir",
+                     "-o", str(out)]) == 0
+    graph = load(out / "model.n3ml")
+    x = case.make_input(torch.float32)
+    fresh = ConvNet(feature_size=16)
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        expected = fresh(x).double().numpy()
+    got = run_graph(graph, x.double().numpy())
+    for engine, v in got.items():
+        np.testing.assert_allclose(np.asarray(v, dtype=np.float64), expected, rtol=0, atol=1e-4, err_msg=engine)
+
+
+def test_cli_converts_a_tutorial_loop_model_with_held_input(tmp_path):
+    from n3ml.cli import main as cli_main
+    from n3ml.ir.text import load
+
+    case = next(c for c in corpus.CASES if c.name == "snntorch-tutorial5")
+    model = case.model(torch.float32)
+    torch.save(model.state_dict(), tmp_path / "t5.pt")
+    out = tmp_path / "ir"
+    assert cli_main(["convert", str(tmp_path / "t5.pt"), "--model", "tests.frontends.corpus:Tutorial5Net",
+                     "--input-shape", "64", "--target", "ir", "-o", str(out)]) == 0
+    graph = load(out / "model.n3ml")
+    assert graph.nodes["x"].hold == corpus.NUM_STEPS
+    x = case.make_input(torch.float32)
+    expected = case.reference(model, x).double().numpy()
+    got = run_graph(graph, np.repeat(x.double().numpy()[None], corpus.NUM_STEPS, 0))
+    for engine, v in got.items():
+        assert (np.asarray(v) == expected).all(), engine

@@ -1209,9 +1209,21 @@ def _outputs(rec: Recorder, out: Any) -> None:
                     "voltages, so these are not graph outputs", ", ".join(dropped))
     if not flat:
         raise UnsupportedError("the model returns no tensor computed from its input")
+    g = rec.ctx.g
     for key, node, how in flat:
         name = "out" if len(flat) == 1 and key in ("", "out0") else key
-        rec.ctx.add(name, P.Output(reduce=how), Tensor(node))
+        if name in g.nodes:  # a module named like the output (Norse's `self.out`): the output keeps the name
+            node = _rename(g, name, rec.ctx.reserve(name + "_node")) if node == name else node
+            if name in g.nodes:
+                _rename(g, name, rec.ctx.reserve(name + "_node"))
+        rec.ctx.add(name, P.Output(reduce=how), Tensor(node), name=name)
+
+
+def _rename(g: Graph, old: str, new: str) -> str:
+    g.nodes = {(new if k == old else k): v for k, v in g.nodes.items()}
+    g.edges = [dataclasses.replace(e, src=new if e.src == old else e.src, dst=new if e.dst == old else e.dst)
+               for e in g.edges]
+    return new
 
 
 def _prune(g: Graph) -> None:
