@@ -158,3 +158,67 @@ def test_every_spiking_neuron_every_reset_mode(op, reset, scheme):
     s, v, _ = trace(_hand_neuron(op, scheme, reset), x, scheme)
     assert s.tolist() == spikes
     assert v == pytest.approx(volts, abs=1e-12)
+
+
+# ------------------------------------------------ n3ml.ir.neurons: the one definition
+
+
+def test_discretize_gives_hand_computed_coefficients():
+    from n3ml.ir import neurons as N
+
+    k = N.discretize(LIF(tau=HALF_TAU["exact"], r=2.0, v_leak=0.25, theta=1.5), 1.0, "exact")
+    assert (k.kind, k.a, k.rg, k.v_leak, k.theta) == ("LIF", pytest.approx(0.5), pytest.approx(1.0), 0.25, 1.5)
+    assert k.a_s is None and k.a_b is None and k.detach_reset is True and k.surrogate == "fast_sigmoid"
+    k = N.discretize(CubaLIF(tau_syn=4.0, tau_mem=2.0, r=3.0), 1.0, "euler")
+    assert (k.a_s, k.a, k.rg) == (0.75, 0.5, 1.5)
+    k = N.discretize(ALIF(tau=2.0, tau_adapt=10.0, q=0.2), 1.0, "euler")
+    assert (k.a_b, k.q) == (0.9, 0.2)
+    k = N.discretize(FixedCubaLIF(du=1024, dv=4096, bias=3), 1.0, "exact")
+    assert (k.keep_u, k.keep_v, k.bias, k.shift, k.input_shift, k.state_bits) == (3072, 0, 3, 12, 6, 24)
+    assert N.discretize(IF(), 1.0, "exact").a is None  # no decay term at all
+    assert N.discretize(Integrator(r=0.5), 1.0, "exact").rg == 0.5
+    # the form hardware integrates: i = a_s i + I; v = a v + rg i + (1 - a) v_leak
+    a_s, a, rg, leak = N.discretize(LIF(tau=2.0, v_leak=1.0), 1.0, "euler").linear()
+    assert (a_s, a, rg, leak) == (0.0, 0.5, 0.5, 0.5)
+    assert N.discretize(IF(), 1.0, "exact").linear() == (0.0, 1.0, 1.0, 0.0)
+
+
+def test_step_on_numpy_is_the_interpreter():
+    """The interpreter is n3ml.ir.neurons.step on numpy: one step by hand equals one step of a run."""
+    from n3ml.ir import neurons as N
+
+    prim = ALIF(tau=2.0, tau_adapt=4.0, q=0.5, r=2.0, reset="to-value", v_reset=0.1, refractory=1)
+    k = N.discretize(prim, 1.0, "euler")
+    st = N.State(v=np.zeros((1, 1)), b=np.zeros((1, 1)), c=np.zeros((1, 1), np.int64))
+    outs = []
+    for x in [0.8, 0.8, 0.8, 0.8]:
+        s, st = N.step(N.NUMPY, k, st, np.full((1, 1), x))
+        outs.append(float(s[0, 0]))
+    s_run, v_run, _ = trace(prim, [0.8] * 4, scheme="euler")
+    assert outs == s_run.tolist() and st.v[0, 0] == v_run[-1]
+
+
+def test_every_primitive_neuron_has_one_discretisation_and_one_step():
+    from n3ml.ir import neurons as N
+    from n3ml.ir.prims import NEURONS
+
+    names = {c.__name__ for c in NEURONS}
+    assert names == set(N.DISCRETIZE) == set(N.STEPS) == set(N.STATE_NAMES)
+
+
+def test_time_constant_formulas_live_only_in_neurons_py():
+    """exp(-dt / tau) and its kin are written once (docs/semantics.md §3): in n3ml/ir/neurons.py."""
+    import re
+    import tokenize
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "n3ml"
+    pattern = re.compile(r"(np|torch|math) \. exp \( - \(? ?dt\b|\b1(\.0)? - dt / |\bdecay \( tau\b|\bgain \( tau\b")
+    engines = ["ir/interp.py", "backends/torch/ops.py", "nn/functional.py", "passes/quantize.py",
+               "backends/netlist.py", "backends/lava/lower.py", "nn/modules.py"]
+    for rel in engines:
+        with open(root / rel, "rb") as f:  # code only: comments and strings may name the formulas
+            text = " ".join(t.string for t in tokenize.tokenize(f.readline)
+                            if t.type not in (tokenize.COMMENT, tokenize.STRING))
+        assert not pattern.search(text), f"{rel} computes a per-step factor itself"
+        assert "P . decay (" not in text and "P . gain (" not in text, rel
