@@ -102,6 +102,26 @@ def _bypass(flat: _Flat, keep: set[str]) -> None:
         del flat.nodes[path]
 
 
+# the per-sample rank each synapse takes (its weight says so)
+_RANK = {"Affine": 1, "Linear": 1, "Conv1d": 2, "Conv2d": 3}
+
+
+def _drop_batch_axis(flat: _Flat) -> None:
+    """Exporters that trace with a sample batch (Norse's to_nir, snnTorch's without ignore_dims) write the
+    Input's shape with a leading batch axis of 1; drop it when the synapses it feeds say so."""
+    import nir
+
+    for path, node in flat.nodes.items():
+        if not isinstance(node, nir.Input):
+            continue
+        shape = [int(d) for d in np.asarray(node.input_type["input"]).ravel()]
+        ranks = {_RANK.get(type(flat.nodes[d]).__name__) for s, d in flat.edges if s == path}
+        if len(shape) >= 2 and shape[0] == 1 and ranks == {len(shape) - 1}:
+            log.warning("NIR Input `%s` has shape %s with a leading batch axis (as tracing exporters write it); "
+                        "reading it as %s", path, tuple(shape), tuple(shape[1:]))
+            node.input_type = {"input": np.asarray(shape[1:])}
+
+
 def _ir_names(paths: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     used: set[str] = set()
@@ -343,6 +363,7 @@ def read_graph(g: Any, conv: Convention, *, dt_ms: float, name: str = "main", fa
                         f"outputs {top_out}")
     _bypass(flat, set(top_in) | set(top_out))
     _check_reads(flat, conv)
+    _drop_batch_axis(flat)
     if conv.recurrence == "snntorch":
         _snntorch_rnn(flat)
     order = _order(flat, top_in)
