@@ -84,6 +84,24 @@ def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return out
 
 
+def layer_spikes(case: "Case", model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every spiking layer's output over the source's run, (T, B, ...) (calls of one step stacked)."""
+    seen: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+    for path, m in spiking_modules(model):
+        def hook(mod, inp, out, path=path):
+            y = out[0] if isinstance(out, tuple) else out
+            seen.setdefault(path, []).append(y.detach().double().clone())
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        case.reference(model, x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {p: v[0] if len(v) == 1 and v[0].dim() > 2 and getattr(dict(model.named_modules())[p], "step_mode", "s")
+            == "m" else torch.stack(v) for p, v in seen.items()}
+
+
 def layer_rates(case: "Case", model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """Mean spike rate of every spiking neuron module during the source's run of the model."""
     seen: dict[str, list[float]] = {}

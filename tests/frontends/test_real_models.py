@@ -56,6 +56,7 @@ def check(case: corpus.Case, dtype=torch.float64) -> dict:
     (out_name,) = graph.output_names[:1]
     reduce = graph.nodes[out_name].reduce
     results = run_graph(graph, feed, out_name)
+    hidden = hidden_spikes(case, model, x, graph, feed)
     for engine, got in results.items():
         got = np.asarray(got, dtype=np.float64)
         if reduce == "mean":
@@ -69,7 +70,24 @@ def check(case: corpus.Case, dtype=torch.float64) -> dict:
         else:
             bad = np.argwhere(got != expected)
             assert bad.size == 0, f"{case.name} {engine}: {len(bad)} spikes differ, first at {tuple(bad[0])}"
-    return {"graph": graph, "trace_s": took, "reduce": reduce}
+    return {"graph": graph, "trace_s": took, "reduce": reduce, "hidden": hidden}
+
+
+def hidden_spikes(case, model, x, graph, feed) -> int:
+    """Every spiking layer's spikes in the graph (recorded by the interpreter) equal the library's, element
+    for element; returns how many layers were compared (layers named by their module path)."""
+    from n3ml.frontends.torch.vocab import _ident
+    from n3ml.ir.interp import run
+
+    lib = corpus.layer_spikes(case, model, x)
+    names = {p: _ident(p) for p in lib if _ident(p) in graph.nodes}
+    res = run(graph, {graph.input_names[0]: feed}, record=list(names.values()))
+    for p, n in names.items():
+        got, want = res.states[n], lib[p].numpy()
+        assert got.shape == want.shape, (case.name, p, got.shape, want.shape)
+        bad = np.argwhere(got != want)
+        assert bad.size == 0, f"{case.name}: layer {p}: {len(bad)} spikes differ, first at {tuple(bad[0])}"
+    return len(names)
 
 
 def neuron_nodes(graph) -> int:
@@ -88,6 +106,7 @@ def test_real_model_converts_unchanged_with_identical_spikes(case):
     # a per-step graph: one neuron population per neuron module call chain, not T copies
     n_modules = len(corpus.spiking_modules(model)) + 2
     assert neuron_nodes(res["graph"]) <= 2 * n_modules + 2
+    assert res["hidden"] == len(r), f"compared {res['hidden']} of {len(r)} spiking layers element by element"
 
 
 @pytest.mark.parametrize("case", [c for c in corpus.CASES if c.float32 and not c.f32_only and "resnet" not in c.name],

@@ -484,12 +484,10 @@ def _num(rec: Recorder, v: Any) -> Any:
 def _const_factor(rec: Recorder, c: Any, s: Sym) -> Any:
     """A constant's value as a per-sample factor (leading axes of size 1 dropped)."""
     arr = np.asarray(c, dtype=np.float64)
-    n = len(s.lead)
     while arr.ndim > len(rec.ctx.types[s.node].shape):
         if arr.shape[0] != 1:
             raise rec.fail(f"a constant of shape {arr.shape} varies along the batch/time axes", "per-sample constants")
         arr = arr[0]
-    del n
     return arr
 
 
@@ -1096,7 +1094,9 @@ def _fresh(rec: Recorder) -> frozenset:
 
 
 def _snapshot(model: nn.Module) -> list[tuple[nn.Module, dict]]:
-    return [(m, {k: (dict(v) if isinstance(v, dict) else v) for k, v in m.__dict__.items()}) for m in model.modules()]
+    # shallow copies of the attribute dicts (keeping their types: hook dicts are weakly referenced)
+    return [(m, {k: (copy.copy(v) if isinstance(v, dict) else v) for k, v in m.__dict__.items()})
+            for m in model.modules()]
 
 
 def _restore(saved: list[tuple[nn.Module, dict]]) -> None:
