@@ -142,7 +142,8 @@ def test_data_dependent_control_flow_is_refused():
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
-    with pytest.raises(UnsupportedError, match=r"data-dependent control flow.*test_torch_trace.py:\d+: return x if x.sum"):
+    with pytest.raises(UnsupportedError,
+                       match=r"data-dependent control flow.*test_torch_trace.py:\d+: return x if x.sum"):
         trace(M(), (4,))
 
 
