@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import N3mlError
 from .ir import Graph
+from .ir.sidecar import Sidecar, SidecarError
 
 
 def read_npz(path: str | os.PathLike, what: str = ".npz file") -> dict[str, np.ndarray]:
-    """All arrays of an .npz (never unpickling objects); a clear N3mlError for a missing or corrupt file."""
+    """All arrays of an .npz, read as the weights sidecar is (`n3ml.ir.sidecar`): regular files only
+    (a FIFO would block forever), nothing unpickled, each array's header checked against the bytes
+    the archive holds and against the memory available before it is read.
+
+    Numeric arrays come back in native byte order (big-endian ones are converted exactly); other
+    dtypes are returned as they are for the caller to judge; object arrays are refused.
+    Raises N3mlError with the file name and the reason.
+    """
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise N3mlError(f"{path}: no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise N3mlError(f"{path}: not a readable {what} ({e})") from None
+        with Sidecar(path, convert=_native) as z:
+            return {k: z[k] for k in z.array_keys()}
+    except SidecarError as e:
+        reason = str(e)
+        if reason == "does not exist":
+            raise N3mlError(f"{path}: no such file") from None
+        if reason.startswith(("is ", "does ", "cannot ")):  # about the file itself
+            reason = "it " + reason
+        raise N3mlError(f"{path}: not a readable {what}: {reason}") from None
+
+
+def _native(arr: np.ndarray, key: str) -> np.ndarray:
+    """Byte order made native (exactly); which dtypes a use accepts is the caller's to say, naming
+    the array (`simulate` refuses strings in an input, calibration refuses NaN, ...)."""
+    if arr.dtype.kind in "iufcb" and not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

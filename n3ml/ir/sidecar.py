@@ -67,8 +67,14 @@ def open_regular(path: str | os.PathLike):
 class Sidecar:
     """The arrays of one .npz file, read on first use. Use as a context manager (closes the file)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, convert=None):
+        """Args:
+            path: the .npz file.
+            convert: (array, key) -> array, the dtype policy; default `arrays.to_text_dtype` (what the IR
+                stores). It may raise VerifyError, reported as the array's error.
+        """
         self.path = str(path)
+        self._convert = convert or to_text_dtype
         self._cache: dict[str, np.ndarray] = {}
         f = open_regular(path)
         try:
@@ -106,6 +112,10 @@ class Sidecar:
     def keys(self) -> list[str]:
         return list(self._members)
 
+    def array_keys(self) -> list[str]:
+        """The keys of the .npy members (numpy.savez writes only those)."""
+        return [k for k, info in self._members.items() if info.filename.endswith(".npy")]
+
     def __contains__(self, key: str) -> bool:
         return key in self._members
 
@@ -121,6 +131,10 @@ class Sidecar:
         try:
             with self._zip.open(info) as m:
                 shape, fortran, dtype = _header(m, key)
+                try:  # refuse an unusable dtype by its header, before reading any data
+                    self._convert(np.empty(0, dtype), key)
+                except VerifyError as e:
+                    raise SidecarError(e.detail) from None
                 count = math.prod(shape)
                 nbytes = count * dtype.itemsize
                 held = info.file_size - m.tell()
@@ -132,7 +146,7 @@ class Sidecar:
                 except VerifyError as e:
                     raise SidecarError(str(e)) from None
                 arr = np.empty(count, dtype)
-                view = memoryview(arr).cast("B")
+                view = memoryview(arr.view(np.uint8)) if nbytes else memoryview(b"")  # any dtype, as bytes
                 got = 0
                 while got < nbytes:
                     n = m.readinto(view[got:])
@@ -147,7 +161,7 @@ class Sidecar:
             raise SidecarError(f"array `{key}` cannot be read ({e})") from None
         arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
         try:
-            return np.ascontiguousarray(to_text_dtype(arr, key))
+            return np.ascontiguousarray(self._convert(arr, key))
         except VerifyError as e:
             raise SidecarError(e.detail) from None
 
@@ -171,9 +185,4 @@ def _header(m, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
         raise SidecarError(f"array `{key}` declares an invalid shape {shape!r}")
     if dtype.hasobject:
         raise SidecarError(f"array `{key}` holds Python objects (dtype {dtype.str}); they are never unpickled")
-    if dtype.kind not in "iuf" or dtype.fields is not None or dtype.subdtype is not None:
-        try:  # a clear message naming the kind, from the one place that knows the dtypes
-            to_text_dtype(np.empty(0, dtype), key)
-        except VerifyError as e:
-            raise SidecarError(e.detail) from None
     return tuple(shape), bool(fortran), dtype
