@@ -491,3 +491,20 @@ def test_a_chain_written_backwards_is_still_linear():
     t = time.perf_counter()
     parse(text)
     assert time.perf_counter() - t < 10
+
+
+def test_read_npz_refuses_fifos_directories_and_npy_files_and_makes_byte_order_native(tmp_path):
+    from n3ml.errors import N3mlError
+    from n3ml.io import read_npz
+    os.mkfifo(tmp_path / "in.npz")
+    with deadline(10), pytest.raises(N3mlError, match="FIFO"):
+        read_npz(tmp_path / "in.npz")
+    with pytest.raises(N3mlError, match="is a directory"):
+        read_npz(tmp_path)
+    with open(tmp_path / "x.npz", "wb") as f:
+        np.save(f, np.ones(3))
+    with pytest.raises(N3mlError, match="single-array .npy"):
+        read_npz(tmp_path / "x.npz")
+    np.savez(tmp_path / "ok.npz", x=np.arange(6, dtype=">f8").reshape(2, 3), m=np.array([True, False]))
+    got = read_npz(tmp_path / "ok.npz")
+    assert got["x"].dtype == np.float64 and got["x"].tolist() == [[0, 1, 2], [3, 4, 5]] and got["m"].dtype == bool
