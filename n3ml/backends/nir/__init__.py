@@ -1,7 +1,7 @@
 """The `nir` target: `n3ml convert X --target nir -O convention=snntorch -o OUT` writes OUT/model.nir.
 
 The file is written for one consumer (`-O convention=exact|snntorch|norse`, or the target names
-`nir:snntorch`, `nir:norse`, `nir:exact`): the reader of that library runs it with the spikes of
+`nir:snntorch`, `nir:norse`, `nir:exact`, `nir:euler`): the reader of that library runs it with the spikes of
 n3ml's executor, or the graph is refused naming the node it cannot express. `n3ml verify --targets
 nir:snntorch,nir:norse` runs the file with the library's own NIR reader (`run.py`) and compares.
 """
@@ -66,4 +66,4 @@ def _for(consumer: str) -> type[NirTarget]:
                                                   "__doc__": f"NIR written for and run by the {consumer} reader."})
 
 
-Nir_exact, Nir_snntorch, Nir_norse = (_for(c) for c in ("exact", "snntorch", "norse"))
+Nir_exact, Nir_euler, Nir_snntorch, Nir_norse = (_for(c) for c in ("exact", "euler", "snntorch", "norse"))

@@ -6,6 +6,7 @@ every neuron's per-step factors (decay a, input gain k = r g) are turned back in
 parameters that the consumer's reader maps onto those same factors (docs/nir.md, "Writing NIR"):
 
 * exact: tau = -dt / ln a, r = k / (1 - a) (the exact convention reads r (1 - a)); IF: r = 1 / dt.
+* euler: the same with tau = dt / (1 - a) (n3ml's euler reading at the graph's dt).
 * snntorch (dt = 1e-4 s): tau = dt / (1 - a), r = tau / dt (unit gain), v_threshold = theta / k.
 * norse (dt = 1e-3 s): tau = dt / (1 - a); Norse ignores a LIF's r, so k / (1 - a) is folded into
   the weights of the synapses feeding the neuron.
@@ -26,7 +27,7 @@ from ...errors import UnsupportedError
 from ...ir import Graph, VerifyError
 from ...ir import prims as P
 
-CONSUMER_DT_S = {"exact": None, "snntorch": 1e-4, "norse": 1e-3}
+CONSUMER_DT_S = {"exact": None, "euler": None, "snntorch": 1e-4, "norse": 1e-3}
 CONSUMERS = tuple(CONSUMER_DT_S)
 
 
@@ -68,6 +69,12 @@ def _factors(p: P.Primitive, tau: Any, graph: Graph, shape) -> tuple[np.ndarray,
     return a, k
 
 
+def _tau(a: np.ndarray, ctx: _Ctx) -> np.ndarray:
+    """The NIR time constant (s) that the exact or euler reading at the graph's dt turns into decay a."""
+    dt_s = ctx.dt_ms / 1000
+    return dt_s / (1 - a) if ctx.consumer == "euler" else -dt_s / np.log(a)
+
+
 def _need(cond: bool, ctx: _Ctx, what: str) -> None:
     if not cond:
         raise UnsupportedError(f"node `{ctx.name}`: {what}")
@@ -97,9 +104,8 @@ def _exact_lif(p: P.LIF, ctx: _Ctx):
     _need(p.reset == "to-value", ctx, f"NIR >= 1.0.5 resets to v_reset; reset={p.reset} is not expressible")
     _need(p.refractory == 0, ctx, "NIR has no refractory period")
     _need(np.all(np.asarray(p.v_init) == 0), ctx, "NIR has no initial state (v_init must be 0)")
-    dt_s = ctx.dt_ms / 1000
     _need(bool(np.all(a > 0)), ctx, "a decay of 0 has no finite NIR time constant")
-    return nir.LIF(tau=-dt_s / np.log(a), r=k / (1 - a),
+    return nir.LIF(tau=_tau(a, ctx), r=k / (1 - a),
                    v_leak=_arr(p.v_leak, ctx.shape), v_threshold=_arr(p.theta, ctx.shape),
                    v_reset=_arr(p.v_reset, ctx.shape))
 
@@ -120,8 +126,7 @@ def _exact_li(p: P.LI, ctx: _Ctx):
     a, k = _factors(p, p.tau, ctx.graph, ctx.shape)
     _leak_ok(a, ctx)
     _need(np.all(np.asarray(p.v_init) == 0), ctx, "NIR has no initial state (v_init must be 0)")
-    dt_s = ctx.dt_ms / 1000
-    return nir.LI(tau=-dt_s / np.log(a), r=k / (1 - a), v_leak=_arr(p.v_leak, ctx.shape))
+    return nir.LI(tau=_tau(a, ctx), r=k / (1 - a), v_leak=_arr(p.v_leak, ctx.shape))
 
 
 def _exact_integrator(p: P.Integrator, ctx: _Ctx):
@@ -141,8 +146,7 @@ def _exact_cuba_lif(p: P.CubaLIF, ctx: _Ctx):
     _need(p.reset == "to-value", ctx, f"NIR >= 1.0.5 resets to v_reset; reset={p.reset} is not expressible")
     _need(p.refractory == 0, ctx, "NIR has no refractory period")
     _need(np.all(np.asarray(p.v_init) == 0), ctx, "NIR has no initial state (v_init must be 0)")
-    dt_s = ctx.dt_ms / 1000
-    return nir.CubaLIF(tau_syn=-dt_s / np.log(a_s), tau_mem=-dt_s / np.log(a_m), r=k / (1 - a_m),
+    return nir.CubaLIF(tau_syn=_tau(a_s, ctx), tau_mem=_tau(a_m, ctx), r=k / (1 - a_m),
                        v_leak=_arr(p.v_leak, ctx.shape), v_threshold=_arr(p.theta, ctx.shape),
                        v_reset=_arr(p.v_reset, ctx.shape), w_in=1.0 / (1 - a_s))
 
@@ -265,7 +269,7 @@ def _flatten(p, ctx: _Ctx):
 
     # NIR counts Flatten's axes per sample (nir's own type inference, Sinabs); snnTorch's and Norse's readers
     # hand start_dim to torch.nn.Flatten, where axis 0 is the batch
-    start = 0 if ctx.consumer == "exact" else 1
+    start = 0 if ctx.consumer in ("exact", "euler") else 1
     node = nir.Flatten(input_type={"input": np.asarray(ctx.extra_in_shape)}, start_dim=0, end_dim=-1)
     node.start_dim = start
     return node
@@ -288,6 +292,8 @@ COMMON: dict[str, Writer] = {"Dense": _dense, "Conv1d": _conv(1), "Conv2d": _con
                              "AvgPool2d": _pool("AvgPool2d"), "Flatten": _flatten}
 WRITERS: dict[str, dict[str, Writer]] = {
     "exact": {**COMMON, "Scale": _scale, "Delay": _delay, "LIF": _exact_lif, "IF": _exact_if, "LI": _exact_li,
+              "Integrator": _exact_integrator, "CubaLIF": _exact_cuba_lif},
+    "euler": {**COMMON, "Scale": _scale, "Delay": _delay, "LIF": _exact_lif, "IF": _exact_if, "LI": _exact_li,
               "Integrator": _exact_integrator, "CubaLIF": _exact_cuba_lif},
     "snntorch": {"Dense": _dense, "Conv2d": _conv(2), "AvgPool2d": _pool("AvgPool2d"), "Flatten": _flatten,
                  "LIF": _snn_lif, "CubaLIF": _snn_cuba_lif},

@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {k: z[k][: args.steps] for k in z.files}
     conv = manifest["convention"]
     path = out_dir / "model.nir"
-    if conv == "exact":
+    if conv in ("exact", "euler"):  # n3ml's own reading of the file
         from ...frontends.nir import load
         from ...ir.interp import run
 
-        graph = load(str(path), dt=manifest["dt_ms"], nir_convention="exact")
+        graph = load(str(path), dt=manifest["dt_ms"], nir_convention=conv)
         res = run(graph, {k: inputs[k] for k in graph.input_names}, args.steps)
         outs = {k: np.asarray(v) for k, v in res.outputs.items()}
     else:

@@ -272,6 +272,10 @@ def _flatten_node(n, ctx) -> P.Primitive:
     rank = None if shape is None else np.asarray(shape).size
     start, end = int(n.start_dim) - offset, int(n.end_dim)
     end = end - offset if end >= 0 else (rank - 1 if rank else end)
+    if start < 0 and offset:
+        raise UnsupportedError(f"node `{ctx.name}`: {ctx.convention}'s reader hands start_dim={n.start_dim} to "
+                               "torch.nn.Flatten, which would flatten the batch axis too (the library fails on "
+                               "this file: 'mat1 and mat2 shapes cannot be multiplied')")
     if start > 0 or start < 0 or (rank is not None and end not in (-1, rank - 1)):
         raise UnsupportedError(f"node `{ctx.name}`: Flatten(start_dim={n.start_dim}, end_dim={n.end_dim}) read as "
                                f"{ctx.convention} does not flatten every per-sample axis; the IR's Flatten does")
