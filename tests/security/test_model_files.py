@@ -395,3 +395,64 @@ def test_real_exports_pass_the_checks(dynamic):
     buf = io.BytesIO()
     torch.export.save(torch.export.export(_Residual().eval(), (torch.rand(2, 1, 8, 8),), **kw), buf)
     safe_load.check_pt2("residual.pt2", buf.getvalue())
+
+
+# ------------------------------------------------------------------------------- mutations
+
+
+_VALUES = [None, 0, -1, 2**63, 1e308, float("nan"), "", "x", "s0", [], {}, True, "a'b", "__import__('os')"]
+
+
+def _leaves(o, path=()):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path
+
+
+def _mutations(tmp_path: Path, n: int):
+    """Byte-level damage (caught by the zip checks) and CRC-valid edits of the JSON members (past them)."""
+    import random
+
+    rng = random.Random(1234)
+    raw = DIGITS_PT2.read_bytes()
+    with zipfile.ZipFile(DIGITS_PT2) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    for i in range(n):
+        path = tmp_path / f"m{i}.pt2"
+        if i % 2:
+            b = bytearray(raw)
+            if i % 3:
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+            else:
+                b = b[:rng.randrange(len(b))]
+            path.write_bytes(bytes(b))
+        else:
+            name = rng.choice([m for m in members if m.endswith(".json")])
+            doc = json.loads(members[name])
+            spots = list(_leaves(doc))
+            for _ in range(rng.randint(1, 3)):
+                *head, last = rng.choice(spots)
+                o = doc
+                for k in head:
+                    o = o[k]
+                o[last] = rng.choice(_VALUES)
+                spots = list(_leaves(doc))
+            with zipfile.ZipFile(path, "w") as zo:
+                for m, body in members.items():
+                    zo.writestr(m, json.dumps(doc).encode() if m == name else body)
+        yield path
+
+
+def test_mutated_pt2_files_give_located_errors(tmp_path, capsys):
+    """Every mutant is converted or refused with one line naming the file; none prints a traceback."""
+    for path in _mutations(tmp_path, 24):
+        rc = main(["check", str(path)])
+        err = capsys.readouterr().err
+        assert rc in (0, 1), (path, err)
+        if rc:
+            assert str(path) in err and "Traceback" not in err and "internal error" not in err, err
