@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import decimal
 import math
-import os
 
 import numpy as np
 
 from ..errors import N3mlError
 from ..io import random_inputs, read_npz
+from ..ir import budget
 
 # numpy dtype kind -> why arrays of that kind are refused (bool, integers and floats are numbers)
 _REFUSED_KINDS = {
@@ -158,7 +158,8 @@ def inputs_from_args(args, graph, *, engine: str = "reference", device: str = "c
                 break
         check_memory(graph, args.steps, batch or 1, record=_record(args), engine=engine, device=device)
         return held_inputs(graph, raw, args.steps, where=args.input)
-    check_memory(graph, args.steps, args.batch, record=_record(args), engine=engine, device=device)
+    check_memory(graph, args.steps, args.batch, record=_record(args), engine=engine, device=device,
+                 random_input=True)
     return random_inputs(graph, args.steps, args.batch, args.seed, args.rate)
 
 
@@ -187,7 +188,8 @@ def held_inputs(graph, raw: dict[str, np.ndarray], steps: int, where: str = "") 
 
 
 def available_bytes(device: str = "cpu") -> int | None:
-    """Memory a run may still take: MemAvailable on Linux, the free memory of a CUDA device; None if unknown."""
+    """Memory a run may still take: the host's (n3ml.ir.budget), or the free memory of a CUDA device;
+    None if a CUDA driver cannot say."""
     if str(device).startswith("cuda"):
         try:
             import torch
@@ -195,55 +197,40 @@ def available_bytes(device: str = "cpu") -> int | None:
             return int(torch.cuda.mem_get_info(torch.device(device))[0])
         except Exception:  # no CUDA, or a driver that cannot say: do not guess
             return None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    return budget.available_memory()
 
 
-def estimate_bytes(graph, steps: int, batch: int, record=(), engine: str = "reference") -> int:
-    """A lower bound of the memory a run needs, in bytes (exact Python integers: no overflow for huge values).
+def estimate_bytes(graph, steps: int, batch: int, record=(), engine: str = "reference", *,
+                   random_input: bool = False) -> int:
+    """The memory a run needs at its peak, in bytes (exact Python integers: no overflow for absurd sizes).
 
-    Every engine holds each Input's whole sequence (steps, batch, *shape), each Output's twice (the per-step
-    results and the stacked array returned), PoissonRate's noise drawn for the whole run, and the recorded
-    nodes' sequences (a neuron's with up to three states); the torch engine also holds, at least, the whole
-    sequence of its largest node and that node's inputs at once. 8 bytes a value. Refusing when this bound
-    exceeds the free memory never refuses a run that could have fitted.
+    The IR's estimate (`n3ml.ir.budget`: inputs, outputs, one step of every node with its states, delay
+    buffers, convolution windows; for the torch engine, which evaluates layer by layer, every node's whole
+    sequence), plus what the command holds besides: the recorded nodes' sequences (a neuron's with up to
+    three states), the second copy of every output made when the per-step results are stacked, and, for
+    seeded random input, the float64 draws the spikes are made from.
     """
     types = graph.verify()
-    size = {n: math.prod(t.shape) for n, t in types.items()}
-    ops = {n: p.op for n, p in graph.nodes.items()}
-    held = (sum(size[n] for n in graph.nodes if ops[n] in ("Input", "PoissonRate"))
-            + 2 * sum(size[n] for n in graph.nodes if ops[n] == "Output")
-            + sum(size[n] * (4 if graph.nodes[n].category == "neuron" else 1) for n in set(record) if n in size))
-    if engine == "torch":
-        held += max((size[n] + sum(size[s] for s in graph.inputs_of(n))
-                     for n in graph.nodes if ops[n] not in ("Input", "Output")), default=0)
-    return 8 * steps * batch * held + 8 * batch * sum(size.values())
+
+    def size(n: str) -> int:
+        return math.prod(types[n].shape)
+
+    values = sum(size(n) * (4 if graph.nodes[n].category == "neuron" else 1) for n in set(record) if n in types)
+    values += sum(size(n) for n in graph.output_names)
+    if random_input:
+        values += sum(size(n) for n in graph.input_names)
+    return budget.estimate_bytes(graph, steps, batch, traces=engine == "torch") + 8 * steps * batch * values
 
 
-def check_memory(graph, steps: int, batch: int, *, record=(), engine: str = "reference", device: str = "cpu") -> None:
+def check_memory(graph, steps: int, batch: int, *, record=(), engine: str = "reference", device: str = "cpu",
+                 random_input: bool = False) -> None:
     """Refuse, with the estimate, a run that cannot fit in the free memory (before anything is allocated)."""
-    need = estimate_bytes(graph, steps, batch, record, engine)
+    need = estimate_bytes(graph, steps, batch, record, engine, random_input=random_input)
     free = available_bytes(device)
     if free is not None and need > free:
-        raise N3mlError(f"this run needs at least {_human(need)} ({steps} steps x batch {batch}) but only "
-                        f"{_human(free)} is available on {device}; reduce --steps or --batch")
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return f"{n:.3g} PiB"
+        raise N3mlError(f"this run would need about {budget.human(need)} ({steps} steps x batch {batch}, "
+                        f"{engine} engine) but only {budget.human(free)} is available on {device}; "
+                        "nothing was allocated: reduce --steps or --batch")
 
 
 def check_device(device: str, engine: str) -> None:

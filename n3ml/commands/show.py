@@ -37,7 +37,7 @@ def run(args) -> int:
     elif args.simulate is not None:
         if args.simulate < 1:
             raise N3mlError(f"--simulate needs a number of steps >= 1, found {args.simulate}")
-        check_memory(graph, args.simulate, args.batch)
+        check_memory(graph, args.simulate, args.batch, random_input=True)
         recording = measure_activity(graph, args.simulate, batch=args.batch, seed=args.seed,
                                      input_rate=args.input_rate)
         note = f"reference interpreter, {args.simulate} steps of random input (rate {args.input_rate:g})"
