@@ -403,6 +403,24 @@ class LifFcMnist(nn.Module):
         return self.layer(x)
 
 
+class LifFcMnistCounter(nn.Module):
+    """SpikingJelly examples/lif_fc_mnist.py: its evaluation loop (`out_fr += net(x)` for t < T, then
+    `out_fr / T`, `functional.reset_net(net)`) written inside forward around the same SNN, on a static image."""
+
+    def __init__(self, T=NUM_STEPS, tau=2.0):
+        super().__init__()
+        self.T = T
+        self.net = LifFcMnist(tau)
+
+    def forward(self, x):
+        out_fr = 0.
+        for t in range(self.T):
+            out_fr += self.net(x)
+        out_fr = out_fr / self.T
+        functional.reset_net(self.net)
+        return out_fr
+
+
 class CSNN(nn.Module):
     """SpikingJelly examples/conv_fashion_mnist.py `CSNN` (rebuilt: the module imports torchvision):
     multi-step IFNodes, `x.unsqueeze(0).expand(T, ...)` of the static image, `.mean(0)` firing-rate readout."""
@@ -608,6 +626,9 @@ CASES: list[Case] = [
          "single-step LIFNode, layer.Flatten/Linear, the example's loop + functional.reset_net",
          _build(lambda: LifFcMnist(2.0), 6.0), (1, 16, 16), _rand(T, BATCH, 1, 16, 16),
          _steps_ref(reset=_sj_reset), T),
+    Case("sj-lif-fc-counter", "SpikingJelly activation_based/examples/lif_fc_mnist.py evaluation loop (rebuilt "
+         "inside forward)", "`out_fr += net(x)` spike counter over a loop, `/ T`, static input held, reset_net",
+         _build(lambda: LifFcMnistCounter(T), 6.0), (1, 16, 16), _rand(BATCH, 1, 16, 16), _call, T, static=True),
     Case("sj-conv-fashion-mnist", "SpikingJelly activation_based/examples/conv_fashion_mnist.py CSNN (rebuilt)",
          "multi-step IFNode, x.unsqueeze(0).expand(T, ...), .mean(0) firing-rate readout, layer.BatchNorm2d",
          _build(lambda: CSNN(T, 4), 2.0, bn=1.0), (1, 28, 28), _rand(BATCH, 1, 28, 28),

@@ -230,3 +230,43 @@ def test_cli_converts_a_tutorial_loop_model_with_held_input(tmp_path):
     got = run_graph(graph, np.repeat(x.double().numpy()[None], corpus.NUM_STEPS, 0))
     for engine, v in got.items():
         assert (np.asarray(v) == expected).all(), engine
+
+
+def test_random_encoder_inside_forward_is_refused():
+    import snntorch as snn
+    from snntorch import spikegen
+
+    class Encoded(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = torch.nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x):
+            spikes = spikegen.rate(x, num_steps=3)
+            return torch.stack([self.lif(self.fc(spikes[t])) for t in range(3)])
+
+    with pytest.raises(UnsupportedError, match=r"`clamp` on a traced tensor.*snntorch/spikegen.py:\d+"):
+        trace(Encoded(), (4,))
+
+    class Bernoulli(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = torch.nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x):
+            return torch.stack([self.lif(self.fc(torch.bernoulli(x))) for t in range(3)])
+
+    with pytest.raises(UnsupportedError, match=r"random numbers drawn inside forward.*PoissonRate.*torch.bernoulli"):
+        trace(Bernoulli(), (4,))
+
+
+def test_tracing_leaves_the_model_as_it_was():
+    """The recording run restores every module's state and hooks (a later library run is unaffected)."""
+    case = next(c for c in corpus.CASES if c.name == "sj-lif-fc-mnist")
+    model = case.model(torch.float64)
+    x = case.make_input(torch.float64)
+    before = case.reference(model, x)
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(1))
+    trace(model, case.input_shape)
+    assert torch.equal(case.reference(model, x), before) and calls

@@ -106,6 +106,7 @@ class Reduced:
     node: str
     how: str
     lead: tuple[str, ...]
+    count: int = 0  # a running sum over a loop: the steps 0..count-1 added so far (0: a whole-sequence reduction)
 
 
 class NotRunnable(UnsupportedError):
@@ -264,7 +265,7 @@ class Recorder(TorchFunctionMode):
                               f"({type(m).__module__}.{type(m).__qualname__})")
         h = OPS.get(name)
         if h is None:
-            raise self.fail(f"`{name}` on a traced tensor is not supported", ", ".join(sorted(OPS)))
+            raise self.fail(f"`{name}` on a traced tensor is not supported", ", ".join(_supported_ops()))
         return h(self, func, args, kwargs)
 
     # ------------------------------------------------------------- modules
@@ -423,6 +424,12 @@ def _pop_module(pop: Any) -> int:
     return pop[1]
 
 
+def _supported_ops() -> list[str]:
+    """The operations worth naming in an error (no operator dunders, refusals or casts)."""
+    return sorted(n for n, h in OPS.items() if not n.startswith("_") and getattr(h, "refuses", False) is False
+                  and n not in _CASTS and not n.endswith("_"))
+
+
 def _keeps_state(m: nn.Module) -> bool:
     """A neuron module that carries its state itself between calls (snnTorch, SpikingJelly), not Norse's cells."""
     return type(m).__module__.split(".")[0] != "norse"
@@ -504,6 +511,10 @@ def _binary(kind: str, swap: bool = False, inplace: bool = False):
         ta = sa is not None and not isinstance(sa, Const)
         tb = sb is not None and not isinstance(sb, Const)
         target = args[0] if inplace else out
+        acc = _accumulate(rec, kind, sa, sb) if ta and tb else None
+        if acc is not None:  # `out += net(x)` in a loop over the steps: a sum readout
+            rec.put(target, acc)
+            return target
         if ta and tb:
             xa, xb = rec.sym(a), rec.sym(b)
             lead = _broadcast_lead(rec, xa, xb)
@@ -543,6 +554,20 @@ def _binary(kind: str, swap: bool = False, inplace: bool = False):
         node = rec.memo_node(key, lambda: ctx.scale("scale", Tensor(xs.node), f))
         return rec.new(target, node, xs.lead, xs.t)
     return h
+
+
+def _accumulate(rec: Recorder, kind: str, sa: Any, sb: Any) -> Reduced | None:
+    """Sum of consecutive steps of one value (a spike counter accumulated in the loop), else None."""
+    if kind != "add":
+        return None
+    if isinstance(sb, Reduced) and not isinstance(sa, Reduced):
+        sa, sb = sb, sa
+    if isinstance(sa, Reduced) and sa.count and isinstance(sb, Sym) and sb.node == sa.node and sb.t == sa.count:
+        return Reduced(sa.node, "sum", sa.lead, sa.count + 1)
+    if isinstance(sa, Sym) and isinstance(sb, Sym) and sa.node == sb.node and sa.lead == sb.lead == ("B",) \
+            and {sa.t, sb.t} == {0, 1}:
+        return Reduced(sa.node, "sum", sa.lead, 2)
+    return None
 
 
 def _reduced_scale(kind: str):
@@ -776,15 +801,23 @@ def _repeat(rec: Recorder, func, args, kwargs):
     shape = tuple(out.shape)
     lead = list(xs.lead)
     off = len(shape) - len(args[0].shape)
-    if off:
-        raise rec.fail("repeat/expand adding axes", "x.unsqueeze(0).repeat(T, 1, ...)")
+    if off == 1 and "T" not in lead and "1" not in lead and all(r in (1, -1) for r in reps[1:]):
+        lead = ["1"] + lead  # x.repeat(T, 1, ...) / x.expand(T, ...) adds the time axis in front
+        xs = Sym(xs.node, tuple(lead), xs.t)
+        class _Shape:  # the input as if unsqueezed first
+            shape = (1, *args[0].shape)
+        src = _Shape
+    elif off:
+        raise rec.fail("repeat/expand adding axes other than one leading time axis", "x.unsqueeze(0).repeat(T, 1, ...)")
+    else:
+        src = args[0]
     for i, a in enumerate(xs.lead):
         if a == "1" and shape[i] != 1:
             lead[i] = "T"
             _set_T(rec, shape[i])
-        elif shape[i] != args[0].shape[i]:
+        elif shape[i] != src.shape[i]:
             raise rec.fail(f"repeat/expand along the {a} axis", "repeating a unit time axis (x.unsqueeze(0))")
-    if shape[len(lead):] != tuple(args[0].shape[len(lead):]):
+    if shape[len(lead):] != tuple(src.shape[len(lead):]):
         raise rec.fail("repeat/expand along per-sample axes", "repeating a unit time axis")
     if "T" in lead and xs.t is None and rec.ctx.g.nodes.get(xs.node) is not None \
             and isinstance(rec.ctx.g.nodes[xs.node], P.Input):
@@ -991,6 +1024,7 @@ def _reduce(how: str):
 def _bad(what: str, hint: str):
     def h(rec: Recorder, func, args, kwargs):
         raise rec.fail(what, hint)
+    h.refuses = True
     return h
 
 
@@ -1014,7 +1048,11 @@ OPS: dict[str, Callable] = {
     "neg": _neg, "__neg__": _neg,
     **{n: _cast for n in _CASTS},
     **{n: _zero_like for n in ("zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones",
-                               "new_empty", "new_full", "rand_like", "randn_like")},
+                               "new_empty", "new_full")},
+    **{n: _bad("random numbers drawn inside forward (a random spike encoder?): an n3ml graph is deterministic",
+               "encode the input outside the model, or use n3ml.nn's PoissonRate encoder")
+       for n in ("rand_like", "randn_like", "randint_like", "bernoulli", "bernoulli_", "poisson", "normal",
+                 "uniform_", "normal_", "exponential_", "multinomial")},
     **{n: _layer("relu", _relu) for n in ("relu", "relu_")},
     **{n: _layer("softmax", _softmax) for n in ("softmax", "_softmax")},
     **{n: _layer("max_pool2d", _maxpool) for n in ("max_pool2d", "_max_pool2d")},
@@ -1178,6 +1216,8 @@ def _outputs(rec: Recorder, out: Any) -> None:
             if isinstance(s, Reduced):
                 if s.how == "all":
                     rec.sym(v, "the model's output")  # refuses with the reason
+                if s.count and s.count != rec.sizes.get("T"):
+                    raise rec.fail(f"the model returns a sum over {s.count} of its {rec.sizes.get('T')} steps")
                 flat.append((key, s.node, s.how))
             elif isinstance(s, (StateOf, StateSeq)):
                 st = s.state
