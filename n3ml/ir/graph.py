@@ -7,7 +7,7 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Container, Iterator
 
 import networkx as nx
 import numpy as np
@@ -56,6 +56,14 @@ class Graph:
         self.nodes[name] = prim
         for i, src in enumerate(inputs):
             self.edges.append(Edge(src, name, i))
+        return name
+
+    def fresh_name(self, base: str, taken: Container[str] = ()) -> str:
+        """`base`, else `base_2`, `base_3`, ...: the first that is neither a node nor in `taken`."""
+        name, i = base, 1
+        while name in self.nodes or name in taken:
+            i += 1
+            name = f"{base}_{i}"
         return name
 
     def connect(self, src: str, dst: str, dst_port: int = 0) -> None:

@@ -25,11 +25,7 @@ def bypass(graph: Graph, name: str) -> None:
 
 
 def fresh_name(graph: Graph, base: str) -> str:
-    name, i = base, 1
-    while name in graph.nodes:
-        i += 1
-        name = f"{base}_{i}"
-    return name
+    return graph.fresh_name(base)
 
 
 def insert_after(graph: Graph, name: str, new: str, prim: P.Primitive) -> str:

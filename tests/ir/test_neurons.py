@@ -222,3 +222,12 @@ def test_time_constant_formulas_live_only_in_neurons_py():
                             if t.type not in (tokenize.COMMENT, tokenize.STRING))
         assert not pattern.search(text), f"{rel} computes a per-step factor itself"
         assert "P . decay (" not in text and "P . gain (" not in text, rel
+
+
+def test_graph_owns_fresh_names():
+    g = Graph()
+    g.add("x", Input(shape=(1,)))
+    g.add("x_2", Output(), "x")
+    assert g.fresh_name("y") == "y"
+    assert g.fresh_name("x") == "x_3"  # x and x_2 are nodes
+    assert g.fresh_name("y", taken={"y", "y_2"}) == "y_3"

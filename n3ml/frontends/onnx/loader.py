@@ -41,11 +41,7 @@ class _Ctx:
 
     # ---------------------------------------------------------------- helpers
     def fresh(self, base: str) -> str:
-        name = _sanitize(base)
-        cand, i = name, 1
-        while cand in self.used_names or cand in self.graph.nodes:
-            i += 1
-            cand = f"{name}_{i}"
+        cand = self.graph.fresh_name(_sanitize(base), self.used_names)
         self.used_names.add(cand)
         return cand
 

@@ -103,10 +103,7 @@ class Context:
     # ------------------------------------------------------------ nodes
     def reserve(self, base: str) -> str:
         """A fresh node name derived from `base` (module path or op)."""
-        name = _ident(base)
-        n, i = name, 2
-        while n in self.g.nodes or n in self._reserved:
-            n, i = f"{name}_{i}", i + 1
+        n = self.g.fresh_name(_ident(base), self._reserved)
         self._reserved.add(n)
         return n
 
