@@ -157,6 +157,9 @@ class Graph:
             prim.verify(name)
         ports: dict[str, dict[int, str]] = {n: {} for n in self.nodes}
         for e in self.edges:
+            if type(e.dst_port) is not int or e.dst_port < 0:
+                raise VerifyError(f"input port numbers are integers >= 0, found {e.dst_port!r} (edge from `{e.src}`)",
+                                  node=e.dst if isinstance(e.dst, str) else None)
             if e.dst not in self.nodes:
                 raise VerifyError(f"edge from `{e.src}` goes to unknown node `{e.dst}`")
             if e.src not in self.nodes:
@@ -170,26 +173,33 @@ class Graph:
                                   "several inputs must be summed through an explicit Add",
                                   node=e.dst, port=_port_name(self.nodes[e.dst], e.dst_port))
             ports[e.dst][e.dst_port] = e.src
+        ins: dict[str, list[str]] = {}
+        has_input = has_output = False
         for name, prim in self.nodes.items():
-            got = sorted(ports[name])
-            n = len(got)
-            if prim.arity is None:
+            p = ports[name]
+            n = len(p)
+            arity = prim.arity
+            # ports are distinct ints, so they are exactly 0..n-1 when all lie in range(n)
+            if arity is None:
                 if n < 2:
                     raise VerifyError(f"{prim.op} expects at least 2 inputs, found {n}", node=name)
-                if got != list(range(n)):
-                    raise VerifyError(f"{prim.op} inputs must be numbered 0..{n - 1}, found {got}", node=name)
-            elif n != prim.arity or got != list(range(prim.arity)):
-                raise VerifyError(f"{prim.op} expects {prim.arity} input(s), found {n}", node=name)
-        if not self.input_names:
+                if not all(0 <= i < n for i in p):
+                    raise VerifyError(f"{prim.op} inputs must be numbered 0..{n - 1}, found {sorted(p)}", node=name)
+            elif n != arity or not all(0 <= i < n for i in p):
+                raise VerifyError(f"{prim.op} expects {arity} input(s), found {n}", node=name)
+            ins[name] = [p[i] for i in range(n)]
+            has_input = has_input or isinstance(prim, Input)
+            has_output = has_output or isinstance(prim, Output)
+        if not has_input:
             raise VerifyError("the graph has no Input node")
-        if not self.output_names:
+        if not has_output:
             raise VerifyError("the graph has no Output node")
         cyc = _find_cycle(self)
         if cyc:
             path = " -> ".join(cyc + [cyc[0]])
             raise VerifyError(f"cycle without a Delay of at least 1 step: {path}; "
                               "insert a Delay(steps>=1) on the loop", node=cyc[0])
-        return infer_types(self)
+        return _infer(self, ins)
 
     def types(self) -> dict[str, PortType]:
         return self.verify()
@@ -245,8 +255,11 @@ def infer_types(graph: Graph) -> dict[str, PortType]:
     in the size of the graph whatever the order the nodes were written in. Every edge is checked
     once all types are known.
     """
+    return _infer(graph, graph.input_map())
+
+
+def _infer(graph: Graph, ins: dict[str, list[str]]) -> dict[str, PortType]:
     types: dict[str, PortType] = {}
-    ins = graph.input_map()
     users: dict[str, list[str]] = {n: [] for n in graph.nodes}
     unknown: dict[str, int] = {}
     for n in graph.nodes:

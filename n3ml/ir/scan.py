@@ -156,21 +156,31 @@ class _Parser:
         return Tree("start", [header, Tree("graph", children)])
 
     def node(self) -> Tree:
-        k = self.k
-        children = [self.name()]
-        self.expect("=")
-        children.append(self.name())
-        self.expect("(")
-        while k[self.i] != ")":
-            key = self.name()
-            if k[self.i] == "=":
-                self.i += 1
+        # the hottest loop of a large file: written out flat (no helper calls per token)
+        k, s, pos, lines = self.k, self.s, self.pos, self.lines
+        i = self.i
+        if k[i] != "word" or k[i + 1] != "=" or k[i + 2] != "word" or k[i + 3] != "(":
+            raise Fallback
+        if "-" in s[i] or "-" in s[i + 2]:  # WORDs, not NAMEs
+            raise Fallback
+        children = [Tok("NAME", s[i], pos[i], lines), Tok("NAME", s[i + 2], pos[i + 2], lines)]
+        i += 4
+        while k[i] != ")":
+            if k[i] != "word" or "-" in s[i]:
+                raise Fallback
+            key = Tok("NAME", s[i], pos[i], lines)
+            if k[i + 1] == "=":
+                self.i = i + 2
                 children.append(Tree("kw", [key, self.value(0)]))
+                i = self.i
             else:
                 children.append(Tree("ref", [key]))
-            if k[self.i] != ")":
-                self.expect(",")
-        self.i += 1
+                i += 1
+            if k[i] != ")":
+                if k[i] != ",":
+                    raise Fallback
+                i += 1
+        self.i = i + 1
         return Tree("node", children)
 
     def value(self, depth: int):

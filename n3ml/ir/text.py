@@ -20,9 +20,9 @@ import numpy as np
 from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from .graph import SCHEMA_VERSION, Graph
+from .graph import SCHEMA_VERSION, Edge, Graph
 from .prims import INT64_MAX, INT64_MIN, REGISTRY, SCHEMES
-from .scan import Fallback, parse_fast
+from .scan import Fallback, Tok, parse_fast
 from .sidecar import Sidecar, SidecarError, open_regular
 from .syntax import DTYPES, TIME_FIELDS, UNITS  # noqa: F401 (shared with the printer; re-exported)
 from .types import FixedPoint, VerifyError
@@ -348,8 +348,9 @@ def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Gr
             raise _Located(k.line, k.column, f"`scheme` must be one of {', '.join(SCHEMES)}; found {_show(v)}")
         graph.scheme = scheme
     lines: dict[str, tuple[int, int]] = {}
+    nodes_, edges_ = graph.nodes, graph.edges
     refs: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
-    fields_of: dict[type, tuple[list[str], list[str]]] = {}  # per class: field names, required ones
+    fields_of: dict[type, tuple[dict[str, None], list[str]]] = {}  # per class: field names, required ones
     for nt in nodes:
         ntok, optok, *args = nt.children
         name, op = str(ntok), str(optok)
@@ -359,8 +360,8 @@ def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Gr
         cls = REGISTRY[op]
         if cls not in fields_of:
             fs = dataclasses.fields(cls)
-            fields_of[cls] = ([f.name for f in fs], [f.name for f in fs if f.default is dataclasses.MISSING
-                                                     and f.default_factory is dataclasses.MISSING])
+            fields_of[cls] = ({f.name: None for f in fs}, [f.name for f in fs if f.default is dataclasses.MISSING
+                                                           and f.default_factory is dataclasses.MISSING])
         field_names, required = fields_of[cls]
         inputs, kwargs = [], {}
         for a in args:
@@ -387,10 +388,13 @@ def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Gr
             prim = cls(**kwargs)
         except (TypeError, VerifyError) as e:
             raise _Located(optok.line, optok.column, str(e)) from None
-        if name in graph.nodes:
+        if name in nodes_:
             raise _Located(ntok.line, ntok.column, f"node `{name}` is defined twice")
-        graph.add(name, prim, *inputs)
-        lines[name] = (ntok.line, ntok.column)
+        # what Graph.add does, less its checks: the name is a NAME token, prim one of REGISTRY's
+        nodes_[name] = prim
+        for i, src in enumerate(inputs):
+            edges_.append(Edge(src, name, i))
+        lines[name] = ntok._lines.locate(ntok.start_pos) if isinstance(ntok, Tok) else (ntok.line, ntok.column)
     return graph, Source(path, sidecar_name, lines, refs)
 
 
