@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from n3ml.backends.nir import NirTarget
+from n3ml.backends.nir.lower import CONSUMERS
 from n3ml.backends.nir.run import READERS
 from n3ml.frontends.nir import load
 from n3ml.ir.interp import run
 
 from .models import MODELS, spikes
 
-READER_COLS = ("snntorch", "norse")
+READER_COLS = ("snntorch", "norse", "sinabs", "spyx")
 N3ML_COLS = ("exact", "euler", "snntorch", "norse")
 
 
@@ -62,7 +63,8 @@ def n3ml_rows(steps: int, batch: int, tmp: Path) -> list[tuple[str, str, dict[st
             def lib(reader=reader):
                 d = tmp / f"n3ml-{model}-{reader}"
                 d.mkdir()
-                NirTarget().emit(graph, d, options={"convention": reader})
+                # readers without a writer of their own get the exact file (NIR's equations at dt = 1 ms)
+                NirTarget().emit(graph, d, options={"convention": reader if reader in CONSUMERS else "exact"})
                 return metrics(ref, READERS[reader](d / "model.nir", {}, x["x"]))
             cells[f"{reader} reader"] = _cell(lib)
         for conv in N3ML_COLS:

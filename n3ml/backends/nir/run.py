@@ -57,7 +57,33 @@ def _norse(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:
     return _torch_steps(m, x, stateful_call=True)
 
 
-READERS: dict[str, Callable[[Path, dict, np.ndarray], np.ndarray]] = {"snntorch": _snntorch, "norse": _norse}
+def _sinabs(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:
+    import nir
+    import sinabs
+    import torch
+
+    T, B = x.shape[:2]
+    m = sinabs.from_nir(nir.read(path, type_check=False), batch_size=B)
+    # Sinabs' *Squeeze layers take the whole run at once, batch and time folded into one axis (batch major)
+    xs = torch.as_tensor(np.swapaxes(x, 0, 1).reshape(B * T, *x.shape[2:]), dtype=torch.float32)
+    with torch.no_grad():
+        y = m(xs)
+    y = y[0] if isinstance(y, tuple) else y
+    y = y.detach().double().numpy()
+    return np.swapaxes(y.reshape(B, T, *y.shape[1:]), 0, 1)
+
+
+def _spyx(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:
+    import jax.numpy as jnp
+    import nir
+    import spyx.nir
+
+    _, y = spyx.nir.from_nir(nir.read(path, type_check=False), jnp.asarray(x, dtype=jnp.float32))
+    return np.asarray(y, dtype=np.float64)
+
+
+READERS: dict[str, Callable[[Path, dict, np.ndarray], np.ndarray]] = {
+    "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spyx": _spyx}
 
 
 def main(argv: list[str] | None = None) -> int:
