@@ -1,16 +1,19 @@
 """Soft LIF (Hunsberger & Eliasmith 2015) on real MNIST images: a CNN trained with the soft LIF
 rate on mnist5k, then run as a spiking LIF network through the IR.
 
-    .venv/bin/python examples/learning/softlif_mnist5k.py [--epochs 15] [--ms 200] [--dt 0.5]
+    .venv/bin/python examples/learning/softlif_mnist5k.py [--epochs 20] [--ms 200] [--dt 1]
 
 ANN: Conv(1->16, 5x5) SoftLIF AvgPool2 Conv(16->32, 3x3) SoftLIF AvgPool2 Linear(1568->10)
 (`n3ml.learn.softlif.MNISTCNN`); tau_rc = 20 ms, tau_ref = 2 ms, gamma = 0.1, amplitude =
-20 ms (the values of the digits example); cross-entropy, Adam, batch 32. Data:
+20 ms (the values of the digits example); trained with Gaussian noise on every SoftLIF
+output (std 0.2, i.e. 10 Hz of rate at this amplitude; the paper's remedy for spike
+variability); cross-entropy, Adam (weight decay 1e-4, cosine), batch 32, each training
+image shifted by up to 2 pixels at random (the paper augments its data too). Data:
 `load_split("mnist5k", images=True)`. The converted graph (`to_graph`: Conv2d / LIF /
 AvgPool2d / Dense, input held as a constant current) is simulated for --ms milliseconds
 at --dt by the torch executor on all 1,000 test images; the logits are the time-averaged
-output layer. Scaled to the budget: a LeNet-sized network (the paper's are larger), no
-training noise, 15 epochs of 4,000 images.
+output layer. Scaled to the budget: a LeNet-sized network (the paper's are larger), 20 epochs of
+4,000 images.
 """
 
 from __future__ import annotations
@@ -29,11 +32,23 @@ from n3ml.learn.softlif import MNISTCNN, to_graph
 GOAL = 97.5
 
 
+def shift(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+    """Translate each image by (dy, dx) in [-k, k]^2 pixels, filling with 0 (background)."""
+    if k == 0:
+        return x
+    pad = torch.nn.functional.pad(x, (k, k, k, k))
+    h, w = x.shape[-2:]
+    d = torch.randint(0, 2 * k + 1, (len(x), 2), generator=g).tolist()
+    return torch.stack([pad[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(d)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--noise", type=float, default=0.2, help="training noise on the SoftLIF outputs")
+    ap.add_argument("--shift", type=int, default=2, help="random translation of training images, pixels")
     ap.add_argument("--ms", type=float, default=200.0, help="spiking simulation length, ms")
-    ap.add_argument("--dt", type=float, default=0.5, help="simulation step, ms")
+    ap.add_argument("--dt", type=float, default=1.0, help="simulation step, ms")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -43,8 +58,8 @@ def main() -> None:
     d = load_split("mnist5k", images=True)
     xtr, ytr = torch.tensor(d.x_train), torch.tensor(d.y_train)
     xte = torch.tensor(d.x_test)
-    net = MNISTCNN(amplitude=20.0, gamma=0.1)
-    opt = torch.optim.Adam(net.parameters(), args.lr)
+    net = MNISTCNN(amplitude=20.0, gamma=0.1, noise=args.noise)
+    opt = torch.optim.Adam(net.parameters(), args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     curve: dict[str, list[float]] = {"train (running)": [], "test (ANN)": []}
     for epoch in range(1, args.epochs + 1):
@@ -55,7 +70,7 @@ def main() -> None:
         correct = seen = 0
         for i in range(0, len(xtr), 32):
             idx = perm[i:i + 32]
-            logits = net(xtr[idx])
+            logits = net(shift(xtr[idx], args.shift, g))
             loss = torch.nn.functional.cross_entropy(logits, ytr[idx])
             opt.zero_grad()
             loss.backward()
@@ -80,8 +95,9 @@ def main() -> None:
     graph = to_graph(net, (1, 28, 28), dt=args.dt)
     steps = int(round(args.ms / args.dt))
     outs = []
-    for i in range(0, len(xte), 250):  # chunks keep the (T, B, ...) state small
-        x = np.repeat(d.x_test[None, i:i + 250].astype(np.float64), steps, axis=0)
+    # chunks of 50 images: the executor keeps whole (T, B, ...) sequences per layer (~2 GB here)
+    for i in range(0, len(xte), 50):
+        x = np.repeat(d.x_test[None, i:i + 50].astype(np.float64), steps, axis=0)
         outs.append(torch_run(graph, {"x": x}, dtype="float32").outputs["out"])
     out = np.concatenate(outs, axis=1)  # (T, N, 10)
     snn_pred = out.mean(axis=0).argmax(axis=1)

@@ -61,23 +61,32 @@ class SoftLIF(nn.Module):
         tau_ref: refractory period, ms.
         gamma: softplus smoothing (0 < gamma; the paper uses ~0.02 in units of the threshold).
         amplitude: output scale (ms per spike); 1 / max rate keeps activations <= 1.
+        noise: standard deviation of Gaussian noise added to the output while training
+            (``self.training``), in output units: the paper trains with noise so that the
+            network tolerates the variability of spike-based rate estimates. 0: none.
     """
 
-    def __init__(self, tau_rc: float = 20.0, tau_ref: float = 2.0, gamma: float = 0.02, amplitude: float = 2.0):
+    def __init__(self, tau_rc: float = 20.0, tau_ref: float = 2.0, gamma: float = 0.02, amplitude: float = 2.0,
+                 noise: float = 0.0):
         super().__init__()
-        if tau_rc <= 0 or tau_ref < 0 or gamma <= 0 or amplitude <= 0:
-            raise N3mlError(f"SoftLIF needs tau_rc > 0, tau_ref >= 0, gamma > 0, amplitude > 0; found "
-                            f"{tau_rc}, {tau_ref}, {gamma}, {amplitude}")
+        if tau_rc <= 0 or tau_ref < 0 or gamma <= 0 or amplitude <= 0 or noise < 0:
+            raise N3mlError(f"SoftLIF needs tau_rc > 0, tau_ref >= 0, gamma > 0, amplitude > 0, noise >= 0; found "
+                            f"{tau_rc}, {tau_ref}, {gamma}, {amplitude}, {noise}")
         self.tau_rc, self.tau_ref, self.gamma, self.amplitude = tau_rc, tau_ref, gamma, amplitude
+        self.noise = noise
         self.hard = False
 
     def forward(self, j: torch.Tensor) -> torch.Tensor:
         if self.hard:
             return self.amplitude * lif_rate(j, self.tau_rc, self.tau_ref)
-        return self.amplitude * soft_lif_rate(j, self.tau_rc, self.tau_ref, self.gamma)
+        r = self.amplitude * soft_lif_rate(j, self.tau_rc, self.tau_ref, self.gamma)
+        if self.training and self.noise > 0:
+            r = r + self.noise * torch.randn_like(r)
+        return r
 
     def extra_repr(self) -> str:
-        return f"tau_rc={self.tau_rc}, tau_ref={self.tau_ref}, gamma={self.gamma}, amplitude={self.amplitude}"
+        return (f"tau_rc={self.tau_rc}, tau_ref={self.tau_ref}, gamma={self.gamma}, amplitude={self.amplitude}, "
+                f"noise={self.noise}")
 
 
 class DigitsCNN(nn.Sequential):
@@ -107,7 +116,13 @@ class MNISTCNN(nn.Sequential):
             nn.Conv2d(1, c1, 5, padding=2), SoftLIF(**soft), nn.AvgPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1), SoftLIF(**soft), nn.AvgPool2d(2),
             nn.Flatten(), nn.Linear(c2 * 7 * 7, n_out))
-        for m in self:  # neurons start at threshold, as in DigitsCNN
+        # neurons start at threshold (as in DigitsCNN), and He-initialised weights give the
+        # currents a spread around it: with torch's default (smaller) weights on 28x28 inputs
+        # every neuron sits near j = 1, the features barely differ, and training stalls at chance
+        # for epochs (measured: 10 % after 2 epochs on 1,000 images; 80 % with He init)
+        for m in self:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if isinstance(m, nn.Conv2d):
                 nn.init.constant_(m.bias, 1.0)
 
