@@ -216,7 +216,7 @@ def tau_from_factor(name: str, field_: str, a, dt: float):
         raise UnsupportedError(f"node `{name}`: the per-step decay of `{field_}` is {a.min()} (euler scheme "
                                "with dt >= tau); exact integration needs 0 < decay <= 1")
     with np.errstate(divide="ignore"):
-        tau = np.where(a == 1.0, NO_LEAK_TAU, -dt / np.log(np.where(a == 1.0, 0.5, a)))
+        tau = np.where(a == 1.0, NO_LEAK_TAU, N.tau_of_decay(np.where(a == 1.0, 0.5, a), dt, "exact"))
     return float(tau) if tau.ndim == 0 else tau
 
 

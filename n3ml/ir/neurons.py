@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["decay", "gain", "SURROGATE_SLOPES", "DEFAULT_SURROGATE", "Namespace", "NUMPY", "Discrete",
+__all__ = ["decay", "gain", "tau_of_decay", "SURROGATE_SLOPES", "DEFAULT_SURROGATE", "Namespace", "NUMPY", "Discrete",
            "State", "discretize", "step", "STEPS", "trunc_shift", "overflow", "check_training"]
 
 # ----------------------------------------------------------- §3: per-step factors
@@ -50,6 +50,13 @@ def gain(tau: Any, dt: float, scheme: str, xp: Any = np) -> Any:
     """Input gain `g` of v_t = v_leak + a (v_{t-1} - v_leak) + r g I_t: 1 - exp(-dt/tau) or dt/tau."""
     h = dt / _time(tau, xp)
     return 1.0 - xp.exp(-h) if scheme == "exact" else h
+
+
+def tau_of_decay(a: Any, dt: float, scheme: str) -> Any:
+    """The time constant (ms) whose per-step decay over dt is `a` (the inverse of `decay`):
+    -dt / ln a (exact) or dt / (1 - a) (euler). a = 1 (no leak) has no finite inverse."""
+    a = np.asarray(a, dtype=np.float64)
+    return -dt / np.log(a) if scheme == "exact" else dt / (1.0 - a)
 
 
 # ------------------------------------------------------ training semantics (§5a)

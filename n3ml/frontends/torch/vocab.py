@@ -17,6 +17,7 @@ from torch import nn
 
 from ...errors import UnsupportedError
 from ...ir import Graph, VerifyError
+from ...ir import neurons as N
 from ...ir import prims as P
 from ...ir.types import PortType
 
@@ -174,9 +175,7 @@ class Context:
             if np.any(a <= 0):
                 raise self.unsupported(f"decay `{what}` must be > 0 under scheme=exact, found min {a.min()!r}; "
                                        "convert with scheme euler")
-            tau = -dt / np.log(a)
-        else:
-            tau = dt / (1.0 - a)
+        tau = N.tau_of_decay(a, dt, self.g.scheme)
         return float(tau) if tau.ndim == 0 else tau
 
     # ---------------------------------------------------------- neurons
