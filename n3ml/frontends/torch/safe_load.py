@@ -117,7 +117,7 @@ def zip_members(path: str, data: bytes) -> dict[str, bytes]:
         z = zipfile.ZipFile(io.BytesIO(data))
         infos = z.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, UnicodeDecodeError, ValueError, OSError, EOFError,
-            struct.error, NotImplementedError, RecursionError, MemoryError) as e:  # NotImplementedError: "zip file version"
+            struct.error, NotImplementedError, RecursionError, MemoryError) as e:  # NotImplementedError: a zip version
         raise N3mlError(f"{path}: not a readable zip archive (corrupt or truncated?): {e}") from None
     if getattr(z, "start_dir", cd) != cd:  # Python shifts offsets past prepended bytes; miniz does not
         raise N3mlError(f"{path}: the zip archive has data before its first entry")
