@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import tokenize
 import zipfile
 
 import numpy as np
@@ -179,7 +180,8 @@ def _header(m, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
                                "(numpy.savez writes 1.0 or 2.0)")
     except SidecarError:
         raise
-    except (ValueError, SyntaxError, TypeError, OverflowError, EOFError) as e:
+    except (ValueError, SyntaxError, TypeError, OverflowError, EOFError, tokenize.TokenError) as e:
+        # numpy tokenizes the header dict: an unbalanced one raises tokenize's TokenError (not a ValueError)
         raise SidecarError(f"array `{key}` has no valid .npy header ({e})") from None
     if not all(isinstance(d, int) and d >= 0 for d in shape):
         raise SidecarError(f"array `{key}` declares an invalid shape {shape!r}")

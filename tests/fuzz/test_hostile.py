@@ -72,8 +72,8 @@ def _npy(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _lying_npz() -> bytes:
-    """fc1.weight's .npy header claims shape (10^12,) while the data holds a few values."""
+def _lying_npz(old: bytes = b"'shape': (32, 16)", new: bytes = b"'shape': (1000000000000,)") -> bytes:
+    """fc1.weight's .npy header rewritten (by default: it claims shape (10^12,) while the data holds 512 values)."""
     good = _npz(**dict(np.load(MLP.with_suffix(".npz"))))
     src = zipfile.ZipFile(io.BytesIO(good))
     out = io.BytesIO()
@@ -81,7 +81,7 @@ def _lying_npz() -> bytes:
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "fc1.weight.npy":
-                data = data.replace(b"'shape': (32, 16)", b"'shape': (1000000000000,)")
+                data = data.replace(old, new)
             z.writestr(info, data)
     return out.getvalue()
 
@@ -102,6 +102,7 @@ def _bad_name_npz() -> bytes:
 
 SIDECARS = {
     "lying .npy header": _lying_npz,
+    "unbalanced .npy header": lambda: _lying_npz(b"'shape': (32, 16)", b"'shape': ((32, 16)"),
     "invalid UTF-8 member name": _bad_name_npz,
     "a .npy instead of .npz": lambda: _npy(np.zeros((32, 16))),
     "datetime weights": lambda: _npz(**{**dict(np.load(MLP.with_suffix(".npz"))),
