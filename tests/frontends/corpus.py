@@ -360,6 +360,23 @@ def norse_readme_classifier():
         nn.Flatten(), nn.Linear(50, 10), norse.LICell())
 
 
+class NorseStateLoop(nn.Module):
+    """Norse notebooks (norse/notebooks, mnist_classifiers: a `Model` wrapping the README's SequentialState):
+    `for ts in range(seq_length): z, s = self.snn(x[ts], s)` carrying the whole network's state, stacked."""
+
+    def __init__(self):
+        super().__init__()
+        self.snn = norse.SequentialState(nn.Linear(10, 24), norse.LIFCell(), nn.Linear(24, 6), norse.LIFCell())
+
+    def forward(self, x):
+        s = None
+        outs = []
+        for ts in range(x.shape[0]):
+            z, s = self.snn(x[ts], s)
+            outs.append(z)
+        return torch.stack(outs)
+
+
 class NorseLoopMLP(nn.Module):
     """Norse notebooks' hand-written loop form (as norse.torch.models.conv.ConvNet): `s = None`, then
     `for ts in range(seq_length): z, s = self.lif(z, s)`, a preallocated `torch.zeros(seq_length, batch, n)`
@@ -610,6 +627,9 @@ CASES: list[Case] = [
          "SequentialState of LIFCell/LICell; the caller carries the state per step",
          _build(norse_readme_classifier, 4.0, 0.3), (1, 16, 16), _rand(T, BATCH, 1, 16, 16),
          _steps_ref(state=True), T, voltage=True),
+    Case("norse-state-loop", "Norse notebooks' Model around a SequentialState (rebuilt)",
+         "SequentialState called in a time loop with its state carried (z, s = self.snn(x[ts], s)), torch.stack",
+         _build(NorseStateLoop, 6.0, 0.2), (10,), _rand(T, BATCH, 10), _call, T),
     Case("norse-convnet", "norse.torch.models.conv.ConvNet (imported)",
          "for ts in range(seq_length), s=None state carried, torch.zeros buffer filled per step, "
          "F.max_pool2d, 10 * conv, view(-1, n), LILinearCell",

@@ -117,6 +117,9 @@ def sequential_state(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     return x, State(ctx.path or "(root)", "state")
 
 
+sequential_state.carries_state = True  # the recording tracer follows its state like a neuron's
+
+
 def _single(m: nn.Module) -> str:
     return "single"
 

@@ -283,6 +283,7 @@ class Recorder(TorchFunctionMode):
         if not allargs:
             raise self.fail("called without an input")
         x, rest = allargs[0], allargs[1:]
+        kinds = [self.state_kind(s, m) for s in rest]  # before the call: it may update a state list in place
         quick = tuple(c for t in ctx.tables for c in getattr(t, "SHAPE_ONLY", ()))
         self.paused += 1
         try:
@@ -297,6 +298,10 @@ class Recorder(TorchFunctionMode):
             return real  # computed from constants only
         xs = self.sym(x)
         mode = entry.steps(m) if entry.steps is not None else None
+        if mode is None and getattr(entry.convert, "carries_state", False):
+            # a container that returns its children's state (Norse's SequentialState): a neuron of one step,
+            # or of a whole sequence
+            mode = "multi" if xs.lead == ("T", "B") else "single"
         if mode is None:
             if _tracked_any(self, rest):
                 raise self.fail("a layer called with more than one traced tensor")
@@ -310,7 +315,6 @@ class Recorder(TorchFunctionMode):
         if xs.lead != want:
             raise Relayout(f"module `{path}` runs {'one step' if mode == 'single' else 'a sequence'} but receives "
                            f"axes {'x'.join(xs.lead)}")
-        kinds = [self.state_kind(s, m) for s in rest]
         own = {k[3] for k in kinds if k[0] == "own"}
         if any(k[0] == "other" for k in kinds) or (own and any(k[0] != "own" for k in kinds)) or len(own) > 1:
             what = next((k[1] for k in kinds if k[0] == "other"), "a mix of states")
