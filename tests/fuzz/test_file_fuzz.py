@@ -41,3 +41,24 @@ def test_harness_catches_failures(monkeypatch, tmp_path):
 
     monkeypatch.setattr(check, "run", escape)
     assert run_cli(["check", path]).failed
+
+
+# cases the fuzzer once failed on (they replay exactly while mutate.py's mutators are unchanged):
+# an unbalanced .npy header dict (tokenize.TokenError) in sidecars, inputs and calibration data;
+# a corrupt record in a state_dict archive (torch's reader raised IndexError: stoull)
+FOUND = [("sidecar", 7, 25), ("sidecar", 7, 236), ("input", 7, 160), ("calibration", 7, 61), ("pt", 7, 208)]
+
+
+@pytest.mark.parametrize("name, seed_, case", FOUND, ids=lambda v: str(v))
+def test_found_cases_stay_fixed(name, seed_, case, tmp_path):
+    import random
+
+    from .harness import case_dir
+
+    fam = next((f for f in FAMILIES if f.name == name), None)
+    if fam is None:
+        pytest.skip(f"no {name} example here")
+    rng = random.Random(f"{seed_}:{name}:{case}")
+    with case_dir(tmp_path) as d:
+        label, _, outs = fam.driver(rng, d)
+    assert not any(o.failed for o in outs), f"{label}: {[(o.kind, o.detail) for o in outs]}"

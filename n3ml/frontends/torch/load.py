@@ -106,7 +106,8 @@ def _torch_load_safe(path: str, data: bytes) -> Any:
             "default because that can run arbitrary code. Save a state_dict and pass --model package.module:Class, "
             "save TorchScript or a torch.export .pt2 file, or pass --unsafe-allow-pickle if you trust the file. "
             f"({str(e).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    # IndexError: torch's C++ zip reader turns std::out_of_range (stoull on a corrupt record) into one
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, zipfile.BadZipFile) as e:
         raise N3mlError(f"{path}: not a readable PyTorch file (corrupt or truncated?): {e}") from None
 
 
