@@ -14,6 +14,9 @@
   one renamed in right after (a window of two renames), then the old one is removed.
 - Without --force, the final rename is `RENAME_NOREPLACE`: an OUT that appeared meanwhile (made by
   something other than n3ml, which would have needed the lock) is never replaced.
+- --force replaces only a directory that holds none of the run's inputs (the model, calibration data),
+  the working directory or the home directory: `-o ~ --force` or `-o out --force` with the model in
+  out/ would otherwise delete them.
 - A killed run (SIGKILL, power loss) leaves `.OUT.tmp-<pid>-*` or `.OUT.old-<pid>-*`; the next run on
   OUT removes those whose process is gone.
 """
@@ -98,9 +101,11 @@ def remove_tree(path: Path) -> None:
 class OutputDir:
     """Context manager: yields a fresh temporary directory that becomes `out` on success."""
 
-    def __init__(self, out: Path, *, force: bool = False):
+    def __init__(self, out: Path, *, force: bool = False, keep: tuple[str | os.PathLike, ...] = ()):
+        """`keep`: paths that --force must not delete (the run's inputs)."""
         self.out = Path(out)
         self.force = force
+        self.keep = tuple(Path(p) for p in keep if p)
         self.parent = self.out.parent
         self.lock_path = self.parent / f".{self.out.name}.lock"
         self._lock_fd: int | None = None
@@ -120,6 +125,8 @@ class OutputDir:
             raise N3mlError(f"{out}: exists and is not a directory; -o names the output directory")
         if out.exists() and not self.force:
             raise N3mlError(f"{out} exists; pass --force to replace it")
+        if out.exists():
+            self._check_force()
         try:
             self.parent.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -132,6 +139,20 @@ class OutputDir:
             raise N3mlError(f"{out}: cannot create its parent {self.parent}: {e.strerror or e}") from None
         if not os.access(self.parent, os.W_OK | os.X_OK):
             raise N3mlError(f"{out}: permission denied: cannot write into {self.parent}")
+
+    def _check_force(self) -> None:
+        """Refuse --force when replacing OUT would delete an input, the working or the home directory."""
+        real = self.out.resolve()
+        protected = [(p, "an input of this run") for p in self.keep]
+        protected += [(Path.cwd(), "the working directory"), (Path.home(), "the home directory")]
+        for p, what in protected:
+            try:
+                q = p.resolve()
+            except (OSError, RuntimeError):
+                continue
+            if q == real or real in q.parents:
+                raise N3mlError(f"{self.out}: --force would delete {p} ({what}), which is inside it; choose "
+                                "another -o")
 
     def _lock(self) -> None:
         if fcntl is None:
@@ -194,7 +215,7 @@ class OutputDir:
         self._check()
         self._lock()
         try:
-            if self.out.exists() and not self.force:  # made while this run waited for nothing: re-check
+            if self.out.exists() and not self.force:  # made between the first check and the lock
                 raise N3mlError(f"{self.out} exists; pass --force to replace it")
             self._clean_stale()
             self.tmp = self._mkdtemp("tmp")

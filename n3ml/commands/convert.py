@@ -104,7 +104,8 @@ def run(args) -> int:
         raise N3mlError(f"--steps must be >= 1, found {args.steps}")
     target = lookup(TARGETS, args.target, "target")()
     options = check_keys(target, parse_options(args.target_option))  # a typo fails before the model loads
-    with OutputDir(Path(args.output), force=args.force) as tmp:  # locked: one writer per OUT
+    keep = (args.model, args.calibration, args.report)  # --force must not delete these with the old OUT
+    with OutputDir(Path(args.output), force=args.force, keep=keep) as tmp:  # locked: one writer per OUT
         graph = load_any(args)
         if args.dt is not None and Path(args.model).suffix.lower() == ".n3ml" and args.dt != graph.dt:
             raise N3mlError(f"{args.model} has dt={graph.dt:g} ms; --dt {args.dt:g} cannot change it (the time "

@@ -256,3 +256,18 @@ def test_report_is_strict_json(tmp_path):
     doc = json.loads(path.read_text(), parse_constant=refuse)
     assert doc == {"gain": None, "scale": [1.0, None], "n": 3}
     assert not math.isnan(doc["scale"][0])
+
+
+def test_force_never_deletes_the_model_or_home(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert _convert(out, "--target", "ir") == 0
+    model = out / "model.n3ml"  # convert the output again, into itself
+    assert main(["convert", str(model), "-o", str(out), "--target", "ir", "--force"]) == 1
+    assert "--force would delete" in capsys.readouterr().err and model.exists()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["convert", str(GRAPH), "-o", str(tmp_path), "--target", "ir", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "the home directory" in err and model.exists()
+    monkeypatch.chdir(out)
+    assert main(["convert", str(GRAPH), "-o", str(out), "--target", "ir", "--force"]) == 1
+    assert "the working directory" in capsys.readouterr().err
