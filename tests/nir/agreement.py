@@ -28,7 +28,7 @@ from n3ml.ir.interp import run
 from .models import MODELS, spikes
 
 READER_COLS = ("snntorch", "norse", "sinabs", "spyx")
-N3ML_COLS = ("exact", "euler", "snntorch", "norse")
+N3ML_COLS = ("exact", "euler", "snntorch", "norse", "sinabs", "spyx")
 
 
 def metrics(ref: np.ndarray, got: np.ndarray) -> str:
@@ -71,7 +71,7 @@ def n3ml_rows(steps: int, batch: int, tmp: Path) -> list[tuple[str, str, dict[st
             def own(conv=conv):
                 d = tmp / f"n3ml-{model}-{conv}-n3ml"
                 d.mkdir()
-                NirTarget().emit(graph, d, options={"convention": conv})
+                NirTarget().emit(graph, d, options={"convention": conv if conv in CONSUMERS else "exact"})
                 dt = {"exact": graph.dt, "euler": graph.dt}.get(conv)
                 return metrics(ref, _read_run(d / "model.nir", x["x"], steps, dt=dt, nir_convention=conv))
             cells[f"n3ml {conv}"] = _cell(own)

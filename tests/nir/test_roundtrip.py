@@ -128,3 +128,46 @@ def test_norse_export_reads_as_norse_reads_it(tmp_path):
     # ...and NIR's equations by Euler with the step that undoes the extra factor dt (1e-3 s * 1e-3 s = 1e-3 ms)
     # reproduce the model
     np.testing.assert_array_equal(_n3ml(tmp_path / "norse.nir", x, dt=1e-3, nir_convention="euler"), want)
+
+
+# ---------------------------------------------------------------------------------------------- Spyx
+
+def test_spyx_reading_of_snntorch_and_norse_files(tmp_path):
+    """Spyx reads LIF with the spike of step t taken from the membrane of step t-1 and an undecayed
+    subtract reset; n3ml's spyx convention reproduces its reader on other libraries' files."""
+    pytest.importorskip("spyx.nir", reason="Spyx is not installed (make setup-nir-readers)")
+    from snntorch.export_nir import export_to_nir
+
+    from n3ml.backends.nir.run import READERS
+
+    net = _snn_model(False)
+    nir.write(tmp_path / "s.nir", export_to_nir(net, torch.zeros(1, 10), ignore_dims=[0]))
+    x = _x(10)
+    want = READERS["spyx"](tmp_path / "s.nir", {}, x)
+    assert want.sum() > 20
+    np.testing.assert_array_equal(_n3ml(tmp_path / "s.nir", x, nir_convention="spyx"), want)
+
+
+# -------------------------------------------------------------------------------------------- Sinabs
+
+def test_sinabs_reading_is_exact_until_a_multi_spike(tmp_path):
+    """Sinabs counts tau in steps and fires floor(v / theta) spikes per step; the IR emits at most one,
+    so n3ml's sinabs reading equals Sinabs' reader up to each neuron's first multi-spike."""
+    pytest.importorskip("sinabs", reason="Sinabs is not installed (make setup-nir-readers)")
+    from n3ml.backends.nir.run import READERS
+
+    rng = np.random.default_rng(0)
+    n = 12
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([10])}),
+                            "fc": nir.Affine(weight=rng.normal(0, 0.25, (n, 10)), bias=np.zeros(n)),
+                            "lif": nir.LIF(tau=np.full(n, 5.0), r=np.ones(n), v_leak=np.zeros(n),
+                                           v_threshold=np.ones(n), v_reset=np.zeros(n)),
+                            "output": nir.Output(output_type={"output": np.array([n])})},
+                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    nir.write(tmp_path / "s.nir", g)
+    x = _x(10)
+    want = READERS["sinabs"](tmp_path / "s.nir", {}, x)
+    got = _n3ml(tmp_path / "s.nir", x, dt=1.0, nir_convention="sinabs")
+    multi = np.cumsum(want > 1, axis=0) > 0
+    assert want.sum() > 20 and (~multi).sum() > want.size // 2
+    np.testing.assert_array_equal(np.where(multi, 0, got), np.where(multi, 0, want))

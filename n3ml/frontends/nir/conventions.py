@@ -285,6 +285,64 @@ def _sinabs_li(n, ctx: Ctx) -> Chain:
     return [("", P.LI(tau=tau, r=_exact_unit_r(tau, ctx)))]
 
 
+# ------------------------------------------------------------------------------------------ Spyx
+# spyx/nir.py and spyx/nn.py (1.0.0): dt is from_nir's argument (default 1, in the file's unit: 1 s);
+# LIF -> beta = clip(1 - dt/tau, 0, 1): s_t = [V_{t-1} > theta], V_t = beta V_{t-1} + x_t - theta s_t: the
+# spike of step t comes from the membrane of step t-1, and the subtraction is not decayed. IF: beta = 1.
+# CubaLIF -> s_t = [V_{t-1} > theta]; V = V - theta s_t; I_t = alpha I + x_t; V_t = beta V + I_t. r, w_in,
+# v_leak and v_reset are ignored.
+# In the IR: the neuron's candidate voltage is Spyx's V; an IR subtract reset decays the subtraction, so
+# the input gets -(1 - beta) theta s'_{t-1} through a feedback loop (Delay -> Scale -> Add, as the
+# snnTorch frontend does for Leaky), and the output is the IR spike delayed by one step.
+
+
+def _spyx_decay(tau: Any, ctx: Ctx) -> Any:
+    beta = np.clip(1.0 - ctx.dt_s / np.asarray(tau, np.float64), 0.0, 1.0)
+    return param(beta)
+
+
+def _spyx_tau(beta: Any, ctx: Ctx) -> Any:
+    b = np.asarray(beta, np.float64)
+    if np.any(b >= 1):
+        return None
+    return param(ctx.dt_ms / (1.0 - b))  # euler: 1 - dt / tau = beta
+
+
+def _spyx_lagged(core: P.Neuron, beta: Any, theta: Any) -> Chain:
+    corr = -(1.0 - np.asarray(beta, np.float64)) * np.asarray(theta, np.float64)
+    chain: list = []
+    if np.any(corr != 0):
+        chain += [("fb_sum", P.Add(), ["^", "fb_scale"])]
+    chain += [("core", core)]
+    if np.any(corr != 0):
+        chain += [("fb", P.Delay(steps=1), ["core"]), ("fb_scale", P.Scale(factor=param(corr)), ["fb"])]
+    return chain + [("", P.Delay(steps=1), ["core"])]
+
+
+def _spyx_lif(n, ctx: Ctx) -> Chain:
+    beta = _spyx_decay(n.tau, ctx)
+    theta = param(n.v_threshold)
+    tau = _spyx_tau(beta, ctx)
+    core = (P.IF(theta=theta, reset="subtract") if tau is None else
+            P.LIF(tau=tau, r=_unit_r(tau, ctx), theta=theta, reset="subtract"))
+    return _spyx_lagged(core, beta, theta)
+
+
+def _spyx_if(n, ctx: Ctx) -> Chain:
+    return _spyx_lagged(P.IF(theta=param(n.v_threshold), reset="subtract"), 1.0, param(n.v_threshold))
+
+
+def _spyx_cuba_lif(n, ctx: Ctx) -> Chain:
+    alpha, beta = _spyx_decay(n.tau_syn, ctx), _spyx_decay(n.tau_mem, ctx)
+    tau_s, tau_m = _spyx_tau(alpha, ctx), _spyx_tau(beta, ctx)
+    if tau_s is None or tau_m is None:
+        raise UnsupportedError(f"node `{ctx.name}`: Spyx reads a decay of 1 here (tau = inf), which the IR's "
+                               "CubaLIF cannot express")
+    core = P.CubaLIF(tau_syn=tau_s, tau_mem=tau_m, r=_unit_r(tau_m, ctx), theta=param(n.v_threshold),
+                     reset="subtract")
+    return [("core", core), ("", P.Delay(steps=1), ["core"])]
+
+
 # ------------------------------------------------------------------------------------ the table
 
 
@@ -336,6 +394,10 @@ CONVENTIONS: dict[str, Convention] = {
         "sinabs", "Sinabs 3.1.3", "exact", {"LIF": _sinabs_lif, "IF": _sinabs_if, "LI": _sinabs_li},
         default_dt_ms=1.0, reads=(_COMMON - {"NIRGraph", "Linear"}) | {"Conv1d", "SumPool2d"},
         source="sinabs/nir.py", recurrence="back-edge"),
+    "spyx": Convention(
+        "spyx", "Spyx 1.0.0", "euler", {"LIF": _spyx_lif, "IF": _spyx_if, "CubaLIF": _spyx_cuba_lif},
+        default_dt_ms=1000.0, reads=_COMMON - {"NIRGraph"} | {"SumPool2d"},
+        source="spyx/nir.py, spyx/nn.py"),
 }
 
 

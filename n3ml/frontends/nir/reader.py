@@ -165,6 +165,25 @@ def _order(flat: _Flat, inputs: list[str]) -> list[str]:
     return post[::-1]
 
 
+def _spyx_chain(flat: _Flat) -> None:
+    """Spyx's reader builds a Sequential by following edges from the node named `input` to the one named
+    `output` (spyx/nir.py `_order_edge_list`); anything else is not part of what it runs."""
+    succ: dict[str, list[str]] = {}
+    for s, d in flat.edges:
+        succ.setdefault(s, []).append(d)
+    node, seen = "input", []
+    while node != "output":
+        nxt = succ.get(node, [])
+        if node not in flat.nodes or len(nxt) != 1 or node in seen:
+            raise UnsupportedError("Spyx's NIR reader runs only a chain of nodes from one named `input` to one "
+                                   f"named `output`; this graph {'has no `input` node' if node not in flat.nodes else f'branches or ends at `{node}`'}")
+        seen.append(node)
+        node = nxt[0]
+    extra = sorted(set(flat.nodes) - set(seen) - {"output"})
+    if extra:
+        raise UnsupportedError(f"Spyx's NIR reader would ignore node(s) {', '.join(extra)} (off the input-output chain)")
+
+
 def _snntorch_rnn(flat: _Flat) -> None:
     """Rewire the recurrent layers as snnTorch's reader builds them (snntorch/import_nir.py,
     `_replace_rnn_subgraph_with_nirgraph`): a loop LIF/CubaLIF <-> Affine/Linear whose synapse has one
@@ -309,7 +328,13 @@ STATELESS: dict[str, Callable[[Any, Any], P.Primitive]] = {
     "Scale": _scale, "Delay": _delay, "Threshold": _threshold,
 }
 # per-convention replacements of the stateless table (a library that reads a node differently)
+def _channels_last(n, ctx) -> P.Primitive:
+    raise UnsupportedError(f"node `{ctx.name}`: Spyx runs {type(n).__name__} channels-last (NHWC) and flattens in "
+                           "HWC order; the IR's layers are channels-first, so n3ml does not read it as Spyx does")
+
+
 OVERRIDES: dict[str, dict[str, Callable[[Any, Any], P.Primitive]]] = {
+    "spyx": {"Conv2d": _channels_last, "SumPool2d": _channels_last},
     "norse": {"SumPool2d": _sum_pool_norse},
     "sinabs": {"SumPool2d": _sum_pool_norse},  # sl.SumPool2d(kernel, stride): padding dropped
 }
@@ -367,6 +392,8 @@ def read_graph(g: Any, conv: Convention, *, dt_ms: float, name: str = "main", fa
                         f"outputs {top_out}")
     _bypass(flat, set(top_in) | set(top_out))
     _check_reads(flat, conv)
+    if conv.name == "spyx":
+        _spyx_chain(flat)
     _drop_batch_axis(flat)
     if conv.recurrence == "snntorch":
         _snntorch_rnn(flat)
@@ -411,8 +438,12 @@ def read_graph(g: Any, conv: Convention, *, dt_ms: float, name: str = "main", fa
             add = _fresh(graph, f"{names[path]}_sum")
             graph.add(add, P.Add(), *srcs)
             srcs = [add]
-        for cname, prim in chain:
-            graph.add(cname, prim, *srcs)
+        external = srcs
+        for entry in chain:
+            cname, prim = entry[0], entry[1]
+            # an entry may name its inputs (a reader's feedback loop): "^" is the node's own input
+            ins = srcs if len(entry) < 3 else [x for i in entry[2] for x in (external if i == "^" else [i])]
+            graph.add(cname, prim, *ins)
             srcs = [cname]
     try:
         graph.verify()
@@ -453,7 +484,9 @@ def _chain(path: str, node: Any, nm: str, conv: Convention, dt_ms: float, facts:
         if kind in RESETTING:
             reset, explicit = _reset_reading(path, node, conv, facts, warned)
         ctx = Ctx(name=nm, dt_ms=dt_ms, reset=reset, explicit_reset=explicit, scheme=conv.scheme)
-        return [(f"{nm}_{s}" if s else nm, p) for s, p in conv.neurons[kind](node, ctx)]
+        full = lambda s: f"{nm}_{s}" if s else nm  # noqa: E731
+        return [(full(e[0]), e[1], *([[i if i == "^" else full(i) for i in e[2]]] if len(e) > 2 else []))
+                for e in conv.neurons[kind](node, ctx)]
     if kind in NEURON_TYPES:
         raise UnsupportedError(f"node `{nm}`: {conv.library}'s NIR reader does not read {kind} neurons")
     table = {**STATELESS, **OVERRIDES.get(conv.name, {})}
