@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from n3ml.cli import main
-from n3ml.ir import REGISTRY, Graph, Input, Output, VerifyError
+from n3ml.ir import Graph, Input, Output, VerifyError
 from n3ml.ir import budget
 from n3ml.ir import prims as P
 from n3ml.ir.printer import dumps
@@ -547,3 +547,17 @@ def test_every_accepted_scalar_of_every_primitive_prints_and_reads_back_bit_for_
 
 def test_scalar_round_trip_covers_many_primitives():
     assert len({op for op, *_ in SCALARS}) >= 12
+
+
+@pytest.mark.parametrize("header", ["{'descr': '<f8', 'fortran_order': False, 'shape': (20, 20",  # unclosed
+                                    "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }",
+                                    "{'descr': 'zz9', 'fortran_order': False, 'shape': (400,), }",
+                                    "(" * 5000, "\xff\xfe"])
+def test_broken_npy_headers_are_clean_errors(tmp_path, header):
+    raw = header.encode("latin-1")
+    raw += b" " * (-(len(raw) + 11) % 64) + b"\n"
+    with zipfile.ZipFile(tmp_path / "w.npz", "w") as z:
+        z.writestr("W.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(raw)) + raw + b"\0" * 3200)
+        z.writestr("b.npy", _npy_bytes((20,), payload=np.zeros(20).tobytes()))
+    (tmp_path / "g.n3ml").write_text(MLP)
+    _sidecar_error(tmp_path / "g.n3ml", "`W`", line=4)
