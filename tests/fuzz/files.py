@@ -34,6 +34,22 @@ def _calibration_npz() -> bytes:
     return buf.getvalue()
 
 
+_RATES: list[bytes] = []
+
+
+def _rates_npz() -> bytes:
+    """A valid `show --rates` file: `simulate -o` of spiking_mlp recording every layer (made once)."""
+    if not _RATES:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "rates.npz"
+            run_cli(["simulate", str(ROOT / "examples" / "graphs" / "spiking_mlp.n3ml"), "--steps", "5",
+                     "--record", "x,lif1,lif2", "-o", str(out)])
+            _RATES.append(out.read_bytes())
+    return _RATES[0]
+
+
 def _sidecar_of(graph: Path) -> Path | None:
     p = graph.with_suffix(".npz")
     return p if p.exists() else None
@@ -84,6 +100,13 @@ def _input(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Out
     engine = rng.choice(["reference", "torch"])
     outs = [run_cli(["simulate", str(graph), "--steps", "3", "--input", str(d / "in.npz"), "--engine", engine])]
     return f"input.npz {how} ({engine})", {"in.npz": data}, outs
+
+
+def _rates(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
+    how, data = mutate_file(rng, _rates_npz(), is_zip=True)
+    (d / "rates.npz").write_bytes(data)
+    graph = ROOT / "examples" / "graphs" / "spiking_mlp.n3ml"
+    return f"rates.npz {how}", {"rates.npz": data}, [run_cli(["show", str(graph), "--rates", str(d / "rates.npz")])]
 
 
 def _model(paths: list[Path], extra: list[str], is_zip: bool):
@@ -169,7 +192,8 @@ class Family:
 def families() -> list[Family]:
     fams = [Family("n3ml", 0.30, _graph_text), Family("sidecar", 0.20, _sidecar), Family("input", 0.10, _input),
             Family("onnx", 0.14, _model(sorted(ANN.glob("*.onnx")), [], is_zip=False)),
-            Family("calibration", 0.04, _calibration), Family("args", 0.10, _args)]
+            Family("calibration", 0.04, _calibration), Family("args", 0.10, _args),
+            Family("rates", 0.04, _rates)]
     if (DIGITS / "digits_snn.pt2").exists():
         fams.append(Family("pt2", 0.12, _model([DIGITS / "digits_snn.pt2"], [], is_zip=True)))
     if (DIGITS / "digits_snn.pt").exists():
