@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "show": "show",
     "render": "render",
     "verify": "verify",
+    "targets": "targets",
 }
 
 # Paths the commands read or write, checked before any work: a FIFO given as a model would block

@@ -12,6 +12,8 @@ from typing import Any
 from ..errors import UnsupportedError
 from ..ir import Graph, VerifyError
 from ..ir.text import save
+from ..ir import prims as P
+from ..passes.legalize import Legality
 from .target_options import check_keys
 
 
@@ -21,6 +23,7 @@ class IRTarget:
     name = "ir"
     filename = "model.n3ml"
     options: dict[str, str] = {}  # -O keys it reads: none
+    legality = Legality("ir", {op: "written as it is" for op in P.REGISTRY}, "")  # every primitive, no passes
 
     def check(self, graph: Graph, options: dict[str, Any] | None = None) -> None:
         check_keys(self, options)

@@ -702,3 +702,37 @@ def netlist_description(net: Netlist, fmt: str, version: str, steps: int) -> dic
     """The items every nest/pynn description starts with (what `netlist_runtime.Network` reads)."""
     return {"format": fmt, "graph": net.name, "generated_by": f"n3ml {version}", "dt": float(net.dt),
             "default_steps": int(steps), "horizon": int(net.horizon), "clock": CLOCK in net.populations}
+
+
+# ------------------------------------------------------------- legality (n3ml/passes/legalize.py)
+# What the netlist lowering above takes, as the table the nest and pynn targets declare.
+
+NETLIST_LEGAL: dict[str, str] = {
+    "Input": "spike generators (relayed by parrots) or weighted events",
+    "Output": "recorded spikes, V_m, or a synapse value read through a recording integrator",
+    **{op: "folded into the weights of a projection" for op in
+       ("Dense", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale", "Add", "Concat", "Delay")},
+    "ConstantCurrent": "a projection from the clock source",
+    "PoissonRate": "spike trains drawn by the program (right after an Input)",
+    "Latency": "spike trains computed by the program (right after an Input)",
+    "IF": "a delta-synapse cell", "LIF": "a delta-synapse cell", "CubaLIF": "an exponential-current cell",
+    "LI": "a never-firing cell, V_m recorded", "Integrator": "a never-firing cell, V_m recorded",
+}
+NETLIST_REASON = ("a spiking simulator runs point neurons joined by static synapses: only neurons, inputs and "
+                  "linear synapse operations map to populations and projections")
+NETLIST_WHY = {"MaxPool2d": "a synapse cannot take a maximum",
+               "ReLU": "an analog activation has no point-neuron form",
+               "Softmax": "an analog activation has no point-neuron form",
+               "ALIF": "no standard cell adapts its threshold exactly like the IR's ALIF",
+               "FixedCubaLIF": "integer neurons are Lava's (quantize is for the lava target)",
+               "BatchNorm": "a BatchNorm that follows no Dense/Conv has no synapse to fold into"}
+NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "maxpool-as-or", "remove-identity", "dce")
+
+
+def netlist_legality(target: str):
+    """The Legality the nest and pynn targets declare (built lazily: passes are imported on use)."""
+    from ..passes.legalize import ANN, FOLD_BN, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality
+
+    return Legality(target, NETLIST_LEGAL, NETLIST_REASON, NETLIST_PIPELINE,
+                    {"MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT), "BatchNorm": (FOLD_BN,), "ReLU": (ANN,)},
+                    NETLIST_WHY)

@@ -22,6 +22,7 @@ from ..errors import N3mlError
 from ..backends.target_options import check_keys
 from ..loader import load_model
 from ..outdir import OutputDir
+from ..passes.legalize import legalize_for
 from ..registry import TARGETS, lookup
 from ._inputs import add_input_kind_argument
 
@@ -121,6 +122,7 @@ def run(args) -> int:
             graph = PassManager.from_string(args.pipeline).run(graph, context)
         elif args.calibration:
             raise N3mlError("--calibration is used by passes; give a pipeline with -p")
+        graph = legalize_for(target, graph)  # the target's canonical passes, after -p (docs/targets.md)
         target.check(graph, options or None)
         target.emit(graph, tmp, steps=args.steps, options=options or None)
         if args.report:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...errors import N3mlError
 from ...ir.graph import Graph
+from ...passes.legalize import FOLD_BN, FOLD_SCALE, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality, Remedy
 from .. import target_options as opt
 from . import emit as _emit
 from . import netx as _netx
@@ -16,6 +17,25 @@ from .lower import lower
 REPO = Path(__file__).resolve().parents[3]
 HOW = ("build it with `make setup-lava` (or `scripts/setup_lava_venv.sh`), or point N3ML_LAVA_PYTHON at a "
        "Python that imports lava-nc 0.10")
+
+
+LEGALITY = Legality(
+    "lava",
+    {"Input": "a RingBuffer of (graded) spikes", "Output": "a Sink of spikes, or a Monitor of a readout's v",
+     "Dense": "a Dense process (one per synapse, feeding one neuron population)",
+     "Conv2d": "a Conv process", "SumPool2d": "a depthwise Conv of ones", "AvgPool2d": "a depthwise Conv (float)",
+     "Flatten": "a reshape of the layout", "Add": "several synapses into one population",
+     "Delay": "absorbed by the latency of the synapse it feeds",
+     "IF": "LIF (du=1, dv=0)", "LIF": "LIF", "CubaLIF": "LIF with a current", "FixedCubaLIF": "LIF, fixed_pt",
+     "LI": "a never-firing LIF whose v a Monitor reads (floating_pt)"},
+    "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "
+    "of synapses) of spikes",
+    ("fold-batchnorm", "fold-scales", "merge-linear", "maxpool-as-or", "remove-identity", "dce"),
+    {"BatchNorm": (FOLD_BN,), "Scale": (FOLD_SCALE,), "MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT),
+     "ReLU": (Remedy("ann-to-snn", "approximation: rate coding over the time steps"),)},
+    {"MaxPool2d": "a Lava synapse cannot take a maximum", "Scale": "a Scale left after fold-scales has no "
+     "Dense/Conv beside it to fold into", "Integrator": "Lava's LIF always decays (dv > 0 is needed for a readout)"},
+)
 
 
 def lava_python() -> Path:
@@ -31,6 +51,7 @@ class LavaTarget:
     """Lava 0.10 (Loihi2SimCfg): fixed_pt for quantized graphs, floating_pt otherwise."""
 
     name = "lava"
+    legality = LEGALITY  # what it accepts and the passes that legalize (n3ml targets)
     records_states = True  # run.py takes --record NODE and saves state/NODE.v, state/NODE.i
     options = {"netx": "true to also write lava-dl's netx HDF5 (network.net); default false",
                "source": "a one-line note of what the graph was converted from, kept in the emitted files"}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ...ir.graph import Graph
 from .emit import emit_nest
+from ..netlist import netlist_legality
 from .lower import lower_ir_to_nest
 
 __all__ = ["NestTarget", "lower_ir_to_nest", "emit_nest"]
@@ -21,6 +22,7 @@ class NestTarget:
 
     name = "nest"
     options: dict[str, str] = {}  # -O keys it reads: none
+    legality = netlist_legality("nest")  # what it accepts and the passes that legalize (n3ml targets)
     summary = "standalone PyNEST script (run.py + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
 
     def check(self, graph: Graph, options: dict | None = None) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ...ir.graph import Graph
+from ..netlist import netlist_legality
 from ..target_options import check_keys, choice
 from .emit import emit_pynn
 from .lower import SIMULATORS, SPINNAKER, check_spinnaker, lower_ir_to_pynn
@@ -23,6 +24,7 @@ class PynnTarget:
     name = "pynn"
     summary = "standalone PyNN script (standard cells, list connectors); SpiNNaker limits checked"
     options = {"simulator": "PyNN backend the script imports by default: spiNNaker, nest or brian2"}
+    legality = netlist_legality("pynn")  # what it accepts and the passes that legalize (n3ml targets)
     verify_options = {"simulator": "nest"}  # `n3ml verify` runs PyNN on the locally installed NEST
 
     def check(self, graph: Graph, options: dict | None = None) -> None:

@@ -1,0 +1,282 @@
+"""Legalization: what a target accepts, as data, and the passes that make a graph acceptable.
+
+Each target declares a `Legality`: the primitives it takes, why it takes no others, its canonical
+pipeline (exact passes only: the graph keeps its function up to float rounding) and, per illegal
+primitive, the pass that would legalize it and at what cost. `legalize(graph, legality)` runs the
+pipeline and refuses, listing every node still illegal, each with the target's reason and the remedy.
+`n3ml convert` and `n3ml verify` call it before the target's own (finer) check; `n3ml targets` prints
+the tables.
+
+The passes defined here are the target-neutral rewrites the pipelines use:
+
+* `merge-linear` (exact): a Dense whose only user is a Dense becomes one Dense,
+  W = W2 W1, b = W2 b1 + b2 (targets whose neurons read one synapse each, like Lava).
+* `maxpool-as-or` (exact): a MaxPool2d over spikes is an OR of each window: SumPool2d -> IF(theta=0.5,
+  reset to 0), one extra neuron per pooled value (one step of latency on targets that pay per synapse).
+* `pool-after-neuron` (approximation): Pool -> Neuron with the pool a MaxPool2d of analog currents
+  becomes Neuron -> MaxPool2d of spikes (then an OR). The neuron integrates every current of the window
+  instead of their maximum: the pooled spike train is the OR of the window's spike trains, which is
+  not the spike train of the maximum current. `n3ml verify` measures the effect against the graph
+  without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Graph
+from ..ir import prims as P
+from ..ir.graph import Edge
+from .base import Pass, PassError, PassManager, get_pass_class
+from .cleanup import bypass
+
+# ------------------------------------------------------------------ the tables a target declares
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """The pass that legalizes a primitive, on which inputs (`on`: "any", "spike" or "analog") and at what cost."""
+
+    pass_name: str
+    cost: str  # "exact" or what is lost
+    on: str = "any"
+
+
+@dataclass(frozen=True)
+class Legality:
+    """What one target accepts.
+
+    Attributes:
+        target: the target's name.
+        legal: primitive op name -> note (what it becomes on the target).
+        reason: why the target takes no other primitive.
+        pipeline: the canonical legalization pipeline, exact passes only, run before the target's check.
+        remedies: op name -> the passes that would legalize it (the first whose `on` matches is named).
+        why: op name -> a reason specific to that op (instead of `reason`).
+    """
+
+    target: str
+    legal: dict[str, str]
+    reason: str
+    pipeline: tuple[str, ...] = ()
+    remedies: dict[str, tuple[Remedy, ...]] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pipeline_text(self) -> str:
+        return ",".join(self.pipeline)
+
+
+# remedies every spiking target shares (the passes are the same; the costs are theirs)
+FOLD_BN = Remedy("fold-batchnorm", "exact, when the BatchNorm follows a Dense/Conv used only by it")
+FOLD_SCALE = Remedy("fold-scales", "exact, when the Scale is next to a Dense/Conv (per channel for a Conv)")
+MAXPOOL_SPIKES = Remedy("maxpool-as-or", "exact: one IF neuron per pooled value", on="spike")
+MAXPOOL_CURRENT = Remedy("pool-after-neuron", "approximation: the neuron integrates every current of the window "
+                                              "and the spikes are pooled (`n3ml verify` measures the agreement)",
+                         on="analog")
+ANN = Remedy("ann-to-snn", "approximation: rate coding over the time steps (see docs/conversion.md)")
+
+
+def illegal_nodes(graph: Graph, legality: Legality) -> list[str]:
+    """One line per node the target does not accept: name, op, the target's reason and the remedy if any."""
+    types = graph.verify()
+    problems = []
+    for name, prim in graph.nodes.items():
+        if prim.op in legality.legal:
+            continue
+        kinds = [types[s].kind for s in graph.inputs_of(name)]
+        kind = kinds[0] if kinds else "any"
+        remedy = next((r for r in legality.remedies.get(prim.op, ()) if r.on in ("any", kind)), None)
+        on = f" on {kind} inputs" if kinds else ""
+        line = f"node `{name}` ({prim.op}{on}): {legality.why.get(prim.op, legality.reason)}"
+        if remedy is not None:
+            line += f"; `-p {remedy.pass_name}` would legalize it ({remedy.cost})"
+        problems.append(line)
+    return problems
+
+
+def legalize(graph: Graph, legality: Legality, context: dict[str, Any] | None = None) -> Graph:
+    """Run the target's pipeline, then refuse (UnsupportedError listing every node) what is still illegal."""
+    if legality.pipeline:
+        try:
+            graph = PassManager([get_pass_class(n)() for n in legality.pipeline]).run(graph, context)
+        except PassError as e:  # an exact pass that cannot apply leaves the graph illegal for this target
+            raise UnsupportedError(f"legalization for {legality.target} {e}") from None
+    problems = illegal_nodes(graph, legality)
+    if problems:
+        n = len(problems)
+        raise UnsupportedError(f"the {legality.target} target cannot take {n} node{'s' if n > 1 else ''} after "
+                               f"legalization ({', '.join(legality.pipeline) or 'no passes'}):\n  "
+                               + "\n  ".join(problems))
+    return graph
+
+
+def describe(legality: Legality) -> str:
+    """The one line convert and verify print: "legalize for nest: fold-batchnorm, fold-scales, ..."."""
+    return f"legalize for {legality.target}: {', '.join(legality.pipeline) or '(nothing to do)'}"
+
+
+def legalize_for(target: Any, graph: Graph, *, say: Callable[[str], Any] | None = print) -> Graph:
+    """Legalize `graph` for a target object that declares `legality` (others take the graph as it is)."""
+    legality = getattr(target, "legality", None)
+    if legality is None:
+        return graph
+    if say is not None:
+        say(describe(legality))
+    return legalize(graph, legality)
+
+
+# ------------------------------------------------------------------------------ the passes
+
+
+def _float(prim) -> bool:
+    return prim.weight.dtype.kind == "f" and getattr(prim, "weight_format", None) is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeLinear(Pass):
+    """Merge a Dense whose only user is another Dense into it: W = W2 W1, b = W2 b1 + b2 (float weights;
+    the second Dense keeps its name, so its users and Outputs are unchanged)."""
+
+    name = "merge-linear"
+    summary = "merge chained Dense -> Dense synapses into one Dense"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph.copy()
+        changed = True
+        while changed:
+            changed = False
+            for n, p in list(g.nodes.items()):
+                if not isinstance(p, P.Dense) or not _float(p):
+                    continue
+                (src,) = g.inputs_of(n)
+                sp = g.nodes[src]
+                if isinstance(sp, P.Dense) and _float(sp) and g.users_of(src) == [n]:
+                    w2 = np.asarray(p.weight, np.float64)
+                    b1 = np.zeros(sp.weight.shape[0]) if sp.bias is None else sp.bias
+                    bias = w2 @ b1 + (0.0 if p.bias is None else p.bias)
+                    keep_bias = sp.bias is not None or p.bias is not None
+                    g.replace(n, weight=w2 @ np.asarray(sp.weight, np.float64), bias=bias if keep_bias else None)
+                    bypass(g, src)
+                    changed = True
+                    break
+        return g
+
+
+def _insert_before(g: Graph, name: str, new: str, prim: P.Primitive) -> str:
+    """Put node `new` in front of `name` (taking over its input edges), keeping the dict's order."""
+    new = g.fresh_name(new)
+    nodes = {}
+    for n, q in g.nodes.items():
+        if n == name:
+            nodes[new] = prim
+        nodes[n] = q
+    g.nodes = nodes
+    g.edges = [Edge(e.src, new, e.dst_port) if e.dst == name else e for e in g.edges] + [Edge(new, name)]
+    return new
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxPoolAsOr(Pass):
+    """Replace every MaxPool2d over spikes by SumPool2d -> IF(theta=0.5, reset to 0): an OR neuron.
+
+    Over spikes (0/1) the window maximum is 1 exactly when the window sum is >= 1; the IF starts every
+    step at 0 (reset after each spike, a silent window adds 0), so it fires exactly when the sum exceeds
+    0.5. Zero padding equals MaxPool's -inf padding because every window holds a real entry. The IF keeps
+    the MaxPool's name, so its users and Outputs are unchanged.
+    """
+
+    name = "maxpool-as-or"
+    summary = "MaxPool2d over spikes -> SumPool2d and an OR neuron (exact)"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        types = graph.verify()
+        pools = [n for n, p in graph.nodes.items()
+                 if isinstance(p, P.MaxPool2d) and types[graph.inputs_of(n)[0]].kind == "spike"]
+        if not pools:
+            return graph
+        g = graph.copy()
+        for name in pools:
+            p = g.nodes[name]
+            _insert_before(g, name, name + "_sum", P.SumPool2d(kernel=p.kernel, stride=p.stride, padding=p.padding))
+            g.nodes[name] = P.IF(theta=0.5, reset="to-value", v_reset=0.0)
+        return g
+
+
+def _channel_param(v, pooled: tuple[int, ...]) -> bool:
+    """Whether a neuron parameter is a scalar or one value per channel (so it fits the unpooled map)."""
+    a = np.asarray(v)
+    if a.ndim == 0 or a.size == 1:
+        return True
+    full = np.broadcast_to(a, pooled).reshape(pooled[0], -1)
+    return bool(np.all(full == full[:, :1]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolAfterNeuron(Pass):
+    """Approximation: MaxPool2d(currents) -> Neuron becomes Neuron -> MaxPool2d(spikes).
+
+    A spiking target cannot take the maximum of currents. This moves the pool after the neuron: the
+    neuron runs on the whole map and each pooled output spikes when any neuron of its window does. That
+    is not the same train as a neuron driven by the window's maximum current (a window whose currents are
+    all below threshold can still fire through accumulation in several neurons), so it changes the
+    function: `n3ml verify` reports the agreement with the graph without this pass. Per-neuron parameters
+    must be per channel (they are spread over the unpooled map).
+    """
+
+    name = "pool-after-neuron"
+    summary = "approximation: MaxPool2d of currents -> neuron becomes neuron -> MaxPool2d of spikes"
+    approximate = True
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph.copy()
+        types = g.verify()
+        for name, prim in list(g.nodes.items()):
+            if not isinstance(prim, P.MaxPool2d) or types[g.inputs_of(name)[0]].kind != "analog":
+                continue
+            users = g.users_of(name)
+            if len(users) != 1 or not isinstance(g.nodes[users[0]], P.Neuron) or not g.nodes[users[0]].spiking:
+                raise PassError(f"node `{name}` (MaxPool2d of currents) feeds {users}; pool-after-neuron needs "
+                                "exactly one spiking neuron after it")
+            neuron, np_ = users[0], g.nodes[users[0]]
+            pooled = types[name].shape
+            for f in np_._shape_params():
+                v = getattr(np_, f)
+                if not _channel_param(v, pooled):
+                    raise PassError(f"node `{neuron}` ({np_.op}): `{f}` varies within a channel; pool-after-"
+                                    "neuron spreads parameters over the unpooled map, so they must be per channel")
+            changes = {f: np.asarray(getattr(np_, f)).reshape(-1)[:pooled[0]].reshape(-1, 1, 1)
+                       if np.asarray(getattr(np_, f)).size > 1 else getattr(np_, f) for f in np_._shape_params()}
+            # the neuron moves in front of the pool under a new name; the pool takes the neuron's name
+            moved = g.fresh_name(neuron + "_unpooled")
+            nodes = {}
+            for n, q in g.nodes.items():
+                if n == name:
+                    nodes[moved] = type(np_)(**{**_fields(np_), **changes})
+                elif n == neuron:
+                    nodes[n] = prim
+                    continue
+                if n != name:
+                    nodes[n] = q
+            g.nodes = nodes
+            edges = []
+            for e in g.edges:
+                if e.dst == name:
+                    edges.append(Edge(e.src, moved, e.dst_port))
+                elif e.src == name and e.dst == neuron:
+                    edges.append(Edge(moved, neuron, 0))
+                else:
+                    edges.append(e)
+            g.edges = edges
+            types = g.verify()
+        return g
+
+
+def _fields(prim) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(prim, f.name) for f in dataclasses.fields(prim)}

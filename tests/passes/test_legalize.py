@@ -1,0 +1,114 @@
+"""Legalization: the targets' tables, the canonical pipelines, the refusals and the new passes
+(merge-linear, maxpool-as-or exact; pool-after-neuron an approximation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from n3ml.errors import UnsupportedError
+from n3ml.ir.interp import run
+from n3ml.ir.text import parse
+from n3ml.passes import PassError, PassManager
+from n3ml.passes.legalize import illegal_nodes, legalize
+from n3ml.registry import TARGETS, lookup
+
+CHAIN = """n3ml 1
+graph g(dt=1.0ms, scheme=exact) {
+  x = Input(shape=(3,))
+  fc1 = Dense(x, weight=tensor<f64>(4, 3)[1, -2, 0.5, 0.25, 3, -1, 0.5, 0.5, 0.5, -1, 1, 2], bias=tensor<f64>(4)[0.5, -1, 0, 0.25])
+  s = Scale(fc1, factor=0.5)
+  fc2 = Dense(s, weight=tensor<f64>(2, 4)[1, 1, -1, 0.5, 2, 0, 1, -1], bias=tensor<f64>(2)[0.1, 0.2])
+  n = LIF(fc2, tau=5.0ms, reset=to-value)
+  y = Output(n)
+}
+"""
+
+POOL = """n3ml 1
+graph g(dt=1.0ms, scheme=exact) {
+  x = Input(shape=(1, 4, 4))
+  c = Conv2d(x, weight=tensor<f64>(2, 1, 1, 1)[0.7, 0.4])
+  p = MaxPool2d(c, kernel=(2, 2))
+  n = IF(p, theta=1.0)
+  q = MaxPool2d(n, kernel=(2, 2))
+  y = Output(q)
+}
+"""
+
+
+def _spikes(g, seed=0, steps=30):
+    x = (np.random.default_rng(seed).random((steps, 4, *g.nodes[g.input_names[0]].shape)) < 0.4).astype(float)
+    return run(g, {g.input_names[0]: x}).outputs
+
+
+def test_merge_linear_folds_scale_and_dense_chain_exactly():
+    g = parse(CHAIN)
+    f = PassManager.from_string("fold-scales,merge-linear").run(g)
+    assert [p.op for p in f.nodes.values()] == ["Input", "Dense", "LIF", "Output"]
+    w1 = np.array([1, -2, 0.5, 0.25, 3, -1, 0.5, 0.5, 0.5, -1, 1, 2.0]).reshape(4, 3)
+    w2 = np.array([1, 1, -1, 0.5, 2, 0, 1, -1.0]).reshape(2, 4)
+    np.testing.assert_allclose(f.nodes["fc2"].weight, w2 @ (0.5 * w1))
+    np.testing.assert_allclose(f.nodes["fc2"].bias, w2 @ (0.5 * np.array([0.5, -1, 0, 0.25])) + [0.1, 0.2])
+    a, b = _spikes(g), _spikes(f)
+    np.testing.assert_array_equal(a["y"], b["y"])
+
+
+def test_merge_linear_keeps_a_dense_with_two_users():
+    text = CHAIN.replace("  y = Output(n)", "  y = Output(n)\n  z = Output(fc1)")
+    f = PassManager.from_string("merge-linear").run(parse(text))
+    assert "fc1" in f.nodes and "fc2" in f.nodes
+
+
+def test_maxpool_as_or_is_exact():
+    g = parse(POOL.replace("MaxPool2d(c", "SumPool2d(c"))
+    f = PassManager.from_string("maxpool-as-or").run(g)
+    assert f.nodes["q"].op == "IF" and f.nodes["q_sum"].op == "SumPool2d"
+    np.testing.assert_array_equal(_spikes(g)["y"], _spikes(f)["y"])
+
+
+def test_pool_after_neuron_moves_the_pool_and_is_measurably_approximate():
+    g = parse(POOL)
+    f = PassManager.from_string("pool-after-neuron").run(g)
+    order = [(n, p.op) for n, p in f.nodes.items()]
+    assert order[2:5] == [("n_unpooled", "IF"), ("n", "MaxPool2d"), ("q", "MaxPool2d")]
+    assert f.verify()["n"].kind == "spike" and f.verify()["n"].shape == (2, 2, 2)
+    a, b = _spikes(g)["y"], _spikes(f)["y"]
+    assert a.shape == b.shape and not np.array_equal(a, b)  # an approximation: it changes the function
+    agree = np.sum((a > 0) & (b > 0)) / max(np.sum((a > 0) | (b > 0)), 1)
+    assert 0.3 < agree < 1.0
+
+
+def test_pool_after_neuron_refuses_per_neuron_parameters():
+    text = POOL.replace("IF(p, theta=1.0)", "IF(p, theta=tensor<f64>(2, 2, 2)[1, 2, 1, 1, 1, 1, 1, 1])")
+    with pytest.raises(PassError, match="theta.*per channel"):
+        PassManager.from_string("pool-after-neuron").run(parse(text))
+
+
+@pytest.mark.parametrize("target", ["nest", "pynn", "lava"])
+def test_refusal_names_node_reason_and_remedy(target):
+    legality = lookup(TARGETS, target, "target").legality
+    with pytest.raises(UnsupportedError) as e:
+        legalize(parse(POOL), legality)
+    msg = str(e.value)
+    assert "node `p` (MaxPool2d on analog inputs)" in msg and "cannot take a maximum" in msg
+    assert "-p pool-after-neuron" in msg and "approximation" in msg
+    assert "node `q`" not in msg  # on spikes: legalized by the pipeline (maxpool-as-or)
+
+
+def test_target_pipelines_legalize_scale_chains_for_lava_and_batchnorm_for_nest():
+    lava = lookup(TARGETS, "lava", "target").legality
+    g = legalize(parse(CHAIN), lava)
+    assert illegal_nodes(g, lava) == [] and sum(p.op == "Dense" for p in g.nodes.values()) == 1
+    assert "node `s` (Scale" in illegal_nodes(parse(CHAIN), lava)[0]
+    nest = lookup(TARGETS, "nest", "target").legality
+    assert nest.pipeline[0] == "fold-batchnorm" and illegal_nodes(parse(CHAIN), nest) == []
+
+
+def test_every_target_in_the_registry_lists(capsys):
+    from n3ml.cli import main
+
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("nest:", "pynn:", "lava:", "ir:"):
+        assert name in out
+    assert "legalize: fold-batchnorm, fold-scales, merge-linear, maxpool-as-or" in out
