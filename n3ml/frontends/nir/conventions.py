@@ -14,8 +14,10 @@ was read from), written as n3ml IR, whose meaning is exact (docs/semantics.md):
 * ``norse``: Norse 1.1 ``from_nir``: forward Euler with dt = 1 ms (Norse's default), ``r`` ignored for
   LIF and IF, reset to 0 (``v_reset`` ignored), membrane starting at ``v_leak``.
 * ``sinabs``: Sinabs 3.1 ``from_nir``: time constants in steps (exp(-1/tau)), unit input gain,
-  threshold test ``v >= theta``, subtract reset; its multi-spike output is not expressible (refused
-  where it can matter is not knowable statically: read as single spikes, with a warning).
+  threshold test ``v >= theta``, subtract reset; its multi-spike output is not expressible, so it is
+  read as single spikes, with a warning (approximate).
+* ``spyx``: Spyx 1.0 ``from_nir``: forward Euler with dt = 1 s, the spike of step t taken from the
+  membrane of step t-1 and an undecayed subtract reset (a feedback loop and a one-step output delay).
 
 A reader returns the chain of IR primitives one NIR neuron becomes (a leading Scale where the library
 scales the input), or raises UnsupportedError naming the node when that library does not read it.
