@@ -624,7 +624,8 @@ class Neuron(Primitive):
 
     def __post_init__(self) -> None:
         # the surrogate's default slope spelled out is the default: one model, one canonical text
-        if self.slope is not None and SURROGATE_SLOPES.get(self.surrogate) == self.slope:
+        if (self.slope is not None and isinstance(self.surrogate, str) and not isinstance(self.slope, np.ndarray)
+                and SURROGATE_SLOPES.get(self.surrogate) == self.slope):  # (odd types are verify's to refuse)
             object.__setattr__(self, "slope", None)
 
     def _shape_params(self) -> tuple[str, ...]:
@@ -636,6 +637,7 @@ class Neuron(Primitive):
         if self.spiking:
             _check_choice(name, "reset", self.reset, RESET_MODES)
             _check_int(name, "refractory", self.refractory, 0)
+        _check_choice(name, "surrogate", self.surrogate, tuple(SURROGATE_SLOPES))  # a str before any lookup
         problem = check_training(self.surrogate, self.slope, self.detach_reset)
         if problem:
             raise VerifyError(problem, node=name)

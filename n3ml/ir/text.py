@@ -386,8 +386,8 @@ def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Gr
             raise _Located(optok.line, optok.column, f"{op} needs attribute(s) {', '.join('`%s`' % m for m in missing)}")
         try:
             prim = cls(**kwargs)
-        except (TypeError, VerifyError) as e:
-            raise _Located(optok.line, optok.column, str(e)) from None
+        except (TypeError, ValueError) as e:  # a constructor meeting a value of the wrong kind
+            raise _Located(optok.line, optok.column, f"{op}: {e}") from None
         if name in nodes_:
             raise _Located(ntok.line, ntok.column, f"node `{name}` is defined twice")
         # what Graph.add does, less its checks: the name is a NAME token, prim one of REGISTRY's
