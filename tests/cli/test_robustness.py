@@ -315,3 +315,22 @@ def test_torchscript_with_a_short_storage_record(tmp_path):
                         str(tmp_path / "out"), "--input-shape", "8"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, (r.returncode, r.stderr[-500:])
     assert "Traceback" not in r.stderr
+
+
+def test_torch_engine_converts_or_refuses_arrays():
+    """The torch engine's array-to-tensor entry: big-endian converted exactly, non-numbers refused by name."""
+    from n3ml.backends.torch import run as torch_run
+    from n3ml.backends.torch.ops import numeric_array
+    from n3ml.errors import N3mlError
+    from n3ml.ir.interp import run as ref_run
+    from n3ml.ir.text import load
+
+    g = load(MLP)
+    x = (np.random.default_rng(4).random((5, 2, 16)) < 0.5).astype(np.float64)
+    ref = ref_run(g, {"x": x}).outputs["out"]
+    np.testing.assert_array_equal(torch_run(g, {"x": x.astype(">f8")}).outputs["out"], ref)
+    assert numeric_array(np.arange(3, dtype=">i4")).dtype == np.dtype("<i4")
+    for bad, word in [(np.zeros((5, 2, 16), dtype="M8[D]"), "datetime"), (np.ones((5, 2, 16)) * 1j, "complex"),
+                      (np.full((5, 2, 16), "s"), "string")]:
+        with pytest.raises(N3mlError, match=f"input `x` holds {word}"):
+            torch_run(g, {"x": bad})
