@@ -556,6 +556,12 @@ def spiking18(dtype):
     return net
 
 
+def ms18(dtype, kind="ms_resnet18"):
+    from spikingjelly.activation_based.model import ms_resnet
+
+    return getattr(ms_resnet, kind)(T=2, num_classes=10)
+
+
 def _init_bn(model: nn.Module, gain: float = 1.0) -> nn.Module:
     """Trained-looking BatchNorm statistics (random ones give silent or saturated layers)."""
     g = torch.Generator().manual_seed(5)
@@ -673,11 +679,16 @@ CASES: list[Case] = [
     Case("sj-sew-resnet18", "spikingjelly.activation_based.model.sew_resnet.sew_resnet18 (imported)",
          "library BasicBlock traced into, cnf='ADD' residual, downsample neurons, AdaptiveAvgPool2d, "
          "torch.flatten(x, 2)",
-         _build(lambda dtype: sew18(dtype), 1.5, 0.0, bn=1.0), (3, 32, 32), _rand(2, BATCH, 3, 32, 32),
+         _build(lambda dtype: sew18(dtype), 1.5, 0.0, bn=1.0), (3, 16, 16), _rand(2, BATCH, 3, 16, 16),
          lambda m, x: _reset_after(m, x), 2, voltage=True),
+    Case("sj-ms-resnet18", "spikingjelly.activation_based.model.ms_resnet.ms_resnet18 (imported)",
+         "static image repeated over the model's own T inside forward, membrane shortcut (out + identity of "
+         "potentials), head LIF, .mean(0)",
+         _build(lambda dtype: ms18(dtype), 1.5, 0.0, bn=1.0), (3, 8, 8), _rand(BATCH, 3, 8, 8),
+         lambda m, x: _reset_after(m, x), 2, static=True, voltage=True),
     Case("sj-spiking-resnet18", "spikingjelly.activation_based.model.spiking_resnet.spiking_resnet18 (imported)",
          "library BasicBlock traced into, out += identity before the neuron, AdaptiveAvgPool2d",
-         _build(lambda dtype: spiking18(dtype), 1.5, 0.0, bn=1.0), (3, 32, 32), _rand(2, BATCH, 3, 32, 32),
+         _build(lambda dtype: spiking18(dtype), 1.5, 0.0, bn=1.0), (3, 16, 16), _rand(2, BATCH, 3, 16, 16),
          lambda m, x: _reset_after(m, x), 2, voltage=True),
 ]
 

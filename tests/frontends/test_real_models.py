@@ -36,6 +36,8 @@ def graph_input(case: corpus.Case, graph, x: torch.Tensor) -> np.ndarray:
     if inp.hold:
         assert inp.hold == case.steps
         return np.repeat(x.numpy()[None], inp.hold, 0)
+    if case.static:  # a model that takes a static image or a sequence is converted for the sequence
+        return np.repeat(x.numpy()[None], case.steps, 0)
     if case.name == "norse-loop-mlp":
         return x.permute(1, 0, 2).numpy()
     return x.numpy()
