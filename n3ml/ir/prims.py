@@ -115,8 +115,15 @@ def check_values(prim: Primitive, name: str) -> None:
     written in the text format, and silently turns simulations into NaN; an integer beyond 64 bits
     cannot be stored by numpy nor read back from the text.
     """
-    for f in fields(prim):
-        _check_value(name, f.name, getattr(prim, f.name))
+    cls = type(prim)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:  # dataclasses.fields() is slow enough to matter on 200k-node graphs
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(prim))
+    for f in names:
+        _check_value(name, f, getattr(prim, f))
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _check_value(name: str, field: str, v: Any) -> None:
