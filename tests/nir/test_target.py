@@ -105,3 +105,41 @@ def test_verify_runs_the_readers_in_the_same_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("nir:")]
     assert len([r for r in rows if "100.00%" in r]) == 2, proc.stdout
+
+
+def _subtract_net(scale_in: float, scale_out: float, out_if: bool = True):
+    from n3ml.ir import Graph
+    from n3ml.ir import prims as P
+
+    rng = np.random.default_rng(0)
+    g = Graph(name="s", dt=1.0, scheme="exact")
+    g.add("x", P.Input(shape=(10,)))
+    g.add("fc", P.Dense(weight=rng.normal(0, scale_in, (12, 10))), "x")
+    g.add("lif", P.LIF(tau=5.0, r=1.0, theta=1.0, reset="subtract"), "fc")
+    g.add("fc2", P.Dense(weight=rng.normal(0, scale_out, (6, 12)), bias=np.zeros(6)), "lif")
+    g.add("if2", P.IF(theta=1.0, reset="subtract") if out_if else P.LIF(tau=8.0, r=6.0, theta=1.0, reset="subtract"), "fc2")
+    g.add("out", P.Output(), "if2")
+    return g
+
+
+def test_sinabs_file_is_exact_without_multi_spikes_and_close_with_them(tmp_path):
+    pytest.importorskip("sinabs", reason="Sinabs is not installed (make setup-nir-readers)")
+    # LIF only and a weak drive: no multi-spike, no clipped IF membrane, so identical; then Sinabs' IF
+    # (clipped at -theta) and multi-spikes under a strong drive: close
+    for scales, out_if, least in (((0.3, 1.0), False, 1.0), ((0.6, 0.8), True, 0.95)):
+        g = _subtract_net(*scales, out_if=out_if)
+        x = spikes(g, 50, batch=8, rate=0.4)
+        ref = run(g, x, 50).outputs["out"]
+        out = tmp_path / f"s{scales[0]}"
+        out.mkdir()
+        NirTarget().emit(g, out, options={"convention": "sinabs"})
+        got = READERS["sinabs"](out / "model.nir", {}, x["x"])
+        assert ref.sum() > 20 and np.mean(ref == got) >= least
+        if least == 1.0:
+            assert got.max() == 1  # no multi-spike: the approximation is exact here
+
+
+def test_spyx_refuses_every_neuron_naming_it():
+    with pytest.raises(UnsupportedError, match="node `lif`: Spyx's neurons emit the spike of step t from the "
+                                                "membrane of step t-1"):
+        NirTarget().check(_subtract_net(0.3, 1.0), {"convention": "spyx"})

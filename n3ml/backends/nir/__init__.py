@@ -9,6 +9,7 @@ nir:snntorch,nir:norse` runs the file with the library's own NIR reader (`run.py
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 from ...errors import N3mlError
 from ...ir import Graph
 from .. import target_options as opt
-from .lower import CONSUMERS, lower
+from .lower import APPROXIMATE, CONSUMERS, lower
 
 MANIFEST = "target.json"
+log = logging.getLogger(__name__)
 
 
 class NirTarget:
@@ -44,6 +46,9 @@ class NirTarget:
 
         consumer = self._consumer(options)
         g = lower(graph, consumer)
+        if consumer in APPROXIMATE:
+            log.warning("nir:%s is an approximation: Sinabs fires floor(v / theta) spikes per step where n3ml fires "
+                        "one, and clips IF membranes at -theta (docs/nir.md)", consumer)
         out_dir = Path(out_dir)
         nir.write(out_dir / self.filename, g)
         manifest = {"convention": consumer, "dt_ms": graph.dt, "inputs": graph.input_names,
@@ -66,4 +71,5 @@ def _for(consumer: str) -> type[NirTarget]:
                                                   "__doc__": f"NIR written for and run by the {consumer} reader."})
 
 
-Nir_exact, Nir_euler, Nir_snntorch, Nir_norse = (_for(c) for c in ("exact", "euler", "snntorch", "norse"))
+Nir_exact, Nir_euler, Nir_snntorch, Nir_norse, Nir_sinabs, Nir_spyx = (
+    _for(c) for c in ("exact", "euler", "snntorch", "norse", "sinabs", "spyx"))

@@ -27,7 +27,8 @@ from ...errors import UnsupportedError
 from ...ir import Graph, VerifyError
 from ...ir import prims as P
 
-CONSUMER_DT_S = {"exact": None, "euler": None, "snntorch": 1e-4, "norse": 1e-3}
+CONSUMER_DT_S = {"exact": None, "euler": None, "snntorch": 1e-4, "norse": 1e-3, "sinabs": None, "spyx": None}
+APPROXIMATE = ("sinabs",)  # consumers whose files are a documented approximation (docs/nir.md)
 CONSUMERS = tuple(CONSUMER_DT_S)
 
 
@@ -232,6 +233,50 @@ def _fold(ctx: _Ctx, out: _Out, factor: np.ndarray) -> None:
         out.fold[s] = factor
 
 
+def _sinabs_theta(theta: Any, shape) -> np.ndarray:
+    # Sinabs fires at v >= threshold (MultiSpike) in float32; the smallest float32 above theta makes that v > theta
+    th = _arr(theta, shape).astype(np.float32)
+    return np.nextafter(th, np.float32(np.inf)).astype(np.float64)
+
+
+def _sinabs_common(p: P.Neuron, ctx: _Ctx) -> None:
+    _need(p.reset == "subtract", ctx, f"Sinabs resets by subtraction (MembraneSubtract); found reset={p.reset}")
+    _need(p.refractory == 0, ctx, "NIR has no refractory period")
+    _need(np.all(np.asarray(p.v_init) == 0), ctx, "Sinabs starts the membrane at 0")
+
+
+def _sinabs_lif(p: P.LIF, ctx: _Ctx, out: _Out):
+    import nir
+
+    a, k = _factors(p, p.tau, ctx.graph, ctx.shape)
+    _need(bool(np.all((a > 0) & (a < 1))), ctx, "the decay must lie in (0, 1) for Sinabs' exp(-1/tau)")
+    _sinabs_common(p, ctx)
+    _need(np.all(np.asarray(p.v_leak) == 0), ctx, "Sinabs' reader refuses v_leak != 0")
+    if not np.allclose(k, 1.0, rtol=1e-15, atol=0):  # Sinabs adds its input unscaled (norm_input=False)
+        _fold(ctx, out, k)
+    return nir.LIF(tau=-1.0 / np.log(a), r=np.ones(ctx.shape), v_leak=np.zeros(ctx.shape),
+                   v_threshold=_sinabs_theta(p.theta, ctx.shape), v_reset=np.zeros(ctx.shape))
+
+
+def _sinabs_if(p: P.IF, ctx: _Ctx, out: _Out):
+    import nir
+
+    _sinabs_common(p, ctx)
+    return nir.IF(r=np.ones(ctx.shape), v_threshold=_sinabs_theta(p.theta, ctx.shape), v_reset=np.zeros(ctx.shape))
+
+
+def _spyx_neuron(p: P.Neuron, ctx: _Ctx):
+    raise UnsupportedError(f"node `{ctx.name}`: Spyx's neurons emit the spike of step t from the membrane of step "
+                           f"t-1 (spyx/nn.py), one step after n3ml's {p.op}; no NIR file makes Spyx run it exactly")
+
+
+def _affine_always(p: P.Dense, ctx: _Ctx):
+    import nir
+
+    w = np.asarray(p.weight, np.float64)
+    return nir.Affine(weight=w, bias=np.zeros(w.shape[0]) if p.bias is None else np.asarray(p.bias, np.float64))
+
+
 # -------------------------------------------------------------------------------- stateless writers
 
 def _dense(p: P.Dense, ctx: _Ctx):
@@ -269,7 +314,7 @@ def _flatten(p, ctx: _Ctx):
 
     # NIR counts Flatten's axes per sample (nir's own type inference, Sinabs); snnTorch's and Norse's readers
     # hand start_dim to torch.nn.Flatten, where axis 0 is the batch
-    start = 0 if ctx.consumer in ("exact", "euler") else 1
+    start = 1 if ctx.consumer in ("snntorch", "norse") else 0
     node = nir.Flatten(input_type={"input": np.asarray(ctx.extra_in_shape)}, start_dim=0, end_dim=-1)
     node.start_dim = start
     return node
@@ -300,7 +345,11 @@ WRITERS: dict[str, dict[str, Writer]] = {
     "norse": {"Dense": _dense, "Conv2d": _conv(2), "SumPool2d": _pool("SumPool2d"), "Flatten": _flatten,
               "LIF": _norse_lif, "IF": _norse_if, "CubaLIF": _norse_cuba_lif},
 }
-NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif"}  # writers that may edit other nodes (folding)
+WRITERS["sinabs"] = {"Dense": _affine_always, "Conv1d": _conv(1), "Conv2d": _conv(2), "SumPool2d": _pool("SumPool2d"),
+                     "Flatten": _flatten, "LIF": _sinabs_lif, "IF": _sinabs_if}
+WRITERS["spyx"] = {"Dense": _dense, "Flatten": _flatten, "LIF": _spyx_neuron, "IF": _spyx_neuron,
+                   "CubaLIF": _spyx_neuron}
+NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif", "_sinabs_lif", "_sinabs_if"}  # may edit other nodes
 
 
 @dataclass(frozen=True)
@@ -382,6 +431,8 @@ def lower(graph: Graph, consumer: str):
                         "snntorch/import_nir.py `_create_rnn_subgraph`), which no n3ml recurrent layer equals")
     if consumer == "norse" and not problems:
         problems += _move_recurrent_bias(out, rec_synapses)
+    if consumer in ("sinabs", "spyx") and rec:
+        problems.append(f"node(s) {', '.join(sorted(rec))}: {consumer}'s reader does not run recurrent graphs")
     if problems:
         raise UnsupportedError(f"the nir target ({consumer} reader) cannot express this graph exactly:\n  "
                                + "\n  ".join(problems))
