@@ -123,6 +123,7 @@ class Population:
     latency: int = 0
     source: str | None = None  # inputs: the Input node whose data feeds it
     encoder: dict | None = None  # inputs: {"type": "poisson"|"latency", ...}, applied by the program
+    value_of: str | None = None  # a value readout: the Output whose synapse value it records (see _record)
 
     @property
     def size(self) -> int:
@@ -297,6 +298,52 @@ def cuba_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, model:
     return CubaCell(per_neuron(tau_m, n), per_neuron(tau_s, n), per_neuron(a_m, n), per_neuron(vth, n),
                     per_neuron(v_reset, n), per_neuron(np.asarray(prim.v_init, np.float64) - vl, n), vl,
                     per_neuron(c / p21, n))
+
+
+# tau_m of a value readout, per ms of dt: exp(-dt / tau) = exp(-1000) is 0.0 in float64, so the cell's V
+# holds only the input of the current step (see `_record`)
+VALUE_TAU_PER_DT = 1e-3
+
+
+def fuse_li_chains(graph: Graph) -> tuple[Graph, dict[str, P.LI]]:
+    """LI1 -> LI2, LI1 feeding only LI2 with v_leak = v_init = 0 (a pure filter: Norse's LICell), becomes
+    LI2 reading LI1's input; returns the graph and {LI2: LI1}. The pair is one exponential-current cell
+    (`li_chain_cell`): LI1 is its current, LI2 its membrane."""
+    chains: dict[str, P.LI] = {}
+    g = graph
+    for name, prim in graph.nodes.items():
+        if not isinstance(prim, P.LI):
+            continue
+        (src,) = graph.inputs_of(name)
+        first = graph.nodes[src]
+        if (isinstance(first, P.LI) and graph.users_of(src) == [name]
+                and not np.any(np.asarray(first.v_leak)) and not np.any(np.asarray(first.v_init))):
+            if g is graph:
+                g = graph.copy()
+            (before,) = g.inputs_of(src)
+            g.edges = [Edge(before, name, 0) if e.dst == name else e for e in g.edges if e.dst != src]
+            del g.nodes[src]
+            chains[name] = first
+    if chains:
+        g.verify()
+    return g, chains
+
+
+def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:
+    """The constants of `model` (iaf_psc_exp, IF_curr_exp) standing for LI1 -> LI2 fused by `fuse_li_chains`:
+    with i = j / c1 the chain is i_t = a1 i_{t-1} + I_t, v_t = v_leak + a2 (v_{t-1} - v_leak) + c1 c2 i_t, a
+    CubaLIF that never fires (V_th = inf)."""
+    k1, k2 = N.discretize(first, dt, scheme), N.discretize(second, dt, scheme)
+    a_s, a_m = np.asarray(k1.a, np.float64), np.asarray(k2.a, np.float64)
+    tau_s = np.asarray(tau_from_factor(name, "tau (first LI)", a_s, dt))
+    tau_m = np.asarray(tau_from_factor(name, "tau", a_m, dt))
+    if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
+        raise UnsupportedError(f"node `{name}` (LI after LI): a decay factor of 1 has no {model} equivalent")
+    vl = per_neuron(second.v_leak, n)
+    p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
+    return CubaCell(per_neuron(tau_m, n), per_neuron(tau_s, n), per_neuron(a_m, n), np.inf, 0.0,
+                    per_neuron(np.asarray(second.v_init, np.float64) - vl, n), vl,
+                    per_neuron(np.asarray(k1.rg) * np.asarray(k2.rg) / p21, n))
 
 
 def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str, target: str,
@@ -584,7 +631,8 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
     for name, prim in graph.nodes.items():
         if isinstance(prim, P.Output):
             (src,) = graph.inputs_of(name)
-            net.records.append(_record(graph, net, name, src, terms_of(src), types[name].shape, target))
+            net.records.append(_record(graph, net, name, src, terms_of(src), types[name].shape, target,
+                                       vias.get(src, {})))
     used = {pr.source for pr in net.projections} | {p.source for r in net.records for p in r.parts}
     for name in [n for n, p in net.populations.items() if p.kind != "neuron" and n not in used]:
         del net.populations[name]  # the clock without biases, Inputs read only by encoders
@@ -597,12 +645,23 @@ def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
         return
     pop = net.populations[src]
     if pop.kind == "neuron" and not pop.prim.spiking:
+        if isinstance(pop.prim, (P.LI, P.Integrator)) and isinstance(graph.nodes.get(dst), (P.LI, P.Integrator)):
+            raise UnsupportedError(f"node `{dst}` reads the voltage of `{src}` ({pop.prim.op}) through synapses; "
+                                   "an LI -> LI chain maps only when the first LI feeds the second directly, "
+                                   "alone, with v_leak = v_init = 0 (one exponential-current cell)")
         raise UnsupportedError(f"node `{dst}` reads the voltage of `{src}` ({pop.prim.op}) through synapses; "
                                "simulator synapses carry spikes only (a non-spiking neuron can only be recorded)")
 
 
-def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, target: str) -> Record:
-    """An Output must be a selection of recorded neurons: unit entries, each output entry from one neuron."""
+def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, target: str,
+            vias: dict[tuple[str, int], tuple[str, ...]]) -> Record:
+    """An Output is a selection of recorded neurons (unit entries, each output entry from one neuron), or
+    else a synapse value (Dense/Conv results, biases): then a value readout population records it.
+
+    A value readout is a never-firing delta cell whose membrane forgets its previous value within one
+    step (decay exp(-1000) = 0.0 exactly in float64), so its V is the step's summed input: the synapse
+    value, exact up to the order of the float additions. It reads the same projections a neuron would.
+    """
     n = int(np.prod(shape))
     covered = np.concatenate([m.rows for m in t.values()]) if t else np.zeros(0, np.int64)
     selection = (CLOCK not in {s for s, _ in t} and all(np.all(m.vals == 1.0) for m in t.values())
@@ -610,9 +669,13 @@ def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, ta
     if selection and all(net.populations[s].kind in ("neuron", "spike_input") for s, _ in t):
         parts = [RecordPart(s, m.rows.astype(np.int64), m.cols.astype(np.int64), d) for (s, d), m in t.items()]
         return Record(name, parts, tuple(shape))
-    raise UnsupportedError(f"Output `{name}` records `{src}` ({graph.nodes[src].op}), an analog synapse value; "
-                           f"{target} can record the spikes of neurons and inputs or the voltage of LI/"
-                           "Integrator neurons only")
+    readout = graph.fresh_name(f"{name}_value", taken=net.populations)
+    for s, _ in t:
+        _check_source(graph, net, name, s)
+    net.populations[readout] = Population(readout, "neuron", (n,), P.Integrator(), value_of=name)
+    for (s, d), w in t.items():
+        net.projections.append(Projection(s, readout, d, w, vias.get((s, d), ())))
+    return Record(name, [RecordPart(readout, np.arange(n), np.arange(n), 0)], tuple(shape))
 
 
 def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latency: int, target: str) -> None:

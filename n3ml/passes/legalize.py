@@ -92,7 +92,7 @@ def illegal_nodes(graph: Graph, legality: Legality) -> list[str]:
         kind = kinds[0] if kinds else "any"
         remedy = next((r for r in legality.remedies.get(prim.op, ()) if r.on in ("any", kind)), None)
         on = f" on {kind} inputs" if kinds else ""
-        line = f"node `{name}` ({prim.op}{on}): {legality.why.get(prim.op, legality.reason)}"
+        line = f"node `{name}` ({prim.op}){on}: {legality.why.get(prim.op, legality.reason)}"
         if remedy is not None:
             line += f"; `-p {remedy.pass_name}` would legalize it ({remedy.cost})"
         problems.append(line)
@@ -108,10 +108,8 @@ def legalize(graph: Graph, legality: Legality, context: dict[str, Any] | None = 
             raise UnsupportedError(f"legalization for {legality.target} {e}") from None
     problems = illegal_nodes(graph, legality)
     if problems:
-        n = len(problems)
-        raise UnsupportedError(f"the {legality.target} target cannot take {n} node{'s' if n > 1 else ''} after "
-                               f"legalization ({', '.join(legality.pipeline) or 'no passes'}):\n  "
-                               + "\n  ".join(problems))
+        raise UnsupportedError("\n  ".join(problems) + f"\n  (the {legality.target} target refuses these after its "
+                               f"legalization: {', '.join(legality.pipeline) or 'no passes'})")
     return graph
 
 

@@ -90,7 +90,7 @@ def test_refusal_names_node_reason_and_remedy(target):
     with pytest.raises(UnsupportedError) as e:
         legalize(parse(POOL), legality)
     msg = str(e.value)
-    assert "node `p` (MaxPool2d on analog inputs)" in msg and "cannot take a maximum" in msg
+    assert "node `p` (MaxPool2d) on analog inputs" in msg and "cannot take a maximum" in msg
     assert "-p pool-after-neuron" in msg and "approximation" in msg
     assert "node `q`" not in msg  # on spikes: legalized by the pipeline (maxpool-as-or)
 

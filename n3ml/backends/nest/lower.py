@@ -24,8 +24,9 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (Netlist, Sparse, choose_cells, cuba_cell, lower_ir_to_netlist, membrane_factors,
-                       per_neuron, spike_maxpool_as_or, strict_threshold, subtraction_compensation)
+from ..netlist import (VALUE_TAU_PER_DT, Netlist, Sparse, choose_cells, cuba_cell, fuse_li_chains,
+                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or,
+                       strict_threshold, subtraction_compensation)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -120,6 +121,23 @@ def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
                 v_offset=vl, record="V_m", note=f"{prim.op} (non-spiking), V_m recorded")
 
 
+def cell_li_chain(name: str, first: P.LI, second: P.LI, dt: float, n: int, scheme: str) -> Cell:
+    """LI -> LI (fused by netlist.fuse_li_chains): an iaf_psc_exp that never fires, V_m recorded."""
+    k = li_chain_cell(name, first, second, dt, scheme, n, "iaf_psc_exp")
+    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": k.tau_m, "tau_syn_ex": k.tau_s, "tau_syn_in": k.tau_s,
+              "V_th": np.inf, "V_reset": 0.0, "t_ref": 0.0, "I_e": 0.0}
+    return Cell("iaf_psc_exp", params, k.weight_scale, extra_steps=1, v_init=k.v_init, v_offset=k.v_leak,
+                record="V_m", note="LI -> LI, the first LI as the exponential current, V_m recorded")
+
+
+def cell_value(dt: float) -> Cell:
+    """A value readout (netlist._record): an iaf_psc_delta whose V_m is the summed input of the step."""
+    params = {"E_L": 0.0, "V_m": 0.0, "C_m": 1.0, "tau_m": dt * VALUE_TAU_PER_DT, "V_th": np.inf, "V_reset": 0.0,
+              "t_ref": 0.0, "I_e": 0.0}
+    return Cell("iaf_psc_delta", params, 1.0, record="V_m", note="synapse value of an Output, V_m recorded "
+                "(the membrane forgets within one step)")
+
+
 CELLS: dict[type, Callable[..., Cell]] = {
     P.IF: cell_delta,
     P.LIF: cell_delta,
@@ -136,8 +154,13 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
         raise UnsupportedError(f"graph dt = {graph.dt} ms is not a multiple of NEST's tic ({TIC_MS} ms); "
                                "NEST's resolution must be")
     graph = spike_maxpool_as_or(graph)
+    graph, chains = fuse_li_chains(graph)
     cells = choose_cells(graph, CELLS, "NEST model", TARGET)
+    types = graph.verify()
+    for name, first in chains.items():
+        cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
+    cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     out = NestNetwork(net, cells)
     for pr in net.projections:
         cell = cells[pr.target]

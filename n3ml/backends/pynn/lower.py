@@ -22,8 +22,9 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (Netlist, choose_cells, cuba_cell, lower_ir_to_netlist, membrane_factors, per_neuron,
-                       spike_maxpool_as_or, strict_threshold, subtraction_compensation)
+from ..netlist import (VALUE_TAU_PER_DT, Netlist, choose_cells, cuba_cell, fuse_li_chains, li_chain_cell,
+                       lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       subtraction_compensation)
 
 TARGET = "pynn"
 SOURCE_LATENCY = 2  # PyNN's spike sources (parrots on NEST) cannot emit before the second step
@@ -130,6 +131,23 @@ def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool =
                     v_offset=vl, record="v", decay=per_neuron(a, n), note=f"{prim.op} (non-spiking), v recorded")
 
 
+def cell_li_chain(name: str, first: P.LI, second: P.LI, dt: float, n: int, scheme: str) -> PynnCell:
+    """LI -> LI (fused by netlist.fuse_li_chains): an IF_curr_exp that never fires, v recorded."""
+    k = li_chain_cell(name, first, second, dt, scheme, n, "IF_curr_exp")
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": k.tau_m, "tau_syn_E": k.tau_s, "tau_syn_I": k.tau_s,
+              "v_thresh": np.inf, "v_reset": 0.0, "tau_refrac": 0.0, "i_offset": 0.0}
+    return PynnCell("IF_curr_exp", params, k.weight_scale, extra_steps=1, v_init=k.v_init, v_offset=k.v_leak,
+                    record="v", decay=k.a_m, note="LI -> LI, the first LI as the exponential current, v recorded")
+
+
+def cell_value(dt: float) -> PynnCell:
+    """A value readout (netlist._record): an IF_curr_delta whose v is the summed input of the step."""
+    params = {"v_rest": 0.0, "cm": 1.0, "tau_m": dt * VALUE_TAU_PER_DT, "v_thresh": np.inf, "v_reset": 0.0,
+              "tau_refrac": 0.0, "i_offset": 0.0}
+    return PynnCell("IF_curr_delta", params, 1.0, record="v", decay=0.0,
+                    note="synapse value of an Output, v recorded (the membrane forgets within one step)")
+
+
 CELLS: dict[type, Callable[..., PynnCell]] = {
     P.IF: cell_delta,
     P.LIF: cell_delta,
@@ -146,9 +164,14 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     NEST only); otherwise standard cells only.
     """
     graph = spike_maxpool_as_or(graph)
+    graph, chains = fuse_li_chains(graph)
     cells = choose_cells(graph, CELLS, "PyNN standard cell", TARGET, native=simulator == "nest")
+    types = graph.verify()
+    for name, first in chains.items():
+        cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
                               generator_latency=SOURCE_LATENCY, target=TARGET)
+    cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     for pop in net.inputs:
         if pop.kind == "analog_input":
             raise UnsupportedError(f"node `{pop.name}` (Input, analog) feeds synapses: PyNN's SpikeSourceArray "

@@ -81,6 +81,27 @@ def readouts() -> Graph:
     return g
 
 
+def analog_heads(scheme: str = "exact") -> Graph:
+    """Analog outputs: a Dense and a Conv result read directly (SpikingJelly heads, with biases and a Delay),
+    and Norse's LICell, an LI feeding an LI (the first as the current of one exponential-current cell)."""
+    rng = np.random.default_rng(8)
+    g = Graph(name="analog_heads", dt=1.0, scheme=scheme)
+    g.add("x", Input(shape=(2, 4, 4)))
+    g.add("conv", Conv2d(weight=rng.normal(0.5, 0.4, (3, 2, 3, 3)), bias=np.array([0.1, 0.0, -0.1])), "x")
+    g.add("lif", LIF(tau=5.0, reset="to-value"), "conv")
+    g.add("flat", Flatten(), "lif")
+    g.add("head", Dense(weight=rng.normal(0.0, 1.0, (4, 12)), bias=np.array([0.1, 0.2, -0.3, 0.0])), "flat")
+    g.add("late", Delay(steps=2), "head")
+    g.add("syn", LI(tau=4.0), "head")
+    g.add("mem", LI(tau=9.0, v_leak=0.2, v_init=0.2, r=1.5), "syn")
+    g.add("out_head", Output(), "head")
+    g.add("out_late", Output(), "late")
+    g.add("out_conv", Output(), "conv")
+    g.add("out_li", Output(), "mem")
+    g.add("out_spikes", Output(), "lif")
+    return g
+
+
 def cuba_features(scheme: str = "exact") -> Graph:
     """CubaLIF with a recurrent loop through a 1-step Delay is refused; a 2-step loop works."""
     rng = np.random.default_rng(6)

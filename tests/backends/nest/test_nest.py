@@ -12,7 +12,7 @@ import pytest
 from n3ml.backends.nest import NestTarget, lower_ir_to_nest
 from n3ml.io import random_inputs
 from n3ml.errors import UnsupportedError
-from n3ml.ir import ALIF, LIF, Dense, Graph, Input, MaxPool2d, Output, PoissonRate
+from n3ml.ir import ALIF, LI, LIF, Dense, Graph, Input, MaxPool2d, Output, PoissonRate
 
 from . import graphs as G
 
@@ -35,9 +35,9 @@ def test_examples_identical(name, tmp_path):
     lambda: G.lif_features("exact"), lambda: G.lif_features("euler"),
     lambda: G.lif_features(reset="subtract"), lambda: G.lif_features(reset="none"),
     G.conv_features, G.readouts, lambda: G.cuba_features("exact"), lambda: G.cuba_features("euler"),
-    G.analog_input, G.encoders, G.spike_maxpool,
+    G.analog_input, G.encoders, G.spike_maxpool, G.analog_heads, lambda: G.analog_heads("euler"),
 ], ids=["lif", "lif-euler", "lif-subtract", "lif-none", "conv", "readouts", "cuba", "cuba-euler", "analog",
-        "encoders", "maxpool"])
+        "encoders", "maxpool", "heads", "heads-euler"])
 def test_features_identical(make, tmp_path):
     g = make()
     x = random_inputs(g, T, 2, 3, 0.3)
@@ -128,11 +128,11 @@ def test_refuses_unsupported_before_writing(tmp_path):
     g.dt = 0.0005
     _refused(g, tmp_path / "6", "not a multiple of NEST's tic")
 
-    g = Graph(name="analog_out")
-    g.add("x", Input(shape=(3,)))
-    g.add("fc", Dense(weight=np.ones((2, 3))), "x")
-    g.add("out", Output(), "fc")
-    _refused(g, tmp_path / "5", "Output `out` records `fc` \\(Dense\\)")
+    g = G.analog_heads()  # an LI reading an LI through a Dense is two filters mixed: no single cell
+    g.add("mix", Dense(weight=np.ones((4, 4))), "mem")
+    g.add("li3", LI(tau=3.0), "mix")
+    g.add("out3", Output(), "li3")
+    _refused(g, tmp_path / "5", "`li3` reads the voltage of `mem` \\(LI\\).*LI -> LI chain")
 
 
 def test_latencies_and_delays():

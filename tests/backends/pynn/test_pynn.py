@@ -39,8 +39,8 @@ def test_examples_identical(name, reset, tmp_path):
 @needs_pynn
 @pytest.mark.parametrize("make", [lambda: G.lif_features("euler"), lambda: G.lif_features(reset="subtract"),
                                   G.conv_features, G.readouts, lambda: G.cuba_features("exact"), G.encoders,
-                                  G.spike_maxpool],
-                         ids=["lif-euler", "lif-subtract", "conv", "readouts", "cuba", "encoders", "maxpool"])
+                                  G.spike_maxpool, G.analog_heads],
+                         ids=["lif-euler", "lif-subtract", "conv", "readouts", "cuba", "encoders", "maxpool", "heads"])
 def test_features_identical(make, tmp_path):
     g = make()
     x = random_inputs(g, T, 1, 3, 0.3)
