@@ -52,9 +52,25 @@ def _cell(fn) -> str:
         return f"refused ({type(e).__name__})" if "Unsupported" in type(e).__name__ else f"fails ({type(e).__name__})"
 
 
+def subtract_mlp(seed: int = 4):
+    """An MLP with subtract resets (what Sinabs runs): 20-16 LIF, 8 IF."""
+    from n3ml.ir import Graph
+    from n3ml.ir import prims as P
+
+    rng = np.random.default_rng(seed)
+    g = Graph(name="mlp_sub", dt=1.0, scheme="exact")
+    g.add("x", P.Input(shape=(20,)))
+    g.add("fc1", P.Dense(weight=rng.normal(0, 0.5, (16, 20))), "x")
+    g.add("lif1", P.LIF(tau=5.0, r=4.0, theta=1.0, reset="subtract"), "fc1")
+    g.add("fc2", P.Dense(weight=rng.normal(0, 0.8, (8, 16)), bias=np.zeros(8)), "lif1")
+    g.add("if2", P.IF(theta=1.0, reset="subtract"), "fc2")
+    g.add("out", P.Output(), "if2")
+    return g
+
+
 def n3ml_rows(steps: int, batch: int, tmp: Path) -> list[tuple[str, str, dict[str, str]]]:
     rows = []
-    for model, build in MODELS.items():
+    for model, build in {**MODELS, "mlp (subtract reset)": subtract_mlp}.items():
         graph = build()
         x = spikes(graph, steps, batch=batch, rate=0.4)
         ref = run(graph, x, steps).outputs["out"]
