@@ -125,8 +125,10 @@ def _check_array(key: str, a: Any) -> np.ndarray:
     if hasattr(a, "detach"):  # a torch tensor, possibly on a GPU
         a = a.detach().cpu().numpy()
     a = np.asarray(a)
-    if a.ndim < 2:
-        raise N3mlError(f"recording `{key}` has shape {a.shape}; expected (T, B, *shape)")
+    if a.ndim < 2 or a.size == 0:
+        raise N3mlError(f"recording `{key}` has shape {a.shape}; expected (T, B, *shape), none of them 0")
+    if a.dtype.kind not in "biuf":  # strings, datetimes, complex: not activity
+        raise N3mlError(f"recording `{key}` holds {a.dtype} values; expected numbers")
     return a
 
 

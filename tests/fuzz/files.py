@@ -82,7 +82,7 @@ def _graph_text(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], lis
 def _sidecar(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
     src = rng.choice([g for g in GRAPHS if _sidecar_of(g) is not None])
     side = _sidecar_of(src)
-    how, data = mutate_file(rng, side.read_bytes(), is_zip=True)
+    how, data = mutate_file(rng, side.read_bytes(), is_zip=True, npz=True)
     files = {src.name: src.read_bytes(), side.name: data}
     for name, b in files.items():
         (d / name).write_bytes(b)
@@ -94,7 +94,7 @@ def _sidecar(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[O
 
 
 def _input(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
-    how, data = mutate_file(rng, _input_npz(), is_zip=True)
+    how, data = mutate_file(rng, _input_npz(), is_zip=True, npz=True)
     graph = ROOT / "examples" / "graphs" / "spiking_mlp.n3ml"
     (d / "in.npz").write_bytes(data)
     engine = rng.choice(["reference", "torch"])
@@ -103,7 +103,7 @@ def _input(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Out
 
 
 def _rates(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
-    how, data = mutate_file(rng, _rates_npz(), is_zip=True)
+    how, data = mutate_file(rng, _rates_npz(), is_zip=True, npz=True)
     (d / "rates.npz").write_bytes(data)
     graph = ROOT / "examples" / "graphs" / "spiking_mlp.n3ml"
     return f"rates.npz {how}", {"rates.npz": data}, [run_cli(["show", str(graph), "--rates", str(d / "rates.npz")])]
@@ -127,7 +127,7 @@ def _model(paths: list[Path], extra: list[str], is_zip: bool):
 
 
 def _calibration(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
-    how, data = mutate_file(rng, _calibration_npz(), is_zip=True)
+    how, data = mutate_file(rng, _calibration_npz(), is_zip=True, npz=True)
     (d / "cal.npz").write_bytes(data)
     outs = [run_cli(["convert", str(ANN / "cnn.onnx"), "--target", "ir", "-o", str(d / "out"), "-p",
                      "fold-batchnorm,ann-to-snn,normalize{percentile=99.9}", "--calibration", str(d / "cal.npz"),

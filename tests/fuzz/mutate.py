@@ -184,8 +184,11 @@ def zip_header_lie(rng: random.Random, data: bytes) -> bytes:
 ZIP_MUTATORS = [replace_member, replace_member, drop_or_add_member, zip_header_lie]
 
 
-def mutate_file(rng: random.Random, data: bytes, is_zip: bool) -> tuple[str, bytes]:
-    """One mutation of a file's bytes: structure-aware for zip archives half of the time."""
+def mutate_file(rng: random.Random, data: bytes, is_zip: bool, npz: bool = False) -> tuple[str, bytes]:
+    """One mutation of a file's bytes: structure-aware for zip archives more than half of the time, and for
+    .npz files often a valid archive whose arrays lie (npz_array_swap)."""
+    if npz and rng.random() < 0.4:
+        return "npz_array_swap", npz_array_swap(rng, data)
     if is_zip and rng.random() < 0.6:
         m = rng.choice(ZIP_MUTATORS)
         try:
@@ -242,3 +245,45 @@ def value_positions(toks: list[str]) -> list[int]:
             if j < len(toks):
                 out.append(j)
     return out
+
+
+# ------------------------------------------------------------------------- .npz arrays
+
+_DTYPES = ["<f2", "<f4", ">f8", ">f4", "<i1", "<u1", ">i8", "<i8", "|b1", "<c16", "<M8[D]", "<m8[s]", "<U3", "|S2",
+           "<f16"]
+
+
+def npz_array_swap(rng: random.Random, data: bytes) -> bytes:
+    """A valid .npz whose contents lie: one array cast to another dtype, filled with NaN/inf/huge values,
+    reshaped, emptied, or dropped, or a stray array added. These reach the array checks, not the zip reader."""
+    import numpy as np
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if not arrays:
+        return data
+    k = rng.choice(sorted(arrays))
+    a = arrays[k]
+    how = rng.choice(["dtype", "dtype", "values", "values", "shape", "empty", "drop", "add", "scalar"])
+    try:
+        if how == "dtype":
+            arrays[k] = a.astype(rng.choice(_DTYPES))
+        elif how == "values" and a.size:
+            b = a.astype(np.float64).copy()
+            b.flat[rng.randrange(b.size)] = rng.choice([np.nan, np.inf, -np.inf, 1e308, -1e308, 7.5, -1.0, 2.0 ** 60])
+            arrays[k] = b
+        elif how == "shape":
+            arrays[k] = rng.choice([a.reshape(-1), a[None], a.T, np.repeat(a, 2, axis=0) if a.ndim else a[None]])
+        elif how == "empty":
+            arrays[k] = a[:0] if a.ndim else a.reshape(1)[:0]
+        elif how == "drop" and len(arrays) > 1:
+            del arrays[k]
+        elif how == "add":
+            arrays[rng.choice(["extra", k + "_", "labels", "x"])] = np.ones(rng.choice([(1,), (3, 4), ()]))
+        elif how == "scalar":
+            arrays[k] = np.float64(rng.choice([0.0, np.nan, 1.0]))
+    except (ValueError, TypeError, OverflowError):
+        pass
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()

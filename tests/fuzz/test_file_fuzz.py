@@ -4,10 +4,13 @@ mutant, the same on every machine); `make fuzz` runs the same code with N3ML_FUZ
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from .files import families, fuzz_family, split
-from .harness import Tally, budget, run_cli, seed
+from .harness import ROOT, Tally, budget, run_cli, seed
 
 FAMILIES = families()
 SHARE = split(budget(60), FAMILIES)
@@ -43,22 +46,24 @@ def test_harness_catches_failures(monkeypatch, tmp_path):
     assert run_cli(["check", path]).failed
 
 
-# cases the fuzzer once failed on (they replay exactly while mutate.py's mutators are unchanged):
-# an unbalanced .npy header dict (tokenize.TokenError) in sidecars, inputs and calibration data;
-# a corrupt record in a state_dict archive (torch's reader raised IndexError: stoull)
-FOUND = [("sidecar", 7, 25), ("sidecar", 7, 236), ("input", 7, 160), ("calibration", 7, 61), ("pt", 7, 208)]
+# inputs the fuzzer once failed on, kept as files (tests/fuzz/corpus/cases.json says how each is fed and why
+# it failed): each must now be one message and exit 1
+CORPUS = Path(__file__).parent / "corpus"
+CASES = json.loads((CORPUS / "cases.json").read_text())
 
 
-@pytest.mark.parametrize("name, seed_, case", FOUND, ids=lambda v: str(v))
-def test_found_cases_stay_fixed(name, seed_, case, tmp_path):
-    import random
-
-    from .harness import case_dir
-
-    fam = next((f for f in FAMILIES if f.name == name), None)
-    if fam is None:
-        pytest.skip(f"no {name} example here")
-    rng = random.Random(f"{seed_}:{name}:{case}")
-    with case_dir(tmp_path) as d:
-        label, _, outs = fam.driver(rng, d)
-    assert not any(o.failed for o in outs), f"{label}: {[(o.kind, o.detail) for o in outs]}"
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["file"])
+def test_corpus_cases_stay_fixed(case, tmp_path):
+    data = (CORPUS / case["file"]).read_bytes()
+    if "graph" in case:  # a sidecar: beside a copy of its graph
+        graph = tmp_path / Path(case["graph"]).name
+        graph.write_bytes((ROOT / case["graph"]).read_bytes())
+        (tmp_path / case["as"]).write_bytes(data)
+    else:
+        graph = None
+        (tmp_path / case["file"]).write_bytes(data)
+    subst = {"{file}": str(tmp_path / case["file"]), "{out}": str(tmp_path / "out"), "{graph}": str(graph)}
+    argv = [subst.get(a, a) for a in case["argv"]]
+    argv = [str(ROOT / a) if a.startswith("examples/") else a for a in argv]
+    out = run_cli(argv)
+    assert out.kind == "error", f"{case['file']} ({case['why']}): {out.kind}: {out.detail}"
