@@ -42,7 +42,8 @@ def test_every_primitive_maps_to_the_ir(tmp_path):
                   nir.AvgPool2d(kernel_size=np.array([1, 1]), stride=np.array([1, 1]), padding=np.array([0, 0])),
                   nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0, end_dim=-1),
                   nir.Affine(weight=rng.normal(size=(4, 18)), bias=np.zeros(4)),
-                  nir.LIF(tau=_ones(4, 0.01), r=_ones(4), v_leak=_ones(4, 0.0), v_threshold=_ones(4), v_reset=_ones(4, 0.)),
+                  nir.LIF(tau=_ones(4, 0.01), r=_ones(4), v_leak=_ones(4, 0.0), v_threshold=_ones(4),
+                          v_reset=_ones(4, 0.)),
                   shape=[1, 6, 6])
     inner = nir.NIRGraph(nodes={"i": nir.Input(input_type={"input": np.array([3])}),
                                 "cuba": nir.CubaLIF(tau_syn=_ones(3, .005), tau_mem=_ones(3, .01), r=_ones(3),

@@ -117,7 +117,8 @@ def _subtract_net(scale_in: float, scale_out: float, out_if: bool = True):
     g.add("fc", P.Dense(weight=rng.normal(0, scale_in, (12, 10))), "x")
     g.add("lif", P.LIF(tau=5.0, r=1.0, theta=1.0, reset="subtract"), "fc")
     g.add("fc2", P.Dense(weight=rng.normal(0, scale_out, (6, 12)), bias=np.zeros(6)), "lif")
-    g.add("if2", P.IF(theta=1.0, reset="subtract") if out_if else P.LIF(tau=8.0, r=6.0, theta=1.0, reset="subtract"), "fc2")
+    out = P.IF(theta=1.0, reset="subtract") if out_if else P.LIF(tau=8.0, r=6.0, theta=1.0, reset="subtract")
+    g.add("if2", out, "fc2")
     g.add("out", P.Output(), "if2")
     return g
 

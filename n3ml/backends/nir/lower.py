@@ -16,7 +16,6 @@ Whatever a consumer cannot express exactly is refused, naming the node, before a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -49,6 +48,7 @@ class _Ctx:
     shape: tuple[int, ...]
     consumer: str
     sources: list[str]  # the NIR nodes summed into this node
+    in_shape: tuple[int, ...] = ()  # the per-sample shape of the node's input
 
     @property
     def dt_ms(self) -> float:
@@ -315,7 +315,7 @@ def _flatten(p, ctx: _Ctx):
     # NIR counts Flatten's axes per sample (nir's own type inference, Sinabs); snnTorch's and Norse's readers
     # hand start_dim to torch.nn.Flatten, where axis 0 is the batch
     start = 1 if ctx.consumer in ("snntorch", "norse") else 0
-    node = nir.Flatten(input_type={"input": np.asarray(ctx.extra_in_shape)}, start_dim=0, end_dim=-1)
+    node = nir.Flatten(input_type={"input": np.asarray(ctx.in_shape)}, start_dim=0, end_dim=-1)
     node.start_dim = start
     return node
 
@@ -350,11 +350,6 @@ WRITERS["sinabs"] = {"Dense": _affine_always, "Conv1d": _conv(1), "Conv2d": _con
 WRITERS["spyx"] = {"Dense": _dense, "Flatten": _flatten, "LIF": _spyx_neuron, "IF": _spyx_neuron,
                    "CubaLIF": _spyx_neuron}
 NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif", "_sinabs_lif", "_sinabs_if"}  # may edit other nodes
-
-
-@dataclass(frozen=True)
-class _WCtx(_Ctx):
-    extra_in_shape: tuple[int, ...] = ()
 
 
 def _recurrent_delays(graph: Graph) -> set[str]:
@@ -416,7 +411,7 @@ def lower(graph: Graph, consumer: str):
                             f"(it writes {', '.join(sorted(writers))})")
             continue
         else:
-            ctx = _WCtx(graph, n, shape, consumer, srcs, extra_in_shape=types[ins[n][0]].shape)
+            ctx = _Ctx(graph, n, shape, consumer, srcs, in_shape=types[ins[n][0]].shape)
             fn = writers[p.op]
             try:
                 out.nodes[n] = fn(p, ctx, out) if fn.__name__ in NEEDS_OUT else fn(p, ctx)
@@ -512,7 +507,3 @@ def _apply_folds(out: _Out) -> None:
             shape = (c,) + (1,) * (node.weight.ndim - 1)
             node.weight = node.weight * per[:, 0].reshape(shape)
             node.bias = node.bias * per[:, 0]
-
-
-def is_finite(x: Any) -> bool:
-    return bool(np.all(np.isfinite(np.asarray(x, np.float64)))) and not (isinstance(x, float) and math.isnan(x))

@@ -42,7 +42,7 @@ def file_facts(path: str) -> FileFacts:
         if isinstance(version, bytes):
             version = version.decode("utf8")
         walk(f["node"], "")
-    return FileFacts(version=version, with_v_reset=frozenset(found), from_file=True)
+    return FileFacts(version=version, with_v_reset=frozenset(found), from_file=True, path=str(path))
 
 
 def _dt_for(conv, dt: float | None, source: str) -> float:

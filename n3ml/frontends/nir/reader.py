@@ -39,6 +39,7 @@ class FileFacts:
     version: str | None = None
     with_v_reset: frozenset[str] = frozenset()
     from_file: bool = False
+    path: str = "the NIR graph"
 
 
 def version_tuple(v: str | None) -> tuple[int, ...] | None:
@@ -175,13 +176,15 @@ def _spyx_chain(flat: _Flat) -> None:
     while node != "output":
         nxt = succ.get(node, [])
         if node not in flat.nodes or len(nxt) != 1 or node in seen:
+            where = "has no `input` node" if node not in flat.nodes else f"branches or ends at `{node}`"
             raise UnsupportedError("Spyx's NIR reader runs only a chain of nodes from one named `input` to one "
-                                   f"named `output`; this graph {'has no `input` node' if node not in flat.nodes else f'branches or ends at `{node}`'}")
+                                   f"named `output`; this graph {where}")
         seen.append(node)
         node = nxt[0]
     extra = sorted(set(flat.nodes) - set(seen) - {"output"})
     if extra:
-        raise UnsupportedError(f"Spyx's NIR reader would ignore node(s) {', '.join(extra)} (off the input-output chain)")
+        raise UnsupportedError(f"Spyx's NIR reader would ignore node(s) {', '.join(extra)} (off the chain from "
+                               "`input` to `output`)")
 
 
 def _snntorch_rnn(flat: _Flat) -> None:
@@ -363,17 +366,13 @@ def _reset_reading(path: str, node: Any, conv: Convention, facts: FileFacts, war
             warned.add("old")
             log.warning("%s was written by NIR %s, before the 2025 reset change: its IF/LIF/CubaLIF store no "
                         "v_reset and reset by subtraction (v <- v - v_threshold); reading them so",
-                        facts_name(facts), facts.version)
+                        facts.path, facts.version)
         return ("subtract", 0.0), False
     if conv.name in LITERAL and "missing" not in warned:
         warned.add("missing")
         log.warning("%s (NIR version %s) stores no v_reset for `%s`: reading reset to 0 (NIR >= 1.0.5)",
-                    facts_name(facts), facts.version or "unknown", path)
+                    facts.path, facts.version or "unknown", path)
     return ("to-value", 0.0), False
-
-
-def facts_name(facts: FileFacts) -> str:
-    return "the NIR file"
 
 
 def read_graph(g: Any, conv: Convention, *, dt_ms: float, name: str = "main", facts: FileFacts | None = None,
