@@ -387,8 +387,17 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
     ctx = _Context(graph, lead=lead, dtype=torch.float32)
     ctx.tables = load_tables()
     ctx.leads[places[0]] = lead
+    from . import export_peers  # neurons of snnTorch & co. inlined into ATen operations
+
+    regions = export_peers.find_regions(gm, path)
+    call = _call
+    if regions:
+        results: dict[fx.Node, Any] = {places[0]: Tensor(_ident(str(places[0].target)))}
+
+        def call(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+            return export_peers.call(ctx, node, regions, results, _call, args, kwargs)
     try:
-        _interpret(ctx, gm, gm.graph, shape, input_kind, call=_call)
+        _interpret(ctx, gm, gm.graph, shape, input_kind, call=call)
     except N3mlError as e:
         how = (f"a spiking program (n3ml operators) on input (T, B, {', '.join(map(str, shape))})" if spiking else
                f"an ANN on input (B, {', '.join(map(str, shape))}); spiking layers must be n3ml.nn modules, or "
