@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 
 import pytest
 
@@ -52,8 +53,6 @@ def test_bad_options_are_one_line_errors_and_write_nothing(argv, message, tmp_pa
     assert main(["convert", str(DIGITS), "-o", str(out), *argv]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    import re
-
     assert re.search(message, err), err
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
 
