@@ -21,16 +21,22 @@ from lark import Tree
 
 MAX_DEPTH = 32  # tuples nested deeper are left to lark (no field takes nested tuples)
 
-# one alternation, tried left to right at each position; the names are the token kinds below.
-# Character classes are spelled out (no \d, \s, \w): lark's terminals are ASCII-only.
-_SCAN = re.compile(r"""
-    (?P<ws>[ \t\f\r\n]+|\#[^\n]*)
-  | (?P<num>[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<word>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)
-  | (?P<str>"(?:[^"\\\n]|\\[^\n])*")
-  | (?P<key>@[A-Za-z0-9_./\-]+)
-  | (?P<p>[(){}=,<>\[\]])
-""", re.VERBOSE)
+# One token per match: blanks and comments before it are skipped (atomically: never given back),
+# then the token. Anything no token starts with is taken as one character; punctuation is such a
+# character too. Character classes are spelled out (no \d, \s, \w): lark's terminals are ASCII.
+_FIND = re.compile(r"""(?>(?:[ \t\f\r\n]+|\#[^\n]*)*)(
+    [+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?
+  | [A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*
+  | "(?:[^"\\\n]|\\[^\n])*"
+  | @[A-Za-z0-9_./\-]+
+  | [\s\S])""", re.VERBOSE)
+_END = "\n\x00"  # appended: the NUL is always the last token, so findall never searches past a gap
+# kind of a token by its first character: "num", "word", "str", "key", or the punctuation itself.
+# A lone "+", "-", "." or "@" (no number or key follows) gets a kind it fails to parse as: Fallback.
+_KIND = {c: "num" for c in "0123456789+-."}
+_KIND.update({c: "word" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"})
+_KIND.update({'"': "str", "@": "key"})
+_KIND.update({c: c for c in "(){}=,<>[]"})
 _UNITS = frozenset({"ms", "us", "s"})
 _DTYPES = frozenset({"f64", "f32", "i64", "i32", "i16", "i8", "u8"})
 
@@ -40,71 +46,61 @@ class Fallback(Exception):
 
 
 class _Lines:
-    """Offsets of the newlines of a text, indexed on first use: line and column of an offset."""
+    """Where the tokens of a text are: computed only when a position is asked for (an error, or
+    the line of a node that fails to verify), so that a text that parses never pays for it."""
 
     def __init__(self, text: str):
         self.text = text
+        self.starts: list[int] | None = None
         self.nl: list[int] | None = None
 
-    def locate(self, pos: int) -> tuple[int, int]:
-        if self.nl is None:
+    def locate(self, j: int, delta: int = 0) -> tuple[int, int]:
+        """(line, column) of character `delta` of token number `j`."""
+        if self.starts is None:
+            self.starts = [m.start(1) for m in _FIND.finditer(self.text + _END)]
             self.nl = [m.start() for m in re.finditer("\n", self.text)]
+        pos = self.starts[j] + delta
         i = bisect_left(self.nl, pos)
         return i + 1, pos - (self.nl[i - 1] + 1 if i else 0) + 1
 
 
 class Tok(str):
     """What the parser needs of a lark Token (its text, `type`, `line`, `column`), at a fraction of
-    the cost: the line and column are computed only when an error or a node's position asks."""
+    the cost: the line and column are computed only when asked for."""
 
-    def __new__(cls, typ: str, s: str, pos: int, lines: _Lines):
+    def __new__(cls, typ: str, s: str, j: int, lines: _Lines, delta: int = 0):
         t = str.__new__(cls, s)
-        t.type, t.start_pos, t._lines = typ, pos, lines
+        t.type, t._j, t._lines, t._delta = typ, j, lines, delta
         return t
 
     @property
     def line(self) -> int:
-        return self._lines.locate(self.start_pos)[0]
+        return self._lines.locate(self._j, self._delta)[0]
 
     @property
     def column(self) -> int:
-        return self._lines.locate(self.start_pos)[1]
+        return self._lines.locate(self._j, self._delta)[1]
 
 
-def tokens(text: str) -> tuple[list[str], list[str], list[int]]:
-    """Kinds, texts and offsets of every token but blanks and comments.
-
-    A kind is "num", "word", "str", "key", or the punctuation character itself.
-    """
-    kinds, texts, starts = [], [], []
-    expect = 0
-    for m in _SCAN.finditer(text):
-        b = m.start()
-        if b != expect:  # finditer skipped a character no token matches
-            raise Fallback
-        expect = m.end()
-        g = m.lastgroup
-        if g == "ws":
-            continue
-        t = m.group()
-        kinds.append(t if g == "p" else g)
-        texts.append(t)
-        starts.append(b)
-    if expect != len(text):
+def tokens(text: str) -> tuple[list[str], list[str]]:
+    """Kinds and texts of every token but blanks and comments; the last kind is "" (end of text)."""
+    texts = _FIND.findall(text + _END)
+    kinds = [_KIND.get(t[0], "bad") for t in texts]
+    if texts[-1] != "\x00":
         raise Fallback
-    kinds.append("")  # end of input: every look-ahead below may index one past the last token
-    return kinds, texts, starts
+    kinds[-1] = ""
+    return kinds, texts
 
 
 class _Parser:
     def __init__(self, text: str, values):
-        self.k, self.s, self.pos = tokens(text)
+        self.k, self.s = tokens(text)
         self.lines = _Lines(text)
         self.i = 0
         self.v = values  # the lark Transformer whose methods turn tokens into values
 
     def tok(self, typ: str, j: int) -> Tok:
-        return Tok(typ, self.s[j], self.pos[j], self.lines)
+        return Tok(typ, self.s[j], j, self.lines)
 
     def expect(self, kind: str) -> int:
         j = self.i
@@ -157,18 +153,18 @@ class _Parser:
 
     def node(self) -> Tree:
         # the hottest loop of a large file: written out flat (no helper calls per token)
-        k, s, pos, lines = self.k, self.s, self.pos, self.lines
+        k, s, lines = self.k, self.s, self.lines
         i = self.i
         if k[i] != "word" or k[i + 1] != "=" or k[i + 2] != "word" or k[i + 3] != "(":
             raise Fallback
         if "-" in s[i] or "-" in s[i + 2]:  # WORDs, not NAMEs
             raise Fallback
-        children = [Tok("NAME", s[i], pos[i], lines), Tok("NAME", s[i + 2], pos[i + 2], lines)]
+        children = [Tok("NAME", s[i], i, lines), Tok("NAME", s[i + 2], i + 2, lines)]
         i += 4
         while k[i] != ")":
             if k[i] != "word" or "-" in s[i]:
                 raise Fallback
-            key = Tok("NAME", s[i], pos[i], lines)
+            key = Tok("NAME", s[i], i, lines)
             if k[i + 1] == "=":
                 self.i = i + 2
                 children.append(Tree("kw", [key, self.value(0)]))
@@ -217,7 +213,9 @@ class _Parser:
         if kind == "str":
             return v.string([self.tok("STRING", j)])
         if kind == "key":
-            return v.sidecar([Tok("KEY", s[1:], self.pos[j] + 1, self.lines)])
+            if len(s) < 2:  # a lone "@": lark's (its KEY may follow after blanks)
+                raise Fallback
+            return v.sidecar([Tok("KEY", s[1:], j, self.lines, 1)])
         if kind == "(":
             if depth >= MAX_DEPTH:
                 raise Fallback

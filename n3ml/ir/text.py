@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .graph import SCHEMA_VERSION, Edge, Graph
 from .prims import INT64_MAX, INT64_MIN, REGISTRY, SCHEMES
-from .scan import Fallback, Tok, parse_fast
+from .scan import Fallback, parse_fast
 from .sidecar import Sidecar, SidecarError, open_regular
 from .syntax import DTYPES, TIME_FIELDS, UNITS  # noqa: F401 (shared with the printer; re-exported)
 from .types import FixedPoint, VerifyError
@@ -49,10 +50,28 @@ class Source:
 
     path: str
     sidecar: str | None
-    lines: dict[str, tuple[int, int]]  # node name -> (line, col)
+    lines: Mapping[str, tuple[int, int]]  # node name -> (line, col)
     # (node, field path) -> (sidecar key, the array read for it): lets `fmt` print the text back with
     # the references it was read with, without writing (or needing to write) any weights file
     refs: dict[tuple[str, str], tuple[str, np.ndarray]] = field(default_factory=dict)
+
+
+class _NodeLines(Mapping):
+    """node name -> (line, column) of its definition, located only when asked for (a verifier
+    error): the fast path's tokens locate themselves lazily, so a graph that verifies never pays."""
+
+    def __init__(self, toks: dict[str, Token]):
+        self._toks = toks
+
+    def __getitem__(self, name: str) -> tuple[int, int]:
+        t = self._toks[name]
+        return t.line, t.column
+
+    def __iter__(self):
+        return iter(self._toks)
+
+    def __len__(self) -> int:
+        return len(self._toks)
 
 
 class _Values(Transformer):
@@ -347,7 +366,7 @@ def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Gr
         if not isinstance(scheme, str) or scheme not in SCHEMES:
             raise _Located(k.line, k.column, f"`scheme` must be one of {', '.join(SCHEMES)}; found {_show(v)}")
         graph.scheme = scheme
-    lines: dict[str, tuple[int, int]] = {}
+    lines: dict[str, Token] = {}
     nodes_, edges_ = graph.nodes, graph.edges
     refs: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
     fields_of: dict[type, tuple[dict[str, None], list[str]]] = {}  # per class: field names, required ones
@@ -394,8 +413,8 @@ def _build_nodes(name_tok, nodes, attrs, path, arrays, sidecar_name) -> tuple[Gr
         nodes_[name] = prim
         for i, src in enumerate(inputs):
             edges_.append(Edge(src, name, i))
-        lines[name] = ntok._lines.locate(ntok.start_pos) if isinstance(ntok, Tok) else (ntok.line, ntok.column)
-    return graph, Source(path, sidecar_name, lines, refs)
+        lines[name] = ntok
+    return graph, Source(path, sidecar_name, _NodeLines(lines), refs)
 
 
 def _num(v, tok, field, *, time=False):
