@@ -62,7 +62,8 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         what = "float, threshold units"
     unit_scale = np.size(pop.v_scale) == 1 and float(np.asarray(pop.v_scale).reshape(-1)[0]) == 1.0
     return {"note": f"neuron {list(pop.shape)}, {what}", **layout, "graded": bool(pop.graded),
-            "process": "LIFRefractory" if pop.refractory else "LIF", "refractory": int(pop.refractory),
+            "process": "LIFSubtract" if pop.reset == "subtract" else "LIFRefractory" if pop.refractory else "LIF",
+            "refractory": int(pop.refractory),
             "params": params,
             # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
             "v_scale": 1 if unit_scale else arrays.add(f"{n}.v_scale", np.asarray(pop.v_scale, dtype=np.float64))}

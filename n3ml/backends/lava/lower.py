@@ -69,6 +69,7 @@ class Pop:
     refractory: int = 0
     graded: bool = False  # an analog Input: graded spikes (Dense/Conv num_message_bits > 0)
     v_scale: Any = 1  # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
+    reset: str = "zero"  # "zero": Lava's LIF; "subtract": n3ml's LIFSubtract process (v -= vth, runtime.py)
 
 
 @dataclass
@@ -203,8 +204,9 @@ def _fixed_neuron(n: str, p: P.FixedCubaLIF) -> dict[str, Any]:
         if getattr(p, k) != v:
             raise _unsupported(n, p, f"Lava's fixed-point LIF has {k}={v}; found {getattr(p, k)} (quantize with "
                                      "quantize{profile=loihi2})")
-    if p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0):
-        raise _unsupported(n, p, f"Lava's LIF resets v to 0; found reset={p.reset}, v_reset={p.v_reset!r}")
+    if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 (n3ml's LIFSubtract subtracts theta); found "
+                                 f"reset={p.reset}, v_reset={p.v_reset!r}")
     if p.refractory:
         raise _unsupported(n, p, "Lava's fixed-point LIF has no refractory period; found refractory="
                                  f"{p.refractory}")
@@ -245,9 +247,12 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str
                                  "floating_pt are whole-network choices)")
     if isinstance(p, P.LI):
         return _float_readout(n, p, dt, scheme)
-    if p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0):
-        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike; found reset={p.reset}"
-                                 + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
+    if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's LIFSubtract subtracts theta); "
+                                 f"found reset={p.reset}" + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
+    if p.reset == "subtract" and p.refractory:
+        raise _unsupported(n, p, f"reset by subtraction with refractory={p.refractory}: n3ml's LIFSubtract "
+                                 "process has no refractory period")
     theta = np.asarray(p.theta, dtype=np.float64)
     if np.any(theta <= 0):
         raise _unsupported(n, p, f"the Lava target needs theta > 0; found {p.theta!r}")
@@ -365,6 +370,7 @@ def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[
                 params["refractory_period"] = int(p.refractory)
         pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params,
                       refractory=int(p.refractory) if p.spiking else 0,
+                      reset="subtract" if p.spiking and p.reset == "subtract" else "zero",
                       v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64))
     return pops, gains
 

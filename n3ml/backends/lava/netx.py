@@ -98,6 +98,8 @@ def _neuron(name: str, p: P.FixedCubaLIF) -> dict[str, np.ndarray]:
     bias = np.asarray(p.bias, dtype=np.int64)
     if np.any(bias % (1 << NETX_BIAS_EXP)) or np.any(np.abs(bias >> NETX_BIAS_EXP) > LOIHI2.bias_mant_max):
         raise UnsupportedError(f"node `{name}`: netx's bias is a 13-bit mantissa << 6; found bias {p.bias!r}")
+    if p.reset != "to-value":  # the lava target runs subtract with n3ml's own process; netx has Lava's LIF only
+        raise UnsupportedError(f"node `{name}`: netx's neurons reset v to 0; found reset={p.reset}")
     if np.any(np.asarray(p.v_init) != 0):
         raise UnsupportedError(f"node `{name}`: netx neurons start at v = 0; found v_init {p.v_init!r}")
     return {"iDecay": int(np.max(p.du)), "vDecay": int(np.max(p.dv)), "vThMant": int(p.theta) >> LOIHI2.theta_shift,

@@ -164,6 +164,8 @@ def make_population(lava, net, name, data, B, steps):
         args[k] = per_neuron(v, *lay, B) if np.ndim(v) else v
     if pop["process"] == "LIFRefractory":
         args["refractory_period"] = pop["refractory"]
+    if pop["process"] == "LIFSubtract":
+        return lava.subtract()[0](shape=lava_shape(*lay, B), **args, name=name)
     process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
     return process(shape=lava_shape(*lay, B), **args, name=name)
 
@@ -204,6 +206,46 @@ def build(lava, net, data, B, steps):
     return p, sinks
 
 
+def subtract_models():
+    """n3ml's own Lava process: a LIF whose reset subtracts the threshold (v -= vth after a spike, n3ml's reset
+    "subtract") instead of setting v to 0, and its Python ProcessModels. Everything else is Lava's LIF: the
+    fixed_pt model inherits PyLifModelBitAcc's update (24-bit wrapped u, saturated v, v > vth << 6) and
+    subtracts the same effective threshold, which is the IR's fixed-point step bit for bit; the floating_pt
+    model subtracts vth (1: floating_pt works in threshold units). Defined only when a network needs it.
+    On a Loihi 2 chip this reset needs a custom neuron microcode model (n3ml's docs/backends/lava.md).
+
+    Returns (LIFSubtract, {"floating_pt": model, "fixed_pt": model}).
+    """
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
+    from lava.proc.lif.process import LIF
+
+    class LIFSubtract(LIF):
+        """Lava's LIF with reset by subtraction of the threshold."""
+
+    @implements(proc=LIFSubtract, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt")
+    class PyLIFSubtractFloat(PyLifModelFloat):
+        implements_process = None  # Lava's @implements refuses to re-bind the parent's LIF otherwise
+
+        def reset_voltage(self, spike_vector):
+            self.v[spike_vector] -= self.vth
+
+    @implements(proc=LIFSubtract, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("bit_accurate_loihi", "fixed_pt")
+    class PyLIFSubtractBitAcc(PyLifModelBitAcc):
+        implements_process = None
+
+        def reset_voltage(self, spike_vector):
+            self.v[spike_vector] -= self.effective_vth
+
+    return LIFSubtract, {"floating_pt": PyLIFSubtractFloat, "fixed_pt": PyLIFSubtractBitAcc}
+
+
 def import_lava():
     """The Lava classes the program uses, as attributes of one namespace."""
     from types import SimpleNamespace
@@ -218,8 +260,16 @@ def import_lava():
     from lava.proc.monitor.process import Monitor
     from lava.utils.weightutils import SignMode
 
+    made = []  # the subtractive-reset process, made on first use (only networks that need it define it)
+
+    def subtract():
+        if not made:
+            made.append(subtract_models())
+        return made[0]
+
     return SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense, Sink=Sink,
-                           Source=Source, LIF=LIF, LIFRefractory=LIFRefractory, Monitor=Monitor, SignMode=SignMode)
+                           Source=Source, LIF=LIF, LIFRefractory=LIFRefractory, Monitor=Monitor, SignMode=SignMode,
+                           subtract=subtract)
 
 
 # ----------------------------------------------------------------------------- running
@@ -305,7 +355,10 @@ def main(argv=None, here=None):
     procs, sinks = build(lava, net, data, B, steps)
     readouts, monitors = probe(lava, net, procs, args.record, steps)
     first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
-    first.run(condition=lava.RunSteps(num_steps=steps), run_cfg=lava.Loihi2SimCfg(select_tag=net.run_cfg))
+    # Lava 0.10 maps process instances to models in exception_proc_model_map: n3ml's own processes go there
+    own = {procs[n]: lava.subtract()[1][net.run_cfg] for n, p in net.neurons.items() if p["process"] == "LIFSubtract"}
+    first.run(condition=lava.RunSteps(num_steps=steps),
+              run_cfg=lava.Loihi2SimCfg(select_tag=net.run_cfg, exception_proc_model_map=own or None))
     try:
         result = read_back(net, procs, sinks, readouts, monitors, B, T)
     finally:

@@ -70,9 +70,31 @@ def test_missing_venv_says_how_to_get_it(monkeypatch, tmp_path):
         LavaTarget().run_argv(tmp_path)
 
 
-def test_refuses_subtract_reset_naming_the_node():
-    with pytest.raises(UnsupportedError, match=r"node `lif1` \(LIF\).*resets v to 0"):
-        LavaTarget().check(load(GRAPHS / "spiking_mlp.n3ml"))
+def test_refuses_reset_none_and_subtract_with_refractory_naming_the_node():
+    g = load(GRAPHS / "spiking_mlp.n3ml")
+    g.replace("lif1", reset="none")
+    with pytest.raises(UnsupportedError, match=r"node `lif1` \(LIF\).*resets v to 0.*found reset=none"):
+        LavaTarget().check(g)
+    g.replace("lif1", reset="subtract", refractory=2)
+    with pytest.raises(UnsupportedError, match=r"node `lif1` \(LIF\).*LIFSubtract.*no refractory"):
+        LavaTarget().check(g)
+
+
+def subtract_variant(name: str, quantized: bool) -> Graph:
+    """Example graphs keeping their reset by subtraction (n3ml's LIFSubtract process); no refractoriness."""
+    g = load(GRAPHS / f"{name}.n3ml")
+    for n, p in list(g.nodes.items()):
+        if isinstance(p, (P.IF, P.LIF, P.CubaLIF)):
+            g.replace(n, refractory=0, **({"v_reset": 0.0} if p.reset == "to-value" else {}))
+    return Quantize(profile="loihi2").apply(g) if quantized else g
+
+
+def test_subtract_reset_is_emitted_only_where_needed(tmp_path):
+    g = subtract_variant("spiking_mlp", quantized=True)
+    LavaTarget().emit(g, tmp_path)
+    desc = json.loads((tmp_path / "network.json").read_text())
+    assert desc["populations"]["lif1"]["process"] == "LIFSubtract"  # reset subtract
+    assert desc["populations"]["lif2"]["process"] == "LIF"  # reset to 0
 
 
 def test_refuses_unsupported_primitive_naming_it():
@@ -146,6 +168,23 @@ def test_fixed_pt_is_bit_identical_to_the_reference(name, tmp_path):
         assert ref[k].sum() > 0, "a test without spikes proves nothing"
         np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{name}:{k}")
         np.testing.assert_array_equal(exe[k], ref[k], err_msg=f"executor {name}:{k}")
+
+
+@needs_lava
+@pytest.mark.lava
+@pytest.mark.parametrize("name", ["spiking_mlp", "spiking_cnn"])
+def test_subtract_reset_fixed_pt_bit_identical_floating_pt_identical(name, tmp_path):
+    """n3ml's LIFSubtract process: fixed_pt bit for bit equal to the quantized graph, floating_pt equal too."""
+    for quantized in (True, False):
+        g = subtract_variant(name, quantized)
+        assert any(getattr(p, "reset", "") == "subtract" for p in g.nodes.values())
+        x = spikes(g, T=25, B=2)
+        ref = interp.run(g, x).outputs
+        (tmp_path / str(quantized)).mkdir()
+        got = run_lava(g, x, tmp_path / str(quantized))
+        for k in ref:
+            assert ref[k].sum() > 0, "a test without spikes proves nothing"
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{name}:{k} quantized={quantized}")
 
 
 @needs_lava
