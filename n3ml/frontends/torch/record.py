@@ -315,6 +315,11 @@ class Recorder(TorchFunctionMode):
         if xs.lead != want:
             raise Relayout(f"module `{path}` runs {'one step' if mode == 'single' else 'a sequence'} but receives "
                            f"axes {'x'.join(xs.lead)}")
+        return self._neuron_call(m, path, entry, mode, xs, kinds, real)
+
+    def _population(self, m: nn.Module, kinds: list[tuple]) -> tuple[Any, set]:
+        """The neuron population a call continues or starts: the module itself (state kept inside it) or an
+        explicit state chain (`mem = lif.init_leaky()`: with explicit state the module is a function)."""
         own = {k[3] for k in kinds if k[0] == "own"}
         if any(k[0] == "other" for k in kinds) or (own and any(k[0] != "own" for k in kinds)) or len(own) > 1:
             what = next((k[1] for k in kinds if k[0] == "other"), "a mix of states")
@@ -322,12 +327,16 @@ class Recorder(TorchFunctionMode):
                             "(init_leaky()) at its first call and the state its previous call returned afterwards",
                             "spk, mem = lif(cur, mem)")
         if own:  # an explicit state chain continues: the neuron population that returned this state
-            pop = next(iter(own))
-        elif any(k[0] == "init" for k in kinds):  # a new chain: with explicit state the module is a function
+            return next(iter(own)), own
+        if any(k[0] == "init" for k in kinds):  # a new chain
             self.inits[id(m)] = self.inits.get(id(m), 0) + 1
-            pop = ("init", id(m), self.inits[id(m)])
-        else:
-            pop = ("module", id(m))
+            return ("init", id(m), self.inits[id(m)]), own
+        return ("module", id(m)), own
+
+    def _neuron_call(self, m: nn.Module, path: str, entry: Any, mode: str, xs: Sym, kinds: list[tuple],
+                     real: Any) -> Any:
+        """A neuron's first call converts it; a later call must continue its state by one step."""
+        pop, own = self._population(m, kinds)
         info = self.neurons.get(pop)
         if info is None:
             if own:
