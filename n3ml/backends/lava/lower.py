@@ -52,8 +52,12 @@ FIXED = LOIHI2.neuron_fields()
 VTH_MAX = LOIHI2.vth_max
 BIAS_MANT = LOIHI2.bias_mant_max  # 13-bit signed
 BIAS_EXP_MAX = LOIHI2.bias_exp_max
-SUPPORTED = ("Input, Output, Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Add, Delay, IF, LIF, CubaLIF, "
-             "FixedCubaLIF, LI (float graphs)")
+# what the Lava target supports, declared once: primitive -> restriction ("" for none)
+SUPPORTED_OPS: dict[type, str] = {
+    P.Input: "", P.Output: "", P.Dense: "", P.Conv2d: "", P.SumPool2d: "", P.AvgPool2d: "", P.Flatten: "",
+    P.Add: "", P.Delay: "", P.IF: "", P.LIF: "", P.CubaLIF: "", P.FixedCubaLIF: "", P.LI: "float graphs",
+}
+SUPPORTED = ", ".join(c.__name__ + (f" ({why})" if why else "") for c, why in SUPPORTED_OPS.items())
 
 
 @dataclass
@@ -132,10 +136,8 @@ def _resolve_pop(graph: Graph, name: str, user: str) -> tuple[str, int]:
 
 
 def _check_prims(graph: Graph) -> None:
-    ok = (P.Input, P.Output, P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Flatten, P.Add, P.Delay, P.IF, P.LIF,
-          P.CubaLIF, P.FixedCubaLIF, P.LI)
     for n, p in graph.nodes.items():
-        if not isinstance(p, ok):
+        if type(p) not in SUPPORTED_OPS:
             raise _unsupported(n, p, f"the Lava target does not support {p.op}; it supports {SUPPORTED}")
 
 
