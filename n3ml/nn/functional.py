@@ -43,7 +43,7 @@ _DEFAULT_SPIKE = spike_fn("fast_sigmoid")
 __all__ = [
     "IFParams", "LIFParams", "CubaLIFParams", "ALIFParams", "LIParams", "IntegratorParams",
     "IFState", "LIFState", "CubaLIFState", "ALIFState", "LIState", "IntegratorState",
-    "Coefficients", "coefficients", "initial_state",
+    "Coefficients", "coefficients", "initial_state", "numeric_fields", "TORCH",
     "if_step", "lif_step", "cuba_lif_step", "alif_step", "li_step", "integrator_step",
     "poisson_rate", "poisson_noise", "constant_current", "latency",
 ]
@@ -122,6 +122,14 @@ class LIParams(NamedTuple):
 class IntegratorParams(NamedTuple):
     r: Param = 1.0
     v_init: Param = 0.0
+
+
+_RULES = ("reset", "refractory", "dt", "scheme", "spike", "detach_reset")  # the fields that are not numbers
+
+
+def numeric_fields(params_class: type) -> tuple[str, ...]:
+    """The numeric parameters of a *Params tuple in order (the IR primitive's numbers; the operator schema)."""
+    return tuple(f for f in params_class._fields if f not in _RULES)
 
 
 # ---------------------------------------------------------------------- states

@@ -182,7 +182,7 @@ class IF(NeuronModule):
 
     ir_class, params_class, step_fn = prims.IF, F.IFParams, staticmethod(F.if_step)
     op_name = "if_"
-    numeric = ("theta", "v_reset", "v_init")
+    numeric = F.numeric_fields(F.IFParams)  # theta, v_reset, v_init
     timed = False
 
     def __init__(self, *, theta=1.0, v_reset=0.0, reset="subtract", refractory=0, v_init=0.0,
@@ -197,7 +197,7 @@ class LIF(NeuronModule):
 
     ir_class, params_class, step_fn = prims.LIF, F.LIFParams, staticmethod(F.lif_step)
     op_name = "lif"
-    numeric = ("tau", "v_leak", "r", "theta", "v_reset", "v_init")
+    numeric = F.numeric_fields(F.LIFParams)  # tau, v_leak, r, theta, v_reset, v_init
 
     def __init__(self, *, tau=10.0, v_leak=0.0, r=1.0, theta=1.0, v_reset=0.0, reset="subtract", refractory=0,
                  v_init=0.0, dt=1.0, scheme="exact", surrogate="fast_sigmoid", slope=None, learnable=(),
@@ -213,7 +213,7 @@ class CubaLIF(NeuronModule):
 
     ir_class, params_class, step_fn = prims.CubaLIF, F.CubaLIFParams, staticmethod(F.cuba_lif_step)
     op_name = "cuba_lif"
-    numeric = ("tau_syn", "tau_mem", "v_leak", "r", "theta", "v_reset", "v_init")
+    numeric = F.numeric_fields(F.CubaLIFParams)  # tau_syn, tau_mem, v_leak, r, theta, v_reset, v_init
 
     def __init__(self, *, tau_syn=5.0, tau_mem=10.0, v_leak=0.0, r=1.0, theta=1.0, v_reset=0.0, reset="subtract",
                  refractory=0, v_init=0.0, dt=1.0, scheme="exact", surrogate="fast_sigmoid", slope=None,
@@ -229,7 +229,7 @@ class ALIF(NeuronModule):
 
     ir_class, params_class, step_fn = prims.ALIF, F.ALIFParams, staticmethod(F.alif_step)
     op_name = "alif"
-    numeric = ("tau", "tau_adapt", "q", "v_leak", "r", "theta", "v_reset", "v_init")
+    numeric = F.numeric_fields(F.ALIFParams)  # tau, tau_adapt, q, v_leak, r, theta, v_reset, v_init
 
     def __init__(self, *, tau=10.0, tau_adapt=100.0, q=0.1, v_leak=0.0, r=1.0, theta=1.0, v_reset=0.0,
                  reset="subtract", refractory=0, v_init=0.0, dt=1.0, scheme="exact", surrogate="fast_sigmoid",
@@ -245,7 +245,7 @@ class LI(NeuronModule):
 
     ir_class, params_class, step_fn = prims.LI, F.LIParams, staticmethod(F.li_step)
     op_name = "li"
-    numeric = ("tau", "v_leak", "r", "v_init")
+    numeric = F.numeric_fields(F.LIParams)  # tau, v_leak, r, v_init
     spiking = False
 
     def __init__(self, *, tau=10.0, v_leak=0.0, r=1.0, v_init=0.0, dt=1.0, scheme="exact", learnable=()):
@@ -258,7 +258,7 @@ class Integrator(NeuronModule):
 
     ir_class, params_class, step_fn = prims.Integrator, F.IntegratorParams, staticmethod(F.integrator_step)
     op_name = "integrator"
-    numeric = ("r", "v_init")
+    numeric = F.numeric_fields(F.IntegratorParams)  # r, v_init
     spiking = False
     timed = False
 

@@ -74,15 +74,14 @@ class NeuronOp:
         return f"({', '.join(parts)}) -> Tensor"
 
 
-NEURON_OPS: dict[str, NeuronOp] = {op.name: op for op in (
-    NeuronOp("if_", F.IFParams, F.if_step, ("theta", "v_reset", "v_init"), timed=False),
-    NeuronOp("lif", F.LIFParams, F.lif_step, ("tau", "v_leak", "r", "theta", "v_reset", "v_init")),
-    NeuronOp("cuba_lif", F.CubaLIFParams, F.cuba_lif_step,
-             ("tau_syn", "tau_mem", "v_leak", "r", "theta", "v_reset", "v_init")),
-    NeuronOp("alif", F.ALIFParams, F.alif_step,
-             ("tau", "tau_adapt", "q", "v_leak", "r", "theta", "v_reset", "v_init")),
-    NeuronOp("li", F.LIParams, F.li_step, ("tau", "v_leak", "r", "v_init"), spiking=False),
-    NeuronOp("integrator", F.IntegratorParams, F.integrator_step, ("r", "v_init"), spiking=False, timed=False),
+NEURON_OPS: dict[str, NeuronOp] = {op.name: op for op in (  # numeric arguments: the Params' numbers, in order
+    NeuronOp("if_", F.IFParams, F.if_step, F.numeric_fields(F.IFParams), timed=False),
+    NeuronOp("lif", F.LIFParams, F.lif_step, F.numeric_fields(F.LIFParams)),
+    NeuronOp("cuba_lif", F.CubaLIFParams, F.cuba_lif_step, F.numeric_fields(F.CubaLIFParams)),
+    NeuronOp("alif", F.ALIFParams, F.alif_step, F.numeric_fields(F.ALIFParams)),
+    NeuronOp("li", F.LIParams, F.li_step, F.numeric_fields(F.LIParams), spiking=False),
+    NeuronOp("integrator", F.IntegratorParams, F.integrator_step, F.numeric_fields(F.IntegratorParams), spiking=False,
+             timed=False),
 )}
 
 

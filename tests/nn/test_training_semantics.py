@@ -118,3 +118,14 @@ def _graph(prim):
     g.add("n", prim, "x")
     g.add("out", Output(), "n")
     return g
+
+
+def test_one_list_of_parameter_fields():
+    """The module, its operator schema and its IR primitive name the same numbers (one list, in the Params)."""
+    from n3ml.nn import ops
+
+    for module in list(NEURONS.values()) + list(READOUTS.values()):
+        m = module()
+        op = ops.NEURON_OPS[m.op_name]
+        assert op.numeric == m.numeric
+        assert set(m.numeric) == set(m.to_ir()._shape_params())
