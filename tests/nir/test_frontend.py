@@ -59,9 +59,12 @@ def test_every_primitive_maps_to_the_ir(tmp_path):
                   nir.CubaLI(tau_syn=_ones(3, .005), tau_mem=_ones(3, .01), r=_ones(3), v_leak=_ones(3, 0.)),
                   inner, shape=[2, 5])
     ops = []
-    for k, g in (("conv", conv), ("line", line)):
+    for k, g, shape in (("conv", conv, (1, 6, 6)), ("line", line, (2, 5))):
         graph = load(str(_write(tmp_path, g, f"{k}.nir")), dt=1.0, nir_convention="exact")
         ops += [p.op for p in graph.nodes.values()]
+        x = np.random.default_rng(1).random((4, 2, *shape)) < 0.5
+        (y,) = run(graph, {"input": x.astype(np.float64)}, 4).outputs.values()
+        assert y.shape[:2] == (4, 2) and np.all(np.isfinite(y))
     for op in ("Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Dense", "LIF", "Conv1d", "Scale", "Delay", "IF", "LI",
                "Integrator", "CubaLIF", "Input", "Output"):
         assert op in ops, op
