@@ -112,3 +112,17 @@ def test_every_target_in_the_registry_lists(capsys):
     for name in ("nest:", "pynn:", "lava:", "ir:"):
         assert name in out
     assert "legalize: fold-batchnorm, fold-scales, merge-linear, maxpool-as-or" in out
+
+
+def test_verify_prints_the_legalization_and_measures_an_approximation_against_the_original(tmp_path, capsys):
+    from n3ml.cli import main
+    from n3ml.ir.text import save
+
+    save(parse(POOL), tmp_path / "pool.n3ml")
+    rc = main(["verify", str(tmp_path / "pool.n3ml"), "-p", "pool-after-neuron", "--targets", "ir", "--steps", "20",
+               "--batch", "2", "--min-agreement", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "reference: the graph without pool-after-neuron" in out and "ir: legalize for ir" in out
+    row = [line for line in out.splitlines() if line.startswith("ir ") and " y " in line][0]
+    assert "100.00%" not in row.split()[3]  # the approximation's effect is what the table measures

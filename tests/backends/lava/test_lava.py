@@ -336,3 +336,31 @@ def test_floating_pt_li_readout_and_analog_input_match_the_reference(tmp_path):
     np.testing.assert_allclose(got["out"], ref.outputs["out"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(got["state/readout.v"], ref.states["readout.v"], rtol=0, atol=1e-12)
     assert np.abs(ref.outputs["out"][0, :, 1] - 0.5).max() > 1e-3  # v_init, v_leak and input all act
+
+
+@needs_lava
+@pytest.mark.lava
+def test_legalization_folds_scale_and_chained_dense_and_ors_spike_maxpool(tmp_path):
+    """Refused by the lowering as written; the lava target's legalization (fold-scales, merge-linear,
+    maxpool-as-or) makes it run, with the spikes of the original graph."""
+    from n3ml.passes.legalize import legalize_for
+
+    rng = np.random.default_rng(3)
+    g = Graph(name="legal")
+    g.add("x", P.Input(shape=(2, 4, 4)))
+    g.add("mp", P.MaxPool2d(kernel=(2, 2)), "x")
+    g.add("flat", P.Flatten(), "mp")
+    g.add("fc1", P.Dense(weight=rng.normal(0.3, 0.5, (6, 8))), "flat")
+    g.add("s", P.Scale(factor=1.5), "fc1")
+    g.add("fc2", P.Dense(weight=rng.normal(0.3, 0.5, (4, 6)), bias=np.full(4, 0.05)), "s")
+    g.add("lif", P.LIF(tau=4.0, reset="subtract"), "fc2")
+    g.add("out", P.Output(), "lif")
+    with pytest.raises(UnsupportedError):
+        LavaTarget().check(g)
+    legal = legalize_for(LavaTarget(), g, say=None)
+    assert {p.op for p in legal.nodes.values()} == {"Input", "SumPool2d", "IF", "Flatten", "Dense", "LIF", "Output"}
+    x = spikes(g, T=25, B=2)
+    ref = interp.run(g, x).outputs
+    got = run_lava(legal, x, tmp_path)
+    assert ref["out"].sum() > 0
+    np.testing.assert_array_equal(got["out"], ref["out"])
