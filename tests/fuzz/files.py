@@ -94,12 +94,22 @@ def _sidecar(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[O
 
 
 def _input(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
-    how, data = mutate_file(rng, _input_npz(), is_zip=True, npz=True)
-    graph = ROOT / "examples" / "graphs" / "spiking_mlp.n3ml"
+    """A valid --input file for a random example graph (spike, analog or fixed-point inputs), mutated."""
+    from n3ml.io import random_inputs
+    from n3ml.ir.text import load
+
+    src = rng.choice(GRAPHS)
+    for f in (src, src.with_suffix(".npz")):
+        if f.exists():
+            (d / f.name).write_bytes(f.read_bytes())
+    buf = io.BytesIO()
+    np.savez(buf, **random_inputs(load(src), 4, 2, seed=rng.randrange(100)))
+    how, data = mutate_file(rng, buf.getvalue(), is_zip=True, npz=True)
     (d / "in.npz").write_bytes(data)
     engine = rng.choice(["reference", "torch"])
-    outs = [run_cli(["simulate", str(graph), "--steps", "3", "--input", str(d / "in.npz"), "--engine", engine])]
-    return f"input.npz {how} ({engine})", {"in.npz": data}, outs
+    outs = [run_cli(["simulate", str(d / src.name), "--steps", rng.choice(["3", "4", "5"]), "--input",
+                     str(d / "in.npz"), "--engine", engine])]
+    return f"input.npz for {src.name} {how} ({engine})", {"in.npz": data}, outs
 
 
 def _rates(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outcome]]:
