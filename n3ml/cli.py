@@ -137,6 +137,11 @@ def check_paths(command: str, args: argparse.Namespace) -> None:
             _check_write(value, flag, directory=kind == "outdir")
 
 
+def _env_flag(name: str) -> bool:
+    """N3ML_DEBUG=1 (or yes/true) is on; unset, empty, 0, no, false are off."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "no", "false", "off")
+
+
 def _describe_os_error(e: OSError) -> str:
     name = e.filename if e.filename is not None else None
     reason = e.strerror or errno.errorcode.get(e.errno or 0, "") or str(e)
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 1
-    debug = bool(args.verbose or os.environ.get("N3ML_DEBUG") or os.environ.get("N3ML_TRACEBACK"))
+    debug = bool(args.verbose or _env_flag("N3ML_DEBUG") or _env_flag("N3ML_TRACEBACK"))
     prefix = f"n3ml {args.command}"
     try:
         check_paths(args.command, args)
