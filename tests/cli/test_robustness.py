@@ -1,6 +1,7 @@
 """Hostile and careless command lines (issue 14): one located message and exit 1 for bad input, a short
 "internal error" and exit 2 for a bug in n3ml, never a traceback, never a hang."""
 
+import importlib
 import json
 import os
 import stat
@@ -175,7 +176,7 @@ def test_os_errors_are_located_user_errors(monkeypatch, capsys):
     def boom(args):
         raise PermissionError(13, "Permission denied", "/some/where.npz")
 
-    monkeypatch.setattr(sys.modules["n3ml.commands.check"], "run", boom)
+    monkeypatch.setattr(importlib.import_module("n3ml.commands.check"), "run", boom)
     assert main(["check", str(CUBA)]) == 1
     assert "n3ml check: error: /some/where.npz: Permission denied" in _err(capsys)
 
@@ -189,7 +190,7 @@ def test_internal_errors_are_short(exc, code, expected, monkeypatch, capsys):
     def boom(args):
         raise exc
 
-    monkeypatch.setattr(sys.modules["n3ml.commands.check"], "run", boom)
+    monkeypatch.setattr(importlib.import_module("n3ml.commands.check"), "run", boom)
     monkeypatch.delenv("N3ML_DEBUG", raising=False)
     monkeypatch.delenv("N3ML_TRACEBACK", raising=False)
     assert main(["check", str(CUBA)]) == code
