@@ -259,37 +259,46 @@ def infer_types(graph: Graph) -> dict[str, PortType]:
 
 
 def _infer(graph: Graph, ins: dict[str, list[str]]) -> dict[str, PortType]:
-    types: dict[str, PortType] = {}
-    users: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    unknown: dict[str, int] = {}
-    for n in graph.nodes:
+    # nodes by position in lists rather than by name in dicts: on 200k-node graphs the cache misses
+    # of the hash lookups were most of the time
+    names = list(graph.nodes)
+    prims = list(graph.nodes.values())
+    index = {n: i for i, n in enumerate(names)}
+    srcs_of: list[list[int]] = []
+    users: list[list[int]] = [[] for _ in names]
+    for i, n in enumerate(names):
+        srcs = []
         for s in ins[n]:
-            if s not in graph.nodes:
+            j = index.get(s)
+            if j is None:
                 raise VerifyError(f"input refers to unknown node `{s}`", node=n)
-            users[s].append(n)
-        unknown[n] = len(ins[n])
-    ready = deque(n for n in graph.nodes if unknown[n] == 0)
+            srcs.append(j)
+            users[j].append(i)
+        srcs_of.append(srcs)
+    unknown = [len(x) for x in srcs_of]
+    is_add = [p.op == "Add" for p in prims]
+    types: list[PortType | None] = [None] * len(names)
+    ready = deque(i for i, u in enumerate(unknown) if u == 0)
     partial = []  # Adds inferred before all their inputs were known: checked again at the end
     while ready:
-        n = ready.popleft()
-        if n in types:
+        i = ready.popleft()
+        if types[i] is not None:
             continue
-        srcs = ins[n]
-        known = [types[s] for s in srcs if s in types]
-        if len(known) < len(srcs):
-            partial.append(n)
-        types[n] = graph.nodes[n].infer(n, known)
-        for u in users[n]:
+        known = [types[j] for j in srcs_of[i] if types[j] is not None]
+        if len(known) < len(srcs_of[i]):
+            partial.append(i)
+        types[i] = prims[i].infer(names[i], known)
+        for u in users[i]:
             unknown[u] -= 1
-            if u not in types and (unknown[u] == 0 or graph.nodes[u].op == "Add"):
+            if types[u] is None and (unknown[u] == 0 or is_add[u]):
                 ready.append(u)
-    if len(types) < len(graph.nodes):
-        first = next(n for n in graph.nodes if n not in types)
+    if any(t is None for t in types):
+        first = names[next(i for i, t in enumerate(types) if t is None)]
         raise VerifyError("cannot infer the port types of this cycle; put an Add or the cycle's "
                           "entry point after a node of known shape", node=first)
     # every other node was inferred from all its inputs, whose types never change once set
-    for n in partial:
-        t = graph.nodes[n].infer(n, [types[s] for s in ins[n]])
-        if t != types[n]:
-            raise VerifyError(f"output type {t} disagrees around a cycle with {types[n]}", node=n)
-    return types
+    for i in partial:
+        t = prims[i].infer(names[i], [types[j] for j in srcs_of[i]])
+        if t != types[i]:
+            raise VerifyError(f"output type {t} disagrees around a cycle with {types[i]}", node=names[i])
+    return dict(zip(names, types))
