@@ -561,3 +561,11 @@ def test_broken_npy_headers_are_clean_errors(tmp_path, header):
         z.writestr("b.npy", _npy_bytes((20,), payload=np.zeros(20).tobytes()))
     (tmp_path / "g.n3ml").write_text(MLP)
     _sidecar_error(tmp_path / "g.n3ml", "`W`", line=4)
+
+
+def test_a_text_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    p = tmp_path / "big.n3ml"
+    p.write_text(_chain(2000))
+    monkeypatch.setattr(budget, "available_memory", lambda: 1_000_000)
+    with pytest.raises(VerifyError, match=r"parsing .*big.n3ml would need about .* MiB of memory"):
+        load(p)
