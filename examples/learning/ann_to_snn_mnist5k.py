@@ -78,6 +78,24 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xte: torch.Tensor,
     return curve
 
 
+def loihi2(snn, d, steps: int, n: int = 200) -> None:
+    """Quantize the converted graph for Loihi 2 (pixels enter as integers 0..255) and score it."""
+    from n3ml.errors import N3mlError
+    from n3ml.ir import interp
+
+    pipe = "quantize{profile=loihi2,input_scale=255}"
+    try:
+        q = PassManager.from_string(pipe).run(snn, {"report": {}})
+    except N3mlError as e:
+        print(f"Loihi 2 ({pipe}) refuses the converted graph: {str(e).splitlines()[0]}")
+        return
+    x = np.rint(d.x_test[:n] * 255).astype(np.int64)
+    out = interp.run(q, {"x": np.repeat(x[None], steps, axis=0)}).outputs
+    o = next(iter(out))
+    acc = 100 * float(np.mean(np.asarray(out[o]).sum(0).argmax(-1) == d.y_test[:n]))
+    print(f"Loihi 2 fixed point ({pipe}) on {n} test images: {acc:.2f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=12)
@@ -120,6 +138,7 @@ def main() -> None:
                {"ANN test (per epoch)": curve}, goal=None)
     plot_curve(FIGURES / "ann_to_snn_mnist5k_steps.png", f"converted SNN ({PIPELINE}), mnist5k",
                {"SNN test": (ts, [by_t[t] for t in ts]), "ANN": (ts, [ann] * len(ts))}, xlabel="time steps T")
+    loihi2(snn, d, args.steps)
     print(f"total run time: {time.perf_counter() - t0:.0f} s")
 
 

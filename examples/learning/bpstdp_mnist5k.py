@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import torch
-from common import FIGURES, bar, plot_curve, setup
+from common import FIGURES, bar, plot_curve, save_for_verify, setup
 
 from n3ml.ir.interp import run as ir_run
 from n3ml.learn.bpstdp import BPSTDPNet
@@ -66,6 +66,7 @@ def main() -> None:
     ir = ir_run(net.to_graph(), {"x": spikes.numpy()}).outputs["out"]
     print(f"IR (reference interpreter) on 100 test images: output spikes equal the model's on "
           f"{np.mean(ours == ir):.4%} of entries; same class on {np.mean(ours.sum(0).argmax(1) == ir.sum(0).argmax(1)):.2%}")
+    save_for_verify(net.to_graph(), "bpstdp_mnist5k", {"x": spikes[:, :5].numpy()}, args.steps)
     print(f"total run time: {time.perf_counter() - t0:.0f} s")
 
 

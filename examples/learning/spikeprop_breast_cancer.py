@@ -1,6 +1,6 @@
 """SpikeProp (Bohte, Kok & La Poutre 2002) on the Wisconsin breast-cancer data.
 
-    .venv/bin/python examples/learning/spikeprop_breast_cancer.py [--splits 3] [--epochs 40]
+    .venv/bin/python examples/learning/spikeprop_breast_cancer.py [--splits 1] [--epochs 20]
 
 Bohte et al.'s second benchmark besides Iris is the Wisconsin breast-cancer data (the
 original 699-sample, 9-feature set; 64-15-2 network, 97.0 % test). scikit-learn bundles
@@ -58,8 +58,8 @@ def run_split(split: int, epochs: int, hidden: int, seed: int) -> tuple[float, f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--splits", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--splits", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--hidden", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from common import FIGURES, interactive, plot_curve, setup
+from common import FIGURES, interactive, plot_curve, save_for_verify, setup
 from torch.utils.data import TensorDataset
 
 from n3ml.backends.torch import run as torch_run
@@ -78,6 +78,7 @@ def main() -> None:
     ir = torch_run(net.to_graph(), {"input": spikes.numpy()}).outputs["out"]
     print(f"IR graph (torch executor) on {n} test images: output spikes equal the model's on "
           f"{np.mean(ir == ours):.4%} of entries, same class on {np.mean(ir.mean(0).argmax(1) == ours.mean(0).argmax(1)):.2%}")
+    save_for_verify(net.to_graph(), "stbp_mnist5k", {"input": spikes[:, :2].numpy()}, args.steps)
     print(f"total run time: {time.perf_counter() - t0:.0f} s")
 
 
