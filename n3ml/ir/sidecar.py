@@ -55,6 +55,8 @@ def open_regular(path: str | os.PathLike):
         raise SidecarError("cannot be read (permission denied)") from None
     except OSError as e:
         raise SidecarError(f"cannot be opened ({e.strerror or e})") from None
+    except ValueError as e:  # a NUL byte or a lone surrogate in the name: no file can have it
+        raise SidecarError(f"cannot be opened: the name is not a valid file name ({e})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)

@@ -569,3 +569,11 @@ def test_a_text_too_large_for_memory_is_refused_before_reading(tmp_path, monkeyp
     monkeypatch.setattr(budget, "available_memory", lambda: 1_000_000)
     with pytest.raises(VerifyError, match=r"parsing .*big.n3ml would need about .* MiB of memory"):
         load(p)
+
+
+@pytest.mark.parametrize("name, needle", [('"a\\u0000b"', "not a valid file name"), ('"\\ud800"', "not a valid file name"),
+                                          ('"' + "a" * 5000 + '"', "cannot be opened"), ('""', "is a directory")])
+def test_weights_names_no_file_can_have(tmp_path, name, needle):
+    p = tmp_path / "g.n3ml"
+    p.write_text('n3ml 1\ngraph g(weights=%s) {\n  x = Input(shape=(2,))\n  out = Output(x)\n}\n' % name)
+    _sidecar_error(p, needle, line=2)
