@@ -9,6 +9,7 @@ Kind = Literal["spike", "analog"]
 KINDS: tuple[str, ...] = ("spike", "analog")
 DTYPES: tuple[str, ...] = ("float", "int")
 MAX_ELEMENTS = 2**63 - 1  # the most elements one numpy array can address
+MAX_DIMS = 32  # per-sample dimensions of a port
 
 
 class VerifyError(ValueError):
@@ -76,6 +77,9 @@ class PortType:
             isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in self.shape
         ):
             raise VerifyError(f"shape must be a tuple of positive integers, found {self.shape!r}")
+        if len(self.shape) > MAX_DIMS:
+            raise VerifyError(f"shape has {len(self.shape)} dimensions; at most {MAX_DIMS} (numpy arrays hold at "
+                              "most 64, and the engines add time, batch and window dimensions)")
         if self.size > MAX_ELEMENTS:
             raise VerifyError(f"shape {self.shape} has {self.size} elements; numpy and torch address at most "
                               f"{MAX_ELEMENTS} (2**63-1)")

@@ -275,6 +275,8 @@ HOSTILE = {
     "Input shape 2**62 x 4": ("n3ml 1\ngraph g() {\n  x = Input(shape=(%d, 4))\n  out = Output(x)\n}\n" % 2**62, 3,
                               "at most 9223372036854775807"),
     "NUL byte": (H.format("n = IF(x)\x00"), 4, "unexpected character"),
+    "100-dimensional Input": ("n3ml 1\ngraph g() {\n  x = Input(shape=(%s))\n  out = Output(x)\n}\n" % ("1, " * 100),
+                              3, "at most 32"),
 }
 
 
