@@ -656,6 +656,10 @@ class Neuron(Primitive):
             if isinstance(v, np.ndarray) and v.ndim and v.size not in (1, x.size):
                 raise VerifyError(f"`{f}` has {v.size} values but the neuron has {x.size} "
                                   f"(input shape {x.shape})", node=name, port="in")
+            # the engines broadcast a parameter against (batch, *shape): more axes than that cannot be
+            if isinstance(v, np.ndarray) and v.ndim > len(x.shape) + 1:
+                raise VerifyError(f"`{f}` has shape {v.shape}, more dimensions than the neuron's (batch, "
+                                  f"*{x.shape}); give a scalar or one value per neuron", node=name, port="in")
         return PortType(shape=x.shape, kind="spike" if self.spiking else "analog")
 
 
