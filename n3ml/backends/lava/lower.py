@@ -438,7 +438,9 @@ def _conv_connection(graph: Graph, types, s: str, sp, src: str, n: str, gains, f
 def _add_bias(graph: Graph, types, n: str, pop: Pop, biases: list, gain) -> None:
     """Synapse biases of a float neuron go to its Lava bias (scaled like its weights)."""
     p = graph.nodes[n]
-    b = sum(np.broadcast_to(np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
+    # a Dense bias is one value per neuron (or channel); a Conv's is already spread over the neuron's shape
+    b = sum(np.broadcast_to(x if np.ndim(x) == len(types[n].shape) else
+                            np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
             for x in biases)
     if isinstance(p, P.CubaLIF):  # (an LI's u is its input of the step: its bias may go to v)
         raise _unsupported(n, p, "a synapse bias into a current-based neuron has no Lava floating_pt form "

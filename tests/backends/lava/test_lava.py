@@ -364,3 +364,18 @@ def test_legalization_folds_scale_and_chained_dense_and_ors_spike_maxpool(tmp_pa
     got = run_lava(legal, x, tmp_path)
     assert ref["out"].sum() > 0
     np.testing.assert_array_equal(got["out"], ref["out"])
+
+
+def test_float_conv_bias_lowers_into_the_neuron_bias():
+    """A Conv2d bias is spread over the neuron's (C, H, W) before it reaches the Lava bias (it once crashed
+    with a broadcast error on every SpikingJelly/Norse CNN)."""
+    from n3ml.backends.lava.lower import lower
+
+    g = Graph(name="g")
+    g.add("x", P.Input(shape=(1, 5, 5)))
+    g.add("c", P.Conv2d(weight=np.ones((2, 1, 3, 3)), bias=np.array([0.25, -0.5])), "x")
+    g.add("n", P.LIF(tau=4.0, theta=2.0, reset="to-value"), "c")
+    g.add("out", P.Output(), "n")
+    bias = lower(g).pops["n"].params["bias_mant"]
+    assert np.shape(bias) == (2, 3, 3)
+    assert np.all(np.sign(bias[0]) == 1) and np.all(np.sign(bias[1]) == -1)
