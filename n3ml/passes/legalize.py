@@ -165,6 +165,39 @@ class MergeLinear(Pass):
         return g
 
 
+@dataclass(frozen=True, kw_only=True)
+class FuseSynaptic(Pass):
+    """LI -> LIF, the LI feeding only the LIF with v_leak = v_init = 0 (snnTorch's Synaptic, Norse's LIF with a
+    current traced as two neurons) becomes one CubaLIF: with c1 = r g of the LI and i = j / c1, the pair is
+    i = a_s i + I, v = v_leak + a_m (v - v_leak) + (c1 r g_m) i, i.e. CubaLIF(tau_syn = the LI's tau,
+    tau_mem, r = c1 r). Exact up to float rounding; the CubaLIF keeps the LIF's name."""
+
+    name = "fuse-synaptic"
+    summary = "LI -> LIF (a synaptic current and its membrane) -> one CubaLIF"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        from ..ir import neurons as N
+
+        g = graph
+        for name, p in graph.nodes.items():
+            if type(p) is not P.LIF:
+                continue
+            (src,) = graph.inputs_of(name)
+            li = graph.nodes[src]
+            if (type(li) is not P.LI or graph.users_of(src) != [name] or np.any(np.asarray(li.v_leak))
+                    or np.any(np.asarray(li.v_init))):
+                continue
+            if g is graph:
+                g = graph.copy()
+            c1 = N.discretize(li, float(graph.dt), graph.scheme).rg
+            keep = {f: getattr(p, f) for f in ("theta", "v_reset", "reset", "refractory", "v_init", "detach_reset",
+                                               "surrogate", "slope", "v_leak")}
+            g.nodes[name] = P.CubaLIF(tau_syn=li.tau, tau_mem=p.tau,
+                                      r=np.asarray(p.r, np.float64) * np.asarray(c1, np.float64), **keep)
+            bypass(g, src)
+        return g
+
+
 def _insert_before(g: Graph, name: str, new: str, prim: P.Primitive) -> str:
     """Put node `new` in front of `name` (taking over its input edges), keeping the dict's order."""
     new = g.fresh_name(new)

@@ -126,3 +126,24 @@ def test_verify_prints_the_legalization_and_measures_an_approximation_against_th
     assert "reference: the graph without pool-after-neuron" in out and "ir: legalize for ir" in out
     row = [line for line in out.splitlines() if line.startswith("ir ") and " y " in line][0]
     assert "100.00%" not in row.split()[3]  # the approximation's effect is what the table measures
+
+
+@pytest.mark.parametrize("scheme", ["exact", "euler"])
+def test_fuse_synaptic_is_one_cubalif_with_the_same_spikes(scheme):
+    text = f"""n3ml 1
+graph g(dt=1.0ms, scheme={scheme}) {{
+  x = Input(shape=(3,))
+  fc = Dense(x, weight=tensor<f64>(2, 3)[1.5, 0.5, 1, 2, -0.5, 1.5])
+  syn = LI(fc, tau=4.0ms, r=2.0)
+  mem = LIF(syn, tau=6.0ms, theta=0.8, reset=to-value, v_leak=0.1, v_init=0.1)
+  y = Output(mem)
+}}
+"""
+    g = parse(text)
+    f = PassManager.from_string("fuse-synaptic").run(g)
+    assert [p.op for p in f.nodes.values()] == ["Input", "Dense", "CubaLIF", "Output"]
+    a, b = _spikes(g, steps=60)["y"], _spikes(f, steps=60)["y"]
+    assert a.sum() > 10
+    np.testing.assert_array_equal(a, b)
+    kept = PassManager.from_string("fuse-synaptic").run(parse(text.replace("tau=4.0ms, r=2.0", "tau=4.0ms, v_init=0.5")))
+    assert "syn" in kept.nodes  # an LI that starts away from 0 is not a pure current
