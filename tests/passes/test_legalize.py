@@ -16,7 +16,8 @@ from n3ml.registry import TARGETS, lookup
 CHAIN = """n3ml 1
 graph g(dt=1.0ms, scheme=exact) {
   x = Input(shape=(3,))
-  fc1 = Dense(x, weight=tensor<f64>(4, 3)[1, -2, 0.5, 0.25, 3, -1, 0.5, 0.5, 0.5, -1, 1, 2], bias=tensor<f64>(4)[0.5, -1, 0, 0.25])
+  fc1 = Dense(x, weight=tensor<f64>(4, 3)[1, -2, 0.5, 0.25, 3, -1, 0.5, 0.5, 0.5, -1, 1, 2],
+              bias=tensor<f64>(4)[0.5, -1, 0, 0.25])
   s = Scale(fc1, factor=0.5)
   fc2 = Dense(s, weight=tensor<f64>(2, 4)[1, 1, -1, 0.5, 2, 0, 1, -1], bias=tensor<f64>(2)[0.1, 0.2])
   n = LIF(fc2, tau=5.0ms, reset=to-value)
@@ -145,5 +146,6 @@ graph g(dt=1.0ms, scheme={scheme}) {{
     a, b = _spikes(g, steps=60)["y"], _spikes(f, steps=60)["y"]
     assert a.sum() > 10
     np.testing.assert_array_equal(a, b)
-    kept = PassManager.from_string("fuse-synaptic").run(parse(text.replace("tau=4.0ms, r=2.0", "tau=4.0ms, v_init=0.5")))
+    started = parse(text.replace("tau=4.0ms, r=2.0", "tau=4.0ms, v_init=0.5"))
+    kept = PassManager.from_string("fuse-synaptic").run(started)
     assert "syn" in kept.nodes  # an LI that starts away from 0 is not a pure current

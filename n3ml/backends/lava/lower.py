@@ -251,7 +251,8 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str
         return _float_readout(n, p, dt, scheme)
     if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
         raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's LIFSubtract subtracts theta); "
-                                 f"found reset={p.reset}" + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
+                                 f"found reset={p.reset}"
+                                 + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
     if p.reset == "subtract" and p.refractory:
         raise _unsupported(n, p, f"reset by subtraction with refractory={p.refractory}: n3ml's LIFSubtract "
                                  "process has no refractory period")
