@@ -7,7 +7,6 @@ offending line and a caret.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import io
 import json
 import math
@@ -22,7 +21,7 @@ from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .budget import ensure_fits
-from .graph import SCHEMA_VERSION, Edge, Graph
+from .graph import SCHEMA_VERSION, Edge, Graph, paused_gc
 from .prims import INT64_MAX, INT64_MIN, REGISTRY, SCHEMES
 from .scan import Fallback, parse_fast
 from .sidecar import Sidecar, SidecarError, open_regular
@@ -230,13 +229,8 @@ def parse(text: str, path: str = "<string>", *, base_dir: str | os.PathLike | No
     """
     # a parse allocates a few objects per character and frees none of them: the cyclic garbage
     # collector would rescan the growing heap again and again (superlinear time), for nothing
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _parse(text, path, base_dir, with_source)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _parse(text: str, path: str, base_dir, with_source: bool):

@@ -3,6 +3,7 @@ a hang, a silent NaN or a file written that was not asked for."""
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
@@ -471,22 +472,26 @@ def _chain(n: int) -> str:
     return "n3ml 1\ngraph g() {\n  x = Input(shape=(2,))\n" + "\n".join(body) + f"\n  out = Output(d{n - 1})\n}}\n"
 
 
-def _best_time(text: str, runs: int = 2) -> float:
-    best = math.inf
+def _best_time(text: str, runs: int = 3) -> tuple[float, float]:
+    """Best wall and CPU seconds of parse + verify: CPU time is what other jobs on a shared machine
+    do not change, so the ratio is taken on it."""
+    wall = cpu = math.inf
     for _ in range(runs):
-        t = time.perf_counter()
-        parse(text).verify()
-        best = min(best, time.perf_counter() - t)
-    return best
+        gc.collect()  # a collection of the test process's own heap is no part of what is measured
+        t, c = time.perf_counter(), time.process_time()
+        g = parse(text)  # parses and verifies
+        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
+        del g  # freed outside the timed region
+    return wall, cpu
 
 
 def test_parse_and_verify_are_linear_in_the_number_of_nodes():
-    small, big = _best_time(_chain(5_000)), _best_time(_chain(20_000))
-    assert big < 10, f"20k-node Delay chain took {big:.1f} s"
-    assert big / small < 8, f"x4 nodes took x{big / small:.1f} the time ({small:.2f} s -> {big:.2f} s)"
+    (wall, small), (_, big) = _best_time(_chain(10_000)), _best_time(_chain(40_000), runs=2)
+    assert wall < 5, f"10k-node Delay chain took {wall:.1f} s"
+    assert big / small < 8, f"x4 nodes took x{big / small:.1f} the CPU time ({small:.2f} s -> {big:.2f} s)"
 
 
-def test_a_chain_written_backwards_is_still_linear():
+def test_a_chain_written_backwards_is_still_linear():  # and 20k nodes take well under 10 s
     n = 20_000
     body = [f"  d{i} = Delay({'d%d' % (i - 1) if i else 'x'}, steps=1)" for i in reversed(range(n))]
     text = "n3ml 1\ngraph g() {\n" + "\n".join(body) + f"\n  x = Input(shape=(2,))\n  out = Output(d{n - 1})\n}}\n"
