@@ -161,37 +161,47 @@ class Graph:
                 raise VerifyError(f"expected an IR primitive, found {type(prim).__name__}", node=name)
             check_values(prim, name)  # finite floats, 64-bit ints, real arrays: before the op's own checks
             prim.verify(name)
-        ports: dict[str, dict[int, str]] = {n: {} for n in self.nodes}
+        nodes = self.nodes
+        ports: dict[str, dict[int, str]] = {n: {} for n in nodes}
         for e in self.edges:
-            if type(e.dst_port) is not int or e.dst_port < 0:
-                raise VerifyError(f"input port numbers are integers >= 0, found {e.dst_port!r} (edge from `{e.src}`)",
-                                  node=e.dst if isinstance(e.dst, str) else None)
-            if e.dst not in self.nodes:
-                raise VerifyError(f"edge from `{e.src}` goes to unknown node `{e.dst}`")
-            if e.src not in self.nodes:
-                known = ", ".join(list(self.nodes)[:8])
-                raise VerifyError(f"input {e.dst_port} refers to unknown node `{e.src}` (known: {known}...)",
-                                  node=e.dst, port=_port_name(self.nodes[e.dst], e.dst_port))
-            if isinstance(self.nodes[e.src], Output):
-                raise VerifyError(f"an Output node cannot feed other nodes (edge to `{e.dst}`)", node=e.src)
-            if e.dst_port in ports[e.dst]:
-                raise VerifyError(f"port is connected twice (from `{ports[e.dst][e.dst_port]}` and `{e.src}`); "
+            src, dst, port = e.src, e.dst, e.dst_port
+            if type(port) is not int or port < 0:
+                raise VerifyError(f"input port numbers are integers >= 0, found {port!r} (edge from `{src}`)",
+                                  node=dst if isinstance(dst, str) else None)
+            at = ports.get(dst)
+            if at is None:
+                raise VerifyError(f"edge from `{src}` goes to unknown node `{dst}`")
+            sp = nodes.get(src)
+            if sp is None:
+                known = ", ".join(list(nodes)[:8])
+                raise VerifyError(f"input {port} refers to unknown node `{src}` (known: {known}...)",
+                                  node=dst, port=_port_name(nodes[dst], port))
+            if isinstance(sp, Output):
+                raise VerifyError(f"an Output node cannot feed other nodes (edge to `{dst}`)", node=src)
+            if port in at:
+                raise VerifyError(f"port is connected twice (from `{at[port]}` and `{src}`); "
                                   "several inputs must be summed through an explicit Add",
-                                  node=e.dst, port=_port_name(self.nodes[e.dst], e.dst_port))
-            ports[e.dst][e.dst_port] = e.src
+                                  node=dst, port=_port_name(nodes[dst], port))
+            at[port] = src
         ins: dict[str, list[str]] = {}
         has_input = has_output = False
-        for name, prim in self.nodes.items():
+        for name, prim in nodes.items():
             p = ports[name]
             n = len(p)
             arity = prim.arity
-            # ports are distinct ints, so they are exactly 0..n-1 when all lie in range(n)
+            # the ports are n distinct ints: they are exactly 0..n-1 when each of 0..n-1 is one of them
+            if n == arity == 1:  # the common case, spelled out: this loop runs once per node
+                if 0 not in p:
+                    raise VerifyError(f"{prim.op} expects 1 input(s) on port 0, found port {next(iter(p))}", node=name)
+                ins[name] = [p[0]]
+                has_output = has_output or isinstance(prim, Output)
+                continue
             if arity is None:
                 if n < 2:
                     raise VerifyError(f"{prim.op} expects at least 2 inputs, found {n}", node=name)
-                if not all(0 <= i < n for i in p):
+                if not all(i in p for i in range(n)):
                     raise VerifyError(f"{prim.op} inputs must be numbered 0..{n - 1}, found {sorted(p)}", node=name)
-            elif n != arity or not all(0 <= i < n for i in p):
+            elif n != arity or not all(i in p for i in range(n)):
                 raise VerifyError(f"{prim.op} expects {arity} input(s), found {n}", node=name)
             ins[name] = [p[i] for i in range(n)]
             has_input = has_input or isinstance(prim, Input)
