@@ -115,9 +115,12 @@ def test_worst_case_current_stays_in_24_bits():
             assert np.abs(w).sum(axis=1).max() * 64 * pile < 2**23
 
 
-def test_loihi2_refuses_subtract_reset_naming_the_node():
-    g = load(GRAPHS / "spiking_mlp.n3ml")  # lif1 resets by subtraction
-    with pytest.raises(PassError, match=r"lif1.*subtract"):
+def test_loihi2_keeps_subtract_reset_and_refuses_none_naming_the_node():
+    g = to_value(load(GRAPHS / "spiking_mlp.n3ml"), refractory=0)  # lava runs subtract with n3ml's LIFSubtract
+    g.replace("lif1", reset="subtract")
+    assert PassManager.from_string("quantize{profile=loihi2}").run(g).nodes["lif1"].reset == "subtract"
+    g.replace("lif1", reset="none")
+    with pytest.raises(PassError, match=r"lif1.*none"):
         PassManager.from_string("quantize{profile=loihi2}").run(g)
 
 
