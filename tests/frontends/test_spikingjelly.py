@@ -135,3 +135,15 @@ def test_float32_model_on_float32_executor():
     assert 0.02 < expected.mean() < 0.9
     got = exec_run(graph, {graph.input_names[0]: x}, dtype="float32").outputs["out"]
     np.testing.assert_array_equal(np.asarray(got.detach() if hasattr(got, "detach") else got), expected)
+
+
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_detach_reset_is_carried_into_the_graph(detach_reset):
+    """SpikingJelly lets gradients flow through the reset unless detach_reset=True; the IR neuron says which."""
+    model = nn.Sequential(nn.Linear(4, 3), neuron.LIFNode(tau=2.0, detach_reset=detach_reset),
+                          nn.Linear(3, 2), neuron.IFNode(detach_reset=detach_reset),
+                          nn.Linear(2, 2), neuron.ParametricLIFNode(detach_reset=detach_reset)).double()
+    graph = trace(model, (4,))
+    spiking = [p for p in graph.nodes.values() if p.op in ("LIF", "IF")]
+    assert len(spiking) == 3
+    assert all(p.detach_reset is detach_reset for p in spiking)

@@ -46,7 +46,7 @@ def if_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     x = ctx.tensor(x)
     reset, vr = _reset(m)
     return ctx.neuron(ctx.path, x, a=1.0, k=1.0, theta=ctx.at_or_above(m.v_threshold), reset=reset, v_reset=vr,
-                      v_init=vr)
+                      v_init=vr, detach_reset=m.detach_reset)
 
 
 def lif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
@@ -56,7 +56,7 @@ def lif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     inv = 1.0 / float(m.tau)
     k = inv if m.decay_input else 1.0
     return ctx.neuron(ctx.path, x, a=1.0 - inv, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
-                      v_reset=vr, v_leak=vr, v_init=vr)
+                      v_reset=vr, v_leak=vr, v_init=vr, detach_reset=m.detach_reset)
 
 
 def plif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
@@ -68,7 +68,7 @@ def plif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
         q = m.w.sigmoid().detach().cpu().double().numpy()
     k = q if m.decay_input else 1.0
     return ctx.neuron(ctx.path, x, a=1.0 - q, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
-                      v_reset=vr, v_leak=vr, v_init=vr)
+                      v_reset=vr, v_leak=vr, v_init=vr, detach_reset=m.detach_reset)
 
 
 def _per_step(ctx: Context, m: nn.Module, x: Any) -> Any:

@@ -181,15 +181,17 @@ class Context:
     # ---------------------------------------------------------- neurons
     def neuron(self, base: str, x: Tensor, *, a: Any = 1.0, k: Any = 1.0, theta: Any = 1.0, reset: str = "subtract",
                v_reset: Any = 0.0, v_leak: Any = 0.0, v_init: Any = 0.0, refractory: int = 0,
-               spiking: bool = True, name: str | None = None) -> Tensor:
-        """A first-order neuron ``v* = v_leak + a (v - v_leak) + k I``: LIF/IF (spiking) or LI/Integrator."""
+               spiking: bool = True, detach_reset: bool = True, name: str | None = None) -> Tensor:
+        """A first-order neuron ``v* = v_leak + a (v - v_leak) + k I``: LIF/IF (spiking) or LI/Integrator.
+
+        ``detach_reset`` is the source library's training rule (whether gradients flow through the reset)."""
         shape = self.shape(x)
         pa = self.param(a, shape, "decay")
         pk = self.param(k, shape, "input gain")
         common = dict(v_init=self.param(v_init, shape, "v_init"))
         if spiking:
             common.update(theta=self.param(theta, shape, "threshold"), v_reset=self.param(v_reset, shape, "v_reset"),
-                          reset=reset, refractory=refractory)
+                          reset=reset, refractory=refractory, detach_reset=bool(detach_reset))
         if np.all(np.asarray(pa) == 1.0):
             if spiking:
                 x = self.scale(base + "_gain", x, pk)
