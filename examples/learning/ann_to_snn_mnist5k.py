@@ -122,7 +122,8 @@ def main() -> None:
     ctx = {"calibration": calibration, "steps": args.steps, "report": None}
     snn = PassManager.from_string(PIPELINE).run(ann_graph, ctx)
     rep = conversion_report(snn, {"x": d.x_test.astype(np.float64)}, steps=args.steps, labels=d.y_test,
-                            ann=ctx["ann"], engine=Engine("torch", torch_run, {"dtype": "float64"}))
+                            ann=ctx["ann"], engine=Engine("torch", torch_run, {"dtype": "float64"}),
+                            batch=25)  # the executor keeps every layer's (T, B, ...) sequence: ~2 GB at 25
     out = next(iter(rep["accuracy"]["snn"]))
     ann = 100 * rep["accuracy"]["ann"][out]
     by_t = {int(t): 100 * a for t, a in rep["accuracy"]["snn"][out].items()}

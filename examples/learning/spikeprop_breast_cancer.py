@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import torch
-from common import FIGURES, bar, plot_curve, setup
+from common import FIGURES, bar, interactive, plot_curve, setup
 
 from n3ml.learn import spikeprop as sp
 from n3ml.learn.data import load_split
@@ -49,6 +49,9 @@ def run_split(split: int, epochs: int, hidden: int, seed: int) -> tuple[float, f
         curve.append(100 * float((net.predict(xte) == yte).float().mean()))
         b.update()
         b.set_postfix(loss=f"{loss:.3f}", train=f"{acc:.3f}", test=f"{curve[-1] / 100:.3f}")
+        if not interactive():
+            print(f"split {split} epoch {epoch + 1}/{epochs}: loss {loss:.4f}  train acc {acc:.4f}  "
+                  f"test acc {curve[-1] / 100:.4f}", flush=True)
 
     res = sp.fit(net, xtr, sp.class_targets(ytr, 2, 15.0, 19.0), ytr, epochs=epochs, lr=0.01, batch_size=8,
                  generator=g, progress=progress)
