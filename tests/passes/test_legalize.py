@@ -149,3 +149,17 @@ graph g(dt=1.0ms, scheme={scheme}) {{
     started = parse(text.replace("tau=4.0ms, r=2.0", "tau=4.0ms, v_init=0.5"))
     kept = PassManager.from_string("fuse-synaptic").run(started)
     assert "syn" in kept.nodes  # an LI that starts away from 0 is not a pure current
+
+
+def test_legal_tables_agree_with_what_the_lowerings_take():
+    """The declared tables cannot drift from the lowerings: Lava's from SUPPORTED_OPS, nest/pynn's from the
+    netlist's linear rules and the targets' cell tables."""
+    from n3ml.backends import netlist
+    from n3ml.backends.lava.lower import SUPPORTED_OPS
+    from n3ml.backends.nest.lower import CELLS as NEST_CELLS
+    from n3ml.backends.pynn.lower import CELLS as PYNN_CELLS
+
+    assert set(lookup(TARGETS, "lava", "target").legality.legal) == {c.__name__ for c in SUPPORTED_OPS}
+    for target, cells in (("nest", NEST_CELLS), ("pynn", PYNN_CELLS)):
+        taken = {c.__name__ for c in (*netlist.LINEAR, *netlist.ENCODERS, *cells, netlist.P.Input, netlist.P.Output)}
+        assert set(lookup(TARGETS, target, "target").legality.legal) == taken, target
