@@ -25,6 +25,9 @@ import numpy as np
 FORMAT = "n3ml-lava/1"  # the network.json this program reads
 LIF_ARGS = ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v")  # Lava LIF arguments, in this order
 GRADED_BITS = 24  # num_message_bits of a connection whose source sends graded spikes (analog input)
+# Lava 0.10's Conv process delivers nothing from a (W, H, C) population of 128 channels (and fails above):
+# measured, any spatial size. A batch is stacked as channel groups, so it runs in chunks of samples.
+CONV_CHANNELS = 128
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -344,25 +347,43 @@ def read_back(net, procs, sinks, readouts, monitors, B, T):
     return result
 
 
-def main(argv=None, here=None):
-    """Run the network described next to this file (or in the directory `here`) and save its outputs."""
-    net = Network(here or Path(__file__).resolve().parent)
-    args = parse_args(net, argv)
-    data, T, B = read_inputs(net, args.input, args.steps)
-    lava = import_lava()
+def batch_chunks(net, B):
+    """[(b0, b1), ...]: samples run together so that B * C of every convolution layout stays below
+    CONV_CHANNELS."""
+    widest = max([p["shape"][0] for p in net.pops.values() if p["conv"]], default=0)
+    if widest >= CONV_CHANNELS:
+        raise SystemExit(f"a convolution population has {widest} channels; Lava 0.10's Conv delivers nothing "
+                         f"from {CONV_CHANNELS} channels on")
+    size = B if not widest else max(1, (CONV_CHANNELS - 1) // widest)
+    return [(b, min(b + size, B)) for b in range(0, B, size)]
+
+
+def run_chunk(lava, net, data, B, T, record):
+    """Build, run and read back one network for B samples {name: (T, B, *shape)}."""
     steps = T + net.extra_steps
-    t0 = time.perf_counter()
     procs, sinks = build(lava, net, data, B, steps)
-    readouts, monitors = probe(lava, net, procs, args.record, steps)
+    readouts, monitors = probe(lava, net, procs, record, steps)
     first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
     # Lava 0.10 maps process instances to models in exception_proc_model_map: n3ml's own processes go there
     own = {procs[n]: lava.subtract()[1][net.run_cfg] for n, p in net.neurons.items() if p["process"] == "LIFSubtract"}
     first.run(condition=lava.RunSteps(num_steps=steps),
               run_cfg=lava.Loihi2SimCfg(select_tag=net.run_cfg, exception_proc_model_map=own or None))
     try:
-        result = read_back(net, procs, sinks, readouts, monitors, B, T)
+        return read_back(net, procs, sinks, readouts, monitors, B, T)
     finally:
         first.stop()  # Lava's runtime processes must end, also when reading back fails
+
+
+def main(argv=None, here=None):
+    """Run the network described next to this file (or in the directory `here`) and save its outputs."""
+    net = Network(here or Path(__file__).resolve().parent)
+    args = parse_args(net, argv)
+    data, T, B = read_inputs(net, args.input, args.steps)
+    lava = import_lava()
+    t0 = time.perf_counter()
+    parts = [run_chunk(lava, net, {k: x[:, b0:b1] for k, x in data.items()}, b1 - b0, T, args.record)
+             for b0, b1 in batch_chunks(net, B)]
+    result = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     np.savez(args.output, **result)
     print(f"{net.run_cfg}: {T} steps (+{net.extra_steps} for Lava's synaptic delay), batch {B}, "
           f"{time.perf_counter() - t0:.2f} s -> {args.output}")

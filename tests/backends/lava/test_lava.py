@@ -379,3 +379,30 @@ def test_float_conv_bias_lowers_into_the_neuron_bias():
     bias = lower(g).pops["n"].params["bias_mant"]
     assert np.shape(bias) == (2, 3, 3)
     assert np.all(np.sign(bias[0]) == 1) and np.all(np.sign(bias[1]) == -1)
+
+
+def test_batches_run_in_chunks_below_lavas_conv_channel_limit():
+    from n3ml.backends.lava.runtime import CONV_CHANNELS, batch_chunks
+
+    class Net:
+        pops = {"a": {"shape": (8, 4, 4), "conv": True}, "b": {"shape": (40,), "conv": False}}
+    chunks = batch_chunks(Net, 40)
+    assert chunks[0] == (0, (CONV_CHANNELS - 1) // 8) and chunks[-1][1] == 40
+    assert all(8 * (b1 - b0) < CONV_CHANNELS for b0, b1 in chunks)
+    Net.pops["a"]["conv"] = False
+    assert batch_chunks(Net, 40) == [(0, 40)]
+
+
+@needs_lava
+@pytest.mark.lava
+def test_a_batch_of_128_conv_channels_is_identical(tmp_path):
+    """Lava 0.10's Conv delivers nothing from 128 channels; 16 samples of 8 channels once came back silent."""
+    g = Graph(name="g")
+    g.add("x", P.Input(shape=(8, 4, 4)))
+    g.add("sp", P.SumPool2d(kernel=(2, 2)), "x")
+    g.add("n", P.IF(theta=0.5, reset="to-value"), "sp")
+    g.add("out", P.Output(), "n")
+    x = spikes(g, T=4, B=16, p=0.2)
+    ref = interp.run(g, x).outputs["out"]
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(run_lava(g, x, tmp_path)["out"], ref)
