@@ -183,7 +183,13 @@ def _args(rng: random.Random, d: Path) -> tuple[str, dict[str, bytes], list[Outc
         argv.append(flags[0])
         if action.nargs != 0:
             argv.append(rng.choice(rng.choice([paths, numbers, words])))
-    return " ".join(argv[:1] + argv[2:]), {}, [run_cli(argv)]
+    # a word may land where a path is expected (render -o nest): relative paths resolve in the case directory
+    here = os.getcwd()
+    os.chdir(d)
+    try:
+        return " ".join(argv[:1] + argv[2:]), {}, [run_cli(argv)]
+    finally:
+        os.chdir(here)
 
 
 def _digits_args() -> list[str]:
