@@ -290,10 +290,6 @@ def test_bad_command_lines_exit_1(argv, expected, capsys):
         assert "--help" in err
 
 
-@pytest.mark.xfail(reason="known, reported: torch.jit.load trusts the storage sizes in data.pkl, so a TorchScript "
-                          "archive whose data/N record is shorter (here: empty) makes _with_params read out of "
-                          "bounds (segfault in nn.Module.load_state_dict); the record sizes need checking "
-                          "against data.pkl before the load (n3ml/frontends/torch/safe_load.py)", strict=False)
 def test_torchscript_with_a_short_storage_record(tmp_path):
     """Found by the fuzzer (replace_member on a .ts): must be one message and exit 1, not a crash."""
     import io
@@ -315,6 +311,7 @@ def test_torchscript_with_a_short_storage_record(tmp_path):
                         str(tmp_path / "out"), "--input-shape", "8"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, (r.returncode, r.stderr[-500:])
     assert "Traceback" not in r.stderr
+    assert "data/1" in r.stderr and "declares" in r.stderr
 
 
 def test_torch_engine_converts_or_refuses_arrays():

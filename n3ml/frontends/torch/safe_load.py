@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import pickle
 import re
 import stat
 import struct
@@ -528,10 +529,75 @@ def check_torchscript(path: str, data: bytes) -> dict[str, bytes]:
     archive's code runs only from __setstate__ during the load (n3ml never calls forward).
     """
     members = zip_members(path, data)
-    _root(path, members)
+    root = _root(path, members)
     for name, body in members.items():
         if "/code/" in name and b"__setstate__" in body:  # the .py sources (and their .debug_pkl copies)
             raise _refuse(path, name, "its TorchScript code defines __setstate__, which torch.jit.load runs "
                                       "while loading (it can write files); n3ml reads scripted nn.Sequential "
                                       "models of standard layers")
+    for pickle_name, folder in (("data.pkl", "data/"), ("constants.pkl", "constants/")):
+        if root + pickle_name in members:
+            _check_storage_records(path, members, root + pickle_name, root + folder)
     return members
+
+
+class _Stub:
+    """Whatever a TorchScript pickle names: built, filled and ignored (nothing of the archive runs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _StorageScan(pickle.Unpickler):
+    """Reads a TorchScript pickle only to list its storages: (key, storage class name, element count)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.storages: list[tuple[str, str, Any]] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        return type(name, (_Stub,), {"qualified": f"{module}.{name}"})
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage":
+            self.storages.append((pid[2], getattr(pid[1], "qualified", repr(pid[1])), pid[4]))
+        else:
+            self.storages.append(("?", repr(pid)[:80], None))
+        return _Stub()
+
+
+def _storage_itemsize(qualified: str) -> int | None:
+    module, _, name = qualified.rpartition(".")
+    cls = getattr(torch, name, None) if module == "torch" and name.endswith("Storage") else None
+    dtype = getattr(cls, "dtype", None)
+    return dtype.itemsize if isinstance(dtype, torch.dtype) else None
+
+
+def _check_storage_records(path: str, members: dict[str, bytes], pickle_member: str, folder: str) -> None:
+    """Every storage a TorchScript pickle declares has a record at least as long as declared.
+
+    torch.jit.load trusts the declared element counts: a shorter record is read out of bounds (a crash of the
+    whole process, found by the fuzzer), so it is refused here before torch sees the file.
+    """
+    scan = _StorageScan(members[pickle_member])
+    try:
+        with _quiet():
+            scan.load()
+    except Exception as e:  # a damaged pickle: let nothing of it reach torch
+        raise _refuse(path, pickle_member, f"its pickle does not read ({type(e).__name__}: {str(e)[:120]})") \
+            from None
+    for key, kind, numel in scan.storages:
+        itemsize = _storage_itemsize(kind)
+        if itemsize is None or not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+            raise _refuse(path, pickle_member, f"it declares a storage n3ml does not know ({kind}, key {key!r}, "
+                                               f"{numel!r} elements)")
+        record = folder + key
+        if record not in members:
+            raise _refuse(path, pickle_member, f"it declares storage `{record}`, which the archive lacks")
+        need = numel * itemsize
+        if len(members[record]) < need:
+            raise _refuse(path, record, f"the record holds {len(members[record])} bytes where {pickle_member} "
+                                        f"declares {numel} x {itemsize} = {need} (truncated or altered)")
