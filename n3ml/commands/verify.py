@@ -77,11 +77,8 @@ def reference_engine(name: str | None):
     return "reference", lookup(ENGINES, "reference", "engine")
 
 
-def run(args) -> int:
-    if args.steps < 1:
-        raise N3mlError(f"--steps must be >= 1, found {args.steps}")
-    if not 0.0 <= args.min_agreement <= 1.0:
-        raise N3mlError(f"--min-agreement must lie in [0, 1], found {args.min_agreement}")
+def _targets(args) -> tuple[dict, dict]:
+    """The targets named by --targets and their -O options, refused before anything runs."""
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not names:
         raise N3mlError("--targets names no target")
@@ -90,33 +87,92 @@ def run(args) -> int:
     if args.record and no_record:  # refuse before anything runs, not after a program rejects the flag
         raise N3mlError(f"--record needs targets whose programs save neuron states (such as lava); "
                         f"not: {', '.join(no_record)}")
-    options = parse_target_options(args.target_option, names)
-    nir_opts = {k: v for k, v in (("dt", args.dt), ("nir_convention", args.nir_convention)) if v is not None}
-    if nir_opts and Path(args.model).suffix.lower() != ".nir":
-        raise N3mlError("--dt and --nir-convention apply to .nir models")
-    graph = load_model(args.model, **nir_opts)
-    ref_graph = graph
-    if args.pipeline.strip():
-        from ..passes import PassManager, parse_pipeline
+    return targets, parse_target_options(args.target_option, names)
 
-        report: dict = {}
-        from ._engines import pass_context
 
-        passes = parse_pipeline(args.pipeline)
-        exact = [p for p in passes if not getattr(p, "approximate", False)]
-        if len(exact) < len(passes):  # the reference keeps the function the approximations change
-            print(f"reference: the graph without {', '.join(p.name for p in passes if p not in exact)} "
-                  "(the agreement below measures the approximation)")
-            ref_graph = PassManager(exact).run(graph, {"steps": args.steps, "report": {}, **pass_context()})
-        graph = PassManager(passes).run(graph, {"steps": args.steps, "report": report, **pass_context()})
-        ref_graph = graph if len(exact) == len(passes) else ref_graph
-    engine_name, engine = reference_engine(args.engine)
-    inputs = inputs_from_args(args, graph, engine=engine_name)
-    scale = report.get("quantize", {}).get("input_scale") if args.pipeline.strip() else None
+def _pipeline(args, graph):
+    """(graph to emit, graph the reference runs, pass report). An approximating pass is left out of the
+    reference, so that the agreement measures the approximation."""
+    if not args.pipeline.strip():
+        return graph, graph, {}
+    from ..passes import PassManager, parse_pipeline
+    from ._engines import pass_context
+
+    report: dict = {}
+    passes = parse_pipeline(args.pipeline)
+    exact = [p for p in passes if not getattr(p, "approximate", False)]
+    ref_graph = None
+    if len(exact) < len(passes):
+        print(f"reference: the graph without {', '.join(p.name for p in passes if p not in exact)} "
+              "(the agreement below measures the approximation)")
+        ref_graph = PassManager(exact).run(graph, {"steps": args.steps, "report": {}, **pass_context()})
+    graph = PassManager(passes).run(graph, {"steps": args.steps, "report": report, **pass_context()})
+    return graph, graph if ref_graph is None else ref_graph, report
+
+
+def _check_quantized_inputs(args, inputs: dict, report: dict) -> None:
+    scale = report.get("quantize", {}).get("input_scale")
     for k, v in inputs.items() if scale else ():
         if not np.array_equal(v, np.round(v)):  # a float 0..1 would be truncated to 0 in integer arithmetic
             raise N3mlError(f"{args.input or 'the random input'}: `{k}` holds non-integer values; the pipeline "
                             f"quantized analog inputs with input_scale={scale:g}, so give round({scale:g} * x)")
+
+
+def _compare_target(args, name: str, ref, got: dict, types: dict, rows: list, failed: list) -> None:
+    """Every output (and every recorded state) of one target's run against the reference."""
+    pairs = []
+    for out_name, y in ref.outputs.items():
+        if out_name not in got:
+            raise N3mlError(f"target {name}: the program saved no array `{out_name}`; found {sorted(got)}")
+        pairs.append((out_name, y, got[out_name], types[out_name].kind))
+    for key, y in ref.states.items():
+        if "." not in key:  # the recorded node's output; programs save only its states (node.v, ...)
+            continue
+        if f"state/{key}" not in got:
+            raise N3mlError(f"target {name}: the program saved no `state/{key}` (--record); found {sorted(got)}")
+        pairs.append((f"state/{key}", y, got[f"state/{key}"], "analog"))
+    for label, y, z, kind in pairs:
+        c = compare(label, y, z, kind)
+        rows.append((name, c))
+        if c.agreement < args.min_agreement:
+            failed.append(name)
+
+
+def _run_target(args, name: str, target, graph, opts: dict, work: Path, x_path: Path) -> dict | None:
+    """Legalize, check, emit and run one target; None (after saying why) when the target refuses the graph."""
+    try:
+        tgraph = legalize_for(target, graph, say=lambda line: print(f"{name}: {line}"))
+        target.check(tgraph, opts or None)
+    except UnsupportedError as e:
+        print(f"{name}: refused: {e}")
+        return None
+    out_dir = work / name
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise N3mlError(f"{out_dir} exists and is not empty")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    target.emit(tgraph, out_dir, steps=args.steps, options=opts or None)
+    t_emit = time.perf_counter() - t0
+    record = [a for n in args.record for a in ("--record", n)]
+    got, t_run = run_program(target.run_argv(out_dir) + record, x_path, args.steps, work / f"{name}-out.npz",
+                             timeout=args.timeout)
+    print(f"{name}: emitted in {t_emit:.2f} s, ran in {t_run:.2f} s ({out_dir if args.keep else 'temp'})")
+    return got
+
+
+def run(args) -> int:
+    if args.steps < 1:
+        raise N3mlError(f"--steps must be >= 1, found {args.steps}")
+    if not 0.0 <= args.min_agreement <= 1.0:
+        raise N3mlError(f"--min-agreement must lie in [0, 1], found {args.min_agreement}")
+    targets, options = _targets(args)
+    nir_opts = {k: v for k, v in (("dt", args.dt), ("nir_convention", args.nir_convention)) if v is not None}
+    if nir_opts and Path(args.model).suffix.lower() != ".nir":
+        raise N3mlError("--dt and --nir-convention apply to .nir models")
+    graph, ref_graph, report = _pipeline(args, load_model(args.model, **nir_opts))
+    engine_name, engine = reference_engine(args.engine)
+    inputs = inputs_from_args(args, graph, engine=engine_name)
+    _check_quantized_inputs(args, inputs, report)
     t0 = time.perf_counter()
     ref = engine(ref_graph, inputs, args.steps, record=args.record)
     print(f"reference: {engine_name} engine, {args.steps} steps, batch "
@@ -131,41 +187,11 @@ def run(args) -> int:
         write_npz(str(x_path), {k: v[: args.steps] for k, v in inputs.items()})
         for name, target in targets.items():
             opts = {**getattr(target, "verify_options", {}), **options[name]}
-            try:
-                tgraph = legalize_for(target, graph, say=lambda line, name=name: print(f"{name}: {line}"))
-                target.check(tgraph, opts or None)
-            except UnsupportedError as e:
-                print(f"{name}: refused: {e}")
+            got = _run_target(args, name, target, graph, opts, work, x_path)
+            if got is None:
                 failed.append(name)
-                continue
-            out_dir = work / name
-            if out_dir.exists() and any(out_dir.iterdir()):
-                raise N3mlError(f"{out_dir} exists and is not empty")
-            out_dir.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            target.emit(tgraph, out_dir, steps=args.steps, options=opts or None)
-            t_emit = time.perf_counter() - t0
-            record = [a for n in args.record for a in ("--record", n)]
-            got, t_run = run_program(target.run_argv(out_dir) + record, x_path, args.steps, work / f"{name}-out.npz",
-                                     timeout=args.timeout)
-            print(f"{name}: emitted in {t_emit:.2f} s, ran in {t_run:.2f} s ({out_dir if args.keep else 'temp'})")
-            for out_name, y in ref.outputs.items():
-                if out_name not in got:
-                    raise N3mlError(f"target {name}: the program saved no array `{out_name}`; found {sorted(got)}")
-                c = compare(out_name, y, got[out_name], types[out_name].kind)
-                rows.append((name, c))
-                if c.agreement < args.min_agreement:
-                    failed.append(name)
-            for key, y in ref.states.items():
-                if "." not in key:  # the recorded node's output; programs save only its states (node.v, ...)
-                    continue
-                if f"state/{key}" not in got:
-                    raise N3mlError(f"target {name}: the program saved no `state/{key}` (--record); "
-                                    f"found {sorted(got)}")
-                c = compare(f"state/{key}", y, got[f"state/{key}"], "analog")
-                rows.append((name, c))
-                if c.agreement < args.min_agreement:
-                    failed.append(name)
+            else:
+                _compare_target(args, name, ref, got, types, rows, failed)
     if rows:
         print(format_table(rows))
     if failed:
