@@ -556,6 +556,58 @@ def load(path: str, *, input_shape: tuple[int, ...] | None = None, name: str | N
                             dt=1.0 if dt is None else float(dt))
 
 
+def _add_inputs(ctx: "_Ctx", g, source: str, input_shape: tuple[int, ...] | None) -> None:
+    """One analog Input per (non-initializer) graph input; per-sample shape from the model or --input-shape."""
+    inputs = [i for i in g.input if i.name not in ctx.consts]
+    if not inputs:
+        raise N3mlError(f"{source}: the model has no (non-initializer) input")
+    for vi in inputs:
+        dims = vi.type.tensor_type.shape.dim
+        per = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+        if input_shape is not None:
+            if len(inputs) != 1:
+                raise N3mlError(f"{source}: the model has {len(inputs)} inputs; an input shape applies to one")
+            known = all(d is not None and d >= 1 for d in per)
+            if per and known and tuple(per) != tuple(input_shape):
+                raise N3mlError(f"{source}: input `{vi.name}` has per-sample shape {tuple(per)}, but the input "
+                                f"shape given is {tuple(input_shape)}")
+            per = list(input_shape)
+        if not per or any(d is None or d < 1 for d in per):
+            raise N3mlError(f"{source}: input `{vi.name}` has shape {[d.dim_param or d.dim_value for d in dims]} "
+                            "with unknown per-sample dimensions; give the input shape (--input-shape)")
+        iname = ctx.fresh(vi.name)
+        ctx.graph.add(iname, P.Input(shape=tuple(int(d) for d in per), kind="analog"))
+        ctx.types[iname] = PortType(shape=tuple(int(d) for d in per), kind="analog")
+        ctx.alias[vi.name] = iname
+
+
+def _convert_nodes(ctx: "_Ctx", g, problems: list[str]) -> None:
+    """Convert every node and the graph outputs; a node that fails poisons what depends on it, and every
+    problem is collected (all are reported at once)."""
+    poisoned: set[str] = set()
+    for node in g.node:
+        conv = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if conv is None or any(i in poisoned for i in node.input):
+            poisoned.update(node.output)
+            continue
+        try:
+            conv(ctx, node)
+        except _Unsupported as e:
+            problems.append(f"node `{node.name or node.output[0]}` ({node.op_type}): {e}")
+            poisoned.update(node.output)
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            problems.append(f"node `{node.name or node.output[0]}` ({node.op_type}): cannot convert ({e})")
+            poisoned.update(node.output)
+
+    for o in g.output:
+        if o.name in poisoned:
+            continue
+        if o.name not in ctx.alias:
+            problems.append(f"graph output `{o.name}`: not computed from the input (a constant)")
+            continue
+        ctx.graph.add(ctx.fresh(o.name), P.Output(), ctx.alias[o.name])
+
+
 def load_model_proto(model, *, source: str = "<model>", input_shape: tuple[int, ...] | None = None,
                      name: str = "main", dt: float = 1.0) -> Graph:
     """Convert an in-memory `onnx.ModelProto` (see `load`)."""
@@ -585,50 +637,9 @@ def load_model_proto(model, *, source: str = "<model>", input_shape: tuple[int, 
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
             problems.append(f"node `{node.name or node.output[0]}` ({op}): unsupported op type")
 
-    inputs = [i for i in g.input if i.name not in ctx.consts]
-    if not inputs:
-        raise N3mlError(f"{source}: the model has no (non-initializer) input")
-    for vi in inputs:
-        dims = vi.type.tensor_type.shape.dim
-        per = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
-        if input_shape is not None:
-            if len(inputs) != 1:
-                raise N3mlError(f"{source}: the model has {len(inputs)} inputs; an input shape applies to one")
-            known = all(d is not None and d >= 1 for d in per)
-            if per and known and tuple(per) != tuple(input_shape):
-                raise N3mlError(f"{source}: input `{vi.name}` has per-sample shape {tuple(per)}, but the input "
-                                f"shape given is {tuple(input_shape)}")
-            per = list(input_shape)
-        if not per or any(d is None or d < 1 for d in per):
-            raise N3mlError(f"{source}: input `{vi.name}` has shape {[d.dim_param or d.dim_value for d in dims]} "
-                            "with unknown per-sample dimensions; give the input shape (--input-shape)")
-        iname = ctx.fresh(vi.name)
-        ctx.graph.add(iname, P.Input(shape=tuple(int(d) for d in per), kind="analog"))
-        ctx.types[iname] = PortType(shape=tuple(int(d) for d in per), kind="analog")
-        ctx.alias[vi.name] = iname
+    _add_inputs(ctx, g, source, input_shape)
 
-    poisoned: set[str] = set()
-    for node in g.node:
-        conv = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        if conv is None or any(i in poisoned for i in node.input):
-            poisoned.update(node.output)
-            continue
-        try:
-            conv(ctx, node)
-        except _Unsupported as e:
-            problems.append(f"node `{node.name or node.output[0]}` ({node.op_type}): {e}")
-            poisoned.update(node.output)
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            problems.append(f"node `{node.name or node.output[0]}` ({node.op_type}): cannot convert ({e})")
-            poisoned.update(node.output)
-
-    for o in g.output:
-        if o.name in poisoned:
-            continue
-        if o.name not in ctx.alias:
-            problems.append(f"graph output `{o.name}`: not computed from the input (a constant)")
-            continue
-        ctx.graph.add(ctx.fresh(o.name), P.Output(), ctx.alias[o.name])
+    _convert_nodes(ctx, g, problems)
 
     if problems:
         raise UnsupportedError(
