@@ -556,30 +556,14 @@ def spike_maxpool_as_or(graph: Graph) -> Graph:
 
 
 
-def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = None,
-                        generator_latency: int = GENERATOR_LATENCY, target: str = "the target") -> Netlist:
-    """Fold the graph's synapse chains into projections and solve the per-population latencies.
-
-    Args:
-        extra_steps: neuron node -> steps between input arrival and output in the target's cell model
-            (1 for synaptic-current cells that integrate the current of the previous step); default 0.
-        generator_latency: simulator step at which generators (clock, analog inputs) emit IR step 0
-            (PyNN's spike sources cannot emit before step 2).
-        target: target name used in error messages.
-    Raises:
-        UnsupportedError naming the node when an operation has no netlist form (the target's own
-        model checks come on top).
-    """
-    types = graph.verify()
-    extra_steps = extra_steps or {}
-    net = Netlist(graph.name, float(graph.dt), graph.scheme)
-    net.data = {n: (graph.nodes[n].kind, tuple(graph.nodes[n].shape)) for n in graph.input_names}
-    net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=generator_latency)
+def _populations(graph: Graph, net: Netlist, types: dict, inputs: dict[str, list[str]], generator_latency: int,
+                 target: str) -> "dict[str, Terms]":
+    """One population per Input, encoder of an Input and neuron; the identity term of each (what reads it
+    sees its own output). Linear nodes are folded later; anything else has no netlist form."""
     terms: dict[str, Terms] = {}
-    vias: dict[str, dict[tuple[str, int], tuple[str, ...]]] = {}
     for name in graph.topo_order():
         prim = graph.nodes[name]
-        srcs = graph.inputs_of(name)
+        srcs = inputs[name]
         if isinstance(prim, P.Input):
             kind = "spike_input" if prim.kind == "spike" else "analog_input"
             lat = PARROT_LATENCY if kind == "spike_input" else generator_latency
@@ -603,6 +587,31 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
                                    "(IF, LIF, CubaLIF, LI, Integrator), inputs, PoissonRate/Latency encoders of "
                                    "inputs and linear synapse operations (Dense, Conv, Sum/AvgPool, Flatten, "
                                    "Scale, Add, Concat, Delay, ConstantCurrent) map to populations and projections")
+    return terms
+
+
+def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = None,
+                        generator_latency: int = GENERATOR_LATENCY, target: str = "the target") -> Netlist:
+    """Fold the graph's synapse chains into projections and solve the per-population latencies.
+
+    Args:
+        extra_steps: neuron node -> steps between input arrival and output in the target's cell model
+            (1 for synaptic-current cells that integrate the current of the previous step); default 0.
+        generator_latency: simulator step at which generators (clock, analog inputs) emit IR step 0
+            (PyNN's spike sources cannot emit before step 2).
+        target: target name used in error messages.
+    Raises:
+        UnsupportedError naming the node when an operation has no netlist form (the target's own
+        model checks come on top).
+    """
+    types = graph.verify()
+    extra_steps = extra_steps or {}
+    net = Netlist(graph.name, float(graph.dt), graph.scheme)
+    net.data = {n: (graph.nodes[n].kind, tuple(graph.nodes[n].shape)) for n in graph.input_names}
+    net.populations[CLOCK] = Population(CLOCK, "clock", (1,), latency=generator_latency)
+    inputs = graph.input_map()  # one pass over the edges: inputs_of per node would be quadratic
+    terms: dict[str, Terms] = _populations(graph, net, types, inputs, generator_latency, target)
+    vias: dict[str, dict[tuple[str, int], tuple[str, ...]]] = {}
 
     def terms_of(name: str, stack: tuple[str, ...] = ()) -> Terms:
         if name in terms:
@@ -610,7 +619,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         if name in stack:  # a loop made of linear nodes only cannot happen in a verified graph
             raise UnsupportedError(f"node `{name}`: loop without a neuron")  # pragma: no cover
         prim = graph.nodes[name]
-        srcs = graph.inputs_of(name)
+        srcs = inputs[name]
         ins = [terms_of(s, stack + (name,)) for s in srcs]
         terms[name] = _linear_terms(graph, name, prim, ins, types)
         # the IR nodes each term passes through, for the notes of the network description
@@ -624,13 +633,13 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
 
     for name, prim in graph.nodes.items():
         if isinstance(prim, NEURONS):
-            (src,) = graph.inputs_of(name)
+            (src,) = inputs[name]
             for (s, d), w in terms_of(src).items():
                 _check_source(graph, net, name, s)
                 net.projections.append(Projection(s, name, d, w, vias.get(src, {}).get((s, d), ())))
     for name, prim in graph.nodes.items():
         if isinstance(prim, P.Output):
-            (src,) = graph.inputs_of(name)
+            (src,) = inputs[name]
             net.records.append(_record(graph, net, name, src, terms_of(src), types[name].shape, target,
                                        vias.get(src, {})))
     used = {pr.source for pr in net.projections} | {p.source for r in net.records for p in r.parts}
