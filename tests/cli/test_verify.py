@@ -141,3 +141,29 @@ def test_verify_with_input_file(tmp_path, capsys):
     assert _rows(out)[("nest", "out")][3] == "100.00%"
     with np.load(tmp_path / "k" / "nest-out.npz") as z:
         assert z["out"].shape == (12, 3, 10)
+
+
+@needs_sim
+@pytest.mark.nest
+@pytest.mark.pynn
+def test_outputs_named_like_savez_keywords_are_saved(tmp_path, capsys):
+    """np.savez reserves `file` and `allow_pickle`; the programs write their outputs without that limit."""
+    g = tmp_path / "names.n3ml"
+    g.write_text(textwrap.dedent("""\
+        n3ml 1
+        graph g(dt=1ms) {
+          x = Input(shape=(3,), kind=spike)
+          fc = Dense(x, weight=tensor<f64>(2, 3)[1.5, 0.2, 0.9, 0.4, 1.2, 0.3])
+          lif = LIF(fc, tau=5ms, theta=1.0, reset=to-value)
+          file = Output(lif)
+          allow_pickle = Output(fc)
+        }
+        """))
+    rc = main(["verify", str(g), "--targets", "nest,pynn", "--steps", "30", "--batch", "2", "--rate", "0.6",
+               "--engine", "reference"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = _rows(out)
+    for target in ("nest", "pynn"):
+        assert rows[(target, "file")][3] == "100.00%"
+    assert rows[("nest", "allow_pickle")][3] == "100.00%"

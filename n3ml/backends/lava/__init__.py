@@ -1,9 +1,10 @@
-"""Lava backend: `n3ml convert MODEL --target lava -o OUT/` writes OUT/run.py (a readable Lava
-program) and OUT/weights.npz; `--target-option netx=true` also writes lava-dl's netx HDF5 (network.net).
+"""Lava backend: `n3ml convert MODEL --target lava -o OUT/` writes OUT/run.py (a verbatim copy of the
+runtime module `runtime.py`), OUT/network.json and OUT/weights.npz; `-O netx=true` also writes lava-dl's
+netx HDF5 (network.net).
 
 Lowering (`lower.py`) turns the graph into Lava populations and connections and
-refuses what Lava cannot compute exactly; emission (`emit.py`) writes the
-script. The emitted script runs in the Lava venv (`make setup-lava`).
+refuses what Lava cannot compute exactly; emission (`emit.py`) writes the network
+as data. The program runs in the Lava venv (`make setup-lava`).
 """
 
 from .target import LavaTarget, lava_python

@@ -1,7 +1,8 @@
 """NEST target: `n3ml convert MODEL --target nest -o OUT/` writes a standalone PyNEST program.
 
-Lowering (IR -> NEST models, generators and delayed connections) lives in `lower.py`, emission of
-`run.py` + `weights.npz` in `emit.py`; docs/backends/nest.md documents the mapping.
+Lowering (IR -> NEST models, generators and delayed connections) lives in `lower.py`; `emit.py` writes
+the network as data (`network.json` + `weights.npz`) beside `run.py`, a verbatim copy of the runtime
+module `runtime.py`; docs/backends/nest.md documents the mapping.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class NestTarget:
     name = "nest"
     options: dict[str, str] = {}  # -O keys it reads: none
     legality = netlist_legality("nest")  # what it accepts and the passes that legalize (n3ml targets)
-    summary = "standalone PyNEST script (run.py + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
+    summary = "standalone PyNEST program (run.py + network.json + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
 
     def check(self, graph: Graph, options: dict | None = None) -> None:
         """Raise UnsupportedError naming the node if the graph has no exact NEST form."""
