@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import N3mlError
+from ..ir.neurons import gain
 
 __all__ = ["srm_kernel", "SpikePropLayer", "SpikePropNet", "spike_time_loss", "SpikePropResult", "fit",
            "class_targets", "spike_trains", "first_spike_times"]
@@ -191,8 +192,8 @@ class SpikePropNet(nn.Module):
                 g.add(f"l{n}_d{k}", Delay(steps=int(round(s)) + 1), prev)
                 terms.append(g.add(f"l{n}_w{k}", Dense(weight=np.ascontiguousarray(w[:, :, k])), f"l{n}_d{k}"))
             g.add(f"l{n}_sum", Add(), *terms)
-            a = math.exp(-dt / layer.tau)
-            r = (dt / layer.tau) * math.exp(1.0 - dt / layer.tau) / (1.0 - a)
+            # the SRM kernel's peak-normalised input through the CubaLIF's own gain (n3ml.ir.neurons)
+            r = (dt / layer.tau) * math.exp(1.0 - dt / layer.tau) / float(gain(float(layer.tau), dt, "exact"))
             prev = g.add(f"l{n}", CubaLIF(tau_syn=float(layer.tau), tau_mem=float(layer.tau), r=r,
                                           theta=float(layer.theta), reset="none", refractory=refractory),
                          f"l{n}_sum")

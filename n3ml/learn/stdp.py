@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import N3mlError
+from ..ir.neurons import decay
 
 __all__ = ["TraceSTDP", "STDPState", "DiehlCook", "DiehlCookConfig", "mnist_config"]
 
@@ -159,7 +160,7 @@ class DiehlCook:
         self.rule = TraceSTDP(eta_pre=c.eta_pre, eta_post=c.eta_post, tau_pre=c.tau_pre, tau_post=c.tau_post,
                               w_max=c.w_max, dt=c.dt)
         self.labels: torch.Tensor | None = None
-        self.decay = math.exp(-c.dt / c.tau)
+        self.decay = float(decay(c.tau, c.dt, "exact"))  # the IR LIF's own factor (n3ml.ir.neurons)
 
     # ------------------------------------------------------------ dynamics
     def normalize(self) -> None:
