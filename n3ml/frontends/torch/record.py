@@ -43,7 +43,7 @@ from torch.overrides import TorchFunctionMode
 from ...errors import UnsupportedError
 from ...ir import Graph
 from ...ir import prims as P
-from .vocab import Context, State, Tensor
+from .vocab import Context, State, Tensor, check_outputs, output_leaves, output_name
 
 log = logging.getLogger(__name__)
 
@@ -1222,8 +1222,7 @@ def _extra_args(model: nn.Module) -> dict[str, Any]:
 def _outputs(rec: Recorder, out: Any) -> None:
     flat: list[tuple[str, str, str]] = []
     dropped: list[str] = []
-
-    def walk(v: Any, key: str) -> None:
+    for key, v in output_leaves(out):
         if isinstance(v, torch.Tensor):
             s = rec.get(v)
             if isinstance(s, Reduced):
@@ -1245,26 +1244,12 @@ def _outputs(rec: Recorder, out: Any) -> None:
                 flat.append((key, sym.node, "none"))
             else:
                 raise rec.fail("the model returns a tensor not computed from its input")
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, f"{key}_{k}" if key else str(k))
-        elif isinstance(v, (tuple, list)):
-            for i, x in enumerate(v):
-                walk(x, f"{key}_{i}" if key else f"out{i}")
-        elif v is None:
-            return
         else:
             raise rec.fail(f"the model returns {type(v).__name__}; n3ml outputs traced tensors only")
-
-    walk(out, "")
-    if dropped:
-        log.warning("the model also returns internal neuron state (%s); the IR outputs only spikes and readout "
-                    "voltages, so these are not graph outputs", ", ".join(dropped))
-    if not flat:
-        raise UnsupportedError("the model returns no tensor computed from its input")
+    check_outputs(len(flat), dropped, log)
     g = rec.ctx.g
     for key, node, how in flat:
-        name = "out" if len(flat) == 1 and key in ("", "out0") else key
+        name = output_name(key, len(flat))
         if name in g.nodes:  # a module named like the output (Norse's `self.out`): the output keeps the name
             node = _rename(g, name, rec.ctx.reserve(name + "_node")) if node == name else node
             if name in g.nodes:

@@ -49,7 +49,8 @@ LIBRARIES: dict[str, tuple[str, str]] = {
 
 
 # the shared vocabulary (values, converter entries, Context) lives in vocab.py; re-exported for the tables
-from .vocab import Context, Entry, Shape, State, Symbolic, Tensor, _ident  # noqa: E402,F401
+from .vocab import (Context, Entry, Shape, State, Symbolic, Tensor, _ident,  # noqa: E402,F401
+                    check_outputs, output_leaves, output_name)
 
 
 def load_tables() -> list[Any]:
@@ -262,29 +263,13 @@ def _get_attr(model: nn.Module, target: str) -> Any:
 def _outputs(ctx: Context, out: Any) -> None:
     flat: list[tuple[str, Tensor]] = []
     dropped: list[str] = []
-
-    def walk(v: Any, key: str) -> None:
+    for key, v in output_leaves(out):
         if isinstance(v, Tensor):
             flat.append((key, v))
         elif isinstance(v, State):
             dropped.append(f"{v.owner}.{v.what}")
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, f"{key}_{k}" if key else str(k))
-        elif isinstance(v, (tuple, list)):
-            for i, x in enumerate(v):
-                walk(x, f"{key}_{i}" if key else f"out{i}")
-        elif v is None:
-            return
         else:
             raise UnsupportedError(f"the model returns {type(v).__name__} {v!r:.60}; n3ml outputs traced tensors only")
-
-    walk(out, "")
-    if dropped:
-        log.warning("the model also returns internal neuron state (%s); the IR outputs only spikes and readout "
-                    "voltages, so these are not graph outputs", ", ".join(dropped))
-    if not flat:
-        raise UnsupportedError("the model returns no tensor computed from its input")
+    check_outputs(len(flat), dropped, log)
     for key, t in flat:
-        name = "out" if len(flat) == 1 and key in ("", "out0") else key
-        ctx.add(name, P.Output(), t)
+        ctx.add(output_name(key, len(flat)), P.Output(), t)

@@ -22,6 +22,42 @@ from ...ir import prims as P
 from ...ir.types import PortType
 
 
+# ---------------------------------------------------------------- outputs
+
+
+def output_leaves(out: Any) -> list[tuple[str, Any]]:
+    """(name, value) of every leaf of a model's nested return value: dict keys and tuple/list positions joined
+    by `_` (positions at the top level are `out0`, `out1`, ...); None leaves are skipped."""
+    leaves: list[tuple[str, Any]] = []
+
+    def walk(v: Any, key: str) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{key}_{k}" if key else str(k))
+        elif isinstance(v, (tuple, list)):
+            for i, x in enumerate(v):
+                walk(x, f"{key}_{i}" if key else f"out{i}")
+        elif v is not None:
+            leaves.append((key, v))
+
+    walk(out, "")
+    return leaves
+
+
+def output_name(key: str, count: int) -> str:
+    """The Output node's name of leaf `key`: a model returning one tensor has the output `out`."""
+    return "out" if count == 1 and key in ("", "out0") else key
+
+
+def check_outputs(count: int, dropped: list[str], log: Any) -> None:
+    """Warn about returned neuron states the IR does not expose; refuse a model returning no traced tensor."""
+    if dropped:
+        log.warning("the model also returns internal neuron state (%s); the IR outputs only spikes and readout "
+                    "voltages, so these are not graph outputs", ", ".join(dropped))
+    if not count:
+        raise UnsupportedError("the model returns no tensor computed from its input")
+
+
 # ---------------------------------------------------------------- values
 
 
