@@ -129,9 +129,7 @@ class OutputDir:
             self._check_force()
         try:
             self.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise N3mlError(f"{out}: cannot create its parent {self.parent}: a file is in the way") from None
-        except NotADirectoryError:
+        except (FileExistsError, NotADirectoryError):
             raise N3mlError(f"{out}: cannot create its parent {self.parent}: a file is in the way") from None
         except PermissionError:
             raise N3mlError(f"{out}: cannot create its parent {self.parent}: permission denied") from None

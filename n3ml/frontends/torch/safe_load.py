@@ -26,10 +26,8 @@ import contextlib
 import io
 import json
 import math
-import os
 import pickle
 import re
-import stat
 import struct
 import warnings
 import zipfile
@@ -40,6 +38,7 @@ from typing import Any
 import torch
 
 from ...errors import N3mlError
+from ...ir.sidecar import SidecarError, open_regular
 
 # A deflated member inflating beyond this many times its size (and past 64 MiB) is a zip bomb, not a model.
 MAX_INFLATION = 1000
@@ -57,29 +56,14 @@ def _refuse(path: str, member: str | None, why: str) -> N3mlError:
 
 
 def read_file(path: str) -> bytes:
-    """The bytes of a regular file (a FIFO or device would block or never end)."""
+    """The bytes of a regular file (a FIFO or device would block or never end): the IR's `open_regular`."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except IsADirectoryError:
-        raise N3mlError(f"{path}: is a directory; a model file was expected") from None
-    except FileNotFoundError:
-        raise N3mlError(f"{path}: no such file") from None
-    except PermissionError:
-        raise N3mlError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise N3mlError(f"{path}: cannot open it: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)  # of the opened file, so nothing can be swapped in between
-        if stat.S_ISDIR(st.st_mode):
-            raise N3mlError(f"{path}: is a directory; a model file was expected")
-        if not stat.S_ISREG(st.st_mode):
-            raise N3mlError(f"{path}: not a regular file (a pipe, socket or device); a model file was expected")
-        with os.fdopen(fd, "rb", closefd=False) as f:
+        with open_regular(path) as f:
             return f.read()
+    except SidecarError as e:
+        raise N3mlError(f"{path}: {e}; a model file was expected") from None
     except OSError as e:
         raise N3mlError(f"{path}: cannot read it: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
 
 
 def is_zip(data: bytes) -> bool:
