@@ -150,12 +150,20 @@ class Executor(nn.Module):
         return out, TB[0], TB[1]
 
     # ----------------------------------------------------------------- running
-    def forward(self, inputs, *, record: Iterable[str] = ()):
+    # Inference runs whose sequences would hold more than this many bytes are streamed in time chunks.
+    stream_bytes: int = 256 * 2**20
+
+    def forward(self, inputs, *, record: Iterable[str] = (), chunk: int | None = None):
         """Run all steps.
 
         Args:
             inputs: dict Input-name -> tensor (T, B, *shape), or one tensor for a one-input graph.
             record: node names whose output sequences (and neuron states) to return as well.
+            chunk: inference only: run the graph over `chunk` steps at a time, handing every
+                node's state on to the next chunk, so that memory holds `chunk` steps of each
+                sequence (plus the outputs and recorded values) instead of all T. Default: T when
+                gradients are wanted, else chosen so that one chunk's sequences fit in
+                `Executor.stream_bytes` (256 MiB).
         Returns:
             dict Output-name -> tensor (T, B, *shape); with `record`, a pair (outputs, recorded)
             where recorded maps "node" and "node.v" / ".i" / ".b" to (T, B, *shape) tensors.
@@ -166,7 +174,52 @@ class Executor(nn.Module):
                 raise N3mlError(f"cannot record unknown node `{r}`")
         data, T, B = self._inputs(inputs)
         keep = set(self.output_names) | set(record)
-        run = RunCtx(T=T, B=B, data=data, owned={n for n, s in self._may_own.items() if s not in keep})
+        grad = torch.is_grad_enabled() and (any(p.requires_grad for p in self.parameters())
+                                            or any(x.requires_grad for x in data.values()))
+        size = self._chunk_size(chunk, T, B, grad)
+        owned = {n for n, s in self._may_own.items() if s not in keep}
+        if size >= T:
+            vals, rec = self._run(RunCtx(T=T, B=B, data=data, owned=owned), keep, record)
+        else:  # streamed: the outputs and recorded values are filled chunk by chunk
+            carry: dict = {}
+            vals, rec = {}, {}
+            for t0 in range(0, T, size):
+                t1 = min(T, t0 + size)
+                run = RunCtx(T=t1 - t0, B=B, data={k: x[t0:t1] for k, x in data.items()}, owned=owned,
+                             t0=t0, carry=carry)
+                got = self._run(run, keep, record)
+                for part, whole in zip(got, (vals, rec)):
+                    for k, y in part.items():
+                        if k not in whole:
+                            whole[k] = y.new_empty((T, *y.shape[1:]))
+                        whole[k][t0:t1] = y
+        outs = {n: vals[n] for n in self.output_names}
+        if not record:
+            return outs
+        recorded = {}
+        for r in record:
+            recorded[r] = vals[r]
+            for key in ("v", "i", "b"):
+                if f"{r}.{key}" in rec:
+                    recorded[f"{r}.{key}"] = rec[f"{r}.{key}"]
+        return outs, recorded
+
+    def _chunk_size(self, chunk, T: int, B: int, grad: bool) -> int:
+        if chunk is None:
+            if grad or T == 0:
+                return T
+            item = torch.empty((), dtype=self.ctx.dtype).element_size()
+            per_step = B * item * sum(int(np.prod(t.shape)) for t in self.types.values())
+            return max(1, min(T, self.stream_bytes // max(1, per_step)))
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise N3mlError(f"chunk must be a positive number of steps, found {chunk!r}")
+        if grad and chunk < T:
+            raise N3mlError("chunk streams a run in time for inference only (call it under torch.no_grad()); "
+                            "training keeps every step for the backward pass")
+        return chunk
+
+    def _run(self, run: RunCtx, keep: set[str], record: list[str]):
+        """Every unit over the run's steps; returns the kept sequences and the recorded states."""
         want_states = set(record)
         vals: dict[str, torch.Tensor] = {}
         rec: dict[str, torch.Tensor] = {}
@@ -189,24 +242,21 @@ class Executor(nn.Module):
                 for s in self.inputs_of[n]:
                     if self._last_use.get(s) == k and s not in keep:
                         vals.pop(s, None)
-        outs = {n: vals[n] for n in self.output_names}
-        if not record:
-            return outs
-        recorded = {}
-        for r in record:
-            recorded[r] = vals[r]
-            for key in ("v", "i", "b"):
-                if f"{r}.{key}" in rec:
-                    recorded[f"{r}.{key}"] = rec[f"{r}.{key}"]
-        return outs, recorded
+        return {n: vals[n] for n in keep}, rec
 
     def _run_cycle(self, unit: _Unit, vals, run: RunCtx, want_states, rec) -> None:
         nodes = unit.nodes
         delays = [n for n in nodes if isinstance(self.nodes[n].prim, P.Delay) and self.nodes[n].prim.steps >= 1]
         dt = self.ctx.dtype
-        bufs = {n: [torch.zeros((run.B, *self.types[n].shape), dtype=dt, device=self.ctx.device)]
-                * self.nodes[n].prim.steps for n in delays}
-        states = {n: self.nodes[n].init_state(run) for n in nodes}
+        carry = run.carried(f"cycle/{nodes[0]}")  # streamed runs: the buffers and states of the last chunk
+        if carry:
+            bufs, states = carry["bufs"], carry["states"]
+        else:
+            bufs = {n: [torch.zeros((run.B, *self.types[n].shape), dtype=dt, device=self.ctx.device)]
+                    * self.nodes[n].prim.steps for n in delays}
+            states = {n: self.nodes[n].init_state(run) for n in nodes}
+            if carry is not None:
+                carry.update(bufs=bufs, states=states)
         srec = {n: {} if n in want_states and self.nodes[n].stateful else None for n in nodes}
         seqs: dict[str, list[torch.Tensor]] = {n: [] for n in nodes}
         # outside inputs as per-step tensors (unbind: indexing [t] would make the backward O(T^2))
@@ -223,7 +273,7 @@ class Executor(nn.Module):
                 except N3mlError:
                     raise
                 except Exception as e:
-                    raise ExecutionError(n, op.prim.op, str(e), step=t) from e
+                    raise ExecutionError(n, op.prim.op, str(e), step=run.t0 + t) from e
             for n in delays:
                 src = self.inputs_of[n][0]
                 bufs[n].pop(0)

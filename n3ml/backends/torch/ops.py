@@ -80,13 +80,25 @@ class Ctx:
 
 @dataclass
 class RunCtx:
-    """Per-call data: sizes, inputs, caches."""
+    """Per-call data: sizes, inputs, caches.
+
+    A run streamed in time chunks (`Executor.forward(chunk=...)`) makes one RunCtx per chunk: `T`
+    is the chunk's length, `t0` its first step, and `carry` (shared by all chunks) holds what a
+    stateful node hands from one chunk to the next (neuron state, Delay buffer, random stream).
+    `carry` is None in an ordinary run, where every node sees all steps at once.
+    """
 
     T: int
     B: int
     data: dict[str, torch.Tensor]
     cache: dict[str, Any] = field(default_factory=dict)
     owned: set[str] = field(default_factory=set)  # nodes that may overwrite their input sequence
+    t0: int = 0
+    carry: dict[str, Any] | None = None
+
+    def carried(self, node: str) -> dict | None:
+        """The dict a stateful node keeps across time chunks (None when the run is not streamed)."""
+        return None if self.carry is None else self.carry.setdefault(node, {})
 
 
 def as_float(x: torch.Tensor, ctx: Ctx) -> torch.Tensor:
@@ -315,6 +327,12 @@ class DelayImpl(OpImpl):
         d = self.prim.steps
         if d == 0:
             return xs[0]
+        carry = run.carried(self.node)
+        if carry is not None:  # streamed: the last d input steps of earlier chunks come first
+            past = carry.get("past")
+            seq = torch.cat([torch.zeros_like(x[:1]).expand(d, *x.shape[1:]) if past is None else past, x], dim=0)
+            carry["past"] = seq[seq.shape[0] - d:].clone()
+            return seq[: run.T]
         if d >= run.T:
             return torch.zeros_like(x)
         return torch.cat([torch.zeros_like(x[:d]), x[: run.T - d]], dim=0)
@@ -339,7 +357,14 @@ class PoissonImpl(OpImpl):
     def _noise(self, run: RunCtx) -> torch.Tensor:
         key = f"noise/{self.node}"
         if key not in run.cache:
-            u = np.random.default_rng(self.prim.seed).random((run.T, run.B, *self.out_type.shape))
+            carry = run.carried(self.node)
+            if carry is None:
+                rng = np.random.default_rng(self.prim.seed)
+            else:  # streamed: each chunk draws the next T*B*size values of the one stream, the same numbers
+                rng = carry.get("rng")
+                if rng is None:
+                    rng = carry["rng"] = np.random.default_rng(self.prim.seed)
+            u = rng.random((run.T, run.B, *self.out_type.shape))
             run.cache[key] = torch.as_tensor(u, device=self.ctx.device)
         return run.cache[key]
 
@@ -365,8 +390,16 @@ class LatencyImpl(OpImpl):
 
     def bulk(self, xs, run, states):
         w = self.prim.window
-        t = torch.arange(run.T, device=xs[0].device)
-        x0 = torch.clamp(xs[0].to(torch.float64)[(t // w) * w], 0.0, 1.0)
+        t = torch.arange(run.t0, run.t0 + run.T, device=xs[0].device)
+        carry = run.carried(self.node)
+        if carry is None:
+            x0 = torch.clamp(xs[0].to(torch.float64)[(t // w) * w], 0.0, 1.0)
+        else:  # streamed: a window may have started in an earlier chunk (its sample is carried)
+            x = torch.clamp(xs[0].to(torch.float64), 0.0, 1.0)
+            past = carry.get("x", torch.zeros_like(x[0]))
+            x0 = torch.cat([past[None], x])[((t // w) * w - run.t0 + 1).clamp(min=0)]
+            if run.T:
+                carry["x"] = x0[-1].clone()
         tmod = (t % w).to(torch.float64).reshape(-1, *([1] * (x0.dim() - 1)))
         return self._spikes(x0, tmod)
 
@@ -374,6 +407,7 @@ class LatencyImpl(OpImpl):
         return {}
 
     def step(self, xs, t, state, run, states):
+        t = run.t0 + t  # the window is counted from the run's first step, not the chunk's
         if t % self.prim.window == 0:
             state["x"] = torch.clamp(xs[0].to(torch.float64), 0.0, 1.0)
         return self._spikes(state["x"], float(t % self.prim.window))
@@ -466,12 +500,15 @@ class NeuronImpl(OpImpl):
 
     # ---- all steps
     def bulk(self, xs, run, states):
+        carry = run.carried(self.node)  # streamed runs: the state after the previous chunk
         fast = _FAST.get(self._k.kind)
         if fast is not None and states is None and not self.ctx.fixed and (not self.spiking or self.R == 0):
-            return fast(self, xs[0], self.node in run.owned)
+            return fast(self, xs[0], self.node in run.owned, carry)
         if run.T == 0:
             return torch.zeros_like(xs[0], dtype=self.sdtype)
-        holder = self.init_state(run)
+        holder = carry["holder"] if carry and "holder" in carry else self.init_state(run)
+        if carry is not None:
+            carry["holder"] = holder
         rec: dict | None = {} if states is not None else None
         # unbind, not x[t]: indexing a sequence that needs gradients makes the backward O(T^2)
         out = torch.stack([self.step([xt], t, holder, run, rec) for t, xt in enumerate(xs[0].unbind(0))])
@@ -481,8 +518,17 @@ class NeuronImpl(OpImpl):
         return out
 
     # shared by the fused forms
-    def _v0(self):
+    def _v0(self, carry=None):
+        if carry and "v" in carry:
+            return carry["v"]
         return torch.as_tensor(self.c("v_init"), dtype=self.sdtype, device=self.ctx.device)
+
+    @staticmethod
+    def _keep_last(carry, key, y):
+        """Carry the last step of a linear scan's output to the next chunk (streamed runs)."""
+        if carry is not None and y.shape[0]:
+            carry[key] = y[-1].clone()  # a copy: the sequence may be overwritten by its reader
+        return y
 
     def _leak(self):
         return None if self.is_zero("v_leak") else self.c("v_leak")
@@ -492,10 +538,14 @@ class NeuronImpl(OpImpl):
         k = self._consts[key]
         return (x, owned) if (k is not None and k == 1) else (x * self.c(key), True)
 
-    def _spiking_fast(self, xin, owned, a):
-        return spiking_scan(xin, self._v0(), a=a, v_leak=self._leak() if "v_leak" in self._consts else None,
-                            theta=self.c("theta"), reset=self._k.reset, v_reset=self.c("v_reset"),
-                            spike=self.spike, inplace=owned, detach_reset=self._k.detach_reset)
+    def _spiking_fast(self, xin, owned, a, carry=None):
+        final = None if carry is None else []
+        out = spiking_scan(xin, self._v0(carry), a=a, v_leak=self._leak() if "v_leak" in self._consts else None,
+                           theta=self.c("theta"), reset=self._k.reset, v_reset=self.c("v_reset"),
+                           spike=self.spike, inplace=owned, detach_reset=self._k.detach_reset, final=final)
+        if carry is not None:
+            carry["v"] = final[0]
+        return out
 
 
 IMPLS.update({p: NeuronImpl for p in (P.IF, P.LIF, P.LI, P.Integrator, P.CubaLIF, P.ALIF, P.FixedCubaLIF)})
@@ -505,25 +555,29 @@ IMPLS.update({p: NeuronImpl for p in (P.IF, P.LIF, P.LI, P.Integrator, P.CubaLIF
 # without refractoriness (ALIF and FixedCubaLIF always step).
 
 
-def _fast_if(self, x, owned):
-    return self._spiking_fast(x, owned, None)
+# `carry` is None, or (runs streamed in time chunks) the dict holding the state after the previous chunk.
 
 
-def _fast_lif(self, x, owned):
+def _fast_if(self, x, owned, carry):
+    return self._spiking_fast(x, owned, None, carry)
+
+
+def _fast_lif(self, x, owned, carry):
     xin, owned = self._scaled("rg", x, owned)
     if not self.spiking:
-        return linear_scan(xin, self._v0(), self.c("a"), self._leak())
-    return self._spiking_fast(xin, owned, self.c("a"))
+        return self._keep_last(carry, "v", linear_scan(xin, self._v0(carry), self.c("a"), self._leak()))
+    return self._spiking_fast(xin, owned, self.c("a"), carry)
 
 
-def _fast_integrator(self, x, owned):
-    return linear_scan(self.c("rg") * x, self._v0(), None, None)
+def _fast_integrator(self, x, owned, carry):
+    return self._keep_last(carry, "v", linear_scan(self.c("rg") * x, self._v0(carry), None, None))
 
 
-def _fast_cuba_lif(self, x, owned):
+def _fast_cuba_lif(self, x, owned, carry):
     # the synaptic current ignores spikes and refractoriness: a linear filter of the input
-    i = linear_scan(x, torch.zeros((), dtype=x.dtype, device=x.device), self.c("a_s"), None)
-    return self._spiking_fast(*self._scaled("rg", i, True), a=self.c("a"))
+    i0 = carry["i"] if carry and "i" in carry else torch.zeros((), dtype=x.dtype, device=x.device)
+    i = self._keep_last(carry, "i", linear_scan(x, i0, self.c("a_s"), None))
+    return self._spiking_fast(*self._scaled("rg", i, True), a=self.c("a"), carry=carry)
 
 
 _FAST: dict[str, Callable] = {"IF": _fast_if, "LIF": _fast_lif, "LI": _fast_lif, "Integrator": _fast_integrator,

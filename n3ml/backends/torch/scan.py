@@ -78,10 +78,12 @@ def linear_scan(x: torch.Tensor, y0: torch.Tensor, a=None, v_leak=None) -> torch
 def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
     """Forward loop of the spiking scan; writes h_t = v*_t - theta into h (T, B, ...) or, when h is
     None (no gradient wanted), into a one-step scratch buffer. Writes the spikes into `out`
-    (may be x itself: x[t] is read before out[t] is written) or a new tensor, and returns them."""
+    (may be x itself: x[t] is read before out[t] is written) or a new tensor. Returns the spikes
+    and the voltage after the last step (what a run streamed in time chunks carries on)."""
     T = x.shape[0]
     if out is None:
         out = torch.empty_like(x)
+    v = v0
     if T:
         v = v0.expand_as(x[0]).clone()
         c = torch.empty_like(v)
@@ -109,7 +111,7 @@ def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
                 torch.addcmul(c, st, neg_theta, out=v)
             else:
                 torch.add(c, st, alpha=neg_theta, out=v)
-    return out
+    return out, v
 
 
 class _SpikingScan(torch.autograd.Function):
@@ -130,7 +132,7 @@ class _SpikingScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike, inplace, detach):  # type: ignore[override]
         h = x if inplace else torch.empty_like(x)
-        out = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h)
+        out, _ = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h)
         if inplace:
             ctx.mark_dirty(x)
         ctx.mark_non_differentiable(h)
@@ -181,7 +183,7 @@ class _SpikingScan(torch.autograd.Function):
 
 
 def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, theta, reset: str, v_reset=0.0,
-                 spike, inplace: bool = False, detach_reset: bool = False) -> torch.Tensor:
+                 spike, inplace: bool = False, detach_reset: bool = False, final: list | None = None) -> torch.Tensor:
     """Spikes (T, B, ...) of IF/LIF-type neurons driven by the (already scaled) input x (T, B, ...).
 
     Args:
@@ -193,7 +195,13 @@ def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, thet
         inplace: x is a temporary of the caller's; its storage is reused (saves one (T, B, ...) buffer).
         detach_reset: no gradient through the reset (the spike in v* - theta s, v* (1 - s) + v_reset s
             counts as a constant), as n3ml.ir.neurons.step with the neuron's `detach_reset`.
+        final: inference only: a list that receives the voltage after the last step (B, ...).
     """
     if not (torch.is_grad_enabled() and x.requires_grad):  # inference: nothing to save
-        return _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, None, x if inplace else None)
+        out, v = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, None, x if inplace else None)
+        if final is not None:
+            final.append(v)
+        return out
+    if final is not None:
+        raise ValueError("the final voltage is returned in inference only (streamed runs)")
     return _SpikingScan.apply(x, v0, a, v_leak, theta, reset, v_reset, spike, inplace, detach_reset)[0]

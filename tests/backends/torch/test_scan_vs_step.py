@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from n3ml.backends.torch import compile
+from n3ml.backends.torch.ops import RunCtx
 from n3ml.ir import IF, LI, LIF, CubaLIF, Dense, Graph, Input, Integrator, Output
 from n3ml.ir import neurons as N
 
@@ -66,8 +67,6 @@ def test_fused_scan_equals_the_shared_step_bit_for_bit(kind, reset, scheme, seed
         assert 0 < ref.sum() < ref.size  # the test exercises spikes and silence
 
 
-class _Run:
+def _Run(T, B):
     """The per-call context a neuron's bulk() reads (sizes; no other node owns its input)."""
-
-    def __init__(self, T, B):
-        self.T, self.B, self.owned, self.cache, self.data = T, B, set(), {}, {}
+    return RunCtx(T=T, B=B, data={})
