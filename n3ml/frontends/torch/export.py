@@ -28,7 +28,10 @@ from ...ir import Graph
 from ...ir import prims as P
 from ...nn import ops as n3ml_ops
 from . import lib_torch
+from .export_spikingjelly import register_ops
 from .trace import Context, Symbolic, Tensor, _ident, _interpret, _verified, load_tables
+
+register_ops()  # SpikingJelly's neuron operators must be known before torch.export.load reads a program using them
 
 aten = torch.ops.aten
 
@@ -369,27 +372,35 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
     places = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(places) != 1:
         raise UnsupportedError(f"{path}: the exported program takes {len(places)} inputs; n3ml reads one input")
+    # drop export's runtime guard module calls: they compute nothing the graph uses
+    for n in list(gm.graph.nodes):
+        if n.op == "call_module" and str(n.target).startswith("_guards") and not n.users:
+            gm.graph.erase_node(n)
+    from . import export_peers  # neurons of snnTorch, Norse and SpikingJelly inlined into ATen operations
+
+    regions = export_peers.find_regions(gm, path)
+    multi = export_peers.is_multi_step(regions)
+    if regions and not multi and any(r.multi for r in regions.values()):
+        raise UnsupportedError(f"{path}: the program mixes single-step and multi-step neuron modules; n3ml reads "
+                               "one step or one sequence")
+    if regions and dt is None and scheme is None and not any(
+            n.op == "call_function" and n.target in N3ML for n in gm.graph.nodes):
+        hints = export_peers.graph_hints(regions)
+        dt, scheme = hints.get("dt"), hints.get("scheme")
     g_dt, g_scheme, spiking = _hints(gm, path, dt, scheme)
-    lead = 2 if spiking else 1
+    lead = 2 if spiking or multi else 1
     val = places[0].meta.get("val")
     shape = tuple(int(d) for d in val.shape[lead:]) if val is not None else input_shape
     if shape is None:
         raise N3mlError(f"{path}: the program records no input shape; pass --input-shape")
     if input_shape is not None and tuple(input_shape) != shape:
-        axes = "(T, B, " if spiking else "(B, "
+        axes = "(T, B, " if lead == 2 else "(B, "
         raise N3mlError(f"{path}: --input-shape {','.join(map(str, input_shape))} does not match the exported "
                         f"program's input {axes}{', '.join(map(str, shape))})")
-    # drop export's runtime guard module calls: they compute nothing the graph uses
-    for n in list(gm.graph.nodes):
-        if n.op == "call_module" and str(n.target).startswith("_guards") and not n.users:
-            gm.graph.erase_node(n)
     graph = Graph(_ident(name), g_dt, g_scheme)
     ctx = _Context(graph, lead=lead, dtype=torch.float32)
     ctx.tables = load_tables()
     ctx.leads[places[0]] = lead
-    from . import export_peers  # neurons of snnTorch & co. inlined into ATen operations
-
-    regions = export_peers.find_regions(gm, path)
     call = _call
     if regions:
         results: dict[fx.Node, Any] = {places[0]: Tensor(_ident(str(places[0].target)))}
@@ -399,7 +410,8 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
     try:
         _interpret(ctx, gm, gm.graph, shape, input_kind, call=call)
     except N3mlError as e:
-        how = (f"a spiking program (n3ml operators) on input (T, B, {', '.join(map(str, shape))})" if spiking else
+        how = (f"a spiking program on input (T, B, {', '.join(map(str, shape))})" if lead == 2 else
+               f"one step of a spiking program on input (B, {', '.join(map(str, shape))})" if regions else
                f"an ANN on input (B, {', '.join(map(str, shape))}); spiking layers must be n3ml.nn modules, or "
                "convert a spiking model of another library from its state_dict with --model")
         raise type(e)(f"{path}: {e} (the .pt2 program is read as {how})") from None

@@ -1,30 +1,34 @@
 """Neurons of other libraries inside torch.export programs (.pt2).
 
-torch.export inlines an snnTorch neuron into a dozen ATen operations (state initialisation by
-`aten.zeros_like`, the reset, the threshold test, ...), but it keeps, on every operation, the
-module it came from (`node.meta["nn_module_stack"]`: path and class) and the module's buffers
-(`beta`, `threshold`, `reset_mechanism_val`, `graded_spikes_factor`). The operations of one
-neuron module form a *region*; the region's module is rebuilt from its class and buffers,
-checked against the region's own ATen computation on a random input (so a setting the buffers
-do not carry, like `inhibition`, is caught), and converted by the library's table entry, as in
-the fx path. A program exports one step of a per-step model: its neurons are converted with
-their state carried from step to step (what the model computes when called step after step).
+torch.export inlines a neuron module of snnTorch, Norse or SpikingJelly into ATen operations
+(or, for SpikingJelly 2, one custom operator per call), but it keeps, on every operation, the
+module it came from (`node.meta["nn_module_stack"]`: path and class). The operations of one
+neuron module form a *region*. The region's module is rebuilt as a real module of its library,
+from what the program holds: snnTorch's buffers (`export_peers`), Norse's inlined Euler step
+(`export_norse`), SpikingJelly's operator arguments (`export_spikingjelly`). A rebuilder may
+offer several candidates; the one kept computes, on the program's own inputs at several input
+scales, exactly every value the region hands out (spikes and states), so a setting the
+rebuild missed is caught rather than converted wrongly. The module is then converted by the
+library's table entry, as in the fx path.
 
-Libraries whose neuron settings are plain Python numbers (SpikingJelly's `v_threshold`, Norse's
-parameter tuples) are folded into the ATen constants and cannot be rebuilt this way: their
-regions are refused by name, with the state_dict route as the rewrite.
+A program exports one step of a per-step model (or one sequence, for a multi-step module):
+its neurons are converted with their state carried from step to step, and a state the
+module returns (Norse's `(z, state)`) is dropped from the outputs, as in the fx path.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import fx, nn
+from torch.utils import _pytree as pytree
 
 from ...errors import UnsupportedError
+from . import export_norse, export_spikingjelly
 from .vocab import Context, State, Tensor
 
 
@@ -34,124 +38,258 @@ class Region:
     cls_name: str
     nodes: list[fx.Node]
     input: fx.Node
-    output: fx.Node
+    outputs: list[fx.Node]
     module: nn.Module | None = None
+    output: fx.Node | None = None  # the spikes (or an LI's voltage); the other outputs are states
+    multi: bool = False  # the module runs a whole (T, B, ...) sequence per call
 
 
-def _rebuild_snntorch(cls: type, attrs: dict[str, torch.Tensor]) -> nn.Module:
+@dataclass
+class View:
+    """What a rebuilder reads of one region: its nodes, the module's buffers, its constant values."""
+
+    gm: fx.GraphModule
+    region: Region
+    attrs: dict[str, torch.Tensor]
+    consts: dict[fx.Node, Any] = field(default_factory=dict)
+    where: str = ""
+
+    def value(self, a: Any) -> Any:
+        return self.consts.get(a, a) if isinstance(a, fx.Node) else a
+
+    def refuse(self, what: str, expected: str, node: fx.Node | None = None) -> UnsupportedError:
+        at = f" at operation `{node.name}` ({node.target}){source_line(node)}" if node is not None else ""
+        return UnsupportedError(f"{self.where}: module `{self.region.path}` ({self.region.cls_name}){at}: {what}; "
+                                f"expected {expected}")
+
+
+def source_line(node: fx.Node) -> str:
+    """`, from file:line: code` of the user-level frame export recorded for `node` (empty if none)."""
+    trace = (node.meta.get("stack_trace") or "").strip().splitlines()
+    for i in range(len(trace) - 1, -1, -1):
+        line = trace[i].strip()
+        if line.startswith("File "):
+            code = trace[i + 1].strip() if i + 1 < len(trace) else ""
+            return f", from {line[5:]}: `{code}`"
+    return ""
+
+
+def _rebuild_snntorch(cls: type, view: View) -> Iterable[nn.Module]:
     import snntorch as snn
 
-    mech = ["subtract", "zero", "none"][int(attrs["reset_mechanism_val"])]
-    common = dict(threshold=attrs["threshold"].clone(), reset_mechanism=mech, init_hidden=True)
-    if cls is snn.Leaky:
-        m = snn.Leaky(beta=attrs["beta"].clone(), **common)
-    elif cls is snn.Synaptic:
-        m = snn.Synaptic(alpha=attrs["alpha"].clone(), beta=attrs["beta"].clone(), **common)
-    else:
-        raise KeyError(cls.__name__)
-    with torch.no_grad():
-        m.graded_spikes_factor = attrs["graded_spikes_factor"].clone()
-    return m
+    attrs = view.attrs
+    try:
+        mech = ["subtract", "zero", "none"][int(attrs["reset_mechanism_val"])]
+        common = dict(threshold=attrs["threshold"].clone(), reset_mechanism=mech, init_hidden=True)
+        if cls is snn.Leaky:
+            m = snn.Leaky(beta=attrs["beta"].clone(), **common)
+        elif cls is snn.Synaptic:
+            m = snn.Synaptic(alpha=attrs["alpha"].clone(), beta=attrs["beta"].clone(), **common)
+        else:
+            raise view.refuse("no rebuild", "Leaky or Synaptic")
+        with torch.no_grad():
+            m.graded_spikes_factor = attrs["graded_spikes_factor"].clone()
+    except KeyError as e:
+        raise view.refuse(f"the program lacks its buffer {e}", "the module's registered buffers") from None
+    yield m
 
 
-# class path -> rebuild(class, {buffer name: tensor}) -> module
-REBUILD: dict[str, Callable[[type, dict[str, torch.Tensor]], nn.Module]] = {
+# class path -> rebuild(class, View) -> candidate modules (first that computes what the program computes wins)
+REBUILD: dict[str, Callable[[type, View], Iterable[nn.Module]]] = {
     "snntorch._neurons.leaky.Leaky": _rebuild_snntorch,
     "snntorch._neurons.synaptic.Synaptic": _rebuild_snntorch,
+    **export_norse.REBUILD,
+    **export_spikingjelly.REBUILD,
 }
+# class path -> reset(module) before a fresh run (modules whose state outlives a call)
+RESET: dict[str, Callable[[nn.Module], None]] = {**export_spikingjelly.RESET}
 
 _PEERS = ("snntorch", "norse", "spikingjelly")
+# each library's neuron base classes (its lib_* OPAQUE): a module of these has state, so its operations are a region
+_NEURON_BASES = {"snntorch": "lib_snntorch", "norse": "lib_norse", "spikingjelly": "lib_spikingjelly"}
 
 
-def _owner(node: fx.Node) -> tuple[str, str] | None:
-    """(path, class path) of the innermost peer-library module an operation came from."""
+def _class(name: str) -> type | None:
+    mod, _, cls = name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(mod), cls)
+    except Exception:
+        return None
+
+
+def _is_neuron(name: str) -> bool:
+    """A neuron of a peer (its operations form a region), not a stateless layer or container of it."""
+    if name in REBUILD:
+        return True
+    klass = _class(name)
+    if klass is None:
+        return True  # a class that cannot be imported cannot be checked: refuse it by name
+    try:
+        lib = importlib.import_module(f"{__package__}.{_NEURON_BASES[name.split('.')[0]]}")
+    except Exception:
+        return True
+    return issubclass(klass, lib.OPAQUE)
+
+
+def _owner(node: fx.Node, neurons: dict[str, bool]) -> tuple[str, str] | None:
+    """(path, class path) of the innermost peer-library neuron module an operation came from."""
     stack = node.meta.get("nn_module_stack") or {}
     for path, cls in reversed(list(stack.values())):
         name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
         if name.split(".")[0] in _PEERS:
-            return str(path), name
+            if name not in neurons:
+                neurons[name] = _is_neuron(name)
+            if neurons[name]:
+                return str(path), name
     return None
 
 
 def find_regions(gm: fx.GraphModule, where: str) -> dict[fx.Node, Region]:
-    """The ATen operations of each peer neuron module, with its one input and one output."""
+    """The ATen operations of each peer neuron module, with its one input, rebuilt as a module of its library."""
     groups: dict[str, tuple[str, list[fx.Node]]] = {}
+    neurons: dict[str, bool] = {}
     for n in gm.graph.nodes:
         if n.op != "call_function":
             continue
-        o = _owner(n)
+        o = _owner(n, neurons)
         if o is not None:
             groups.setdefault(o[0], (o[1], []))[1].append(n)
-    regions: dict[fx.Node, Region] = {}
+    found: list[Region] = []
     for path, (cls_name, nodes) in groups.items():
         inside = set(nodes)
-        ins = {a for n in nodes for a in n.all_input_nodes if a not in inside and a.op != "get_attr"}
+        ins = list(dict.fromkeys(a for n in nodes for a in n.all_input_nodes if a not in inside and a.op != "get_attr"))
         outs = [n for n in nodes if any(u not in inside for u in n.users)]
         if cls_name not in REBUILD:
+            first = nodes[0]
             raise UnsupportedError(
-                f"{where}: module `{path}` ({cls_name}) was inlined by torch.export into ATen operations and its "
-                f"settings are not all in the program; n3ml rebuilds {', '.join(sorted(REBUILD))} from .pt2 "
-                "programs. Convert this model from its state_dict with --model package.module:Class instead")
-        if len(ins) != 1 or len(outs) != 1:
-            raise UnsupportedError(f"{where}: module `{path}` ({cls_name}) takes {len(ins)} inputs and gives "
-                                   f"{len(outs)} outputs in the program; n3ml reads a neuron with one input and "
-                                   "one output (spikes)")
-        region = Region(path, cls_name, nodes, ins.pop(), outs[0])
-        region.module = _rebuilt(gm, region, where)
-        for n in nodes:
-            regions[n] = region
+                f"{where}: module `{path}` ({cls_name}) was inlined by torch.export into ATen operations "
+                f"(first: `{first.name}` {first.target}{source_line(first)}) and n3ml cannot read its settings back; "
+                f"n3ml rebuilds {', '.join(sorted(c.rsplit('.', 1)[-1] for c in REBUILD))} from .pt2 programs. "
+                "Convert this model from its state_dict with --model package.module:Class instead")
+        if len(ins) != 1 or not outs:
+            calls = f"{len(ins)} inputs ({', '.join(a.name for a in ins[:4])})"
+            raise UnsupportedError(
+                f"{where}: module `{path}` ({cls_name}) takes {calls} and gives {len(outs)} outputs in the program; "
+                "n3ml reads a neuron module called once per forward, on one input. A time loop inside forward "
+                "calls it once per step: export the model's one-step forward (the loop body) instead, and run "
+                "the steps in the converted graph")
+        found.append(Region(path, cls_name, nodes, ins[0], outs))
+    if not found:
+        return {}
+    runs = _probe(gm, found)
+    regions: dict[fx.Node, Region] = {}
+    for r in found:
+        _rebuild(gm, r, runs, where)
+        for n in r.nodes:
+            regions[n] = r
     return regions
 
 
-def _rebuilt(gm: fx.GraphModule, r: Region, where: str) -> nn.Module:
-    mod_name, _, cls = r.cls_name.rpartition(".")
-    klass = getattr(importlib.import_module(mod_name), cls)
-    prefix = r.path + "."
-    attrs = {}
-    for n in gm.graph.nodes:
-        if n.op == "get_attr" and str(n.target).startswith(prefix):
-            attrs[str(n.target)[len(prefix):]] = _attr(gm, str(n.target))
-    try:
-        module = REBUILD[r.cls_name](klass, attrs)
-    except KeyError as e:
-        raise UnsupportedError(f"{where}: module `{r.path}` ({r.cls_name}): the program lacks its buffer {e}") \
-            from None
-    _check_against_program(gm, r, module, where)
-    return module
-
-
-def _attr(gm: fx.GraphModule, target: str) -> torch.Tensor:
+def _attr(gm: fx.GraphModule, target: str) -> Any:
     obj: Any = gm
     for part in target.split("."):
         obj = getattr(obj, part)
-    return obj.detach()
+    return obj.detach() if isinstance(obj, torch.Tensor) else obj
 
 
-def _check_against_program(gm: fx.GraphModule, r: Region, module: nn.Module, where: str) -> None:
-    """Run the program and the rebuilt module on the same region input: their spikes must be equal."""
-    seen: dict[fx.Node, Any] = {}
+def _consts(gm: fx.GraphModule, r: Region) -> dict[fx.Node, Any]:
+    """Values of the region's operations that do not depend on the input (parameters, dt products, 0-d numbers)."""
+    consts: dict[fx.Node, Any] = {}
+    for n in r.nodes:
+        for a in n.all_input_nodes:
+            if a.op == "get_attr" and a not in consts:
+                consts[a] = _attr(gm, str(a.target))
+        if all(a in consts for a in n.all_input_nodes) and n.op == "call_function":
+            try:
+                with torch.no_grad():
+                    consts[n] = n.target(*fx.node.map_arg(n.args, lambda a: consts[a]),
+                                         **fx.node.map_arg(n.kwargs, lambda a: consts[a]))
+            except Exception:  # an operation that needs a runtime (assertions, ...): not a constant
+                pass
+    return consts
 
-    class Probe(fx.Interpreter):
-        def run_node(self, n):
-            out = super().run_node(n)
-            if n in (r.input, r.output):
-                seen[n] = out
-            return out
 
+_SCALES = (1.0, 8.0, 64.0)
+
+
+def _probe(gm: fx.GraphModule, regions: list[Region]) -> list[dict[fx.Node, Any]]:
+    """Run the program on random input at a few scales, keeping each region's input and output values."""
+    keep = {n for r in regions for n in (r.input, *r.outputs)}
     ph = next(n for n in gm.graph.nodes if n.op == "placeholder")
     val = ph.meta.get("val")
     if val is None:
-        return
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(tuple(int(d) for d in val.shape), generator=g, dtype=val.dtype) * 4.0 - 1.0
-    with torch.no_grad():
-        Probe(gm).run(x)
-        got = module(seen[r.input])
-    got = got[0] if isinstance(got, tuple) else got
-    if not torch.equal(got.to(seen[r.output].dtype), seen[r.output]):
-        raise UnsupportedError(f"{where}: module `{r.path}` ({r.cls_name}) rebuilt from the program's buffers does "
-                               "not compute what the program computes (a setting outside its buffers, e.g. "
-                               "inhibition or reset_delay, differs); convert it from its state_dict with --model")
+        return []
+    runs = []
+    for scale in _SCALES:
+        seen: dict[fx.Node, Any] = {}
+
+        class Probe(fx.Interpreter):
+            def run_node(self, n):
+                out = super().run_node(n)
+                if n in keep:
+                    seen[n] = out
+                return out
+
+        g = torch.Generator().manual_seed(0)
+        x = (torch.rand(tuple(int(d) for d in val.shape), generator=g, dtype=val.dtype) * 4.0 - 1.0) * scale
+        with torch.no_grad():
+            Probe(gm).run(x)
+        runs.append(seen)
+    return runs
+
+
+def _matches(r: Region, module: nn.Module, runs: list[dict[fx.Node, Any]]) -> fx.Node | None:
+    """The output node of the region's spikes if `module` gives every output of the region on every run."""
+    spikes: fx.Node | None = None
+    for seen in runs:
+        m = copy.deepcopy(module)
+        if r.cls_name in RESET:
+            RESET[r.cls_name](m)
+        try:
+            with torch.no_grad():
+                leaves = [v for v in pytree.tree_leaves(m(seen[r.input])) if isinstance(v, torch.Tensor)]
+        except Exception:
+            return None
+        for o in r.outputs:
+            want = seen[o]
+            hits = [j for j, v in enumerate(leaves) if isinstance(want, torch.Tensor) and v.shape == want.shape
+                    and torch.equal(v.to(want.dtype), want)]
+            if not hits:
+                return None
+            if 0 in hits:
+                spikes = spikes or o
+    return spikes
+
+
+def _rebuild(gm: fx.GraphModule, r: Region, runs: list[dict[fx.Node, Any]], where: str) -> None:
+    klass = _class(r.cls_name)
+    prefix = r.path + "."
+    attrs = {str(n.target)[len(prefix):]: _attr(gm, str(n.target)) for n in gm.graph.nodes
+             if n.op == "get_attr" and str(n.target).startswith(prefix)}
+    view = View(gm, r, attrs, _consts(gm, r), where)
+    tried = 0
+    for module in REBUILD[r.cls_name](klass, view):
+        tried += 1
+        spikes = _matches(r, module.eval(), runs) if runs else r.outputs[0]
+        if spikes is not None:
+            r.module, r.output = module, spikes
+            break
+    else:
+        raise UnsupportedError(
+            f"{where}: module `{r.path}` ({r.cls_name}): none of the {tried} {r.cls_name.rsplit('.', 1)[-1]} "
+            "modules rebuilt from the program computes what the program computes (a setting outside what the "
+            "program records, e.g. inhibition, reset_delay or a changed step function, differs); convert it "
+            "from its state_dict with --model package.module:Class instead")
+    for o in r.outputs:
+        if o is r.output:
+            continue
+        users = [u for u in o.users if u not in set(r.nodes) and u.op != "output"]
+        if users:
+            u = users[0]
+            raise UnsupportedError(
+                f"{where}: module `{r.path}` ({r.cls_name}): its internal state `{o.name}` is used by operation "
+                f"`{u.name}` ({u.target}){source_line(u)}; the IR's neurons give only their spikes (or an LI's "
+                "voltage). Use the module's first output instead")
 
 
 def call(ctx: Context, node: fx.Node, regions: dict[fx.Node, Region], results: dict[fx.Node, Any],
@@ -163,7 +301,8 @@ def call(ctx: Context, node: fx.Node, regions: dict[fx.Node, Region], results: d
     elif node is r.output:
         x = results[r.input]
         outer = ctx.lead
-        ctx.lead = 1
+        if not r.multi:
+            ctx.lead = 1
         try:
             out = ctx.convert_module(r.module, r.path, x)
         finally:
@@ -173,6 +312,25 @@ def call(ctx: Context, node: fx.Node, regions: dict[fx.Node, Region], results: d
         out = State(r.path, "internal")
     results[node] = out
     return out
+
+
+def is_multi_step(regions: dict[fx.Node, Region]) -> bool:
+    """Whether the program's input is a (T, B, ...) sequence: its neuron modules run whole sequences."""
+    modes = {r.multi for r in regions.values()}
+    return modes == {True}
+
+
+def graph_hints(regions: dict[fx.Node, Region]) -> dict[str, Any]:
+    """dt/scheme the rebuilt modules' library declares (Norse's dt in seconds), as the fx path reads them."""
+    modules = nn.ModuleList({id(r.module): r.module for r in regions.values()}.values())
+    for name in {r.cls_name.split(".")[0] for r in regions.values()}:
+        lib = importlib.import_module(f"{__package__}.{_NEURON_BASES[name]}")
+        hints = getattr(lib, "graph_hints", None)
+        if hints is not None:
+            found = hints(modules)
+            if found:
+                return found
+    return {}
 
 
 def record_input(results: dict[fx.Node, Any], node: fx.Node, value: Any) -> None:
