@@ -29,6 +29,7 @@ from ...ir import prims as P
 from ...ir.graph import Graph
 from ...ir.neurons import DEFAULT_SURROGATE
 from ...nn import spike_fn
+from .lean import pack_saved, recompute, unpack
 from .ops import IMPLS, Ctx, RunCtx, numeric_array
 
 __all__ = ["compile", "Executor", "ExecutionError"]
@@ -76,8 +77,11 @@ class Executor(nn.Module):
     """
 
     def __init__(self, graph: Graph, *, device="cpu", dtype: torch.dtype = torch.float32, fixed: bool | None = None,
-                 surrogate: str | None = None, slope: float | None = None):
+                 surrogate: str | None = None, slope: float | None = None, memory: str = "default"):
         super().__init__()
+        if memory not in _MEMORY:
+            raise N3mlError(f"memory must be one of {', '.join(_MEMORY)}, found {memory!r}")
+        self.memory = memory
         types = graph.verify()
         if fixed is None:
             fixed = any(isinstance(p, P.FixedCubaLIF) for p in graph.nodes.values())
@@ -103,21 +107,44 @@ class Executor(nn.Module):
             except N3mlError as e:  # e.g. a weight array that is not real numbers: name the node
                 raise N3mlError(f"node `{n}` ({prim.op}): {e}") from None
         self.units = _plan(graph)
-        # index of the last unit reading each node (values are freed after it)
-        self._last_use: dict[str, int] = {}
-        for k, u in enumerate(self.units):
-            for n in u.nodes:
-                for s in self.inputs_of[n]:
-                    self._last_use[s] = max(self._last_use.get(s, -1), k)
+        self._unit_of = {n: k for k, u in enumerate(self.units) for n in u.nodes}
+        self._last_use = self._last_uses({})  # index of the last unit reading each node (freed after it)
         # neurons whose input sequence is a fresh temporary read by nobody else may overwrite it
         fresh = (P.Dense, P.Conv1d, P.Conv2d, P.Add, P.Scale)
         users: dict[str, int] = {}
         for e in graph.edges:
             users[e.src] = users.get(e.src, 0) + 1
+        self._segments = self._plan_segments(graph, users) if memory == "lean" else {}
         self._may_own = {n: self.inputs_of[n][0] for n, p in graph.nodes.items()
                          if isinstance(p, P.Neuron) and isinstance(graph.nodes[self.inputs_of[n][0]], fresh)
                          and users[self.inputs_of[n][0]] == 1}
         self.to(self.ctx.device)
+
+    def _plan_segments(self, graph: Graph, users: dict[str, int]) -> dict[str, tuple[str, ...]]:
+        """Lean mode: neuron -> the chain of stateless nodes feeding only it, ending with the neuron."""
+        bulk = {u.nodes[0] for u in self.units if not u.cyclic}
+        segs = {}
+        for n, p in graph.nodes.items():
+            if not isinstance(p, P.Neuron) or n not in bulk or len(self.inputs_of[n]) != 1:
+                continue
+            chain = [n]
+            s = self.inputs_of[n][0]
+            while (isinstance(graph.nodes[s], _RECOMPUTABLE) and s in bulk and users.get(s) == 1
+                   and len(self.inputs_of[s]) == 1):
+                chain.insert(0, s)
+                s = self.inputs_of[s][0]
+            if len(chain) > 1:  # a neuron alone would keep its input, as big as what it saves now
+                segs[n] = tuple(chain)
+        return segs
+
+    def _last_uses(self, segs: dict[str, tuple[str, ...]]) -> dict[str, int]:
+        """Index of the last unit reading each node; a segment's nodes read where its neuron runs."""
+        at = {m: self._unit_of[tail] for tail, chain in segs.items() for m in chain}
+        last: dict[str, int] = {}
+        for n, k in self._unit_of.items():
+            for s in self.inputs_of[n]:
+                last[s] = max(last.get(s, -1), at.get(n, k))
+        return last
 
     # ------------------------------------------------------------------ inputs
     def _inputs(self, inputs) -> tuple[dict[str, torch.Tensor], int, int]:
@@ -179,7 +206,13 @@ class Executor(nn.Module):
         size = self._chunk_size(chunk, T, B, grad)
         owned = {n for n, s in self._may_own.items() if s not in keep}
         if size >= T:
-            vals, rec = self._run(RunCtx(T=T, B=B, data=data, owned=owned), keep, record)
+            run = RunCtx(T=T, B=B, data=data, owned=owned)
+            if grad and self.memory == "lean":
+                segs = {n: c for n, c in self._segments.items() if keep.isdisjoint(c)}
+                with torch.autograd.graph.saved_tensors_hooks(pack_saved, unpack):
+                    vals, rec = self._run(run, keep, record, segs)
+            else:
+                vals, rec = self._run(run, keep, record)
         else:  # streamed: the outputs and recorded values are filled chunk by chunk
             carry: dict = {}
             vals, rec = {}, {}
@@ -218,31 +251,50 @@ class Executor(nn.Module):
                             "training keeps every step for the backward pass")
         return chunk
 
-    def _run(self, run: RunCtx, keep: set[str], record: list[str]):
-        """Every unit over the run's steps; returns the kept sequences and the recorded states."""
+    def _run(self, run: RunCtx, keep: set[str], record: list[str], segs: dict | None = None):
+        """Every unit over the run's steps; returns the kept sequences and the recorded states.
+        `segs`: the lean-mode segments to run through `recompute` (neuron -> chain)."""
+        segs = segs or {}
         want_states = set(record)
+        deferred = {m for chain in segs.values() for m in chain[:-1]}  # evaluated with their neuron
+        last = self._last_uses(segs) if segs else self._last_use
+        frees: dict[int, list[str]] = {}
+        for s, k in last.items():
+            if s not in keep:
+                frees.setdefault(k, []).append(s)
         vals: dict[str, torch.Tensor] = {}
         rec: dict[str, torch.Tensor] = {}
         for k, unit in enumerate(self.units):
             if unit.cyclic:
                 self._run_cycle(unit, vals, run, want_states, rec)
-            else:
+            elif unit.nodes[0] in segs:
+                chain = segs[unit.nodes[0]]
+                params = [p for m in chain for p in self.nodes[m].parameters() if p.requires_grad]
+                vals[chain[-1]] = recompute(lambda x, chain=chain: self._chain(chain, x, run),
+                                            [vals[s] for s in self.inputs_of[chain[0]]], params)
+            elif unit.nodes[0] not in deferred:
                 n = unit.nodes[0]
-                op = self.nodes[n]
-                states = {} if n in want_states and op.stateful else None
-                try:
-                    vals[n] = op.bulk([vals[s] for s in self.inputs_of[n]], run, states)
-                except N3mlError:
-                    raise
-                except Exception as e:  # name the node whose evaluation failed
-                    raise ExecutionError(n, op.prim.op, str(e)) from e
+                states = {} if n in want_states and self.nodes[n].stateful else None
+                vals[n] = self._bulk(n, [vals[s] for s in self.inputs_of[n]], run, states)
                 for key, v in (states or {}).items():
                     rec[f"{n}.{key}"] = v
-            for n in unit.nodes:  # free sequences nobody reads any more
-                for s in self.inputs_of[n]:
-                    if self._last_use.get(s) == k and s not in keep:
-                        vals.pop(s, None)
+            for s in frees.get(k, ()):  # free sequences nobody reads any more
+                vals.pop(s, None)
         return {n: vals[n] for n in keep}, rec
+
+    def _bulk(self, n: str, xs: list[torch.Tensor], run: RunCtx, states: dict | None) -> torch.Tensor:
+        op = self.nodes[n]
+        try:
+            return op.bulk(xs, run, states)
+        except N3mlError:
+            raise
+        except Exception as e:  # name the node whose evaluation failed
+            raise ExecutionError(n, op.prim.op, str(e)) from e
+
+    def _chain(self, chain: tuple[str, ...], x: torch.Tensor, run: RunCtx) -> torch.Tensor:
+        for n in chain:
+            x = self._bulk(n, [x], run, None)
+        return x
 
     def _run_cycle(self, unit: _Unit, vals, run: RunCtx, want_states, rec) -> None:
         nodes = unit.nodes
@@ -301,6 +353,12 @@ class Executor(nn.Module):
                 f"units={len(self.units)}, nodes_in_cycles={cyc}")
 
 
+# what lean mode runs again in the backward pass instead of keeping: stateless, cheap next to the neuron scan
+_RECOMPUTABLE = (P.Dense, P.Conv1d, P.Conv2d, P.BatchNorm, P.Scale, P.SumPool2d, P.AvgPool2d, P.MaxPool2d,
+                 P.Flatten, P.ReLU)
+_MEMORY = ("default", "lean")
+
+
 def _override(surrogate: str | None, slope: float | None):
     """The spike function replacing every neuron's own surrogate, or None to keep the graph's."""
     if surrogate is None and slope is None:
@@ -309,7 +367,7 @@ def _override(surrogate: str | None, slope: float | None):
 
 
 def compile(graph: Graph, *, device="cpu", dtype: torch.dtype = torch.float32, fixed: bool | None = None,
-            surrogate: str | None = None, slope: float | None = None) -> Executor:
+            surrogate: str | None = None, slope: float | None = None, memory: str = "default") -> Executor:
     """Compile `graph` into an `Executor` module.
 
     Args:
@@ -321,7 +379,10 @@ def compile(graph: Graph, *, device="cpu", dtype: torch.dtype = torch.float32, f
         surrogate, slope: a surrogate gradient (n3ml.nn.spike_fn) for every neuron, replacing the
             graph's: by default each neuron trains with its own `surrogate`, `slope` and `detach_reset`
             (the n3ml.nn module it came from), so the executor's gradients are the module's.
+        memory: "default", or "lean" for training: every neuron with the stateless nodes feeding only
+            it (Dense/Conv, BatchNorm, pools, ...) keeps just its input, spikes packed to 1 bit, and is
+            recomputed in the backward pass (same gradients, one more forward; n3ml.backends.torch.lean).
     Returns:
         An `nn.Module`; call it with inputs (T, B, *shape).
     """
-    return Executor(graph, device=device, dtype=dtype, fixed=fixed, surrogate=surrogate, slope=slope)
+    return Executor(graph, device=device, dtype=dtype, fixed=fixed, surrogate=surrogate, slope=slope, memory=memory)
