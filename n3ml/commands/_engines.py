@@ -21,9 +21,13 @@ def _lazy(spec: str):
     return run
 
 
+_HELD = {"torch": _lazy("n3ml.commands._held:torch_held")}  # batched held-input runs (Engine.held)
+
+
 def pass_context() -> dict[str, Any]:
     """{"engines": name -> Engine, "engine": the default (torch where it imports, else reference)}."""
-    engines = {name: Engine(name, _lazy(spec), dict(_OPTIONS.get(name, {}))) for name, spec in ENGINES.items()}
+    engines = {name: Engine(name, _lazy(spec), dict(_OPTIONS.get(name, {})), _HELD.get(name))
+               for name, spec in ENGINES.items()}
     default = "reference"
     if "torch" in ENGINES:
         try:

@@ -11,6 +11,8 @@ import dataclasses
 import importlib
 import logging
 import re
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple
 
@@ -28,11 +30,18 @@ class Engine(NamedTuple):
 
     `run(graph, inputs, steps, record=[...], **options)` has the signature of the engines in
     n3ml.registry.ENGINES and returns an `n3ml.ir.interp.Result`.
+
+    `held`, where the engine offers it, runs a graph many times without recompiling and without
+    handing back full sequences: `held(graph, **options)` returns `f(inputs {name: (B, *shape)},
+    steps, record) -> (outputs {name: (T, B, *shape)}, means {node: (B, *shape)})` (numpy float64),
+    every input held constant for `steps` steps, `means` the time mean of each recorded node. Passes
+    that simulate batch after batch (calibration, the report) use it; without it they call `run`.
     """
 
     name: str
     run: Callable[..., Any]
     options: dict[str, Any] = {}
+    held: Callable[..., Any] | None = None
 
 
 class PassError(N3mlError):
@@ -111,6 +120,57 @@ def _coerce(pname: str, key: str, f: dataclasses.Field, raw: str) -> Any:
     return raw
 
 
+class Progress:
+    """Progress of one step that may take long, on stderr: a tqdm bar on a terminal, else one line when
+    the step ends -- in both cases only for a step that takes over a second.
+
+    Use as a context manager; `update(n)` after each unit of work. `enabled=False` (the context's
+    "progress" set to False) silences it.
+    """
+
+    def __init__(self, desc: str, total: int | None = None, unit: str = "it", *, enabled: bool = True,
+                 stream=None):
+        self.desc, self.total, self.unit = desc, total, unit
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if enabled and _isatty(self.stream):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, delay=1.0, leave=False,
+                            dynamic_ncols=True)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        seconds = time.perf_counter() - self.t0
+        if self.bar is not None:
+            self.bar.close()
+        if self.enabled and seconds > 1.0 and exc[0] is None:
+            of = f" {self.done} {self.unit}" if self.total else ""
+            print(f"{self.desc}:{of} {seconds:.1f} s", file=self.stream, flush=True)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress(context: dict[str, Any] | None, desc: str, total: int | None = None, unit: str = "it") -> Progress:
+    """A `Progress` for a pass step, silenced when context["progress"] is False."""
+    return Progress(desc, total, unit, enabled=(context or {}).get("progress", True) is not False)
+
+
 class PassManager:
     """Runs passes in order, verifying the graph after each one."""
 
@@ -128,7 +188,8 @@ class PassManager:
         for p in self.passes:
             after = f" after [{', '.join(done)}]" if done else " (first pass)"
             try:
-                graph = p.apply(graph, context)
+                with progress(context, f"pass {p.name}"):  # one line on stderr when a pass takes > 1 s
+                    graph = p.apply(graph, context)
                 if self.verify:
                     graph.verify()
             except (VerifyError, N3mlError) as e:

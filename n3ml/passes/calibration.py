@@ -6,7 +6,8 @@ calibration data and run the ANN view, and neither needs to import the other for
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -16,8 +17,15 @@ from ..io import read_npz
 from ..ir import Graph
 from ..ir import prims as P
 from ..ir.interp import run as interp_run
-from .base import PassError
+from .base import Engine, PassError, progress
 from .cleanup import insert_on_edge
+
+REFERENCE = Engine("reference", interp_run)
+
+# Memory a batched run may hold at once (the recorded sequences dominate); `context["memory_budget"]`
+# (bytes) or an explicit batch size overrides it.
+MEMORY_BUDGET = 1 << 30
+MAX_BATCH = 256
 
 
 # --------------------------------------------------------------- calibration
@@ -110,19 +118,147 @@ def _full(a: np.ndarray):
 
 
 def activations(graph: Graph, inputs: dict[str, np.ndarray], nodes: list[str] | None = None,
-                batch: int = 512) -> dict[str, np.ndarray]:
+                batch: int = 512, engine: Engine | None = None) -> dict[str, np.ndarray]:
     """Run an ANN graph (or a converted graph's ANN view) for one step on (B, *shape) inputs; return
-    {node: (B, *shape)} for `nodes` (default: all nodes)."""
+    {node: (B, *shape)} for `nodes` (default: all nodes) and the outputs. Holds every activation:
+    for large data use `activation_batches`, which streams them."""
     nodes = [n for n in (nodes if nodes is not None else graph.nodes) if not isinstance(graph.nodes[n], P.Output)]
-    b = next(iter(inputs.values())).shape[0]
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in nodes}
-    outs: dict[str, list[np.ndarray]] = {n: [] for n in graph.output_names}
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in [*nodes, *graph.output_names]}
+    for _, acts in activation_batches(graph, inputs, nodes, engine=engine, batch=batch):
+        for n, v in acts.items():
+            parts[n].append(v)
+    return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+# --------------------------------------------------------------- batched runs
+
+
+def held_runner(engine: Engine | None, graph: Graph) -> Callable[..., tuple[dict, dict]]:
+    """`f(inputs {name: (B, *shape)}, steps, record) -> (outputs (T, B, ...), time means (B, ...))` for
+    `graph` on `engine`: its `held` session where it has one (compiled once, reduced on the device),
+    else its `run` with the inputs broadcast over time."""
+    engine = engine or REFERENCE
+    if engine.held is not None:
+        return engine.held(graph, **engine.options)
+
+    def run(inputs: dict[str, np.ndarray], steps: int, record: list[str]):
+        data = {k: np.ascontiguousarray(np.broadcast_to(v[None], (steps, *v.shape))) for k, v in inputs.items()}
+        res = engine.run(graph, data, steps, record=list(record), **engine.options)
+        means = {n: np.asarray(res.states[n], dtype=np.float64).mean(axis=0) for n in record}
+        return {k: np.asarray(v, dtype=np.float64) for k, v in res.outputs.items()}, means
+
+    return run
+
+
+def auto_batch(graph: Graph, record: list[str], steps: int, *, itemsize: int = 8,
+               budget: int = MEMORY_BUDGET) -> int:
+    """Samples per batch so that one batch's sequences fit `budget` bytes: the recorded nodes' full
+    (T, B, ...) sequences, plus the largest node twice (what a run holds while computing the next)."""
+    types = graph.verify()
+    size = {n: math.prod(types[n].shape) for n in graph.nodes}
+    per_sample = steps * itemsize * (sum(size[n] for n in record) + 2 * max(size.values(), default=1))
+    return max(1, min(MAX_BATCH, budget // max(per_sample, 1)))
+
+
+def engine_itemsize(engine: Engine | None) -> int:
+    """Bytes per value the engine computes in (its `dtype` option; float64 by default)."""
+    dt = str((engine.options if engine else {}).get("dtype", "float64"))
+    return 4 if dt in ("float32", "float", "torch.float32") else 8
+
+
+def batches(b: int, batch: int) -> Iterator[tuple[int, int]]:
     for lo in range(0, b, batch):
-        res = interp_run(graph, {k: v[None, lo:lo + batch] for k, v in inputs.items()}, record=nodes)
-        for n in nodes:
-            parts[n].append(res.states[n][0])
-        for n in outs:
-            outs[n].append(res.outputs[n][0])
-    acts = {n: np.concatenate(v) for n, v in parts.items()}
-    acts.update({n: np.concatenate(v) for n, v in outs.items()})
-    return acts
+        yield lo, min(b, lo + batch)
+
+
+def activation_batches(graph: Graph, inputs: dict[str, np.ndarray], nodes: list[str], *,
+                       engine: Engine | None = None, batch: int = 0, context: dict[str, Any] | None = None,
+                       desc: str = "calibration") -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield (first sample, {node: (b, *shape)} for `nodes` and the graph's outputs) batch by batch:
+    one step of `graph` (an ANN) on the engine, `batch` samples at a time (0: as many as fit
+    `context["memory_budget"]`), with a progress bar over the samples."""
+    nodes = [n for n in nodes if not isinstance(graph.nodes[n], P.Output)]
+    run = held_runner(engine, graph)
+    b = next(iter(inputs.values())).shape[0]
+    budget = int((context or {}).get("memory_budget") or MEMORY_BUDGET)
+    batch = batch or auto_batch(graph, nodes, 1, itemsize=8, budget=budget)  # the results come back as float64
+    with progress(context, desc, b, "samples") as bar:
+        for lo, hi in batches(b, batch):
+            outs, means = run({k: v[lo:hi] for k, v in inputs.items()}, 1, nodes)
+            means.update({k: v[0] for k, v in outs.items()})
+            yield lo, means
+            bar.update(hi - lo)
+
+
+# --------------------------------------------------------------- percentiles
+
+
+def dust(itemsize: int) -> float:
+    """Activations at most this fraction of a layer's maximum are float dust of exact cancellations
+    (a - a), not positive activations: 1e-9 in float64, 1e-5 (~100 ulp) in float32."""
+    return 1e-9 if itemsize == 8 else 1e-5
+
+
+class TailPercentile:
+    """The `q`-th percentile (numpy's default linear interpolation) of the positive values among at
+    most `n` values fed in batches, per group (a layer, or each channel of one), in bounded memory.
+
+    The percentile of N sorted positive values v_0 <= ... <= v_{N-1} interpolates v_j and v_{j+1} at
+    j = floor(q/100 (N - 1)); only the N - j <= (1 - q/100) N + 2 largest values matter. So it keeps
+    the k = ceil((1 - q/100) n) + 2 largest values seen (exact top-k: a candidate is kept only if it
+    beats the current k-th) and the count N: exact, in k values per group (99.9: 0.1 % of the data).
+
+    "Positive" is above `dust` times the maximum seen so far; the batch definition uses the final
+    maximum, so the count can differ only by values between `dust` x an earlier maximum and `dust` x
+    the final one (float dust; the rank moves by at most their number).
+    """
+
+    def __init__(self, q: float, n: int, groups: int = 1, dust_rel: float = 1e-9):
+        self.q = q
+        self.k = min(n, math.ceil((1.0 - q / 100.0) * n) + 2)
+        self.dust = dust_rel
+        self.top = [np.empty(0) for _ in range(groups)]
+        self.count = np.zeros(groups, dtype=np.int64)
+        self.max = np.zeros(groups)
+        self.evicted = np.zeros(groups, dtype=bool)  # False: `top` holds every positive value seen
+
+    def feed(self, a: np.ndarray, group: int = 0) -> None:
+        a = a.reshape(-1)
+        if a.size == 0:
+            return
+        self.max[group] = max(self.max[group], float(a.max()))
+        thr = self.dust * self.max[group]
+        self.count[group] += int(np.count_nonzero(a > thr))
+        top = self.top[group]
+        floor = top.min() if top.size >= self.k else thr
+        cand = a[a > max(floor, thr)]
+        if cand.size == 0:
+            return
+        top = np.concatenate([top, cand.astype(np.float64)])
+        if top.size > self.k:
+            top = np.partition(top, top.size - self.k)[top.size - self.k:]
+            self.evicted[group] = True
+        self.top[group] = top
+
+    def value(self, group: int = 0) -> float:
+        """The percentile, or 1.0 for a group with no positive value (a silent layer keeps its scale)."""
+        top = self.top[group]
+        top = np.sort(top[top > self.dust * self.max[group]])
+        n = int(self.count[group]) if self.evicted[group] else top.size  # all kept: the count is exact
+        if n == 0 or top.size == 0:
+            return 1.0
+        q = np.float64(self.q) / 100  # numpy's 'linear' method, term by term (same rounding)
+        virtual = (n - 1) * q
+        j = int(np.floor(virtual))
+        gamma = virtual - j
+        lo, hi = _order(top, n, j), _order(top, n, min(j + 1, n - 1))
+        diff = hi - lo
+        return float(hi - diff * (1 - gamma) if gamma >= 0.5 else lo + diff * gamma)
+
+
+def _order(top: np.ndarray, n: int, j: int) -> np.float64:
+    """The j-th smallest of n values of which `top` (sorted) holds the largest."""
+    i = j - (n - top.size)
+    if i < 0:
+        raise PassError(f"internal: percentile rank {j} of {n} is below the {top.size} values kept")
+    return top[i]

@@ -19,16 +19,16 @@ import numpy as np
 
 from ..ir import Graph
 from ..ir import prims as P
-from ..ir.interp import run as interp_run
-from .base import Engine, Pass, PassError
-from .calibration import activations, ann_view, calibration_inputs, context_calibration
+from .base import Engine, Pass, PassError, progress
+from .calibration import (MEMORY_BUDGET, REFERENCE, ann_view, auto_batch, batches, calibration_inputs,  # noqa: F401
+                          context_calibration, engine_itemsize, held_runner)
 
 log = logging.getLogger(__name__)
 
 # Passes know no engine but the IR's own reference interpreter; the caller (the command layer, or a
 # script) supplies others as `Engine`s: context["engines"] (name -> Engine) and context["engine"]
 # (the default's name), or `engine=` here.
-REFERENCE = Engine("reference", interp_run)
+DTYPES = ("float32", "float64", "engine")
 
 
 def engine_from(context: dict[str, Any] | None, name: str = "") -> Engine:
@@ -41,6 +41,16 @@ def engine_from(context: dict[str, Any] | None, name: str = "") -> Engine:
         raise PassError(f"engine {name!r} is not available to passes here; available: {', '.join(sorted(table))} "
                         "(the caller supplies engines in context['engines'])")
     return table[name]
+
+
+def with_dtype(engine: Engine, dtype: str, device: str = "") -> Engine:
+    """`engine` computing in `dtype` (unless "engine") and on `device` (unless ""), where it takes them."""
+    opts = dict(engine.options)
+    if dtype != "engine" and "dtype" in opts:
+        opts["dtype"] = dtype
+    if device and "device" in opts:
+        opts["device"] = device
+    return engine._replace(options=opts)
 
 
 def simulate(graph: Graph, inputs: dict[str, np.ndarray], steps: int, record: list[str],
@@ -66,10 +76,50 @@ def checkpoints(steps: int) -> list[int]:
     return pts + [steps]
 
 
+class Moments:
+    """Count, means, sums of squared deviations and co-deviation of value pairs (a, r), merged batch by
+    batch with Chan et al.'s pairwise update (numerically stable, unlike raw sums of squares), and the
+    count of a > 1."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.ma = self.mr = self.m2a = self.m2r = self.c = 0.0
+        self.sat = 0
+
+    def add(self, a: np.ndarray, r: np.ndarray) -> None:
+        a, r = a.reshape(-1).astype(np.float64), r.reshape(-1).astype(np.float64)
+        nb = a.size
+        if nb == 0:
+            return
+        ma, mr = float(a.mean()), float(r.mean())
+        da, dr = a - ma, r - mr
+        m2a, m2r, c = float(da @ da), float(dr @ dr), float(da @ dr)
+        n = self.n + nb
+        fa, fr = ma - self.ma, mr - self.mr
+        w = self.n * nb / n
+        self.m2a += m2a + fa * fa * w
+        self.m2r += m2r + fr * fr * w
+        self.c += c + fa * fr * w
+        self.ma += fa * nb / n
+        self.mr += fr * nb / n
+        self.n = n
+        self.sat += int(np.count_nonzero(a > 1))
+
+    def correlation(self) -> float | None:
+        if self.m2a <= 0 or self.m2r <= 0:
+            return None  # a constant activation or a silent layer: no correlation
+        return float(self.c / np.sqrt(self.m2a * self.m2r))
+
+
 def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int = 100,
                       labels: np.ndarray | None = None, ann: Graph | None = None,
-                      engine: Engine | None = None, batch: int = 256) -> dict[str, Any]:
+                      engine: Engine | None = None, batch: int = 0,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compare a converted SNN with its ANN on calibration inputs.
+
+    The samples go through batch by batch: the ANN view (one step), the SNN (`steps` steps, input
+    held) and the ANN; each batch only updates running statistics (`Moments`, correct-prediction
+    counts), so memory is one batch's, whatever the number of samples.
 
     Args:
         snn: the converted (and normalized) graph.
@@ -79,54 +129,57 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
         ann: the original ANN graph (accuracy reference); default: the SNN's ANN view.
         engine: how to run the SNN (default: the reference interpreter); e.g.
             ``Engine("torch", n3ml.backends.torch.run, {"dtype": "float64"})``.
+        batch: samples per batch (0: context["report_batch"], else as many as fit
+            context["memory_budget"], 1 GiB by default).
+        context: the pass context (progress bars, batch size, memory budget).
     Returns:
         {"steps", "samples", "engine", "seconds", "layers": [{"node", "correlation", "ann_mean",
         "snn_rate_mean", "saturated"}], "accuracy": {"ann": {out: acc}, "snn": {out: {t: acc}}}}
     """
     engine = engine or REFERENCE
+    context = context or {}
     t0 = time.perf_counter()
     neurons = [n for n, p in snn.nodes.items() if isinstance(p, P.Neuron) and p.spiking]
     view = ann_view(snn)
-    acts = activations(view, inputs, neurons)
+    ref = ann if ann is not None else view
+    run_snn, run_view = held_runner(engine, snn), held_runner(engine, view)
+    run_ann = held_runner(engine, ann) if labels is not None and ann is not None else None
     b = next(iter(inputs.values())).shape[0]
-    rates = {n: [] for n in neurons}
-    outs: dict[str, list[np.ndarray]] = {o: [] for o in snn.output_names}
-    for lo in range(0, b, batch):
-        part = {k: v[lo:lo + batch] for k, v in inputs.items()}
-        res = simulate(snn, part, steps, neurons, engine)
-        for n in neurons:
-            rates[n].append(np.asarray(res.states[n], dtype=np.float64).mean(axis=0))
-        for o in outs:
-            outs[o].append(np.asarray(res.outputs[o], dtype=np.float64))
-    layers = []
-    for n in neurons:
-        r = np.concatenate(rates[n]).reshape(-1)
-        a = acts[n].reshape(-1)
-        layers.append({"node": n, "correlation": _corr(a, r), "ann_mean": float(a.mean()),
-                       "snn_rate_mean": float(r.mean()), "saturated": float((a > 1).mean())})
-    rep: dict[str, Any] = {"steps": steps, "samples": int(b), "engine": engine.name, "layers": layers}
+    budget = int(context.get("memory_budget") or MEMORY_BUDGET)
+    batch = batch or int(context.get("report_batch") or 0) or auto_batch(
+        snn, neurons, steps, itemsize=engine_itemsize(engine), budget=budget)
+    moments = {n: Moments() for n in neurons}
+    pts = checkpoints(steps)
+    right_snn = {o: dict.fromkeys(pts, 0) for o in snn.output_names}
+    right_ann: dict[str, int] = {}
+    ann_name = {o: (o if o in ref.output_names else (ref.output_names[i] if i < len(ref.output_names) else None))
+                for i, o in enumerate(snn.output_names)}
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-        ref = ann if ann is not None else view
-        ann_out = activations(ref, inputs, [])
-        acc_ann, acc_snn = {}, {}
-        ann_outs = ref.output_names
-        for i, o in enumerate(snn.output_names):
-            vals = np.concatenate(outs[o], axis=1)
-            acc_snn[o] = {str(t): float((decode(snn, o, vals, t).argmax(-1) == labels).mean())
-                          for t in checkpoints(steps)}
-            ao = o if o in ann_out else (ann_outs[i] if i < len(ann_outs) else None)
-            if ao is not None:
-                acc_ann[o] = float((ann_out[ao].argmax(-1) == labels).mean())
-        rep["accuracy"] = {"ann": acc_ann, "snn": acc_snn}
+    with progress(context, f"conversion report (T={steps}, {engine.name})", b, "samples") as bar:
+        for lo, hi in batches(b, batch):
+            part = {k: v[lo:hi] for k, v in inputs.items()}
+            view_outs, acts = run_view(part, 1, neurons)
+            outs, rates = run_snn(part, steps, neurons)
+            for n in neurons:
+                moments[n].add(acts[n], rates[n])
+            if labels is not None:
+                y = labels[lo:hi]
+                ann_outs = run_ann(part, 1, [])[0] if run_ann is not None else view_outs
+                for o in snn.output_names:
+                    for t in pts:
+                        right_snn[o][t] += int(np.count_nonzero(decode(snn, o, outs[o], t).argmax(-1) == y))
+                    if ann_name[o] is not None:
+                        right_ann[o] = right_ann.get(o, 0) + int(np.count_nonzero(ann_outs[ann_name[o]][0].argmax(-1) == y))
+            bar.update(hi - lo)
+    layers = [{"node": n, "correlation": m.correlation(), "ann_mean": m.ma, "snn_rate_mean": m.mr,
+               "saturated": m.sat / max(m.n, 1)} for n, m in moments.items()]
+    rep: dict[str, Any] = {"steps": steps, "samples": int(b), "engine": engine.name, "layers": layers}
+    if labels is not None:
+        rep["accuracy"] = {"ann": {o: c / b for o, c in right_ann.items()},
+                           "snn": {o: {str(t): c / b for t, c in by_t.items()} for o, by_t in right_snn.items()}}
     rep["seconds"] = round(time.perf_counter() - t0, 3)
     return rep
-
-
-def _corr(a: np.ndarray, r: np.ndarray) -> float | None:
-    if a.std() == 0 or r.std() == 0:
-        return None
-    return float(np.corrcoef(a, r)[0, 1])
 
 
 def format_report(rep: dict[str, Any]) -> str:
@@ -157,21 +210,24 @@ class ConversionReport(Pass):
     samples: int = 0
     calibration: str = ""
     engine: str = ""
-    device: str = "cpu"
+    device: str = ""
+    dtype: str = "float32"
+    batch: int = 0
 
-    def _engine(self, context: dict[str, Any]) -> Engine:
-        eng = engine_from(context, self.engine)
-        if self.device != "cpu" and "device" in eng.options:
-            eng = eng._replace(options={**eng.options, "device": self.device})
-        return eng
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"option dtype must be one of {', '.join(DTYPES)}, found {self.dtype!r}")
+        if self.steps < 0 or self.samples < 0 or self.batch < 0:
+            raise ValueError("options steps, samples and batch must be >= 0")
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         context = {} if context is None else context
         inputs, labels = calibration_inputs(graph, context_calibration(context, self.calibration),
                                             samples=self.samples)
         steps = self.steps or int(context.get("steps") or 100)
+        engine = with_dtype(engine_from(context, self.engine), self.dtype, self.device)
         rep = conversion_report(graph, inputs, steps=steps, labels=labels, ann=context.get("ann"),
-                                engine=self._engine(context))
+                                engine=engine, batch=self.batch, context=context)
         if context.get("report") is None:
             context["report"] = {}
         context["report"].update(rep)
