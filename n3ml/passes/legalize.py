@@ -311,3 +311,177 @@ def _fields(prim) -> dict[str, Any]:
     import dataclasses
 
     return {f.name: getattr(prim, f.name) for f in dataclasses.fields(prim)}
+
+
+# ------------------------------------------- synapse-level rewrites (targets whose neurons read synapses)
+
+SYNAPSES = (P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d)
+
+
+def _linear_matrix(prim: P.Primitive, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(M, b): the (out, in) matrix and the bias of a linear synapse on inputs of `shape` (C order), found by
+    applying it to the unit vectors (interp's own conv/pool, so the merged matrix is the same arithmetic)."""
+    from ..ir import interp
+
+    n = int(np.prod(shape))
+    eye = np.eye(n).reshape((n,) + tuple(shape))
+    if isinstance(prim, P.Conv2d):
+        cols = interp.conv2d(eye, np.asarray(prim.weight, np.float64), None, prim.stride, prim.padding,
+                             prim.dilation, prim.groups)
+        zero = interp.conv2d(np.zeros((1,) + tuple(shape)), np.asarray(prim.weight, np.float64),
+                             None if prim.bias is None else np.asarray(prim.bias, np.float64), prim.stride,
+                             prim.padding, prim.dilation, prim.groups)
+        return cols.reshape(n, -1).T, zero.reshape(-1)
+    cols = interp.pool2d(eye, prim)
+    return cols.reshape(n, -1).T, np.zeros(cols[0].size)
+
+
+def _through_flatten(g: Graph, name: str) -> tuple[str, str | None]:
+    """(source, flatten): the node feeding `name`, seen through one Flatten used only by `name`."""
+    (src,) = g.inputs_of(name)
+    if isinstance(g.nodes[src], P.Flatten) and g.users_of(src) == [name]:
+        return g.inputs_of(src)[0], src
+    return src, None
+
+
+MERGE_MAX = 1 << 22  # entries of a merged matrix (a convolution over a large map stays a convolution)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergePoolDense(Pass):
+    """A pool or convolution feeding (through a Flatten) only a Dense becomes part of that Dense: W = W2 M1,
+    b = W2 b1 + b2, M1 the first synapse's matrix (exact; Lava's neurons read one synapse, so two synapses
+    in a row, as SpikingJelly's AdaptiveAvgPool2d -> Flatten -> Linear heads, cannot run otherwise)."""
+
+    name = "merge-pool-dense"
+    summary = "pool/Conv2d -> (Flatten) -> Dense: one Dense (exact, small maps)"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph
+        types = graph.verify()
+        for n, p in list(graph.nodes.items()):
+            if not isinstance(p, P.Dense) or not _float(p):
+                continue
+            src, flat = _through_flatten(g, n)
+            sp = g.nodes[src]
+            if not isinstance(sp, (P.Conv2d, P.SumPool2d, P.AvgPool2d)) or (isinstance(sp, P.Conv2d) and not _float(sp)):
+                continue
+            users = g.users_of(src)
+            if users != [flat or n]:
+                continue
+            shape = types[g.inputs_of(src)[0]].shape
+            n_in = int(np.prod(shape))
+            if n_in * types[src].size > MERGE_MAX or p.weight.shape[0] * n_in > MERGE_MAX:
+                continue
+            if g is graph:
+                g = graph.copy()
+            m1, b1 = _linear_matrix(sp, shape)
+            w2 = np.asarray(p.weight, np.float64)
+            bias = w2 @ b1 + (0.0 if p.bias is None else p.bias)
+            keep = bool(np.any(b1)) or p.bias is not None
+            # the Dense reads the first synapse's input through the Flatten (or directly, a flat input)
+            g.nodes[n] = P.Dense(weight=w2 @ m1, bias=bias if keep else None)
+            bypass(g, src)
+        return g
+
+
+def _identity_synapse(factor, shape: tuple[int, ...]) -> P.Primitive | None:
+    """A synapse computing factor * x on spikes of `shape`: a diagonal Dense for a vector, a depthwise 1x1
+    Conv2d for a (C, H, W) map whose factor is one per channel; None when neither fits."""
+    f = np.asarray(factor, np.float64)
+    if len(shape) == 1:
+        return P.Dense(weight=np.diag(np.broadcast_to(f, shape).astype(np.float64)))
+    if len(shape) == 3 and _channel_param(f, shape):
+        per = np.broadcast_to(f, shape).reshape(shape[0], -1)[:, 0] if f.size > 1 else np.full(shape[0], float(f))
+        return P.Conv2d(weight=per.reshape(shape[0], 1, 1, 1).copy(), groups=shape[0])
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpikesAsSynapse(Pass):
+    """Spikes that reach a neuron (or an Add) without a synapse get one, exactly:
+
+    * a Scale of spikes becomes a synapse of weight `factor` (snnTorch's reset term, `lif_reset =
+      Scale(Delay(lif))`, becomes the neuron's diagonal self-connection; SpikingJelly's `/ T` of a counter
+      a synapse an Output reads);
+    * spikes added to currents or driving a neuron directly (a residual identity) get an identity synapse.
+
+    The synapse is a diagonal Dense (vectors) or a depthwise 1x1 Conv2d (maps, per-channel factors)."""
+
+    name = "spikes-as-synapse"
+    summary = "Scale of spikes, and spikes into an Add or a neuron -> a diagonal synapse (exact)"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph
+        types = graph.verify()
+        for n, p in list(graph.nodes.items()):
+            src = graph.inputs_of(n)[0] if isinstance(p, P.Scale) else None
+            if src is None or types[src].kind != "spike":
+                continue
+            syn = _identity_synapse(p.factor, types[n].shape)
+            if syn is not None:
+                if g is graph:
+                    g = graph.copy()
+                g.nodes[n] = syn
+        types = g.verify()
+        for n, p in list(g.nodes.items()):
+            if not isinstance(p, (P.Add, P.Neuron)):
+                continue
+            for port, src in enumerate(g.inputs_of(n)):
+                if types[src].kind != "spike" or isinstance(g.nodes[src], SYNAPSES):
+                    continue
+                syn = _identity_synapse(1.0, types[src].shape)
+                if syn is None:
+                    continue
+                if g is graph:
+                    g = graph.copy()
+                new = g.fresh_name(f"{src}_to_{n}")
+                g.nodes = {**g.nodes, new: syn}
+                g.edges = [Edge(new, e.dst, e.dst_port) if e.src == src and e.dst == n and e.dst_port == port
+                           else e for e in g.edges] + [Edge(src, new)]
+        return g
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistributeSynapse(Pass):
+    """A synapse reading an Add of spike trains (SEW-ResNet's `out + identity` into the next convolution),
+    or of pools read only by it (its pooled head), becomes an Add of one synapse per term, W (x + y) = W x + W y (the bias once); exact. The Add of the
+    synapses keeps the synapse's name."""
+
+    name = "distribute-synapse"
+    summary = "synapse(Add of spikes) -> Add of synapses (exact)"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph
+        changed = True
+        while changed:
+            changed = False
+            types = g.verify()
+            for n, p in list(g.nodes.items()):
+                if not isinstance(p, SYNAPSES):
+                    continue
+                src, flat = _through_flatten(g, n)
+                add = g.nodes[src]
+                if not isinstance(add, P.Add) or not all(types[s].kind == "spike" or (
+                        isinstance(g.nodes[s], SYNAPSES) and g.users_of(s) == [src]) for s in g.inputs_of(src)):
+                    continue  # (terms that are synapses of their own merge with it afterwards: merge-pool-dense)
+                if g is graph:
+                    g = graph.copy()
+                terms = g.inputs_of(src)
+                parts = []
+                for i, t in enumerate(terms):
+                    head = t
+                    if flat is not None:
+                        head = g.fresh_name(f"{flat}_{i}")
+                        g.nodes = {**g.nodes, head: P.Flatten()}
+                        g.edges.append(Edge(t, head))
+                    part = g.fresh_name(f"{n}_{i}")
+                    prim = p if i == 0 or getattr(p, "bias", None) is None else type(p)(**{**_fields(p), "bias": None})
+                    g.nodes = {**g.nodes, part: prim}
+                    g.edges.append(Edge(head, part))
+                    parts.append(part)
+                g.nodes[n] = P.Add()
+                g.edges = [e for e in g.edges if e.dst != n] + [Edge(s, n, i) for i, s in enumerate(parts)]
+                changed = True
+                break
+        return g  # the Add left unread goes with dce

@@ -46,6 +46,9 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
 
 def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]:
     layout = {"kind": pop.kind, "shape": list(pop.shape), "conv": bool(pop.conv), "latency": int(pop.latency)}
+    if pop.kind == "bias":
+        return {"note": "one spike every step from Lava step `latency` on (a current-based neuron's bias)",
+                **layout, "graded": False}
     if pop.kind == "input":
         what = "analog values sent as graded spikes" if pop.graded else "spikes"
         return {"note": f"Input {list(pop.shape)}, {what} from a ring buffer", **layout, "graded": bool(pop.graded)}

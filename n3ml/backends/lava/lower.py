@@ -65,7 +65,7 @@ class Pop:
     """A Lava population: a RingBuffer source (IR Input) or a LIF process (IR neuron)."""
 
     name: str
-    kind: str  # "input" | "neuron"
+    kind: str  # "input" | "neuron" | "bias" (one spike every step from Lava step `latency` on)
     shape: tuple[int, ...]  # IR per-sample shape
     conv: bool = False  # Lava (W, H, B*C) layout instead of a flat (B*n,) vector
     latency: int = 0
@@ -123,7 +123,9 @@ def _resolve_pop(graph: Graph, name: str, user: str) -> tuple[str, int]:
     d = 0
     while True:
         p = graph.nodes[name]
-        if isinstance(p, (P.Input, *P.NEURONS)):
+        if isinstance(p, (P.Input, *P.NEURONS)) or (isinstance(graph.nodes[user], P.Output) and d == 0
+                                                     and isinstance(p, (P.Dense, P.Conv2d, P.SumPool2d,
+                                                                        P.AvgPool2d, P.Add))):
             return name, d
         if isinstance(p, P.Flatten):
             name = graph.inputs_of(name)[0]
@@ -142,6 +144,8 @@ def _check_prims(graph: Graph) -> None:
 
 
 def _synapse_inputs(graph: Graph, neuron: str) -> list[str]:
+    """The synapses a population reads: its input, or the terms of the Add it reads. A synapse read by several
+    populations becomes one Lava connection per reader (Lava's Dense/Conv feed one port)."""
     (src,) = graph.inputs_of(neuron)
     sp = graph.nodes[src]
     srcs = graph.inputs_of(src) if isinstance(sp, P.Add) else [src]
@@ -150,11 +154,22 @@ def _synapse_inputs(graph: Graph, neuron: str) -> list[str]:
         if not isinstance(p, (P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d)):
             raise _unsupported(neuron, graph.nodes[neuron], "on Lava a neuron's input must be a Dense/Conv/pool "
                                                             f"synapse or an Add of them; found `{s}` ({p.op})")
-        if len(graph.users_of(s)) != 1:
-            raise _unsupported(s, p, f"feeds {graph.users_of(s)}; on Lava a synapse feeds exactly one neuron")
-    if isinstance(sp, P.Add) and len(graph.users_of(src)) != 1:
-        raise _unsupported(src, sp, f"feeds {graph.users_of(src)}; on Lava an Add feeds exactly one neuron")
     return srcs
+
+
+def _value_readouts(graph: Graph) -> list[str]:
+    """Synapse values (a Dense/Conv/pool, or an Add of them) that Outputs read: each becomes a readout
+    population whose v is the step's input (du = dv = 1, vth = +inf), read through a Monitor."""
+    found = []
+    for o in graph.output_names:
+        (src,) = graph.inputs_of(o)
+        p = graph.nodes[src]
+        terms = graph.inputs_of(src) if isinstance(p, P.Add) else [src]
+        if isinstance(p, (P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Add)) and all(
+                isinstance(graph.nodes[t], (P.Dense, P.Conv2d, P.SumPool2d, P.AvgPool2d)) for t in terms):
+            if src not in found:
+                found.append(src)
+    return found
 
 
 def _latencies(graph: Graph, pops: dict[str, Pop], conns_in: dict[str, list[tuple[str, str, int]]]) -> None:
@@ -333,20 +348,70 @@ def lower(graph: Graph) -> LavaNet:
     _check_prims(graph)
     neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron)]
     fixed = any(isinstance(graph.nodes[n], P.FixedCubaLIF) for n in neurons)
+    chains = {} if fixed else _li_chains(graph)
+    neurons = [n for n in neurons if n not in chains.values()]
     pops, gains = _populations(graph, types, neurons, fixed)
+    for li2, li1 in chains.items():  # LI1 -> LI2: LI1 is the population's current u (du = 1 - a1)
+        _, a1, c1, _ = N.discretize(graph.nodes[li1], graph.dt, graph.scheme).linear()
+        pops[li2].params["du"] = 1.0 - _uniform(li1, graph.nodes[li1], "tau", a1)
+        gains[li2] = np.asarray(gains[li2], np.float64) * np.asarray(c1, np.float64)
+    values = _value_readouts(graph)
+    for v in values:
+        pops[v], gains[v] = _value_population(graph, types, v, fixed)
     conns: list[Conn] = []
-    conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons}
-    for n in neurons:
-        biases = []
-        for s in _synapse_inputs(graph, n):
+    conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons + values}
+    biases_of: dict[str, list] = {}
+    for n in neurons + values:
+        biases: list = []
+        srcs = _synapse_inputs(graph, chains.get(n, n)) if n not in values else (
+            graph.inputs_of(n) if isinstance(graph.nodes[n], P.Add) else [n])
+        for s in srcs:
             conns.append(_connection(graph, types, n, s, gains, fixed, biases, conns_in[n]))
         if biases and not fixed:
-            _add_bias(graph, types, n, pops[n], biases, gains[n])
+            biases_of[n] = biases
+    _name_connections(conns)
     _layouts(graph, pops, conns)
     _latencies(graph, pops, conns_in)
+    for n, biases in biases_of.items():  # after the latencies: a current's bias arrives from a source timed by them
+        _add_bias(graph, types, n, pops, conns, biases, gains[n])
     for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
         _warm_up(n, graph.nodes[n], pops[n], fixed)
     return LavaNet(graph.name, fixed, pops, conns, _probes(graph, pops), graph.dt)
+
+
+def _li_chains(graph: Graph) -> dict[str, str]:
+    """{LI2: LI1} for an LI read only by an LI (Norse's LICell: a current and its membrane), with
+    v_leak = v_init = 0 on LI1: one Lava readout whose u is LI1 (scaled by LI2's gain) and v is LI2."""
+    chains = {}
+    for n, p in graph.nodes.items():
+        if type(p) is not P.LI:
+            continue
+        (src,) = graph.inputs_of(n)
+        q = graph.nodes[src]
+        if (type(q) is P.LI and graph.users_of(src) == [n] and not np.any(np.asarray(q.v_leak))
+                and not np.any(np.asarray(q.v_init))):
+            chains[n] = src
+    return chains
+
+
+def _value_population(graph: Graph, types, name: str, fixed: bool) -> tuple[Pop, np.ndarray]:
+    """The readout of a synapse value: a LIF whose u and v forget everything each step (du = dv = 1), so v is
+    the step's input plus the synapse bias, and which never fires (vth = +inf); read through a Monitor."""
+    if fixed:
+        raise _unsupported(name, graph.nodes[name], "an Output of a synapse value has no fixed-point Lava form "
+                                                    "(read spikes, or run the float graph on floating_pt)")
+    params = {"du": 1.0, "dv": 1.0, "vth": math.inf, "bias_mant": 0.0, "bias_exp": 0, "v": 0.0, "u": 0.0}
+    return Pop(name, "neuron", tuple(types[name].shape), params=params), np.asarray(1.0)
+
+
+def _name_connections(conns: list[Conn]) -> None:
+    """A synapse read by several populations is one Lava process per reader: the later ones get the
+    reader's name appended (process names and weights.npz keys must be unique)."""
+    seen: set[str] = set()
+    for c in conns:
+        if c.name in seen:
+            c.name = f"{c.name}_to_{c.dst}"
+        seen.add(c.name)
 
 
 def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[dict[str, Pop], dict[str, np.ndarray]]:
@@ -436,17 +501,24 @@ def _conv_connection(graph: Graph, types, s: str, sp, src: str, n: str, gains, f
     return Conn(s, "conv", src, n, np.asarray(w, np.float64) * gchan[:, None, None, None], geom, "")
 
 
-def _add_bias(graph: Graph, types, n: str, pop: Pop, biases: list, gain) -> None:
-    """Synapse biases of a float neuron go to its Lava bias (scaled like its weights)."""
-    p = graph.nodes[n]
+def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Conn], biases: list, gain) -> None:
+    """Synapse biases of a float neuron go to its Lava bias (scaled like its weights); a current-based
+    neuron's (CubaLIF: the bias enters the current, which Lava's LIF has no bias for) come from a source
+    that sends one spike per step, from the step its other inputs first arrive, through a Dense of the
+    biases (exact: the same b is added to u every step)."""
+    p, pop = graph.nodes[n], pops[n]
     # a Dense bias is one value per neuron (or channel); a Conv's is already spread over the neuron's shape
     b = sum(np.broadcast_to(x if np.ndim(x) == len(types[n].shape) else
                             np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
             for x in biases)
-    if isinstance(p, P.CubaLIF):  # (an LI's u is its input of the step: its bias may go to v)
-        raise _unsupported(n, p, "a synapse bias into a current-based neuron has no Lava floating_pt form "
-                                 "(Lava's bias is added to v)")
-    pop.params["bias_mant"] = pop.params["bias_mant"] + b * np.broadcast_to(np.asarray(gain), types[n].shape)
+    b = b * np.broadcast_to(np.asarray(gain), types[n].shape)
+    if not isinstance(p, P.CubaLIF):  # (u is the step's input: a bias may go to v)
+        pop.params["bias_mant"] = pop.params["bias_mant"] + b
+        return
+    src = f"{n}_bias_source"
+    pops[src] = Pop(src, "bias", (1,), latency=pop.latency - 1)
+    conns.append(Conn(f"{n}_bias", "dense", src, n, np.asarray(b, np.float64).reshape(-1, 1), {},
+                      "the synapse biases of a current-based neuron, sent every step by a one-spike source"))
 
 
 def _layouts(graph: Graph, pops: dict[str, Pop], conns: list[Conn]) -> None:
@@ -468,7 +540,8 @@ def _probes(graph: Graph, pops: dict[str, Pop]) -> list[Probe]:
         pop, d = _resolve_pop(graph, src, o)
         if pops[pop].kind != "neuron" and pops[pop].kind != "input":
             raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")
-        readout = pops[pop].kind == "neuron" and not graph.nodes[pop].spiking
+        readout = pops[pop].kind == "neuron" and not (isinstance(graph.nodes[pop], P.Neuron)
+                                                      and graph.nodes[pop].spiking)
         probes.append(Probe(o, pop, pops[pop].latency - d, "v" if readout else "s"))
     return probes
 

@@ -170,6 +170,10 @@ def make_population(lava, net, name, data, B, steps):
     lay = net.layout(name)
     if pop["kind"] == "input":  # spikes, or analog values sent as graded spikes; latency 0
         return lava.Source(data=to_lava(data[name], *lay, steps, net.dtype))
+    if pop["kind"] == "bias":  # one spike per sample and step, from Lava step `latency` on
+        ones = np.zeros(lava_shape(*lay, B) + (steps,), dtype=net.dtype)
+        ones[..., max(0, pop["latency"]):] = 1
+        return lava.Source(data=ones)
     args = {}
     for k in LIF_ARGS:
         v = net.value(pop["params"][k])
