@@ -11,9 +11,16 @@ Several processes (data parallel, `torch.distributed` DDP)::
 
 Under torchrun the same script runs once per process; `init_distributed()` joins the
 process group (nccl when the process has a GPU, gloo otherwise) and returns the device
-to use; the Trainer then wraps the model in DDP, gives each process its shard of every
-epoch and reduces the metrics over all processes. Only rank 0 writes checkpoints and
-shows the progress bar.
+to use; the Trainer then wraps the model in DDP and reduces the metrics over all
+processes. Only rank 0 writes checkpoints and shows the progress bar.
+
+`batch_size` is the *global* batch: every epoch is one permutation of the data seeded by
+(seed, epoch), cut into global batches of `batch_size` samples, and each process takes
+its contiguous share of every global batch. Each process scales its loss by its share of
+the batch, so DDP's gradient average is the gradient of the loss over the global batch:
+the same optimizer steps as one process with that batch (up to the order of float
+additions; tests/train/test_ddp.py), whatever the number of processes. That is also what
+makes a checkpoint resumable with a different number of processes.
 
 Checkpoints are a plain dict of tensors (``torch.load(..., weights_only=True)`` reads
 them, no pickled code) next to a JSON file with the metadata (epoch, metrics, user
@@ -34,7 +41,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .errors import N3mlError
 
@@ -137,7 +144,7 @@ class Trainer:
     Args:
         model: a torch module; DDP-wrapped automatically when a process group is initialised.
         optimizer: built over ``model.parameters()``.
-        loss_fn: ``(logits, targets) -> loss``; default cross-entropy.
+        loss_fn: ``(logits, targets) -> loss``, a mean over the batch; default cross-entropy.
         inputs: maps a collated batch x (B, ...) to the model's input, e.g. ``repeat_time(x, T)``.
         readout: maps the model's output to logits (B, C); default `mean_over_time`.
         scheduler: optional LR scheduler stepped once per epoch.
@@ -183,12 +190,18 @@ class Trainer:
         self.history: list[EpochMetrics] = []
 
     # ----------------------------------------------------------------- data
-    def _loader(self, data: Dataset, batch_size: int, train: bool) -> DataLoader:
-        if train:
-            sampler = DistributedSampler(data, num_replicas=self.world, rank=self.rank, shuffle=True,
-                                         seed=self.seed, drop_last=False)
-            sampler.set_epoch(self.epoch)
-            return DataLoader(data, batch_size=batch_size, sampler=sampler)
+    def _global_batches(self, n: int, batch_size: int) -> list[torch.Tensor]:
+        """This epoch's global batches of sample indices: the same on every process and for any world size."""
+        if batch_size < 1:
+            raise N3mlError(f"Trainer: batch_size (the global batch) must be >= 1, found {batch_size}")
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        return list(torch.randperm(n, generator=g).split(batch_size))
+
+    def _share(self, batch: torch.Tensor) -> torch.Tensor:
+        """This process's contiguous share of a global batch (shares differ by at most one sample)."""
+        return torch.tensor_split(batch, self.world)[self.rank]
+
+    def _loader(self, data: Dataset, batch_size: int) -> DataLoader:
         # evaluation: disjoint shards without padding, so every sample counts exactly once
         shard = Subset(data, range(self.rank, len(data), self.world))
         return DataLoader(shard, batch_size=batch_size, shuffle=False)
@@ -205,24 +218,35 @@ class Trainer:
         logits = self.readout(net(self.inputs(x)))
         return self.loss_fn(logits, y), (logits.argmax(-1) == y).sum()
 
+    @staticmethod
+    def _collate(data: Dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return default_collate([data[i] for i in idx.tolist()])
+
     def train_epoch(self, data: Dataset, batch_size: int) -> tuple[float, float]:
-        """One pass over `data`; return (mean loss, accuracy) over all processes."""
+        """One pass over `data` in global batches of `batch_size`; return (mean loss, accuracy) over all processes."""
         self.net.train()
-        loader = self._loader(data, batch_size, train=True)
-        bar = self._bar(loader, f"epoch {self.epoch + 1}")
+        batches = self._global_batches(len(data), batch_size)
+        bar = self._bar(batches, f"epoch {self.epoch + 1}")
         tot_loss, correct, count = 0.0, 0, 0
-        for x, y in bar:
+        for batch in bar:
+            mine = self._share(batch)
+            # a process whose share is empty (a last global batch smaller than the world) still
+            # joins DDP's gradient all-reduce: it runs one sample with weight 0
+            n = len(mine)
+            x, y = self._collate(data, mine if n else batch[:1])
             self.optimizer.zero_grad(set_to_none=True)
             loss, ok = self._forward(x, y, self.net)
-            loss.backward()
+            # loss_fn is a mean over its samples; DDP averages the processes' gradients, so the
+            # factor world * n / len(batch) turns that average into the global batch's mean
+            (loss * (self.world * n / len(batch))).backward()
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
-            n = len(y)
-            tot_loss += float(loss.detach()) * n
-            correct += int(ok)
-            count += n
-            if hasattr(bar, "set_postfix"):
+            if n:
+                tot_loss += float(loss.detach()) * n
+                correct += int(ok)
+                count += n
+            if hasattr(bar, "set_postfix") and count:
                 bar.set_postfix(loss=f"{tot_loss / count:.4f}", acc=f"{correct / count:.3f}")
         tot_loss, correct, count = self._reduce(tot_loss, correct, count)
         return tot_loss / max(count, 1), correct / max(count, 1)
@@ -232,7 +256,7 @@ class Trainer:
         """Mean loss and accuracy of the model on `data`, over all processes."""
         self.model.eval()
         tot_loss, correct, count = 0.0, 0, 0
-        for x, y in self._loader(data, batch_size, train=False):
+        for x, y in self._loader(data, batch_size):
             loss, ok = self._forward(x, y, self.model)  # no DDP: evaluation needs no gradient sync
             tot_loss += float(loss) * len(y)
             correct += int(ok)
@@ -253,9 +277,10 @@ class Trainer:
         """Train until `epochs` epochs are completed in total (a resumed run continues the count).
 
         Args:
-            data: training samples (x, y); each process trains on its shard.
+            data: training samples (x, y), the whole set in every process.
             epochs: total number of epochs.
-            batch_size: per process.
+            batch_size: the global batch (samples per optimizer step over all processes);
+                each process computes its share of it.
             val_data: evaluated after every epoch when given.
             resume: continue from `checkpoint` if that file exists.
         Returns:
