@@ -68,7 +68,9 @@ def _facts(view: Any) -> dict[str, list[torch.Tensor]]:
             elif other in spikes:
                 note("v_reset", v)
     values: list[torch.Tensor] = []
-    for n, v in view.consts.items():
+    near = dict.fromkeys(a for n in nodes for a in (n, *n.all_input_nodes))  # the region's own constants
+    for n in near:
+        v = view.consts.get(n)
         if isinstance(v, torch.Tensor) and v.ndim == 0 and v.is_floating_point() and \
                 not any(torch.equal(v, u) for u in values):
             values.append(v)

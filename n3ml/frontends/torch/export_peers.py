@@ -155,10 +155,12 @@ def find_regions(gm: fx.GraphModule, where: str) -> dict[fx.Node, Region]:
         if o is not None:
             groups.setdefault(o[0], (o[1], []))[1].append(n)
     found: list[Region] = []
+    varying = _input_dependent(gm)
     for path, (cls_name, nodes) in groups.items():
         inside = set(nodes)
-        ins = list(dict.fromkeys(a for n in nodes for a in n.all_input_nodes if a not in inside and a.op != "get_attr"))
-        outs = [n for n in nodes if any(u not in inside for u in n.users)]
+        # constants computed elsewhere (export shares equal lifted tensors between modules) are not inputs
+        ins = list(dict.fromkeys(a for n in nodes for a in n.all_input_nodes if a not in inside and a in varying))
+        outs = [n for n in nodes if n in varying and any(u not in inside for u in n.users)]
         if cls_name not in REBUILD:
             first = nodes[0]
             raise UnsupportedError(
@@ -177,9 +179,10 @@ def find_regions(gm: fx.GraphModule, where: str) -> dict[fx.Node, Region]:
     if not found:
         return {}
     runs = _probe(gm, found)
+    consts = _consts(gm, varying)
     regions: dict[fx.Node, Region] = {}
     for r in found:
-        _rebuild(gm, r, runs, where)
+        _rebuild(gm, r, runs, consts, where)
         for n in r.nodes:
             regions[n] = r
     return regions
@@ -192,14 +195,23 @@ def _attr(gm: fx.GraphModule, target: str) -> Any:
     return obj.detach() if isinstance(obj, torch.Tensor) else obj
 
 
-def _consts(gm: fx.GraphModule, r: Region) -> dict[fx.Node, Any]:
-    """Values of the region's operations that do not depend on the input (parameters, dt products, 0-d numbers)."""
+def _input_dependent(gm: fx.GraphModule) -> set[fx.Node]:
+    varying: set[fx.Node] = set()
+    for n in gm.graph.nodes:
+        if n.op == "placeholder" or any(a in varying for a in n.all_input_nodes):
+            varying.add(n)
+    return varying
+
+
+def _consts(gm: fx.GraphModule, varying: set[fx.Node]) -> dict[fx.Node, Any]:
+    """Values of the operations that do not depend on the input (parameters, dt products, 0-d numbers)."""
     consts: dict[fx.Node, Any] = {}
-    for n in r.nodes:
-        for a in n.all_input_nodes:
-            if a.op == "get_attr" and a not in consts:
-                consts[a] = _attr(gm, str(a.target))
-        if all(a in consts for a in n.all_input_nodes) and n.op == "call_function":
+    for n in gm.graph.nodes:
+        if n in varying or n.op not in ("get_attr", "call_function"):
+            continue
+        if n.op == "get_attr":
+            consts[n] = _attr(gm, str(n.target))
+        elif all(a in consts for a in n.all_input_nodes):
             try:
                 with torch.no_grad():
                     consts[n] = n.target(*fx.node.map_arg(n.args, lambda a: consts[a]),
@@ -261,12 +273,13 @@ def _matches(r: Region, module: nn.Module, runs: list[dict[fx.Node, Any]]) -> fx
     return spikes
 
 
-def _rebuild(gm: fx.GraphModule, r: Region, runs: list[dict[fx.Node, Any]], where: str) -> None:
+def _rebuild(gm: fx.GraphModule, r: Region, runs: list[dict[fx.Node, Any]], consts: dict[fx.Node, Any],
+             where: str) -> None:
     klass = _class(r.cls_name)
     prefix = r.path + "."
     attrs = {str(n.target)[len(prefix):]: _attr(gm, str(n.target)) for n in gm.graph.nodes
              if n.op == "get_attr" and str(n.target).startswith(prefix)}
-    view = View(gm, r, attrs, _consts(gm, r), where)
+    view = View(gm, r, attrs, consts, where)
     tried = 0
     for module in REBUILD[r.cls_name](klass, view):
         tried += 1
