@@ -171,3 +171,92 @@ def test_sinabs_reading_is_exact_until_a_multi_spike(tmp_path):
     multi = np.cumsum(want > 1, axis=0) > 0
     assert want.sum() > 20 and (~multi).sum() > want.size // 2
     np.testing.assert_array_equal(np.where(multi, 0, got), np.where(multi, 0, want))
+
+
+# -------------------------------------------------------------------------------------------- Rockpool
+
+def _rockpool_net(scale_in, scale_out, recurrent=False):
+    """A Rockpool 3.1 network (LinearTorch + LIFTorch, its CubaLIF) built and exported by Rockpool itself."""
+    pytest.importorskip("rockpool.nn.modules.torch.nir", reason="Rockpool is not installed (make setup-nir-readers)")
+    import warnings
+
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch, LinearTorch
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = Sequential(LinearTorch((10, 12), has_bias=True),
+                         LIFTorch(12, tau_mem=0.02, tau_syn=0.01, dt=1e-3, has_rec=recurrent),
+                         LinearTorch((12, 5)), LIFTorch(5, tau_mem=0.01, tau_syn=0.005, dt=1e-3))
+    with torch.no_grad():
+        net[0].weight.mul_(scale_in)
+        net[0].bias.mul_(0.3)
+        net[2].weight.mul_(scale_out)
+    return net
+
+
+def _rockpool_run(net, x):
+    y = net(torch.as_tensor(np.swapaxes(x, 0, 1), dtype=torch.float32))[0]
+    return np.swapaxes(y.detach().double().numpy(), 0, 1)
+
+
+def test_rockpool_export_reads_as_rockpool_reads_it(tmp_path):
+    """Rockpool's reader takes dt = min(tau_mem / (1 + r)) from what its exporter wrote (r = tau e^(-dt/tau)/dt),
+    which is not the model's dt, so its reader does not rerun its model; n3ml's rockpool convention reproduces the
+    reader (identical while no neuron fires two spikes in a step, which Rockpool can and the IR cannot)."""
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    from n3ml.backends.nir.run import READERS
+
+    x = _x(10, batch=4, seed=2)
+    net = _rockpool_net(0.1, 0.6)
+    nir.write(tmp_path / "rp.nir", to_nir(net, torch.zeros(1, 10)))
+    reader = READERS["rockpool"](tmp_path / "rp.nir", {}, x)
+    assert reader.sum() > 5 and reader.max() == 1
+    np.testing.assert_array_equal(_n3ml(tmp_path / "rp.nir", x, dt=1.0, nir_convention="rockpool"), reader)
+    # the dt Rockpool reads back is not its model's: 0.99877 ms for tau_mem = 20 ms
+    g = nir.read(tmp_path / "rp.nir", type_check=False)
+    lif = next(v for v in g.nodes.values() if type(v).__name__ == "CubaLIF")
+    assert abs(float(np.min(lif.tau_mem / (1 + lif.r))) - 1e-3) > 1e-7
+    # a strong drive: several spikes in a step, where the single-spike reading departs
+    strong = _rockpool_net(1.0, 1.0)
+    nir.write(tmp_path / "rp2.nir", to_nir(strong, torch.zeros(1, 10)))
+    multi = READERS["rockpool"](tmp_path / "rp2.nir", {}, x)
+    assert multi.max() > 1
+    assert not np.array_equal(_n3ml(tmp_path / "rp2.nir", x, dt=1.0, nir_convention="rockpool"), multi)
+
+
+def test_rockpool_refuses_lif_li_and_reads_nested_recurrent_layers(tmp_path):
+    """Rockpool 3.1's reader fails on nir.LIF (it reads node.tau_mem) and truncates LI's tau to whole seconds;
+    the convention refuses both with that reason. A nested CubaLIF + Linear graph is its recurrent layer."""
+    pytest.importorskip("rockpool.nn.modules.torch.nir", reason="Rockpool is not installed (make setup-nir-readers)")
+    from n3ml.backends.nir.run import READERS
+    from n3ml.errors import UnsupportedError
+
+    n = 4
+    lif = nir.LIF(tau=np.full(n, .01), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n))
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([n])}), "lif": lif,
+                            "output": nir.Output(output_type={"output": np.array([n])})},
+                     edges=[("input", "lif"), ("lif", "output")], type_check=False)
+    with pytest.raises(UnsupportedError, match="node `lif`: Rockpool 3.1.0's NIR reader fails on every nir.LIF: "
+                                               "it reads `node.tau_mem`"):
+        from_nir_ = __import__("n3ml.frontends.nir", fromlist=["from_nir"]).from_nir
+        from_nir_(g, dt=1.0, nir_convention="rockpool")
+    rng = np.random.default_rng(3)
+    cuba = nir.CubaLIF(tau_syn=np.full(n, .01), tau_mem=np.full(n, .02), r=np.full(n, 19.0), v_leak=np.zeros(n),
+                       v_threshold=np.ones(n), w_in=np.ones(n))
+    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([n])}), "lif": cuba,
+                              "w_rec": nir.Affine(weight=rng.normal(0, 0.004, (n, n)), bias=np.full(n, 0.5)),
+                              "output": nir.Output(output_type={"output": np.array([n])})},
+                       edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+                       type_check=False)
+    top = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([6])}),
+                              "fc": nir.Affine(weight=rng.normal(0, 0.03, (n, 6)), bias=np.zeros(n)), "rec": sub,
+                              "output": nir.Output(output_type={"output": np.array([n])})},
+                       edges=[("input", "fc"), ("fc", "rec"), ("rec", "output")], type_check=False)
+    nir.write(tmp_path / "rec.nir", top)
+    x = _x(6, batch=3, seed=4)
+    want = READERS["rockpool"](tmp_path / "rec.nir", {}, x)
+    assert want.sum() > 5 and want.max() == 1
+    np.testing.assert_array_equal(_n3ml(tmp_path / "rec.nir", x, dt=1.0, nir_convention="rockpool"), want)

@@ -82,8 +82,25 @@ def _spyx(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.float64)
 
 
+def _rockpool(path: Path, manifest: dict, x: np.ndarray) -> np.ndarray:
+    import warnings
+
+    import nir
+    import torch
+    from rockpool.nn.modules.torch.nir import from_nir
+
+    with warnings.catch_warnings():  # Rockpool warns about its optional back-ends on import and build
+        warnings.simplefilter("ignore")
+        m = from_nir(nir.read(path, type_check=False))
+        # Rockpool's modules take the whole run at once, (batch, time, *shape)
+        with torch.no_grad():
+            y = m(torch.as_tensor(np.swapaxes(x, 0, 1), dtype=torch.float32))
+    y = y[0] if isinstance(y, tuple) else y
+    return np.swapaxes(y.detach().double().numpy(), 0, 1)
+
+
 READERS: dict[str, Callable[[Path, dict, np.ndarray], np.ndarray]] = {
-    "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spyx": _spyx}
+    "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spyx": _spyx, "rockpool": _rockpool}
 
 
 def main(argv: list[str] | None = None) -> int:

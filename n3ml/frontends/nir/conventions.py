@@ -16,6 +16,9 @@ was read from), written as n3ml IR, whose meaning is exact (docs/semantics.md):
 * ``sinabs``: Sinabs 3.1 ``from_nir``: time constants in steps (exp(-1/tau)), unit input gain,
   threshold test ``v >= theta``, subtract reset; its multi-spike output is not expressible, so it is
   read as single spikes, with a warning (approximate).
+* ``rockpool``: Rockpool 3.1 ``from_nir``: CubaLIF only (its LIF and LI readers fail), dt = min(tau_mem /
+  (1 + r)) per node, the input decayed with the current, v_leak as a bias, subtract reset, multi-spikes
+  read as single spikes (approximate, warned); recurrent layers as nested CubaLIF + Affine graphs.
 * ``spyx``: Spyx 1.0 ``from_nir``: forward Euler with dt = 1 s, the spike of step t taken from the
   membrane of step t-1 and an undecayed subtract reset (a feedback loop and a one-step output delay).
 
@@ -345,6 +348,58 @@ def _spyx_cuba_lif(n, ctx: Ctx) -> Chain:
     return [("core", core), ("", P.Delay(steps=1), ["core"])]
 
 
+# -------------------------------------------------------------------------------------- Rockpool
+# rockpool/nn/modules/torch/nir.py (3.1.0), `_convert_nir_to_rockpool`: CubaLIF -> LIFTorch(tau_mem, tau_syn,
+# threshold = v_threshold, bias = v_leak, dt = min(tau_mem / (1 + r))), whose step (lif_torch.py `forward`) is
+#   i_t = b_s (i_{t-1} + x_t);  v_t = a_m v_{t-1} + i_t + v_leak;  n_t = floor(v_t / theta) if v_t >= theta;
+#   v_t -= n_t theta
+# with a_m = exp(-dt / tau_mem), b_s = exp(-dt / tau_syn): the input enters the current already decayed, the
+# membrane gain is 1, v_leak is a bias added every step, w_in, v_reset and r (beyond dt) are ignored, and a step
+# may carry several spikes (max_spikes_per_dt = 2**16). A nested NIRGraph of four nodes holding a CubaLIF and an
+# Affine/Linear is read as LIFTorch(has_rec=True, w_rec = W^T): i_t = b_s (i_{t-1} + x_t + W s_{t-1}), its bias
+# dropped with a warning. nir.LIF fails (the reader reads `node.tau_mem`, which NIR's LIF does not have) and so
+# does LI (ExpSynTorch(tau = int(tau)): every tau below 1 s becomes 0), so both are refused with that reason.
+# In the IR: Scale(b_s) -> CubaLIF(a_s = b_s, a_m, unit membrane gain, v_leak = bias / (1 - a_m), subtract reset,
+# theta just below v_threshold), each node on its own dt, mapped onto the graph's step.
+
+
+def _rockpool_dt_s(n) -> float:
+    # the reader's torch.min(tau_mem / (1 + r)).item(): one dt per node, in the file's unit
+    return float(np.min(np.asarray(n.tau_mem, np.float64) / (1.0 + np.asarray(n.r, np.float64))))
+
+
+def _rockpool_cuba_lif(n, ctx: Ctx) -> Chain:
+    log.warning("node `%s`: Rockpool fires floor(v / theta) spikes per step; the IR emits at most one: reading "
+                "it as single spikes at v >= theta (exact while v < 2 theta)", ctx.name)
+    dt_s = _rockpool_dt_s(n)
+    if not (math.isfinite(dt_s) and dt_s > 0):
+        raise UnsupportedError(f"node `{ctx.name}`: Rockpool's reader takes dt = min(tau_mem / (1 + r)) = {dt_s:g}, "
+                               "not a positive step")
+    # the node's own step mapped onto the graph's: tau' / dt_graph = tau / dt_node (scheme exact)
+    tau_syn = param(np.asarray(n.tau_syn, np.float64) / dt_s * ctx.dt_ms)
+    tau_mem = param(np.asarray(n.tau_mem, np.float64) / dt_s * ctx.dt_ms)
+    a_m = np.exp(-dt_s / np.asarray(n.tau_mem, np.float64))
+    b_s = np.exp(-dt_s / np.asarray(n.tau_syn, np.float64))
+    v_leak = param(np.asarray(n.v_leak, np.float64) / (1.0 - a_m))
+    vr = np.asarray(getattr(n, "v_reset", 0.0), np.float64)
+    if ctx.explicit_reset and np.any(vr != 0):
+        log.warning("node `%s`: Rockpool's NIR reader ignores v_reset (%s) and resets by subtraction", ctx.name,
+                    param(vr))
+    return _scale(b_s) + [("", P.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, v_leak=v_leak,
+                                         r=_exact_unit_r(tau_mem, ctx), theta=_sinabs_theta(n.v_threshold),
+                                         reset="subtract"))]
+
+
+def _rockpool_lif(n, ctx: Ctx) -> Chain:
+    raise UnsupportedError(f"node `{ctx.name}`: Rockpool 3.1.0's NIR reader fails on every nir.LIF: it reads "
+                           "`node.tau_mem`, which NIR's LIF does not have (its field is `tau`): AttributeError")
+
+
+def _rockpool_li(n, ctx: Ctx) -> Chain:
+    raise UnsupportedError(f"node `{ctx.name}`: Rockpool 3.1.0's NIR reader builds ExpSynTorch(tau = int(tau)): a "
+                           "tau below 1 s becomes 0 and the readout is always 0 (or the module cannot be built)")
+
+
 # ------------------------------------------------------------------------------------ the table
 
 
@@ -400,6 +455,11 @@ CONVENTIONS: dict[str, Convention] = {
         "spyx", "Spyx 1.0.0", "euler", {"LIF": _spyx_lif, "IF": _spyx_if, "CubaLIF": _spyx_cuba_lif},
         default_dt_ms=1000.0, reads=_COMMON - {"NIRGraph"} | {"SumPool2d"},
         source="spyx/nir.py, spyx/nn.py"),
+    "rockpool": Convention(
+        "rockpool", "Rockpool 3.1.0", "exact",
+        {"CubaLIF": _rockpool_cuba_lif, "LIF": _rockpool_lif, "LI": _rockpool_li},
+        default_dt_ms=1.0, reads=frozenset({"Input", "Output", "Affine", "Linear", "NIRGraph"}),
+        source="rockpool/nn/modules/torch/nir.py, lif_torch.py", recurrence="neuron"),
 }
 
 

@@ -187,6 +187,42 @@ def _spyx_chain(flat: _Flat) -> None:
                                "`input` to `output`)")
 
 
+def _rockpool_graph(g: Any) -> Any:
+    """The graph as Rockpool 3.1's reader runs it (rockpool/nn/modules/torch/nir.py): its modules take the whole
+    sequence at once, so the only loop it runs is a nested NIRGraph of four nodes with a CubaLIF and an
+    Affine/Linear, read as a recurrent LIFTorch whatever that graph's edges say (input -> lif -> w_rec -> lif ->
+    output) and with the synapse's bias dropped (warned); any other nested graph or cycle is refused."""
+    import networkx as nx
+    import nir
+
+    nodes: dict[str, Any] = {}
+    for name, node in g.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            nodes[name] = node
+            continue
+        kinds = {type(v).__name__: k for k, v in node.nodes.items()}
+        syn = kinds.get("Affine", kinds.get("Linear"))
+        if len(node.nodes) != 4 or "CubaLIF" not in kinds or syn is None:
+            raise UnsupportedError(f"node `{name}`: Rockpool's NIR reader reads a nested graph only as a recurrent "
+                                   "layer of four nodes (Input, CubaLIF, Affine/Linear, Output); found "
+                                   f"{sorted(type(v).__name__ for v in node.nodes.values())}")
+        lif, w = node.nodes[kinds["CubaLIF"]], node.nodes[syn]
+        if np.any(np.asarray(getattr(w, "bias", 0.0)) != 0):
+            log.warning("node `%s.%s`: Rockpool's reader drops a recurrent synapse's bias; reading it so", name, syn)
+        shape = {"input": np.asarray(np.asarray(lif.v_threshold).shape)}
+        nodes[name] = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=shape), "lif": lif, "w_rec": nir.Linear(weight=w.weight),
+                   "output": nir.Output(output_type={"output": shape["input"]})},
+            edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")], type_check=False)
+    top = nx.DiGraph(list(g.edges))
+    cycles = [c for c in nx.simple_cycles(top)]
+    if cycles:
+        raise UnsupportedError(f"Rockpool's NIR reader runs every module over the whole sequence, so it cannot run "
+                               f"the loop {' -> '.join(cycles[0])}; only a nested CubaLIF + Affine/Linear graph is "
+                               "read as a recurrent layer")
+    return nir.NIRGraph(nodes=nodes, edges=list(g.edges), type_check=False)
+
+
 def _snntorch_rnn(flat: _Flat) -> None:
     """Rewire the recurrent layers as snnTorch's reader builds them (snntorch/import_nir.py,
     `_replace_rnn_subgraph_with_nirgraph`): a loop LIF/CubaLIF <-> Affine/Linear whose synapse has one
@@ -384,6 +420,8 @@ def read_graph(g: Any, conv: Convention, *, dt_ms: float, name: str = "main", fa
     if not isinstance(g, nir.NIRGraph):
         g = nir.NIRGraph(nodes={"input": nir.Input(g.input_type), "node": g, "output": nir.Output(g.output_type)},
                          edges=[("input", "node"), ("node", "output")])
+    if conv.name == "rockpool":
+        g = _rockpool_graph(g)
     flat = _Flat()
     top_in, top_out = _flatten(g, "", flat)
     if not top_in or not top_out:
