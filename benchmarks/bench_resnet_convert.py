@@ -107,6 +107,11 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_config(onnx_path: str, images: int, report_images: int, steps: int, report: bool, batch: int,
                dtype: str, out: str) -> list[dict]:
     """Load, fold, convert, normalize (and report) as `n3ml convert` does; one row per stage."""
@@ -118,9 +123,10 @@ def run_config(onnx_path: str, images: int, report_images: int, steps: int, repo
     rows = []
 
     def stage(name, fn):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         v = fn()
-        rows.append({"stage": name, "seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(_rss_mb())})
+        rows.append({"stage": name, "seconds": round(time.perf_counter() - t0, 2), "cpu_s": round(_cpu_s() - c0, 2),
+                     "peak_rss_mb": round(_rss_mb())})
         return v
 
     rng = np.random.default_rng(0)
@@ -187,11 +193,11 @@ def main() -> int:
                 return 1
             rows = json.loads(line[5:])
             print(f"\n{n} calibration images (total {time.perf_counter() - t0:.1f} s, child process)")
-            print(f"| {'stage':<42} | {'seconds':>8} | {'peak RSS MB':>11} |")
-            print(f"|{'-' * 44}|{'-' * 10}|{'-' * 13}|")
+            print(f"| {'stage':<42} | {'seconds':>8} | {'CPU s':>8} | {'peak RSS MB':>11} |")
+            print(f"|{'-' * 44}|{'-' * 10}|{'-' * 10}|{'-' * 13}|")
             for r in rows:
                 extra = f"  (model.npz {r['sidecar_mb']} MB)" if "sidecar_mb" in r else ""
-                print(f"| {r['stage']:<42} | {r['seconds']:>8.2f} | {r['peak_rss_mb']:>11.0f} |{extra}")
+                print(f"| {r['stage']:<42} | {r['seconds']:>8.2f} | {r['cpu_s']:>8.2f} | {r['peak_rss_mb']:>11.0f} |{extra}")
     return 0
 
 

@@ -20,6 +20,8 @@ import numpy as np
 
 from ..errors import N3mlError
 from ..backends.target_options import check_keys
+from ..ir import Graph
+from ..ir import prims as P
 from ..loader import load_model
 from ..outdir import OutputDir
 from ..passes.legalize import legalize_for
@@ -41,6 +43,12 @@ def add_arguments(p) -> None:
     p.add_argument("-p", "--pipeline", default="", help="passes to run, e.g. 'ann-to-snn,quantize{profile=loihi2}'")
     p.add_argument("--calibration", metavar="X.npz", help="calibration inputs for the passes (arrays by input name)")
     p.add_argument("--report", metavar="REPORT.json", help="write the passes' report as JSON")
+    p.add_argument("--calibration-batch", type=int, default=0, metavar="B",
+                   help="samples per batch for calibration and the report (default: as many as fit 512 MiB)")
+    p.add_argument("--device", default="", help="device of the torch executor for the passes (cpu, cuda, cuda:1)")
+    p.add_argument("--weights-dtype", choices=WEIGHT_DTYPES, default="source",
+                   help="dtype of the stored synapse weights: source (default: float32 when every weight of "
+                        "MODEL is float32, as the passes' float64 results rounded once), float32 or float64")
     p.add_argument("--force", action="store_true", help="replace an existing OUT")
     p.add_argument("--model", dest="model_class", metavar="package.module:ClassName",
                    help="the model class of a state_dict file")
@@ -49,6 +57,34 @@ def add_arguments(p) -> None:
                    help="allow loading a fully pickled module (runs code from the file: only for trusted files)")
     p.add_argument("--target-option", "-O", action="append", default=[], metavar="KEY=VALUE",
                    help="option for the target's emitter (repeatable)")
+
+
+WEIGHT_DTYPES = ("source", "float32", "float64")
+_WEIGHTS = (P.Dense, P.Conv1d, P.Conv2d)
+
+
+def source_weight_dtype(graph: Graph) -> np.dtype | None:
+    """float32 if every floating synapse weight of `graph` is float32 (a float32 model), else None."""
+    dts = {np.asarray(a).dtype for p in graph.nodes.values() if isinstance(p, _WEIGHTS)
+           for a in (p.weight, p.bias) if a is not None and np.asarray(a).dtype.kind == "f"}
+    return np.dtype(np.float32) if dts == {np.dtype(np.float32)} else None
+
+
+def store_weights(graph: Graph, dtype: np.dtype | None) -> Graph:
+    """`graph` with its floating synapse weights and biases in `dtype` (None: unchanged). Passes compute
+    in float64 (folding, rescaling); the result is rounded once here, and every engine and target then
+    computes on exactly these stored values."""
+    if dtype is None:
+        return graph
+    g = graph.copy()
+    for n, p in graph.nodes.items():
+        if not isinstance(p, _WEIGHTS):
+            continue
+        changes = {k: np.asarray(a).astype(dtype) for k, a in (("weight", p.weight), ("bias", p.bias))
+                   if a is not None and np.asarray(a).dtype.kind == "f" and np.asarray(a).dtype != dtype}
+        if changes:
+            g.replace(n, **changes)
+    return g
 
 
 def parse_options(items: list[str]) -> dict[str, str]:
@@ -103,11 +139,18 @@ def _calibration(path: str | None) -> dict[str, np.ndarray] | None:
 def run(args) -> int:
     if args.steps is not None and args.steps < 1:
         raise N3mlError(f"--steps must be >= 1, found {args.steps}")
+    if args.calibration_batch < 0:
+        raise N3mlError(f"--calibration-batch must be >= 1 (or 0: automatic), found {args.calibration_batch}")
     target = lookup(TARGETS, args.target, "target")()
     options = check_keys(target, parse_options(args.target_option))  # a typo fails before the model loads
     keep = (args.model, args.calibration, args.report)  # --force must not delete these with the old OUT
     with OutputDir(Path(args.output), force=args.force, keep=keep) as tmp:  # locked: one writer per OUT
-        graph = load_any(args)
+        from ..passes.base import Progress
+
+        with Progress(f"load {Path(args.model).name}"):
+            graph = load_any(args)
+        wdt = {"source": source_weight_dtype(graph), "float32": np.dtype(np.float32),
+               "float64": np.dtype(np.float64)}[args.weights_dtype]
         if args.dt is not None and Path(args.model).suffix.lower() == ".n3ml" and args.dt != graph.dt:
             raise N3mlError(f"{args.model} has dt={graph.dt:g} ms; --dt {args.dt:g} cannot change it (the time "
                             "constants are in ms)")
@@ -118,13 +161,23 @@ def run(args) -> int:
             from ._engines import pass_context
 
             context = {"calibration": _calibration(args.calibration), "steps": args.steps, "report": report,
+                       "calibration_batch": args.calibration_batch, "report_batch": args.calibration_batch,
                        **pass_context()}
+            if args.device:
+                torch_engine = context["engines"].get("torch")
+                if torch_engine is None:
+                    raise N3mlError("--device needs the torch engine, which is not registered here")
+                context["engines"]["torch"] = torch_engine._replace(options={**torch_engine.options,
+                                                                             "device": args.device})
+                context["engine"] = "torch"
             graph = PassManager.from_string(args.pipeline).run(graph, context)
         elif args.calibration:
             raise N3mlError("--calibration is used by passes; give a pipeline with -p")
         graph = legalize_for(target, graph)  # the target's canonical passes, after -p (docs/targets.md)
+        graph = store_weights(graph, wdt)
         target.check(graph, options or None)
-        target.emit(graph, tmp, steps=args.steps, options=options or None)
+        with Progress(f"emit {args.target}"):
+            target.emit(graph, tmp, steps=args.steps, options=options or None)
         if args.report:
             _write_report(args.report, report)
     n_nodes = len(graph.nodes)

@@ -24,7 +24,7 @@ REFERENCE = Engine("reference", interp_run)
 
 # Memory a batched run may hold at once (the recorded sequences dominate); `context["memory_budget"]`
 # (bytes) or an explicit batch size overrides it.
-MEMORY_BUDGET = 1 << 30
+MEMORY_BUDGET = 512 << 20
 MAX_BATCH = 256
 
 
@@ -152,11 +152,13 @@ def held_runner(engine: Engine | None, graph: Graph) -> Callable[..., tuple[dict
 
 def auto_batch(graph: Graph, record: list[str], steps: int, *, itemsize: int = 8,
                budget: int = MEMORY_BUDGET) -> int:
-    """Samples per batch so that one batch's sequences fit `budget` bytes: the recorded nodes' full
-    (T, B, ...) sequences, plus the largest node twice (what a run holds while computing the next)."""
+    """Samples per batch so that one batch fits `budget` bytes: the recorded nodes' full (T, B, ...)
+    sequences in the engine's `itemsize`, their float64 time means on the host, and the largest node
+    twice (what a run holds while computing the next)."""
     types = graph.verify()
     size = {n: math.prod(types[n].shape) for n in graph.nodes}
-    per_sample = steps * itemsize * (sum(size[n] for n in record) + 2 * max(size.values(), default=1))
+    rec = sum(size[n] for n in record)
+    per_sample = (steps * itemsize + 8) * rec + 2 * steps * itemsize * max(size.values(), default=1)
     return max(1, min(MAX_BATCH, budget // max(per_sample, 1)))
 
 
@@ -181,7 +183,7 @@ def activation_batches(graph: Graph, inputs: dict[str, np.ndarray], nodes: list[
     run = held_runner(engine, graph)
     b = next(iter(inputs.values())).shape[0]
     budget = int((context or {}).get("memory_budget") or MEMORY_BUDGET)
-    batch = batch or auto_batch(graph, nodes, 1, itemsize=8, budget=budget)  # the results come back as float64
+    batch = batch or auto_batch(graph, nodes, 1, itemsize=engine_itemsize(engine), budget=budget)
     with progress(context, desc, b, "samples") as bar:
         for lo, hi in batches(b, batch):
             outs, means = run({k: v[lo:hi] for k, v in inputs.items()}, 1, nodes)

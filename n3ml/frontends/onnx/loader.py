@@ -144,12 +144,33 @@ def _auto_pads(node, a: dict, in_sp: tuple[int, ...], k: list[int], s: list[int]
 # ------------------------------------------------------------------ converters
 
 
+def _real(a: np.ndarray) -> np.ndarray:
+    """A weight as the IR stores it, in the source's precision: float32 and float64 stay as they are
+    (a float32 model's sidecar stays float32, and every engine computes exactly on the stored values),
+    float16 widens to float32 exactly, integers become float64."""
+    a = np.asarray(a)
+    if a.dtype in (np.float32, np.float64):
+        return a
+    if a.dtype.kind == "f" and a.dtype.itemsize < 4:
+        return a.astype(np.float32)
+    return a.astype(np.float64)
+
+
+def _sum_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b, in float64 unless the sum is exact in the operands' common dtype."""
+    s = a + b
+    if s.dtype == np.float64 or np.array_equal(s.astype(np.float64), a.astype(np.float64) + b.astype(np.float64)):
+        return s
+    return a.astype(np.float64) + b.astype(np.float64)
+
+
+
 def _conv(ctx: _Ctx, node) -> None:
     ins = _inputs(node)
     a = _attrs(node)
     x = ctx.act(node, ins[0])
-    w = ctx.const(node, ins[1], "the weight").astype(np.float64)
-    b = ctx.const(node, ins[2], "the bias").astype(np.float64) if len(ins) > 2 and ins[2] else None
+    w = _real(ctx.const(node, ins[1], "the weight"))
+    b = _real(ctx.const(node, ins[2], "the bias")) if len(ins) > 2 and ins[2] else None
     n = w.ndim - 2
     if n not in (1, 2):
         raise _Unsupported(f"{n}-D convolution; only 1-D and 2-D are supported")
@@ -172,22 +193,25 @@ def _gemm(ctx: _Ctx, node) -> None:
     if int(a.get("transA", 0)):
         raise _Unsupported("transA=1 (the activation must not be transposed)")
     x = ctx.act(node, ins[0])
-    bmat = ctx.const(node, ins[1], "B (the weight)").astype(np.float64)
+    bmat = _real(ctx.const(node, ins[1], "B (the weight)"))
     if bmat.ndim != 2:
         raise _Unsupported(f"weight B must be 2-D, found shape {bmat.shape}")
     w = bmat if int(a.get("transB", 0)) else bmat.T
-    w = float(a.get("alpha", 1.0)) * w
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    if alpha != 1.0:  # a product the source's float32 may not hold exactly: computed in float64
+        w = alpha * w.astype(np.float64)
     bias = None
     if len(ins) > 2 and ins[2]:
-        c = ctx.const(node, ins[2], "C (the bias)").astype(np.float64) * float(a.get("beta", 1.0))
+        c = _real(ctx.const(node, ins[2], "C (the bias)"))
+        c = c if beta == 1.0 else beta * c.astype(np.float64)
         bias = _row_bias(c, w.shape[0])
     ctx.add(node, P.Dense(weight=np.ascontiguousarray(w), bias=bias), _flat1(ctx, node, x), out=node.output[0])
 
 
 def _row_bias(c: np.ndarray, n: int) -> np.ndarray:
-    c = np.asarray(c, dtype=np.float64)
+    c = _real(c)
     if c.size == 1:
-        return np.full(n, float(c.reshape(-1)[0]))
+        return np.full(n, c.reshape(-1)[0], dtype=c.dtype)
     c2 = c.reshape(-1)
     if c.ndim >= 1 and c.shape[-1] == n and c2.size == n:
         return c2.copy()
@@ -208,7 +232,7 @@ def _matmul(ctx: _Ctx, node) -> None:
     x = ctx.act(node, ins[0])
     if ins[1] not in ctx.consts:
         raise _Unsupported("MatMul of two activations; only activation @ constant weight is supported")
-    w = ctx.consts[ins[1]].astype(np.float64)
+    w = _real(ctx.consts[ins[1]])
     if w.ndim != 2:
         raise _Unsupported(f"MatMul weight must be 2-D, found shape {w.shape}")
     ctx.add(node, P.Dense(weight=np.ascontiguousarray(w.T)), _flat1(ctx, node, x), out=node.output[0])
@@ -235,13 +259,13 @@ def _add(ctx: _Ctx, node) -> None:
                            "bias of the MatMul/Gemm/Conv right before it")
     nout = prim.weight.shape[0]
     per = _channel_const(c, ctx.shape(x), nout)
-    bias = per if prim.bias is None else prim.bias + per
+    bias = per if prim.bias is None else _sum_exact(prim.bias, per)
     ctx.graph.replace(x, bias=bias)
     ctx.alias[node.output[0]] = x
 
 
 def _channel_const(c: np.ndarray, shape: tuple[int, ...], nout: int) -> np.ndarray:
-    c = np.asarray(c, dtype=np.float64)
+    c = _real(c)
     while c.ndim > len(shape):
         if c.shape[0] != 1:
             raise _Unsupported(f"constant of shape {c.shape} varies along the batch axis")
