@@ -133,19 +133,13 @@ def test_rate_readout_is_an_output_reduce():
     assert graph.nodes["x"].hold == corpus.T
 
 
-def test_sew_iand_is_refused_with_reason_and_line():
-    model = corpus.sew18(torch.float64, cnf="IAND")
-    with pytest.raises(UnsupportedError, match=r"module `layer1.0` \(.*sew_resnet.BasicBlock\).*non-zero constant.*"
-                                               r"cnf='ADD'.*sew_resnet.py:\d+: return x \* \(1.0 - y\)"):
-        trace(model.double().eval(), (3, 32, 32))
-
-
-def test_synapse_filter_is_refused_with_reason():
-    from spikingjelly.activation_based import layer, neuron
-
-    net = torch.nn.Sequential(layer.Linear(4, 4), neuron.IFNode(), layer.SynapseFilter(tau=2.0))
-    with pytest.raises(UnsupportedError, match=r"module `2`.*SynapseFilter.*multiplies its state by its input"):
-        trace(net, (4,))
+def test_sew_and_of_analog_values_is_refused_with_reason_and_line():
+    """SEW's AND/IAND are exact on spikes; on membrane potentials (a non-spiking neuron) they are products."""
+    model = corpus.sew18(torch.float64, cnf="AND")
+    model.layer1[0].sn2 = torch.nn.Identity()  # the block's second branch is then the BatchNorm's analog output
+    with pytest.raises(UnsupportedError, match=r"module `layer1.0` \(.*sew_resnet.BasicBlock\).*not both 0/1 "
+                                               r"spikes.*sew_resnet.py:\d+: return x \* y"):
+        trace(model.double().eval(), (3, 16, 16))
 
 
 def test_value_dependent_loop_is_refused_with_the_source_line():

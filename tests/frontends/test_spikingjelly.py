@@ -147,3 +147,91 @@ def test_detach_reset_is_carried_into_the_graph(detach_reset):
     spiking = [p for p in graph.nodes.values() if p.op in ("LIF", "IF")]
     assert len(spiking) == 3
     assert all(p.detach_reset is detach_reset for p in spiking)
+
+
+@pytest.mark.parametrize("mode", ["s", "m"])
+@pytest.mark.parametrize("learnable", [False, True])
+def test_synapse_filter_is_bit_exact(mode, learnable):
+    """SynapseFilter (I = I - (1 - S) I / tau + S, a decay switched off by the input spike) from Delay, Scale,
+    Add and a ReLU gate: the same float64 currents as SpikingJelly, bit for bit, in both step modes."""
+    torch.manual_seed(3)
+    net = boost(nn.Sequential(layer.Linear(8, 6), neuron.IFNode(), layer.SynapseFilter(tau=3.0, learnable=learnable)),
+                3.0, 0.2).double()
+    functional.set_step_mode(net, mode)
+    graph = trace(net, (8,))
+    assert {"ReLU", "Delay"} <= {p.op for p in graph.nodes.values()}
+    x = _x(8, seed=3)
+    functional.reset_net(net)
+    with torch.no_grad():
+        expected = (net(x) if mode == "m" else torch.stack([net(x[t]) for t in range(T)])).numpy()
+    assert expected.max() > 1.5 and (np.diff(expected, axis=0) < 0).any()  # spikes add up and the current decays
+    from .helpers import run_graph
+    for engine, got in run_graph(graph, x.numpy()).items():
+        np.testing.assert_array_equal(np.asarray(got), expected, err_msg=engine)
+
+
+def test_synapse_filter_of_graded_values_is_refused():
+    net = nn.Sequential(layer.Linear(4, 4), layer.SynapseFilter(tau=2.0))
+    with pytest.raises(UnsupportedError, match=r"module `1`.*SynapseFilter fed values that are not spikes"):
+        trace(net, (4,))
+
+
+class _Connect(nn.Module):
+    """SEW's connect functions on two spike trains (sew_resnet.sew_function), written inline."""
+
+    def __init__(self, cnf):
+        super().__init__()
+        self.cnf = cnf
+        self.fa, self.fb = nn.Linear(6, 5), nn.Linear(6, 5)
+        self.sa, self.sb, self.out = neuron.IFNode(), neuron.IFNode(), neuron.IFNode()
+        self.fc = nn.Linear(5, 4)
+
+    def forward(self, x):
+        a, b = self.sa(self.fa(x)), self.sb(self.fb(x))
+        y = {"AND": lambda: a * b, "IAND": lambda: a * (1.0 - b), "IAND2": lambda: (1 - b) * a,
+             "NOTAND": lambda: (1.0 - a) * (1.0 - b) * 0 + a * a}[self.cnf]()
+        return self.out(self.fc(y))
+
+
+@pytest.mark.parametrize("cnf", ["AND", "IAND", "IAND2", "NOTAND"])
+def test_products_of_spikes_are_exact(cnf):
+    """a * b and a * (1 - b) of 0/1 spikes are logical AND / AND-NOT: built exactly as a - relu(a - b) and
+    relu(a - b); the spikes after them are identical."""
+    torch.manual_seed(4)
+    model = boost(_Connect(cnf), 3.0, 0.3).double()
+    if cnf == "NOTAND":  # (1 - a)(1 - b) has the constant term 1: refused by name
+        with pytest.raises(UnsupportedError, match="constant term"):
+            trace(model, (6,))
+        return
+    graph = trace(model, (6,))
+    assert "ReLU" in {p.op for p in graph.nodes.values()}
+    x = _x(6, seed=4)
+    functional.reset_net(model)
+    assert_same_spikes(graph, x, run_steps(model, x), lo=0.01)
+
+
+def test_product_of_analog_values_is_refused_with_the_line():
+    class Gain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.sn = nn.Linear(4, 4), neuron.IFNode()
+
+        def forward(self, x):
+            h = self.fc(x)
+            return self.sn(h * h)
+
+    with pytest.raises(UnsupportedError, match=r"not both 0/1 spikes.*test_spikingjelly.py:\d+: return self.sn\(h \* h\)"):
+        trace(Gain(), (4,))
+
+
+def test_adaptive_pool_of_a_1x1_map_to_a_grid_is_exact():
+    """SpikingJelly's VGG pools its features with AdaptiveAvgPool2d((7, 7)); on a small image they are 1x1,
+    and every output window is that one pixel (a depthwise Conv2d of ones with zero padding)."""
+    torch.manual_seed(5)
+    model = boost(nn.Sequential(nn.Conv2d(2, 3, 4), neuron.IFNode(), layer.AdaptiveAvgPool2d((3, 2)), nn.Flatten(),
+                                nn.Linear(18, 5), neuron.IFNode()), 3.0, 0.3).double()
+    graph = trace(model, (2, 4, 4))
+    assert graph.nodes["n_2"].op == "Conv2d"
+    x = _x(2, 4, 4, seed=5)
+    functional.reset_net(model)
+    assert_same_spikes(graph, x, run_steps(model, x))

@@ -120,6 +120,21 @@ def sequential_state(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
 sequential_state.carries_state = True  # the recording tracer follows its state like a neuron's
 
 
+def lift(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """Lift(module): the module applied to every step of a (T, B, ...) sequence (a cell carries its state)."""
+    _check_state(ctx, state)
+    lead = ctx.lead
+    ctx.lead = 1
+    try:
+        return ctx.convert_module(m.lifted_module, f"{ctx.path}.lifted_module" if ctx.path else "lifted_module", x)
+    finally:
+        ctx.lead = lead
+
+
+def _lift_mode(m: nn.Module) -> str | None:
+    return "multi" if m.is_stateful else None
+
+
 def _single(m: nn.Module) -> str:
     return "single"
 
@@ -146,6 +161,7 @@ MODULES: dict[type, Entry] = {
     norse.LIFRecurrent: Entry(lif_recurrent_cell, _multi),
     norse.SequentialState: Entry(sequential_state),
     norse.LILinearCell: Entry(li_linear_cell, _single),
+    norse.Lift: Entry(lift, _lift_mode),
 }
 
 # Norse's neuron base classes: a cell without a converter is refused by name, never traced into

@@ -105,6 +105,13 @@ def adaptive_avg_pool2d_node(ctx: Context, x: Tensor, output_size: Any) -> Tenso
     out = _pair(output_size) if not isinstance(output_size, (tuple, list)) or None not in output_size else \
         tuple(shape[1 + i] if o is None else int(o) for i, o in enumerate(output_size))
     h, w = shape[1], shape[2]
+    if (h, w) == (1, 1) and out != (1, 1):
+        # a 1x1 map spread over an output grid (SpikingJelly's VGG: AdaptiveAvgPool2d((7, 7)) after the features
+        # of a small image): every window is the one pixel, i.e. a depthwise Conv2d of ones whose zero padding
+        # leaves exactly one tap on the pixel for each output position (exact: the other taps add 0)
+        c = shape[0]
+        return ctx.add(ctx.path or "avgpool", P.Conv2d(weight=np.ones((c, 1, *out)), stride=(1, 1),
+                                                       padding=(out[0] - 1, out[1] - 1), groups=c), x)
     if h % out[0] or w % out[1]:
         raise ctx.unsupported(f"adaptive average pooling of {h}x{w} to {out[0]}x{out[1]} (uneven windows)",
                               "output sizes that divide the input size")

@@ -109,6 +109,16 @@ class Reduced:
     count: int = 0  # a running sum over a loop: the steps 0..count-1 added so far (0: a whole-sequence reduction)
 
 
+@dataclass(frozen=True)
+class Affine:
+    """`c + f * x` of a traced 0/1 tensor `x` (SEW's `1.0 - s`): the IR has no constant source, so it is only
+    usable as a factor of a product with another 0/1 tensor, where the constant term cancels."""
+
+    sym: Sym
+    c: float
+    f: float
+
+
 class NotRunnable(UnsupportedError):
     """The forward fails on every input layout tried."""
 
@@ -174,6 +184,7 @@ class Recorder(TorchFunctionMode):
         self.stack: list[nn.Module] = []  # modules whose forward is running (for error locations)
         self.paths = {id(m): p for p, m in model.named_modules()}
         self.materialized: dict[int, Tensor] = {}
+        self.binary: set[str] = set()  # nodes built here whose values are 0/1 (products of spikes)
 
     # -------------------------------------------------------- bookkeeping
     def get(self, obj: Any) -> Any:
@@ -200,6 +211,8 @@ class Recorder(TorchFunctionMode):
             return self.state_value(s.state, s.lead)
         if isinstance(s, Buffer):
             return self.buffer_seq(s)
+        if isinstance(s, Affine):
+            raise self.fail(_CONSTANT_ADD, "tensor + tensor, tensor * constant, (1 - s) * spikes")
         if isinstance(s, Reduced) and s.how == "all":
             raise self.fail(f"{what} is a reduction over all axes (batch and time included) of a traced tensor",
                             "`.sum(0)`/`.mean(0)` over the time axis as the model's readout")
@@ -228,6 +241,11 @@ class Recorder(TorchFunctionMode):
 
     def tensor(self, s: Sym) -> Tensor:
         return Tensor(s.node)
+
+    def is_binary(self, node: str) -> bool:
+        """The node's values are 0 or 1 at every step (spikes, or a product of spikes built here)."""
+        t = self.ctx.types.get(node)
+        return node in self.binary or (t is not None and t.kind == "spike")
 
     def lead_n(self, lead: tuple[str, ...]) -> int:
         if lead in (("B",), ("TB",)):
@@ -529,13 +547,17 @@ def _binary(kind: str, swap: bool = False, inplace: bool = False):
             rec.put(target, acc)
             return target
         if ta and tb:
+            if kind == "mul" and (isinstance(sa, Affine) or isinstance(sb, Affine)):
+                xa, xb = _factor(rec, sa, a), _factor(rec, sb, b)
+                return _spike_product(rec, target, a, b, _broadcast_lead(rec, xa, xb), rec.merge_t([xa, xb]))
             xa, xb = rec.sym(a), rec.sym(b)
             lead = _broadcast_lead(rec, xa, xb)
             t = rec.merge_t([xa, xb])
-            if kind in ("mul", "div"):
-                raise rec.fail("multiplying or dividing two traced tensors (e.g. SEW connect functions AND/IAND); "
-                               "the IR's synapses are linear in their input", "tensor * constant, tensor + tensor "
-                               "(cnf='ADD')")
+            if kind == "mul":
+                return _spike_product(rec, target, a, b, lead, t)
+            if kind == "div":
+                raise rec.fail("dividing two traced tensors; the IR's synapses are linear in their input",
+                               "tensor / constant")
             if kind == "add":
                 node = rec.memo_node(("add", xa.node, xb.node, alpha),
                                      lambda: ctx.add("add", P.Add(), Tensor(xa.node),
@@ -550,10 +572,12 @@ def _binary(kind: str, swap: bool = False, inplace: bool = False):
         cv = _num(rec, c)
         if kind in ("add", "sub"):
             if not np.all(np.asarray(cv) == 0):
-                raise rec.fail(f"{'adding' if kind == 'add' else 'subtracting'} a non-zero constant "
-                               f"{'to' if kind == 'add' else 'from'} a traced tensor (e.g. `1 - s`, as in SEW's IAND "
-                               "connect function): the IR has no constant source; use a bias in a Linear/Conv layer "
-                               "(SEW-ResNet: cnf='ADD')", "tensor + tensor, tensor * constant")
+                if np.ndim(cv) == 0 and rec.is_binary(xs.node):  # `1.0 - s`: a factor of a spike product
+                    c = float(cv) if kind == "add" or not xfirst else -float(cv)
+                    f = -1.0 if kind == "sub" and not xfirst else 1.0
+                    rec.put(target, Affine(xs, c, f))
+                    return target
+                raise rec.fail(_CONSTANT_ADD, "tensor + tensor, tensor * constant, (1 - s) * spikes")
             if kind == "sub" and not xfirst:  # 0 - x
                 node = rec.memo_node(("neg", xs.node), lambda: ctx.scale("neg", Tensor(xs.node), -1.0))
                 return rec.new(target, node, xs.lead, xs.t)
@@ -567,6 +591,59 @@ def _binary(kind: str, swap: bool = False, inplace: bool = False):
         node = rec.memo_node(key, lambda: ctx.scale("scale", Tensor(xs.node), f))
         return rec.new(target, node, xs.lead, xs.t)
     return h
+
+
+_CONSTANT_ADD = ("adding a non-zero constant to a traced tensor that is not then multiplied by spikes: the IR has no "
+                 "constant source; use a bias in a Linear/Conv layer")
+
+
+def _factor(rec: Recorder, v: Any, obj: Any) -> Sym:
+    return v.sym if isinstance(v, Affine) else rec.sym(obj)
+
+
+def _spike_product(rec: Recorder, target: Any, a: Any, b: Any, lead: tuple[str, ...], t: int | None) -> Any:
+    """(c1 + f1 x) * (c2 + f2 y) of 0/1 tensors x, y (SEW's AND `x * y`, IAND `x * (1 - y)`), exactly.
+
+    For 0/1 values x y = x - relu(x - y) (and x x = x), so the product is the linear combination
+    (c2 f1 + f1 f2) x + c1 f2 y - f1 f2 relu(x - y) + c1 c2 of IR nodes (Scale, Add, ReLU); every term
+    is a small integer, so it is exact in any float dtype. A non-zero constant term c1 c2 is refused."""
+    def parts(obj: Any) -> tuple[Sym, float, float]:
+        v = rec.get(obj)
+        if isinstance(v, Affine):
+            return v.sym, v.c, v.f
+        return rec.sym(obj), 0.0, 1.0
+
+    (x, c1, f1), (y, c2, f2) = parts(a), parts(b)
+    if not (rec.is_binary(x.node) and rec.is_binary(y.node)):
+        raise rec.fail("multiplying two traced tensors that are not both 0/1 spikes (the IR's synapses are linear "
+                       "in their input; a product of spikes is a logical AND, which it expresses)",
+                       "tensor * constant, spikes * spikes (SEW AND), spikes * (1 - spikes) (SEW IAND)")
+    if c1 * c2 != 0:
+        raise rec.fail("a product of spike expressions with a constant term (the IR has no constant source)",
+                       "spikes * spikes, spikes * (1 - spikes)")
+    ctx = rec.ctx
+    terms: dict[str, float] = {}
+    if x.node == y.node:
+        terms[x.node] = c2 * f1 + c1 * f2 + f1 * f2
+    else:
+        terms[x.node] = c2 * f1 + f1 * f2
+        terms[y.node] = terms.get(y.node, 0.0) + c1 * f2
+        if f1 * f2:
+            d = rec.memo_node(("andnot", x.node, y.node), lambda: ctx.add(
+                "andnot", P.ReLU(), rec.memo_node(("sub", x.node, y.node, 1), lambda: ctx.add(
+                    "sub", P.Add(), Tensor(x.node), ctx.scale("neg", Tensor(y.node), -1.0)))))
+            rec.binary.add(d)
+            terms[d] = -f1 * f2
+    parts_ = [(n, w) for n, w in terms.items() if w != 0]
+    if not parts_:
+        raise rec.fail("a product of spike expressions that is always 0")
+    scaled = [rec.memo_node(("scale", n, np.float64(w).tobytes(), ()), lambda n=n, w=w: ctx.scale("scale", Tensor(n), w))
+              for n, w in parts_]
+    node = scaled[0] if len(scaled) == 1 else rec.memo_node(
+        ("add", *scaled), lambda: ctx.add("and", P.Add(), *[Tensor(n) for n in scaled]))
+    if all(v in (0.0, 1.0) for v in (c1, c1 + f1, c2, c2 + f2)):
+        rec.binary.add(node)  # both factors are 0/1, so is their product
+    return rec.new(target, node, lead, t)
 
 
 def _accumulate(rec: Recorder, kind: str, sa: Any, sb: Any) -> Reduced | None:
