@@ -147,6 +147,7 @@ ATEN: dict[Any, Any] = {
     aten.view.default: _view,
     aten.reshape.default: _view,
     aten.add.Tensor: _add,
+    aten.mul.Tensor: lambda ctx, a, b: lib_torch._mul(ctx, a, b),  # a layer scaled by a number (10 * conv(x))
     aten.cat.default: lambda ctx, ts, dim=0: lib_torch._cat(ctx, ts, dim),
     aten.dropout.default: _dropout,
     aten.softmax.int: _softmax,
@@ -378,9 +379,9 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
             gm.graph.erase_node(n)
     from . import export_peers  # neurons of snnTorch, Norse and SpikingJelly inlined into ATen operations
 
-    regions = export_peers.find_regions(gm, path)
-    multi = export_peers.is_multi_step(regions)
-    if regions and not multi and any(r.multi for r in regions.values()):
+    regions, loop = export_peers.find_regions(gm, path)
+    multi = export_peers.is_multi_step(regions) or (loop is not None and loop.sequence)
+    if regions and not export_peers.is_multi_step(regions) and any(r.multi for r in regions.values()):
         raise UnsupportedError(f"{path}: the program mixes single-step and multi-step neuron modules; n3ml reads "
                                "one step or one sequence")
     if regions and dt is None and scheme is None and not any(
@@ -415,4 +416,7 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
                f"an ANN on input (B, {', '.join(map(str, shape))}); spiking layers must be n3ml.nn modules, or "
                "convert a spiking model of another library from its state_dict with --model")
         raise type(e)(f"{path}: {e} (the .pt2 program is read as {how})") from None
+    if loop is not None and not loop.sequence:  # the loop fed the same sample to each of its steps
+        for name in graph.input_names:
+            graph.replace(name, hold=loop.steps)
     return _verified(graph)

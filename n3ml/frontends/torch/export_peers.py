@@ -28,7 +28,7 @@ from torch import fx, nn
 from torch.utils import _pytree as pytree
 
 from ...errors import UnsupportedError
-from . import export_norse, export_spikingjelly
+from . import export_loops, export_norse, export_spikingjelly
 from .vocab import Context, State, Tensor
 
 
@@ -144,48 +144,62 @@ def _owner(node: fx.Node, neurons: dict[str, bool]) -> tuple[str, str] | None:
     return None
 
 
-def find_regions(gm: fx.GraphModule, where: str) -> dict[fx.Node, Region]:
-    """The ATen operations of each peer neuron module, with its one input, rebuilt as a module of its library."""
-    groups: dict[str, tuple[str, list[fx.Node]]] = {}
+def find_regions(gm: fx.GraphModule, where: str) -> tuple[dict[fx.Node, Region], export_loops.Loop | None]:
+    """The ATen operations of each peer neuron module, with its one input, rebuilt as a module of its library.
+
+    A module called once per step of an unrolled time loop has one region per call; the program is then
+    folded to its first step (`export_loops`) and the regions of that step are returned with the loop.
+    """
+    groups: dict[str, tuple[str, dict[int, list[fx.Node]]]] = {}
     neurons: dict[str, bool] = {}
     for n in gm.graph.nodes:
         if n.op != "call_function":
             continue
         o = _owner(n, neurons)
         if o is not None:
-            groups.setdefault(o[0], (o[1], []))[1].append(n)
-    found: list[Region] = []
+            k = export_loops.call_index(n) or 0
+            groups.setdefault(o[0], (o[1], {}))[1].setdefault(k, []).append(n)
     varying = _input_dependent(gm)
-    for path, (cls_name, nodes) in groups.items():
-        inside = set(nodes)
-        # constants computed elsewhere (export shares equal lifted tensors between modules) are not inputs
-        ins = list(dict.fromkeys(a for n in nodes for a in n.all_input_nodes if a not in inside and a in varying))
-        outs = [n for n in nodes if n in varying and any(u not in inside for u in n.users)]
+    found: list[list[Region]] = []
+    for path, (cls_name, by_call) in groups.items():
         if cls_name not in REBUILD:
-            first = nodes[0]
+            first = next(iter(by_call.values()))[0]
             raise UnsupportedError(
                 f"{where}: module `{path}` ({cls_name}) was inlined by torch.export into ATen operations "
                 f"(first: `{first.name}` {first.target}{source_line(first)}) and n3ml cannot read its settings back; "
                 f"n3ml rebuilds {', '.join(sorted(c.rsplit('.', 1)[-1] for c in REBUILD))} from .pt2 programs. "
                 "Convert this model from its state_dict with --model package.module:Class instead")
-        if len(ins) != 1 or not outs:
-            calls = f"{len(ins)} inputs ({', '.join(a.name for a in ins[:4])})"
-            raise UnsupportedError(
-                f"{where}: module `{path}` ({cls_name}) takes {calls} and gives {len(outs)} outputs in the program; "
-                "n3ml reads a neuron module called once per forward, on one input. A time loop inside forward "
-                "calls it once per step: export the model's one-step forward (the loop body) instead, and run "
-                "the steps in the converted graph")
-        found.append(Region(path, cls_name, nodes, ins[0], outs))
+        every = {n for ns in by_call.values() for n in ns}
+        calls = []
+        for k in sorted(by_call):
+            nodes = by_call[k]
+            inside = set(nodes)
+            # constants computed elsewhere (export shares equal lifted tensors between modules) are not inputs,
+            # and the state handed over from the module's previous call is its own
+            ins = list(dict.fromkeys(a for n in nodes for a in n.all_input_nodes
+                                     if a not in inside and a in varying and a not in every))
+            outs = [n for n in nodes if n in varying and any(u not in inside for u in n.users)]
+            if len(ins) != 1 or not outs:
+                raise UnsupportedError(
+                    f"{where}: module `{path}` ({cls_name}) call {k} takes {len(ins)} inputs "
+                    f"({', '.join(a.name for a in ins[:4])}) and gives {len(outs)} outputs in the program; n3ml "
+                    "reads a neuron module call on one input (its state apart)")
+            calls.append(Region(path, cls_name, nodes, ins[0], outs))
+        found.append(calls)
     if not found:
-        return {}
-    runs = _probe(gm, found)
+        return {}, None
+    runs = _probe(gm, [r for calls in found for r in calls])
     consts = _consts(gm, varying)
+    for calls in found:
+        _rebuild(gm, calls, runs, consts, where)
+    loop = None
+    if any(len(calls) > 1 for calls in found):
+        loop = export_loops.fold(gm, where, varying, {c[0].path: [r.nodes for r in c] for c in found})
     regions: dict[fx.Node, Region] = {}
-    for r in found:
-        _rebuild(gm, r, runs, consts, where)
-        for n in r.nodes:
-            regions[n] = r
-    return regions
+    for calls in found:
+        for n in calls[0].nodes:
+            regions[n] = calls[0]
+    return regions, loop
 
 
 def _attr(gm: fx.GraphModule, target: str) -> Any:
@@ -250,66 +264,96 @@ def _probe(gm: fx.GraphModule, regions: list[Region]) -> list[dict[fx.Node, Any]
     return runs
 
 
-def _matches(r: Region, module: nn.Module, runs: list[dict[fx.Node, Any]]) -> fx.Node | None:
-    """The output node of the region's spikes if `module` gives every output of the region on every run."""
-    spikes: fx.Node | None = None
+def _matches(calls: list[Region], module: nn.Module, runs: list[dict[fx.Node, Any]]) -> tuple[list, int] | None:
+    """(spike output node of each call, how many other outputs it also gives) if `module`, called once per
+    call of the region in turn, gives the region's spikes at every call on every run; else None."""
+    spikes: list[fx.Node | None] = [None] * len(calls)
+    extra = 0
     for seen in runs:
         m = copy.deepcopy(module)
-        if r.cls_name in RESET:
-            RESET[r.cls_name](m)
-        try:
-            with torch.no_grad():
-                leaves = [v for v in pytree.tree_leaves(m(seen[r.input])) if isinstance(v, torch.Tensor)]
-        except Exception:
-            return None
-        for o in r.outputs:
-            want = seen[o]
-            hits = [j for j, v in enumerate(leaves) if isinstance(want, torch.Tensor) and v.shape == want.shape
-                    and torch.equal(v.to(want.dtype), want)]
-            if not hits:
+        if calls[0].cls_name in RESET:
+            RESET[calls[0].cls_name](m)
+        state = None
+        for k, r in enumerate(calls):
+            try:
+                with torch.no_grad():
+                    if r.cls_name.startswith("norse."):  # Norse hands its state back: (z, state) = cell(x, state)
+                        out = m(seen[r.input], state)
+                        state = out[1]
+                    else:  # snnTorch (init_hidden) and SpikingJelly keep it in the module
+                        out = m(seen[r.input])
+                    leaves = [v for v in pytree.tree_leaves(out) if isinstance(v, torch.Tensor)]
+            except Exception:
                 return None
-            if 0 in hits:
-                spikes = spikes or o
-    return spikes
+            for o in r.outputs:
+                want = seen[o]
+                hits = [j for j, v in enumerate(leaves) if isinstance(want, torch.Tensor) and v.shape == want.shape
+                        and torch.equal(v.to(want.dtype), want)]
+                if 0 in hits:
+                    spikes[k] = spikes[k] or o
+                elif hits:
+                    extra += 1
+            if spikes[k] is None or not any(torch.equal(seen[spikes[k]], v.to(seen[spikes[k]].dtype))
+                                            for v in leaves[:1]):
+                return None
+    return spikes, extra
 
 
-def _rebuild(gm: fx.GraphModule, r: Region, runs: list[dict[fx.Node, Any]], consts: dict[fx.Node, Any],
+def _rebuild(gm: fx.GraphModule, calls: list[Region], runs: list[dict[fx.Node, Any]], consts: dict[fx.Node, Any],
              where: str) -> None:
+    r = calls[0]
     klass = _class(r.cls_name)
     prefix = r.path + "."
     attrs = {str(n.target)[len(prefix):]: _attr(gm, str(n.target)) for n in gm.graph.nodes
              if n.op == "get_attr" and str(n.target).startswith(prefix)}
     view = View(gm, r, attrs, consts, where)
-    tried = 0
+    tried, best = 0, None
+    full = sum(len(c.outputs) - 1 for c in calls) * len(runs)
     for module in REBUILD[r.cls_name](klass, view):
         tried += 1
-        spikes = _matches(r, module.eval(), runs) if runs else r.outputs[0]
-        if spikes is not None:
-            r.module, r.output = module, spikes
+        if not runs:
+            best = (module, [c.outputs[0] for c in calls], 0)
             break
-    else:
+        got = _matches(calls, module.eval(), runs)
+        if got is not None and (best is None or got[1] > best[2]):
+            best = (module, got[0], got[1])
+            if got[1] >= full:  # every state matches too: no other candidate can do better
+                break
+    if best is None:
         raise UnsupportedError(
             f"{where}: module `{r.path}` ({r.cls_name}): none of the {tried} {r.cls_name.rsplit('.', 1)[-1]} "
             "modules rebuilt from the program computes what the program computes (a setting outside what the "
             "program records, e.g. inhibition, reset_delay or a changed step function, differs); convert it "
             "from its state_dict with --model package.module:Class instead")
-    for o in r.outputs:
-        if o is r.output:
-            continue
-        users = [u for u in o.users if u not in set(r.nodes) and u.op != "output"]
-        if users:
-            u = users[0]
-            raise UnsupportedError(
-                f"{where}: module `{r.path}` ({r.cls_name}): its internal state `{o.name}` is used by operation "
-                f"`{u.name}` ({u.target}){source_line(u)}; the IR's neurons give only their spikes (or an LI's "
-                "voltage). Use the module's first output instead")
+    later = {n for c in calls[1:] for n in c.nodes}
+    for c, spikes in zip(calls, best[1]):
+        c.module, c.output, c.multi = best[0], spikes, r.multi
+        for o in c.outputs:
+            if o is spikes:
+                continue
+            users = [u for u in o.users if u not in set(c.nodes) and u not in later and u.op != "output"
+                     and not _state_record(u)]
+            if users:
+                u = users[0]
+                raise UnsupportedError(
+                    f"{where}: module `{r.path}` ({r.cls_name}): its internal state `{o.name}` is used by operation "
+                    f"`{u.name}` ({u.target}){source_line(u)}; the IR's neurons give only their spikes (or an LI's "
+                    "voltage). Use the module's first output instead")
+
+
+def _state_record(n: fx.Node) -> bool:
+    """torch.stack of states that the model only returns (snnTorch's mem_rec): dropped like the states."""
+    return n.target is torch.ops.aten.stack.default and all(u.op == "output" for u in n.users)
 
 
 def call(ctx: Context, node: fx.Node, regions: dict[fx.Node, Region], results: dict[fx.Node, Any],
          inner: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     """Convert `node`: a region's output becomes the library converter's result; other region nodes vanish."""
     r = regions.get(node)
-    if r is None:
+    if r is None and node.users and all(u in regions for u in node.users) and not any(
+            isinstance(a, Tensor) for a in pytree.tree_leaves((args, kwargs))):
+        out = State("(program)", "initial state")  # a neuron's initial state (snnTorch's init_leaky())
+    elif r is None:
         out = inner(ctx, node, args, kwargs)
     elif node is r.output:
         x = results[r.input]
