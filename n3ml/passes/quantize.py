@@ -46,6 +46,10 @@ FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF)
 PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.FixedCubaLIF)
 
 
+CANONICAL = ("fold-batchnorm", "fold-scales", "maxpool-as-or", "distribute-synapse", "spikes-as-synapse",
+             "merge-pool-dense", "merge-linear", "fuse-synaptic", "remove-identity", "dce")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Quantize(Pass):
     """Quantize weights and neurons for a fixed-point profile (loihi2, int8)."""
@@ -66,6 +70,11 @@ class Quantize(Pass):
         prof = PROFILES[self.profile]
         if self.weight_exp_max >= 0:
             prof = dataclasses.replace(prof, weight_exp_max=min(prof.weight_exp_max, self.weight_exp_max))
+        from .base import PassManager, get_pass_class
+
+        # the exact rewrites every synapse-per-neuron target needs first (a BatchNorm, a Scale of spikes, a
+        # max-pool of spikes, two synapses in a row have no fixed-point form of their own)
+        graph = PassManager([get_pass_class(n)() for n in CANONICAL]).run(graph, None)
         out, report = quantize(graph, prof, candidates=self.candidates,
                                input_scale=self.input_scale, readout=self.readout)
         if context is not None:
@@ -108,7 +117,8 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
         raise UnsupportedError(f"node `{user}`: quantize needs its input to come from a synapse (Dense, Conv, "
                                f"SumPool2d, AvgPool2d) or an Add of synapses; found `{name}` ({prim.op})")
     src = graph.inputs_of(name)[0]
-    graded = isinstance(graph.nodes[src], P.Input) and input_scale > 0
+    origin = graph.inputs_of(src)[0] if isinstance(graph.nodes[src], P.Flatten) else src
+    graded = isinstance(graph.nodes[origin], P.Input) and input_scale > 0
     if types[src].kind != "spike" and not graded:
         raise UnsupportedError(f"node `{name}` ({prim.op}): quantize needs spikes into a synapse; its input "
                                f"`{src}` is {types[src].kind} (for analog Input data give input_scale, which "
