@@ -130,8 +130,12 @@ seed_type = int_option("--seed", 0, 2 ** 64 - 1)
 rate_type = unit_float("--rate")
 
 
-def add_input_arguments(p) -> None:
-    p.add_argument("--steps", "-T", type=steps_type, required=True, help="number of time steps")
+def add_input_arguments(p, *, steps_required: bool = True) -> None:
+    """The input options; with steps_required=False, --steps may be left out (see `resolve_steps`)."""
+    p.add_argument("--steps", "-T", type=steps_type, required=steps_required, default=None,
+                   help="number of time steps" + ("" if steps_required else
+                                                  " (default: the steps the source model held a static --input "
+                                                  "sample for (the Input's hold), or the T of a sequence file)"))
     p.add_argument("--input", metavar="X.npz", help="input arrays keyed by Input node name: (T, B, *shape), or "
                    "(B, *shape) held constant for --steps; default: seeded random input")
     p.add_argument("--batch", type=batch_type, default=1, help="batch size of the random input (default 1)")
@@ -148,6 +152,8 @@ def add_input_kind_argument(p) -> None:
 def inputs_from_args(args, graph, *, engine: str = "reference", device: str = "cpu") -> dict[str, np.ndarray]:
     """The run's inputs, each (steps, B, *shape) float64, checked; refused up front if the run cannot fit."""
     types = graph.verify()
+    if getattr(args, "steps", None) is None:
+        args.steps = resolve_steps(args, graph, types)
     if args.input:
         raw = read_npz(args.input)
         batch = None
@@ -161,6 +167,42 @@ def inputs_from_args(args, graph, *, engine: str = "reference", device: str = "c
     check_memory(graph, args.steps, args.batch, record=_record(args), engine=engine, device=device,
                  random_input=True)
     return random_inputs(graph, args.steps, args.batch, args.seed, args.rate)
+
+
+def resolve_steps(args, graph, types=None) -> int:
+    """The number of steps of a run given no --steps: the `hold` of every Input fed a static (B, *shape) array
+    (how many steps the source model held one sample for, e.g. snnTorch's `for step in range(num_steps)` on a
+    static image), or the T of every (T, B, *shape) sequence; they must agree. Anything else is refused with
+    what to give instead."""
+    types = types or graph.verify()
+    held = {n: graph.nodes[n].hold for n in graph.input_names if getattr(graph.nodes[n], "hold", 0)}
+    if not args.input:
+        hint = "; ".join(f"the Input `{n}` was held for {h} steps by its source model: give --steps {h}, or an "
+                         "--input file with a static (B, *shape) array" for n, h in held.items())
+        raise N3mlError("--steps is required with random input" + (f" ({hint})" if hint else ""))
+    raw = read_npz(args.input)
+    steps: dict[str, int] = {}
+    for n in graph.input_names:
+        if n not in raw:
+            continue
+        nd = np.ndim(raw[n])
+        if nd == len(types[n].shape) + 1:  # one static sample per batch entry
+            if n not in held:
+                raise N3mlError(f"{args.input}: array `{n}` is a static (B, *shape) sample, but the Input `{n}` "
+                                "records no number of steps to hold it for (its source model took a sequence); "
+                                "give --steps")
+            steps[n] = held[n]
+        elif nd == len(types[n].shape) + 2:
+            steps[n] = int(np.shape(raw[n])[0])
+    if not steps:
+        raise N3mlError(f"{args.input}: holds none of the graph's inputs ({', '.join(graph.input_names)}) as a "
+                        "(B, *shape) or (T, B, *shape) array, so the number of steps is unknown; give --steps")
+    if len(set(steps.values())) > 1:
+        raise N3mlError(f"{args.input}: the inputs call for different numbers of steps "
+                        f"({', '.join(f'{n}: {t}' for n, t in steps.items())}); give --steps")
+    if min(steps.values()) < 1:
+        raise N3mlError(f"{args.input}: a sequence of 0 steps; give --steps")
+    return next(iter(steps.values()))
 
 
 def _record(args) -> list[str]:

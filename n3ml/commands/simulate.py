@@ -15,7 +15,7 @@ from ._inputs import add_input_arguments, check_device, inputs_from_args
 
 def add_arguments(p) -> None:
     p.add_argument("model", metavar="FILE", help="a .n3ml file or any model n3ml reads")
-    add_input_arguments(p)
+    add_input_arguments(p, steps_required=False)
     p.add_argument("--engine", default="reference", help=f"simulation engine: {', '.join(sorted(ENGINES))}")
     p.add_argument("--device", default="cpu", help="torch device for --engine torch (cpu, cuda, cuda:1)")
     p.add_argument("--dtype", default=None, choices=["float64", "float32"],

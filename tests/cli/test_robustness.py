@@ -277,7 +277,7 @@ def test_input_kind_is_refused_for_n3ml_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, expected", [
     (["render", str(CUBA), "-o", "x.svg", "--clusters", "1_0"], "invalid choice: '1_0'"),
-    (["simulate", str(CUBA)], "the following arguments are required: --steps"),
+    (["simulate", str(CUBA), "--steps"], "argument --steps/-T: expected one argument"),
     (["bogus"], "invalid choice: 'bogus'"),
     (["verify", MLP, "--targets", "nest", "--steps", "3", "--timeout", "nan"], "--timeout must be a finite number"),
 ])

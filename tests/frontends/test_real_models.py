@@ -269,3 +269,38 @@ def test_tracing_leaves_the_model_as_it_was():
     model.register_forward_hook(lambda m, i, o: calls.append(1))
     trace(model, case.input_shape)
     assert torch.equal(case.reference(model, x), before) and calls
+
+
+def test_simulate_holds_a_static_input_for_the_models_loop_length(tmp_path, capsys):
+    """`n3ml simulate` without --steps: a static (B, *shape) input is held for the Input's `hold` (the tutorial's
+    num_steps), giving the library's spikes; random input or a static sample for a sequence Input is refused."""
+    from n3ml.cli import main as cli_main
+    from n3ml.ir.text import load
+
+    case = next(c for c in corpus.CASES if c.name == "snntorch-tutorial5")
+    model = case.model(torch.float32)
+    torch.save(model.state_dict(), tmp_path / "t5.pt")
+    assert cli_main(["convert", str(tmp_path / "t5.pt"), "--model", "tests.frontends.corpus:Tutorial5Net",
+                     "--input-shape", "64", "--target", "ir", "-o", str(tmp_path / "ir")]) == 0
+    ir = str(tmp_path / "ir" / "model.n3ml")
+    x = case.make_input(torch.float32)
+    np.savez(tmp_path / "x.npz", x=x.double().numpy())
+    assert cli_main(["simulate", ir, "--input", str(tmp_path / "x.npz"), "-o", str(tmp_path / "o.npz")]) == 0
+    spikes = np.load(tmp_path / "o.npz")["out"]
+    assert spikes.shape[0] == corpus.NUM_STEPS
+    assert (spikes == case.reference(model, x).double().numpy()).all()
+    capsys.readouterr()
+    assert cli_main(["simulate", ir]) == 1
+    assert f"the Input `x` was held for {corpus.NUM_STEPS} steps" in capsys.readouterr().err
+    seq = next(c for c in corpus.CASES if c.name == "snntorch-rleaky")
+    g = trace(seq.model(torch.float32), seq.input_shape)
+    assert not g.nodes["x"].hold
+    from n3ml.ir.text import save
+    save(g, tmp_path / "seq.n3ml")
+    np.savez(tmp_path / "s.npz", x=np.zeros((2, 6)))
+    assert cli_main(["simulate", str(tmp_path / "seq.n3ml"), "--input", str(tmp_path / "s.npz")]) == 1
+    assert "records no number of steps to hold it for" in capsys.readouterr().err
+    np.savez(tmp_path / "s.npz", x=np.zeros((5, 2, 6)))
+    assert cli_main(["simulate", str(tmp_path / "seq.n3ml"), "--input", str(tmp_path / "s.npz"), "-o",
+                     str(tmp_path / "o2.npz")]) == 0
+    assert load(tmp_path / "seq.n3ml").nodes["x"].hold == 0
