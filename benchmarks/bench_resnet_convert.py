@@ -7,7 +7,8 @@ Run (heavy: use nice on a shared machine):
     nice -n 10 .venv/bin/python benchmarks/bench_resnet_convert.py --images 16,1000 --report-images 1000 --steps 100
 
 The network is the CIFAR form of ResNet-18 (He et al. 2016; 3x3 stem, no max-pool, BasicBlocks
-[2, 2, 2, 2] at 64/128/256/512 channels, global average pool, Linear(512 -> 10)), built here in torch
+[2, 2, 2, 2] at 64/128/256/512 channels, global average pool, Linear(512 -> 10); the layout of
+SpikingJelly's `ann2snn.sample_models.cifar10_resnet.ResNet18`, rebuilt here), built in torch
 with random weights and batch-norm statistics (no download), exported to ONNX in a temporary directory
 (`dynamo=False, do_constant_folding=False`: the BatchNormalization nodes stay for fold-batchnorm).
 Calibration images are uniform noise in [0, 1) (the figures are about cost, not accuracy).
@@ -52,17 +53,19 @@ def resnet18(num_classes: int = 10, seed: int = 0):
             self.short = nn.Sequential()
             if stride != 1 or cin != cout:
                 self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.relu1, self.relu2 = nn.ReLU(), nn.ReLU()  # one module per ReLU: converters give each its neurons
 
         def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
+            out = self.relu1(self.bn1(self.conv1(x)))
             out = self.bn2(self.conv2(out))
-            return torch.relu(out + self.short(x))
+            return self.relu2(out + self.short(x))
 
     class ResNet18(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
             self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU()
             layers, cin = [], 64
             for cout, stride in ((64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)):
                 layers.append(Block(cin, cout, stride))
@@ -73,7 +76,7 @@ def resnet18(num_classes: int = 10, seed: int = 0):
             self.fc = nn.Linear(512, num_classes)
 
         def forward(self, x):
-            x = torch.relu(self.bn1(self.conv1(x)))
+            x = self.relu(self.bn1(self.conv1(x)))
             return self.fc(self.flat(self.pool(self.layers(x))))
 
     torch.manual_seed(seed)
@@ -116,6 +119,7 @@ def run_config(onnx_path: str, images: int, report_images: int, steps: int, repo
                dtype: str, out: str) -> list[dict]:
     """Load, fold, convert, normalize (and report) as `n3ml convert` does; one row per stage."""
     from n3ml.commands._engines import pass_context
+    from n3ml.commands.convert import source_weight_dtype, store_weights
     from n3ml.ir.text import save
     from n3ml.loader import load_model
     from n3ml.passes import PassManager
@@ -133,6 +137,7 @@ def run_config(onnx_path: str, images: int, report_images: int, steps: int, repo
     x = rng.random((max(images, report_images), 3, 32, 32), dtype=np.float32)
     labels = rng.integers(0, 10, x.shape[0])
     g = stage("load ONNX", lambda: load_model(onnx_path))
+    wdt = source_weight_dtype(g)  # as `n3ml convert --weights-dtype source`: float32 for this model
     ctx = {"calibration": {"x": x[:images], "labels": labels[:images]}, "steps": steps, "report": None,
            **pass_context()}
     if batch:
@@ -143,6 +148,7 @@ def run_config(onnx_path: str, images: int, report_images: int, steps: int, repo
     g = stage("fold-batchnorm,ann-to-snn", lambda: PassManager.from_string("fold-batchnorm,ann-to-snn").run(g, ctx))
     g = stage(f"normalize (calibration, {images} images)",
               lambda: PassManager.from_string("normalize{percentile=99.9,report=false}").run(g, ctx))
+    g = store_weights(g, wdt)
     stage("save model.n3ml + model.npz", lambda: save(g, Path(out) / "model.n3ml"))
     rows[-1]["sidecar_mb"] = round(os.path.getsize(Path(out) / "model.npz") / 2**20, 1)
     if report:

@@ -116,3 +116,29 @@ def test_auto_batch_bounds_memory():
 def test_normalize_options_are_checked():
     with pytest.raises(ValueError, match="dtype"):
         Normalize(dtype="float16")
+
+
+@pytest.mark.parametrize("wdt,want", [("source", np.float32), ("float64", np.float64)])
+def test_convert_stores_the_sources_precision(tmp_path, wdt, want):
+    import json
+
+    from n3ml.cli import main
+
+    out, rep = tmp_path / "snn", tmp_path / "report.json"
+    code = main(["convert", "examples/ann_to_snn/cnn.onnx", "--target", "ir", "-o", str(out), "--steps", "10",
+                 "-p", "fold-batchnorm,ann-to-snn,normalize{samples=20}", "--calibration-batch", "6",
+                 "--weights-dtype", wdt, "--calibration", "examples/ann_to_snn/calib.npz", "--report", str(rep)])
+    assert code == 0
+    g = load_model(str(next(out.glob("*.n3ml"))))
+    weighted = [p for p in g.nodes.values() if isinstance(p, (P.Dense, P.Conv2d))]
+    assert weighted and all(p.weight.dtype == want for p in weighted)
+    assert all(p.bias is None or p.bias.dtype == want for p in weighted)
+    assert json.loads(rep.read_text())["samples"] == 20
+
+
+def test_convert_refuses_a_negative_batch(tmp_path, capsys):
+    from n3ml.cli import main
+
+    code = main(["convert", "examples/ann_to_snn/cnn.onnx", "--target", "ir", "-o", str(tmp_path / "o"),
+                 "--calibration-batch", "-2"])
+    assert code != 0 and "--calibration-batch" in capsys.readouterr().err
