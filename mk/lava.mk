@@ -16,3 +16,16 @@ $(H5PY_STAMP): $(STAMP)
 	touch $@
 
 TEST_DEPS += setup-lava
+
+# Optional (not in `make test`): lava-dl 0.6.0 in a venv of its own (.venv-lava-dl), so that lava-dl's own
+# netx reader loads the netx files n3ml writes (tests/backends/lava/test_netx.py skips without it).
+# lava-dl pins torch 2.3; scripts/setup_lava_dl.sh installs it --no-deps beside torch 2.13.0 CPU and what
+# netx's import really reaches (docs/backends/lava.md, "netx"). Cached by its stamp.
+LAVA_DL_VENV  ?= .venv-lava-dl
+LAVA_DL_STAMP := $(LAVA_DL_VENV)/.stamp-lava-dl-0.6.0
+
+.PHONY: setup-lava-dl
+setup-lava-dl: $(LAVA_DL_STAMP)
+
+$(LAVA_DL_STAMP): scripts/setup_lava_dl.sh scripts/setup_lava_venv.sh
+	PYTHON=$(PYTHON) bash scripts/setup_lava_dl.sh $(LAVA_DL_VENV)

@@ -34,7 +34,7 @@ TARGETS["lava"] = "n3ml.backends.lava:LavaTarget"
 TARGETS["nest"] = "n3ml.backends.nest:NestTarget"
 TARGETS["pynn"] = "n3ml.backends.pynn:PynnTarget"
 TARGETS["ir"] = "n3ml.backends.ir_target:IRTarget"
-TARGETS.update({t: "n3ml.backends.nir:Nir" + ("_" + t[4:] if ":" in t else "Target") for t in ("nir", "nir:exact", "nir:euler", "nir:snntorch", "nir:norse", "nir:sinabs", "nir:spyx")})
+TARGETS.update({t: "n3ml.backends.nir:Nir" + ("_" + t[4:] if ":" in t else "Target") for t in ("nir", "nir:exact", "nir:euler", "nir:snntorch", "nir:norse", "nir:sinabs", "nir:spyx", "nir:rockpool")})
 
 
 def resolve(spec: str) -> Any:

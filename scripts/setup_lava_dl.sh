@@ -7,11 +7,14 @@
 #
 # lava-dl 0.6.0 declares Requires-Python <3.11 and pins torch 2.3 / torchvision 0.18 (and matplotlib,
 # opencv, pillow, ninja, pytest<8, unittest2). n3ml never pulls another torch: lava-dl is installed with
-# --no-deps and --ignore-requires-python, beside torch 2.13.0 CPU and torchvision 0.28.0 (the pair on
-# disk), and only the packages that `import lava.lib.dl.netx` really reaches are added: netx's hdf5.py
-# imports `lava.lib.dl.slayer.neuron.rf`, which runs slayer's package __init__ (slayer.io and
-# slayer.utils.stats import matplotlib; slayer.object_detection imports torchvision, pillow and
-# opencv). ninja (slayer's CUDA kernels), pytest 7 and unittest2 are not imported on that path.
+# --no-deps and --ignore-requires-python, beside torch 2.13.0 CPU (the build on disk), and only the
+# packages that `import lava.lib.dl.netx` really reaches are added: netx's hdf5.py imports
+# `lava.lib.dl.slayer.neuron.rf`, which runs slayer's package __init__ (slayer.io and
+# slayer.utils.stats import matplotlib). That __init__ also imports slayer.object_detection, a YOLO model
+# zoo that needs torchvision, pillow and opencv and that netx never uses; torchvision's builds for torch
+# 2.13 do not load beside the CPU torch ("operator torchvision::nms does not exist"), so this script makes
+# that one import lazy (one source fix, like setup_lava_venv.sh's): `slayer.obd` is then imported on first
+# use. ninja (slayer's CUDA kernels), pytest 7 and unittest2 are not imported on netx's path.
 # The venv is separate so that .venv-lava (the Lava backend's tests) stays as it is, without torch.
 #
 # Idempotent: it stops at once when the stamp exists and netx imports.
@@ -31,10 +34,29 @@ if [[ -f "$STAMP" ]] && check; then
 fi
 
 bash "$ROOT/scripts/setup_lava_venv.sh" "$VENV"
-# torch and torchvision named together and pinned: the CPU builds on disk, nothing from CUDA
-"$VENV/bin/python" -m pip install -q "torch==2.13.0" "torchvision==0.28.0" "numpy>=1.24.4,<2" \
-  "networkx<=2.8.7" "matplotlib>=3.5.2,<4" "pillow>=10" "opencv-python-headless>=4.8.1.78,<5"
+# torch pinned: the CPU build on disk, nothing from CUDA; numpy and networkx kept at lava-nc's pins
+"$VENV/bin/python" -m pip install -q "torch==2.13.0" "numpy>=1.24.4,<2" "networkx<=2.8.7" "matplotlib>=3.5.2,<4"
 "$VENV/bin/python" -m pip install -q --no-deps --ignore-requires-python "lava-dl==$LAVA_DL_VERSION"
+
+# the one source fix: slayer's __init__ imports its object-detection zoo (torchvision) eagerly
+"$VENV/bin/python" - <<'PYEOF'
+import pathlib, sysconfig
+path = pathlib.Path(sysconfig.get_paths()["purelib"]) / "lava" / "lib" / "dl" / "slayer" / "__init__.py"
+src = path.read_text()
+old = "from . import object_detection as obd\n"
+new = ("def __getattr__(name):  # n3ml setup_lava_dl.sh: the YOLO zoo needs torchvision; import it on first use\n"
+       "    if name == 'obd':\n"
+       "        from . import object_detection\n"
+       "        return object_detection\n"
+       "    raise AttributeError(name)\n")
+if new in src:
+    print(f"{path}: object_detection is already lazy")
+elif old in src:
+    path.write_text(src.replace(old, new, 1))
+    print(f"{path}: made the object_detection import lazy")
+else:
+    raise SystemExit(f"{path}: cannot find slayer's object_detection import; is this lava-dl 0.6.0?")
+PYEOF
 
 if ! check; then
   echo "error: lava-dl's netx does not import in $VENV" >&2

@@ -1,8 +1,11 @@
 """lava-dl netx HDF5 export (`n3ml convert MODEL --target lava -O netx=true`): OUT/network.net.
 
-lava-dl 0.6 pins torch 2.3, so n3ml does not install it; this module writes the
-format with h5py, following `lava/lib/dl/netx/hdf5.py` (`Network._create`,
-`create_dense`, `create_conv`, `get_neuron_params`) and `netx/utils.py`:
+The file is written with h5py, following lava-dl 0.6.0's `lava/lib/dl/netx/hdf5.py` (`Network._create`,
+`create_dense`, `create_conv`, `get_neuron_params`) and `netx/utils.py`, and is proven by lava-dl
+itself: `make setup-lava-dl` builds .venv-lava-dl (lava-dl 0.6.0 beside torch 2.13 CPU,
+scripts/setup_lava_dl.sh), where `netx_run.py` loads it with `netx.hdf5.Network`, runs it in Lava
+fixed_pt and gives back spikes bit-identical to the executor and to n3ml's own Lava program
+(tests/backends/lava/test_netx.py). Layout:
 
     /layer/<i>/type        b"input" | b"dense" | b"conv" | b"flatten"  (S10, shape (1,))
     /layer/<i>/shape       per-sample shape, C order (netx reverses it to Lava's W, H, C)
@@ -23,6 +26,8 @@ Only feed-forward chains fit: Input -> [Flatten] -> synapse -> neuron -> ...
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +41,40 @@ from .lower import lower
 NETX_BIAS_EXP = 6  # netx files store the bias mantissa; its exponent is fixed by the format
 
 LAYER_SYNAPSES = (P.Dense, P.Conv2d)
+REPO = Path(__file__).resolve().parents[3]
+
+# why a node cannot be a netx layer (netx files hold a chain of synapse + CUBA-neuron layers)
+NOT_A_LAYER = {
+    "Delay": "netx's only delay is a per-synapse axonal delay inside a dense layer (`delay`, DelayDense), which "
+             "n3ml's netx export does not write; a Delay node has no netx layer",
+    "SumPool2d": "netx's `pool` layer is a pooling synapse followed by its own CUBA neuron; an n3ml pool feeds the "
+                 "next synapse directly, with no neuron between",
+    "AvgPool2d": "netx's `pool`/`average` layers carry their own neuron (or are not read by netx.hdf5); an n3ml "
+                 "pool feeds the next synapse directly",
+    "Add": "netx holds a chain of layers; a sum of several inputs (skip or recurrent connection) is not a layer",
+    "Scale": "netx has no scaling layer; fold the factor into the weights before quantizing",
+    "Concat": "netx's `concat` layer is not read by lava-dl 0.6.0's netx.hdf5",
+}
+
+
+def lava_dl_python() -> Path:
+    """The lava-dl venv's python: $N3ML_LAVA_DL_PYTHON, else .venv-lava-dl in the n3ml checkout."""
+    env = os.environ.get("N3ML_LAVA_DL_PYTHON")
+    exe = Path(env) if env else REPO / ".venv-lava-dl" / "bin" / "python"
+    if not exe.exists():
+        raise N3mlError(f"the lava-dl venv is missing ({exe} does not exist); run `make setup-lava-dl` "
+                        "(or set N3ML_LAVA_DL_PYTHON)")
+    return exe
+
+
+def run_argv(path: Path) -> list[str]:
+    """The command that runs netx file `path` with lava-dl's own netx.hdf5.Network in Lava (add --input/-o)."""
+    return [str(lava_dl_python()), str(Path(__file__).with_name("netx_run.py")), str(path)]
 
 
 def _chain(graph: Graph) -> list[tuple[str, ...]]:
     """The graph as netx layers: ("input", x), ("flatten", f), (syn, neuron)...; refuse anything else."""
-    net = lower(graph)  # every Lava-exactness check
-    if not net.fixed:
+    if not any(isinstance(p, P.FixedCubaLIF) for p in graph.nodes.values()):
         raise UnsupportedError("netx export needs a fixed-point graph (run quantize{profile=loihi2} first)")
     ins, outs = graph.input_names, graph.output_names
     if len(ins) != 1 or len(outs) != 1:
@@ -61,8 +94,8 @@ def _chain(graph: Graph) -> list[tuple[str, ...]]:
             cur = u
             continue
         if not isinstance(p, LAYER_SYNAPSES):
-            raise UnsupportedError(f"node `{u}` ({p.op}): netx layers are Dense or Conv2d synapses followed by a "
-                                   "neuron")
+            raise UnsupportedError(f"node `{u}` ({p.op}): " + NOT_A_LAYER.get(
+                p.op, "netx layers are Dense or Conv2d synapses followed by a CUBA neuron"))
         nxt = graph.users_of(u)
         if len(nxt) != 1 or not isinstance(graph.nodes[nxt[0]], P.FixedCubaLIF):
             found = ", ".join(f"`{n}` ({graph.nodes[n].op})" for n in nxt) or "nothing"
@@ -74,6 +107,9 @@ def _chain(graph: Graph) -> list[tuple[str, ...]]:
     (src,) = graph.inputs_of(outs[0])
     if src != cur:
         raise UnsupportedError(f"node `{outs[0]}` (Output): netx's output is the last layer `{cur}`; found `{src}`")
+    # the netx shape first (its reasons are netx's), then every Lava-exactness check
+    if not lower(graph).fixed:
+        raise UnsupportedError("netx export needs a fixed-point graph (run quantize{profile=loihi2} first)")
     return layers
 
 
@@ -98,8 +134,12 @@ def _neuron(name: str, p: P.FixedCubaLIF) -> dict[str, np.ndarray]:
     bias = np.asarray(p.bias, dtype=np.int64)
     if np.any(bias % (1 << NETX_BIAS_EXP)) or np.any(np.abs(bias >> NETX_BIAS_EXP) > LOIHI2.bias_mant_max):
         raise UnsupportedError(f"node `{name}`: netx's bias is a 13-bit mantissa << 6; found bias {p.bias!r}")
-    if p.reset != "to-value":  # the lava target runs subtract with n3ml's own process; netx has Lava's LIF only
-        raise UnsupportedError(f"node `{name}`: netx's neurons reset v to 0; found reset={p.reset}")
+    if p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0):
+        # the lava target runs subtract with n3ml's own process; netx builds Lava's LIF, which sets v to 0
+        raise UnsupportedError(f"node `{name}`: netx's CUBA neurons (Lava's LIF) reset v to 0; found reset={p.reset}"
+                               + (f" v_reset={p.v_reset}" if p.reset == "to-value" else ""))
+    if int(getattr(p, "refractory", 0)) != 0:
+        raise UnsupportedError(f"node `{name}`: netx's CUBA neurons have no refractory period (refDelay = 1)")
     if np.any(np.asarray(p.v_init) != 0):
         raise UnsupportedError(f"node `{name}`: netx neurons start at v = 0; found v_init {p.v_init!r}")
     return {"iDecay": int(np.max(p.du)), "vDecay": int(np.max(p.dv)), "vThMant": int(p.theta) >> LOIHI2.theta_shift,

@@ -47,8 +47,9 @@ class NirTarget:
         consumer = self._consumer(options)
         g = lower(graph, consumer)
         if consumer in APPROXIMATE:
-            log.warning("nir:%s is an approximation: Sinabs fires floor(v / theta) spikes per step where n3ml fires "
-                        "one, and clips IF membranes at -theta (docs/nir.md)", consumer)
+            log.warning("nir:%s is an approximation: %s fires floor(v / theta) spikes per step where n3ml fires one%s "
+                        "(docs/nir.md)", consumer, consumer.capitalize(),
+                        ", and clips IF membranes at -theta" if consumer == "sinabs" else "")
         out_dir = Path(out_dir)
         nir.write(out_dir / self.filename, g)
         manifest = {"convention": consumer, "dt_ms": graph.dt, "inputs": graph.input_names,
@@ -71,5 +72,5 @@ def _for(consumer: str) -> type[NirTarget]:
                                                   "__doc__": f"NIR written for and run by the {consumer} reader."})
 
 
-Nir_exact, Nir_euler, Nir_snntorch, Nir_norse, Nir_sinabs, Nir_spyx = (
-    _for(c) for c in ("exact", "euler", "snntorch", "norse", "sinabs", "spyx"))
+Nir_exact, Nir_euler, Nir_snntorch, Nir_norse, Nir_sinabs, Nir_spyx, Nir_rockpool = (
+    _for(c) for c in ("exact", "euler", "snntorch", "norse", "sinabs", "spyx", "rockpool"))

@@ -26,8 +26,9 @@ from ...errors import UnsupportedError
 from ...ir import Graph, VerifyError
 from ...ir import prims as P
 
-CONSUMER_DT_S = {"exact": None, "euler": None, "snntorch": 1e-4, "norse": 1e-3, "sinabs": None, "spyx": None}
-APPROXIMATE = ("sinabs",)  # consumers whose files are a documented approximation (docs/nir.md)
+CONSUMER_DT_S = {"exact": None, "euler": None, "snntorch": 1e-4, "norse": 1e-3, "sinabs": None, "spyx": None,
+                 "rockpool": None}
+APPROXIMATE = ("sinabs", "rockpool")  # consumers whose files are a documented approximation (docs/nir.md)
 CONSUMERS = tuple(CONSUMER_DT_S)
 
 
@@ -332,6 +333,58 @@ def _delay(p: P.Delay, ctx: _Ctx):
     return nir.Delay(delay=_arr(p.steps * ctx.dt_ms / 1000.0, ctx.shape))
 
 
+def _rockpool_cuba_lif(p: P.CubaLIF, ctx: _Ctx, out: _Out):
+    """Rockpool 3.1 reads CubaLIF as LIFTorch: i_t = b_s (i + x_t); v_t = a_m v + i_t + v_leak; v >= theta spikes,
+    subtract reset, with dt = min(tau_mem / (1 + r)). The IR's current adds its input unscaled and the membrane
+    takes k = r g of it, so k / a_s goes into the synapses feeding the neuron."""
+    import nir
+
+    a_s = _arr(P.decay(np.asarray(p.tau_syn, np.float64), ctx.dt_ms, ctx.graph.scheme), ctx.shape)
+    a_m, k = _factors(p, p.tau_mem, ctx.graph, ctx.shape)
+    for a in (a_s, a_m):
+        _need(bool(np.all((a > 0) & (a < 1))), ctx, "the decays must lie in (0, 1) for Rockpool's exp(-dt/tau)")
+    _need(p.reset == "subtract", ctx, f"Rockpool resets by subtraction; found reset={p.reset}")
+    _need(p.refractory == 0, ctx, "NIR has no refractory period")
+    _need(np.all(np.asarray(p.v_init) == 0), ctx, "Rockpool starts the membrane at 0")
+    factor = k / a_s
+    if not np.allclose(factor, 1.0, rtol=1e-15, atol=0):
+        _fold(ctx, out, factor)
+    dt = ctx.dt_ms / 1000.0
+    tau_mem = -dt / np.log(a_m)
+    return nir.CubaLIF(tau_syn=-dt / np.log(a_s), tau_mem=tau_mem, r=tau_mem / dt - 1.0,
+                       v_leak=(1 - a_m) * _arr(p.v_leak, ctx.shape), v_threshold=_sinabs_theta(p.theta, ctx.shape),
+                       v_reset=np.zeros(ctx.shape), w_in=np.ones(ctx.shape))
+
+
+def _rockpool_refused(p, ctx: _Ctx):
+    why = {"LIF": "its reader fails on every nir.LIF (it reads `node.tau_mem`, which NIR's LIF does not have)",
+           "LI": "its reader truncates LI's tau to whole seconds (ExpSynTorch(tau = int(tau)))"}
+    raise UnsupportedError(f"node `{ctx.name}`: Rockpool 3.1.0 cannot run this {p.op}: "
+                           + why.get(p.op, "it reads CubaLIF neurons only"))
+
+
+def _nest_recurrent(graph: Graph, rec: set[str], ins: dict[str, list[str]], out: _Out) -> list[str]:
+    """Rockpool runs a recurrent layer only as a nested NIRGraph (Input, CubaLIF, Affine/Linear, Output): put each
+    loop neuron and its recurrent synapse into one, named after the neuron."""
+    import nir
+
+    problems = []
+    for d in sorted(rec):
+        neuron, syns = ins[d][0], graph.users_of(d)
+        if len(syns) != 1 or type(out.nodes.get(neuron)).__name__ != "CubaLIF":
+            problems.append(f"node `{d}`: Rockpool's recurrent layer is one CubaLIF with one recurrent synapse")
+            continue
+        (syn,) = syns
+        lif, w = out.nodes.pop(neuron), out.nodes.pop(syn)
+        shape = {"input": np.asarray(np.asarray(lif.v_threshold).shape)}
+        out.nodes[neuron] = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=shape), "lif": lif, "w_rec": w,
+                   "output": nir.Output(output_type={"output": shape["input"]})},
+            edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")], type_check=False)
+        out.edges = [e for e in out.edges if e not in ((neuron, syn), (syn, neuron))]
+    return problems
+
+
 Writer = Callable[..., Any]
 COMMON: dict[str, Writer] = {"Dense": _dense, "Conv1d": _conv(1), "Conv2d": _conv(2), "SumPool2d": _pool("SumPool2d"),
                              "AvgPool2d": _pool("AvgPool2d"), "Flatten": _flatten}
@@ -349,7 +402,8 @@ WRITERS["sinabs"] = {"Dense": _affine_always, "Conv1d": _conv(1), "Conv2d": _con
                      "Flatten": _flatten, "LIF": _sinabs_lif, "IF": _sinabs_if}
 WRITERS["spyx"] = {"Dense": _dense, "Flatten": _flatten, "LIF": _spyx_neuron, "IF": _spyx_neuron,
                    "CubaLIF": _spyx_neuron}
-NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif", "_sinabs_lif", "_sinabs_if"}  # may edit other nodes
+WRITERS["rockpool"] = {"Dense": _dense, "CubaLIF": _rockpool_cuba_lif, "LIF": _rockpool_refused, "LI": _rockpool_refused}
+NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif", "_sinabs_lif", "_sinabs_if", "_rockpool_cuba_lif"}  # may edit other nodes
 
 
 def _recurrent_delays(graph: Graph) -> set[str]:
@@ -424,14 +478,19 @@ def lower(graph: Graph, consumer: str):
         problems.append(f"node(s) {', '.join(sorted(rec))}: snnTorch 1.0's reader routes a recurrent layer's input "
                         "through its recurrent weights (v = beta v + W_rec (I + s_prev) + b_rec, "
                         "snntorch/import_nir.py `_create_rnn_subgraph`), which no n3ml recurrent layer equals")
-    if consumer == "norse" and not problems:
-        problems += _move_recurrent_bias(out, rec_synapses)
+    if consumer in ("norse", "rockpool") and not problems:
+        problems += _move_recurrent_bias(out, rec_synapses, consumer)
     if consumer in ("sinabs", "spyx") and rec:
         problems.append(f"node(s) {', '.join(sorted(rec))}: {consumer}'s reader does not run recurrent graphs")
     if problems:
         raise UnsupportedError(f"the nir target ({consumer} reader) cannot express this graph exactly:\n  "
                                + "\n  ".join(problems))
     _apply_folds(out)
+    if consumer == "rockpool" and rec:
+        problems = _nest_recurrent(graph, rec, ins, out)
+        if problems:
+            raise UnsupportedError("the nir target (rockpool reader) cannot express this graph exactly:\n  "
+                                   + "\n  ".join(problems))
     for n, node in out.nodes.items():  # inputs of convolutions: readers build layers from them
         if type(node).__name__ in ("Conv1d", "Conv2d"):
             node.input_shape = np.asarray(types[ins[n][0]].shape[1:])
@@ -467,10 +526,11 @@ def _group_recurrent(graph: Graph, rec: set[str], ins: dict[str, list[str]], out
     out.edges = [(rename.get(a, a), rename.get(b, b)) for a, b in out.edges]
 
 
-def _move_recurrent_bias(out: _Out, rec_synapses: set[str]) -> list[str]:
+def _move_recurrent_bias(out: _Out, rec_synapses: set[str], consumer: str = "norse") -> list[str]:
     """Norse runs NIR through nirtorch's GraphExecutor, where a recurrent synapse's output reaches its
-    neuron one step late, so its bias is missing at step 0. NIR sums all inputs of a node, so the bias can
-    move to a feed-forward Affine feeding the same neuron, which runs at every step."""
+    neuron one step late, so its bias is missing at step 0; Rockpool drops a recurrent synapse's bias. NIR
+    sums all inputs of a node, so the bias can move to a feed-forward Affine feeding the same neuron, which
+    runs at every step."""
     import nir
 
     problems = []
@@ -482,8 +542,10 @@ def _move_recurrent_bias(out: _Out, rec_synapses: set[str]) -> list[str]:
         hosts = [a for a, d in out.edges if len(targets) == 1 and d == targets[0] and a not in rec_synapses
                  and type(out.nodes[a]).__name__ == "Affine"]
         if not hosts:
-            problems.append(f"node `{s}`: Norse's reader adds a recurrent synapse's bias from step 1 on only; "
-                            "give the neuron a feed-forward Dense with a bias to carry it, or no recurrent bias")
+            why = ("adds a recurrent synapse's bias from step 1 on only" if consumer == "norse" else
+                   "drops a recurrent synapse's bias")
+            problems.append(f"node `{s}`: {consumer}'s reader {why}; give the neuron a feed-forward Dense with a bias "
+                            "to carry it, or no recurrent bias")
             continue
         host = out.nodes[hosts[0]]
         host.bias = host.bias + node.bias
