@@ -109,15 +109,20 @@ class Executor(nn.Module):
         self.units = _plan(graph)
         self._unit_of = {n: k for k, u in enumerate(self.units) for n in u.nodes}
         self._last_use = self._last_uses({})  # index of the last unit reading each node (freed after it)
-        # neurons whose input sequence is a fresh temporary read by nobody else may overwrite it
-        fresh = (P.Dense, P.Conv1d, P.Conv2d, P.Add, P.Scale)
+        # neurons and batch-norms whose input sequence is a fresh temporary read by nobody else may
+        # overwrite it (a batch-norm's output is then such a temporary too)
+        fresh = (P.Dense, P.Conv1d, P.Conv2d, P.Add, P.Scale, P.BatchNorm, P.MaxPool2d, P.AvgPool2d, P.SumPool2d)
         users: dict[str, int] = {}
         for e in graph.edges:
             users[e.src] = users.get(e.src, 0) + 1
         self._segments = self._plan_segments(graph, users) if memory == "lean" else {}
+        def is_fresh(s):  # an Add of one input returns that input itself
+            p = graph.nodes[s]
+            return isinstance(p, fresh) and users[s] == 1 and not (isinstance(p, P.Add) and len(self.inputs_of[s]) < 2)
+
         self._may_own = {n: self.inputs_of[n][0] for n, p in graph.nodes.items()
-                         if isinstance(p, P.Neuron) and isinstance(graph.nodes[self.inputs_of[n][0]], fresh)
-                         and users[self.inputs_of[n][0]] == 1}
+                         if isinstance(p, (P.Neuron, P.BatchNorm)) and len(self.inputs_of[n]) == 1
+                         and is_fresh(self.inputs_of[n][0])}
         self.to(self.ctx.device)
 
     def _plan_segments(self, graph: Graph, users: dict[str, int]) -> dict[str, tuple[str, ...]]:

@@ -124,6 +124,17 @@ class OpImpl(nn.Module):
         y = self.apply(flat)
         return y.reshape(T, B, *y.shape[1:])
 
+    def _bulk_temporary(self, xs, run):
+        """`bulk` for operations whose backward keeps neither their output nor a view of it
+        (convolution, pools): the (T, B, ...) result is not an autograd view of the (T*B, ...)
+        one, so a reader that owns it (a batch-norm or neuron writing in place) does not make
+        autograd copy the whole base tensor back and forth in the backward pass (CopySlices)."""
+        T, B = run.T, run.B
+        y = self.apply([x.reshape(T * B, *x.shape[2:]) for x in xs])
+        if torch.is_grad_enabled() and y.requires_grad and y.is_contiguous():
+            return torch.ops.aten._unsafe_view(y, (T, B, *y.shape[1:]))  # what torch.matmul does for F.linear
+        return y.reshape(T, B, *y.shape[1:])
+
     # one step: xs are (B, *shape)
     def init_state(self, run: RunCtx) -> Any:
         return None
@@ -218,12 +229,18 @@ class ConvImpl(_Weighted):
         opts = dict(stride=prim.stride, padding=prim.padding, dilation=prim.dilation, groups=prim.groups)
         self._fn = lambda x, w, b: conv(x, w, b, **opts)
 
+    def bulk(self, xs, run, states):
+        return self._bulk_temporary(xs, run)
+
     def apply(self, xs):
         return self._lin(self._fn, xs[0])
 
 
 @impl(P.SumPool2d, P.AvgPool2d, P.MaxPool2d)
 class PoolImpl(OpImpl):
+    def bulk(self, xs, run, states):
+        return self._bulk_temporary(xs, run)
+
     def apply(self, xs):
         (x,) = xs
         p = self.prim
@@ -304,6 +321,14 @@ class BatchNormImpl(OpImpl):
         self.register_buffer("mean", ctx.tensor(prim.mean.reshape(shp), ctx.fdtype))
         self.register_buffer("k", ctx.tensor(k.reshape(shp), ctx.fdtype))
         self.register_buffer("beta", ctx.tensor(prim.beta.reshape(shp), ctx.fdtype))
+
+    def bulk(self, xs, run, states):
+        x = xs[0]
+        if self.node in run.owned and x.is_floating_point() and x.dtype == self.k.dtype:
+            # the input is a temporary nobody else reads (a convolution's output): the same three
+            # roundings, in place -- no new (T, B, ...) buffers (autograd needs none of these values)
+            return x.sub_(self.mean).mul_(self.k).add_(self.beta)
+        return self.apply(xs)
 
     def apply(self, xs):
         return (as_float(xs[0], self.ctx) - self.mean) * self.k + self.beta

@@ -12,6 +12,8 @@ order as the reference interpreter (so float64 results are bit-identical).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["linear_scan", "spiking_scan"]
@@ -95,14 +97,17 @@ def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
         if reset == "to-value":
             vr = torch.as_tensor(v_reset, dtype=x.dtype, device=x.device).expand_as(v).contiguous()
         for t in range(T):
-            _cand(v, a, v_leak, c)
-            c.add_(x[t])
+            if a is None:  # IF: v* = v + x_t in one operation
+                torch.add(v, x[t], out=c)
+            else:
+                _cand(v, a, v_leak, c)
+                c.add_(x[t])
             ht, st = (scratch if h is None else h[t]), out[t]
             torch.sub(c, theta, out=ht)  # x[t] is consumed: h[t] may overwrite it
             if reset == "to-value":
                 torch.gt(ht, 0, out=sb)
                 st.copy_(sb)
-                torch.where(sb, vr, c, out=v)
+                torch.where(sb, vr, c, out=v)  # (faster than masked_fill_ on CPU)
                 continue
             torch.gt(ht, 0, out=st)
             if reset == "none":
@@ -112,6 +117,31 @@ def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
             else:
                 torch.add(c, st, alpha=neg_theta, out=v)
     return out, v
+
+
+def _arctan(x, k, out):  # (k / 2) / (1 + (pi k / 2 x)^2)
+    return torch.mul(x, math.pi * k / 2.0, out=out).square_().add_(1.0).reciprocal_().mul_(k / 2.0)
+
+
+def _fast_sigmoid(x, k, out):  # 1 / (1 + k |x|)^2
+    return torch.abs(x, out=out).mul_(k).add_(1.0).square_().reciprocal_()
+
+
+def _triangle(x, k, out):  # k max(0, 1 - k |x|)
+    return torch.abs(x, out=out).mul_(k).neg_().add_(1.0).clamp_(min=0.0).mul_(k)
+
+
+# n3ml.nn.surrogate's derivatives written into a scratch buffer: the same operations, so the same values
+# (tested bit for bit), without allocating several temporaries per chunk
+_DERIVATIVES = {"arctan": _arctan, "fast_sigmoid": _fast_sigmoid, "triangle": _triangle}
+
+
+def surrogate_derivative(spike, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """spike.derivative(x), written into `out` where the surrogate has an in-place form."""
+    fn = _DERIVATIVES.get(getattr(spike, "name", None))
+    if fn is None:
+        return out.copy_(spike.derivative(x))
+    return fn(x, spike.slope, out)
 
 
 class _SpikingScan(torch.autograd.Function):
@@ -149,13 +179,17 @@ class _SpikingScan(torch.autograd.Function):
         if gs is None:
             return (None,) * 10
         gx = torch.empty_like(h)
-        chunk = max(1, (1 << 18) // max(1, h[0].numel()))
+        chunk = min(T, max(1, (1 << 18) // max(1, h[0].numel())))
+        # scratch for one chunk, reused: fresh (T, B, ...)-sized allocations cost page faults on CPU
+        buf_sg, buf_p = torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])
+        to_value = reset == "to-value" and not detach
+        buf_m, buf_le = (torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])) if to_value else (None, None)
         g = None  # dL/dv*_{t+1}
         for t1 in range(T, 0, -chunk):
             t0 = max(0, t1 - chunk)
             hc = h[t0:t1]
-            sg = spike.derivative(hc)  # ds/dv* at every step of the chunk
-            p = gs[t0:t1] * sg  # direct path: loss -> s_t -> v*_t
+            sg = surrogate_derivative(spike, hc, buf_sg[: t1 - t0])  # ds/dv* at every step of the chunk
+            p = torch.mul(gs[t0:t1], sg, out=buf_p[: t1 - t0])  # direct path: loss -> s_t -> v*_t
             # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
             if reset == "none" or (reset == "subtract" and detach):
                 m = None  # dv/dv* = 1
@@ -165,7 +199,9 @@ class _SpikingScan(torch.autograd.Function):
                 m = sg.mul_(-theta).add_(1.0)
             elif reset == "to-value":
                 # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
-                m = (hc <= 0).to(h.dtype).add_((v_reset - theta - hc).mul_(sg))
+                # computed as ((v_reset - theta) - h) s' + [h <= 0] in scratch: the same roundings
+                le = torch.le(hc, 0, out=buf_le[: t1 - t0])  # 1.0 / 0.0 written directly, no bool tensor
+                m = torch.neg(hc, out=buf_m[: t1 - t0]).add_(v_reset - theta).mul_(sg).add_(le)
             if a is not None:
                 m = m.mul_(a) if m is not None else a
             for t in range(t1 - 1, t0 - 1, -1):

@@ -118,3 +118,18 @@ def test_pack_gives_back_the_same_tensor(x):
 def test_memory_option_is_checked():
     with pytest.raises(N3mlError, match="memory must be one of default, lean, found 'small'"):
         compile(csnn(), memory="small")
+
+
+def test_in_place_batch_norm_and_scan_give_the_same_gradients():
+    # recording the convolutions and batch-norms keeps them from being overwritten in place
+    g = csnn()
+    x = torch.as_tensor(np.random.default_rng(3).random((10, 2, 1, 8, 8)) * 1.5)
+    grads = []
+    for record in ([], ["c1", "b1", "c2", "b2"]):
+        exe = compile(g, dtype=torch.float64)
+        out = exe(x, record=record)
+        (out[0] if record else out)["out"].sum().backward()
+        grads.append({n: p.grad for n, p in exe.named_parameters()})
+    assert exe._may_own["b1"] == "c1" and exe._may_own["s1"] == "b1"
+    for n in grads[0]:
+        assert torch.equal(grads[0][n], grads[1][n]), n
