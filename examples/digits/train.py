@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reset", choices=("to-value", "subtract"), default="to-value",
                     help="hidden LIF reset: to 0 (default; Lava/Loihi 2) or by subtraction of theta")
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=32, help="per process")
+    ap.add_argument("--batch-size", type=int, default=32, help="global batch (all processes)")
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test-size", type=float, default=0.2)
