@@ -224,3 +224,95 @@ def test_spikingjelly_membrane_not_from_reset_is_refused(tmp_path):
         pytest.skip("torch.export refuses a neuron with a stale membrane")
     with pytest.raises(UnsupportedError, match=r"module `1`.*(membrane starts from|computes what the program)"):
         load_pt2(path)
+
+
+# ------------------------------------------------------------------ time loops unrolled by torch.export
+
+
+class Tutorial5Loop(nn.Module):
+    """snnTorch tutorial 5 (docs/tutorials/tutorial_5.rst), its network class as written there: `init_leaky()` in
+    forward, a `for step in range(num_steps)` loop over one static input, spk/mem records stacked at the end."""
+
+    def __init__(self, num_inputs=12, num_hidden=16, num_outputs=5, beta=0.95, num_steps=6):
+        super().__init__()
+        self.num_steps = num_steps
+        self.fc1 = nn.Linear(num_inputs, num_hidden)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc2 = nn.Linear(num_hidden, num_outputs)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        mem2_rec = []
+        for step in range(self.num_steps):
+            cur1 = self.fc1(x)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+def test_snntorch_tutorial_time_loop_pt2_folds_to_one_step_with_held_input(tmp_path):
+    """The unrolled loop becomes a per-step graph (one node per layer, not T), the static input is held for the
+    loop's T steps, and the spikes equal snnTorch's run of the model itself (float64)."""
+    torch.manual_seed(6)
+    model = Tutorial5Loop()
+    with torch.no_grad():
+        model.fc1.weight.mul_(4.0)
+        model.fc2.weight.mul_(4.0)
+    x = torch.rand(3, 12)
+    graph = _cli(_save(model, x, tmp_path), tmp_path)
+    ops = [p.op for p in graph.nodes.values()]
+    assert ops.count("LIF") == 2 and ops.count("Dense") == 2  # folded: not 6 copies
+    (name,) = graph.input_names
+    assert graph.nodes[name].hold == 6
+    with torch.no_grad():  # snnTorch's init_leaky() state is float32: the model runs in float32 only
+        expected = model(x)[0].double().numpy()
+    assert 0.05 < expected.mean() < 0.9
+    np.testing.assert_array_equal(_ir(graph, x[None].repeat(6, 1, 1)), expected)
+
+
+def test_norse_convnet_pt2_loop_and_buffer_fold_to_one_step(tmp_path):
+    """norse.torch.models.conv.ConvNet, imported unchanged: `for ts in range(seq_length)` with the states
+    starting as None, `voltages[ts, :, :] = v` into a torch.zeros buffer, F.max_pool2d, 10 * conv, view."""
+    from norse.torch.models.conv import ConvNet
+
+    torch.manual_seed(7)
+    model = ConvNet(num_channels=1, feature_size=16)
+    with torch.no_grad():
+        model.conv1.weight.mul_(8.0)
+        model.fc1.weight.mul_(4.0)
+    x = torch.rand(4, 2, 1, 16, 16)
+    graph = load_pt2(_save(model, x, tmp_path))
+    ops = [p.op for p in graph.nodes.values()]
+    assert ops.count("CubaLIF") == 3 and ops.count("Conv2d") == 2  # one step, not 4
+    x = torch.rand(7, 2, 1, 16, 16)  # another length: the graph is per-step
+    model = model.double()
+    model.dtype = torch.float64
+    with torch.no_grad():
+        expected = model(x.double()).numpy()
+    np.testing.assert_allclose(_ir(graph, x), expected, rtol=0, atol=1e-9)
+
+
+def test_loop_whose_steps_differ_is_refused_with_the_source_line(tmp_path):
+    """A body that changes with the step (here: a gain that grows with t) is not one step repeated."""
+
+    class Growing(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 3), snn.Leaky(beta=0.9)
+
+        def forward(self, x):
+            mem, rec = self.lif.init_leaky(), []
+            for step in range(3):
+                spk, mem = self.lif(self.fc(x) * (step + 1.0), mem)
+                rec.append(spk)
+            return torch.stack(rec)
+
+    with pytest.raises(UnsupportedError, match=r"step 1 of the unrolled time loop computes other operations than "
+                                               r"step 0 .*test_export_peers.py.*one-step forward"):
+        load_pt2(_save(Growing(), torch.rand(2, 4), tmp_path))

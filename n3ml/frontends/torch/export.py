@@ -243,6 +243,8 @@ class _Context(Context):
         super().__init__(graph, lead=lead, dtype=dtype)
         self.input_lead = lead
         self.leads: dict[fx.Node, int] = {}
+        self.readouts: dict[str, str] = {}  # IR node -> "mean"/"sum": an output read out over time
+        self.held = 0  # steps the program repeats its static input for
 
 
 def _val(node: Any) -> Any:
@@ -319,8 +321,10 @@ def _call(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Any:
     if not isinstance(_val(node), torch.Tensor) and isinstance(_val(node), (torch.SymInt, int)) \
             and node.target in _SIZES:
         return Symbolic("size")  # sizes only feed reshapes, which are read from the recorded shapes
-    if node.target in (aten.view.default, aten.reshape.default) and isinstance(ctx, _Context):
+    if node.target in _RESHAPES and isinstance(ctx, _Context):
         result = _reshape(ctx, node, args, kwargs)
+    elif node.target in _TIME_GLUE and isinstance(ctx, _Context):
+        result = _TIME_GLUE[node.target](ctx, node, args)
     elif node.target in N3ML:
         result = N3ML[node.target](ctx, node, args, kwargs)
     elif node.target in ATEN:
@@ -338,6 +342,71 @@ def _call(ctx: Context, node: fx.Node, args: tuple, kwargs: dict) -> Any:
     if isinstance(ctx, _Context) and isinstance(result, Tensor):
         ctx.leads[node] = _lead_of(ctx, node, result)
     return result
+
+
+_RESHAPES = {aten.view.default, aten.reshape.default, aten.flatten.using_ints, aten.unflatten.int,
+             aten._unsafe_view.default}
+
+
+def _time_axis(ctx: _Context, node: fx.Node, x: Tensor, dims: Any) -> bool:
+    """Whether `dims` name exactly the time axis (axis 0 of a (T, B, ...) value)."""
+    dims = [dims] if isinstance(dims, int) else list(dims or [])
+    return dims == [0] and isinstance(_val(node.args[0]), torch.Tensor) and \
+        _val(node.args[0]).ndim - len(ctx.shape(x)) == 2
+
+
+def _readout(how: str) -> Any:
+    """`.mean(0)`/`.sum(0)` over time of a (T, B, ...) sequence: the model's readout (Output.reduce)."""
+    def convert(ctx: _Context, node: fx.Node, args: tuple) -> Tensor:
+        x = ctx.tensor(args[0])
+        dims = args[1] if len(args) > 1 else node.kwargs.get("dim")
+        keep = (args[2] if len(args) > 2 else node.kwargs.get("keepdim", False))
+        if not _time_axis(ctx, node, x, dims) or keep:
+            raise ctx.unsupported(f"{how} over axes {dims} (keepdim={keep})",
+                                  f"`.{how}(0)` over the time axis of a (T, B, ...) sequence, as the model's readout")
+        if any(u.op != "output" for u in node.users):
+            raise ctx.unsupported(f"a {how} over time used inside the network (by `{next(iter(node.users)).name}`)",
+                                  f"`.{how}(0)` over time only as the model's output")
+        ctx.readouts[x.node] = how
+        return x
+
+    return convert
+
+
+def _repeat_time(ctx: _Context, node: fx.Node, args: tuple) -> Any:
+    """x.unsqueeze(0) then .repeat(T, 1, ...)/.expand(T, ...): one static sample fed to each of T steps."""
+    x = ctx.tensor(args[0])
+    src, out = _val(node.args[0]), _val(node)
+    lead_in = src.ndim - len(ctx.shape(x)) if isinstance(src, torch.Tensor) else ctx.lead
+    if node.target is aten.unsqueeze.default:
+        if args[1] != 0 or lead_in != 1:
+            raise ctx.unsupported(f"unsqueeze({args[1]}) of a value with {lead_in} leading axes",
+                                  "x.unsqueeze(0) of a (B, ...) input before repeating it over time")
+        return x
+    sizes = list(args[1])
+    same = all(int(d) in (1, -1) or int(d) == int(s) for d, s in zip(sizes[1:], out.shape[1:]))
+    if lead_in != 2 or int(src.shape[0]) != 1 or not same or node.args[0].target is not aten.unsqueeze.default \
+            or node.args[0].args[0].op != "placeholder":
+        raise ctx.unsupported(f"{node.target} to {tuple(out.shape)}", "x.unsqueeze(0).repeat(T, 1, ...) (or "
+                              ".expand(T, ...)) of the model's input: the input held for T steps")
+    ctx.held = int(sizes[0])
+    return x
+
+
+_TIME_GLUE = {
+    aten.mean.dim: _readout("mean"),
+    aten.sum.dim_IntList: _readout("sum"),
+    aten.unsqueeze.default: _repeat_time,
+    aten.repeat.default: _repeat_time,
+    aten.expand.default: _repeat_time,
+}
+
+
+def _held_input(gm: fx.GraphModule, x: fx.Node) -> bool:
+    """Whether the program repeats its (B, ...) input over time (x.unsqueeze(0).repeat(T, ...))."""
+    return bool(x.users) and all(
+        u.target is aten.unsqueeze.default and u.args[1:] == (0,) and u.users
+        and all(r.target in (aten.repeat.default, aten.expand.default) for r in u.users) for u in x.users)
 
 
 _SIZES = {aten.sym_size.int, operator.mul, operator.add, operator.sub, operator.floordiv, operator.truediv}
@@ -390,8 +459,9 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
         dt, scheme = hints.get("dt"), hints.get("scheme")
     g_dt, g_scheme, spiking = _hints(gm, path, dt, scheme)
     lead = 2 if spiking or multi else 1
+    in_lead = 1 if lead == 2 and _held_input(gm, places[0]) else lead
     val = places[0].meta.get("val")
-    shape = tuple(int(d) for d in val.shape[lead:]) if val is not None else input_shape
+    shape = tuple(int(d) for d in val.shape[in_lead:]) if val is not None else input_shape
     if shape is None:
         raise N3mlError(f"{path}: the program records no input shape; pass --input-shape")
     if input_shape is not None and tuple(input_shape) != shape:
@@ -401,7 +471,7 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
     graph = Graph(_ident(name), g_dt, g_scheme)
     ctx = _Context(graph, lead=lead, dtype=torch.float32)
     ctx.tables = load_tables()
-    ctx.leads[places[0]] = lead
+    ctx.leads[places[0]] = in_lead
     call = _call
     if regions:
         results: dict[fx.Node, Any] = {places[0]: Tensor(_ident(str(places[0].target)))}
@@ -416,7 +486,11 @@ def trace_exported(ep: Any, path: str, *, input_shape: tuple[int, ...] | None, d
                f"an ANN on input (B, {', '.join(map(str, shape))}); spiking layers must be n3ml.nn modules, or "
                "convert a spiking model of another library from its state_dict with --model")
         raise type(e)(f"{path}: {e} (the .pt2 program is read as {how})") from None
-    if loop is not None and not loop.sequence:  # the loop fed the same sample to each of its steps
+    held = loop.steps if loop is not None and not loop.sequence else ctx.held
+    if held:  # the program fed the same sample to each of its steps
         for name in graph.input_names:
-            graph.replace(name, hold=loop.steps)
+            graph.replace(name, hold=held)
+    for e in list(graph.edges):
+        if e.dst in graph.output_names and e.src in ctx.readouts:
+            graph.replace(e.dst, reduce=ctx.readouts[e.src])
     return _verified(graph)
