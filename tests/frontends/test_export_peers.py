@@ -316,3 +316,45 @@ def test_loop_whose_steps_differ_is_refused_with_the_source_line(tmp_path):
     with pytest.raises(UnsupportedError, match=r"step 1 of the unrolled time loop computes other operations than "
                                                r"step 0 .*test_export_peers.py.*one-step forward"):
         load_pt2(_save(Growing(), torch.rand(2, 4), tmp_path))
+
+
+class CSNN(nn.Module):
+    """SpikingJelly activation_based/examples/conv_fashion_mnist.py `CSNN`, in the form written there (smaller):
+    multi-step layer.* and IFNode(ATan), the static image repeated over T by x.unsqueeze(0).repeat(T, 1, 1, 1, 1),
+    the firing rate `.mean(0)` as the readout."""
+
+    def __init__(self, T=4, channels=4):
+        super().__init__()
+        from spikingjelly.activation_based import surrogate
+
+        self.T = T
+        self.conv_fc = nn.Sequential(
+            layer.Conv2d(1, channels, kernel_size=3, padding=1, bias=False), layer.BatchNorm2d(channels),
+            sj_neuron.IFNode(surrogate_function=surrogate.ATan()), layer.MaxPool2d(2, 2),
+            layer.Flatten(), layer.Linear(channels * 4 * 4, 10, bias=False),
+            sj_neuron.IFNode(surrogate_function=surrogate.ATan()))
+        functional.set_step_mode(self, step_mode="m")
+
+    def forward(self, x):
+        x_seq = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        return self.conv_fc(x_seq).mean(0)
+
+
+def test_spikingjelly_repeated_input_and_rate_readout_pt2(tmp_path):
+    """The time-axis glue at the graph's boundary: the repeat is an input held for T steps, `.mean(0)` the
+    Output's readout (reduce="mean"); flatten(0, 1) of SpikingJelly's multi-step layers folds time into batch."""
+    torch.manual_seed(8)
+    model = CSNN()
+    with torch.no_grad():
+        model.conv_fc[0].weight.mul_(3.0)
+        model.conv_fc[5].weight.mul_(2.0)
+    x = torch.rand(2, 1, 8, 8)
+    graph = _cli(_save(model, x, tmp_path), tmp_path)
+    (name,), (out,) = graph.input_names, graph.output_names
+    assert graph.nodes[name].hold == 4 and graph.nodes[out].reduce == "mean"
+    model = model.double()
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = model(x.double()).numpy()
+    assert 0.05 < expected.mean() < 0.9
+    np.testing.assert_array_equal(_ir(graph, x[None].repeat(4, 1, 1, 1, 1)).mean(0), expected)
