@@ -65,7 +65,7 @@ def verify(model: Path, target: str, steps: int, x_path: Path, pipeline: str = "
         except SystemExit as e:
             rc = e.code
     text = out.getvalue()
-    refused = re.search(rf"^{name}: refused: (.*)$", text, re.M) or re.search(r"^error: (.*)$", text, re.M)
+    refused = re.search(rf"^{name}: refused: (.*)$", text, re.M) or re.search(r"^(?:n3ml verify: )?error: (.*)$", text, re.M)
     if refused:
         return "refused: " + refused.group(1), text
     rows = re.findall(rf"^{name}\s+\S+\s+(spike|analog)\s+([\d.]+)%", text, re.M)
@@ -97,8 +97,14 @@ def cell_for(case, graph, model: Path, target: str, work: Path, feed: dict, args
             for k, v in feed.items()}
     np.savez(x_path, **data)
     base = QUANTIZE if target == "lava-q" else ""
-    run = (lambda p: check_only(graph, target, p)) if args.check_only else (
-        lambda p: verify(model, target, case.steps, x_path, p)[0])
+    def run(p: str) -> str:
+        if args.check_only:
+            return check_only(graph, target, p)
+        cell, text = verify(model, target, case.steps, x_path, p)
+        if args.verbose and cell.startswith("error"):
+            print(f"--- {case.name} {target} -p {p!r}:\n{text[-2500:]}", file=sys.stderr)
+        return cell
+
     cell = run(base)
     m = REMEDY.search(cell)
     if m:
@@ -112,6 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="", help="comma-separated corpus names (default: all)")
     ap.add_argument("--targets", default="nest,pynn,lava,lava-q")
     ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="print the verify output of cells that end in an error")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch

@@ -373,7 +373,7 @@ def lower(graph: Graph) -> LavaNet:
     _layouts(graph, pops, conns)
     _latencies(graph, pops, conns_in)
     for n, biases in biases_of.items():  # after the latencies: a current's bias arrives from a source timed by them
-        _add_bias(graph, types, n, pops, conns, biases, gains[n])
+        _add_bias(graph, types, n, pops, conns, biases, gains[n], current=n in chains)
     for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
         _warm_up(n, graph.nodes[n], pops[n], fixed)
     return LavaNet(graph.name, fixed, pops, conns, _probes(graph, pops), graph.dt)
@@ -501,9 +501,10 @@ def _conv_connection(graph: Graph, types, s: str, sp, src: str, n: str, gains, f
     return Conn(s, "conv", src, n, np.asarray(w, np.float64) * gchan[:, None, None, None], geom, "")
 
 
-def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Conn], biases: list, gain) -> None:
+def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Conn], biases: list, gain,
+              current: bool = False) -> None:
     """Synapse biases of a float neuron go to its Lava bias (scaled like its weights); a current-based
-    neuron's (CubaLIF: the bias enters the current, which Lava's LIF has no bias for) come from a source
+    neuron's (CubaLIF, or an LI -> LI readout: the bias enters the current, which Lava's LIF has no bias for) come from a source
     that sends one spike per step, from the step its other inputs first arrive, through a Dense of the
     biases (exact: the same b is added to u every step)."""
     p, pop = graph.nodes[n], pops[n]
@@ -512,7 +513,7 @@ def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Con
                             np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
             for x in biases)
     b = b * np.broadcast_to(np.asarray(gain), types[n].shape)
-    if not isinstance(p, P.CubaLIF):  # (u is the step's input: a bias may go to v)
+    if not isinstance(p, P.CubaLIF) and not current:  # (u is the step's input: a bias may go to v)
         pop.params["bias_mant"] = pop.params["bias_mant"] + b
         return
     src = f"{n}_bias_source"

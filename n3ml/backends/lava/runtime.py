@@ -213,8 +213,8 @@ def connect(lava, net, c, p, B):
 def build(lava, net, data, B, steps):
     """Create and connect the processes; return them by n3ml node name and the output sinks."""
     p = {name: make_population(lava, net, name, data, B, steps) for name in net.pops}
-    for c in net.conns:
-        p[c["name"]] = connect(lava, net, c, p, B)
+    for c in net.conns:  # (not kept in p: the readout of a synapse's value is a population of its name)
+        connect(lava, net, c, p, B)
     sinks = {}
     for out, spec in net.outputs.items():
         sinks[out] = lava.Sink(shape=lava_shape(*net.layout(spec["population"]), B), buffer=steps)
