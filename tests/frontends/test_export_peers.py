@@ -358,3 +358,23 @@ def test_spikingjelly_repeated_input_and_rate_readout_pt2(tmp_path):
         expected = model(x.double()).numpy()
     assert 0.05 < expected.mean() < 0.9
     np.testing.assert_array_equal(_ir(graph, x[None].repeat(4, 1, 1, 1, 1)).mean(0), expected)
+
+
+def test_snntorch_recurrent_neurons_pt2_give_identical_spikes(tmp_path):
+    """RLeaky (all-to-all Linear recurrence) and RSynaptic (one-to-one V): rebuilt from their buffers and the
+    recurrent connection's parameters, one step exported, the state (spikes and membrane) carried."""
+    from snntorch import utils
+
+    torch.manual_seed(9)
+    model = nn.Sequential(_linear(5, 6, 3.0), snn.RLeaky(beta=0.85, linear_features=6, init_hidden=True),
+                          _linear(6, 4, 3.0),
+                          snn.RSynaptic(alpha=0.8, beta=0.9, all_to_all=False, V=0.3, init_hidden=True,
+                                        threshold=0.6))
+    graph = load_pt2(_save(model, torch.rand(2, 5), tmp_path))
+    assert [p.op for p in graph.nodes.values()].count("Delay") >= 2  # the recurrences
+    x = torch.rand(10, 2, 5)
+    utils.reset(model)
+    with torch.no_grad():
+        expected = torch.stack([model(x[t]) for t in range(10)]).double().numpy()
+    assert 0.05 < expected.mean() < 0.9
+    np.testing.assert_array_equal(_ir(graph, x), expected)

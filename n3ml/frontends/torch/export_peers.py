@@ -94,10 +94,43 @@ def _rebuild_snntorch(cls: type, view: View) -> Iterable[nn.Module]:
     yield m
 
 
+def _rebuild_recurrent_snntorch(cls: type, view: View) -> Iterable[nn.Module]:
+    """RLeaky/RSynaptic: the buffers as for Leaky, plus the recurrent connection's own parameters."""
+    import snntorch as snn
+
+    attrs = view.attrs
+    try:
+        mech = ["subtract", "zero", "none"][int(attrs["reset_mechanism_val"])]
+        w = attrs.get("recurrent.weight")
+        if w is not None and w.ndim == 2:
+            rec: dict[str, Any] = dict(all_to_all=True, linear_features=int(w.shape[0]))
+        elif w is not None and w.ndim == 4:
+            rec = dict(all_to_all=True, conv2d_channels=int(w.shape[0]), kernel_size=int(w.shape[-1]))
+        else:
+            rec = dict(all_to_all=False, V=attrs["recurrent.V"].clone() if "recurrent.V" in attrs else
+                       attrs["V"].clone())
+        common = dict(threshold=attrs["threshold"].clone(), reset_mechanism=mech, init_hidden=True, **rec)
+        if cls is snn.RLeaky:
+            m = snn.RLeaky(beta=attrs["beta"].clone(), **common)
+        else:
+            m = snn.RSynaptic(alpha=attrs["alpha"].clone(), beta=attrs["beta"].clone(), **common)
+        with torch.no_grad():
+            m.graded_spikes_factor = attrs["graded_spikes_factor"].clone()
+            for name, p in m.recurrent.named_parameters():
+                if "recurrent." + name in attrs:
+                    p.copy_(attrs["recurrent." + name])
+    except KeyError as e:
+        raise view.refuse(f"the program lacks its buffer {e}", "the module's registered buffers and parameters") \
+            from None
+    yield m
+
+
 # class path -> rebuild(class, View) -> candidate modules (first that computes what the program computes wins)
 REBUILD: dict[str, Callable[[type, View], Iterable[nn.Module]]] = {
     "snntorch._neurons.leaky.Leaky": _rebuild_snntorch,
     "snntorch._neurons.synaptic.Synaptic": _rebuild_snntorch,
+    "snntorch._neurons.rleaky.RLeaky": _rebuild_recurrent_snntorch,
+    "snntorch._neurons.rsynaptic.RSynaptic": _rebuild_recurrent_snntorch,
     **export_norse.REBUILD,
     **export_spikingjelly.REBUILD,
 }
