@@ -94,8 +94,8 @@ def test_recurrent_over_time_same_spikes():
 
 
 def test_unsupported_cell_is_named():
-    model = norse.SequentialState(nn.Linear(4, 4), norse.LSNNCell())
-    with pytest.raises(UnsupportedError, match=r"module `1` \(norse\..*LSNNCell\).*supported: .*LIFCell"):
+    model = norse.SequentialState(nn.Linear(4, 4), norse.LIFExCell())
+    with pytest.raises(UnsupportedError, match=r"module `1` \(norse\..*LIFExCell\).*supported: .*LIFCell"):
         trace(model, (4,))
 
 
@@ -109,3 +109,53 @@ def test_graph_dt_and_scheme_do_not_change_the_spikes(dt, scheme):
     assert (graph.dt, graph.scheme) == (dt, scheme)
     x = _x(10)
     assert_same_spikes(graph, x, run_cells(model, x))
+
+
+LSNN_P = norse.LSNNParameters(tau_mem_inv=torch.tensor(150.0), tau_syn_inv=torch.tensor(300.0),
+                              tau_adapt_inv=torch.tensor(40.0), v_th=torch.tensor(0.4), beta=torch.tensor(0.3))
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_lsnn_cells_are_alif_with_same_spikes(recurrent):
+    """LSNNCell / LSNNRecurrentCell: an ALIF (threshold v_th + b, b jumping by beta) fed the previous step's
+    current; the adaptation is exercised (later spikes need more drive) and the spikes are identical."""
+    torch.manual_seed(6)
+    cell = norse.LSNNRecurrentCell(16, 16, p=LSNN_P) if recurrent else norse.LSNNCell(LSNN_P)
+    model = boost(norse.SequentialState(nn.Linear(10, 16), cell, nn.Linear(16, 5), norse.LSNNCell(LSNN_P)),
+                  4.0, 0.5).double()
+    graph = trace(model, (10,))
+    assert [p.op for p in graph.nodes.values()].count("ALIF") == 2
+    x = _x(10, seed=6)
+    with torch.no_grad():
+        state = None
+        for t in range(T):
+            _, state = model(x[t], state)
+    assert float(state[1].b.max()) > float(LSNN_P.v_th) + 0.2  # thresholds adapted
+    assert_same_spikes(graph, x, run_cells(model, x))
+
+
+def test_constant_current_encoder_holds_the_input():
+    """norse.ConstantCurrentLIFEncoder(seq_length) inside forward (norse/task/mnist.py form): the static input
+    held for seq_length steps into a LIF; the graph records the hold and gives the same spikes."""
+    class Encoded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = norse.ConstantCurrentLIFEncoder(seq_length=6)
+            self.fc, self.lif = nn.Linear(8, 5), norse.LIFCell(P)
+
+        def forward(self, x):
+            x = self.encoder(x * 20.0)
+            s, out = None, []
+            for ts in range(6):
+                z, s = self.lif(self.fc(x[ts]), s)
+                out.append(z)
+            return torch.stack(out)
+
+    torch.manual_seed(7)
+    model = boost(Encoded(), 6.0, 0.3)
+    graph = trace(model, (8,))
+    assert graph.nodes["x"].hold == 6
+    x = torch.rand(B, 8)
+    with torch.no_grad():
+        expected = model(x).double().numpy()
+    assert_same_spikes(graph, x.double()[None].repeat(6, 1, 1), expected)

@@ -89,6 +89,65 @@ def lif_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     return out, State(ctx.path, "state")
 
 
+def _lsnn(ctx: Context, m: nn.Module, drive: Tensor, name: str | None = None) -> Tensor:
+    """Norse's LSNN step (lsnn_step / lsnn_feed_forward_step): the voltage integrates the current of the
+    *previous* step, and the threshold b relaxes to v_th and jumps by beta at each spike:
+
+        v~ = v + dt/tau_mem ((v_leak - v) + i_{t-1});  b~ = b + dt/tau_adapt (v_th - b);  z = [v~ - b~ > 0]
+        v = v_reset after a spike;  i_t = (1 - dt/tau_syn) i_{t-1} + I_t;  b = b~ + beta z
+
+    With b = v_th + b', b' starting at 0, this is the IR's ALIF (theta = v_th, a_b = 1 - dt/tau_adapt, q = beta)
+    fed Delay(1) of an LI current (a_s = 1 - dt/tau_syn, unit gain)."""
+    p = m.p
+    k_mem, k_syn, k_b = _factor(m, p.tau_mem_inv), _factor(m, p.tau_syn_inv), _factor(m, p.tau_adapt_inv)
+    base = name or ctx.path
+    i = ctx.neuron(base + "_syn", drive, a=1 - k_syn, k=1.0, spiking=False)
+    i_prev = ctx.add(base + "_syn_prev", P.Delay(steps=1), i)
+    shape = ctx.shape(i_prev)
+    tau = ctx.tau_for(ctx.param(1 - k_mem, shape, "membrane decay"), "membrane decay")
+    tau_b = ctx.tau_for(ctx.param(1 - k_b, shape, "adaptation decay"), "adaptation decay")
+    r = np.asarray(ctx.param(k_mem, shape, "input gain")) / P.gain(tau, ctx.g.dt, ctx.g.scheme)
+    prim = P.ALIF(tau=tau, tau_adapt=tau_b, q=ctx.param(p.beta, shape, "beta"), v_leak=ctx.param(p.v_leak, shape,
+                  "v_leak"), r=float(r) if np.ndim(r) == 0 else r, theta=ctx.param(p.v_th, shape, "threshold"),
+                  v_reset=ctx.param(p.v_reset, shape, "v_reset"), reset="to-value",
+                  v_init=ctx.param(p.v_leak, shape, "v_init"))
+    return ctx.add(base, prim, i_prev, name=name)
+
+
+def lsnn_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    _check_state(ctx, state)
+    return _lsnn(ctx, m, ctx.tensor(x)), State(ctx.path, "state")
+
+
+def lsnn_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """LSNNRecurrentCell: the current jumps by W_in x_t + W_rec z_{t-1}, then the LSNN step."""
+    _check_state(ctx, state)
+    x = ctx.tensor(x)
+    w_in = m.input_weights.detach().cpu().double().numpy()
+    w_rec = m.recurrent_weights.detach().cpu().double().numpy()
+    name = ctx.reserve(ctx.path)
+    prev, rec = ctx.reserve(ctx.path + "_prev"), ctx.reserve(ctx.path + "_rec")
+    fwd = ctx.add(ctx.path + "_in", P.Dense(weight=w_in), x)
+    out = _lsnn(ctx, m, ctx.add(ctx.path + "_sum", P.Add(), fwd, rec), name=name)
+    ctx.add(prev, P.Delay(steps=1), out, name=prev)
+    ctx.add(rec, P.Dense(weight=w_rec), prev, name=rec)
+    return out, State(ctx.path, "state")
+
+
+def constant_current_lif_encoder(ctx: Context, m: nn.Module, x: Any) -> Any:
+    """ConstantCurrentLIFEncoder(seq_length): the static input current held for seq_length steps into a LIF
+    without synaptic current (Norse's lif_current_encoder): v~ = v + dt/tau_mem ((v_leak - v) + I),
+    z = [v~ - v_th > 0], v = v_reset after a spike; v starts at 0 (not v_leak)."""
+    x = ctx.tensor(x)
+    p = m.p
+    k = _factor(m, p.tau_mem_inv)
+    return ctx.neuron(ctx.path, x, a=1 - k, k=k, theta=p.v_th, reset="to-value", v_reset=p.v_reset,
+                      v_leak=p.v_leak, v_init=0.0)
+
+
+constant_current_lif_encoder.held_steps = lambda m: m.seq_length  # the recorder holds its input this long
+
+
 def li_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     """j = (1 - dt/tau_syn) j + I (an LI with unit gain); v = v + dt/tau_mem (v_leak - v + j) (a second LI)."""
     _check_state(ctx, state)
@@ -162,6 +221,11 @@ MODULES: dict[type, Entry] = {
     norse.SequentialState: Entry(sequential_state),
     norse.LILinearCell: Entry(li_linear_cell, _single),
     norse.Lift: Entry(lift, _lift_mode),
+    norse.LSNNCell: Entry(lsnn_cell, _single),
+    norse.LSNN: Entry(lsnn_cell, _multi),
+    norse.LSNNRecurrentCell: Entry(lsnn_recurrent_cell, _single),
+    norse.LSNNRecurrent: Entry(lsnn_recurrent_cell, _multi),
+    norse.ConstantCurrentLIFEncoder: Entry(constant_current_lif_encoder, lambda m: "encode"),
 }
 
 # Norse's neuron base classes: a cell without a converter is refused by name, never traced into

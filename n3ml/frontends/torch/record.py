@@ -329,6 +329,11 @@ class Recorder(TorchFunctionMode):
                 val = self._convert(m, path, entry, xs, ())
                 self.memo[key] = val
             return self.bind(real, val, xs.lead, xs.t, m, path, 0)
+        if mode == "encode":  # an encoder that holds a static input for its own number of steps
+            if xs.lead != ("B",):
+                raise self.fail(f"an encoder of a static input fed axes {'x'.join(xs.lead)}", "(B, ...) input")
+            _set_T(self, int(entry.convert.held_steps(m)))
+            xs, mode = Sym(xs.node, ("T", "B"), xs.t), "multi"
         want = ("B",) if mode == "single" else ("T", "B")
         if xs.lead != want:
             raise Relayout(f"module `{path}` runs {'one step' if mode == 'single' else 'a sequence'} but receives "
@@ -1199,14 +1204,14 @@ def record(model: nn.Module, shape: tuple[int, ...], make_ctx: Callable[[], Cont
                     graph, rec = _attempt(model, shape, make_ctx, lay, input_kind, fresh, progress, steps)
                 return graph
             except Relayout as e:
-                failures.append((progress[0], -i, e))
+                failures.append((progress[0], 0, -i, e))
                 if "IndexError" not in str(e):
                     break
-            except UnsupportedError as e:
-                failures.append((progress[0], -i, e))
+            except UnsupportedError as e:  # ranks above a layout guess that got as far: it names the construct
+                failures.append((progress[0], 1, -i, e))
                 break
     # the layout the forward got furthest with is the one it was written for: report its problem
-    _, _, err = max(failures, key=lambda f: f[:2])
+    err = max(failures, key=lambda f: f[:3])[3]
     if isinstance(err, Relayout):
         raise NotRunnable(f"cannot run {type(model).__name__}.forward on a (B, *input_shape) or "
                           f"(T, B, *input_shape) input: {err}")

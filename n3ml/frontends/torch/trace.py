@@ -107,7 +107,7 @@ def _step_mode(ctx: Context, model: nn.Module) -> int:
         e = ctx.entry(m)
         if e is not None and e.steps is not None:
             mode = e.steps(m)
-            if mode:
+            if mode in ("single", "multi"):  # ("encode": an encoder of static input, either way)
                 modes.setdefault(mode, []).append(path or "(root)")
     if len(modes) > 1:
         raise UnsupportedError(f"the model mixes single-step modules ({', '.join(modes['single'][:3])}) and "
