@@ -7,7 +7,8 @@ for _name, _cls in (("fold-batchnorm", "fold:FoldBatchNorm"), ("fold-scales", "f
     register_pass(_name, f"n3ml.passes.{_cls}")
 for _name, _cls in (("merge-linear", "MergeLinear"), ("maxpool-as-or", "MaxPoolAsOr"), ("pool-after-neuron", "PoolAfterNeuron"), ("fuse-synaptic", "FuseSynaptic"),
                     ("merge-pool-dense", "MergePoolDense"), ("spikes-as-synapse", "SpikesAsSynapse"),
-                    ("distribute-synapse", "DistributeSynapse")):
+                    ("distribute-synapse", "DistributeSynapse"),
+                    ("split-shared-synapses", "SplitSharedSynapses")):
     register_pass(_name, f"n3ml.passes.legalize:{_cls}")
 
 __all__ = ["PASSES", "Pass", "PassError", "PassManager", "get_pass_class", "parse_pipeline", "register_pass"]

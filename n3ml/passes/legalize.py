@@ -485,3 +485,30 @@ class DistributeSynapse(Pass):
                 changed = True
                 break
         return g  # the Add left unread goes with dce
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitSharedSynapses(Pass):
+    """A synapse read by several nodes becomes one copy per reader (exact; quantize fits a synapse's weights
+    to the one neuron it feeds, whose threshold scales them)."""
+
+    name = "split-shared-synapses"
+    summary = "a synapse read by several nodes -> one copy per reader (exact)"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph
+        for n, p in list(graph.nodes.items()):
+            if not isinstance(p, SYNAPSES):
+                continue
+            readers = [e for e in g.edges if e.src == n]
+            if len(readers) < 2:
+                continue
+            if g is graph:
+                g = graph.copy()
+            (src,) = g.inputs_of(n)
+            readers = [e for e in g.edges if e.src == n]
+            for i, e in enumerate(readers[1:], 1):
+                copy = g.fresh_name(f"{n}_{i}")
+                g.nodes = {**g.nodes, copy: p}
+                g.edges = [Edge(copy, e.dst, e.dst_port) if x is e else x for x in g.edges] + [Edge(src, copy)]
+        return g

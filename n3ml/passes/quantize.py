@@ -47,7 +47,7 @@ PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.FixedCubaLIF)
 
 
 CANONICAL = ("fold-batchnorm", "fold-scales", "maxpool-as-or", "distribute-synapse", "spikes-as-synapse",
-             "merge-pool-dense", "merge-linear", "fuse-synaptic", "remove-identity", "dce")
+             "merge-pool-dense", "merge-linear", "fuse-synaptic", "remove-identity", "dce", "split-shared-synapses")
 
 
 @dataclass(frozen=True, kw_only=True)

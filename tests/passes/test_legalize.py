@@ -163,3 +163,70 @@ def test_legal_tables_agree_with_what_the_lowerings_take():
     for target, cells in (("nest", NEST_CELLS), ("pynn", PYNN_CELLS)):
         taken = {c.__name__ for c in (*netlist.LINEAR, *netlist.ENCODERS, *cells, netlist.P.Input, netlist.P.Output)}
         assert set(lookup(TARGETS, target, "target").legality.legal) == taken, target
+
+
+# the structures real models bring to a synapse-per-neuron target (snnTorch's reset term, SEW-ResNet's spike
+# sums, SpikingJelly's pooled Linear head, a synapse two neurons read), each rewritten exactly
+SNN_SHAPES = """n3ml 1
+graph g(dt=1.0ms, scheme=euler) {
+  x = Input(shape=(2, 4, 4))
+  c1 = Conv2d(x, weight=@w1)
+  a = IF(c1, theta=1.0)
+  c2 = Conv2d(x, weight=@w2, bias=tensor<f64>(2)[0.1, -0.2])
+  b = LIF(c2_in, tau=4.0ms, r=4.0, reset=subtract)
+  b_prev = Delay(b)
+  b_reset = Scale(b_prev, factor=-0.25)
+  c2_in = Add(c2, b_reset)
+  s = Add(a, b)
+  c3 = Conv2d(s, weight=@w3, padding=(1, 1))
+  n3 = IF(c3, theta=1.5)
+  n4 = IF(c3, theta=2.5)
+  p = AvgPool2d(n3, kernel=(2, 2))
+  f = Flatten(p)
+  fc = Dense(f, weight=@w4, bias=tensor<f64>(3)[0.1, 0.2, 0.3])
+  y1 = Output(fc)
+  y2 = Output(n4)
+  y3 = Output(a)
+}
+"""
+
+
+def _snn_shapes():
+    rng = np.random.default_rng(3)
+    weights = {"w1": rng.normal(1, 0.5, (2, 2, 1, 1)), "w2": rng.normal(1, 0.5, (2, 2, 1, 1)),
+               "w3": rng.normal(0.3, 0.5, (2, 2, 3, 3)), "w4": rng.normal(0, 1, (3, 8))}
+    text = SNN_SHAPES
+    for k, w in weights.items():  # inline tensors (the text format's own literal)
+        text = text.replace(f"@{k}", f"tensor<f64>({', '.join(map(str, w.shape))})["
+                                     f"{', '.join(repr(float(v)) for v in w.reshape(-1))}]")
+    return parse(text)
+
+
+@pytest.mark.parametrize("passes", [("spikes-as-synapse",), ("distribute-synapse",), ("merge-pool-dense",),
+                                    ("split-shared-synapses",),
+                                    ("distribute-synapse", "spikes-as-synapse", "merge-pool-dense", "dce")])
+def test_synapse_rewrites_keep_every_output_exactly(passes):
+    from n3ml.passes import get_pass_class
+
+    g = _snn_shapes()
+    h = PassManager([get_pass_class(p)() for p in passes]).run(g)
+    x = {"x": np.random.default_rng(1).random((25, 2, 2, 4, 4)) * 2}
+    want, got = run(g, x), run(h, x)
+    for k in want.outputs:
+        np.testing.assert_allclose(got.outputs[k], want.outputs[k], rtol=0, atol=1e-12, err_msg=k)
+    assert any(np.any(want.outputs[k]) for k in ("y2", "y3"))  # the spiking outputs are not silent
+    if passes[-1] == "dce":  # everything Lava needs: no Scale, every synapse reads spikes or an input
+        ops = {p.op for p in h.nodes.values()}
+        assert "Scale" not in ops and "AvgPool2d" not in ops
+        types = h.verify()
+        for n, p in h.nodes.items():
+            if p.op in ("Dense", "Conv2d"):
+                src = h.inputs_of(n)[0]
+                src = h.inputs_of(src)[0] if h.nodes[src].op == "Flatten" else src
+                assert types[src].kind == "spike" or h.nodes[src].op == "Input", n
+
+
+def test_the_lava_target_accepts_the_rewritten_structures():
+    lava = lookup(TARGETS, "lava", "target")
+    g = legalize(_snn_shapes(), lava.legality)
+    lava().check(g)
