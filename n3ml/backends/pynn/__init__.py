@@ -13,9 +13,9 @@ from ...ir.graph import Graph
 from ..netlist import netlist_legality
 from ..target_options import check_keys, choice
 from .emit import emit_pynn
-from .lower import SIMULATORS, SPINNAKER, check_spinnaker, lower_ir_to_pynn
+from .lower import SIMULATORS, SPINNAKER, check_spinnaker, lower_ir_to_pynn, spinnaker_cores
 
-__all__ = ["PynnTarget", "lower_ir_to_pynn", "emit_pynn", "check_spinnaker", "SPINNAKER"]
+__all__ = ["PynnTarget", "lower_ir_to_pynn", "emit_pynn", "check_spinnaker", "spinnaker_cores", "SPINNAKER"]
 
 
 class PynnTarget:

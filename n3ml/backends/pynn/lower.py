@@ -14,6 +14,7 @@ NEST (docs/backends/pynn.md): one-step minimum delay, compensated by per-populat
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,20 +27,59 @@ from ..netlist import (VALUE_TAU_PER_DT, Netlist, choose_cells, cuba_cell, fuse_
                        lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
+log = logging.getLogger(__name__)
+
 TARGET = "pynn"
 SOURCE_LATENCY = 2  # PyNN's spike sources (parrots on NEST) cannot emit before the second step
 SIMULATORS = ("spiNNaker", "nest", "brian2")
 
 
-# SpiNNaker (sPyNNaker on a SpiNN-5 board) limits, checked by `check_spinnaker`.
+# SpiNNaker limits: those of sPyNNaker 7.4 mapping onto one SpiNN-5 board, checked by `check_spinnaker`.
+# Every refusal is one that sPyNNaker itself makes while mapping (tests/backends/pynn/test_spinnaker.py maps
+# the same graphs on its virtual board and requires the same verdicts); what sPyNNaker maps but would
+# compute differently (weights that saturate or vanish in its fixed point, a time step it rounds) is logged
+# as a warning. The numbers are sPyNNaker's, found where its source names them.
 SPINNAKER = {
     "models": ("IF_curr_delta", "IF_curr_exp", "SpikeSourceArray"),
-    "neurons_per_core": 256,  # neurons of one population simulated by one ARM core
-    "cores": 48 * 16,  # application cores of one SpiNN-5 board (48 chips x 16)
-    "fixed_point": (16, 15),  # s16.15: weights and parameters are 32-bit with 15 fraction bits
-    "max_delay_steps": 144,  # 16 on the core, up to 144 with delay-extension cores
-    "timesteps_ms": (1.0, 0.1),
+    "neurons_per_core": 256,  # neurons per core (sPyNNaker's POP_TABLE_MAX_ROW_LENGTH; sources: no limit)
+    # application cores of a SpiNN-5 board: 808 placeable (48 chips, 17 or 16 each) less one extra monitor
+    # per chip and the ethernet chip's packet gatherer, as sPyNNaker places them
+    "cores": 808 - 48 - 1,
+    "fixed_point": (16, 15),  # neuron parameters and state are s16.15 ("cannot be converted to 16.15 ...")
+    # delays: a core's ring buffer has 14 index bits shared by the neuron index, the synapse type (1 bit:
+    # excitatory, inhibitory) and the delay slot; one delay extension adds 8 times the core's slots
+    "ring_buffer_bits": 14,
+    "synapse_type_bits": 1,
+    "delay_extension_slots": 8,
+    "time_step_us": 1,  # the time step is a whole number of microseconds (sPyNNaker rounds others up)
 }
+
+
+def _bits(n: int) -> int:
+    """sPyNNaker's get_n_bits: bits that index n values."""
+    return 0 if n == 0 else 1 if n == 1 else int(np.ceil(np.log2(n)))
+
+
+def spinnaker_delay_slots(size: int) -> int:
+    """Delay slots (steps) on the cores of a population of `size` neurons, without a delay extension."""
+    lim = SPINNAKER
+    atom_bits = _bits(min(size, lim["neurons_per_core"]))
+    return 2 ** (lim["ring_buffer_bits"] - atom_bits - lim["synapse_type_bits"])
+
+
+def spinnaker_cores(net: "PynnNetwork") -> dict[str, int]:
+    """Cores sPyNNaker uses per population label: a neuron population one per 256 neurons, a spike source
+    one (SpikeSourceArray has no atom limit per core), a delay extension ("<source>_delayed") one per
+    slice of its source. At dt < 1 ms sPyNNaker may add synapse cores beside the neuron cores (their
+    number depends on its estimates of spike rates), so the count is then a lower bound."""
+    per_core = SPINNAKER["neurons_per_core"]
+    neurons = {p.name for p in net.netlist.neurons}
+    slices = {name: -(-p.size // per_core) if name in neurons else 1 for name, p in net.netlist.populations.items()}
+    cores = dict(slices)
+    for pr in net.projections:  # a delay beyond the target's slots needs an extension of the source
+        if pr.delay > spinnaker_delay_slots(net.netlist.populations[pr.target].size):
+            cores[f"{pr.source}_delayed"] = slices[pr.source]
+    return cores
 
 
 @dataclass
@@ -201,41 +241,52 @@ def _split(out: PynnNetwork, source, target, delay, pre, post, w, comment) -> No
 
 
 def check_spinnaker(net: PynnNetwork, dt: float) -> None:
-    """Refuse, naming the node, what one SpiNN-5 board running sPyNNaker cannot hold or represent."""
+    """Refuse, naming the node, what sPyNNaker refuses to map onto one SpiNN-5 board; warn about what it
+    maps but computes differently (module comment above `SPINNAKER`)."""
     lim = SPINNAKER
-    if not any(np.isclose(dt, t) for t in lim["timesteps_ms"]):
-        raise UnsupportedError(f"graph dt = {dt} ms; SpiNNaker runs with a time step of "
-                               f"{' or '.join(map(str, lim['timesteps_ms']))} ms")
     int_bits, frac_bits = lim["fixed_point"]
     largest = 2.0 ** int_bits - 2.0 ** -frac_bits
-    cores = 0
+    sizes = {name: p.size for name, p in net.netlist.populations.items()}
     for pop in net.netlist.neurons:
         cell = net.cells[pop.name]
-        if cell.celltype not in lim["models"] or cell.record != "spikes":
-            raise UnsupportedError(f"node `{pop.name}` ({pop.prim.op}): {cell.note}; SpiNNaker runs "
-                                   f"{', '.join(lim['models'])} and records spikes only")
-        cores += -(-pop.size // lim["neurons_per_core"])
-        for k, v in cell.params.items():
+        if cell.celltype not in lim["models"]:
+            raise UnsupportedError(f"node `{pop.name}` ({pop.prim.op}): {cell.note}; sPyNNaker runs "
+                                   f"{', '.join(lim['models'])}")
+        for k, v in (*cell.params.items(), ("v (initial)", cell.v_init)):
             a = np.abs(np.asarray(v, np.float64))
             if np.any(a > largest):
+                why = {"tau_m": " (no leak: SpiNNaker needs a finite tau_m)",
+                       "v_thresh": f" ({cell.note}: a neuron that never fires has no SpiNNaker form)"}.get(k, "")
                 raise UnsupportedError(f"node `{pop.name}` ({pop.prim.op}): parameter {k} = {np.max(a):g} is "
-                                       f"outside the s{int_bits}.{frac_bits} fixed-point range (|x| <= {largest:g})"
-                                       + (" (no leak: SpiNNaker needs a finite tau_m)" if k == "tau_m" else ""))
-    cores += sum(-(-p.size // lim["neurons_per_core"]) for p in net.netlist.inputs)
-    if cores > lim["cores"]:
+                                       f"outside sPyNNaker's s{int_bits}.{frac_bits} fixed point (|x| <= "
+                                       f"{largest:.10g}){why}")
+    for pr in net.projections:
+        most = (1 + lim["delay_extension_slots"]) * spinnaker_delay_slots(sizes[pr.target])
+        if pr.delay > most:
+            raise UnsupportedError(f"node `{pr.target}`: a delay of {pr.delay} steps ({pr.comment}) exceeds the "
+                                   f"{most} steps sPyNNaker supports into a population of {sizes[pr.target]} "
+                                   "neurons (its cores' delay slots and one delay extension)")
+    cores = spinnaker_cores(net)
+    if sum(cores.values()) > lim["cores"]:
         biggest = max(net.netlist.neurons, key=lambda p: p.size)
-        raise UnsupportedError(f"the network needs {cores} cores at {lim['neurons_per_core']} neurons per core, "
-                               f"one SpiNN-5 board has {lim['cores']}; the largest population is "
-                               f"`{biggest.name}` ({biggest.size} neurons)")
-    step = 2.0 ** -frac_bits
+        raise UnsupportedError(f"the network needs {sum(cores.values())} cores at {lim['neurons_per_core']} "
+                               f"neurons per core, one SpiNN-5 board has {lim['cores']} for applications; the "
+                               f"largest population is `{biggest.name}` ({biggest.size} neurons)")
+    _spinnaker_precision(net, dt, largest, 2.0 ** -frac_bits)
+
+
+def _spinnaker_precision(net: PynnNetwork, dt: float, largest: float, step: float) -> None:
+    """Warnings for what sPyNNaker maps without complaint but computes differently from the graph."""
+    us = dt * 1000.0 / SPINNAKER["time_step_us"]
+    if abs(us - round(us)) > 1e-9 * us:
+        log.warning("graph dt = %g ms: sPyNNaker rounds the time step up to a whole microsecond (%g ms)",
+                    dt, np.ceil(us) / 1000.0)
     for pr in net.projections:
         a = np.abs(pr.weights)
         if np.any(a > largest):
-            raise UnsupportedError(f"node `{pr.target}`: a weight of {a.max():g} ({pr.comment}) is outside the "
-                                   f"s{int_bits}.{frac_bits} range (|w| <= {largest:g})")
+            log.warning("node `%s`: a weight of %g (%s) saturates the s16.15 input of sPyNNaker's neurons "
+                        "(|w| <= %g); sPyNNaker maps it, the result differs", pr.target, a.max(), pr.comment,
+                        largest)
         if np.any((a > 0) & (a < step / 2)):
-            raise UnsupportedError(f"node `{pr.target}`: weights as small as {a[a > 0].min():g} ({pr.comment}) "
-                                   f"round to 0 in s{int_bits}.{frac_bits} (resolution {step:g})")
-        if pr.delay > lim["max_delay_steps"]:
-            raise UnsupportedError(f"node `{pr.target}`: a delay of {pr.delay} steps ({pr.comment}) exceeds "
-                                   f"SpiNNaker's {lim['max_delay_steps']}")
+            log.warning("node `%s`: weights as small as %g (%s) round to 0 in sPyNNaker's 16-bit weights "
+                        "(resolution at best %g)", pr.target, a[a > 0].min(), pr.comment, step)

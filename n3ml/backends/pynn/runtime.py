@@ -2,6 +2,7 @@
 """Run a network converted by `n3ml convert --target pynn` on PyNN 0.13.
 
     python run.py [--input X.npz] [--steps T] [--simulator nest|spiNNaker|brian2] [-o OUT.npz]
+    XDG_CONFIG_HOME=CFG python run.py --simulator spiNNaker   # sPyNNaker; CFG/.spynnaker.cfg names the board
 
 This file is the same for every network: the network is data beside it, `network.json` (tables in
 PyNN's terms: inputs, populations, projections, outputs) and `weights.npz` (their arrays), and
@@ -12,10 +13,16 @@ step t + latency of the population: synapses deliver a spike one step after it i
 the same step, so each population runs behind its sources and every delay is the difference of the
 latencies. The outputs are shifted back. The mapping is explained in n3ml's docs/backends/pynn.md.
 
+On sPyNNaker the program prints, after the first run, where the populations were placed (one JSON line
+on stdout starting "spinnaker mapping:"). On a virtual board (`virtual_board = True`) sPyNNaker maps the
+network (partitioning, placement, routing, data specifications) but cannot run it: the program then
+stops after that line and writes no outputs.
+
 n3ml ships this file as `n3ml/backends/pynn/runtime.py`; it imports neither n3ml nor, until it runs,
 PyNN.
 """
 import importlib
+import json
 import logging
 import os
 import sys
@@ -52,10 +59,12 @@ def build(sim, simulator, net, sample, steps):
     extra = {"spike_precision": "on_grid"} if simulator == "nest" else {}
     sim.setup(timestep=dt, min_delay=dt, **extra)
     pops = {}
+    # per-neuron spike times: PyNN's Sequence; sPyNNaker has none and takes plain lists
+    sequence = getattr(sim, "Sequence", None) or (lambda t: [float(v) for v in t])
     for name, spec in net.inputs.items():
         x = sample[name].reshape(steps, -1)
         # a spike of IR step t is emitted at time (t + latency) * dt
-        times = [sim.Sequence((np.flatnonzero(x[:, i]) + spec["latency"]) * dt) for i in range(x.shape[1])]
+        times = [sequence((np.flatnonzero(x[:, i]) + spec["latency"]) * dt) for i in range(x.shape[1])]
         pops[name] = sim.Population(x.shape[1], sim.SpikeSourceArray(spike_times=times), label=name)
     if net.clock:
         ticks = (np.arange(steps) + net.spec["clock_latency"]) * dt
@@ -107,6 +116,29 @@ def collect(net, pops, steps):
     return rt.outputs(net, traces, steps)
 
 
+def spinnaker_mapping():
+    """What sPyNNaker made of the network in the last run: cores per population label (PACMAN's
+    placements; delay extensions are "<source>_delayed"), the chips they are on, the system cores
+    (monitors, packet gatherers) beside them, routing-table entries, and whether the board is virtual."""
+    from spinn_front_end_common.data import FecDataView
+    from spinn_utilities.config_holder import get_config_bool
+
+    cores, chips, system = {}, set(), 0
+    for placement in FecDataView.iterate_placemements():
+        app = placement.vertex.app_vertex
+        if app is None or not app.label:  # a system core of the tool chain, not of the network
+            system += 1
+            continue
+        cores[app.label] = cores.get(app.label, 0) + 1
+        chips.add((placement.x, placement.y))
+    machine = FecDataView.get_machine()
+    tables = FecDataView.get_uncompressed().routing_tables
+    return {"virtual_board": bool(get_config_bool("Machine", "virtual_board")), "cores": cores,
+            "cores_used": sum(cores.values()), "chips_used": len(chips), "system_cores": system,
+            "machine_chips": machine.n_chips, "machine_cores": sum(c.n_placable_processors for c in machine.chips),
+            "routing_entries": sum(t.number_of_entries for t in tables)}
+
+
 def main(argv=None, here=None):
     """Run the network described next to this file (or in the directory `here`) and save its outputs."""
     net = rt.Network(here or os.path.dirname(os.path.abspath(__file__)), FORMAT)
@@ -122,6 +154,15 @@ def main(argv=None, here=None):
     for b in range(batch):  # one fresh network per sample: state does not carry over
         pops = build(sim, args.simulator, net, {n: x[:, b] for n, x in data.items()}, steps)
         sim.run((steps + net.horizon + 1) * net.dt)
+        if args.simulator == "spiNNaker" and b == 0:
+            mapping = spinnaker_mapping()
+            print("spinnaker mapping: " + json.dumps(mapping, sort_keys=True), flush=True)
+            if mapping["virtual_board"]:
+                sim.end()
+                print("virtual SpiNNaker board: the network was partitioned, placed and routed and its data "
+                      "specifications written; nothing runs without a board, so no outputs are written",
+                      file=sys.stderr)
+                return 0
         for name, y in collect(net, pops, steps).items():
             results[name][:, b] = y
         sim.end()

@@ -15,7 +15,7 @@ import pytest
 from n3ml.ir import LIF, Dense, Graph, Input, Output
 from n3ml.ir import graph as graph_module
 
-SIMULATORS = ("nest", "pyNN", "lava", "mpi4py")  # imported by the runtimes only inside functions
+SIMULATORS = ("nest", "pyNN", "lava", "mpi4py", "spinn_front_end_common", "spinn_utilities")  # only inside functions
 BLOCK = "import sys\nfor _m in {mods!r}:\n    sys.modules[_m] = None  # `import _m` raises ImportError\n"
 
 # A name that would break out of any string literal, comment or docstring of generated code, and run
