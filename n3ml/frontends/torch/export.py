@@ -134,6 +134,22 @@ def _same(ctx: Context, x: Any, *args: Any, **kwargs: Any) -> Any:
     return x
 
 
+def _avg_pool1d(ctx: Context, x: Any, kernel: Any, stride: Any = (), padding: Any = 0, ceil_mode: bool = False,
+                count_include_pad: bool = True) -> Tensor:
+    """F.avg_pool1d(x.unsqueeze(1), k).squeeze(1) of a flat sample (SpikingJelly's VotingLayer)."""
+    if _pair(padding, 0) != (0, 0) or ceil_mode:
+        raise ctx.unsupported("avg_pool1d with padding or ceil_mode", "plain 1-d average pooling")
+    return lib_torch.avg_pool1d_node(ctx, ctx.tensor(x), kernel, stride=stride or None)
+
+
+def _squeeze(ctx: Context, x: Any, dim: int) -> Any:
+    """The channel axis a 1-d pooling added (x.unsqueeze(1) ... .squeeze(1)): the sample is already flat."""
+    if len(ctx.shape(ctx.tensor(x))) != 1:
+        raise ctx.unsupported(f"squeeze({dim}) of per-sample shape {ctx.shape(ctx.tensor(x))}",
+                              "the squeeze after a 1-d pooling of a flat sample")
+    return x
+
+
 ATEN: dict[Any, Any] = {
     aten.linear.default: _linear,
     aten.conv1d.default: _conv,
@@ -147,6 +163,10 @@ ATEN: dict[Any, Any] = {
     aten.view.default: _view,
     aten.reshape.default: _view,
     aten.add.Tensor: _add,
+    aten.adaptive_avg_pool2d.default: lambda ctx, x, size: lib_torch._adaptive_avg_pool2d_fn(ctx, x, size),
+    aten._adaptive_avg_pool2d.default: lambda ctx, x, size: lib_torch._adaptive_avg_pool2d_fn(ctx, x, size),
+    aten.avg_pool1d.default: _avg_pool1d,
+    aten.squeeze.dim: _squeeze,
     aten.mul.Tensor: lambda ctx, a, b: lib_torch._mul(ctx, a, b),  # a layer scaled by a number (10 * conv(x))
     aten.cat.default: lambda ctx, ts, dim=0: lib_torch._cat(ctx, ts, dim),
     aten.dropout.default: _dropout,
@@ -379,6 +399,9 @@ def _repeat_time(ctx: _Context, node: fx.Node, args: tuple) -> Any:
     src, out = _val(node.args[0]), _val(node)
     lead_in = src.ndim - len(ctx.shape(x)) if isinstance(src, torch.Tensor) else ctx.lead
     if node.target is aten.unsqueeze.default:
+        pooled = node.users and all(u.target is aten.avg_pool1d.default for u in node.users)
+        if pooled and args[1] == lead_in and len(ctx.shape(x)) == 1:  # a channel axis for F.avg_pool1d
+            return x
         if args[1] != 0 or lead_in != 1:
             raise ctx.unsupported(f"unsqueeze({args[1]}) of a value with {lead_in} leading axes",
                                   "x.unsqueeze(0) of a (B, ...) input before repeating it over time")
