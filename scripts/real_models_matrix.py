@@ -6,7 +6,8 @@
 Every model is built and traced as its author wrote it (the corpus: snnTorch, Norse, SpikingJelly), saved
 as a .n3ml file and run through `n3ml verify MODEL --targets T --steps T_case --input X` on the input the
 corpus feeds it (`pynn` runs on NEST; `lava-q` is Lava after `-p quantize{profile=loihi2,...}`: fixed_pt
-against the quantized graph, analog inputs as graded integers round(16 x)). A target that refuses a
+against the quantized graph, analog inputs as graded integers round(16 x), readouts' voltages recorded
+and compared too). A target that refuses a
 model and names an approximating pass (`-p pool-after-neuron` for a max-pool of currents) is run again
 with it: the cell then gives the agreement with the graph without the approximation, marked `~`.
 A cell is the lowest agreement over the model's outputs, or `refused:` and the first line of the
@@ -48,12 +49,23 @@ def graph_input(case, graph, x) -> dict[str, np.ndarray]:
     return {name: x}
 
 
-def verify(model: Path, target: str, steps: int, x_path: Path, pipeline: str = "") -> tuple[str, str]:
+def readouts(graph) -> list[str]:
+    """The readout neurons Outputs read: quantized (readout=voltage) they never fire, so their voltages are
+    compared (`--record`), bit for bit in fixed point."""
+    from n3ml.ir import prims as P
+
+    srcs = [graph.inputs_of(o)[0] for o in graph.output_names]
+    return [s for s in srcs if isinstance(graph.nodes[s], P.Neuron) and not graph.nodes[s].spiking]
+
+
+def verify(model: Path, target: str, steps: int, x_path: Path, pipeline: str = "",
+           record: list[str] = ()) -> tuple[str, str]:
     """(cell, output) of one `n3ml verify` run."""
     from n3ml.cli import main
 
     name = "lava" if target == "lava-q" else target
     argv = ["verify", str(model), "--targets", name, "--steps", str(steps), "--input", str(x_path)]
+    argv += [a for n in record for a in ("--record", n)]
     if target == "pynn":
         argv += ["-O", "pynn.simulator=nest"]
     if pipeline:
@@ -100,7 +112,7 @@ def cell_for(case, graph, model: Path, target: str, work: Path, feed: dict, args
     def run(p: str) -> str:
         if args.check_only:
             return check_only(graph, target, p)
-        cell, text = verify(model, target, case.steps, x_path, p)
+        cell, text = verify(model, target, case.steps, x_path, p, readouts(graph) if target == "lava-q" else ())
         if args.verbose and cell.startswith("error"):
             print(f"--- {case.name} {target} -p {p!r}:\n{text[-2500:]}", file=sys.stderr)
         return cell

@@ -37,6 +37,7 @@ from ..ir.neurons import discretize
 from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data of the IR; re-exported)
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
+from .cleanup import bypass
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class _Group:
     prim: P.Neuron
     shape: tuple[int, ...]
     syns: list[_Syn]
+    first: str | None = None  # LI1 of an LI1 -> LI2 readout: the group's current (removed from the graph)
 
 
 def _as_conv(name: str, prim: P.Primitive, cin: int) -> _Syn:
@@ -137,20 +139,38 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
     return _Syn(name, prim, w, groups, bias)
 
 
+def _li_chains(graph: Graph) -> dict[str, str]:
+    """{LI2: LI1} for an LI read only by an LI with v_leak = v_init = 0 (Norse's LICell: a current and its
+    membrane): one never-firing FixedCubaLIF whose current is LI1 and voltage LI2."""
+    chains = {}
+    for n, p in graph.nodes.items():
+        if type(p) is P.LI:
+            (src,) = graph.inputs_of(n)
+            q = graph.nodes[src]
+            if (type(q) is P.LI and graph.users_of(src) == [n] and not np.any(np.asarray(q.v_leak))
+                    and not np.any(np.asarray(q.v_init))):
+                chains[n] = src
+    return chains
+
+
 def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Group]:
     groups = []
+    chains = _li_chains(graph) if readout == "voltage" else {}
     for n in graph.topo_order():
         p = graph.nodes[n]
+        if n in chains.values():
+            continue  # the current of the LI -> LI readout it feeds
         if isinstance(p, FLOAT_NEURONS) or (isinstance(p, P.LI) and readout == "voltage"):
-            (src,) = graph.inputs_of(n)
+            first = chains.get(n)
+            (src,) = graph.inputs_of(first or n)
             if isinstance(graph.nodes[src], P.Add):
-                if graph.users_of(src) != [n]:
+                if graph.users_of(src) != [first or n]:
                     raise UnsupportedError(f"node `{src}` (Add): quantize needs an Add to feed one neuron; it "
                                            f"feeds {graph.users_of(src)}")
                 syns = [_synapse(graph, types, s, src, input_scale) for s in graph.inputs_of(src)]
             else:
-                syns = [_synapse(graph, types, src, n, input_scale)]
-            groups.append(_Group(n, p, tuple(types[n].shape), syns))
+                syns = [_synapse(graph, types, src, first or n, input_scale)]
+            groups.append(_Group(n, p, tuple(types[n].shape), syns, first))
         elif not isinstance(p, SYNAPSES + PASSIVE):
             raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form; quantize handles synapses "
                                    "(Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF neurons"
@@ -275,6 +295,8 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
         _check_neuron(grp.neuron, grp.prim, prof)
         rep = _quantize_group(out, grp, prof, graph.dt, graph.scheme, candidates)
         report["layers"][grp.neuron] = rep
+        if grp.first is not None:  # LI2 now reads LI1's input: LI1 is its current
+            bypass(out, grp.first)
         log.info("quantize[%s] %s: vth=%d theta=%d du=%d dv=%d; %s", prof.name, grp.neuron, rep["vth"], rep["theta"],
                  rep["du"], rep["dv"], ", ".join(f"{s}: exp {r['exp']} {r['sign']} weight error {r['weight_error']:.2%}"
                                                  for s, r in rep["synapses"].items()))
@@ -289,6 +311,9 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     """Quantize one neuron group in `out`: its registers, a threshold and weight exponents, its constants."""
     p = grp.prim
     dyn = _dynamics(p, dt, scheme)
+    if grp.first is not None:  # LI1 -> LI2: u = a1 u + c1 c2 I, v = a2 v + u + leak2
+        first = _dynamics(out.nodes[grp.first], dt, scheme)
+        dyn = _Dyn(first.a, dyn.a, np.asarray(first.gain) * np.asarray(dyn.gain), dyn.leak)
     # a readout has no threshold: its voltage is scaled as if 1.0 were one (only ratios matter)
     theta = np.asarray(p.theta if p.spiking else 1.0, dtype=np.float64)
     du, dv, pile = _registers(dyn, prof, p.spiking)
