@@ -581,6 +581,8 @@ def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
         ok = ok and np.array_equal(trace, np.broadcast_to(v_init, trace.shape))
     else:
         keep = 1.0 - float(prm["dv"])
+        if keep == 0.0 and np.all(bias <= float(prm["vth"])):
+            return  # v forgets everything each step: no start value matters, and the bias alone never fires
         if keep == 0.0:
             raise _unsupported(n, prim, "its voltage forgets everything in one step (dv = 1), so the steps Lava "
                                         "runs before its input arrives cannot be prepared; give it no bias and v_init 0")
