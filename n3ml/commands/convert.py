@@ -38,7 +38,7 @@ def add_arguments(p) -> None:
     p.add_argument("--input-shape", metavar="SHAPE", help="per-sample input shape without batch/time, e.g. 1,28,28")
     add_input_kind_argument(p)
     p.add_argument("--dt", type=float, help="time step of the graph in ms (default: from the model, else 1.0)")
-    p.add_argument("--nir-convention", help="whose reading of a .nir MODEL: exact, euler, snntorch, norse, sinabs, spyx (docs/nir.md)")
+    p.add_argument("--nir-convention", help="whose reading of a .nir MODEL: exact, euler, snntorch, norse, sinabs, spyx, rockpool (docs/nir.md)")
     p.add_argument("--steps", "-T", type=int, help="number of time steps (for the passes and the emitted program)")
     p.add_argument("-p", "--pipeline", default="", help="passes to run, e.g. 'ann-to-snn,quantize{profile=loihi2}'")
     p.add_argument("--calibration", metavar="X.npz", help="calibration inputs for the passes (arrays by input name)")

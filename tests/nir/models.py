@@ -58,6 +58,42 @@ def recurrent(seed: int = 2, n_in: int = 10, hidden: int = 12, n_out: int = 6) -
     return g
 
 
+def mlp_subtract(seed: int = 4) -> Graph:
+    """An MLP with subtract resets (what Sinabs runs): 20-16 LIF, 8 IF."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name="mlp_sub", dt=1.0, scheme="exact")
+    g.add("x", P.Input(shape=(20,)))
+    g.add("fc1", P.Dense(weight=rng.normal(0, 0.5, (16, 20))), "x")
+    g.add("lif1", P.LIF(tau=5.0, r=4.0, theta=1.0, reset="subtract"), "fc1")
+    g.add("fc2", P.Dense(weight=rng.normal(0, 0.8, (8, 16)), bias=np.zeros(8)), "lif1")
+    g.add("if2", P.IF(theta=1.0, reset="subtract"), "fc2")
+    g.add("out", P.Output(), "if2")
+    g.verify()
+    return g
+
+
+def cuba_subtract(recurrent: bool = False, seed: int = 5) -> Graph:
+    """CubaLIF layers with subtract reset, leak and non-unit gains (what Rockpool's LIFTorch runs): 10-12-5,
+    the hidden layer recurrent when `recurrent`."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name="cuba_rec" if recurrent else "cuba", dt=1.0, scheme="exact")
+    g.add("x", P.Input(shape=(10,)))
+    g.add("fc", P.Dense(weight=rng.normal(0, 0.35, (12, 10)), bias=rng.normal(0, 0.05, 12)), "x")
+    cuba = P.CubaLIF(tau_syn=3.0, tau_mem=6.0, r=1.5, v_leak=0.1, theta=1.0, reset="subtract")
+    if recurrent:
+        g.add("sum", P.Add(), "fc", "fc_rec")
+        g.add("lif", cuba, "sum")
+        g.add("loop", P.Delay(steps=1), "lif")
+        g.add("fc_rec", P.Dense(weight=rng.normal(0, 0.2, (12, 12)), bias=rng.normal(0, 0.02, 12)), "loop")
+    else:
+        g.add("lif", cuba, "fc")
+    g.add("fc2", P.Dense(weight=rng.normal(0, 1.3 if recurrent else 1.0, (5, 12))), "lif")
+    g.add("lif2", P.CubaLIF(tau_syn=2.0, tau_mem=8.0, r=1.0, theta=0.8, reset="subtract"), "fc2")
+    g.add("out", P.Output(), "lif2")
+    g.verify()
+    return g
+
+
 MODELS = {"mlp": mlp, "cnn": cnn, "recurrent": recurrent}
 
 

@@ -210,3 +210,10 @@ def test_convert_cli_reads_nir(tmp_path):
     assert main(["convert", str(p), "--dt", "1", "--nir-convention", "euler", "--target", "ir", "-o", str(out)]) == 0
     assert (out / "model.n3ml").exists()
     assert main(["convert", str(p), "--target", "ir", "-o", str(tmp_path / "o2")]) == 1  # no --dt: one message
+
+
+def test_lava_convention_is_refused_with_the_reason():
+    g = _chain(nir.Affine(weight=np.ones((1, 2)), bias=np.zeros(1)), shape=[2])
+    with pytest.raises(UnsupportedError, match="'lava' is not provided: lava-dl 0.6.0 has no NIR reader.*without "
+                                               "loading the NIR weights"):
+        from_nir(g, dt=1.0, nir_convention="lava")

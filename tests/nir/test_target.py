@@ -18,7 +18,7 @@ from n3ml.errors import N3mlError, UnsupportedError  # noqa: E402
 from n3ml.frontends.nir import load  # noqa: E402
 from n3ml.ir.interp import run  # noqa: E402
 
-from .models import MODELS, spikes  # noqa: E402
+from .models import MODELS, cuba_subtract, spikes  # noqa: E402
 
 T = 30
 LIBS = {"snntorch": "snntorch", "norse": "norse.torch"}
@@ -146,37 +146,13 @@ def test_spyx_refuses_every_neuron_naming_it():
         NirTarget().check(_subtract_net(0.3, 1.0), {"convention": "spyx"})
 
 
-def _cuba_subtract_net(recurrent: bool):
-    """CubaLIF layers with subtract reset, leak and non-unit gains: what Rockpool's LIFTorch runs."""
-    from n3ml.ir import Graph
-    from n3ml.ir import prims as P
-
-    rng = np.random.default_rng(5)
-    g = Graph(name="rp", dt=1.0, scheme="exact")
-    g.add("x", P.Input(shape=(10,)))
-    g.add("fc", P.Dense(weight=rng.normal(0, 0.35, (12, 10)), bias=rng.normal(0, 0.05, 12)), "x")
-    cuba = P.CubaLIF(tau_syn=3.0, tau_mem=6.0, r=1.5, v_leak=0.1, theta=1.0, reset="subtract")
-    if recurrent:
-        g.add("sum", P.Add(), "fc", "fc_rec")
-        g.add("lif", cuba, "sum")
-        g.add("loop", P.Delay(steps=1), "lif")
-        g.add("fc_rec", P.Dense(weight=rng.normal(0, 0.2, (12, 12)), bias=rng.normal(0, 0.02, 12)), "loop")
-    else:
-        g.add("lif", cuba, "fc")
-    g.add("fc2", P.Dense(weight=rng.normal(0, 1.3 if recurrent else 1.0, (5, 12))), "lif")
-    g.add("lif2", P.CubaLIF(tau_syn=2.0, tau_mem=8.0, r=1.0, theta=0.8, reset="subtract"), "fc2")
-    g.add("out", P.Output(), "lif2")
-    g.verify()
-    return g
-
-
 @pytest.mark.parametrize("recurrent", [False, True])
 def test_rockpool_runs_the_executors_spikes(tmp_path, recurrent):
     """nir:rockpool: the decayed input (i = b_s (i + x)), the membrane gain, v_leak as a bias and the recurrent
     synapse's bias are folded so that Rockpool 3.1's reader runs the graph; identical while no neuron fires twice
     in one step (Rockpool's multi-spikes, the documented approximation)."""
     pytest.importorskip("rockpool.nn.modules.torch.nir", reason="Rockpool is not installed (make setup-nir-readers)")
-    g = _cuba_subtract_net(recurrent)
+    g = cuba_subtract(recurrent)
     x = spikes(g, 40, batch=6, rate=0.4)
     ref = run(g, x, 40).outputs["out"]
     out = _emit(g, tmp_path, "rockpool")

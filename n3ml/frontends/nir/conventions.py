@@ -463,9 +463,19 @@ CONVENTIONS: dict[str, Convention] = {
 }
 
 
+# readers that were examined and cannot be reproduced, with the reason (docs/nir.md)
+NOT_CONVENTIONS = {
+    "lava": "lava-dl 0.6.0 has no NIR reader, and the one on lava-dl's main branch (netx/nir_lava.py, unreleased) "
+            "builds slayer blocks from the weights' shapes without loading the NIR weights into them; read the file "
+            "with another convention and use n3ml's lava target",
+}
+
+
 def convention(name: str | None) -> Convention:
     if name is None:
         name = "exact"
+    if name in NOT_CONVENTIONS:
+        raise UnsupportedError(f"NIR convention {name!r} is not provided: {NOT_CONVENTIONS[name]} (docs/nir.md)")
     if name not in CONVENTIONS:
         raise UnsupportedError(f"unknown NIR convention {name!r}; n3ml reads NIR as "
                                f"{', '.join(CONVENTIONS)} (docs/nir.md)")
