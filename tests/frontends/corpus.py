@@ -25,27 +25,35 @@ from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from spikingjelly.activation_based.model import parametric_lif_net
 
 
-def _import_sj_resnets():
-    """sew_resnet/spiking_resnet import torchvision's `load_state_dict_from_url` (used only for pretrained
-    weights); torchvision is not a test dependency, so that one function is stood in for while importing."""
+def _import_without_torchvision(*names: str) -> list[types.ModuleType]:
+    """SpikingJelly's zoo modules (sew_resnet, spiking_resnet, spiking_vgg) import torchvision's
+    `load_state_dict_from_url` (used only for pretrained weights); torchvision is not a test dependency,
+    so that one function is stood in for while importing."""
+    import importlib
+
     if "torchvision" in sys.modules:
-        from spikingjelly.activation_based.model import sew_resnet, spiking_resnet
-        return sew_resnet, spiking_resnet
-    stub = {n: types.ModuleType(n) for n in ("torchvision", "torchvision.models", "torchvision.models.utils")}
+        return [importlib.import_module(n) for n in names]
+    stub = {n: types.ModuleType(n) for n in ("torchvision", "torchvision.models", "torchvision.models.utils",
+                                             "torchvision._internally_replaced_utils")}
 
     def no_download(*a, **k):
         raise RuntimeError("pretrained weights are not available in the tests")
 
     stub["torchvision.models.utils"].load_state_dict_from_url = no_download
+    stub["torchvision._internally_replaced_utils"].load_state_dict_from_url = no_download
     stub["torchvision"].models = stub["torchvision.models"]
     stub["torchvision.models"].utils = stub["torchvision.models.utils"]
     sys.modules.update(stub)
     try:
-        from spikingjelly.activation_based.model import sew_resnet, spiking_resnet
+        return [importlib.import_module(n) for n in names]
     finally:
         for n in stub:
             sys.modules.pop(n, None)
-    return sew_resnet, spiking_resnet
+
+
+def _import_sj_resnets():
+    return _import_without_torchvision("spikingjelly.activation_based.model.sew_resnet",
+                                       "spikingjelly.activation_based.model.spiking_resnet")
 
 
 @dataclass
@@ -61,24 +69,28 @@ class Case:
     static: bool = False  # the input is one static sample held over the steps
     voltage: bool = False  # the output is a voltage (compared to 1e-9), not spikes
     float32: bool = True  # the library's own float32 run is compared too
+    batch_first: bool = False  # the source feeds (B, T, ...) sequences
     f32_only: bool = False  # the library runs this model in float32 only (snnTorch's spikes are float32)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def model(self, dtype: torch.dtype) -> nn.Module:
-        """The model with random weights, calibrated so that every spiking layer fires."""
-        m = self.build(dtype)
-        calibrate(self, m, self.make_input(dtype))
-        return m
+        """The model with random weights, calibrated so that every spiking layer fires (built once per dtype:
+        tracing leaves a model as it found it, and every reference run starts from a reset)."""
+        if dtype not in self.extra.setdefault("built", {}):
+            m = self.build(dtype)
+            calibrate(self, m, self.make_input(dtype))
+            self.extra["built"][dtype] = m
+        return self.extra["built"][dtype]
 
 
 def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    from norse.torch.module.snn import SNN, SNNCell
+    from norse.torch.module.snn import SNN, SNNCell, SNNRecurrent, SNNRecurrentCell
     from snntorch._neurons.neurons import SpikingNeuron
     from spikingjelly.activation_based.neuron import BaseNode
 
     out = []
     for path, m in model.named_modules():
-        if isinstance(m, (SpikingNeuron, SNNCell, SNN, BaseNode)) and not isinstance(m, (norse.LICell, norse.LI)) \
+        if isinstance(m, (SpikingNeuron, SNNCell, SNN, SNNRecurrentCell, SNNRecurrent, BaseNode)) and not isinstance(m, (norse.LICell, norse.LI)) \
                 and getattr(m, "reset_mechanism", "subtract") != "none":
             out.append((path, m))
     return out
@@ -98,8 +110,14 @@ def layer_spikes(case: "Case", model: nn.Module, x: torch.Tensor) -> dict[str, t
     finally:
         for h in hooks:
             h.remove()
-    return {p: v[0] if len(v) == 1 and v[0].dim() > 2 and getattr(dict(model.named_modules())[p], "step_mode", "s")
-            == "m" else torch.stack(v) for p, v in seen.items()}
+    from norse.torch.module.snn import SNN, SNNRecurrent
+
+    mods = dict(model.named_modules())
+
+    def whole(m):  # a module that runs a whole (T, B, ...) sequence per call
+        return getattr(m, "step_mode", "s") == "m" or isinstance(m, (SNN, SNNRecurrent))
+
+    return {p: v[0] if len(v) == 1 and v[0].dim() > 2 and whole(mods[p]) else torch.stack(v) for p, v in seen.items()}
 
 
 def layer_rates(case: "Case", model: nn.Module, x: torch.Tensor) -> dict[str, float]:
@@ -130,14 +148,16 @@ def calibrate(case: "Case", model: nn.Module, x: torch.Tensor, lo: float = 0.01,
         bad = [(p, v) for p, v in r.items() if not lo <= v <= hi]
         if not bad:
             return
-        path, v = min(bad, key=lambda b: order.index(b[0]))
-        before = [(q, m) for q, m in weights if order.index(q) < order.index(path)]
-        if not before:
-            return
-        q, m = before[-1]
-        with torch.no_grad():
-            w = m.weight if hasattr(m, "weight") else m.input_weights
-            w.mul_(2.0 if v < lo else 0.6)
+        bad.sort(key=lambda b: order.index(b[0]))
+        # deep networks (SEW-ResNet) fix every bad layer at once (one library run per round); others the first
+        for path, v in bad if case.extra.get("calibrate_all") else bad[:1]:
+            before = [(q, m) for q, m in weights if order.index(q) < order.index(path)]
+            if not before:
+                return
+            q, m = before[-1]
+            with torch.no_grad():
+                w = m.weight if hasattr(m, "weight") else m.input_weights
+                w.mul_(2.0 if v < lo else 0.6)
 
 
 def scale(model: nn.Module, gain: float, bias: float = 0.0) -> nn.Module:
@@ -562,6 +582,251 @@ def ms18(dtype, kind="ms_resnet18"):
     return getattr(ms_resnet, kind)(T=2, num_classes=10)
 
 
+# ------------------------------------------------------------------- more snnTorch
+
+
+def snntorch_quickstart():
+    """snnTorch README "Quickstart": an nn.Sequential of Flatten, Linear and init_hidden Leaky neurons with
+    atan surrogates, the last `output=True`; its `forward_pass(net, num_steps, data)` loops outside."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 40), snn.Leaky(beta=0.9, init_hidden=True,
+                                                                     spike_grad=snn.surrogate.atan()),
+                         nn.Linear(40, 10), snn.Leaky(beta=0.9, init_hidden=True, output=True,
+                                                      spike_grad=snn.surrogate.atan()))
+
+
+def _forward_pass(net, data):
+    """snnTorch's `forward_pass`: utils.reset(net), then `spk_out, mem_out = net(data)` for num_steps."""
+    spk_rec = []
+    snn_utils.reset(net)
+    with torch.no_grad():
+        for step in range(NUM_STEPS):
+            spk_out, mem_out = net(data)
+            spk_rec.append(spk_out)
+    return torch.stack(spk_rec)
+
+
+class PopulationNet(nn.Module):
+    """snnTorch docs/tutorials/tutorial_pop.rst: a convolutional init_hidden network whose 50 output neurons
+    code 10 classes by population (ce_count_loss(population_code=True)); the loop over data.size(0) in forward."""
+
+    def __init__(self, beta=0.5):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.MaxPool2d(2), snn.Leaky(beta=beta, init_hidden=True),
+                                 nn.Flatten(), nn.Linear(6 * 6 * 6, 50),
+                                 snn.Leaky(beta=beta, init_hidden=True, output=True))
+
+    def forward(self, data):
+        spk_rec = []
+        snn_utils.reset(self.net)
+        for step in range(data.size(0)):
+            spk_out, mem_out = self.net(data[step])
+            spk_rec.append(spk_out)
+        return torch.stack(spk_rec)
+
+
+class LapicqueNet(nn.Module):
+    """snnTorch docs/tutorials/tutorial_3.rst form: a Lapicque neuron (R, C, time_step) behind a Linear layer,
+    `mem = lif.init_lapicque()` and a loop over a time-major input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 12)
+        self.lif = snn.Lapicque(R=5.1, C=5e-3, time_step=1e-3)
+
+    def forward(self, x):
+        mem = self.lif.init_lapicque()
+        spk_rec = []
+        for step in range(x.shape[0]):
+            spk, mem = self.lif(self.fc(x[step]), mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+
+class ZeroResetNet(nn.Module):
+    """snnTorch API docs (snntorch.Leaky / snntorch.Synaptic): reset_mechanism="zero", learn_threshold,
+    `reset_mem()`, explicit syn/mem, spikes and the readout membrane both stacked and returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 16)
+        self.lif1 = snn.Leaky(beta=0.8, reset_mechanism="zero", learn_threshold=True)
+        self.fc2 = nn.Linear(16, 6)
+        self.lif2 = snn.Synaptic(alpha=0.8, beta=0.7, reset_mechanism="zero")
+
+    def forward(self, x):
+        mem1 = self.lif1.reset_mem()
+        syn2, mem2 = self.lif2.reset_mem()
+        spk_rec = []
+        for step in range(x.size(0)):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk2, syn2, mem2 = self.lif2(self.fc2(spk1), syn2, mem2)
+            spk_rec.append(spk2)
+        return torch.stack(spk_rec)
+
+
+class ConvRLeakyNet(nn.Module):
+    """snnTorch API docs (snntorch.RLeaky, `conv2d_channels`/`kernel_size`): a convolutional recurrence, its
+    spikes carried explicitly, flattened into a Leaky readout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.rlif = snn.RLeaky(beta=0.8, conv2d_channels=4, kernel_size=3)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        spk1, mem1 = self.rlif.init_rleaky()
+        mem2 = self.lif.init_leaky()
+        spk_rec = []
+        for step in range(x.shape[0]):
+            spk1, mem1 = self.rlif(self.conv(x[step]), spk1, mem1)
+            spk2, mem2 = self.lif(self.fc(spk1.flatten(1)), mem2)
+            spk_rec.append(spk2)
+        return torch.stack(spk_rec)
+
+
+# ---------------------------------------------------------------------- more Norse
+
+
+def norse_lifted():
+    """Norse docs ("Working with Norse", norse.torch.Lift): a SequentialState over a whole (T, B, ...)
+    sequence, Lift(Linear) applying the layer to every step, LIF and LI modules that loop over time."""
+    return norse.SequentialState(norse.Lift(nn.Linear(10, 24)), norse.LIF(), norse.Lift(nn.Linear(24, 6)),
+                                 norse.LI())
+
+
+def _whole_sequence(model, x):
+    with torch.no_grad():
+        return model(x)[0]
+
+
+class LSNNLIFNet(nn.Module):
+    """norse/task/memory.py `LSNNLIFNet` (rebuilt): an LIFRecurrentCell and an LSNNRecurrentCell side by side on
+    the same input, spikes concatenated; one step per call, the state tuple carried by the caller."""
+
+    def __init__(self, input_features, p_lsnn, p_lif, dt=0.001):
+        super().__init__()
+        self.neurons_per_layer = input_features // 2
+        self.lsnn_cell = norse.LSNNRecurrentCell(input_features, self.neurons_per_layer, p_lsnn, dt=dt)
+        self.lif_cell = norse.LIFRecurrentCell(input_features, self.neurons_per_layer, p_lif, dt=dt)
+
+    def forward(self, input_spikes, state):
+        if state is None:
+            lif_state = None
+            lsnn_state = None
+        else:
+            lif_state, lsnn_state = state
+        lif_out, lif_state = self.lif_cell(input_spikes, lif_state)
+        lsnn_out, lsnn_state = self.lsnn_cell(input_spikes, lsnn_state)
+        out_spikes = torch.cat((lif_out, lsnn_out), -1)
+        return out_spikes, (lif_state, lsnn_state)
+
+
+class MemoryNet(nn.Module):
+    """norse/task/memory.py `MemoryNet.forward` (rebuilt without Lightning, one command period): the
+    (B, T, F) input unbound along time (`x.unbind(1)`), LSNNLIFNet carrying its state, an LILinearCell
+    readout, readouts stacked (and `torch.cat` of the period's records)."""
+
+    def __init__(self, input_features=12, output_features=2):
+        super().__init__()
+        p_lsnn = norse.LSNNParameters(v_th=torch.as_tensor(0.5), tau_adapt_inv=torch.as_tensor(50.0),
+                                      beta=torch.as_tensor(1.8))
+        p_lif = norse.LIFParameters(v_th=torch.as_tensor(0.5))
+        self.layer = LSNNLIFNet(input_features, p_lsnn=p_lsnn, p_lif=p_lif)
+        self.readout = norse.LILinearCell(input_features, output_features)
+
+    def forward(self, x):
+        sl = None
+        sr = None
+        seq_spikes = []
+        seq_readouts = []
+        for index, x_step in enumerate(x.unbind(1)):
+            spikes, sl = self.layer(x_step, sl)
+            seq_spikes.append(spikes)
+            v, sr = self.readout(spikes, sr)
+            seq_readouts.append(v)
+        spikes = torch.cat([torch.stack(seq_spikes)])
+        return spikes, torch.stack(seq_readouts)
+
+
+class ConstantCurrentNet(nn.Module):
+    """norse/task/mnist.py `LIFConvNet` form (rebuilt): `ConstantCurrentLIFEncoder(seq_length)` inside forward
+    turns the static image (times `input_scale`) into spikes, then `for ts in range(seq_length)` over LIFCell
+    and an LILinearCell readout with a zeros buffer."""
+
+    def __init__(self, input_features=64, seq_length=NUM_STEPS, input_scale=6.0):
+        super().__init__()
+        self.input_features = input_features
+        self.seq_length = seq_length
+        self.input_scale = input_scale
+        self.constant_current_encoder = norse.ConstantCurrentLIFEncoder(seq_length=seq_length)
+        self.fc = nn.Linear(input_features, 24)
+        self.lif = norse.LIFCell()
+        self.out = norse.LILinearCell(24, 5)
+
+    def forward(self, x):
+        batch_size = x.shape[0]
+        x = self.constant_current_encoder(x.view(-1, self.input_features) * self.input_scale)
+        s1 = so = None
+        voltages = torch.zeros(self.seq_length, batch_size, 5, dtype=x.dtype)
+        for ts in range(self.seq_length):
+            z, s1 = self.lif(self.fc(x[ts]), s1)
+            vo, so = self.out(z, so)
+            voltages[ts, :, :] = vo
+        return voltages
+
+
+# --------------------------------------------------------------- more SpikingJelly
+
+
+class SynapseFilterReadout(nn.Module):
+    """SpikingJelly layer.SynapseFilter docs (the readout of "Enabling spike-based backpropagation", as used
+    in examples/cifar10_r11_enabling_spikebased_backpropagation.py): single-step LIF hidden layer, spikes
+    filtered by a SynapseFilter whose current is the output; the caller loops and resets."""
+
+    def __init__(self, tau=4.0):
+        super().__init__()
+        self.fc1 = layer.Linear(16, 24)
+        self.sn1 = neuron.LIFNode(tau=2.0)
+        self.fc2 = layer.Linear(24, 5)
+        self.sn2 = neuron.IFNode()
+        self.syn = layer.SynapseFilter(tau=tau, learnable=True)
+
+    def forward(self, x):
+        return self.syn(self.sn2(self.fc2(self.sn1(self.fc1(x)))))
+
+
+class SingleStepLoopNet(nn.Module):
+    """SpikingJelly activation_based tutorial "basic concepts" (single-step mode): the network called once per
+    step in a Python loop inside forward, outputs stacked and averaged (`torch.stack(out).mean(0)`);
+    soft-reset LIF without input decay, layer.AvgPool2d, layer.BatchNorm2d."""
+
+    def __init__(self, T=NUM_STEPS):
+        super().__init__()
+        self.T = T
+        self.net = nn.Sequential(
+            layer.Conv2d(1, 4, 3), layer.BatchNorm2d(4),
+            neuron.LIFNode(tau=2.0, v_reset=None, decay_input=False), layer.AvgPool2d(2), layer.Flatten(),
+            layer.Linear(36, 5), neuron.IFNode())
+
+    def forward(self, x):
+        out = []
+        for t in range(self.T):
+            out.append(self.net(x))
+        functional.reset_net(self.net)
+        return torch.stack(out).mean(0)
+
+
+def sj_zoo(kind, **kw):
+    """A network of spikingjelly.activation_based.model.parametric_lif_net (imported), multi-step."""
+    def build(dtype):
+        net = getattr(parametric_lif_net, kind)(surrogate_function=surrogate.ATan(), detach_reset=True, **kw)
+        functional.set_step_mode(net, "m")
+        return net
+    return build
+
+
 def _init_bn(model: nn.Module, gain: float = 1.0) -> nn.Module:
     """Trained-looking BatchNorm statistics (random ones give silent or saturated layers)."""
     g = torch.Generator().manual_seed(5)
@@ -647,7 +912,7 @@ CASES: list[Case] = [
          _rand(T, BATCH, 1, 16, 16), _call, T, voltage=True),
     Case("norse-loop-mlp", "Norse notebooks' loop form (rebuilt)",
          "(B, T, F) permuted to time-major, LIFCell state loop, zeros buffer, LILinearCell readout",
-         _build(NorseLoopMLP, 8.0, 0.0), (12,), _rand(BATCH, T, 12), _call, T, voltage=True),
+         _build(NorseLoopMLP, 8.0, 0.0), (12,), _rand(BATCH, T, 12), _call, T, voltage=True, batch_first=True),
     Case("sj-lif-fc-mnist", "SpikingJelly activation_based/examples/lif_fc_mnist.py SNN (rebuilt)",
          "single-step LIFNode, layer.Flatten/Linear, the example's loop + functional.reset_net",
          _build(lambda: LifFcMnist(2.0), 6.0), (1, 16, 16), _rand(T, BATCH, 1, 16, 16),
@@ -691,6 +956,61 @@ CASES: list[Case] = [
          _build(lambda dtype: spiking18(dtype), 1.5, 0.0, bn=1.0), (3, 16, 16), _rand(2, BATCH, 3, 16, 16),
          lambda m, x: _reset_after(m, x), 2, voltage=True),
 ]
+
+MORE_CASES: list[Case] = [
+    Case("snntorch-quickstart", "snnTorch README.md Quickstart (rebuilt)",
+         "nn.Sequential with init_hidden Leaky and output=True called per step by forward_pass, utils.reset, "
+         "static input, atan surrogate",
+         _build(snntorch_quickstart, 3.0, 0.2), (1, 8, 8), _rand(BATCH, 1, 8, 8), _forward_pass, T, static=True,
+         f32_only=True),
+    Case("snntorch-population", "snnTorch docs/tutorials/tutorial_pop.rst (rebuilt)",
+         "conv + MaxPool2d + init_hidden Leaky, 50 population-coded outputs with output=True, loop in forward",
+         _build(PopulationNet, 3.0, 0.2), (1, 16, 16), _rand(T, BATCH, 1, 16, 16), _call, T, f32_only=True),
+    Case("snntorch-lapicque", "snnTorch docs/tutorials/tutorial_3.rst form (rebuilt)",
+         "Lapicque(R, C, time_step), init_lapicque, x[step] loop",
+         _build(LapicqueNet, 3.0, 0.2), (10,), _rand(T, BATCH, 10), _call, T, f32_only=True),
+    Case("snntorch-zero-reset", "snnTorch API docs, Leaky/Synaptic reset_mechanism='zero' (rebuilt)",
+         "reset_mechanism='zero' (Leaky and Synaptic), learn_threshold, reset_mem(), x.size(0) loop",
+         _build(ZeroResetNet, 3.0, 0.2), (10,), _rand(T, BATCH, 10), _call, T, f32_only=True),
+    Case("snntorch-conv-rleaky", "snnTorch API docs, RLeaky(conv2d_channels, kernel_size) (rebuilt)",
+         "convolutional RLeaky recurrence with explicit spk/mem, spk.flatten(1), Leaky readout",
+         _build(ConvRLeakyNet, 3.0, 0.2), (1, 8, 8), _rand(T, BATCH, 1, 8, 8), _call, T, f32_only=True),
+    Case("norse-lift", "Norse docs, norse.torch.Lift with SequentialState (rebuilt)",
+         "Lift(Linear) over a whole sequence, LIF and LI modules looping over time inside",
+         _build(norse_lifted, 5.0, 0.2), (10,), _rand(T, BATCH, 10), _whole_sequence, T, voltage=True),
+    Case("norse-memory-lsnn", "norse/task/memory.py LSNNLIFNet + MemoryNet.forward (rebuilt)",
+         "LSNNRecurrentCell (adaptive threshold) beside LIFRecurrentCell, torch.cat of their spikes, state tuple "
+         "carried, x.unbind(1) of a (B, T, F) input, LILinearCell readout",
+         _build(MemoryNet, 4.0, 0.2), (12,), _rand(BATCH, T, 12), _call, T, batch_first=True),
+    Case("norse-constant-current", "norse/task/mnist.py LIFConvNet form (rebuilt)",
+         "ConstantCurrentLIFEncoder inside forward (static image held seq_length steps), x.view(-1, n) * scale, "
+         "LIFCell loop, zeros buffer, LILinearCell",
+         _build(ConstantCurrentNet, 4.0, 0.2), (1, 8, 8), _rand(BATCH, 1, 8, 8), _call, T, static=True,
+         voltage=True, f32_only=True),
+    Case("sj-synapse-filter", "SpikingJelly layer.SynapseFilter docs / examples/cifar10_r11 readout (rebuilt)",
+         "single-step LIFNode and IFNode, learnable SynapseFilter current as the output, caller loop + reset_net",
+         _build(SynapseFilterReadout, 4.0, 0.2), (16,), _rand(T, BATCH, 16), _steps_ref(reset=_sj_reset), T,
+         voltage=True),
+    Case("sj-single-step-loop", "SpikingJelly activation_based basic-concepts tutorial, single-step (rebuilt)",
+         "net(x) called T times in forward on a static image, torch.stack(out).mean(0), soft reset, "
+         "decay_input=False, layer.AvgPool2d",
+         _build(lambda: SingleStepLoopNet(T), 3.0, 0.2, bn=1.0), (1, 8, 8), _rand(BATCH, 1, 8, 8),
+         lambda m, x: _reset_after(m, x), T, static=True, voltage=True),
+    Case("sj-fmnist-net", "spikingjelly.activation_based.model.parametric_lif_net.FashionMNISTNet (imported)",
+         "zoo network with LIFNode passed as spiking_neuron, layer.Dropout, VotingLayer, multi-step",
+         _build(sj_zoo("FashionMNISTNet", channels=4, spiking_neuron=neuron.LIFNode), 3.0, 0.1, bn=1.0),
+         (1, 28, 28), _rand(T, BATCH, 1, 28, 28), lambda m, x: _reset_after(m, x), T, voltage=True),
+    Case("sj-nmnist-net", "spikingjelly.activation_based.model.parametric_lif_net.NMNISTNet (imported)",
+         "2-channel event frames (34x34), IFNode, multi-step zoo network",
+         _build(sj_zoo("NMNISTNet", channels=4, spiking_neuron=neuron.IFNode), 3.0, 0.1, bn=1.0),
+         (2, 34, 34), _rand(T, BATCH, 2, 34, 34), lambda m, x: _reset_after(m, x), T, voltage=True),
+    Case("sj-sew-resnet18-iand", "spikingjelly.activation_based.model.sew_resnet.sew_resnet18 (imported), "
+         "cnf='IAND'", "SEW connect function x * (1.0 - y) of spikes (an exact AND-NOT), library BasicBlock "
+         "traced into", _build(lambda dtype: sew18(dtype, "IAND"), 2.5, 0.0, bn=1.0), (3, 8, 8),
+         _rand(2, BATCH, 3, 8, 8), lambda m, x: _reset_after(m, x), 2, voltage=True, float32=False,
+         extra={"calibrate_all": True}),
+]
+CASES += MORE_CASES
 
 
 def _multi(m):

@@ -38,8 +38,8 @@ def graph_input(case: corpus.Case, graph, x: torch.Tensor) -> np.ndarray:
         return np.repeat(x.numpy()[None], inp.hold, 0)
     if case.static:  # a model that takes a static image or a sequence is converted for the sequence
         return np.repeat(x.numpy()[None], case.steps, 0)
-    if case.name == "norse-loop-mlp":
-        return x.permute(1, 0, 2).numpy()
+    if case.batch_first:
+        return x.transpose(0, 1).numpy()
     return x.numpy()
 
 
@@ -261,8 +261,10 @@ def test_random_encoder_inside_forward_is_refused():
 
 def test_tracing_leaves_the_model_as_it_was():
     """The recording run restores every module's state and hooks (a later library run is unaffected)."""
+    import copy
+
     case = next(c for c in corpus.CASES if c.name == "sj-lif-fc-mnist")
-    model = case.model(torch.float64)
+    model = copy.deepcopy(case.model(torch.float64))  # the hook below stays off the shared model
     x = case.make_input(torch.float64)
     before = case.reference(model, x)
     calls = []

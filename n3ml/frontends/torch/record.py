@@ -1076,6 +1076,8 @@ def _cat(rec: Recorder, func, args, kwargs):
     items = list(_arg(args, kwargs, 0, "tensors"))
     dim = _arg(args, kwargs, 1, "dim", 0)
     ss = [rec.sym(i, "a concatenated value") for i in items]
+    if len(ss) == 1:  # torch.cat of one tensor (records of one period): the tensor itself
+        return rec.new(func(*args, **kwargs), ss[0].node, ss[0].lead, ss[0].t)
     lead = ss[0].lead
     if any(s.lead != lead for s in ss):
         raise rec.fail("concatenating tensors with different leading axes")
