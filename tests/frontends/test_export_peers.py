@@ -378,3 +378,34 @@ def test_snntorch_recurrent_neurons_pt2_give_identical_spikes(tmp_path):
         expected = torch.stack([model(x[t]) for t in range(10)]).double().numpy()
     assert 0.05 < expected.mean() < 0.9
     np.testing.assert_array_equal(_ir(graph, x), expected)
+
+
+def test_spikingjelly_parametric_lif_net_from_the_package_pt2(tmp_path):
+    """spikingjelly.activation_based.model.parametric_lif_net.MNISTNet, imported unchanged (multi-step):
+    ParametricLIFNode, layer.Dropout (identity at inference) and VotingLayer (avg_pool1d of x.unsqueeze(1))."""
+    from spikingjelly.activation_based import surrogate
+    from spikingjelly.activation_based.model import parametric_lif_net
+
+    torch.manual_seed(10)
+    model = parametric_lif_net.MNISTNet(channels=4, spiking_neuron=sj_neuron.ParametricLIFNode,
+                                        surrogate_function=surrogate.ATan(), detach_reset=True)
+    functional.set_step_mode(model, "m")
+    model.eval()
+    x = torch.rand(4, 2, 1, 28, 28)
+    for _ in range(8):  # random weights scaled until the voting readout sees spikes
+        functional.reset_net(model)
+        with torch.no_grad():
+            if model(x).max() > 0:
+                break
+            for m in model.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    m.weight.mul_(2.0)
+    functional.reset_net(model)  # as SpikingJelly's own scripts do after each batch
+    graph = load_pt2(_save(model, torch.rand(3, 2, 1, 28, 28), tmp_path))
+    assert [p.op for p in graph.nodes.values()].count("LIF") == 4
+    model = model.double()
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = model(x.double()).numpy()  # the voting layer's mean of spikes
+    assert expected.max() > 0
+    np.testing.assert_allclose(_ir(graph, x), expected, rtol=0, atol=1e-12)

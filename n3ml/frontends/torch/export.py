@@ -163,6 +163,7 @@ ATEN: dict[Any, Any] = {
     aten.view.default: _view,
     aten.reshape.default: _view,
     aten.add.Tensor: _add,
+    aten.add_.Tensor: _add,  # `out += identity` (spiking_resnet's blocks): export keeps the in-place form
     aten.adaptive_avg_pool2d.default: lambda ctx, x, size: lib_torch._adaptive_avg_pool2d_fn(ctx, x, size),
     aten._adaptive_avg_pool2d.default: lambda ctx, x, size: lib_torch._adaptive_avg_pool2d_fn(ctx, x, size),
     aten.avg_pool1d.default: _avg_pool1d,
