@@ -22,12 +22,11 @@ Implementations, each written as its documentation shows:
 Batch-norm layers are in eval mode everywhere (n3ml's BatchNorm is the inference affine map; the
 peers would otherwise also compute batch statistics). Forward: median time under torch.no_grad.
 Forward+backward: loss = weighted sum of the outputs, gradients to all weights. Memory: on
-CUDA torch.cuda.max_memory_allocated of a training step; on CPU the bytes autograd saves for the
-backward pass (unique storages), and with --rss the peak resident memory of one training step
-measured in a fresh process (Linux VmHWM after resetting it, above the resident size before the
+CUDA torch.cuda.max_memory_allocated of a training step; on CPU the peak resident memory of one
+training step measured in a fresh process (Linux VmHWM after resetting it, above the resident size before the
 step; the process runs with fixed malloc thresholds so that freed blocks leave the resident set).
 
-Run: .venv/bin/python benchmarks/bench_conv.py [--quick] [--rss] [--device cuda] [--threads 1]
+Run: .venv/bin/python benchmarks/bench_conv.py [--quick] [--no-rss] [--device cuda] [--threads 1]
 """
 
 from __future__ import annotations
@@ -240,26 +239,12 @@ def _loss(y):
     return (y.reshape(-1, y.shape[-1]) * w).sum()
 
 
-def _saved_bytes(fwd, x) -> int:
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        seen[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fwd(x)
-    del out
-    return sum(seen.values())
-
-
 def _rss_child(name, net_name, T, device) -> int:
     """Peak resident memory of one training step, in a fresh process (bytes)."""
     spec = [name, net_name, T, str(device), torch.get_num_threads(), NETS["csnn"] is not csnn]
     cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
     # fixed malloc thresholds: big blocks are mmapped and go back to the system when freed, so the
-    # resident size after the warm-up step is the process's true baseline
+    # resident size after the warm-up forward pass is the process's true baseline
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     r = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if r.returncode:
@@ -284,16 +269,50 @@ def child(spec: str) -> None:
     device = torch.device(device)
     module, fwd = IMPLS[name](net_name, device)
     x = _input(net_name, T, device)
-    params = [p for p in module.parameters() if p.requires_grad]
-    _loss(fwd(x)).backward()  # warm-up: lazy initialisation, gradient buffers
-    for p in params:
-        p.grad = None
+    with torch.no_grad():  # warm-up (lazy initialisation); a training step would leave its freed heap behind
+        fwd(x)
     gc.collect()
     base = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:  # resets the peak (VmHWM) to the current size
         f.write("5")
     _loss(fwd(x)).backward()
     print(_status("VmHWM") - base)
+
+
+def infer_child(spec: str) -> None:
+    """Inference of the n3ml CSNN in a fresh process: peak RSS above the level before the run, and time."""
+    T, batch, chunk, threads = json.loads(spec)
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(threads)
+    exe, _ = make_n3ml("csnn", torch.device("cpu"))
+    x = torch.rand(batch, *SHAPES["csnn"], generator=torch.Generator().manual_seed(1)).expand(T, -1, -1, -1, -1)
+    gc.collect()
+    base = _status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = exe(x, chunk=chunk)
+    print(json.dumps([_status("VmHWM") - base, time.perf_counter() - t0, float(out["out"].mean())]))
+
+
+def inference_memory(T: int, batch: int) -> str:
+    """Peak RSS of CSNN inference over all T steps at once against the automatic streaming."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    lines = [f"\nn3ml CSNN (C=128) inference, T={T}, batch {batch}, {torch.get_num_threads()} thread(s)",
+             f"{'run':<28} {'peak RSS MiB':>12} {'time s':>8}"]
+    res = {}
+    for label, chunk in (("all steps at once", T), ("streamed (automatic chunks)", None)):
+        spec = json.dumps([T, batch, chunk, torch.get_num_threads()])
+        r = subprocess.run([sys.executable, __file__, "--infer-child", spec], capture_output=True, text=True, env=env)
+        if r.returncode:
+            raise RuntimeError(r.stderr.strip().splitlines()[-1])
+        res[label] = json.loads(r.stdout.strip().splitlines()[-1])
+        lines.append(f"{label:<28} {res[label][0] / 2**20:12.1f} {res[label][1]:8.2f}")
+    a, b = res.values()
+    lines.append(f"streaming: {a[0] / max(b[0], 1):.1f}x less memory, {b[1] / a[1]:.2f}x the time; "
+                 f"outputs equal: {a[2] == b[2]}")
+    return "\n".join(lines)
 
 
 def bench(names, net_name, T, repeats, device, rss) -> list[dict]:
@@ -328,10 +347,8 @@ def bench(names, net_name, T, repeats, device, rss) -> list[dict]:
             torch.cuda.reset_peak_memory_stats(device)
             train_step()
             row["mem"] = torch.cuda.max_memory_allocated(device) - base
-        else:
-            row["mem"] = _saved_bytes(fwd, x)
-            if rss:
-                row["rss"] = _rss_child(name, net_name, T, device)
+        elif rss:
+            row["mem"] = _rss_child(name, net_name, T, device)
         if name == "SpikingJelly" and "n3ml" in names:  # the traced graph computes the SpikingJelly model
             row["agree"] = float((y == rows_ref).float().mean()) if y.shape == rows_ref.shape else float("nan")
         rows.append(row)
@@ -357,19 +374,20 @@ def _time(fn, device) -> float:
 
 def table(rows, title, device, rss) -> str:
     ref = next((r for r in rows if r["name"] == "n3ml" and "fb" in r), None)
-    mem = "peak MiB" if device.type == "cuda" else "saved MiB"
-    head = f"{'implementation':<13} {'fwd ms':>9} {'x n3ml':>7} {'fwd+bwd ms':>11} {'x n3ml':>7} {mem:>10} {'x n3ml':>7}"
-    if rss:
-        head += f" {'RSS MiB':>8} {'x n3ml':>7}"
+    mem = "peak MiB" if device.type == "cuda" else "RSS MiB"
+    show_mem = device.type == "cuda" or rss
+    head = f"{'implementation':<13} {'fwd ms':>9} {'x n3ml':>7} {'fwd+bwd ms':>11} {'x n3ml':>7}"
+    if show_mem:
+        head += f" {mem:>10} {'x n3ml':>7}"
     lines = [title, head]
     for r in rows:
         if "missing" in r:
             lines.append(f"{r['name']:<13} not installed ({r['missing']})")
             continue
         line = (f"{r['name']:<13} {r['fwd'] * 1e3:9.1f} {r['fwd'] / ref['fwd']:7.2f} {r['fb'] * 1e3:11.1f} "
-                f"{r['fb'] / ref['fb']:7.2f} {r['mem'] / 2**20:10.1f} {r['mem'] / ref['mem']:7.2f}")
-        if rss:
-            line += f" {r['rss'] / 2**20:8.1f} {r['rss'] / ref['rss']:7.2f}"
+                f"{r['fb'] / ref['fb']:7.2f}")
+        if show_mem:
+            line += f" {r['mem'] / 2**20:10.1f} {r['mem'] / ref['mem']:7.2f}"
         lines.append(line)
     got = {r["name"]: r for r in rows if "fb" in r}
     peers = {k: r for k, r in got.items() if not k.startswith("n3ml")}
@@ -378,6 +396,12 @@ def table(rows, title, device, rss) -> str:
         fb_peer = min(r["fb"] for r in peers.values())
         lines.append(f"fastest peer / n3ml: forward {fwd_peer / ref['fwd']:.2f}x, forward+backward "
                      f"{fb_peer / ref['fb']:.2f}x")
+        lean = got.get("n3ml lean")
+        if lean and lean.get("mem") and all(r.get("mem") for r in peers.values()):
+            low = min(peers.values(), key=lambda r: r["mem"])
+            lines.append(f"n3ml lean: memory {lean['mem'] / low['mem']:.2f}x the leanest peer's ({low['name']}), "
+                         f"forward+backward time {lean['fb'] / low['fb']:.2f}x that peer's, "
+                         f"{lean['fb'] / ref['fb']:.2f}x n3ml's")
         if "agree" in got.get("SpikingJelly", {}):
             lines.append(f"n3ml outputs equal to SpikingJelly's: {100 * got['SpikingJelly']['agree']:.2f}% "
                          f"(output mean {ref['rate']:.3f})")
@@ -392,12 +416,19 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--only", default="", help="comma-separated implementations")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
-    ap.add_argument("--rss", action="store_true", help="CPU: also the peak RSS of a training step (fresh process)")
+    ap.add_argument("--no-rss", dest="rss", action="store_false",
+                    help="CPU: skip the peak RSS of a training step (measured in a fresh process each)")
+    ap.add_argument("--inference-memory", default="", metavar="T:B",
+                    help="instead: peak RSS of CSNN inference over T steps, batch B, whole vs streamed (CPU)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--infer-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.child:
         child(args.child)
+        return 0
+    if args.infer_child:
+        infer_child(args.infer_child)
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -405,6 +436,10 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available", file=sys.stderr)
         return 1
+    if args.inference_memory:
+        T, batch = (int(v) for v in args.inference_memory.split(":"))
+        print(inference_memory(T, batch))
+        return 0
     if args.quick:
         NETS["csnn"] = _quick_csnn
     names = [s for s in args.only.split(",") if s] or list(IMPLS)

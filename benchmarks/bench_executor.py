@@ -1,7 +1,7 @@
 """Benchmark: Linear(784 -> N) + LIF, batch 16, T steps, float32 -- n3ml's torch executor beside
 snnTorch, Norse and SpikingJelly, and the synaptic matmul alone as the floor.
 
-Run:  .venv/bin/python benchmarks/bench_executor.py [--quick] [--device cuda] [--repeats 5]
+Run:  .venv/bin/python benchmarks/bench_executor.py [--quick] [--device cuda] [--repeats 5] [--memory]
 
 Regimes: N=4096, T=500 (matmul-bound) and N=256, T=1000 (loop-bound); --quick shrinks both.
 Prints, per regime and implementation, the median forward time (inference, no autograd), the
@@ -18,8 +18,12 @@ a peer that does not import is reported as missing and skipped.
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import math
+import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -41,7 +45,7 @@ def make_floor(n, device):
     return fc, lambda x: fc(x)
 
 
-def make_n3ml(n, device):
+def make_n3ml(n, device, memory="default"):
     from n3ml.backends.torch import compile
     from n3ml.ir import LIF, Dense, Graph, Input, Output
     from n3ml.ir.prims import gain
@@ -53,8 +57,12 @@ def make_n3ml(n, device):
     g.add("fc", Dense(weight=fc.weight.detach().double().numpy(), bias=fc.bias.detach().double().numpy()), "x")
     g.add("lif", LIF(tau=tau, r=float(1.0 / gain(tau, 1.0, "exact")), theta=1.0, reset="subtract"), "fc")
     g.add("out", Output(), "lif")
-    exe = compile(g, device=device, dtype=torch.float32)
+    exe = compile(g, device=device, dtype=torch.float32, memory=memory)
     return exe, lambda x: exe(x)["out"]
+
+
+def make_n3ml_lean(n, device):
+    return make_n3ml(n, device, memory="lean")
 
 
 def make_snntorch(n, device):
@@ -119,6 +127,7 @@ def make_spikingjelly(n, device):
 IMPLS: dict[str, Callable] = {
     "matmul floor": make_floor,
     "n3ml": make_n3ml,
+    "n3ml lean": make_n3ml_lean,
     "snnTorch": make_snntorch,
     "Norse": make_norse_fast,
     "SpikingJelly": make_spikingjelly,
@@ -158,7 +167,46 @@ def _saved_bytes(fwd, x) -> int:
     return sum(seen.values())
 
 
-def bench_all(names, n, T, repeats, device) -> list[dict]:
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def _rss_child(name, n, T) -> int:
+    """Peak resident memory of one training step in a fresh process (bytes): VmHWM, reset before the
+    step, above the resident size after a warm-up forward pass; fixed malloc thresholds make freed blocks
+    leave the resident set."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    spec = json.dumps([name, n, T, torch.get_num_threads(), B])
+    r = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
+    return int(r.stdout.strip().splitlines()[-1])
+
+
+def child(spec: str) -> None:
+    global B
+    name, n, T, threads, B = json.loads(spec)
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    x = (torch.rand(T, B, N_IN, generator=torch.Generator().manual_seed(1)) < 0.2).float()
+    torch.manual_seed(0)
+    module, fwd = IMPLS[name](n, device)
+    with torch.no_grad():  # warm-up (lazy initialisation); a training step would leave its freed heap behind
+        fwd(x)
+    gc.collect()
+    base = _status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current size
+        f.write("5")
+    fwd(x).sum().backward()
+    print(_status("VmHWM") - base)
+
+
+def bench_all(names, n, T, repeats, device, rss=False) -> list[dict]:
     """Time every implementation; repeats are interleaved (A B C A B C ...) so that a change in the
     machine's load during the run affects all implementations alike."""
     x = (torch.rand(T, B, N_IN, generator=torch.Generator().manual_seed(1)) < 0.2).float().to(device)
@@ -190,6 +238,8 @@ def bench_all(names, n, T, repeats, device) -> list[dict]:
             torch.cuda.reset_peak_memory_stats(device)
             train_step()
             row["mem"] = torch.cuda.max_memory_allocated(device) - base
+        elif rss:
+            row["mem"] = _rss_child(name, n, T)
         else:
             row["mem"] = _saved_bytes(fwd, x)
         rows.append(row)
@@ -203,11 +253,11 @@ def bench_all(names, n, T, repeats, device) -> list[dict]:
     return rows
 
 
-def table(rows, n, T, device) -> str:
+def table(rows, n, T, device, rss=False) -> str:
     ref = next((r for r in rows if r["name"] == "n3ml" and "fwd" in r), None)
     head = (f"\nLinear(784->{n}) + LIF, batch {B}, T={T}, float32, {device.type}"
             f"{'' if device.type == 'cuda' else f', {torch.get_num_threads()} thread(s)'}\n")
-    mem_col = "peak mem MiB" if device.type == "cuda" else "saved MiB"
+    mem_col = "peak mem MiB" if device.type == "cuda" else ("peak RSS MiB" if rss else "saved MiB")
     lines = [f"{'implementation':<14} {'fwd ms':>9} {'x n3ml':>7} {'fwd+bwd ms':>11} {'x n3ml':>7} {mem_col:>12} "
              f"{'x n3ml':>7}"]
     for r in rows:
@@ -223,14 +273,22 @@ def table(rows, n, T, device) -> str:
 
 
 def main(argv=None) -> int:
+    global B
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: N=1024,T=100 and N=256,T=200")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--only", default="", help="comma-separated implementations to run")
-    ap.add_argument("--sizes", default="", help="regimes as N:T pairs, e.g. 4096:500,256:1000")
+    ap.add_argument("--sizes", default="", help="regimes as N:T or N:T:batch, e.g. 4096:500,256:1000,1024:200:64")
+    ap.add_argument("--memory", action="store_true",
+                    help="add n3ml's lean mode; on CPU the memory column becomes the peak RSS of a training "
+                         "step, measured in a fresh process per implementation")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        child(args.child)
+        return 0
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -241,18 +299,29 @@ def main(argv=None) -> int:
     regimes = [(1024, 100), (256, 200)] if args.quick else [(4096, 500), (256, 1000)]
     if args.sizes:
         regimes = [tuple(int(v) for v in s.split(":")) for s in args.sizes.split(",")]
-    names = [s for s in args.only.split(",") if s] or list(IMPLS)
-    for n, T in regimes:
-        rows = bench_all(names, n, T, args.repeats, device)
-        print(table(rows, n, T, device), flush=True)
+    # the lean row needs --memory: saved-tensor hooks cannot see what lean mode packs under its own hooks
+    names = [s for s in args.only.split(",") if s] or [k for k in IMPLS if args.memory or k != "n3ml lean"]
+    rss = args.memory and device.type == "cpu"
+    batch = B
+    for n, T, *rest in regimes:
+        B = rest[0] if rest else batch
+        rows = bench_all(names, n, T, args.repeats, device, rss)
+        print(table(rows, n, T, device, rss), flush=True)
         got = {r["name"]: r for r in rows if "fb" in r}
         if "n3ml" in got:
             me = got["n3ml"]["fb"]
-            peers = [r["fb"] for k, r in got.items() if k not in ("n3ml", "matmul floor")]
+            peers = [r["fb"] for k, r in got.items() if k not in ("n3ml", "n3ml lean", "matmul floor")]
             if "matmul floor" in got:
                 print(f"n3ml fwd+bwd / matmul floor: {me / got['matmul floor']['fb']:.2f}x")
             if peers:
                 print(f"fastest peer fwd+bwd / n3ml: {min(peers) / me:.2f}x")
+            if "n3ml lean" in got:
+                lean = got["n3ml lean"]
+                mems = [r for k, r in got.items() if k not in ("n3ml", "n3ml lean", "matmul floor")]
+                if mems:
+                    low = min(mems, key=lambda r: r["mem"])
+                    print(f"n3ml lean: memory {lean['mem'] / low['mem']:.2f}x the leanest peer's ({low['name']}), "
+                          f"fwd+bwd {lean['fb'] / low['fb']:.2f}x its time, {lean['fb'] / me:.2f}x n3ml's")
     return 0
 
 

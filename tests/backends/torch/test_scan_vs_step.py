@@ -70,3 +70,16 @@ def test_fused_scan_equals_the_shared_step_bit_for_bit(kind, reset, scheme, seed
 def _Run(T, B):
     """The per-call context a neuron's bulk() reads (sizes; no other node owns its input)."""
     return RunCtx(T=T, B=B, data={})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["arctan", "fast_sigmoid", "triangle", "rectangle", "straight_through"])
+def test_scratch_surrogate_derivatives_equal_the_modules_bit_for_bit(name, dtype):
+    from n3ml.backends.torch.scan import surrogate_derivative
+    from n3ml.nn import spike_fn
+
+    x = torch.cat([torch.randn(20000, dtype=dtype, generator=torch.Generator().manual_seed(0)) * 3,
+                   torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e30, float("inf")], dtype=dtype)])
+    for k in (None, 0.3, 7.1):
+        f = spike_fn(name, k)
+        assert torch.equal(surrogate_derivative(f, x, torch.empty_like(x)), f.derivative(x))
