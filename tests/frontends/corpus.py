@@ -944,8 +944,8 @@ CASES: list[Case] = [
     Case("sj-sew-resnet18", "spikingjelly.activation_based.model.sew_resnet.sew_resnet18 (imported)",
          "library BasicBlock traced into, cnf='ADD' residual, downsample neurons, AdaptiveAvgPool2d, "
          "torch.flatten(x, 2)",
-         _build(lambda dtype: sew18(dtype), 1.5, 0.0, bn=1.0), (3, 16, 16), _rand(2, BATCH, 3, 16, 16),
-         lambda m, x: _reset_after(m, x), 2, voltage=True),
+         _build(lambda dtype: sew18(dtype), 2.5, 0.0, bn=1.0), (3, 8, 8), _rand(2, BATCH, 3, 8, 8),
+         lambda m, x: _reset_after(m, x), 2, voltage=True, extra={"calibrate_all": True}),
     Case("sj-ms-resnet18", "spikingjelly.activation_based.model.ms_resnet.ms_resnet18 (imported)",
          "static image repeated over the model's own T inside forward, membrane shortcut (out + identity of "
          "potentials), head LIF, .mean(0)",
@@ -953,8 +953,8 @@ CASES: list[Case] = [
          lambda m, x: _reset_after(m, x), 2, static=True, voltage=True),
     Case("sj-spiking-resnet18", "spikingjelly.activation_based.model.spiking_resnet.spiking_resnet18 (imported)",
          "library BasicBlock traced into, out += identity before the neuron, AdaptiveAvgPool2d",
-         _build(lambda dtype: spiking18(dtype), 1.5, 0.0, bn=1.0), (3, 16, 16), _rand(2, BATCH, 3, 16, 16),
-         lambda m, x: _reset_after(m, x), 2, voltage=True),
+         _build(lambda dtype: spiking18(dtype), 2.5, 0.0, bn=1.0), (3, 8, 8), _rand(2, BATCH, 3, 8, 8),
+         lambda m, x: _reset_after(m, x), 2, voltage=True, extra={"calibrate_all": True}),
 ]
 
 MORE_CASES: list[Case] = [

@@ -306,3 +306,32 @@ def test_simulate_holds_a_static_input_for_the_models_loop_length(tmp_path, caps
     assert cli_main(["simulate", str(tmp_path / "seq.n3ml"), "--input", str(tmp_path / "s.npz"), "-o",
                      str(tmp_path / "o2.npz")]) == 0
     assert load(tmp_path / "seq.n3ml").nodes["x"].hold == 0
+
+
+def test_cli_converts_a_zoo_factory_given_its_neuron_class(tmp_path, capsys):
+    """`--model spikingjelly...sew_resnet:sew_resnet18 --model-args '{"spiking_neuron": "pkg.mod:IFNode",
+    "surrogate_function": "pkg.mod:ATan()", "cnf": "IAND"}'`: objects named in --model-args are imported (and
+    called with "()"); the package's own single-step network gives the multi-step run's voltages."""
+    from n3ml.cli import main as cli_main
+    from n3ml.ir.text import load
+
+    case = next(c for c in corpus.CASES if c.name == "sj-sew-resnet18-iand")
+    model = case.model(torch.float64)
+    torch.save(model.state_dict(), tmp_path / "sew.pt")
+    args = ('{"spiking_neuron": "spikingjelly.activation_based.neuron:IFNode", "cnf": "IAND", "num_classes": 10, '
+            '"surrogate_function": "spikingjelly.activation_based.surrogate:ATan()", "detach_reset": true}')
+    assert cli_main(["convert", str(tmp_path / "sew.pt"), "--model",
+                     "spikingjelly.activation_based.model.sew_resnet:sew_resnet18", "--model-args", args,
+                     "--input-shape", "3,8,8", "--target", "ir", "-o", str(tmp_path / "ir")]) == 0
+    graph = load(tmp_path / "ir" / "model.n3ml")
+    x = case.make_input(torch.float64)
+    expected = case.reference(model, x).numpy()
+    for engine, got in run_graph(graph, x.numpy()).items():
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), expected, rtol=0, atol=1e-9, err_msg=engine)
+    capsys.readouterr()
+    assert cli_main(["convert", str(tmp_path / "sew.pt"), "--model",
+                     "spikingjelly.activation_based.model.sew_resnet:sew_resnet18", "--model-args",
+                     '{"spiking_neuron": "spikingjelly.activation_based.neuron:NoSuchNode"}', "--input-shape",
+                     "3,8,8", "--target", "ir", "-o", str(tmp_path / "ir2")]) == 1
+    assert "spiking_neuron='spikingjelly.activation_based.neuron:NoSuchNode' names no importable object" \
+        in capsys.readouterr().err

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import sys
 import warnings
 import zipfile
@@ -75,6 +76,7 @@ def instantiate(spec: str, model_args: Any = None) -> nn.Module:
         raise N3mlError(f"--model-args must be a JSON object of keyword arguments, found {type(model_args).__name__}")
     if os.getcwd() not in sys.path:  # like `python -m`: the user's own package in the working directory
         sys.path.insert(0, os.getcwd())
+    model_args = {k: _object_arg(spec, k, v) for k, v in model_args.items()}
     try:
         cls = getattr(importlib.import_module(mod), cls_name)
     except (ImportError, AttributeError) as e:
@@ -84,6 +86,32 @@ def instantiate(spec: str, model_args: Any = None) -> nn.Module:
     except TypeError as e:
         raise N3mlError(f"--model {spec}: cannot construct it with --model-args {json.dumps(model_args)}: "
                         f"{e}") from None
+
+
+# "package.module:Name" (or "...:Name()") in --model-args: the object it names (or an instance of it), so that
+# zoo factories taking a neuron class or a surrogate (SpikingJelly's spiking_neuron=neuron.IFNode,
+# surrogate_function=surrogate.ATan()) can be built from the command line
+_OBJECT_ARG = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)(\(\))?$")
+
+
+def _object_arg(spec: str, key: str, value: Any) -> Any:
+    m = _OBJECT_ARG.match(value) if isinstance(value, str) else None
+    if m is None:
+        return value
+    mod, attr, call = m.groups()
+    try:
+        obj = importlib.import_module(mod)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise N3mlError(f"--model {spec}: --model-args {key}={value!r} names no importable object ({e})") from None
+    if not call:
+        return obj
+    try:
+        return obj()
+    except Exception as e:  # a constructor that needs arguments
+        raise N3mlError(f"--model {spec}: --model-args {key}={value!r}: cannot call it without arguments: "
+                        f"{type(e).__name__}: {e}") from None
 
 
 def _state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
