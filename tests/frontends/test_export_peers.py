@@ -409,3 +409,48 @@ def test_spikingjelly_parametric_lif_net_from_the_package_pt2(tmp_path):
         expected = model(x.double()).numpy()  # the voting layer's mean of spikes
     assert expected.max() > 0
     np.testing.assert_allclose(_ir(graph, x), expected, rtol=0, atol=1e-12)
+
+
+def _sj_zoo():
+    """spikingjelly.activation_based.model.sew_resnet/spiking_resnet import torchvision's
+    `load_state_dict_from_url` (pretrained weights only); torchvision is not a test dependency, so that one
+    function is stood in for during the import (the models themselves are the package's, unchanged)."""
+    import sys
+    import types
+
+    if "torchvision" not in sys.modules:
+        stub = {n: types.ModuleType(n) for n in ("torchvision", "torchvision.models", "torchvision.models.utils")}
+        stub["torchvision.models.utils"].load_state_dict_from_url = None
+        stub["torchvision"].models = stub["torchvision.models"]
+        stub["torchvision.models"].utils = stub["torchvision.models.utils"]
+        sys.modules.update(stub)
+        try:
+            from spikingjelly.activation_based.model import sew_resnet, spiking_resnet
+        finally:
+            for n in stub:
+                sys.modules.pop(n, None)
+    from spikingjelly.activation_based.model import sew_resnet, spiking_resnet
+    return sew_resnet, spiking_resnet
+
+
+@pytest.mark.slow
+def test_spikingjelly_sew_resnet18_from_the_package_pt2(tmp_path):
+    """SEW-ResNet-18 (cnf='ADD') of SpikingJelly's model zoo, multi-step: library BasicBlocks, flatten(0, 1) of
+    the multi-step layers, AdaptiveAvgPool2d, torch.flatten(x, 2); its 20 IFNode operators rebuilt."""
+    from spikingjelly.activation_based import surrogate
+
+    sew_resnet, _ = _sj_zoo()
+    torch.manual_seed(11)
+    model = sew_resnet.sew_resnet18(spiking_neuron=sj_neuron.IFNode, cnf="ADD", num_classes=10,
+                                    surrogate_function=surrogate.ATan(), detach_reset=True)
+    functional.set_step_mode(model, "m")
+    model.eval()
+    x = torch.rand(2, 1, 3, 16, 16)
+    graph = load_pt2(_save(model, x, tmp_path))
+    neurons = sum(isinstance(m, sj_neuron.IFNode) for m in model.modules())
+    assert [p.op for p in graph.nodes.values()].count("IF") == neurons == 20  # with the downsample neurons
+    model = model.double()
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = model(x.double()).numpy()
+    np.testing.assert_allclose(_ir(graph, x), expected, rtol=0, atol=1e-9)
