@@ -8,7 +8,7 @@ for _name, _cls in (("fold-batchnorm", "fold:FoldBatchNorm"), ("fold-scales", "f
 for _name, _cls in (("merge-linear", "MergeLinear"), ("maxpool-as-or", "MaxPoolAsOr"), ("pool-after-neuron", "PoolAfterNeuron"), ("fuse-synaptic", "FuseSynaptic"),
                     ("merge-pool-dense", "MergePoolDense"), ("spikes-as-synapse", "SpikesAsSynapse"),
                     ("distribute-synapse", "DistributeSynapse"),
-                    ("split-shared-synapses", "SplitSharedSynapses")):
+                    ("split-shared-synapses", "SplitSharedSynapses"), ("merge-convs", "MergeConvs")):
     register_pass(_name, f"n3ml.passes.legalize:{_cls}")
 
 __all__ = ["PASSES", "Pass", "PassError", "PassManager", "get_pass_class", "parse_pipeline", "register_pass"]

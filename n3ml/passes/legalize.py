@@ -462,16 +462,21 @@ class DistributeSynapse(Pass):
                     continue
                 src, flat = _through_flatten(g, n)
                 add = g.nodes[src]
-                if not isinstance(add, P.Add) or not all(types[s].kind == "spike" or (
-                        isinstance(g.nodes[s], SYNAPSES) and g.users_of(s) == [src]) for s in g.inputs_of(src)):
-                    continue  # (terms that are synapses of their own merge with it afterwards: merge-pool-dense)
+                if not isinstance(add, P.Add) or not all(types[s].kind == "spike" or isinstance(g.nodes[s], SYNAPSES)
+                                                         for s in g.inputs_of(src)):
+                    continue  # (a term that is a synapse is copied for this reader: merge-convs/-pool-dense merge it)
                 if g is graph:
                     g = graph.copy()
                 terms = g.inputs_of(src)
                 parts = []
                 for i, t in enumerate(terms):
                     head = t
+                    if isinstance(g.nodes[t], SYNAPSES):  # a copy of its own, which the part alone reads
+                        head = g.fresh_name(f"{t}_{n}")
+                        g.nodes = {**g.nodes, head: g.nodes[t]}
+                        g.edges.append(Edge(g.inputs_of(t)[0], head))
                     if flat is not None:
+                        t = head
                         head = g.fresh_name(f"{flat}_{i}")
                         g.nodes = {**g.nodes, head: P.Flatten()}
                         g.edges.append(Edge(t, head))
@@ -511,4 +516,69 @@ class SplitSharedSynapses(Pass):
                 copy = g.fresh_name(f"{n}_{i}")
                 g.nodes = {**g.nodes, copy: p}
                 g.edges = [Edge(copy, e.dst, e.dst_port) if x is e else x for x in g.edges] + [Edge(src, copy)]
+        return g
+
+
+def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Conv2d | None:
+    """c2 after c1 as one Conv2d, or None where that is not exact.
+
+    Exact when c1 tiles its input (stride = kernel, no padding, no bias, the map a whole number of tiles,
+    depthwise or a pool) and c2 has no dilation or groups: the composite kernel puts c1's window under each
+    of c2's taps, W[o, c, a s + i, b s + j] = w2[o, c, a, b] w1[c, i, j], stride s s2, padding p2 s (c2's
+    zero padding of c1's output is a padding of whole tiles of c1's input)."""
+    k1, s1 = tuple(c1.kernel if isinstance(c1, P._Pool2d) else c1.weight.shape[2:]), tuple(
+        c1.stride_ if isinstance(c1, P._Pool2d) else c1.stride)
+    C = shape[0]
+    if isinstance(c1, P.Conv2d):
+        if (c1.bias is not None or c1.groups != C or c1.weight.shape[0] != C or tuple(c1.dilation) != (1, 1)
+                or not _float(c1)):
+            return None
+        w1 = np.asarray(c1.weight, np.float64)[:, 0]
+    elif isinstance(c1, (P.SumPool2d, P.AvgPool2d)):
+        w1 = np.full((C,) + k1, 1.0 / (k1[0] * k1[1]) if isinstance(c1, P.AvgPool2d) else 1.0)
+    else:
+        return None
+    if (k1 != s1 or tuple(c1.padding) != (0, 0) or shape[1] % s1[0] or shape[2] % s1[1] or c2.groups != 1
+            or tuple(c2.dilation) != (1, 1) or not _float(c2)):
+        return None
+    w2 = np.asarray(c2.weight, np.float64)
+    o, _, kh, kw = w2.shape
+    w = np.zeros((o, C, kh * s1[0], kw * s1[1]))
+    for a in range(kh):
+        for b in range(kw):
+            w[:, :, a * s1[0]:(a + 1) * s1[0], b * s1[1]:(b + 1) * s1[1]] = w2[:, :, a, b][:, :, None, None] * w1[None]
+    return P.Conv2d(weight=w, bias=c2.bias, stride=(s1[0] * c2.stride[0], s1[1] * c2.stride[1]),
+                    padding=(s1[0] * c2.padding[0], s1[1] * c2.padding[1]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeConvs(Pass):
+    """A Conv2d whose input is a tiling depthwise convolution or pool read only by it becomes one Conv2d
+    (exact; `_compose_conv`): the max-pool that ann-to-snn decomposes selects each window's entry with
+    such a convolution, which the next layer's convolution then reads."""
+
+    name = "merge-convs"
+    summary = "tiling depthwise Conv2d/pool -> Conv2d: one Conv2d (exact)"
+
+    def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
+        g = graph
+        changed = True
+        while changed:
+            changed = False
+            types = g.verify()
+            for n, p in list(g.nodes.items()):
+                if not isinstance(p, P.Conv2d):
+                    continue
+                (src,) = g.inputs_of(n)
+                if g.users_of(src) != [n] or not isinstance(g.nodes[src], (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
+                    continue
+                merged = _compose_conv(g.nodes[src], p, types[g.inputs_of(src)[0]].shape)
+                if merged is None:
+                    continue
+                if g is graph:
+                    g = graph.copy()
+                g.nodes[n] = merged
+                bypass(g, src)
+                changed = True
+                break
         return g
