@@ -1,10 +1,11 @@
 """Convert the bundled digits ANNs to SNNs and measure them on the held-out test split.
 
-    .venv/bin/python examples/ann_to_snn/evaluate.py [--steps 100] [--samples 450] [--methods]
+    .venv/bin/python examples/ann_to_snn/evaluate.py [--steps 100] [--samples 450] [--methods] [--loihi]
 
 For each model: fold-batchnorm,ann-to-snn,normalize{percentile=99.9} with the bundled calibration set
 (training split), then the per-layer ANN/SNN correlation and accuracy vs. steps on the test split
-(executor). --methods also compares the max-pooling methods and options on the CNN.
+(executor). --methods also compares the max-pooling methods and options on the CNN; --loihi measures the
+CNN quantized for Loihi 2 instead (docs/quantization.md).
 """
 
 from __future__ import annotations
@@ -53,12 +54,35 @@ def measure(model: str, pipeline: str, steps: int, n: int, *, verbose: bool) -> 
     return rep
 
 
+def loihi(steps: int, n: int, scale: int = 64) -> None:
+    """The default conversion of the CNN, quantized for Loihi 2 (inputs as round(scale x)), against the
+    ANN and the float SNN (reference interpreter, spike counts)."""
+    from n3ml.ir import interp
+
+    cal, test = dict(np.load(HERE / "calib.npz")), dict(np.load(HERE / "test.npz"))
+    ann = load_model(str(HERE / "cnn.onnx"))
+    snn = PassManager.from_string(PIPELINE).run(ann, {"calibration": cal, "steps": steps, "report": None})
+    q = PassManager.from_string(f"quantize{{profile=loihi2,input_scale={scale}}}").run(snn, {"report": {}})
+    x, y = test["x"][:n].astype(np.float64), test["labels"][:n]
+
+    def acc(graph, data, t):
+        out = next(iter(interp.run(graph, {"x": np.repeat(data[None], t, 0)}).outputs.values()))
+        return 100 * float(np.mean(np.asarray(out).sum(0).argmax(-1) == y))
+
+    print(f"cnn, {PIPELINE} + quantize{{profile=loihi2,input_scale={scale}}}, {n} test samples, T = {steps}: "
+          f"ANN {acc(ann, x, 1):.2f}%, SNN float {acc(snn, x, steps):.2f}%, "
+          f"SNN Loihi 2 fixed point {acc(q, np.rint(x * scale), steps):.2f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--samples", type=int, default=450)
     ap.add_argument("--methods", action="store_true")
+    ap.add_argument("--loihi", action="store_true", help="only the CNN quantized for Loihi 2, in fixed point")
     args = ap.parse_args()
+    if args.loihi:
+        return loihi(args.steps, args.samples)
     import torch
 
     torch.set_num_threads(1)
