@@ -270,6 +270,9 @@ class PoolAfterNeuron(Pass):
             if not isinstance(prim, P.MaxPool2d) or types[g.inputs_of(name)[0]].kind != "analog":
                 continue
             users = g.users_of(name)
+            if _pool_with_reset_loop(g, name, types):
+                types = g.verify()
+                continue
             if len(users) != 1 or not isinstance(g.nodes[users[0]], P.Neuron) or not g.nodes[users[0]].spiking:
                 raise PassError(f"node `{name}` (MaxPool2d of currents) feeds {users}; pool-after-neuron needs "
                                 "exactly one spiking neuron after it")
@@ -305,6 +308,53 @@ class PoolAfterNeuron(Pass):
             g.edges = edges
             types = g.verify()
         return g
+
+
+def _pool_with_reset_loop(g: Graph, pool: str, types) -> bool:
+    """pool-after-neuron for snnTorch's form, MaxPool2d -> Add(pool, Scale(Delay(neuron))) -> neuron (its reset
+    term a loop of the neuron's own spikes): the neuron, its loop and the Add move before the pool on the
+    unpooled map; the pool takes the neuron's name. In place; False when the pattern is not there."""
+    (add,) = g.users_of(pool) if len(g.users_of(pool)) == 1 else (None,)
+    if add is None or not isinstance(g.nodes[add], P.Add) or len(g.users_of(add)) != 1:
+        return False
+    neuron = g.users_of(add)[0]
+    np_ = g.nodes[neuron]
+    if not isinstance(np_, P.Neuron) or not np_.spiking:
+        return False
+    pooled, loops = types[pool].shape, []
+    for term in g.inputs_of(add):
+        if term == pool:
+            continue
+        sp = g.nodes[term]
+        d = g.inputs_of(term)[0] if isinstance(sp, P.Scale) else None
+        if (d is None or not isinstance(g.nodes[d], P.Delay) or g.inputs_of(d) != [neuron]
+                or g.users_of(term) != [add] or g.users_of(d) != [term] or not _channel_param(sp.factor, pooled)):
+            return False
+        loops.append((term, d))
+    if not loops or any(not _channel_param(getattr(np_, f), pooled) for f in np_._shape_params()):
+        return False
+
+    def per_channel(v):
+        a = np.asarray(v)
+        return a.reshape(-1)[:pooled[0]].reshape(-1, 1, 1) if a.size > 1 else v
+
+    src = g.inputs_of(pool)[0]
+    moved, add_u = g.fresh_name(neuron + "_unpooled"), g.fresh_name(add + "_unpooled")
+    nodes = dict(g.nodes)
+    nodes[moved] = type(np_)(**{**_fields(np_), **{f: per_channel(getattr(np_, f)) for f in np_._shape_params()}})
+    nodes[add_u] = P.Add()
+    edges = [Edge(src, add_u, 0), Edge(add_u, moved)]
+    for i, (term, d) in enumerate(loops, 1):
+        du, su = g.fresh_name(d + "_unpooled"), g.fresh_name(term + "_unpooled")
+        nodes[du] = g.nodes[d]
+        nodes[su] = P.Scale(factor=per_channel(g.nodes[term].factor))
+        edges += [Edge(moved, du), Edge(du, su), Edge(su, add_u, i)]
+    pool_prim = g.nodes[pool]
+    gone = {pool, add, *(t for t, _ in loops), *(d for _, d in loops)}
+    g.nodes = {n: q for n, q in nodes.items() if n not in gone}
+    g.nodes[neuron] = pool_prim
+    g.edges = [e for e in g.edges if e.src not in gone and e.dst not in gone] + edges + [Edge(moved, neuron)]
+    return True
 
 
 def _fields(prim) -> dict[str, Any]:

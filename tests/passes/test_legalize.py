@@ -230,3 +230,32 @@ def test_the_lava_target_accepts_the_rewritten_structures():
     lava = lookup(TARGETS, "lava", "target")
     g = legalize(_snn_shapes(), lava.legality)
     lava().check(g)
+
+
+def test_pool_after_neuron_moves_snntorchs_reset_loop_with_the_neuron():
+    """snnTorch's Conv -> MaxPool -> Leaky traces as MaxPool -> Add(pool, Scale(Delay(lif))) -> LIF; the
+    approximation moves the neuron and its reset loop before the pool (and is exact on a 1x1 pool)."""
+    text = """n3ml 1
+graph g(dt=1.0ms, scheme=euler) {
+  x = Input(shape=(1, 4, 4), kind=analog)
+  c = Conv2d(x, weight=tensor<f64>(2, 1, 1, 1)[0.7, 0.4])
+  p = MaxPool2d(c, kernel=(KK, KK))
+  lif_in = Add(p, lif_reset)
+  lif = LIF(lif_in, tau=2.0ms, r=2.0)
+  lif_prev = Delay(lif)
+  lif_reset = Scale(lif_prev, factor=-0.5)
+  y = Output(lif)
+}
+"""
+    from n3ml.passes import get_pass_class
+
+    x = {"x": np.random.default_rng(2).random((30, 3, 1, 4, 4)) * 2}
+    for k in (1, 2):
+        g = parse(text.replace("KK", str(k)))
+        h = get_pass_class("pool-after-neuron")().apply(g)
+        assert h.nodes["lif"].op == "MaxPool2d" and h.nodes["lif_unpooled"].op == "LIF"
+        assert "lif_reset_unpooled" in h.nodes and "lif_reset" not in h.nodes
+        a, b = run(g, x).outputs["y"], run(h, x).outputs["y"]
+        assert a.sum() > 0
+        if k == 1:  # a 1x1 pool: moving it changes nothing
+            np.testing.assert_array_equal(a, b)
