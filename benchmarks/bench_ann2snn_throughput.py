@@ -9,10 +9,11 @@ Run (heavy: use nice on a shared machine):
 The ANN is `bench_resnet_convert.resnet18()` (random weights and batch-norm statistics: throughput
 does not depend on training). Both converters calibrate on the same images at the 99.9th percentile:
 
-* n3ml: the ANN exported to ONNX, `fold-batchnorm,ann-to-snn,normalize{percentile=99.9}` (IF neurons,
-  reset by subtraction, v_init = 0.5, spike-count readout), weights stored as float32 (the source's),
-  then compiled by `n3ml.backends.torch.compile(dtype=float32)` and run on (T, B, 3, 32, 32) with the
-  image held for T steps; prediction = arg-max of the readout's spike counts.
+* n3ml: the ANN exported to ONNX, `fold-batchnorm,ann-to-snn{readout=membrane},normalize{percentile=99.9}`
+  (IF neurons, reset by subtraction, v_init = 0.5; the last Linear feeds an Integrator, i.e. the logits
+  summed over time, as SpikingJelly decodes), weights stored as float32 (the source's), then compiled
+  by `n3ml.backends.torch.compile(dtype=float32)` and run on (T, B, 3, 32, 32) with the image held
+  for T steps; prediction = arg-max of the Integrator at the last step.
 * SpikingJelly: `ann2snn.Converter(recipe=ann2snn.RateCodingRecipe(dataloader, mode="99.9%"))` on the
   torch module (its Conv-BN fusion, VoltageHook calibration, IFNode with soft reset), run as its
   `examples/resnet18_cifar10.py` does: `functional.reset_net`, then the net called T times on the image,
@@ -51,15 +52,16 @@ def convert_n3ml(net, cal: np.ndarray, tmp: Path, device: str):
     if device != "cpu":
         eng = ctx["engines"]["torch"]
         ctx["engines"]["torch"] = eng._replace(options={**eng.options, "device": device})
-    snn = PassManager.from_string("fold-batchnorm,ann-to-snn,normalize{percentile=99.9,report=false}").run(g, ctx)
+    pipeline = "fold-batchnorm,ann-to-snn{readout=membrane},normalize{percentile=99.9,report=false}"
+    snn = PassManager.from_string(pipeline).run(g, ctx)
     snn = store_weights(snn, wdt)
     exe = compile(snn, device=device, dtype=torch.float32)
     out = snn.output_names[0]
 
     def predict(x: torch.Tensor, steps: int) -> torch.Tensor:
         with torch.no_grad():
-            spikes = exe(x[None].expand(steps, *x.shape))[out]
-        return spikes.sum(0).argmax(-1)
+            summed = exe(x[None].expand(steps, *x.shape))[out]
+        return summed[-1].argmax(-1)
 
     return predict
 
@@ -130,12 +132,15 @@ def main() -> int:
     t_sj = time.perf_counter() - t0
     for name, predict, conv_s in (("n3ml executor", n3, t_n3), ("SpikingJelly ann2snn", sj, t_sj)):
         ips, pred = timed(predict, xs, args.steps, args.batch, args.repeats)
-        rows.append((name, conv_s, ips, float((pred == ann_pred).float().mean())))
+        rows.append((name, conv_s, ips, float((pred == ann_pred).float().mean()), pred))
     base = rows[0][2]
     print(f"\n| {'implementation':<22} | {'convert s':>9} | {'images/s':>9} | {'vs n3ml':>8} | {'agrees with ANN':>15} |")
     print(f"|{'-' * 24}|{'-' * 11}|{'-' * 11}|{'-' * 10}|{'-' * 17}|")
-    for name, conv_s, ips, agree in rows:
+    for name, conv_s, ips, agree, _ in rows:
         print(f"| {name:<22} | {conv_s:>9.1f} | {ips:>9.2f} | {ips / base:>7.2f}x | {agree:>15.1%} |")
+    both = float((rows[0][4] == rows[1][4]).float().mean())
+    print(f"\nn3ml and SpikingJelly predict the same class for {both:.1%} of the images; the ANN predicts "
+          f"{len(set(ann_pred.tolist()))} distinct classes")
     return 0
 
 
