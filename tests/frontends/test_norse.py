@@ -159,3 +159,18 @@ def test_constant_current_encoder_holds_the_input():
     with torch.no_grad():
         expected = model(x).double().numpy()
     assert_same_spikes(graph, x.double()[None].repeat(6, 1, 1), expected)
+
+
+def test_lift_after_lif_in_a_sequential():
+    """norse.torch.models.vgg's make_layers form: nn.Sequential(Lift(conv), LIF(), Lift(pool), ...), where each
+    LIF hands its (spikes, state) to the next Lift, which uses the spikes; a whole (T, B, ...) sequence."""
+    torch.manual_seed(8)
+    model = boost(nn.Sequential(norse.Lift(nn.Conv2d(1, 4, 3, padding=1)), norse.LIF(P),
+                                norse.Lift(nn.MaxPool2d(2)), norse.Lift(nn.Flatten()), norse.Lift(nn.Linear(64, 5)),
+                                norse.LIF(P)), 5.0, 0.3).double()
+    graph = trace(model, (1, 8, 8))
+    assert [p.op for p in graph.nodes.values()].count("CubaLIF") == 2
+    x = _x(1, 8, 8, seed=8)
+    with torch.no_grad():
+        expected = model(x)[0].numpy()
+    assert_same_spikes(graph, x, expected)

@@ -182,12 +182,17 @@ sequential_state.carries_state = True  # the recording tracer follows its state 
 def lift(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     """Lift(module): the module applied to every step of a (T, B, ...) sequence (a cell carries its state)."""
     _check_state(ctx, state)
+    if isinstance(x, tuple):  # (spikes, state) of a preceding LIF in an nn.Sequential: Lift drops the state
+        x = x[0]
     lead = ctx.lead
     ctx.lead = 1
     try:
         return ctx.convert_module(m.lifted_module, f"{ctx.path}.lifted_module" if ctx.path else "lifted_module", x)
     finally:
         ctx.lead = lead
+
+
+lift.takes_output_tuple = True  # the recorder passes it the spikes of a (spikes, state) tuple
 
 
 def _lift_mode(m: nn.Module) -> str | None:

@@ -301,6 +301,8 @@ class Recorder(TorchFunctionMode):
         if not allargs:
             raise self.fail("called without an input")
         x, rest = allargs[0], allargs[1:]
+        if isinstance(x, tuple) and len(x) == 2 and getattr(entry.convert, "takes_output_tuple", False):
+            x = x[0]  # Norse's Lift given a neuron's (spikes, state): it uses the spikes
         kinds = [self.state_kind(s, m) for s in rest]  # before the call: it may update a state list in place
         quick = tuple(c for t in ctx.tables for c in getattr(t, "SHAPE_ONLY", ()))
         self.paused += 1
