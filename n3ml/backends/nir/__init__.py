@@ -1,9 +1,10 @@
 """The `nir` target: `n3ml convert X --target nir -O convention=snntorch -o OUT` writes OUT/model.nir.
 
-The file is written for one consumer (`-O convention=exact|snntorch|norse`, or the target names
-`nir:snntorch`, `nir:norse`, `nir:exact`, `nir:euler`): the reader of that library runs it with the spikes of
-n3ml's executor, or the graph is refused naming the node it cannot express. `n3ml verify --targets
-nir:snntorch,nir:norse` runs the file with the library's own NIR reader (`run.py`) and compares.
+The file is written for one consumer (`-O convention=<reader>`, or the target names `nir:exact`, `nir:euler`,
+`nir:snntorch`, `nir:norse`, `nir:sinabs`, `nir:spyx`, `nir:rockpool`): the reader of that library runs it with
+the spikes of n3ml's executor (Sinabs and Rockpool: while no neuron fires twice in a step), or the graph is
+refused naming the node it cannot express. `n3ml verify --targets nir:snntorch,nir:norse` runs the file with
+the library's own NIR reader (`run.py`) and compares.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ parameters that the consumer's reader maps onto those same factors (docs/nir.md,
 * snntorch (dt = 1e-4 s): tau = dt / (1 - a), r = tau / dt (unit gain), v_threshold = theta / k.
 * norse (dt = 1e-3 s): tau = dt / (1 - a); Norse ignores a LIF's r, so k / (1 - a) is folded into
   the weights of the synapses feeding the neuron.
+* rockpool (CubaLIF only, subtract reset): tau = -dt / ln a, r = tau_mem / dt - 1 (its reader's dt is
+  tau_mem / (1 + r)); its current takes the input already decayed and its membrane gain is 1, so k / a_s
+  is folded into the synapses; a recurrent loop becomes the nested CubaLIF + Linear graph it reads.
 
 Whatever a consumer cannot express exactly is refused, naming the node, before anything is written.
 """

@@ -4,8 +4,9 @@
 
 OUT_DIR holds model.nir and target.json (the reader convention, dt, input and output names). The
 file is read with the reader's public entry point and default settings (snnTorch:
-`snntorch.import_nir.import_from_nir`, Norse: `norse.torch.from_nir`; exact: n3ml's own .nir frontend and
-reference interpreter), stepped T times on the whole batch, and the outputs saved as (T, B, *shape).
+`snntorch.import_nir.import_from_nir`, Norse: `norse.torch.from_nir`, Sinabs: `sinabs.from_nir`, Spyx:
+`spyx.nir.from_nir`, Rockpool: `rockpool.nn.modules.torch.nir.from_nir`; exact/euler: n3ml's own .nir
+frontend and reference interpreter), run T steps on the whole batch, and the outputs saved as (T, B, *shape).
 """
 
 from __future__ import annotations
