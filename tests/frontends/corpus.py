@@ -781,9 +781,9 @@ class ConstantCurrentNet(nn.Module):
 
 
 class SynapseFilterReadout(nn.Module):
-    """SpikingJelly layer.SynapseFilter docs (the readout of "Enabling spike-based backpropagation", as used
-    in examples/cifar10_r11_enabling_spikebased_backpropagation.py): single-step LIF hidden layer, spikes
-    filtered by a SynapseFilter whose current is the output; the caller loops and resets."""
+    """SpikingJelly layer.SynapseFilter docstring (its use as the last layer, whose current replaces a spike
+    count, after "Enabling spike-based backpropagation"): single-step LIF hidden layer, output spikes filtered
+    by a learnable SynapseFilter whose current is the output; the caller loops and resets."""
 
     def __init__(self, tau=4.0):
         super().__init__()
@@ -795,6 +795,24 @@ class SynapseFilterReadout(nn.Module):
 
     def forward(self, x):
         return self.syn(self.sn2(self.fc2(self.sn1(self.fc1(x)))))
+
+
+class RsnnStatefulSynapseNet(nn.Module):
+    """SpikingJelly examples/rsnn_sequential_fmnist.py `StatefulSynapseNet` (rebuilt: imports torchvision):
+    a learnable SynapseFilter between two IFNode layers, multi-step, `.mean(0)` readout."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Sequential(
+            layer.Linear(28, 32),
+            neuron.IFNode(surrogate_function=surrogate.ATan()),
+            layer.SynapseFilter(tau=2.0, learnable=True),
+            layer.Linear(32, 10),
+            neuron.IFNode(surrogate_function=surrogate.ATan()),
+        )
+
+    def forward(self, x: torch.Tensor):
+        return self.fc(x).mean(0)
 
 
 class SingleStepLoopNet(nn.Module):
@@ -987,10 +1005,14 @@ MORE_CASES: list[Case] = [
          "LIFCell loop, zeros buffer, LILinearCell",
          _build(ConstantCurrentNet, 4.0, 0.2), (1, 8, 8), _rand(BATCH, 1, 8, 8), _call, T, static=True,
          voltage=True, f32_only=True),
-    Case("sj-synapse-filter", "SpikingJelly layer.SynapseFilter docs / examples/cifar10_r11 readout (rebuilt)",
+    Case("sj-synapse-filter", "SpikingJelly layer.SynapseFilter docstring, readout use (rebuilt)",
          "single-step LIFNode and IFNode, learnable SynapseFilter current as the output, caller loop + reset_net",
          _build(SynapseFilterReadout, 4.0, 0.2), (16,), _rand(T, BATCH, 16), _steps_ref(reset=_sj_reset), T,
          voltage=True),
+    Case("sj-rsnn-stateful-synapse", "SpikingJelly activation_based/examples/rsnn_sequential_fmnist.py "
+         "StatefulSynapseNet (rebuilt)", "SynapseFilter(learnable) between spiking layers, multi-step, .mean(0)",
+         _build(lambda: _multi(RsnnStatefulSynapseNet()), 2.0, 0.2), (28,), _rand(T, BATCH, 28),
+         lambda m, x: _reset_after(m, x), T),
     Case("sj-single-step-loop", "SpikingJelly activation_based basic-concepts tutorial, single-step (rebuilt)",
          "net(x) called T times in forward on a static image, torch.stack(out).mean(0), soft reset, "
          "decay_input=False, layer.AvgPool2d",
