@@ -235,3 +235,24 @@ def test_adaptive_pool_of_a_1x1_map_to_a_grid_is_exact():
     x = _x(2, 4, 4, seed=5)
     functional.reset_net(model)
     assert_same_spikes(graph, x, run_steps(model, x))
+
+
+@pytest.mark.parametrize("f", [lambda x, y: x + y, lambda x, y: 0.5 * x - y])
+def test_element_wise_recurrent_container_same_spikes(f):
+    """SpikingJelly's recurrent-connection tutorial: ElementWiseRecurrentContainer(IFNode(v_reset=None),
+    element_wise_function=lambda x, y: x + y), i_t = f(y_{t-1}, x_t): a Delay(1) loop around the neuron."""
+    torch.manual_seed(9)
+    model = boost(nn.Sequential(layer.Linear(6, 8), layer.ElementWiseRecurrentContainer(
+        neuron.IFNode(v_reset=None), element_wise_function=f), layer.Linear(8, 4), neuron.IFNode()), 2.0, 0.1).double()
+    graph = trace(model, (6,))
+    assert "Delay" in {p.op for p in graph.nodes.values()}
+    x = _x(6, seed=9)
+    functional.reset_net(model)
+    assert_same_spikes(graph, x, run_steps(model, x))
+
+
+def test_element_wise_recurrent_container_with_a_product_is_refused():
+    model = nn.Sequential(layer.Linear(6, 8), layer.ElementWiseRecurrentContainer(
+        neuron.IFNode(), element_wise_function=lambda x, y: x * y))
+    with pytest.raises(UnsupportedError, match=r"element_wise_function is not a sum.*a product of two values"):
+        trace(model, (6,))

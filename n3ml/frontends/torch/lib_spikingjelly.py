@@ -107,6 +107,71 @@ def linear_recurrent(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     return y
 
 
+class _Linear:
+    """An IR value inside a user's element-wise function: sums, differences and constant factors build IR
+    nodes; anything else (a product of two values, a comparison, a torch function) is refused."""
+
+    def __init__(self, ctx: Context, t: Tensor):
+        self.ctx, self.t = ctx, t
+
+    def _other(self, o: Any) -> Tensor:
+        if isinstance(o, _Linear):
+            return o.t
+        raise TypeError("only sums of the two inputs and constant factors")
+
+    def __add__(self, o):
+        if isinstance(o, (int, float)) and o == 0:
+            return self
+        return _Linear(self.ctx, self.ctx.add(self.ctx.path + "_f", P.Add(), self.t, self._other(o)))
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        return self + (-o if isinstance(o, _Linear) else self._other(o))
+
+    def __rsub__(self, o):
+        return (-self) + o
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __mul__(self, c):
+        if not isinstance(c, (int, float)):
+            raise TypeError("a product of two values")
+        return _Linear(self.ctx, self.ctx.scale(self.ctx.path + "_f", self.t, float(c)))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c):
+        if not isinstance(c, (int, float)):
+            raise TypeError("a division by a value")
+        return self * (1.0 / c)
+
+
+def element_wise_recurrent(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+    """ElementWiseRecurrentContainer: y_t = sub_module(f(y_{t-1}, x_t)), y_{-1} = 0, with f the user's
+    element-wise function evaluated on IR values (sums and constant factors: `lambda x, y: x + y`)."""
+    x = ctx.tensor(x)
+    prev = ctx.reserve(ctx.path + "_prev")
+    ctx.types[prev] = dataclasses.replace(ctx.type(x), kind="analog")  # the Delay is added below
+    try:
+        i = m.element_wise_function(_Linear(ctx, Tensor(prev)), _Linear(ctx, x))
+    except TypeError as e:
+        raise ctx.unsupported(f"its element_wise_function is not a sum of its inputs with constant factors ({e})",
+                              "lambda x, y: x + y (and constant factors)") from None
+    if not isinstance(i, _Linear):
+        raise ctx.unsupported("its element_wise_function does not return a value computed from its inputs",
+                              "lambda x, y: x + y")
+    lead = ctx.lead
+    ctx.lead = 1
+    try:
+        y = ctx.tensor(ctx.convert_module(m.sub_module, f"{ctx.path}.sub_module", i.t))
+    finally:
+        ctx.lead = lead
+    ctx.add(prev, P.Delay(steps=1), y, name=prev)
+    return y
+
+
 def dropout(ctx: Context, m: nn.Module, x: Any) -> Any:
     """layer.Dropout/Dropout2d: a mask fixed over the steps while training, the identity at inference."""
     return x
@@ -159,6 +224,7 @@ MODULES: dict[type, Entry] = {
     layer.Flatten: Entry(flatten),
     layer.SeqToANNContainer: Entry(_per_step),
     layer.LinearRecurrentContainer: Entry(linear_recurrent, _mode),
+    layer.ElementWiseRecurrentContainer: Entry(element_wise_recurrent, _mode),
     layer.Dropout: Entry(dropout),
     layer.VotingLayer: Entry(voting),
     layer.SynapseFilter: Entry(synapse_filter, _mode),
@@ -173,4 +239,4 @@ OPAQUE = (neuron.BaseNode, base.MemoryModule)
 SHAPE_ONLY = (neuron.BaseNode,)
 
 # modules whose children run inside them (their own step mode decides); see trace._step_mode
-CONTAINERS = (layer.LinearRecurrentContainer,)
+CONTAINERS = (layer.LinearRecurrentContainer, layer.ElementWiseRecurrentContainer)

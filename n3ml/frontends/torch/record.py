@@ -1331,7 +1331,10 @@ def _outputs(rec: Recorder, out: Any) -> None:
             else:
                 raise rec.fail("the model returns a tensor not computed from its input")
         else:
-            raise rec.fail(f"the model returns {type(v).__name__}; n3ml outputs traced tensors only")
+            hint = (" (a neuron's state attribute such as `.v` read after the loop? The graph gives values at every "
+                    "step: return the per-step outputs, e.g. torch.stack of a non-spiking readout's voltages)"
+                    if isinstance(v, (int, float)) else "")
+            raise rec.fail(f"the model returns {type(v).__name__}; n3ml outputs traced tensors only{hint}")
     check_outputs(len(flat), dropped, log)
     g = rec.ctx.g
     for key, node, how in flat:
