@@ -59,6 +59,8 @@ def traced(name: str, tmp_path):
     (inp,) = [n for n, p in graph.nodes.items() if isinstance(p, P.Input)]
     if graph.nodes[inp].hold or case.static:
         x = np.repeat(x[None], case.steps, 0)
+    elif name == "norse-loop-mlp":  # (B, T, F), permuted to time-major inside the model
+        x = x.transpose(1, 0, 2)
     return save(graph, tmp_path / f"{name}.n3ml"), {inp: x}, graph
 
 
