@@ -233,7 +233,13 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
 
 
 def _split(out: PynnNetwork, source, target, delay, pre, post, w, comment) -> None:
-    """PyNN wants non-negative weights on excitatory, negative ones on inhibitory receptors."""
+    """PyNN wants non-negative weights on excitatory, negative ones on inhibitory receptors. Each list is
+    sorted by (pre, post): sPyNNaker 7.4.1 sizes its synaptic rows from a FromListConnector by splitting
+    the list as given at the boundaries of the list sorted by source (from_list_connector.__numpy_group),
+    which is right only for a list sorted by source; unsorted, it saw rows of 565 synapses where the
+    longest has 153 and refused snnTorch's tutorial network (SynapseRowTooBigException)."""
+    order = np.lexsort((post, pre))
+    pre, post, w = pre[order], post[order], w[order]
     for receptor, sel in (("excitatory", w > 0), ("inhibitory", w < 0)):
         if np.any(sel):
             out.projections.append(PynnProjection(source, target, delay, receptor, pre[sel].astype(np.int64),

@@ -9,6 +9,7 @@ seconds), driven by the small script DRIVER, which runs each emitted run.py as `
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -77,6 +78,24 @@ def delay_graph(n_out: int, over: int) -> Graph:
     return delayed(n_out, most - extra + over)
 
 
+def snntorch_tutorial5() -> Graph:
+    """snnTorch's Tutorial 5 network ("Training Spiking Neural Networks with snnTorch": Linear(784, 1000),
+    Leaky(beta=0.95), Linear(1000, 10), Leaky(beta=0.95)), rebuilt as its user writes it for one step
+    (init_hidden=True), with snnTorch's reset_mechanism="zero" (its default "subtract" has no PyNN
+    standard cell), traced by n3ml's torch frontend with spike inputs."""
+    import torch
+    from torch import nn
+
+    import snntorch as snn
+
+    from n3ml.frontends.torch import trace
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 1000), snn.Leaky(beta=0.95, reset_mechanism="zero", init_hidden=True),
+                          nn.Linear(1000, 10), snn.Leaky(beta=0.95, reset_mechanism="zero", init_hidden=True))
+    return trace(model.double(), (784,), input_kind="spike")
+
+
 # name -> graph: check_spinnaker accepts these, so sPyNNaker must map them
 MAPS = {
     "cuba": lambda: G.example("cuba"),
@@ -85,6 +104,8 @@ MAPS = {
     "encoders": G.encoders,
     "delay_at_limit": lambda: delay_graph(256, 0),  # needs a delay extension core
 }
+if importlib.util.find_spec("snntorch") is not None:
+    MAPS["snntorch_tutorial5"] = snntorch_tutorial5
 # name -> (graph, what check_spinnaker says, what sPyNNaker says): both must refuse
 REFUSES = {
     "if_no_leak": (lambda: G.example("spiking_cnn", "to-value"), r"`if1` \(IF\): parameter tau_m = 1e\+300",
