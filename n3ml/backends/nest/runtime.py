@@ -2,7 +2,7 @@
 """Run a network converted by `n3ml convert --target nest` on PyNEST 3.x.
 
     python run.py [--input X.npz] [--steps T] [--threads K] [-o OUT.npz]
-    mpirun -np 4 python run.py ...      # with a NEST built with MPI; rank 0 writes OUT.npz
+    mpirun -np 4 python run.py ... [--threads K]   # a NEST built with MPI (and mpi4py); rank 0 writes OUT.npz
 
 This file is the same for every network: the network is data beside it, `network.json` (tables in
 NEST's terms: inputs, populations, connections, outputs) and `weights.npz` (their arrays), and
@@ -15,6 +15,7 @@ explained in n3ml's docs/backends/nest.md.
 n3ml ships this file as `n3ml/backends/nest/runtime.py`; it imports neither n3ml nor, until it runs,
 NEST.
 """
+import json
 import os
 import sys
 import time
@@ -101,13 +102,34 @@ def simulate(nest, net, nodes, steps):
 
 
 def gather(nest, events, keys):
-    """Events of all MPI ranks (each rank records its own neurons)."""
+    """Events of all MPI ranks: NEST distributes the neurons over the ranks and each rank's recorder holds
+    the events of its own neurons, so every rank takes the union (the same on each)."""
     if nest.NumProcesses() == 1:
         return [np.asarray(events[k]) for k in keys]
     from mpi4py import MPI
 
     parts = MPI.COMM_WORLD.allgather([np.asarray(events[k]) for k in keys])
     return [np.concatenate([p[i] for p in parts]) for i in range(len(keys))]
+
+
+def ranks_summary(nest, net, nodes, threads):
+    """Under MPI, one line for rank 0 to print: processes, threads, and how many neurons of each
+    population each rank owns (NEST deals them round-robin over the virtual processes)."""
+    from mpi4py import MPI
+
+    local = {name: len(nest.GetLocalNodeCollection(nodes[name])) for name in net.populations}
+    per_rank = MPI.COMM_WORLD.allgather(local)
+    owned = {name: [counts[name] for counts in per_rank] for name in net.populations}
+    return f"MPI: {nest.NumProcesses()} processes x {threads} threads; neurons per rank: {json.dumps(owned)}"
+
+
+def count_connections(nest):
+    """Connections of the whole network (each rank holds those onto its own neurons)."""
+    if nest.NumProcesses() == 1:
+        return nest.num_connections
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.allreduce(nest.num_connections)
 
 
 def collect(nest, net, nodes, recorders, steps):
@@ -142,11 +164,18 @@ def main(argv=None, here=None):
     for b in range(batch):  # NEST cannot reset a network's state: one fresh kernel per sample
         t0 = time.perf_counter()
         nodes = build(nest, net, {n: x[:, b] for n, x in data.items()}, steps, args.threads)
+        built = time.perf_counter()
+        if b == 0 and nest.NumProcesses() > 1:
+            summary = ranks_summary(nest, net, nodes, args.threads)
+            if nest.Rank() == 0:
+                print(summary, file=sys.stderr)
         t1 = time.perf_counter()
         recorders = simulate(nest, net, nodes, steps)
+        t2 = time.perf_counter()
+        connections = count_connections(nest)
         if nest.Rank() == 0:
-            print(f"sample {b}: build {t1 - t0:.3f} s, simulate {time.perf_counter() - t1:.3f} s "
-                  f"({nest.num_connections} connections)", file=sys.stderr)
+            print(f"sample {b}: build {built - t0:.3f} s, simulate {t2 - t1:.3f} s ({connections} connections)",
+                  file=sys.stderr)
         for name, y in collect(nest, net, nodes, recorders, steps).items():
             results[name][:, b] = y
     if nest.Rank() == 0:
