@@ -798,7 +798,7 @@ NETLIST_WHY = {"MaxPool2d": "a synapse cannot take a maximum",
                "ALIF": "no standard cell adapts its threshold exactly like the IR's ALIF",
                "FixedCubaLIF": "integer neurons are Lava's (quantize is for the lava target)",
                "BatchNorm": "a BatchNorm that follows no Dense/Conv has no synapse to fold into"}
-NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "maxpool-as-or", "fuse-synaptic", "remove-identity", "dce")
+NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "fuse-synaptic", "remove-identity", "dce")
 
 
 def netlist_legality(target: str):

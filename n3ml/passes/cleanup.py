@@ -74,15 +74,18 @@ def _is_identity(graph: Graph, name: str, prim: P.Primitive, types) -> bool:
         return bool(np.all(f == 1)) and types[graph.inputs_of(name)[0]].shape == types[name].shape
     if isinstance(prim, P.Flatten):
         return len(types[graph.inputs_of(name)[0]].shape) == 1
+    if isinstance(prim, P.ReLU):  # max(s, 0) of spikes (0/1) is s: Norse's ConvNet applies relu to LIF spikes
+        return types[graph.inputs_of(name)[0]].kind == "spike"
     return False
 
 
 @dataclass(frozen=True, kw_only=True)
 class RemoveIdentity(Pass):
-    """Remove operations that pass their input through unchanged: Delay(0), Scale(1), Flatten of 1-D."""
+    """Remove operations that pass their input through unchanged: Delay(0), Scale(1), Flatten of 1-D, ReLU of
+    spikes."""
 
     name = "remove-identity"
-    summary = "remove Delay(steps=0), Scale(factor=1) and Flatten of flat inputs"
+    summary = "remove Delay(steps=0), Scale(factor=1), Flatten of flat inputs and ReLU of spikes"
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         g = graph.copy()

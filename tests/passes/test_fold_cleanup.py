@@ -121,3 +121,26 @@ def test_pipeline_strings_with_options():
                      ("fold-everything", "unknown pass")):
         with pytest.raises(PassError, match=msg):
             parse_pipeline(bad)
+
+
+def test_remove_identity_drops_a_relu_of_spikes_but_keeps_a_relu_of_currents():
+    """Norse's ConvNet applies relu to LIF spikes (the identity); a relu of currents is an ANN layer."""
+    g = parse("""n3ml 1
+graph g(dt=1.0ms) {
+  x = Input(shape=(1, 4, 4), kind=analog)
+  c = Conv2d(x, weight=tensor<f64>(2, 1, 1, 1)[1.5, -0.5])
+  r0 = ReLU(c)
+  n = IF(c, theta=1.0)
+  r = ReLU(n)
+  p = MaxPool2d(r, kernel=(2, 2))
+  y = Output(p)
+  z = Output(r0)
+}
+""")
+    h = PassManager.from_string("remove-identity").run(g)
+    assert "r" not in h.nodes and "r0" in h.nodes and h.inputs_of("p") == ["n"]
+    assert h.verify()["p"].kind == "spike"  # so maxpool-as-or can make the pool exact
+    x = np.random.default_rng(0).random((12, 3, 1, 4, 4)) * 2
+    a, b = run(g, {"x": x}).outputs, run(h, {"x": x}).outputs
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])

@@ -30,9 +30,9 @@ LEGALITY = Legality(
      "LI": "a never-firing LIF whose v a Monitor reads (floating_pt)"},
     "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "
     "of synapses) of spikes",
-    ("fold-batchnorm", "fold-scales", "maxpool-as-or", "spikes-as-synapse", "split-shared-synapses", "fold-scales",
-     "distribute-synapse", "dce", "merge-convs", "merge-pool-dense", "merge-linear", "fuse-synaptic", "remove-identity",
-     "dce"),
+    ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spikes-as-synapse",
+     "split-shared-synapses", "fold-scales", "distribute-synapse", "dce", "merge-convs", "merge-pool-dense",
+     "merge-linear", "fuse-synaptic", "remove-identity", "dce"),
     {"BatchNorm": (FOLD_BN,), "Scale": (FOLD_SCALE,), "MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT),
      "ReLU": (Remedy("ann-to-snn", "approximation: rate coding over the time steps"),)},
     {"MaxPool2d": "a Lava synapse cannot take a maximum", "Scale": "a Scale left after fold-scales has no "
