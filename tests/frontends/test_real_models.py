@@ -174,7 +174,8 @@ def _table() -> None:  # pragma: no cover - documentation helper
                 out = out.replace("1e-9", "1e-5")
             if res["reduce"] != "none":
                 out += f" ({res['reduce']} readout)"
-            lib = "float32 snnTorch vs float64 graph" if case.f32_only else "float64"
+            peer = {"snntorch": "snnTorch", "norse": "Norse", "sj": "SpikingJelly"}[case.name.split("-")[0]]
+            lib = f"float32 {peer} vs float64 graph" if case.f32_only else "float64"
             agree = f"{lib}: {out}; {res['hidden']} spiking layers 100% identical"
         except Exception as e:  # noqa: BLE001
             ok, agree = "no", str(e)[:80]
