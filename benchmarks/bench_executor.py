@@ -34,6 +34,11 @@ import torch
 from torch import nn
 
 B, N_IN, BETA = 16, 784, 0.9
+LAYERS = 1  # Linear + LIF pairs: Linear(784 -> N) + LIF, then LAYERS - 1 times Linear(N -> N) + LIF (--layers)
+
+
+def _fan_ins(n):
+    return [N_IN] + [n] * (LAYERS - 1)
 
 
 # ------------------------------------------------------------------ networks
@@ -41,7 +46,7 @@ B, N_IN, BETA = 16, 784, 0.9
 
 
 def make_floor(n, device):
-    fc = nn.Linear(N_IN, n).to(device)
+    fc = nn.Sequential(*[nn.Linear(k, n) for k in _fan_ins(n)]).to(device)
     return fc, lambda x: fc(x)
 
 
@@ -52,11 +57,16 @@ def make_n3ml(n, device, memory="default"):
 
     g = Graph(name="bench", dt=1.0, scheme="exact")
     tau = -1.0 / math.log(BETA)  # a = exp(-dt/tau) = beta; r = 1/g adds the input unscaled, as snn.Leaky
-    fc = nn.Linear(N_IN, n)
     g.add("x", Input(shape=(N_IN,), kind="spike"))
-    g.add("fc", Dense(weight=fc.weight.detach().double().numpy(), bias=fc.bias.detach().double().numpy()), "x")
-    g.add("lif", LIF(tau=tau, r=float(1.0 / gain(tau, 1.0, "exact")), theta=1.0, reset="subtract"), "fc")
-    g.add("out", Output(), "lif")
+    src = "x"
+    for i, k in enumerate(_fan_ins(n)):
+        fc = nn.Linear(k, n)
+        g.add(f"fc{i}", Dense(weight=fc.weight.detach().double().numpy(), bias=fc.bias.detach().double().numpy()),
+              src)
+        g.add(f"lif{i}", LIF(tau=tau, r=float(1.0 / gain(tau, 1.0, "exact")), theta=1.0, reset="subtract"),
+              f"fc{i}")
+        src = f"lif{i}"
+    g.add("out", Output(), src)
     exe = compile(g, device=device, dtype=torch.float32, memory=memory)
     return exe, lambda x: exe(x)["out"]
 
@@ -71,15 +81,16 @@ def make_snntorch(n, device):
     class Net(nn.Module):  # the snnTorch tutorials' way: a Python loop over steps, layer applied per step
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(N_IN, n)
-            self.lif = snn.Leaky(beta=BETA)
+            self.fc = nn.ModuleList([nn.Linear(k, n) for k in _fan_ins(n)])
+            self.lif = nn.ModuleList([snn.Leaky(beta=BETA) for _ in range(LAYERS)])
 
         def forward(self, x):
-            mem = self.lif.init_leaky()
+            mem = [lif.init_leaky() for lif in self.lif]
             spk_rec = []
             for step in range(x.shape[0]):
-                cur = self.fc(x[step])
-                spk, mem = self.lif(cur, mem)
+                spk = x[step]
+                for i in range(LAYERS):
+                    spk, mem[i] = self.lif[i](self.fc[i](spk), mem[i])
                 spk_rec.append(spk)
             return torch.stack(spk_rec)
 
@@ -98,12 +109,14 @@ def make_norse(n, device):
 def make_norse_fast(n, device):
     import norse.torch as norse
 
-    fc = nn.Linear(N_IN, n).to(device)
-    lif = norse.LIF().to(device)
-    holder = nn.ModuleList([fc, lif])
+    fcs = [nn.Linear(k, n).to(device) for k in _fan_ins(n)]
+    lifs = [norse.LIF().to(device) for _ in range(LAYERS)]
+    holder = nn.ModuleList(fcs + lifs)
 
     def fwd(x):
-        z, _ = lif(fc(x))
+        z = x
+        for fc, lif in zip(fcs, lifs):
+            z, _ = lif(fc(z))
         return z
 
     return holder, fwd
@@ -113,8 +126,9 @@ def make_spikingjelly(n, device):
     from spikingjelly.activation_based import functional, layer, neuron
 
     # multi-step mode: Linear over all T*B rows at once, LIFNode steps over T (torch backend)
-    net = nn.Sequential(layer.Linear(N_IN, n, step_mode="m"),
-                        neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_reset=None, step_mode="m"))
+    net = nn.Sequential(*[m for k in _fan_ins(n) for m in (
+        layer.Linear(k, n, step_mode="m"),
+        neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_reset=None, step_mode="m"))])
     net = net.to(device)
 
     def fwd(x):
@@ -180,7 +194,7 @@ def _rss_child(name, n, T) -> int:
     step, above the resident size after a warm-up forward pass; fixed malloc thresholds make freed blocks
     leave the resident set."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    spec = json.dumps([name, n, T, torch.get_num_threads(), B])
+    spec = json.dumps([name, n, T, torch.get_num_threads(), B, LAYERS])
     r = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, env=env)
     if r.returncode:
         raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
@@ -188,8 +202,8 @@ def _rss_child(name, n, T) -> int:
 
 
 def child(spec: str) -> None:
-    global B
-    name, n, T, threads, B = json.loads(spec)
+    global B, LAYERS
+    name, n, T, threads, B, LAYERS = json.loads(spec)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(threads)
     device = torch.device("cpu")
@@ -255,7 +269,8 @@ def bench_all(names, n, T, repeats, device, rss=False) -> list[dict]:
 
 def table(rows, n, T, device, rss=False) -> str:
     ref = next((r for r in rows if r["name"] == "n3ml" and "fwd" in r), None)
-    head = (f"\nLinear(784->{n}) + LIF, batch {B}, T={T}, float32, {device.type}"
+    deep = f" + {LAYERS - 1} x [Linear({n}->{n}) + LIF]" if LAYERS > 1 else ""
+    head = (f"\nLinear(784->{n}) + LIF{deep}, batch {B}, T={T}, float32, {device.type}"
             f"{'' if device.type == 'cuda' else f', {torch.get_num_threads()} thread(s)'}\n")
     mem_col = "peak mem MiB" if device.type == "cuda" else ("peak RSS MiB" if rss else "saved MiB")
     lines = [f"{'implementation':<14} {'fwd ms':>9} {'x n3ml':>7} {'fwd+bwd ms':>11} {'x n3ml':>7} {mem_col:>12} "
@@ -273,7 +288,7 @@ def table(rows, n, T, device, rss=False) -> str:
 
 
 def main(argv=None) -> int:
-    global B
+    global B, LAYERS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: N=1024,T=100 and N=256,T=200")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
@@ -284,8 +299,10 @@ def main(argv=None) -> int:
     ap.add_argument("--memory", action="store_true",
                     help="add n3ml's lean mode; on CPU the memory column becomes the peak RSS of a training "
                          "step, measured in a fresh process per implementation")
+    ap.add_argument("--layers", type=int, default=1, help="Linear + LIF pairs (deep networks: lean mode's case)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    LAYERS = args.layers
     if args.child:
         child(args.child)
         return 0

@@ -116,6 +116,7 @@ class Executor(nn.Module):
         for e in graph.edges:
             users[e.src] = users.get(e.src, 0) + 1
         self._segments = self._plan_segments(graph, users) if memory == "lean" else {}
+
         def is_fresh(s):  # an Add of one input returns that input itself
             p = graph.nodes[s]
             return isinstance(p, fresh) and users[s] == 1 and not (isinstance(p, P.Add) and len(self.inputs_of[s]) < 2)

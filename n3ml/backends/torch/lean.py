@@ -6,10 +6,14 @@ neuron scan's `h = v* - theta` (4 bytes per neuron and step). In lean mode a *se
 neuron together with the chain of stateless nodes that feed only it (Dense/Conv, BatchNorm,
 pools, Flatten, Scale, ReLU) -- runs without autograd and keeps only its inputs, packed:
 spikes as 1 bit, small non-negative integers (a sum of spike trains) as 1 byte, anything else
-as is (everything else autograd saves while a lean executor runs is packed the same way). The backward pass unpacks them, runs the segment forward again with autograd (the
-synaptic input and the membranes are recomputed) and backpropagates through it. The
-recomputation is the forward's own operations on the same values, so the gradients are the
-default mode's bit for bit; the price is one more forward pass of every segment.
+as is (everything else autograd saves while a lean executor runs is packed the same way).
+The backward pass unpacks them, runs the segment forward again with autograd (the synaptic
+input and the membranes are recomputed) and backpropagates through it. The recomputation is
+the forward's own operations on the same values, so the gradients are the default mode's bit
+for bit; the price is one more forward pass of every segment. What lean mode does not lower
+(yet) is the transient of one segment's backward, which spans all T steps of that layer: the
+peak of a training step falls only where the saved activations of all layers outweigh it
+(deep networks, long sequences; measured in benchmarks/README.md).
 """
 
 from __future__ import annotations
