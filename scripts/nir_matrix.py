@@ -312,7 +312,8 @@ def exporter_rows(lib: str, steps: int, batch: int, tmp: Path) -> list[tuple[str
                 if isinstance(path, Path):
                     return metrics(want, READERS[reader](path, {}, x))
                 return metrics(want, _in_memory(reader, path, x))
-            cells[f"{reader} reader"] = cell(lib_run) if have(reader) else "absent"
+            in_memory_only = not isinstance(path, Path) and reader != "sinabs"
+            cells[f"{reader} reader"] = ("no file" if in_memory_only else cell(lib_run)) if have(reader) else "absent"
         for conv in CONVENTIONS:
             opts: dict[str, Any] = {"nir_convention": conv}
             if conv in ("exact", "euler"):  # the library conventions keep their reader's own step

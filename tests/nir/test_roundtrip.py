@@ -273,7 +273,8 @@ def _constructed(reader: str):
     def ones(k, v=1.0):
         return np.full(k, v)
 
-    lif = nir.LIF(tau=ones(n, 2e-3), r=ones(n, 20.0), v_leak=ones(n, 0.0), v_threshold=ones(n, 1.0), v_reset=ones(n, 0.))
+    lif = nir.LIF(tau=ones(n, 2e-3), r=ones(n, 20.0), v_leak=ones(n, 0.0), v_threshold=ones(n, 1.0),
+                  v_reset=ones(n, 0.0))
     cuba = nir.CubaLIF(tau_syn=ones(m, 2e-3), tau_mem=ones(m, 5e-3), r=ones(m, 50.0), v_leak=ones(m, 0.0),
                        v_threshold=ones(m, 1.0), v_reset=ones(m, 0.0), w_in=ones(m, 20.0))
     if reader == "sinabs":  # time constants in steps; its IF clips at -theta (not read exactly): LIF twice

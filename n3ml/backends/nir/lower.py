@@ -405,8 +405,10 @@ WRITERS["sinabs"] = {"Dense": _affine_always, "Conv1d": _conv(1), "Conv2d": _con
                      "Flatten": _flatten, "LIF": _sinabs_lif, "IF": _sinabs_if}
 WRITERS["spyx"] = {"Dense": _dense, "Flatten": _flatten, "LIF": _spyx_neuron, "IF": _spyx_neuron,
                    "CubaLIF": _spyx_neuron}
-WRITERS["rockpool"] = {"Dense": _dense, "CubaLIF": _rockpool_cuba_lif, "LIF": _rockpool_refused, "LI": _rockpool_refused}
-NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif", "_sinabs_lif", "_sinabs_if", "_rockpool_cuba_lif"}  # may edit other nodes
+WRITERS["rockpool"] = {"Dense": _dense, "CubaLIF": _rockpool_cuba_lif, "LIF": _rockpool_refused,
+                       "LI": _rockpool_refused}
+NEEDS_OUT = {"_norse_lif", "_norse_if", "_norse_cuba_lif", "_sinabs_lif", "_sinabs_if",
+             "_rockpool_cuba_lif"}  # may edit other nodes
 
 
 def _recurrent_delays(graph: Graph) -> set[str]:
