@@ -174,3 +174,21 @@ def test_lift_after_lif_in_a_sequential():
     with torch.no_grad():
         expected = model(x)[0].numpy()
     assert_same_spikes(graph, x, expected)
+
+
+def test_iaf_and_li_box_cells_match():
+    """IAFCell (v = v + I, reset to v_reset) and an LIBoxCell readout (no current term): same spikes and
+    voltages as Norse."""
+    torch.manual_seed(10)
+    iaf = norse.IAFParameters(v_th=torch.tensor(0.8), v_reset=torch.tensor(0.0))
+    box = norse.LIBoxParameters(tau_mem_inv=torch.tensor(200.0))
+    model = boost(norse.SequentialState(nn.Linear(10, 16), norse.IAFCell(iaf), nn.Linear(16, 5), norse.IAFCell(iaf)),
+                  2.0, 0.1).double()
+    graph = trace(model, (10,))
+    assert [p.op for p in graph.nodes.values()].count("IF") == 2
+    x = _x(10, seed=10)
+    assert_same_spikes(graph, x, run_cells(model, x))
+    readout = boost(norse.SequentialState(nn.Linear(10, 4), norse.LIBoxCell(box)), 2.0, 0.1).double()
+    graph = trace(readout, (10,))
+    for engine, got in run_graph(graph, x.numpy()).items():
+        np.testing.assert_allclose(got, run_cells(readout, x), rtol=0, atol=1e-12, err_msg=engine)

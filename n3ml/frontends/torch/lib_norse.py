@@ -89,6 +89,23 @@ def lif_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     return out, State(ctx.path, "state")
 
 
+def iaf_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """IAFCell / IAF: v = v + I; z = [v - v_th > 0]; v = v_reset after a spike; v starts at v_reset."""
+    _check_state(ctx, state)
+    p = m.p
+    out = ctx.neuron(ctx.path, ctx.tensor(x), a=1.0, k=1.0, theta=p.v_th, reset="to-value", v_reset=p.v_reset,
+                     v_init=p.v_reset)
+    return out, State(ctx.path, "state")
+
+
+def li_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    """LIBoxCell: v = v + dt/tau_mem ((v_leak - v) + I), no current term; the output is v (from v_leak)."""
+    _check_state(ctx, state)
+    k = _factor(m, m.p.tau_mem_inv)
+    v = ctx.neuron(ctx.path, ctx.tensor(x), a=1 - k, k=k, v_leak=m.p.v_leak, v_init=m.p.v_leak, spiking=False)
+    return v, State(ctx.path, "state")
+
+
 def _lsnn(ctx: Context, m: nn.Module, drive: Tensor, name: str | None = None) -> Tensor:
     """Norse's LSNN step (lsnn_step / lsnn_feed_forward_step): the voltage integrates the current of the
     *previous* step, and the threshold b relaxes to v_th and jumps by beta at each spike:
@@ -227,6 +244,9 @@ MODULES: dict[type, Entry] = {
     norse.LILinearCell: Entry(li_linear_cell, _single),
     norse.Lift: Entry(lift, _lift_mode),
     norse.LSNNCell: Entry(lsnn_cell, _single),
+    norse.IAFCell: Entry(iaf_cell, _single),
+    norse.IAF: Entry(iaf_cell, _multi),
+    norse.LIBoxCell: Entry(li_box_cell, _single),
     norse.LSNN: Entry(lsnn_cell, _multi),
     norse.LSNNRecurrentCell: Entry(lsnn_recurrent_cell, _single),
     norse.LSNNRecurrent: Entry(lsnn_recurrent_cell, _multi),
