@@ -51,11 +51,13 @@ def graph_input(case, graph, x) -> dict[str, np.ndarray]:
 
 def readouts(graph) -> list[str]:
     """The readout neurons Outputs read: quantized (readout=voltage) they never fire, so their voltages are
-    compared (`--record`), bit for bit in fixed point."""
+    compared (`--record`), bit for bit in fixed point; an Output of a synapse value gets the readout
+    `<synapse>_value` from quantize."""
     from n3ml.ir import prims as P
 
     srcs = [graph.inputs_of(o)[0] for o in graph.output_names]
-    return [s for s in srcs if isinstance(graph.nodes[s], P.Neuron) and not graph.nodes[s].spiking]
+    values = [f"{s}_value" for s in srcs if isinstance(graph.nodes[s], (P.Dense, P.Conv2d, P.AvgPool2d, P.Add))]
+    return [s for s in srcs if isinstance(graph.nodes[s], P.Neuron) and not graph.nodes[s].spiking] + values
 
 
 def verify(model: Path, target: str, steps: int, x_path: Path, pipeline: str = "",

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import prims as P
 from ..ir.graph import Graph
-from ..ir.neurons import discretize
+from ..ir.neurons import discretize, gain
 from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data of the IR; re-exported)
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
@@ -282,6 +282,8 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
         readout: "voltage" turns LI readouts into FixedCubaLIF neurons that never fire; read their
             voltage (record the node: state/<node>.v), which is the float voltage times a per-layer scale.
     """
+    if readout == "voltage":
+        graph = _value_readouts(graph)
     types = graph.verify()
     for n, p in graph.nodes.items():
         if isinstance(p, P.Input) and p.kind != "spike" and graph.users_of(n) and not input_scale > 0:
@@ -305,6 +307,31 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
         errs = [r["weight_error"] for g in report["layers"].values() for r in g["synapses"].values()]
         report["max_weight_error"] = max(errs)
     return out, report
+
+
+def _value_readouts(graph: Graph) -> Graph:
+    """An Output of a synapse value (SpikingJelly's Linear head, a counter's `/ T`) reads, with readout=voltage,
+    an LI that forgets every step (a = 0, gain 1: its voltage is the value) named `<synapse>_value`, which
+    then quantizes as a readout: record it (state/<synapse>_value.v) to read the value."""
+    from ..ir.graph import Edge
+
+    g = graph
+    for o in graph.output_names:
+        (src,) = graph.inputs_of(o)
+        p = graph.nodes[src]
+        terms = graph.inputs_of(src) if isinstance(p, P.Add) else [src]
+        if not all(isinstance(graph.nodes[t], SYNAPSES) for t in terms):
+            continue
+        if g is graph:
+            g = graph.copy()
+        dt = float(graph.dt)
+        tau = dt if graph.scheme == "euler" else dt / 50  # a = 0 (euler) or e^-50, and r g = 1
+        li = P.LI(tau=tau, r=1.0 / float(np.asarray(gain(tau, dt, graph.scheme))))
+        name = g.fresh_name(f"{src}_value")
+        g.nodes = {**g.nodes, name: li}
+        g.edges = [Edge(name, e.dst, e.dst_port) if e.src == src and e.dst == o else e for e in g.edges]
+        g.edges.append(Edge(src, name))
+    return g
 
 
 def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str,
