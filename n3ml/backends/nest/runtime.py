@@ -38,6 +38,15 @@ def import_nest():
     return nest
 
 
+def per_node(params, n):
+    """`params` as one dict per neuron if any value is per-neuron, else as it is. PyNEST spreads a dict of
+    arrays over the neurons only when all of them live in this process; under MPI it would hand every
+    neuron the whole array, so the program spreads it itself (NEST sets the dicts of its own neurons)."""
+    if not any(np.ndim(v) for v in params.values()):
+        return params
+    return [{k: (float(v[i]) if np.ndim(v) else v) for k, v in params.items()} for i in range(n)]
+
+
 def build(nest, net, sample, steps, threads):
     """Create the network for one input sample {name: (T, *shape)}; return the node collections."""
     dt = net.dt
@@ -65,7 +74,7 @@ def build(nest, net, sample, steps, threads):
         nodes["clock"] = nest.Create("spike_generator", params={"spike_times": np.arange(1.0, steps + 1) * dt})
     for name, spec in net.populations.items():
         params = {k: net.array(v) for k, v in spec["params"].items()}
-        nodes[name] = nest.Create(spec["model"], spec["size"], params=params)
+        nodes[name] = nest.Create(spec["model"], spec["size"], params=per_node(params, spec["size"]))
     for c in net.spec["connections"]:
         key = c["key"]
         syn = {"synapse_model": "static_synapse", "weight": net.weights[key + "/w"], "delay": c["delay"] * dt}
@@ -96,7 +105,7 @@ def simulate(nest, net, nodes, steps):
         now = step
         for name, spec in net.populations.items():
             if spec["latency"] - 1 == step and spec["v_init"] != 0.0:
-                nodes[name].set(V_m=net.array(spec["v_init"]))
+                nodes[name].set(per_node({"V_m": net.array(spec["v_init"])}, spec["size"]))
     nest.Simulate((steps + net.horizon + 1 - now) * dt)
     return recorders
 
