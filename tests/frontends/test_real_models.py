@@ -336,3 +336,22 @@ def test_cli_converts_a_zoo_factory_given_its_neuron_class(tmp_path, capsys):
                      "3,8,8", "--target", "ir", "-o", str(tmp_path / "ir2")]) == 1
     assert "spiking_neuron='spikingjelly.activation_based.neuron:NoSuchNode' names no importable object" \
         in capsys.readouterr().err
+
+
+def test_max_over_time_readout_is_refused_with_the_rewrite():
+    """norse/task/mnist.py's LIFConvNet decodes with `torch.max(voltages, 0)`: no Output form, refused by name."""
+    from norse.torch.models.conv import ConvNet
+
+    class LIFConvNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rsnn = ConvNet(feature_size=16)
+
+        def forward(self, x):
+            voltages = self.rsnn(x)
+            m, _ = torch.max(voltages, 0)
+            return torch.nn.functional.log_softmax(m, dim=1)
+
+    with pytest.raises(UnsupportedError, match=r"`max` over the time axis as the readout.*take the maximum outside "
+                                               r"the model.*test_real_models.py:\d+: m, _ = torch.max"):
+        trace(LIFConvNet(), (1, 16, 16))

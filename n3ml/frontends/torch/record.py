@@ -1120,6 +1120,19 @@ def _reduce(how: str):
     return h
 
 
+def _extremum(rec: Recorder, func, args, kwargs):
+    """`torch.max(x, 0)` / `x.amax(0)` over the time axis (Norse's mnist task decodes its voltages so): a readout
+    the IR's Output has no form for; any other max/min is a decision on values."""
+    d = _arg(args, kwargs, 1, "dim")
+    s = rec.get(args[0])
+    s = rec.sym(args[0]) if isinstance(s, (Buffer, StateSeq)) else s
+    if isinstance(d, int) and isinstance(s, Sym) and _axis(rec, s, d) < len(s.lead) and s.lead[_axis(rec, s, d)] == "T":
+        raise rec.fail(f"`{_fname(func)}` over the time axis as the readout: an n3ml Output reduces over time by "
+                       "mean or sum only", "return the per-step values (e.g. the stacked voltages) and take the "
+                                          "maximum outside the model, or use .mean(0)/.sum(0)")
+    return _CONTROL(rec, func, args, kwargs)
+
+
 def _bad(what: str, hint: str):
     def h(rec: Recorder, func, args, kwargs):
         raise rec.fail(what, hint)
@@ -1173,7 +1186,8 @@ OPS: dict[str, Callable] = {
     "mean": _reduce("mean"), "sum": _reduce("sum"),
     **{n: _CONTROL for n in ("__bool__", "item", "tolist", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
                              "eq", "ne", "lt", "le", "gt", "ge", "nonzero", "__int__", "__float__", "__index__",
-                             "all", "any", "argmax", "max", "min", "numpy")},
+                             "all", "any", "argmax", "numpy")},
+    **{n: _extremum for n in ("max", "min", "amax", "amin")},
 }
 
 
