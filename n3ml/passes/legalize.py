@@ -492,6 +492,14 @@ class SpikesAsSynapse(Pass):
         return g
 
 
+def _add_terms(g: Graph, add: str) -> list[str]:
+    """The terms of an Add, nested Adds opened (SEW-ResNet's running sum of spike trains)."""
+    out = []
+    for t in g.inputs_of(add):
+        out += _add_terms(g, t) if isinstance(g.nodes[t], P.Add) else [t]
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class DistributeSynapse(Pass):
     """A synapse reading an Add of spike trains (SEW-ResNet's `out + identity` into the next convolution),
@@ -512,12 +520,11 @@ class DistributeSynapse(Pass):
                     continue
                 src, flat = _through_flatten(g, n)
                 add = g.nodes[src]
-                if not isinstance(add, P.Add) or not all(types[s].kind == "spike" or isinstance(g.nodes[s], SYNAPSES)
-                                                         for s in g.inputs_of(src)):
+                terms = _add_terms(g, src) if isinstance(add, P.Add) else []
+                if not terms or not all(types[s].kind == "spike" or isinstance(g.nodes[s], SYNAPSES) for s in terms):
                     continue  # (a term that is a synapse is copied for this reader: merge-convs/-pool-dense merge it)
                 if g is graph:
                     g = graph.copy()
-                terms = g.inputs_of(src)
                 parts = []
                 for i, t in enumerate(terms):
                     head = t
