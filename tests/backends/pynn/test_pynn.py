@@ -107,6 +107,13 @@ def test_spinnaker_limits(tmp_path, caplog):
     assert "saturates the s16.15 input" in caplog.text and "round to 0" in caplog.text
     PynnTarget().check(layer(2, 2, 1e6), ON_NEST)  # NEST has no such limits
     PynnTarget().check(G.example("cuba"))  # fits the board
+    # delays: 32 slots on a core of 256 neurons, 9 x 32 with one delay extension (sPyNNaker's arithmetic)
+    from .test_spinnaker import delay_graph
+
+    PynnTarget().check(delay_graph(256, 0))
+    _refused(delay_graph(256, 1), tmp_path / "d", "`lif`: a delay of 289 steps .* exceeds the 288 steps")
+    PynnTarget().check(delay_graph(10, 0))  # 10 neurons: 512 slots, 4608 steps
+    _refused(delay_graph(10, 1), tmp_path / "e", "delay of 4609 steps .* exceeds the 4608")
 
 
 def test_projections_split_by_sign_and_use_lists():

@@ -103,6 +103,7 @@ MAPS = {
     "cuba_features": lambda: G.cuba_features("exact"),
     "encoders": G.encoders,
     "delay_at_limit": lambda: delay_graph(256, 0),  # needs a delay extension core
+    "delay_at_limit_10": lambda: delay_graph(10, 0),  # 4608 steps into 10 neurons
 }
 if importlib.util.find_spec("snntorch") is not None:
     MAPS["snntorch_tutorial5"] = snntorch_tutorial5
@@ -114,6 +115,8 @@ REFUSES = {
                    "cannot be converted to 16.15 signed fixed point"),
     "delay_over_limit": (lambda: delay_graph(256, 1), r"`lif`: a delay of 289 steps .* exceeds the 288 steps",
                          "DelayExtensionException"),
+    "delay_over_limit_10": (lambda: delay_graph(10, 1), r"a delay of 4609 steps .* exceeds the 4608 steps",
+                            "DelayExtensionException"),
 }
 
 
