@@ -74,11 +74,10 @@ def spinnaker_cores(net: "PynnNetwork") -> dict[str, int]:
     number depends on its estimates of spike rates), so the count is then a lower bound."""
     per_core = SPINNAKER["neurons_per_core"]
     neurons = {p.name for p in net.netlist.neurons}
-    slices = {name: -(-p.size // per_core) if name in neurons else 1 for name, p in net.netlist.populations.items()}
-    cores = dict(slices)
+    cores = {name: -(-p.size // per_core) if name in neurons else 1 for name, p in net.netlist.populations.items()}
     for pr in net.projections:  # a delay beyond the target's slots needs an extension of the source
         if pr.delay > spinnaker_delay_slots(net.netlist.populations[pr.target].size):
-            cores[f"{pr.source}_delayed"] = slices[pr.source]
+            cores[f"{pr.source}_delayed"] = cores[pr.source]
     return cores
 
 
