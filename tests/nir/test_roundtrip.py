@@ -313,3 +313,63 @@ def test_constructed_graph_runs_as_each_reader_runs_it(tmp_path, reader):
     if reader in ("sinabs", "rockpool"):
         assert want.max() == 1  # no multi-spike: the single-spike reading is exact here
     np.testing.assert_array_equal(_n3ml(tmp_path / "c.nir", x, nir_convention=reader), want)
+
+
+# ------------------------------------------------------------------------ Sinabs' and Spyx's exporters
+
+def test_sinabs_export_reads_with_the_models_spikes():
+    """sinabs.to_nir on a model built in Sinabs, read as Sinabs reads it, gives the model's spikes until a
+    neuron fires twice in a step (Sinabs' MultiSpike; the IR fires once). Sinabs writes its LIF parameters as
+    0-d torch tensors, which nir.write (1.0.8) cannot store ('Scalar datasets don't support chunk/filter
+    options'), so the graph is read in memory."""
+    sinabs = pytest.importorskip("sinabs", reason="Sinabs is not installed (make setup-nir-readers)")
+    import copy
+
+    import sinabs.layers as sl
+
+    from n3ml.frontends.nir import from_nir
+
+    B = 8
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(10, 12), sl.LIFSqueeze(tau_mem=5.0, batch_size=B, norm_input=False),
+                              torch.nn.Linear(12, 5), sl.LIFSqueeze(tau_mem=8.0, batch_size=B, norm_input=False))
+    with torch.no_grad():
+        net[0].weight.mul_(1.8)
+        net[2].weight.mul_(6.0)
+    x = _x(10, batch=B, seed=5)
+    with torch.no_grad():  # Sinabs' Squeeze layers take batch and time folded (batch major)
+        h = net[1](net[0](torch.as_tensor(np.swapaxes(x, 0, 1).reshape(B * T, 10), dtype=torch.float32)))
+        y = net[3](net[2](h))
+    def steps(a):
+        return np.swapaxes(a.double().numpy().reshape(B, T, -1), 0, 1)
+    want, hidden = steps(y), steps(h)
+    # from the first step where any neuron of a sample fires twice, that sample is left out
+    multi = np.cumsum((hidden > 1).any(-1) | (want > 1).any(-1), axis=0)[..., None] > 0
+    g = copy.deepcopy(sinabs.to_nir(net, torch.zeros(B, 10)))
+    for node in g.nodes.values():
+        for k, v in list(vars(node).items()):
+            if isinstance(v, torch.Tensor):
+                setattr(node, k, v.detach().numpy())
+    back = from_nir(g, nir_convention="sinabs", dt=1.0)
+    got = run(back, {back.input_names[0]: x}, T).outputs[back.output_names[0]]
+    assert np.where(multi, 0, want).sum() > 10 and multi.mean() < 0.5
+    np.testing.assert_array_equal(np.where(multi, 0, got), np.where(multi, 0, want))
+
+
+def test_spyx_export_reads_with_the_models_spikes(tmp_path):
+    """spyx.nir.to_nir on a model built in Spyx (flax nnx), written to a file: n3ml's spyx reading gives the
+    model's spikes (the spike of step t from the membrane of step t-1, dt = 1 s)."""
+    pytest.importorskip("spyx.nir", reason="Spyx is not installed (make setup-nir-readers)")
+    import jax.numpy as jnp
+    import spyx.nir as sxn
+    import spyx.nn as sx
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    net = sx.Sequential(nnx.Linear(10, 12, rngs=rngs), sx.LIF((12,), beta=0.8, rngs=rngs),
+                        nnx.Linear(12, 5, rngs=rngs), sx.LIF((5,), beta=0.9, rngs=rngs))
+    x = _x(10, batch=4, seed=6)
+    want = np.asarray(sxn.run(net, jnp.asarray(x, dtype=jnp.float32))[0], dtype=np.float64)
+    assert want.sum() > 10
+    nir.write(tmp_path / "spyx.nir", sxn.to_nir(net, {"input": np.array([10])}, {"output": np.array([5])}, dt=1))
+    np.testing.assert_array_equal(_n3ml(tmp_path / "spyx.nir", x, nir_convention="spyx"), want)
