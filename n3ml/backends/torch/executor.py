@@ -29,7 +29,7 @@ from ...ir import prims as P
 from ...ir.graph import Graph
 from ...ir.neurons import DEFAULT_SURROGATE
 from ...nn import spike_fn
-from .lean import pack_saved, recompute, unpack
+from .lean import chunked_segment, pack_saved, recompute, unpack
 from .ops import IMPLS, Ctx, RunCtx, numeric_array
 
 __all__ = ["compile", "Executor", "ExecutionError"]
@@ -276,8 +276,17 @@ class Executor(nn.Module):
             elif unit.nodes[0] in segs:
                 chain = segs[unit.nodes[0]]
                 params = [p for m in chain for p in self.nodes[m].parameters() if p.requires_grad]
-                vals[chain[-1]] = recompute(lambda x, chain=chain: self._chain(chain, x, run),
-                                            [vals[s] for s in self.inputs_of[chain[0]]], params)
+                x = vals[self.inputs_of[chain[0]][0]]
+                parts = self.nodes[chain[-1]].chunk_scan()
+                if parts is None:
+                    vals[chain[-1]] = recompute(lambda x, chain=chain: self._chain(chain, x, run), [x], params)
+                else:  # IF/LIF: K steps at a time, forward and backward
+
+                    def pre(xc, chain=chain):
+                        return self._chain(chain[:-1], xc, RunCtx(T=xc.shape[0], B=run.B, data={}, owned=run.owned))
+
+                    vals[chain[-1]] = chunked_segment(pre, parts[0], parts[1], self._lean_steps(chain, run), x,
+                                                      params)
             elif unit.nodes[0] not in deferred:
                 n = unit.nodes[0]
                 states = {} if n in want_states and self.nodes[n].stateful else None
@@ -287,6 +296,14 @@ class Executor(nn.Module):
             for s in frees.get(k, ()):  # free sequences nobody reads any more
                 vals.pop(s, None)
         return {n: vals[n] for n in keep}, rec
+
+    # lean mode: steps per chunk of a segment, so that one chunk's values take about this many bytes
+    lean_chunk_bytes: int = 32 * 2**20
+
+    def _lean_steps(self, chain: tuple[str, ...], run: RunCtx) -> int:
+        item = torch.empty((), dtype=self.ctx.dtype).element_size()
+        per_step = run.B * item * sum(int(np.prod(self.types[m].shape)) for m in chain)
+        return max(1, min(run.T, self.lean_chunk_bytes // max(1, per_step)))
 
     def _bulk(self, n: str, xs: list[torch.Tensor], run: RunCtx, states: dict | None) -> torch.Tensor:
         op = self.nodes[n]

@@ -563,6 +563,18 @@ class NeuronImpl(OpImpl):
         k = self._consts[key]
         return (x, owned) if (k is not None and k == 1) else (x * self.c(key), True)
 
+    def chunk_scan(self):
+        """(prep, (v0, scan options)) for lean mode's time-chunked segments, or None when this neuron
+        does not run the spiking scan (n3ml.backends.torch.lean.chunked_segment)."""
+        if self._k.kind not in ("IF", "LIF") or not self.spiking or self.R or self.ctx.fixed:
+            return None
+        a = self.c("a") if self._k.kind == "LIF" else None
+        kw = dict(a=a, v_leak=self._leak() if "v_leak" in self._consts else None, theta=self.c("theta"),
+                  reset=self._k.reset, v_reset=self.c("v_reset"), spike=self.spike, detach=self._k.detach_reset)
+        if self._k.kind == "LIF":
+            return (lambda x: self._scaled("rg", x, False)[0]), (self._v0(), kw)
+        return (lambda x: x), (self._v0(), kw)
+
     def _spiking_fast(self, xin, owned, a, carry=None):
         final = None if carry is None else []
         out = spiking_scan(xin, self._v0(carry), a=a, v_leak=self._leak() if "v_leak" in self._consts else None,

@@ -174,48 +174,58 @@ class _SpikingScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gs: torch.Tensor, _gh):  # type: ignore[override]
         (h,) = ctx.saved_tensors
-        a, theta, reset, v_reset, spike, detach = ctx.cfg
-        T = h.shape[0]
         if gs is None:
             return (None,) * 10
-        gx = torch.empty_like(h)
-        chunk = min(T, max(1, (1 << 18) // max(1, h[0].numel())))
-        # scratch for one chunk, reused: fresh (T, B, ...)-sized allocations cost page faults on CPU
-        buf_sg, buf_p = torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])
-        to_value = reset == "to-value" and not detach
-        buf_m, buf_le = (torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])) if to_value else (None, None)
-        g = None  # dL/dv*_{t+1}
-        for t1 in range(T, 0, -chunk):
-            t0 = max(0, t1 - chunk)
-            hc = h[t0:t1]
-            sg = surrogate_derivative(spike, hc, buf_sg[: t1 - t0])  # ds/dv* at every step of the chunk
-            p = torch.mul(gs[t0:t1], sg, out=buf_p[: t1 - t0])  # direct path: loss -> s_t -> v*_t
-            # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
-            if reset == "none" or (reset == "subtract" and detach):
-                m = None  # dv/dv* = 1
-            elif reset == "to-value" and detach:
-                m = (hc <= 0).to(h.dtype)  # v = v* (1 - s), s held constant
-            elif reset == "subtract":
-                m = sg.mul_(-theta).add_(1.0)
-            elif reset == "to-value":
-                # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
-                # computed as ((v_reset - theta) - h) s' + [h <= 0] in scratch: the same roundings
-                le = torch.le(hc, 0, out=buf_le[: t1 - t0])  # 1.0 / 0.0 written directly, no bool tensor
-                m = torch.neg(hc, out=buf_m[: t1 - t0]).add_(v_reset - theta).mul_(sg).add_(le)
-            if a is not None:
-                m = m.mul_(a) if m is not None else a
-            for t in range(t1 - 1, t0 - 1, -1):
-                j = t - t0
-                if g is None:
-                    gx[t].copy_(p[j])
-                elif m is None:
-                    torch.add(p[j], g, out=gx[t])
-                elif not isinstance(m, torch.Tensor):
-                    torch.add(p[j], g, alpha=m, out=gx[t])
-                else:
-                    torch.addcmul(p[j], g, m[j] if m.dim() == h.dim() else m, out=gx[t])
-                g = gx[t]
+        gx, _ = scan_backward(h, gs, ctx.cfg)
         return gx, None, None, None, None, None, None, None, None, None
+
+
+def scan_backward(h: torch.Tensor, gs: torch.Tensor, cfg: tuple, g=None):
+    """dL/dx (T, B, ...) of the spiking scan from h = v* - theta and dL/ds, walking back from step
+    T-1. `g` is dL/dv*_T coming from later steps (None: there are none); returns (dL/dx, dL/dv*_0),
+    the latter to hand on to the steps before these (a scan run in time chunks, backward in reverse
+    order, computes exactly the same values as one backward over all steps)."""
+    a, theta, reset, v_reset, spike, detach = cfg
+    T = h.shape[0]
+    gx = torch.empty_like(h)
+    if T == 0:
+        return gx, g
+    chunk = min(T, max(1, (1 << 18) // max(1, h[0].numel())))
+    # scratch for one chunk, reused: fresh (T, B, ...)-sized allocations cost page faults on CPU
+    buf_sg, buf_p = torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])
+    to_value = reset == "to-value" and not detach
+    buf_m, buf_le = (torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])) if to_value else (None, None)
+    for t1 in range(T, 0, -chunk):
+        t0 = max(0, t1 - chunk)
+        hc = h[t0:t1]
+        sg = surrogate_derivative(spike, hc, buf_sg[: t1 - t0])  # ds/dv* at every step of the chunk
+        p = torch.mul(gs[t0:t1], sg, out=buf_p[: t1 - t0])  # direct path: loss -> s_t -> v*_t
+        # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
+        if reset == "none" or (reset == "subtract" and detach):
+            m = None  # dv/dv* = 1
+        elif reset == "to-value" and detach:
+            m = (hc <= 0).to(h.dtype)  # v = v* (1 - s), s held constant
+        elif reset == "subtract":
+            m = sg.mul_(-theta).add_(1.0)
+        elif reset == "to-value":
+            # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
+            # computed as ((v_reset - theta) - h) s' + [h <= 0] in scratch: the same roundings
+            le = torch.le(hc, 0, out=buf_le[: t1 - t0])  # 1.0 / 0.0 written directly, no bool tensor
+            m = torch.neg(hc, out=buf_m[: t1 - t0]).add_(v_reset - theta).mul_(sg).add_(le)
+        if a is not None:
+            m = m.mul_(a) if m is not None else a
+        for t in range(t1 - 1, t0 - 1, -1):
+            j = t - t0
+            if g is None:
+                gx[t].copy_(p[j])
+            elif m is None:
+                torch.add(p[j], g, out=gx[t])
+            elif not isinstance(m, torch.Tensor):
+                torch.add(p[j], g, alpha=m, out=gx[t])
+            else:
+                torch.addcmul(p[j], g, m[j] if m.dim() == h.dim() else m, out=gx[t])
+            g = gx[t]
+    return gx, g
 
 
 def spiking_scan(x: torch.Tensor, v0: torch.Tensor, *, a=None, v_leak=None, theta, reset: str, v_reset=0.0,
