@@ -4,8 +4,11 @@ rate on mnist5k, then run as a spiking LIF network through the IR.
     .venv/bin/python examples/learning/softlif_mnist5k.py [--epochs 20] [--ms 200] [--dt 1]
 
 ANN: Conv(1->16, 5x5) SoftLIF AvgPool2 Conv(16->32, 3x3) SoftLIF AvgPool2 Linear(1568->10)
-(`n3ml.learn.softlif.MNISTCNN`); tau_rc = 20 ms, tau_ref = 2 ms, gamma = 0.1, amplitude =
-20 ms (the values of the digits example); trained with Gaussian noise on every SoftLIF
+(`n3ml.learn.softlif.MNISTCNN`); tau_rc = 20 ms, tau_ref = 2 ms, amplitude = 20 ms (the
+values of the digits example), smoothing gamma = 0.02 (the paper's order; with the digits
+example's 0.1 the soft rate lies well above the LIF's own near threshold and the spiking
+network, which follows the LIF rate, lost 0.5 points to the ANN on that alone: measured, ANN
+97.6 %, the same ANN with the exact LIF rate 97.1 %); trained with Gaussian noise on every SoftLIF
 output (std 0.2, i.e. 10 Hz of rate at this amplitude; the paper's remedy for spike
 variability); cross-entropy, Adam (weight decay 1e-4, cosine), batch 32, each training
 image shifted by up to 2 pixels at random (the paper augments its data too). Data:
@@ -27,7 +30,7 @@ from common import FIGURES, bar, plot_curve, setup
 
 from n3ml.backends.torch import run as torch_run
 from n3ml.learn.data import load_split
-from n3ml.learn.softlif import MNISTCNN, to_graph
+from n3ml.learn.softlif import MNISTCNN, SoftLIF, to_graph
 
 GOAL = 97.5
 
@@ -46,6 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--noise", type=float, default=0.2, help="training noise on the SoftLIF outputs")
+    ap.add_argument("--gamma", type=float, default=0.02, help="soft LIF smoothing (units of the threshold)")
     ap.add_argument("--shift", type=int, default=2, help="random translation of training images, pixels")
     ap.add_argument("--ms", type=float, default=200.0, help="spiking simulation length, ms")
     ap.add_argument("--dt", type=float, default=1.0, help="simulation step, ms")
@@ -58,7 +62,7 @@ def main() -> None:
     d = load_split("mnist5k", images=True)
     xtr, ytr = torch.tensor(d.x_train), torch.tensor(d.y_train)
     xte = torch.tensor(d.x_test)
-    net = MNISTCNN(amplitude=20.0, gamma=0.1, noise=args.noise)
+    net = MNISTCNN(amplitude=20.0, gamma=args.gamma, noise=args.noise)
     opt = torch.optim.Adam(net.parameters(), args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     curve: dict[str, list[float]] = {"train (running)": [], "test (ANN)": []}
@@ -90,6 +94,17 @@ def main() -> None:
               f"{curve['test (ANN)'][-1] / 100:.4f}  ({time.perf_counter() - t1:.0f} s)", flush=True)
     ann = curve["test (ANN)"][-1]
     print(f"soft-LIF ANN mnist5k test accuracy: {ann:.2f} %  (goal {GOAL} %; {time.perf_counter() - t0:.0f} s)")
+    # the ceiling of the spiking network: the same ANN with the exact LIF rate (what a spiking
+    # LIF neuron fires at for a constant current) instead of the smoothed one
+    for m in net:
+        if isinstance(m, SoftLIF):
+            m.hard = True
+    with torch.no_grad():
+        hard = 100 * float(np.mean(net(xte).argmax(1).numpy() == d.y_test))
+    for m in net:
+        if isinstance(m, SoftLIF):
+            m.hard = False
+    print(f"the same ANN with the exact (hard) LIF rate: {hard:.2f} %")
 
     t1 = time.perf_counter()
     graph = to_graph(net, (1, 28, 28), dt=args.dt)
