@@ -5,7 +5,7 @@ rate on mnist5k, then run as a spiking LIF network through the IR.
 
 ANN: Conv(1->16, 5x5) SoftLIF AvgPool2 Conv(16->32, 3x3) SoftLIF AvgPool2 Linear(1568->10)
 (`n3ml.learn.softlif.MNISTCNN`); tau_rc = 20 ms, tau_ref = 2 ms, amplitude = 20 ms (the
-values of the digits example), smoothing gamma = 0.02 (the paper's order; with the digits
+values of the digits example), smoothing gamma = 0.02 (SoftLIF's default; with the digits
 example's 0.1 the soft rate lies well above the LIF's own near threshold and the spiking
 network, which follows the LIF rate, lost 0.5 points to the ANN on that alone: measured, ANN
 97.6 %, the same ANN with the exact LIF rate 97.1 %); trained with Gaussian noise on every SoftLIF
