@@ -115,7 +115,7 @@ def _cpu_s() -> float:
 def timed(predict, xs: torch.Tensor, steps: int, batch: int, repeats: int) -> tuple[float, float, torch.Tensor]:
     """Median images/second over `repeats` passes, median CPU seconds per image (user + system, all
     threads: the figure a loaded machine does not change), and the predictions of the last pass."""
-    predict(xs[:batch], steps)  # warm-up (allocator, kernels)
+    predict(xs[:batch], min(steps, 2))  # warm-up (allocator, kernels), short: the timed pass is long
     rates, cpus, preds = [], [], None
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), _cpu_s()
