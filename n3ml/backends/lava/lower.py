@@ -514,9 +514,9 @@ def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Con
                             np.asarray(x).reshape((-1,) + (1,) * (len(types[n].shape) - 1)), types[n].shape)
             for x in biases)
     b = b * np.broadcast_to(np.asarray(gain), types[n].shape)
-    # u is the step's input of an IF/LIF/LI, so its bias may go to v, except where the neuron waits more than
-    # one step for its input: a bias on v runs through those steps and may fire it (snnTorch's deep CNNs)
-    if not isinstance(p, P.CubaLIF) and not current and pop.latency <= 1:
+    # u is the step's input of an IF/LIF/LI, so its bias may go to v, except where a spiking neuron waits more
+    # than one step for its input: a bias on v runs through those steps and may fire it (snnTorch's deep CNNs)
+    if not isinstance(p, P.CubaLIF) and not current and (pop.latency <= 1 or not getattr(p, "spiking", False)):
         pop.params["bias_mant"] = pop.params["bias_mant"] + b
         return
     src = f"{n}_bias_source"
