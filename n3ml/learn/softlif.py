@@ -131,17 +131,27 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def to_graph(model: nn.Sequential, input_shape: tuple[int, ...], *, dt: float = 0.5, name: str = "softlif"):
+def to_graph(model: nn.Sequential, input_shape: tuple[int, ...], *, dt: float = 0.5, name: str = "softlif",
+             tau_syn: float | None = None):
     """The spiking version of a Sequential of Conv2d / Linear / AvgPool2d / Flatten / SoftLIF.
 
     Input `x` (analog, the ANN's input, held every step); Output `out`: the last
     layer's output at every step (average it over time for the logits).
 
+    tau_syn (ms): a first-order synapse in front of every neuron, as in the paper's spiking
+    runs (a low-pass of ~5 ms on every connection): each SoftLIF becomes a `CubaLIF` whose
+    current ``i <- a_s i + I`` enters with ``r = 1 - a_s``, so a constant input reaches the
+    same steady state (and rate) as without it while spike trains are smoothed. None: `LIF`.
+
     Raises:
         UnsupportedError: a layer other than those listed, or a SoftLIF followed by
             no synapse (its spikes would leave the network unweighted).
     """
-    from ..ir import LIF, AvgPool2d, Conv2d, Dense, Flatten, Graph, Input, Output
+    from ..ir import LIF, AvgPool2d, Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Output
+    from ..ir.neurons import decay
+
+    if tau_syn is not None and not tau_syn > 0:
+        raise N3mlError(f"to_graph: tau_syn must be > 0 ms (or None), found {tau_syn}")
 
     g = Graph(name=name, dt=dt, scheme="exact")
     g.add("x", Input(shape=tuple(input_shape), kind="analog"))
@@ -173,8 +183,14 @@ def to_graph(model: nn.Sequential, input_shape: tuple[int, ...], *, dt: float = 
             if not math.isclose(refr * dt, layer.tau_ref, rel_tol=1e-9, abs_tol=1e-12):
                 raise UnsupportedError(f"layer {k} (SoftLIF): tau_ref = {layer.tau_ref} ms is not a whole number "
                                        f"of steps of dt = {dt} ms")
-            g.add(n, LIF(tau=float(layer.tau_rc), r=1.0, theta=1.0, reset="to-value", v_reset=0.0,
-                         refractory=refr), prev)
+            if tau_syn is None:
+                neuron = LIF(tau=float(layer.tau_rc), r=1.0, theta=1.0, reset="to-value", v_reset=0.0,
+                             refractory=refr)
+            else:
+                neuron = CubaLIF(tau_syn=float(tau_syn), tau_mem=float(layer.tau_rc),
+                                 r=float(1.0 - decay(tau_syn, dt, "exact")), theta=1.0, reset="to-value",
+                                 v_reset=0.0, refractory=refr)
+            g.add(n, neuron, prev)
             scale = layer.amplitude / dt
         else:
             raise UnsupportedError(f"layer {k} ({type(layer).__name__}) has no spiking equivalent here; "

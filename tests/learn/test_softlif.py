@@ -54,6 +54,26 @@ def test_spiking_ir_lif_fires_at_the_lif_rate(j):
     assert 1.0 / isi.mean() == pytest.approx(float(lif_rate(torch.tensor(j))), rel=0.01)
 
 
+@pytest.mark.parametrize("tau_syn", [None, 5.0])
+def test_converted_layer_fires_at_the_lif_rate_with_or_without_a_synapse(tau_syn):
+    # to_graph's neuron (LIF, or CubaLIF with a 5 ms synapse whose input gain keeps the steady
+    # state) driven by a constant j: the time-averaged readout is amplitude * lif_rate(j)
+    from n3ml.ir import CubaLIF
+
+    net = nn.Sequential(nn.Linear(1, 1), SoftLIF(amplitude=20.0), nn.Linear(1, 1))
+    with torch.no_grad():
+        for lin in (net[0], net[2]):
+            lin.weight.fill_(1.0)
+            lin.bias.zero_()
+    dt, j = 0.05, 2.0
+    g = to_graph(net, (1,), dt=dt, tau_syn=tau_syn)
+    assert isinstance(g.nodes["softlif1"], CubaLIF) == (tau_syn is not None)
+    out = ir_run(g, {"x": np.full((int(1000 / dt), 1, 1), j)}).outputs["out"][:, 0, 0]
+    assert out.mean() == pytest.approx(20.0 * float(lif_rate(torch.tensor(j))), rel=0.02)
+    with pytest.raises(N3mlError, match="tau_syn"):
+        to_graph(net, (1,), dt=dt, tau_syn=0.0)
+
+
 def test_trained_cnn_runs_as_a_spiking_network_in_the_ir():
     torch.manual_seed(0)
     d = load_split("digits", test_size=0.25, seed=0, images=True)
