@@ -12,6 +12,8 @@ Plan (made once, at compile time):
   the cycle as slices of already computed sequences.
 
 Values of a node are freed after their last use, so memory holds only live sequences.
+Inference can also be streamed in time chunks (`forward(chunk=...)`, automatic for large
+runs), and `memory="lean"` trains holding packed spikes instead of activations (`lean.py`).
 """
 
 from __future__ import annotations
