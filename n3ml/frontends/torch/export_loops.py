@@ -31,6 +31,18 @@ from ...errors import UnsupportedError
 aten = torch.ops.aten
 
 
+def source_line(node: fx.Node) -> str:
+    """`, from file:line: code` of the user-level frame export recorded for `node` (empty if none)."""
+    trace = (node.meta.get("stack_trace") or "").strip().splitlines()
+    for i in range(len(trace) - 1, -1, -1):
+        line = trace[i].strip()
+        if line.startswith("File "):
+            code = trace[i + 1].strip() if i + 1 < len(trace) else ""
+            return f", from {line[5:]}: `{code}`"
+    return ""
+
+
+
 def call_index(node: fx.Node) -> int | None:
     """The call number of the innermost module an operation came from (None for the model's own forward)."""
     stack = node.meta.get("nn_module_stack") or {}
@@ -102,7 +114,6 @@ def fold(gm: fx.GraphModule, where: str, varying: set[fx.Node], calls: dict[str,
         if sig != sig0 and not (t == steps - 1 and sig == sig0[:len(sig)]):
             first = next((i for i, (a, b) in enumerate(zip(sig, sig0)) if a != b), min(len(sig), len(sig0)))
             at = body[t][first] if first < len(body[t]) else body[t][-1] if body[t] else None
-            from .export_peers import source_line
 
             what = f" (operation `{at.name}` {at.target}{source_line(at)})" if at is not None else ""
             raise UnsupportedError(f"{where}: step {t} of the unrolled time loop computes other operations than "

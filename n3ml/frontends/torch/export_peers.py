@@ -29,6 +29,7 @@ from torch.utils import _pytree as pytree
 
 from ...errors import UnsupportedError
 from . import export_loops, export_norse, export_spikingjelly
+from .export_loops import source_line
 from .vocab import Context, State, Tensor
 
 
@@ -61,17 +62,6 @@ class View:
         at = f" at operation `{node.name}` ({node.target}){source_line(node)}" if node is not None else ""
         return UnsupportedError(f"{self.where}: module `{self.region.path}` ({self.region.cls_name}){at}: {what}; "
                                 f"expected {expected}")
-
-
-def source_line(node: fx.Node) -> str:
-    """`, from file:line: code` of the user-level frame export recorded for `node` (empty if none)."""
-    trace = (node.meta.get("stack_trace") or "").strip().splitlines()
-    for i in range(len(trace) - 1, -1, -1):
-        line = trace[i].strip()
-        if line.startswith("File "):
-            code = trace[i + 1].strip() if i + 1 < len(trace) else ""
-            return f", from {line[5:]}: `{code}`"
-    return ""
 
 
 def _rebuild_snntorch(cls: type, view: View) -> Iterable[nn.Module]:
