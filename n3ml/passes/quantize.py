@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import prims as P
 from ..ir.graph import Graph
-from ..ir.neurons import discretize, gain
+from ..ir.neurons import discretize
 from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data of the IR; re-exported)
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
@@ -326,7 +326,8 @@ def _value_readouts(graph: Graph) -> Graph:
             g = graph.copy()
         dt = float(graph.dt)
         tau = dt if graph.scheme == "euler" else dt / 50  # a = 0 (euler) or e^-50, and r g = 1
-        li = P.LI(tau=tau, r=1.0 / float(np.asarray(gain(tau, dt, graph.scheme))))
+        g1 = discretize(P.LI(tau=tau, r=1.0), dt, graph.scheme).rg  # the LI's gain at r = 1 (n3ml.ir.neurons)
+        li = P.LI(tau=tau, r=1.0 / float(np.asarray(g1)))
         name = g.fresh_name(f"{src}_value")
         g.nodes = {**g.nodes, name: li}
         g.edges = [Edge(name, e.dst, e.dst_port) if e.src == src and e.dst == o else e for e in g.edges]
