@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--shift", type=int, default=2, help="random translation of training images, pixels")
     ap.add_argument("--ms", type=float, default=200.0, help="spiking simulation length, ms")
     ap.add_argument("--dt", type=float, default=1.0, help="simulation step, ms")
-    ap.add_argument("--tau-syn", type=float, default=None,
-                    help="synapse time constant in front of every spiking neuron, ms (the paper: ~5); default none")
+    ap.add_argument("--tau-syn", type=float, default=5.0,
+                    help="synapse time constant in front of every spiking neuron, ms (the paper's ~5); 0: none")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -109,7 +109,7 @@ def main() -> None:
     print(f"the same ANN with the exact (hard) LIF rate: {hard:.2f} %")
 
     t1 = time.perf_counter()
-    graph = to_graph(net, (1, 28, 28), dt=args.dt, tau_syn=args.tau_syn)
+    graph = to_graph(net, (1, 28, 28), dt=args.dt, tau_syn=args.tau_syn or None)
     steps = int(round(args.ms / args.dt))
     outs = []
     # chunks of 50 images: the executor keeps whole (T, B, ...) sequences per layer (~2 GB here)
