@@ -12,8 +12,8 @@ network, which follows the LIF rate, lost 0.5 points to the ANN on that alone: m
 output (std 0.2, i.e. 10 Hz of rate at this amplitude; the paper's remedy for spike
 variability); cross-entropy, Adam (weight decay 1e-4, cosine), batch 32, each training
 image shifted by up to 2 pixels at random (the paper augments its data too). Data:
-`load_split("mnist5k", images=True)`. The converted graph (`to_graph`: Conv2d / LIF /
-AvgPool2d / Dense, input held as a constant current) is simulated for --ms milliseconds
+`load_split("mnist5k", images=True)`. The converted graph (`to_graph`: Conv2d / CubaLIF
+with the paper's 5 ms synapse (--tau-syn) / AvgPool2d / Dense, input held as a constant current) is simulated for --ms milliseconds
 at --dt by the torch executor on all 1,000 test images; the logits are the time-averaged
 output layer. Scaled to the budget: a LeNet-sized network (the paper's are larger), 20 epochs of
 4,000 images.
