@@ -92,10 +92,15 @@ def test_two_ranks_and_threads_give_the_single_process_outputs(name, tmp_path):
     for k, want in executor.items():
         np.testing.assert_allclose(one[k], want, rtol=1e-9, atol=1e-9, err_msg=k)
     assert sum(counts.values()) > 5
+    types = g.verify()
     for ranks, threads in ((2, 1), (2, 2)):
         got, log = run(out, x, ranks, threads)
-        for k in one:  # bit for bit: every neuron computes the same arithmetic wherever it lives
-            np.testing.assert_array_equal(got[k], one[k], err_msg=f"{k} at {ranks} ranks x {threads} threads")
+        for k in one:  # spikes identical; voltages to rounding: spikes from other ranks arrive in
+            where = f"{k} at {ranks} ranks x {threads} threads"  # another order, so sums differ by an ulp
+            if types[k].kind == "spike":
+                np.testing.assert_array_equal(got[k], one[k], err_msg=where)
+            else:
+                np.testing.assert_allclose(got[k], one[k], rtol=1e-12, atol=1e-12, err_msg=where)
         m = RANKS.search(log)
         assert m and (int(m.group(1)), int(m.group(2))) == (ranks, threads), log[-2000:]
         if name == "spread":  # every rank owns neurons of every population
