@@ -395,6 +395,7 @@ def _through_flatten(g: Graph, name: str) -> tuple[str, str | None]:
 
 
 MERGE_MAX = 1 << 22  # entries of a merged matrix (a convolution over a large map stays a convolution)
+MERGE_SCRATCH = 1 << 24  # entries of the first synapse's matrix built on the way (128 MiB in float64)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -421,7 +422,7 @@ class MergePoolDense(Pass):
                 continue
             shape = types[g.inputs_of(src)[0]].shape
             n_in = int(np.prod(shape))
-            if n_in * types[src].size > MERGE_MAX or p.weight.shape[0] * n_in > MERGE_MAX:
+            if n_in * types[src].size > MERGE_SCRATCH or p.weight.shape[0] * n_in > MERGE_MAX:
                 continue
             if g is graph:
                 g = graph.copy()
