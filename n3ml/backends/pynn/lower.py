@@ -6,9 +6,13 @@ Standard cells only, so that one script runs on every PyNN backend:
 * CubaLIF, reset to-value -> `IF_curr_exp` (cm = 1 nF, weights in nA: r g_m w / P21, one extra step).
 * LI / Integrator -> `IF_curr_delta` with v_thresh = inf, `v` recorded (not on SpiNNaker).
 * Spike inputs -> `SpikeSourceArray`; biases -> a `SpikeSourceArray` "clock" firing every step.
+* Analog inputs (simulator=nest only) -> NEST's native `spike_generator`, one event per step weighted by
+  the value (`spike_weights`), without PyNN's parrot (a parrot would drop the weights).
 
 PyNN's standard cells reset to v_reset only: reset "subtract"/"none" is refused (the nest target maps
-it exactly). Analog inputs are refused (SpikeSourceArray events have unit weight). The timing is that of
+it exactly). Analog inputs (SpikeSourceArray events have unit weight) run on PyNN-on-NEST only, as NEST's
+native `spike_generator` whose events carry the value (spike_weights), the nest target's construction;
+other simulators refuse them. The timing is that of
 NEST (docs/backends/pynn.md): one-step minimum delay, compensated by per-population latencies.
 """
 
@@ -212,9 +216,11 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
                               generator_latency=SOURCE_LATENCY, target=TARGET)
     cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     for pop in net.inputs:
-        if pop.kind == "analog_input":
+        if pop.kind == "analog_input" and simulator != "nest":
             raise UnsupportedError(f"node `{pop.name}` (Input, analog) feeds synapses: PyNN's SpikeSourceArray "
-                                   "emits unit spikes; use the nest target or encode it (PoissonRate, Latency)")
+                                   f"emits unit spikes and {simulator} has no spike source whose events carry a "
+                                   "value; emit with simulator=nest (NEST's native spike_generator with "
+                                   "spike_weights), use the nest target, or encode it (PoissonRate, Latency)")
     out = PynnNetwork(net, cells)
     for pop in net.neurons:  # v_init applies at step latency - 1; until then v only decays
         cell = cells[pop.name]

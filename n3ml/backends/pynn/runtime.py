@@ -8,7 +8,8 @@ This file is the same for every network: the network is data beside it, `network
 PyNN's terms: inputs, populations, projections, outputs) and `weights.npz` (their arrays), and
 `netlist_runtime.py` reads them, the inputs and the command line. Standard cells (IF_curr_delta,
 IF_curr_exp, SpikeSourceArray) and connections from lists; a population of celltype "native:<model>"
-(reset by subtraction through NEST's eprop_iaf) runs on NEST only. Every IR step t runs as simulator
+(reset by subtraction through NEST's eprop_iaf) and an analog input (NEST's spike_generator with
+spike_weights) run on NEST only. Every IR step t runs as simulator
 step t + latency of the population: synapses deliver a spike one step after it is emitted, the IR in
 the same step, so each population runs behind its sources and every delay is the difference of the
 latencies. The outputs are shifted back. The mapping is explained in n3ml's docs/backends/pynn.md.
@@ -53,6 +54,26 @@ def import_simulator(name):
     return sim
 
 
+def analog_source(sim, simulator, name, x, start, dt):
+    """An analog input (T, n) as NEST's native spike_generator: the value of IR step t is one event at time
+    t * dt + start whose weight is the value (spike_weights multiply the projection's weights), as the nest
+    target feeds it. PyNN relays every NEST stimulator through a parrot_neuron, which re-emits unit spikes
+    and would drop the values; the generators are therefore the population itself (uses_parrot = False),
+    and emit at `start` what a SpikeSourceArray's parrot would."""
+    if simulator != "nest":
+        sys.exit(f"input {name} is analog: PyNN's SpikeSourceArray emits unit spikes; run with --simulator nest")
+    native = sim.native_cell_type("spike_generator")
+    # PyNN would pass NEST's empty per-neuron lists back as defaults, which NEST refuses (an empty
+    # spike_multiplicities does not cast to integers); they are set through NEST below
+    defaults = {k: v for k, v in native.default_parameters.items() if not k.startswith("spike_")}
+    generator = type("spike_generator", (native,), {"uses_parrot": False, "default_parameters": defaults})
+    pop = sim.Population(x.shape[1], generator(), label=name)
+    steps = [np.flatnonzero(x[:, i]) for i in range(x.shape[1])]  # a zero value sends no event
+    # PyNN 0.13 cannot pass per-neuron arrays to a native cell: they are set through NEST
+    pop.node_collection.set([{"spike_times": t * dt + start, "spike_weights": x[t, i]} for i, t in enumerate(steps)])
+    return pop
+
+
 def build(sim, simulator, net, sample, steps):
     """Create the network for one input sample {name: (T, *shape)}; return the populations."""
     dt = net.dt
@@ -63,6 +84,9 @@ def build(sim, simulator, net, sample, steps):
     sequence = getattr(sim, "Sequence", None) or (lambda t: [float(v) for v in t])
     for name, spec in net.inputs.items():
         x = sample[name].reshape(steps, -1)
+        if spec["kind"] == "analog":
+            pops[name] = analog_source(sim, simulator, name, x, spec["latency"] * dt, dt)
+            continue
         # a spike of IR step t is emitted at time (t + latency) * dt
         times = [sequence((np.flatnonzero(x[:, i]) + spec["latency"]) * dt) for i in range(x.shape[1])]
         pops[name] = sim.Population(x.shape[1], sim.SpikeSourceArray(spike_times=times), label=name)
