@@ -65,11 +65,11 @@ def plot_curve(path: Path, title: str, series: dict[str, list[float]], *, xlabel
     return path
 
 
-def save_for_verify(graph, name: str, inputs: dict, steps: int) -> str:
+def save_for_verify(graph, name: str, inputs: dict, steps: int, *, targets: str = "nest") -> str:
     """Write the trained network's graph and test input under out/learning/ for `n3ml verify`.
 
-    Returns (and prints) the command that runs the graph on NEST and compares its spikes
-    with the executor's.
+    Returns (and prints) the command that runs the graph on `targets` (NEST by default) and
+    compares its spikes with the executor's.
     """
     from n3ml.io import write_npz
     from n3ml.ir.text import save
@@ -78,7 +78,7 @@ def save_for_verify(graph, name: str, inputs: dict, steps: int) -> str:
     out.mkdir(parents=True, exist_ok=True)
     save(graph, out / f"{name}.n3ml")
     write_npz(out / f"{name}_input.npz", {k: v for k, v in inputs.items()})
-    cmd = (f"n3ml verify out/learning/{name}.n3ml --targets nest --steps {steps} "
+    cmd = (f"n3ml verify out/learning/{name}.n3ml --targets {targets} --steps {steps} "
            f"--input out/learning/{name}_input.npz")
     print(f"graph for the simulators: {cmd}")
     return cmd

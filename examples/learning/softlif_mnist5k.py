@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 import torch
-from common import FIGURES, bar, plot_curve, setup
+from common import FIGURES, bar, plot_curve, save_for_verify, setup
 
 from n3ml.backends.torch import run as torch_run
 from n3ml.learn.data import load_split
@@ -111,6 +111,9 @@ def main() -> None:
     t1 = time.perf_counter()
     graph = to_graph(net, (1, 28, 28), dt=args.dt, tau_syn=args.tau_syn or None)
     steps = int(round(args.ms / args.dt))
+    # the graph and 2 test images (held for the whole run) for `n3ml verify` on NEST / Lava
+    save_for_verify(graph, "softlif_mnist5k", {"x": np.repeat(d.x_test[None, :2].astype(np.float64), steps, axis=0)},
+                    steps, targets="nest,lava")
     outs = []
     # chunks of 50 images: the executor keeps whole (T, B, ...) sequences per layer (~2 GB here)
     for i in range(0, len(xte), 50):
