@@ -11,7 +11,7 @@ import pytest
 from n3ml.backends.pynn import SPINNAKER, PynnTarget, lower_ir_to_pynn
 from n3ml.io import random_inputs
 from n3ml.errors import N3mlError, UnsupportedError
-from n3ml.ir import LIF, Dense, Graph, Input, Output
+from n3ml.ir import LI, LIF, CubaLIF, Dense, Graph, Input, Output
 
 from ..nest import graphs as G
 
@@ -47,6 +47,39 @@ def test_features_identical(make, tmp_path):
     G.assert_same_outputs(g, x, G.run_emitted(PynnTarget(), g, x, tmp_path / "out", steps=T, options=ON_NEST))
 
 
+def analog_mix() -> Graph:
+    """Analog values of both signs, from two inputs, into a delta cell, an exponential-current cell and a
+    readout: each projection of an analog input carries the value in its events (spike_weights)."""
+    rng = np.random.default_rng(5)
+    g = Graph(name="analog_mix", dt=1.0)
+    g.add("x", Input(shape=(5,), kind="analog"))
+    g.add("y", Input(shape=(3,), kind="analog"))
+    g.add("fc", Dense(weight=rng.normal(0.0, 0.8, (6, 5)), bias=np.full(6, 0.05)), "x")
+    g.add("lif", LIF(tau=4.0, theta=0.6, reset="to-value"), "fc")
+    g.add("fc_c", Dense(weight=rng.normal(0.0, 1.5, (4, 3))), "y")
+    g.add("cuba", CubaLIF(tau_mem=5.0, tau_syn=3.0, theta=0.4, reset="to-value"), "fc_c")
+    g.add("fc_r", Dense(weight=rng.normal(0.0, 0.5, (2, 5))), "x")
+    g.add("li", LI(tau=6.0), "fc_r")
+    for name in ("lif", "cuba", "li"):
+        g.add(f"out_{name}", Output(), name)
+    return g
+
+
+@needs_pynn
+@pytest.mark.parametrize("make", [G.analog_input, analog_mix], ids=["constant-current", "mix"])
+def test_analog_inputs_identical_on_nest(make, tmp_path):
+    """Analog inputs on PyNN-on-NEST: NEST's native spike_generator with the values as spike_weights, the
+    construction of the nest target; values of both signs, zeros (no event) included."""
+    g = make()
+    x = {name: np.where(a > 0.3, a - 0.5, 0.0)  # negative, zero and positive values
+         for name, a in random_inputs(g, T, 2, 11, 0.5).items()}
+    x = {name: a * 2.0 for name, a in x.items()}
+    got = G.run_emitted(PynnTarget(), g, x, tmp_path / "out", steps=T, options=ON_NEST)
+    counts = G.assert_same_outputs(g, x, got)
+    assert sum(counts.values()) > 5
+    assert "spike_weights" in (tmp_path / "out" / "run.py").read_text()  # the program, standalone, says how
+
+
 @needs_pynn
 def test_simulator_flag_overrides_default(tmp_path):
     """The script imports pyNN.spiNNaker by default; --simulator nest runs it here."""
@@ -76,7 +109,10 @@ def test_refusals(tmp_path):
     _refused(G.example("spiking_mlp"), tmp_path / "a", "`lif1` \\(LIF\\): reset 'subtract'.*simulator=nest")
     _refused(G.example("spiking_mlp"), tmp_path / "a2", "`lif1` \\(LIF\\): reset 'subtract'",
              {"simulator": "brian2"})
-    _refused(G.analog_input(), tmp_path / "b", "`x` \\(Input, analog\\) feeds synapses", ON_NEST)
+    # analog inputs: PyNN-on-NEST only (NEST's weighted spike_generator); SpiNNaker and brian2 refuse them
+    _refused(G.analog_input(), tmp_path / "b", "`x` \\(Input, analog\\) feeds synapses.*spiNNaker has no "
+             "spike source.*simulator=nest")
+    _refused(G.analog_input(), tmp_path / "b2", "`x` \\(Input, analog\\).*brian2", {"simulator": "brian2"})
     _refused(G.example("quantized"), tmp_path / "c", "`n1` \\(FixedCubaLIF\\)", ON_NEST)
     with pytest.raises(N3mlError, match="simulator='loihi'"):
         PynnTarget().emit(G.example("cuba"), tmp_path, options={"simulator": "loihi"})
