@@ -27,8 +27,10 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
     desc["simulator"] = simulator  # the default PyNN backend (--simulator)
     desc["clock_latency"] = SOURCE_LATENCY
     desc["notes"] = [
-        "The simulator's time step = dt (ms). Inputs and the clock (biases): SpikeSourceArray, a spike of IR",
-        "step t at time (t + latency) * dt. Populations: v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF;",
+        "The simulator's time step = dt (ms). Spike inputs and the clock (biases): SpikeSourceArray, a spike of",
+        "IR step t at time (t + latency) * dt. Analog inputs (NEST only): NEST's spike_generator, the value of",
+        "IR step t one event at (t + latency) * dt weighted by the value (spike_weights), no parrot.",
+        "Populations: v_rest = 0, so v is the IR's v - v_leak; cm = 1 nF;",
         '"native:<model>" is a NEST model in NEST\'s units (runs on NEST only). A value "@key" names an array',
         'in weights.npz. Projections: FromListConnector of "<key>/pre", "<key>/post" (indices) and "<key>/w"',
         "(mV for IF_curr_delta, nA for IF_curr_exp; positive on excitatory, negative on inhibitory receptors).",
