@@ -45,7 +45,7 @@ def import_simulator(name):
     os.environ.setdefault("PYNEST_QUIET", "1")
     # PyNN 0.13 still calls NEST APIs that NEST 3.10 flags as deprecated; its optional NEST extensions
     # (stochastic synapses) are not needed
-    warnings.filterwarnings("ignore", message=r"\s*(.*deprecated|Provided for backward compat|Cannot find nest-config)")
+    warnings.filterwarnings("ignore", message=r"\s*(.*deprecated|Provided for backward compat|Cannot find nest-config|Ignoring default NEST parameter)")
     logging.getLogger("PyNN").setLevel(logging.ERROR)
     sim = importlib.import_module(f"pyNN.{name}")
     if name == "nest" and not hasattr(sim.IF_curr_delta, "variable_map"):
@@ -78,6 +78,8 @@ def build(sim, simulator, net, sample, steps):
     """Create the network for one input sample {name: (T, *shape)}; return the populations."""
     dt = net.dt
     extra = {"spike_precision": "on_grid"} if simulator == "nest" else {}
+    if simulator != "spiNNaker":  # PyNN's default max_delay is 10 ms; sPyNNaker sizes its delays itself
+        extra["max_delay"] = max([p["delay"] for p in net.spec["projections"]] + [1]) * dt
     sim.setup(timestep=dt, min_delay=dt, **extra)
     pops = {}
     # per-neuron spike times: PyNN's Sequence; sPyNNaker has none and takes plain lists

@@ -11,7 +11,7 @@ import pytest
 from n3ml.backends.pynn import SPINNAKER, PynnTarget, lower_ir_to_pynn
 from n3ml.io import random_inputs
 from n3ml.errors import N3mlError, UnsupportedError
-from n3ml.ir import LI, LIF, CubaLIF, Dense, Graph, Input, Output
+from n3ml.ir import LI, LIF, CubaLIF, Delay, Dense, Graph, Input, Output
 
 from ..nest import graphs as G
 
@@ -65,8 +65,21 @@ def analog_mix() -> Graph:
     return g
 
 
+def analog_delayed() -> Graph:
+    """An analog input through a 12-step Delay: a projection delay beyond PyNN's default max_delay (10 ms),
+    which the program raises to the longest delay it has (the SpikingJelly ResNets need 19 steps)."""
+    g = Graph(name="analog_delayed", dt=1.0)
+    g.add("x", Input(shape=(3,), kind="analog"))
+    g.add("d", Delay(steps=12), "x")
+    g.add("fc", Dense(weight=np.array([[1.2, -0.4, 0.7], [0.3, 0.9, -0.2]])), "d")
+    g.add("lif", LIF(tau=3.0, theta=0.1, reset="to-value"), "fc")
+    g.add("out", Output(), "lif")
+    return g
+
+
 @needs_pynn
-@pytest.mark.parametrize("make", [G.analog_input, analog_mix], ids=["constant-current", "mix"])
+@pytest.mark.parametrize("make", [G.analog_input, analog_mix, analog_delayed], ids=["constant-current", "mix",
+                                                                                   "delayed"])
 def test_analog_inputs_identical_on_nest(make, tmp_path):
     """Analog inputs on PyNN-on-NEST: NEST's native spike_generator with the values as spike_weights, the
     construction of the nest target; values of both signs, zeros (no event) included."""
