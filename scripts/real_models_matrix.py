@@ -44,7 +44,7 @@ def graph_input(case, graph, x) -> dict[str, np.ndarray]:
     x = x.double().numpy()
     if inp.hold or case.static:
         x = np.repeat(x[None], case.steps, 0)
-    elif case.name == "norse-loop-mlp":  # (B, T, F), permuted inside the model
+    elif case.batch_first:  # (B, T, F) sources (norse-loop-mlp, norse-memory-lsnn): time-major for verify
         x = x.transpose(1, 0, 2)
     return {name: x}
 
