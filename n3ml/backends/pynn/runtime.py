@@ -45,7 +45,9 @@ def import_simulator(name):
     os.environ.setdefault("PYNEST_QUIET", "1")
     # PyNN 0.13 still calls NEST APIs that NEST 3.10 flags as deprecated; its optional NEST extensions
     # (stochastic synapses) are not needed
-    warnings.filterwarnings("ignore", message=r"\s*(.*deprecated|Provided for backward compat|Cannot find nest-config|Ignoring default NEST parameter)")
+    warnings.filterwarnings("ignore", message=r"\s*(.*deprecated|Provided for backward compat|Cannot find nest-config)")
+    # native_cell_type("spike_generator") lists NEST's string parameters, which PyNN skips, each with a warning
+    warnings.filterwarnings("ignore", message="Ignoring default NEST parameter")
     logging.getLogger("PyNN").setLevel(logging.ERROR)
     sim = importlib.import_module(f"pyNN.{name}")
     if name == "nest" and not hasattr(sim.IF_curr_delta, "variable_map"):
