@@ -205,6 +205,7 @@ def test_rockpool_export_reads_as_rockpool_reads_it(tmp_path):
     """Rockpool's reader takes dt = min(tau_mem / (1 + r)) from what its exporter wrote (r = tau e^(-dt/tau)/dt),
     which is not the model's dt, so its reader does not rerun its model; n3ml's rockpool convention reproduces the
     reader (identical while no neuron fires two spikes in a step, which Rockpool can and the IR cannot)."""
+    pytest.importorskip("rockpool.nn.modules.torch.nir", reason="Rockpool is not installed (make setup-nir-readers)")
     from rockpool.nn.modules.torch.nir import to_nir
 
     from n3ml.backends.nir.run import READERS
