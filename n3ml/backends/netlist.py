@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import neurons as N
 from ..ir import prims as P
-from ..ir.graph import Edge, Graph
+from ..ir.graph import Edge, Graph, li_chains
 from .emission import Arrays
 
 CLOCK = "clock"  # name of the bias source: value 1 at every step t >= 0
@@ -309,24 +309,15 @@ def fuse_li_chains(graph: Graph) -> tuple[Graph, dict[str, P.LI]]:
     """LI1 -> LI2, LI1 feeding only LI2 with v_leak = v_init = 0 (a pure filter: Norse's LICell), becomes
     LI2 reading LI1's input; returns the graph and {LI2: LI1}. The pair is one exponential-current cell
     (`li_chain_cell`): LI1 is its current, LI2 its membrane."""
-    chains: dict[str, P.LI] = {}
-    g = graph
-    for name, prim in graph.nodes.items():
-        if not isinstance(prim, P.LI):
-            continue
-        (src,) = graph.inputs_of(name)
-        first = graph.nodes[src]
-        if (isinstance(first, P.LI) and graph.users_of(src) == [name]
-                and not np.any(np.asarray(first.v_leak)) and not np.any(np.asarray(first.v_init))):
-            if g is graph:
-                g = graph.copy()
-            (before,) = g.inputs_of(src)
-            g.edges = [Edge(before, name, 0) if e.dst == name else e for e in g.edges if e.dst != src]
-            del g.nodes[src]
-            chains[name] = first
-    if chains:
+    pairs = li_chains(graph)
+    g = graph.copy() if pairs else graph
+    for name, src in pairs.items():
+        (before,) = g.inputs_of(src)
+        g.edges = [Edge(before, name, 0) if e.dst == name else e for e in g.edges if e.dst != src]
+        del g.nodes[src]
+    if pairs:
         g.verify()
-    return g, chains
+    return g, {name: graph.nodes[src] for name, src in pairs.items()}
 
 
 def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:

@@ -14,7 +14,7 @@ from typing import Container, Iterator
 import networkx as nx
 import numpy as np
 
-from .prims import SCHEMES, Delay, Input, Output, Primitive, check_values
+from .prims import LI, SCHEMES, Delay, Input, Output, Primitive, check_values
 from .types import PortType, VerifyError
 
 SCHEMA_VERSION = 1
@@ -334,3 +334,18 @@ def _infer(graph: Graph, ins: dict[str, list[str]]) -> dict[str, PortType]:
         if t != types[i]:
             raise VerifyError(f"output type {t} disagrees around a cycle with {types[i]}", node=names[i])
     return dict(zip(names, types))
+
+
+def li_chains(graph: Graph) -> dict[str, str]:
+    """{LI2: LI1} for an LI read only by an LI with v_leak = v_init = 0 (Norse's LICell: a current and its
+    membrane). Such a pair is a pure two-stage filter, which targets run as one exponential-current cell."""
+    chains = {}
+    for n, p in graph.nodes.items():
+        if type(p) is not LI:
+            continue
+        (src,) = graph.inputs_of(n)
+        q = graph.nodes[src]
+        if (type(q) is LI and graph.users_of(src) == [n] and not np.any(np.asarray(q.v_leak))
+                and not np.any(np.asarray(q.v_init))):
+            chains[n] = src
+    return chains

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import prims as P
-from ..ir.graph import Graph
+from ..ir.graph import Graph, li_chains
 from ..ir.neurons import discretize
 from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data of the IR; re-exported)
 from ..ir.types import FixedPoint
@@ -140,23 +140,9 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
     return _Syn(name, prim, w, groups, bias)
 
 
-def _li_chains(graph: Graph) -> dict[str, str]:
-    """{LI2: LI1} for an LI read only by an LI with v_leak = v_init = 0 (Norse's LICell: a current and its
-    membrane): one never-firing FixedCubaLIF whose current is LI1 and voltage LI2."""
-    chains = {}
-    for n, p in graph.nodes.items():
-        if type(p) is P.LI:
-            (src,) = graph.inputs_of(n)
-            q = graph.nodes[src]
-            if (type(q) is P.LI and graph.users_of(src) == [n] and not np.any(np.asarray(q.v_leak))
-                    and not np.any(np.asarray(q.v_init))):
-                chains[n] = src
-    return chains
-
-
 def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Group]:
     groups = []
-    chains = _li_chains(graph) if readout == "voltage" else {}
+    chains = li_chains(graph) if readout == "voltage" else {}
     for n in graph.topo_order():
         p = graph.nodes[n]
         if n in chains.values():

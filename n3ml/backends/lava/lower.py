@@ -44,7 +44,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir import neurons as N
-from ...ir.graph import Graph
+from ...ir.graph import Graph, li_chains
 from ...ir.profiles import LOIHI2
 from .runtime import CONV_CHANNELS  # the runtime's own limit (it imports neither n3ml nor Lava)
 
@@ -349,7 +349,7 @@ def lower(graph: Graph) -> LavaNet:
     _check_prims(graph)
     neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron)]
     fixed = any(isinstance(graph.nodes[n], P.FixedCubaLIF) for n in neurons)
-    chains = {} if fixed else _li_chains(graph)
+    chains = {} if fixed else li_chains(graph)
     neurons = [n for n in neurons if n not in chains.values()]
     pops, gains = _populations(graph, types, neurons, fixed)
     for li2, li1 in chains.items():  # LI1 -> LI2: LI1 is the population's current u (du = 1 - a1)
@@ -378,21 +378,6 @@ def lower(graph: Graph) -> LavaNet:
     for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
         _warm_up(n, graph.nodes[n], pops[n], fixed)
     return LavaNet(graph.name, fixed, pops, conns, _probes(graph, pops), graph.dt)
-
-
-def _li_chains(graph: Graph) -> dict[str, str]:
-    """{LI2: LI1} for an LI read only by an LI (Norse's LICell: a current and its membrane), with
-    v_leak = v_init = 0 on LI1: one Lava readout whose u is LI1 (scaled by LI2's gain) and v is LI2."""
-    chains = {}
-    for n, p in graph.nodes.items():
-        if type(p) is not P.LI:
-            continue
-        (src,) = graph.inputs_of(n)
-        q = graph.nodes[src]
-        if (type(q) is P.LI and graph.users_of(src) == [n] and not np.any(np.asarray(q.v_leak))
-                and not np.any(np.asarray(q.v_init))):
-            chains[n] = src
-    return chains
 
 
 def _value_population(graph: Graph, types, name: str, fixed: bool) -> tuple[Pop, np.ndarray]:
