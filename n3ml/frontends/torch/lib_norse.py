@@ -16,7 +16,7 @@ dt and scheme.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import norse.torch as norse
 import numpy as np
@@ -54,22 +54,28 @@ def _lif(ctx: Context, m: nn.Module, x: Tensor) -> Tensor:
                     v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak)
 
 
-def lif_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
-    _check_state(ctx, state)
+def _recurrent(ctx: Context, m: nn.Module, x: Any, neuron: Callable[[Any, str], Any]) -> Any:
+    """Norse's *RecurrentCell wiring: neuron(W_in x_t + W_rec z_{t-1}) under the module's own name, z fed
+    back through a one-step Delay and the recurrent Dense."""
     x = ctx.tensor(x)
     w_in = m.input_weights.detach().cpu().double().numpy()
     w_rec = m.recurrent_weights.detach().cpu().double().numpy()
     name = ctx.reserve(ctx.path)
     prev, rec = ctx.reserve(ctx.path + "_prev"), ctx.reserve(ctx.path + "_rec")
     fwd = ctx.add(ctx.path + "_in", P.Dense(weight=w_in), x)
-    total = ctx.add(ctx.path + "_sum", P.Add(), fwd, rec)
-    p = m.p
-    k_mem, k_syn = _factor(m, p.tau_mem_inv), _factor(m, p.tau_syn_inv)
-    out = ctx.cuba(ctx.path, total, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
-                   v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak, name=name)
+    out = neuron(ctx.add(ctx.path + "_sum", P.Add(), fwd, rec), name)
     ctx.add(prev, P.Delay(steps=1), out, name=prev)
     ctx.add(rec, P.Dense(weight=w_rec), prev, name=rec)
     return out, State(ctx.path, "state")
+
+
+def lif_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
+    _check_state(ctx, state)
+    p = m.p
+    k_mem, k_syn = _factor(m, p.tau_mem_inv), _factor(m, p.tau_syn_inv)
+    return _recurrent(ctx, m, x, lambda total, name: ctx.cuba(
+        ctx.path, total, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
+        v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak, name=name))
 
 
 def lif_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
@@ -139,16 +145,7 @@ def lsnn_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
 def lsnn_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     """LSNNRecurrentCell: the current jumps by W_in x_t + W_rec z_{t-1}, then the LSNN step."""
     _check_state(ctx, state)
-    x = ctx.tensor(x)
-    w_in = m.input_weights.detach().cpu().double().numpy()
-    w_rec = m.recurrent_weights.detach().cpu().double().numpy()
-    name = ctx.reserve(ctx.path)
-    prev, rec = ctx.reserve(ctx.path + "_prev"), ctx.reserve(ctx.path + "_rec")
-    fwd = ctx.add(ctx.path + "_in", P.Dense(weight=w_in), x)
-    out = _lsnn(ctx, m, ctx.add(ctx.path + "_sum", P.Add(), fwd, rec), name=name)
-    ctx.add(prev, P.Delay(steps=1), out, name=prev)
-    ctx.add(rec, P.Dense(weight=w_rec), prev, name=rec)
-    return out, State(ctx.path, "state")
+    return _recurrent(ctx, m, x, lambda total, name: _lsnn(ctx, m, total, name=name))
 
 
 def constant_current_lif_encoder(ctx: Context, m: nn.Module, x: Any) -> Any:
