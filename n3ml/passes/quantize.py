@@ -239,21 +239,25 @@ def _fit(target: np.ndarray, lo: int, hi: int, exp_max: int) -> tuple[np.ndarray
     return None
 
 
-def _round_bias(b: np.ndarray, prof: Profile) -> np.ndarray:
+def _round_bias(b: np.ndarray, prof: Profile, node: str = "?") -> tuple[np.ndarray, np.ndarray]:
+    """The bias `b` (state units) as the hardware holds it: m << e with m a `bias_mant_bits` signed mantissa
+    and e the smallest exponent 0..`bias_exp_max` that holds round(b / 2^e) (Loihi 2's bias_mant, bias_exp,
+    which the Lava lowering splits back out of the integer); (bias, e)."""
     r = np.round(b)
     if prof.bias_mant_bits is None:
-        return r.astype(np.int64)
+        return r.astype(np.int64), np.zeros(np.shape(b), np.int64)
     lim = prof.bias_mant_max
     out = np.zeros_like(r)
+    exp = np.full(np.shape(b), -1, np.int64)
     for e in range(prof.bias_exp_max + 1):  # the smallest exponent that holds each value
         m = np.round(b / 2**e)
-        ok = (np.abs(m) <= lim) & (out == 0) & (r != 0)
+        ok = (np.abs(m) <= lim) & (exp < 0)
         out = np.where(ok, m * 2**e, out)
-    bad = (r != 0) & (out == 0)
-    if np.any(bad):
-        raise UnsupportedError(f"neuron bias {b[bad][0]:.4g} does not fit a {prof.bias_mant_bits}-bit mantissa with "
-                               f"exponent <= {prof.bias_exp_max}")
-    return out.astype(np.int64)
+        exp = np.where(ok, e, exp)
+    if np.any(exp < 0):
+        raise UnsupportedError(f"node `{node}`: neuron bias {b[exp < 0][0]:.4g} does not fit a {prof.bias_mant_bits}-bit mantissa "
+                               f"with exponent <= {prof.bias_exp_max}")
+    return out.astype(np.int64), np.where(out == 0, 0, exp)
 
 
 # ----------------------------------------------------------------------- main
@@ -333,8 +337,9 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     theta = np.asarray(p.theta if p.spiking else 1.0, dtype=np.float64)
     du, dv, pile = _registers(dyn, prof, p.spiking)
     targets = _normalised_weights(grp, dyn, theta)
-    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates)
-    bias, bias_v, v_init, v_reset, note = _neuron_constants(grp, dyn, theta, th, prof)
+    bias_n, note = _normalised_bias(grp, dyn, theta)
+    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates, _bias_cap(grp, bias_n, prof))
+    bias, bias_v, bias_exp, v_init, v_reset = _neuron_constants(grp, bias_n, theta, th, prof)
     syn_rep = _write_synapses(out, grp, targets, fits, th, prof)
     fire_th = th if p.spiking else prof.vth_max << prof.theta_shift
     out.nodes[grp.neuron] = P.FixedCubaLIF(
@@ -345,7 +350,8 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
            "voltage_decay_error": float(np.max(np.abs((1 - dv / prof.one) - np.asarray(dyn.a)))),
            "current_decay_error": float(np.max(np.abs((1 - du / prof.one) - np.asarray(dyn.a_s, np.float64)))),
            "synapses": syn_rep,
-           "bias_error": float(np.max(np.abs(bias - bias_v))) / th if np.any(bias_v) else 0.0}
+           "bias_error": float(np.max(np.abs(bias - bias_v))) / th if np.any(bias_v) else 0.0,
+           "bias_exp": int(np.max(bias_exp))}
     if note:
         rep["note"] = note
     if not p.spiking:
@@ -373,21 +379,26 @@ def _normalised_weights(grp: _Group, dyn: _Dyn, theta: np.ndarray) -> list[np.nd
 
 
 def _choose_threshold(grp: _Group, targets: list[np.ndarray], prof: Profile, pile: float,
-                      candidates: int) -> tuple[int, int, list[tuple[np.ndarray, int]]]:
+                      candidates: int, bias_cap: int | None = None) -> tuple[int, int, list[tuple[np.ndarray, int]]]:
     """(theta in state units, its mantissa vth, the fitted weights per synapse) with the least error.
 
     Worst case: every input at its largest at every step; |u| <= sum |W_int| x << input_shift =
     sum |w~| x * theta_state, piled up by `pile`. The threshold must keep that within the state.
+    `bias_cap` (from `_bias_cap`) is the largest threshold whose bias still fits the profile's bias format.
     """
     row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) * s.xmax for s, t in zip(grp.syns, targets))
     worst = float(np.max(row_sum)) * pile
     theta_cap = prof.vth_max << prof.theta_shift
     if worst > 0:
         theta_cap = min(theta_cap, int(prof.headroom * prof.state_max / worst))
+    if bias_cap is not None:
+        theta_cap = min(theta_cap, bias_cap)
     hi_v = theta_cap >> prof.theta_shift
     if hi_v < 1:
-        raise UnsupportedError(f"node `{grp.neuron}`: no threshold keeps the worst-case current within "
-                               f"{prof.state_bits} bits (fan-in too large for profile {prof.name})")
+        why = (f"its bias ({bias_cap} state units at most) and " if bias_cap is not None
+               and bias_cap < 1 << prof.theta_shift else "")
+        raise UnsupportedError(f"node `{grp.neuron}`: no threshold keeps {why}the worst-case current within "
+                               f"{prof.state_bits} bits (fan-in or bias too large for profile {prof.name})")
     best = None
     for vth in np.unique(np.round(np.geomspace(1, hi_v, candidates)).astype(np.int64))[::-1]:
         th = int(vth) << prof.theta_shift
@@ -419,8 +430,9 @@ def _fit_weights(grp: _Group, targets: list[np.ndarray], prof: Profile,
     return fits, (math.sqrt(err2 / den2) if den2 > 0 else 0.0)
 
 
-def _neuron_constants(grp: _Group, dyn: _Dyn, theta: np.ndarray, th: int, prof: Profile):
-    """(bias, its float value, v_init, v_reset) in state units (v_state = v / theta * th), and a note."""
+def _normalised_bias(grp: _Group, dyn: _Dyn, theta: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The neuron's constant drive per step as a fraction of its threshold (the bias is this times the
+    integer threshold), and a note on how a current-based neuron's bias was moved."""
     p, shape = grp.prim, grp.shape
     bias_f = np.zeros(shape)
     note = None
@@ -431,11 +443,29 @@ def _neuron_constants(grp: _Group, dyn: _Dyn, theta: np.ndarray, th: int, prof: 
                 b = b / (1 - np.asarray(dyn.a_s, dtype=np.float64))
                 note = "bias of a current-based neuron moved to the voltage as its steady state"
             bias_f = bias_f + b
-    bias_v = (np.asarray(dyn.gain) * bias_f + np.asarray(dyn.leak)) / theta * th
-    bias = _round_bias(np.broadcast_to(bias_v, shape).astype(np.float64), prof)
+    bias_n = (np.asarray(dyn.gain) * bias_f + np.asarray(dyn.leak)) / theta
+    return np.broadcast_to(bias_n, shape).astype(np.float64), note
+
+
+def _bias_cap(grp: _Group, bias_n: np.ndarray, prof: Profile) -> int | None:
+    """The largest threshold (state units) at which every bias bias_n * theta still rounds into the profile's
+    bias format, a mantissa of `bias_mant_bits` << 0..`bias_exp_max` (Loihi 2: |b| <= 4095 << 7); None when
+    the profile's bias is unbounded or the group has none."""
+    big = float(np.max(np.abs(bias_n))) if bias_n.size else 0.0
+    if prof.bias_mant_max is None or big == 0.0:
+        return None
+    # round(b / 2^e) <= mant_max  <=>  b < (mant_max + 1/2) 2^e
+    return int(math.floor((prof.bias_mant_max + 0.5) * 2**prof.bias_exp_max / big - 1e-9))
+
+
+def _neuron_constants(grp: _Group, bias_n: np.ndarray, theta: np.ndarray, th: int, prof: Profile):
+    """(bias, its float value, its exponent, v_init, v_reset) in state units (v_state = v / theta * th)."""
+    p = grp.prim
+    bias_v = bias_n * th
+    bias, bias_exp = _round_bias(bias_v, prof, grp.neuron)
     v_init = np.round(np.asarray(p.v_init, dtype=np.float64) / theta * th).astype(np.int64)
     v_reset = np.round(np.asarray(p.v_reset, dtype=np.float64) / theta * th).astype(np.int64)
-    return bias, bias_v, v_init, v_reset, note
+    return bias, bias_v, bias_exp, v_init, v_reset
 
 
 def _write_synapses(out: Graph, grp: _Group, targets, fits, th: int, prof: Profile) -> dict[str, Any]:

@@ -1,0 +1,85 @@
+"""quantize{profile=loihi2}: neuron biases in Loihi 2's format, a 13-bit signed mantissa << exponent 0..7.
+
+A graded analog input (input_scale) divides the weights by the scale, so the threshold that best fits the
+weights can make a Dense bias of 5e5..1.6e6 state units (snnTorch's and SpikingJelly's models with biased
+first layers): more than 4095 << 7. The threshold is capped so every bias fits, and the bias is rounded to
+the mantissa << exponent the hardware holds, its error reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from n3ml.backends.lava.lower import lower
+from n3ml.errors import UnsupportedError
+from n3ml.ir import Graph, interp, prims as P
+from n3ml.passes.quantize import PROFILES, Quantize, _round_bias
+
+LOIHI2 = PROFILES["loihi2"]
+
+
+def test_bias_rounds_to_mantissa_shifted_by_the_smallest_exponent():
+    b = np.array([100.4, 5001.0, -300000.7, 524100.0, 0.3])
+    got, exp = _round_bias(b, LOIHI2)
+    # 100: e=0; 5001 / 2 = 2500.5 -> 2500 (half to even) << 1; -300000.7 / 128 = -2343.76 -> -2344 << 7
+    # (/64 = -4687.5 is beyond 4095); 524100 / 128 = 4094.53 -> 4095 << 7; 0.3 -> 0
+    np.testing.assert_array_equal(got, [100, 5000, -300032, 524160, 0])
+    np.testing.assert_array_equal(exp, [0, 1, 7, 7, 0])
+    mant = got >> exp
+    assert np.all(np.abs(mant) <= 4095) and np.all(mant << exp == got)
+    with pytest.raises(UnsupportedError, match=r"node `n`: neuron bias 5.243e\+05 does not fit a 13-bit "
+                       r"mantissa with exponent <= 7"):
+        _round_bias(np.array([524300.0]), LOIHI2, "n")  # 4095.9 << 7
+
+
+def _biased(bias: float) -> Graph:
+    """x (analog) -> Dense(small weights, a large bias) -> LIF: at input_scale=16 the best threshold for
+    the weights alone puts the bias far beyond 4095 << 7."""
+    g = Graph(name="biased")
+    g.add("x", P.Input(shape=(4,), kind="analog"))
+    w = np.array([[0.02, -0.013, 0.017, 0.011], [0.015, 0.02, -0.01, 0.012]])
+    g.add("fc", P.Dense(weight=w, bias=np.array([bias, -0.5 * bias])), "x")
+    g.add("n", P.LIF(tau=5.0, r=5.0, theta=1.0, reset="to-value"), "fc")
+    g.add("out", P.Output(), "n")
+    return g
+
+
+def test_large_bias_caps_the_threshold_and_fits_the_hardware_format():
+    g = _biased(0.3)
+    ctx = {}
+    q = Quantize(profile="loihi2", input_scale=16).apply(g, ctx)
+    n = q.nodes["n"]
+    rep = ctx["report"]["quantize"]["layers"]["n"]
+    bias = np.asarray(n.bias, np.int64)
+    # the float bias per step (r g b = 5 * (1 - e^-1/5) * b of theta) times the integer threshold
+    gain = 5.0 * (1 - np.exp(-1 / 5.0))
+    want = gain * np.array([0.3, -0.15]) * n.theta
+    assert np.abs(want).max() > 4095 * 64  # large enough to need exponent 7
+    assert np.abs(bias).max() <= 4095 << 7 and rep["bias_exp"] == 7
+    # held as mantissa << exponent, each neuron the smallest exponent its bias needs (half the bias: one less)
+    np.testing.assert_array_equal(bias % [1 << 7, 1 << 6], 0)
+    assert np.abs(bias[1]) > 4095 << 5
+    # the reported error is the rounding error, in units of the threshold
+    assert rep["bias_error"] == pytest.approx(np.abs(bias - want).max() / n.theta, rel=1e-6)
+    assert rep["bias_error"] <= 64 / n.theta
+    # the Lava lowering takes the bias as it is: mantissa and exponent within its registers
+    prm = lower(q).pops["n"].params
+    mant, exp = np.asarray(prm["bias_mant"]), np.asarray(prm["bias_exp"])
+    assert np.all(np.abs(mant) <= 4095) and np.all(exp <= 7)
+    np.testing.assert_array_equal(mant * 2**exp, bias)
+
+
+def test_capped_graph_agrees_with_the_float_graph():
+    g = _biased(0.3)
+    q = Quantize(profile="loihi2", input_scale=16).apply(g)
+    xs = np.random.default_rng(3).integers(0, 17, (40, 8, 4)) / 16.0
+    a = interp.run(g, xs).outputs["out"]
+    b = interp.run(q, np.round(xs * 16)).outputs["out"]
+    assert a.sum() > 20 and float(np.mean(a == b)) >= 0.99
+
+
+def test_bias_too_large_for_any_threshold_is_refused_naming_the_node():
+    # bias / theta of 2e5 per step: even theta = 64 (vth 1) would need a bias of 1.3e7 > 4095 << 7
+    with pytest.raises(UnsupportedError, match=r"node `n`: no threshold keeps its bias"):
+        Quantize(profile="loihi2", input_scale=16).apply(_biased(1e5))
