@@ -448,26 +448,41 @@ def _identity_synapse(factor, shape: tuple[int, ...]) -> P.Primitive | None:
     return None
 
 
+def _carried(g: Graph, types, name: str) -> bool:
+    """Whether `name` is what a synapse can read directly: spikes, or an analog graph Input (through one
+    Flatten), which the targets carry as graded spikes."""
+    if types[name].kind == "spike":
+        return True
+    p = g.nodes[name]
+    origin = g.inputs_of(name)[0] if isinstance(p, P.Flatten) else name
+    return isinstance(g.nodes[origin], P.Input)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SpikesAsSynapse(Pass):
-    """Spikes that reach a neuron (or an Add) without a synapse get one, exactly:
+    """Spikes (or a graph Input's analog values) that reach a neuron (or an Add) without a synapse get one,
+    exactly:
 
     * a Scale of spikes becomes a synapse of weight `factor` (snnTorch's reset term, `lif_reset =
       Scale(Delay(lif))`, becomes the neuron's diagonal self-connection; SpikingJelly's `/ T` of a counter
       a synapse an Output reads);
-    * spikes added to currents or driving a neuron directly (a residual identity) get an identity synapse.
+    * a Scale of an analog Input (through a Flatten), which fold-scales could not fold because no Dense/Conv
+      reads it, likewise (Norse's ConstantCurrentLIFEncoder, `LIF(6 x)`): targets whose neurons read
+      synapses carry the input as graded spikes through it, and quantize's input_scale applies to it;
+    * spikes or an analog Input added to currents or driving a neuron directly (a residual identity) get an
+      identity synapse.
 
     The synapse is a diagonal Dense (vectors) or a depthwise 1x1 Conv2d (maps, per-channel factors)."""
 
     name = "spikes-as-synapse"
-    summary = "Scale of spikes, and spikes into an Add or a neuron -> a diagonal synapse (exact)"
+    summary = "Scale of spikes or of an analog Input, and either into an Add or a neuron -> a diagonal synapse (exact)"
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         g = graph
         types = graph.verify()
         for n, p in list(graph.nodes.items()):
             src = graph.inputs_of(n)[0] if isinstance(p, P.Scale) else None
-            if src is None or types[src].kind != "spike":
+            if src is None or not _carried(graph, types, src):
                 continue
             syn = _identity_synapse(p.factor, types[n].shape)
             if syn is not None:
@@ -479,7 +494,7 @@ class SpikesAsSynapse(Pass):
             if not isinstance(p, (P.Add, P.Neuron)):
                 continue
             for port, src in enumerate(g.inputs_of(n)):
-                if types[src].kind != "spike" or isinstance(g.nodes[src], SYNAPSES):
+                if not _carried(g, types, src) or isinstance(g.nodes[src], SYNAPSES):
                     continue
                 syn = _identity_synapse(1.0, types[src].shape)
                 if syn is None:
