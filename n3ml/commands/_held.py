@@ -42,9 +42,9 @@ def torch_held(graph: Graph, *, device: str = "cpu", dtype: str = "float64", **_
         data = {k: torch.as_tensor(np.asarray(v), device=dev).to(tdt)[None].expand(steps, *v.shape)
                 for k, v in inputs.items()}
         with torch.no_grad():
-            res = exe(data, record=list(record))
+            res = exe(data, means=list(record))  # time means summed on the fly: no (T, B, ...) record
             outs, rec = res if isinstance(res, tuple) else (res, {})
-            means = {n: host(rec[n].mean(dim=0, dtype=torch.float64)) for n in record}
+            means = {n: host(rec[f"{n}.mean"]) for n in record}
             outputs = {k: host(v) for k, v in outs.items()}
         return outputs, means
 

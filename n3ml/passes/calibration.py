@@ -151,14 +151,23 @@ def held_runner(engine: Engine | None, graph: Graph) -> Callable[..., tuple[dict
 
 
 def auto_batch(graph: Graph, record: list[str], steps: int, *, itemsize: int = 8,
-               budget: int = MEMORY_BUDGET) -> int:
-    """Samples per batch so that one batch fits `budget` bytes: the recorded nodes' full (T, B, ...)
-    sequences in the engine's `itemsize`, their float64 time means on the host, and the largest node
-    twice (what a run holds while computing the next)."""
+               budget: int = MEMORY_BUDGET, held: bool = False) -> int:
+    """Samples per batch so that one batch fits `budget` bytes.
+
+    A plain engine run (`held` False) holds the recorded nodes' full (T, B, ...) sequences in the
+    engine's `itemsize`, their float64 time means on the host, and the largest node twice (what a run
+    holds while computing the next). A held session (`Engine.held`: time means summed on the device
+    while the run goes, the run streamed in time chunks of bounded size) holds per sample the recorded
+    nodes' float64 sums and host means, one step of every node (a chunk is at least one step) and the
+    outputs' sequences; the executor's streaming window (`Executor.stream_bytes`) comes on top."""
     types = graph.verify()
     size = {n: math.prod(types[n].shape) for n in graph.nodes}
     rec = sum(size[n] for n in record)
-    per_sample = (steps * itemsize + 8) * rec + 2 * steps * itemsize * max(size.values(), default=1)
+    if held:
+        outs = sum(size[n] for n in graph.output_names)
+        per_sample = 16 * rec + itemsize * sum(size.values()) + steps * itemsize * outs
+    else:
+        per_sample = (steps * itemsize + 8) * rec + 2 * steps * itemsize * max(size.values(), default=1)
     return max(1, min(MAX_BATCH, budget // max(per_sample, 1)))
 
 

@@ -147,7 +147,7 @@ def conversion_report(snn: Graph, inputs: dict[str, np.ndarray], *, steps: int =
     b = next(iter(inputs.values())).shape[0]
     budget = int(context.get("memory_budget") or MEMORY_BUDGET)
     batch = batch or int(context.get("report_batch") or 0) or auto_batch(
-        snn, neurons, steps, itemsize=engine_itemsize(engine), budget=budget)
+        snn, neurons, steps, itemsize=engine_itemsize(engine), budget=budget, held=engine.held is not None)
     moments = {n: Moments() for n in neurons}
     pts = checkpoints(steps)
     right_snn = {o: dict.fromkeys(pts, 0) for o in snn.output_names}

@@ -188,26 +188,33 @@ class Executor(nn.Module):
     # Inference runs whose sequences would hold more than this many bytes are streamed in time chunks.
     stream_bytes: int = 256 * 2**20
 
-    def forward(self, inputs, *, record: Iterable[str] = (), chunk: int | None = None):
+    def forward(self, inputs, *, record: Iterable[str] = (), chunk: int | None = None, means: Iterable[str] = ()):
         """Run all steps.
 
         Args:
             inputs: dict Input-name -> tensor (T, B, *shape), or one tensor for a one-input graph.
             record: node names whose output sequences (and neuron states) to return as well.
+            means: node names whose time mean (B, *shape) to return, in float64, accumulated while the
+                run goes (each sequence is summed the moment it is computed, then freed as usual):
+                no (T, B, ...) sequence is kept for them, and neurons keep their fused scans (recording
+                a neuron's states makes it step). Returned under "node.mean".
             chunk: inference only: run the graph over `chunk` steps at a time, handing every
                 node's state on to the next chunk, so that memory holds `chunk` steps of each
                 sequence (plus the outputs and recorded values) instead of all T. Default: T when
                 gradients are wanted, else chosen so that one chunk's sequences fit in
                 `Executor.stream_bytes` (256 MiB).
         Returns:
-            dict Output-name -> tensor (T, B, *shape); with `record`, a pair (outputs, recorded)
-            where recorded maps "node" and "node.v" / ".i" / ".b" to (T, B, *shape) tensors.
+            dict Output-name -> tensor (T, B, *shape); with `record` or `means`, a pair (outputs,
+            recorded) where recorded maps "node" and "node.v" / ".i" / ".b" to (T, B, *shape) tensors
+            and "node.mean" to (B, *shape) float64 tensors.
         """
-        record = list(record)
-        for r in record:
+        record, means = list(record), list(dict.fromkeys(means))
+        for r in record + means:
             if r not in self.nodes:
                 raise N3mlError(f"cannot record unknown node `{r}`")
         data, T, B = self._inputs(inputs)
+        # float64 sums, filled unit by unit (and chunk by chunk when streamed), divided by T at the end
+        sums: dict[str, torch.Tensor | None] = dict.fromkeys(means)
         keep = set(self.output_names) | set(record)
         grad = torch.is_grad_enabled() and (any(p.requires_grad for p in self.parameters())
                                             or any(x.requires_grad for x in data.values()))
@@ -217,10 +224,11 @@ class Executor(nn.Module):
             run = RunCtx(T=T, B=B, data=data, owned=owned)
             if grad and self.memory == "lean":
                 segs = {n: c for n, c in self._segments.items() if keep.isdisjoint(c)}
+                segs = {n: c for n, c in segs.items() if set(means).isdisjoint(c[:-1])}  # means need the values
                 with torch.autograd.graph.saved_tensors_hooks(pack_saved, unpack):
-                    vals, rec = self._run(run, keep, record, segs)
+                    vals, rec = self._run(run, keep, record, segs, sums)
             else:
-                vals, rec = self._run(run, keep, record)
+                vals, rec = self._run(run, keep, record, None, sums)
         else:  # streamed: the outputs and recorded values are filled chunk by chunk
             carry: dict = {}
             vals, rec = {}, {}
@@ -228,22 +236,27 @@ class Executor(nn.Module):
                 t1 = min(T, t0 + size)
                 run = RunCtx(T=t1 - t0, B=B, data={k: x[t0:t1] for k, x in data.items()}, owned=owned,
                              t0=t0, carry=carry)
-                got = self._run(run, keep, record)
+                got = self._run(run, keep, record, None, sums)
                 for part, whole in zip(got, (vals, rec)):
                     for k, y in part.items():
                         if k not in whole:
                             whole[k] = y.new_empty((T, *y.shape[1:]))
                         whole[k][t0:t1] = y
         outs = {n: vals[n] for n in self.output_names}
-        if not record:
+        if not record and not means:
             return outs
-        recorded = {}
+        recorded = {f"{n}.mean": self._mean(n, sums, T, B) for n in means}
         for r in record:
             recorded[r] = vals[r]
             for key in ("v", "i", "b"):
                 if f"{r}.{key}" in rec:
                     recorded[f"{r}.{key}"] = rec[f"{r}.{key}"]
         return outs, recorded
+
+    def _mean(self, n: str, sums: dict[str, torch.Tensor], T: int, B: int) -> torch.Tensor:
+        if sums[n] is None:  # T == 0 streamed (no chunk ran): no step to average, nan like numpy's mean
+            return torch.full((B, *self.types[n].shape), float("nan"), dtype=torch.float64, device=self.ctx.device)
+        return sums[n].div_(T)
 
     def _chunk_size(self, chunk, T: int, B: int, grad: bool) -> int:
         if chunk is None:
@@ -259,10 +272,13 @@ class Executor(nn.Module):
                             "training keeps every step for the backward pass")
         return chunk
 
-    def _run(self, run: RunCtx, keep: set[str], record: list[str], segs: dict | None = None):
+    def _run(self, run: RunCtx, keep: set[str], record: list[str], segs: dict | None = None,
+             sums: dict[str, torch.Tensor | None] | None = None):
         """Every unit over the run's steps; returns the kept sequences and the recorded states.
-        `segs`: the lean-mode segments to run through `recompute` (neuron -> chain)."""
+        `segs`: the lean-mode segments to run through `recompute` (neuron -> chain). `sums`: node ->
+        float64 sum over time so far, for the nodes whose means are wanted (updated here)."""
         segs = segs or {}
+        sums = {} if sums is None else sums
         want_states = set(record)
         deferred = {m for chain in segs.values() for m in chain[:-1]}  # evaluated with their neuron
         last = self._last_uses(segs) if segs else self._last_use
@@ -295,6 +311,10 @@ class Executor(nn.Module):
                 vals[n] = self._bulk(n, [vals[s] for s in self.inputs_of[n]], run, states)
                 for key, v in (states or {}).items():
                     rec[f"{n}.{key}"] = v
+            for n in unit.nodes:  # now, before a reader may overwrite the sequence in place
+                if n in sums and n in vals:
+                    part = vals[n].sum(dim=0, dtype=torch.float64)
+                    sums[n] = part if sums[n] is None else sums[n].add_(part)
             for s in frees.get(k, ()):  # free sequences nobody reads any more
                 vals.pop(s, None)
         return {n: vals[n] for n in keep}, rec
