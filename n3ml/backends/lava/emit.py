@@ -49,6 +49,9 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
     if pop.kind == "bias":
         return {"note": "one spike every step from Lava step `latency` on (a current-based neuron's bias)",
                 **layout, "graded": False}
+    if pop.kind == "input" and pop.of:
+        return {"note": f"Input `{pop.of}`'s data sent {pop.latency} step(s) later (it feeds a Conv on a path "
+                        "shorter than its reader's other inputs)", **layout, "graded": bool(pop.graded), "of": pop.of}
     if pop.kind == "input":
         what = "analog values sent as graded spikes" if pop.graded else "spikes"
         return {"note": f"Input {list(pop.shape)}, {what} from a ring buffer", **layout, "graded": bool(pop.graded)}
@@ -57,16 +60,24 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         a = np.asarray(pop.params.get(k, 0))
         # per-neuron values go to weights.npz; one value stays a number (Lava broadcasts it)
         params[k] = arrays.add(f"{n}.{k}", a) if a.size > 1 else arrays.value(f"{n}.{k}", a.reshape(()))
+    own = {"reset": pop.reset, "start": int(pop.start)} if pop.process == "N3mlLIF" else {}
+    if pop.kind == "relay":
+        return {"note": f"relay of `{pop.of}`'s spikes: fires one step after its input fired (u and v forget "
+                        "every step, threshold below one spike); a chain of relays delays a Conv's source", **layout, "graded": False,
+                "process": pop.process, "refractory": 0, "params": params, "v_scale": 1, "of": pop.of, **own}
     if fixed:
         what = "fixed-point (du register = du - 1, vth = theta >> 6)"
     elif np.isinf(float(np.asarray(pop.params.get("vth", 0)).reshape(-1)[0])):
         what = "LI readout that never fires (vth = +inf; du = 1: u is the step's input), n3ml voltage units"
     else:
         what = "float, threshold units"
+    if pop.per_neuron_decay:
+        what += ", per-neuron du/dv"
+    if pop.start:
+        what += f", holds its initial state for the {pop.start} step(s) before its input arrives"
     unit_scale = np.size(pop.v_scale) == 1 and float(np.asarray(pop.v_scale).reshape(-1)[0]) == 1.0
     return {"note": f"neuron {list(pop.shape)}, {what}", **layout, "graded": bool(pop.graded),
-            "process": "LIFSubtract" if pop.reset == "subtract" else "LIFRefractory" if pop.refractory else "LIF",
-            "refractory": int(pop.refractory),
+            "process": pop.process, "refractory": int(pop.refractory), **own,
             "params": params,
             # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
             "v_scale": 1 if unit_scale else arrays.add(f"{n}.v_scale", np.asarray(pop.v_scale, dtype=np.float64))}
@@ -76,6 +87,8 @@ def _connection(c: Conn, net: LavaNet, arrays: Arrays) -> dict[str, Any]:
     entry = {"name": c.name, "op": c.op, "src": c.src, "dst": c.dst, "note": c.comment,
              "weight": arrays.add(f"{c.name}.weight", c.weight)}
     if c.op == "dense":
+        if c.delay:
+            entry["delay"] = int(c.delay)  # a DelayDense: every synapse `delay` steps more than a Dense
         if net.fixed:
             entry.update(weight_exp=c.args["weight_exp"], num_weight_bits=c.args["num_weight_bits"],
                          sign_mode=c.args["sign_mode"])

@@ -20,9 +20,12 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
 * `Dense` and `Conv` deliver `W s` one step late (a_out sends the buffer of the
   previous step). n3ml synapses act in the same step, so every node gets a
   latency (Lava step = IR step + latency); a `Delay(d)` in front of a synapse
-  is absorbed by it (latency + 1 - d). A neuron whose inputs arrive with
-  different latencies, or before the graph starts, cannot be made exact and is
-  refused. Outputs are read back shifted by their latency.
+  is absorbed by it (latency + 1 - d). A neuron's latency is the latest
+  arrival over its inputs (at least 1); every earlier input is delayed to it
+  exactly: a Dense becomes Lava's DelayDense (per-synapse delays 0..63), a Conv
+  reads a chain of relay populations (LIFs that repeat their input's spikes one
+  step later) or, from an Input, a copy of the Input's data sent later.
+  Outputs are read back shifted by their latency.
 * Dense fixed_pt weights: 8-bit mantissa; a mixed-sign matrix is truncated to
   even values (one bit less), the accumulated sum is shifted by `weight_exp`.
   Integer IR weights `W = m << s` are emitted as `m << t` with `weight_exp = s - t`
@@ -74,7 +77,23 @@ class Pop:
     refractory: int = 0
     graded: bool = False  # an analog Input: graded spikes (Dense/Conv num_message_bits > 0)
     v_scale: Any = 1  # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
-    reset: str = "zero"  # "zero": Lava's LIF; "subtract": n3ml's LIFSubtract process (v -= vth, runtime.py)
+    reset: str = "zero"  # "zero": Lava's LIF; "subtract": n3ml's N3mlLIF process (v -= vth, runtime.py)
+    start: int = 0  # N3mlLIF holds u, v (no spike) for Lava steps 1..start: its wait for the first input
+    of: str = ""  # an input kind: the Input whose data this population sends `latency` steps later
+
+    @property
+    def process(self) -> str:
+        """The Lava process of a neuron or relay: Lava's LIF where it suffices, n3ml's own N3mlLIF where the
+        population resets by subtraction, has per-neuron decays or holds until its start step."""
+        if self.kind not in ("neuron", "relay"):
+            return ""
+        if self.reset == "subtract" or self.start or self.per_neuron_decay:
+            return "N3mlLIF"
+        return "LIFRefractory" if self.refractory else "LIF"
+
+    @property
+    def per_neuron_decay(self) -> bool:
+        return any(np.size(self.params.get(k, 0)) > 1 for k in ("du", "dv"))
 
 
 @dataclass
@@ -88,6 +107,8 @@ class Conn:
     weight: np.ndarray  # IR layout (Dense (out, in); Conv torch (Cout, Cin/g, KH, KW)); Lava-ready values
     args: dict[str, Any] = field(default_factory=dict)  # weight_exp, num_weight_bits, sign_mode / conv geometry
     comment: str = ""
+    skip: int = 0  # the IR Delay absorbed in front of the synapse (its source is `skip` steps older)
+    delay: int = 0  # extra steps on Lava (a DelayDense): the path is as long as the neuron's latest input
 
 
 @dataclass
@@ -173,40 +194,111 @@ def _value_readouts(graph: Graph) -> list[str]:
     return found
 
 
-def _latencies(graph: Graph, pops: dict[str, Pop], conns_in: dict[str, list[tuple[str, str, int]]]) -> None:
-    """Latency of every population: inputs 0, a neuron = its connections' (src + 1 - delay), all equal."""
+def _latencies(graph: Graph, pops: dict[str, Pop], conns: list[Conn]) -> None:
+    """Latency of every population (Lava step = IR step + latency): inputs 0; a neuron the latest arrival over
+    its connections (source + 1 - absorbed Delay), and at least 1 (Lava delivers nothing sooner). A longest
+    path, by relaxation: a loop that lengthens every time around (fewer Delay steps than synapses on it)
+    has no latency and is refused."""
+    into: dict[str, list[Conn]] = {}
+    for c in conns:
+        into.setdefault(c.dst, []).append(c)
     lat: dict[str, int] = {n: 0 for n, p in pops.items() if p.kind == "input"}
     for _ in range(len(pops) + 1):
-        changed = False
+        grown = ""
         for n, pop in pops.items():
-            if pop.kind == "input":
-                continue
-            known = [(s, lat[src] + 1 - d) for s, src, d in conns_in[n] if src in lat]
-            if known and n not in lat:
-                lat[n] = known[0][1]
-                changed = True
-        if not changed:
+            arrive = [lat[c.src] + 1 - c.skip for c in into.get(n, []) if c.src in lat]
+            if pop.kind != "input" and arrive and lat.get(n) != max(1, *arrive):
+                lat[n], grown = max(1, *arrive), n
+        if not grown:
             break
+    else:
+        raise _unsupported(grown, graph.nodes[grown], "it is on a loop whose synapses outnumber its Delay steps "
+                                                      "(each synapse takes a step on Lava), so its latency grows "
+                                                      "without bound")
     for n, pop in pops.items():
         if pop.kind == "input":
             continue
         if n not in lat:
             raise _unsupported(n, graph.nodes[n], "no input reaches it; Lava needs every neuron driven from an "
                                                   "Input through synapses")
-        for s, src, d in conns_in[n]:
-            got = lat[src] + 1 - d
-            if got != lat[n]:
-                raise _unsupported(n, graph.nodes[n], f"its inputs arrive on Lava with different latencies ("
-                                                      f"`{conns_in[n][0][0]}`: {lat[n]} steps, `{s}`: {got} steps); "
-                                                      "Lava's one-step synaptic delay cannot be compensated exactly "
-                                                      "on unequal paths")
-        if lat[n] < 1:
-            raise _unsupported(n, graph.nodes[n], f"a Delay makes its input needed {1 - lat[n]} step(s) before Lava "
-                                                  "can deliver it")
         pop.latency = lat[n]
 
 
+DELAY_MAX = 63  # Loihi 2's synaptic delay field is 6 bits (Lava's bit-accurate DelayDense checks it)
+
+
+def _equalize(graph: Graph, pops: dict[str, Pop], conns: list[Conn], fixed: bool) -> None:
+    """Delay every connection that arrives before its neuron's latency by the difference, exactly: a Dense
+    becomes a DelayDense, a Conv from an Input reads a later copy of the Input, a Conv from a neuron reads
+    the end of a chain of relay populations (one step each, shared by the connections of that source)."""
+    for c in list(conns):
+        extra = pops[c.dst].latency - (pops[c.src].latency + 1 - c.skip)
+        if extra <= 0:
+            continue
+        if c.op == "dense":
+            if extra > DELAY_MAX:
+                raise _unsupported(c.dst, graph.nodes[c.dst], f"its input `{c.name}` must wait {extra} steps for "
+                                                              f"its other inputs; Loihi 2's synaptic delays hold "
+                                                              f"0..{DELAY_MAX}")
+            c.delay = extra
+            c.comment = (c.comment + "; " if c.comment else "") + f"delayed {extra} step(s): its path is shorter "                                                                  "than the neuron's other inputs"
+        elif pops[c.src].kind == "input":
+            c.src = _late_input(graph, pops, c.src, extra)
+        else:
+            c.src = _relays(graph, pops, conns, c.src, extra, fixed)
+
+
+def _fresh(graph: Graph, pops: dict[str, Pop], name: str) -> str:
+    while name in pops or name in graph.nodes:
+        name += "_"
+    return name
+
+
+def _late_input(graph: Graph, pops: dict[str, Pop], src: str, extra: int) -> str:
+    """A copy of Input `src` that sends its data `extra` steps later (any message, graded or spikes)."""
+    for n, p in pops.items():
+        if p.of == src and p.latency == extra:
+            return n
+    pop = pops[src]
+    name = _fresh(graph, pops, f"{src}_late{extra}")
+    pops[name] = Pop(name, "input", pop.shape, conv=pop.conv, latency=extra, graded=pop.graded, of=src)
+    return name
+
+
+def _relays(graph: Graph, pops: dict[str, Pop], conns: list[Conn], src: str, extra: int, fixed: bool) -> str:
+    """The relay `extra` steps after `src`: relay k is a LIF that fires exactly when relay k - 1 (or src) fired
+    one step before, through a depthwise 1x1 Conv of ones. Its u and v forget everything each step (fixed_pt:
+    du register 4095, dv 4095) and its threshold is below one input spike (floating_pt 0.5, fixed_pt 0)."""
+    prev = src
+    for k in range(1, extra + 1):
+        found = [n for n, p in pops.items() if p.kind == "relay" and p.of == src and p.latency == pops[src].latency + k]
+        if found:
+            prev = found[0]
+            continue
+        pop = pops[src]
+        name = _fresh(graph, pops, f"{src}_relay{k}")
+        params = ({"du": LOIHI2.one - 1, "dv": LOIHI2.dv_max, "vth": 0, "bias_mant": 0, "bias_exp": 0, "u": 0, "v": 0}
+                  if fixed else
+                  {"du": 1.0, "dv": 1.0, "vth": 0.5, "bias_mant": 0.0, "bias_exp": 0, "u": 0.0, "v": 0.0})
+        pops[name] = Pop(name, "relay", pop.shape, conv=True, latency=pop.latency + k, params=params, of=src)
+        cin = pop.shape[0]
+        conns.append(Conn(f"{name}_in", "conv", prev, name,
+                          np.ones((cin, 1, 1, 1), dtype=np.int64 if fixed else np.float64),
+                          {"padding": (0, 0), "stride": (1, 1), "dilation": (1, 1), "groups": cin},
+                          f"relay: `{src}`'s spikes {k} step(s) later (a path shorter than its reader's other inputs)"))
+        prev = name
+    return prev
+
+
 # -------------------------------------------------------------------- neurons
+
+
+def _decay(v, shape: tuple[int, ...]) -> Any:
+    """A decay as one number where it is uniform, else per neuron (n3ml's N3mlLIF process takes arrays)."""
+    a = np.asarray(v)
+    if a.size == 1 or np.all(a == a.reshape(-1)[0]):
+        return a.reshape(-1)[0].item()
+    return np.broadcast_to(a, shape).copy()
 
 
 def _uniform(node: str, prim: P.Primitive, field_: str, v) -> float:
@@ -217,23 +309,23 @@ def _uniform(node: str, prim: P.Primitive, field_: str, v) -> float:
     return float(a.reshape(-1)[0])
 
 
-def _fixed_neuron(n: str, p: P.FixedCubaLIF) -> dict[str, Any]:
+def _fixed_neuron(n: str, p: P.FixedCubaLIF, shape: tuple[int, ...]) -> dict[str, Any]:
     for k, v in FIXED.items():
         if getattr(p, k) != v:
             raise _unsupported(n, p, f"Lava's fixed-point LIF has {k}={v}; found {getattr(p, k)} (quantize with "
                                      "quantize{profile=loihi2})")
     if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
-        raise _unsupported(n, p, f"Lava's LIF resets v to 0 (n3ml's LIFSubtract subtracts theta); found "
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 (n3ml's N3mlLIF subtracts theta); found "
                                  f"reset={p.reset}, v_reset={p.v_reset!r}")
     if p.refractory:
         raise _unsupported(n, p, "Lava's fixed-point LIF has no refractory period; found refractory="
                                  f"{p.refractory}")
-    du = int(_uniform(n, p, "du", p.du))
-    dv = int(_uniform(n, p, "dv", p.dv))
+    du = _decay(np.asarray(p.du, dtype=np.int64), shape)
+    dv = _decay(np.asarray(p.dv, dtype=np.int64), shape)
     theta = int(_uniform(n, p, "theta", p.theta))
-    if du < 1:
+    if np.any(np.asarray(du) < 1):
         raise _unsupported(n, p, "Lava's du register holds du - 1 >= 0; found du=0 (a current that never decays)")
-    if dv > LOIHI2.dv_max:
+    if np.any(np.asarray(dv) > LOIHI2.dv_max):
         raise _unsupported(n, p, f"Lava's dv register holds 0..{LOIHI2.dv_max}; found dv={dv}")
     shift = LOIHI2.theta_shift
     if theta < 0 or theta % (1 << shift) or (theta >> shift) > VTH_MAX:
@@ -258,31 +350,34 @@ def _split_bias(n: str, p: P.Primitive, bias: np.ndarray) -> tuple[Any, Any]:
     return mant, exp
 
 
-def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str) -> tuple[dict[str, Any], np.ndarray]:
+def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str,
+                  shape: tuple[int, ...]) -> tuple[dict[str, Any], np.ndarray]:
     """LIF arguments in threshold units, and the per-neuron factor for incoming weights."""
     if isinstance(p, P.FixedCubaLIF):
         raise _unsupported(n, p, "a graph mixing fixed-point and float neurons cannot run on Lava (fixed_pt and "
                                  "floating_pt are whole-network choices)")
     if isinstance(p, P.LI):
-        return _float_readout(n, p, dt, scheme)
+        return _float_readout(n, p, dt, scheme, shape)
     if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
-        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's LIFSubtract subtracts theta); "
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's N3mlLIF subtracts theta); "
                                  f"found reset={p.reset}"
                                  + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
     if p.reset == "subtract" and p.refractory:
-        raise _unsupported(n, p, f"reset by subtraction with refractory={p.refractory}: n3ml's LIFSubtract "
+        raise _unsupported(n, p, f"reset by subtraction with refractory={p.refractory}: n3ml's N3mlLIF "
                                  "process has no refractory period")
     theta = np.asarray(p.theta, dtype=np.float64)
     if np.any(theta <= 0):
         raise _unsupported(n, p, f"the Lava target needs theta > 0; found {p.theta!r}")
     a_s, a, gain, leak = N.discretize(p, dt, scheme).linear()  # i = a_s i + I; v = a v + gain i + leak
-    params = {"du": 1.0 - _uniform(n, p, "tau_syn", a_s), "dv": 1.0 - _uniform(n, p, "tau", a), "vth": 1.0,
+    params = {"du": _decay(1.0 - np.asarray(a_s, np.float64), shape),
+              "dv": _decay(1.0 - np.asarray(a, np.float64), shape), "vth": 1.0,
               "bias_mant": np.asarray(leak / theta, dtype=np.float64), "bias_exp": 0,
               "v": np.asarray(np.asarray(p.v_init) / theta, dtype=np.float64), "u": 0.0}
     return params, np.asarray(gain / theta, dtype=np.float64)
 
 
-def _float_readout(n: str, p: P.LI, dt: float, scheme: str) -> tuple[dict[str, Any], np.ndarray]:
+def _float_readout(n: str, p: P.LI, dt: float, scheme: str,
+                   shape: tuple[int, ...]) -> tuple[dict[str, Any], np.ndarray]:
     """An LI readout as a Lava float LIF that never fires, in n3ml's voltage units (v_scale 1).
 
     LI: v_t = a v_{t-1} + (1 - a) v_leak + r g I_t. Lava: u = u (1 - du) + a_in, v = v (1 - dv) + u + bias.
@@ -290,12 +385,11 @@ def _float_readout(n: str, p: P.LI, dt: float, scheme: str) -> tuple[dict[str, A
     and vth = +inf, which no finite v exceeds (so there is no spike and no reset).
     """
     _, a, gain, leak = N.discretize(p, dt, scheme).linear()
-    keep = _uniform(n, p, "tau", a)
     for what, arr in (("r", np.asarray(p.r)), ("v_leak", np.asarray(p.v_leak)), ("v_init", np.asarray(p.v_init)),
                       ("r g (the input gain)", gain)):
         if not np.all(np.isfinite(arr)):
             raise _unsupported(n, p, f"`{what}` must be finite on Lava; found {arr!r}")
-    params = {"du": 1.0, "dv": 1.0 - keep, "vth": math.inf, "bias_mant": np.asarray(leak, dtype=np.float64),
+    params = {"du": 1.0, "dv": _decay(1.0 - np.asarray(a, np.float64), shape), "vth": math.inf, "bias_mant": np.asarray(leak, dtype=np.float64),
               "bias_exp": 0, "v": np.asarray(p.v_init, dtype=np.float64), "u": 0.0}
     return params, gain
 
@@ -354,29 +448,35 @@ def lower(graph: Graph) -> LavaNet:
     pops, gains = _populations(graph, types, neurons, fixed)
     for li2, li1 in chains.items():  # LI1 -> LI2: LI1 is the population's current u (du = 1 - a1)
         _, a1, c1, _ = N.discretize(graph.nodes[li1], graph.dt, graph.scheme).linear()
-        pops[li2].params["du"] = 1.0 - _uniform(li1, graph.nodes[li1], "tau", a1)
+        pops[li2].params["du"] = _decay(1.0 - np.asarray(a1, np.float64), pops[li2].shape)
         gains[li2] = np.asarray(gains[li2], np.float64) * np.asarray(c1, np.float64)
     values = _value_readouts(graph)
     for v in values:
         pops[v], gains[v] = _value_population(graph, types, v, fixed)
     conns: list[Conn] = []
-    conns_in: dict[str, list[tuple[str, str, int]]] = {n: [] for n in neurons + values}
     biases_of: dict[str, list] = {}
     for n in neurons + values:
         biases: list = []
         srcs = _synapse_inputs(graph, chains.get(n, n)) if n not in values else (
             graph.inputs_of(n) if isinstance(graph.nodes[n], P.Add) else [n])
         for s in srcs:
-            conns.append(_connection(graph, types, n, s, gains, fixed, biases, conns_in[n]))
+            conns.append(_connection(graph, types, n, s, gains, fixed, biases))
         if biases and not fixed:
             biases_of[n] = biases
     _name_connections(conns)
     _layouts(graph, pops, conns)
-    _latencies(graph, pops, conns_in)
+    _latencies(graph, pops, conns)
+    _equalize(graph, pops, conns, fixed)
     for n, biases in biases_of.items():  # after the latencies: a current's bias arrives from a source timed by them
         _add_bias(graph, types, n, pops, conns, biases, gains[n], current=n in chains)
     for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
         _warm_up(n, graph.nodes[n], pops[n], fixed)
+        if pops[n].process == "N3mlLIF" and pops[n].refractory:
+            raise _unsupported(n, graph.nodes[n], "a refractory period with "
+                                                  + ("reset by subtraction" if pops[n].reset == "subtract" else
+                                                     "per-neuron decays" if pops[n].per_neuron_decay else
+                                                     f"a wait of {pops[n].start} steps for its input")
+                                                  + ": n3ml's N3mlLIF process has no refractory period")
     return LavaNet(graph.name, fixed, pops, conns, _probes(graph, pops), graph.dt)
 
 
@@ -417,9 +517,9 @@ def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[
             if not isinstance(p, P.FixedCubaLIF):
                 raise _unsupported(n, p, "a graph mixing fixed-point and float neurons cannot run on Lava "
                                          "(quantize all of it)")
-            params = _fixed_neuron(n, p)
+            params = _fixed_neuron(n, p, tuple(types[n].shape))
         else:
-            params, gains[n] = _float_neuron(n, p, graph.dt, graph.scheme)
+            params, gains[n] = _float_neuron(n, p, graph.dt, graph.scheme, tuple(types[n].shape))
             if p.refractory and p.spiking:  # a readout never spikes: its refractoriness never starts
                 params["refractory_period"] = int(p.refractory)
         pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params,
@@ -429,18 +529,17 @@ def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[
     return pops, gains
 
 
-def _connection(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases: list,
-                conns_in: list[tuple[str, str, int]]) -> Conn:
+def _connection(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases: list) -> Conn:
     """The Lava connection of synapse `s` into neuron `n` (float biases are collected in `biases`)."""
     sp = graph.nodes[s]
     src, d = _resolve_pop(graph, graph.inputs_of(s)[0], s)
     if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
         raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
                                   "can only be an Output (Lava's synapses carry spikes)")
-    conns_in.append((s, src, d))
-    if isinstance(sp, P.Dense):
-        return _dense_connection(s, sp, src, n, gains, fixed, biases)
-    return _conv_connection(graph, types, s, sp, src, n, gains, fixed, biases)
+    c = (_dense_connection(s, sp, src, n, gains, fixed, biases) if isinstance(sp, P.Dense) else
+         _conv_connection(graph, types, s, sp, src, n, gains, fixed, biases))
+    c.skip = d
+    return c
 
 
 def _dense_connection(s: str, sp: P.Dense, src: str, n: str, gains, fixed: bool, biases: list) -> Conn:
@@ -553,7 +652,7 @@ def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
     if fixed:
         b = bias.astype(np.int64) << np.asarray(prm["bias_exp"], dtype=np.int64)
         one = LOIHI2.one
-        a = one - int(prm["dv"])
+        a = one - np.asarray(prm["dv"], dtype=np.int64)  # per neuron where the decays are
         vth = int(prm["vth"]) << LOIHI2.theta_shift
         lim = LOIHI2.state_max
 
@@ -572,12 +671,12 @@ def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
             ok = ok and not np.any(trace > vth)
         ok = ok and np.array_equal(trace, np.broadcast_to(v_init, trace.shape))
     else:
-        keep = 1.0 - float(prm["dv"])
-        if keep == 0.0 and np.all(bias <= float(prm["vth"])):
+        keep = 1.0 - np.asarray(prm["dv"], dtype=np.float64)
+        if np.all(keep == 0.0) and np.all(bias <= float(prm["vth"])):
             return  # v forgets everything each step: no start value matters, and the bias alone never fires
-        if keep == 0.0:
-            raise _unsupported(n, prim, "its voltage forgets everything in one step (dv = 1), so the steps Lava "
-                                        "runs before its input arrives cannot be prepared; give it no bias and v_init 0")
+        if np.any(keep == 0.0):  # no start value survives a step: hold it until the input arrives
+            pop.start = steps
+            return
         v = np.broadcast_to(v_init, np.broadcast_shapes(bias.shape, v_init.shape)).astype(np.float64)
         for _ in range(steps):
             v = (v - bias) / keep
@@ -586,9 +685,9 @@ def _warm_up(n: str, prim: P.Primitive, pop: Pop, fixed: bool) -> None:
         for _ in range(steps):
             trace = trace * keep + bias
             ok = ok and not np.any(trace > float(prm["vth"]))
-    if not ok:
-        raise _unsupported(n, prim, f"on Lava its input arrives {steps} step(s) late; no initial voltage lets its "
-                                    "bias run for those steps without spiking and reach v_init")
+    if not ok:  # n3ml's N3mlLIF process holds its initial state until its input arrives
+        pop.start = steps
+        return
     prm["v"] = start if start.size > 1 else start.reshape(-1)[0].item()
 
 

@@ -154,7 +154,8 @@ class Network:
 
     @property
     def inputs(self):
-        return {n: p for n, p in self.pops.items() if p["kind"] == "input"}
+        """The Input nodes (not their later copies, which replay an Input's data)."""
+        return {n: p for n, p in self.pops.items() if p["kind"] == "input" and "of" not in p}
 
     @property
     def neurons(self):
@@ -165,11 +166,15 @@ class Network:
 
 
 def make_population(lava, net, name, data, B, steps):
-    """The Lava process of one population: a ring-buffer source for an Input, a LIF for a neuron."""
+    """The Lava process of one population: a ring-buffer source for an Input (or for a later copy of one), a
+    LIF for a neuron or a relay."""
     pop = net.pops[name]
     lay = net.layout(name)
-    if pop["kind"] == "input":  # spikes, or analog values sent as graded spikes; latency 0
-        return lava.Source(data=to_lava(data[name], *lay, steps, net.dtype))
+    if pop["kind"] == "input":  # spikes, or analog values sent as graded spikes
+        x = data[pop.get("of", name)]
+        if pop["latency"]:  # a copy of an Input sent `latency` steps later (it feeds a Conv on a short path)
+            x = np.concatenate([np.zeros((pop["latency"],) + x.shape[1:], x.dtype), x])[:steps]
+        return lava.Source(data=to_lava(x, *lay, steps, net.dtype))
     if pop["kind"] == "bias":  # one spike per sample and step, from Lava step `latency` on
         ones = np.zeros(lava_shape(*lay, B) + (steps,), dtype=net.dtype)
         ones[..., max(0, pop["latency"]):] = 1
@@ -180,8 +185,9 @@ def make_population(lava, net, name, data, B, steps):
         args[k] = per_neuron(v, *lay, B) if np.ndim(v) else v
     if pop["process"] == "LIFRefractory":
         args["refractory_period"] = pop["refractory"]
-    if pop["process"] == "LIFSubtract":
-        return lava.subtract()[0](shape=lava_shape(*lay, B), **args, name=name)
+    if pop["process"] == "N3mlLIF":
+        return lava.own()[0](shape=lava_shape(*lay, B), **args, subtract=pop["reset"] == "subtract",
+                             start=int(pop["start"]), name=name)
     process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
     return process(shape=lava_shape(*lay, B), **args, name=name)
 
@@ -196,8 +202,12 @@ def connect(lava, net, c, p, B):
         if "weight_exp" in c:
             fixed = {"weight_exp": c["weight_exp"], "num_weight_bits": c["num_weight_bits"],
                      "sign_mode": lava.SignMode[c["sign_mode"]]}
-        proc = lava.Dense(weights=dense_weights(w, B, net.layout(src), net.layout(dst)), **graded, **fixed,
-                          name=c["name"])
+        weights = dense_weights(w, B, net.layout(src), net.layout(dst))
+        if c.get("delay", 0):  # the extra steps that make this path as long as the neuron's other inputs
+            proc = lava.DelayDense(weights=weights, delays=np.full(weights.shape, c["delay"], dtype=np.int64),
+                                   **graded, **fixed, name=c["name"])
+        else:
+            proc = lava.Dense(weights=weights, **graded, **fixed, name=c["name"])
         (p[src].s_out.flatten() if net.pops[src]["conv"] else p[src].s_out).connect(proc.s_in)
         (proc.a_out.reshape(lava_shape(*net.layout(dst), B)) if net.pops[dst]["conv"] else proc.a_out).connect(
             p[dst].a_in)
@@ -222,44 +232,84 @@ def build(lava, net, data, B, steps):
     return p, sinks
 
 
-def subtract_models():
-    """n3ml's own Lava process: a LIF whose reset subtracts the threshold (v -= vth after a spike, n3ml's reset
-    "subtract") instead of setting v to 0, and its Python ProcessModels. Everything else is Lava's LIF: the
-    fixed_pt model inherits PyLifModelBitAcc's update (24-bit wrapped u, saturated v, v > vth << 6) and
-    subtracts the same effective threshold, which is the IR's fixed-point step bit for bit; the floating_pt
-    model subtracts vth (1: floating_pt works in threshold units). Defined only when a network needs it.
-    On a Loihi 2 chip this reset needs a custom neuron microcode model (n3ml's docs/backends/lava.md).
+def own_models():
+    """n3ml's own Lava process, N3mlLIF: Lava's LIF with three additions, each used only where a population needs
+    it (network.json names the process "N3mlLIF"; everything else runs Lava's own LIF):
 
-    Returns (LIFSubtract, {"floating_pt": model, "fixed_pt": model}).
+    * reset by subtraction (`subtract`): v -= vth after a spike (n3ml's reset "subtract") instead of v = 0;
+    * per-neuron decays: `du` and `dv` are arrays of the population's shape (Lava's LIF has one per process);
+    * a start step (`start`): for Lava steps 1..start the neuron holds its initial u and v and sends no spike.
+      Its inputs arrive `latency` steps late; holding through those steps is what lets a neuron with a bias or
+      an initial voltage start exactly at IR step 0 when no start voltage survives the wait (the lowering
+      prefers that start voltage, with Lava's plain LIF).
+
+    The models are Lava's, subclassed: the fixed_pt model inherits PyLifModelBitAcc's update (24-bit wrapped u,
+    saturated v, v > vth << 6, elementwise in the decays) and subtracts that effective threshold, which is the
+    IR's fixed-point step bit for bit; the floating_pt model subtracts vth (1: floating_pt works in threshold
+    units). Defined only when a network needs it. On a Loihi 2 chip these additions need a custom neuron
+    microcode model (n3ml's docs/backends/lava.md).
+
+    Returns (N3mlLIF, {"floating_pt": model, "fixed_pt": model}).
     """
     from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.variable import Var
     from lava.magma.core.resources import CPU
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
     from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
     from lava.proc.lif.process import LIF
 
-    class LIFSubtract(LIF):
-        """Lava's LIF with reset by subtraction of the threshold."""
+    class N3mlLIF(LIF):
+        """Lava's LIF with reset by subtraction, per-neuron du/dv and a start step (proc_params)."""
 
-    @implements(proc=LIFSubtract, protocol=LoihiProtocol)
+        def __init__(self, *, shape, du=0, dv=0, subtract=False, start=0, **kwargs):
+            super().__init__(shape=shape, du=0, dv=0, subtract=bool(subtract), start=int(start), **kwargs)
+            self.du = Var(shape=shape, init=np.broadcast_to(du, shape).copy())  # one per neuron
+            self.dv = Var(shape=shape, init=np.broadcast_to(dv, shape).copy())
+
+    def step(model, parent):
+        """The spiking phase: hold (no dynamics, no spike) until the start step, then the parent's update."""
+        if model.time_step <= model.proc_params["start"]:
+            model.a_in.recv()  # nothing arrives yet; the port is read every step all the same
+            model.s_out.send(np.zeros(model.v.shape, dtype=bool))
+        else:
+            parent.run_spk(model)
+
+    @implements(proc=N3mlLIF, protocol=LoihiProtocol)
     @requires(CPU)
     @tag("floating_pt")
-    class PyLIFSubtractFloat(PyLifModelFloat):
+    class PyN3mlLIFFloat(PyLifModelFloat):
         implements_process = None  # Lava's @implements refuses to re-bind the parent's LIF otherwise
+        du: np.ndarray = LavaPyType(np.ndarray, float)
+        dv: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def run_spk(self):
+            step(self, PyLifModelFloat)
 
         def reset_voltage(self, spike_vector):
-            self.v[spike_vector] -= self.vth
+            if self.proc_params["subtract"]:
+                self.v[spike_vector] -= self.vth
+            else:
+                self.v[spike_vector] = 0
 
-    @implements(proc=LIFSubtract, protocol=LoihiProtocol)
+    @implements(proc=N3mlLIF, protocol=LoihiProtocol)
     @requires(CPU)
     @tag("bit_accurate_loihi", "fixed_pt")
-    class PyLIFSubtractBitAcc(PyLifModelBitAcc):
+    class PyN3mlLIFBitAcc(PyLifModelBitAcc):
         implements_process = None
+        du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
+        dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
+
+        def run_spk(self):
+            step(self, PyLifModelBitAcc)
 
         def reset_voltage(self, spike_vector):
-            self.v[spike_vector] -= self.effective_vth
+            if self.proc_params["subtract"]:
+                self.v[spike_vector] -= self.effective_vth
+            else:
+                self.v[spike_vector] = 0
 
-    return LIFSubtract, {"floating_pt": PyLIFSubtractFloat, "fixed_pt": PyLIFSubtractBitAcc}
+    return N3mlLIF, {"floating_pt": PyN3mlLIFFloat, "fixed_pt": PyN3mlLIFBitAcc}
 
 
 def import_lava():
@@ -269,23 +319,23 @@ def import_lava():
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
+    from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF, LIFRefractory
     from lava.proc.monitor.process import Monitor
     from lava.utils.weightutils import SignMode
 
-    made = []  # the subtractive-reset process, made on first use (only networks that need it define it)
+    made = []  # n3ml's own process, made on first use (only networks that need it define it)
 
-    def subtract():
+    def own():
         if not made:
-            made.append(subtract_models())
+            made.append(own_models())
         return made[0]
 
-    return SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense, Sink=Sink,
-                           Source=Source, LIF=LIF, LIFRefractory=LIFRefractory, Monitor=Monitor, SignMode=SignMode,
-                           subtract=subtract)
+    return SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
+                           DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFRefractory=LIFRefractory,
+                           Monitor=Monitor, SignMode=SignMode, own=own)
 
 
 # ----------------------------------------------------------------------------- running
@@ -378,7 +428,7 @@ def run_chunk(lava, net, data, B, T, record):
     readouts, monitors = probe(lava, net, procs, record, steps)
     first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
     # Lava 0.10 maps process instances to models in exception_proc_model_map: n3ml's own processes go there
-    own = {procs[n]: lava.subtract()[1][net.run_cfg] for n, p in net.neurons.items() if p["process"] == "LIFSubtract"}
+    own = {procs[n]: lava.own()[1][net.run_cfg] for n, p in net.pops.items() if p.get("process") == "N3mlLIF"}
     first.run(condition=lava.RunSteps(num_steps=steps),
               run_cfg=lava.Loihi2SimCfg(select_tag=net.run_cfg, exception_proc_model_map=own or None))
     try:
@@ -398,7 +448,10 @@ def main(argv=None, here=None):
              for b0, b1 in batch_chunks(net, B)]
     result = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     write_npz(args.output, result)
-    print(f"{net.run_cfg}: {T} steps (+{net.extra_steps} for Lava's synaptic delay), batch {B}, "
+    relays = sum(p["kind"] == "relay" or "of" in p for p in net.pops.values())
+    delayed = sum(bool(c.get("delay", 0)) for c in net.conns)
+    equalized = f", {relays} relay population(s), {delayed} delayed Dense" if relays or delayed else ""
+    print(f"{net.run_cfg}: {T} steps (+{net.extra_steps} for Lava's synaptic delay){equalized}, batch {B}, "
           f"{time.perf_counter() - t0:.2f} s -> {args.output}")
     return 0
 
