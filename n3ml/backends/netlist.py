@@ -205,6 +205,10 @@ class Netlist:
 # propagators stay finite (tau_m = inf gives NaN in NEST's iaf_psc_delta).
 NO_LEAK_TAU = 1e300
 
+# tau_m of a value readout, per ms of dt: exp(-dt / tau) = exp(-1000) is 0.0 in float64, so the cell's V
+# holds only the input of the current step (see `_record`)
+VALUE_TAU_PER_DT = 1e-3
+
 
 def tau_from_factor(name: str, field_: str, a, dt: float):
     """The time constant whose exact decay over dt is the IR's per-step factor a (a = 1: no leak).
@@ -213,11 +217,15 @@ def tau_from_factor(name: str, field_: str, a, dt: float):
     schemes: for `euler`, a = 1 - dt / tau gives tau' = -dt / ln(1 - dt / tau).
     """
     a = np.asarray(a, np.float64)
-    if np.any(a <= 0) or np.any(a > 1):
+    if np.any(a < 0) or np.any(a > 1):
         raise UnsupportedError(f"node `{name}`: the per-step decay of `{field_}` is {a.min()} (euler scheme "
-                               "with dt >= tau); exact integration needs 0 < decay <= 1")
+                               "with dt > tau); exact integration needs 0 <= decay <= 1")
+    # a = 0 (euler with tau = dt: snnTorch's beta = 0, the membrane restarted every step): tau = dt / 1000,
+    # whose exact decay exp(-1000) is 0.0 in float64, so the cell forgets its voltage within the step
+    inner = (a > 0.0) & (a < 1.0)
     with np.errstate(divide="ignore"):
-        tau = np.where(a == 1.0, NO_LEAK_TAU, N.tau_of_decay(np.where(a == 1.0, 0.5, a), dt, "exact"))
+        tau = np.where(a == 1.0, NO_LEAK_TAU, np.where(a == 0.0, dt * VALUE_TAU_PER_DT,
+                                                       N.tau_of_decay(np.where(inner, a, 0.5), dt, "exact")))
     return float(tau) if tau.ndim == 0 else tau
 
 
@@ -261,6 +269,16 @@ def subtraction_compensation(prim, v_th, a, n: int):
     return None if np.all(np.abs(diff) <= tol) else np.broadcast_to(a * diff, (n,)).astype(np.float64)
 
 
+def _check_current_decay(name: str, op: str, a_s, model: str) -> None:
+    """A current that decays to 0 within one step has no exact exponential-current form: NEST's propagator
+    (libnestutil/iaf_propagator.cpp) forms exp(-h / tau_syn) expm1(...) = 0 * inf there and falls back to
+    its tau_syn = tau_m formula, so V would take the wrong share of the current."""
+    if np.any(np.asarray(a_s) == 0.0):
+        raise UnsupportedError(f"node `{name}` ({op}): the synaptic current's per-step decay is 0 (it lasts one "
+                               f"step); {model}'s propagator is not exact there (NEST evaluates it as 0 * inf and "
+                               "falls back to the equal-time-constant form)")
+
+
 class CubaCell(NamedTuple):
     """A CubaLIF as an exponential-current cell integrating exactly (V in units of v - v_leak, C = 1),
     every field a float or one value per neuron."""
@@ -288,6 +306,7 @@ def cuba_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, model:
     tau_s = np.asarray(tau_from_factor(name, "tau_syn", a_s, dt))
     if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
         raise UnsupportedError(f"node `{name}` (CubaLIF): a decay factor of 1 has no {model} equivalent")
+    _check_current_decay(name, "CubaLIF", a_s, model)
     vl = per_neuron(prim.v_leak, n)
     c = k.rg
     p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
@@ -298,11 +317,6 @@ def cuba_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, model:
     return CubaCell(per_neuron(tau_m, n), per_neuron(tau_s, n), per_neuron(a_m, n), per_neuron(vth, n),
                     per_neuron(v_reset, n), per_neuron(np.asarray(prim.v_init, np.float64) - vl, n), vl,
                     per_neuron(c / p21, n))
-
-
-# tau_m of a value readout, per ms of dt: exp(-dt / tau) = exp(-1000) is 0.0 in float64, so the cell's V
-# holds only the input of the current step (see `_record`)
-VALUE_TAU_PER_DT = 1e-3
 
 
 def fuse_li_chains(graph: Graph) -> tuple[Graph, dict[str, P.LI]]:
@@ -330,6 +344,7 @@ def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, 
     tau_m = np.asarray(tau_from_factor(name, "tau", a_m, dt))
     if np.any(tau_m == NO_LEAK_TAU) or np.any(tau_s == NO_LEAK_TAU):
         raise UnsupportedError(f"node `{name}` (LI after LI): a decay factor of 1 has no {model} equivalent")
+    _check_current_decay(name, "LI after LI", a_s, model)
     vl = per_neuron(second.v_leak, n)
     p21 = exp_current_gain(tau_m, tau_s, a_m, a_s, dt)
     return CubaCell(per_neuron(tau_m, n), per_neuron(tau_s, n), per_neuron(a_m, n), np.inf, 0.0,
@@ -784,18 +799,24 @@ NETLIST_LEGAL: dict[str, str] = {
 NETLIST_REASON = ("a spiking simulator runs point neurons joined by static synapses: only neurons, inputs and "
                   "linear synapse operations map to populations and projections")
 NETLIST_WHY = {"MaxPool2d": "a synapse cannot take a maximum",
-               "ReLU": "an analog activation has no point-neuron form",
+               # no `-p ann-to-snn` remedy: that conversion is for ANNs, and a ReLU left in a spiking graph (the
+               # gate of SpikingJelly's SynapseFilter) is not an ANN activation; the reason says both
+               "ReLU": ("an analog activation has no point-neuron form (a ReLU of spikes that is always 0 or 1, "
+                        "SEW's IAND relu(x - y), is made a gate neuron by spike-gates; a ReLU of a state, like "
+                        "the gate of SpikingJelly's SynapseFilter whose decay the input switches off, has no "
+                        "form in synapses that add fixed weights; an ANN without spiking neurons is converted by "
+                        "`-p ann-to-snn`, an approximation by rate coding, docs/conversion.md)"),
                "Softmax": "an analog activation has no point-neuron form",
                "ALIF": "no standard cell adapts its threshold exactly like the IR's ALIF",
                "FixedCubaLIF": "integer neurons are Lava's (quantize is for the lava target)",
                "BatchNorm": "a BatchNorm that follows no Dense/Conv has no synapse to fold into"}
-NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "fuse-synaptic", "remove-identity", "dce")
+NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "fuse-synaptic",
+                    "remove-identity", "dce")
 
 
 def netlist_legality(target: str):
     """The Legality the nest and pynn targets declare (built lazily: passes are imported on use)."""
-    from ..passes.legalize import ANN, FOLD_BN, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality
+    from ..passes.legalize import FOLD_BN, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality
 
     return Legality(target, NETLIST_LEGAL, NETLIST_REASON, NETLIST_PIPELINE,
-                    {"MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT), "BatchNorm": (FOLD_BN,), "ReLU": (ANN,)},
-                    NETLIST_WHY)
+                    {"MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT), "BatchNorm": (FOLD_BN,)}, NETLIST_WHY)

@@ -225,7 +225,12 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     for pop in net.neurons:  # v_init applies at step latency - 1; until then v only decays
         cell = cells[pop.name]
         if np.any(np.asarray(cell.v_init) != 0.0):
-            cell.v_init = per_neuron(np.asarray(cell.v_init) / np.asarray(cell.decay) ** (pop.latency - 1), pop.size)
+            # a membrane with decay 0 forgets v_init within its first step: the IR's v at step 0 does not
+            # depend on it, so 0 stands for it (instead of v_init / 0)
+            decay = np.broadcast_to(np.asarray(cell.decay, np.float64), (pop.size,))
+            v0 = np.broadcast_to(np.asarray(cell.v_init, np.float64), (pop.size,))
+            scaled = v0 / np.where(decay == 0.0, 1.0, decay) ** (pop.latency - 1)
+            cell.v_init = per_neuron(np.where(decay == 0.0, 0.0, scaled), pop.size)
     for pr in net.projections:
         w = pr.weights.scale_rows(cells[pr.target].weight_scale)
         _split(out, pr.source, pr.target, pr.delay, w.cols, w.rows, w.vals, pr.comment)
