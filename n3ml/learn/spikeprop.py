@@ -29,6 +29,7 @@ a sample whose loss needs it receives the gradient of ``theta - max_t u_j(t)``
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ from ..errors import N3mlError
 from ..ir.neurons import gain
 
 __all__ = ["srm_kernel", "SpikePropLayer", "SpikePropNet", "spike_time_loss", "SpikePropResult", "fit",
-           "class_targets", "spike_trains", "first_spike_times"]
+           "class_targets", "spike_trains", "first_spike_times", "grid_spike_times"]
 
 
 def srm_kernel(s: torch.Tensor, tau: float) -> torch.Tensor:
@@ -137,6 +138,11 @@ class SpikePropLayer(nn.Module):
         return t_out, u_peak
 
 
+# resets `to_graph` can emit; every first spike is followed by a refractory period as long
+# as the window, so both give the SRM's single spike
+_GRAPH_RESETS = ("to-value", "none")
+
+
 class SpikePropNet(nn.Module):
     """A feed-forward stack of `SpikePropLayer`s (sizes[0] inputs ... sizes[-1] outputs)."""
 
@@ -162,7 +168,7 @@ class SpikePropNet(nn.Module):
             t, _ = self(t_in)
         return t.argmin(dim=1)
 
-    def to_graph(self, *, dt: float = 0.1, name: str = "spikeprop"):
+    def to_graph(self, *, dt: float = 0.1, name: str = "spikeprop", reset: str = "to-value"):
         """The network as an IR graph sampling the SRM on a grid of step dt (ms).
 
         The alpha kernel is a `CubaLIF` with ``tau_syn = tau_mem = tau``: an input
@@ -175,9 +181,22 @@ class SpikePropNet(nn.Module):
         `spike_trains`. Output `out`: the output layer's spikes. Spike times in the
         graph are those of the model rounded up to the grid (hidden spikes too, so
         output times may differ by a few steps).
+
+        Args:
+            dt: the grid step, ms; every delay must be a whole number of steps.
+            reset: what v does after the spike, "to-value" (v_reset = 0, the default)
+                or "none" (the SRM's literal form: u_j keeps summing its inputs).
+                Both give the same spikes on runs of up to `window / dt + 1` steps: the
+                refractory period holds the neuron from its first spike to past the
+                end of the window, so the reset is never seen. NEST, PyNN and Lava
+                have no neuron without a reset and refuse "none".
+        Returns:
+            the verified `Graph`.
         """
         from ..ir import Add, CubaLIF, Delay, Dense, Graph, Input, Output
 
+        if reset not in _GRAPH_RESETS:
+            raise N3mlError(f"SpikePropNet.to_graph: reset must be one of {_GRAPH_RESETS}, found {reset!r}")
         g = Graph(name=name, dt=dt, scheme="exact")
         g.add("x", Input(shape=(self.layers[0].n_in,), kind="spike"))
         refractory = int(math.ceil(self.layers[-1].t_max / dt))
@@ -195,7 +214,8 @@ class SpikePropNet(nn.Module):
             # the SRM kernel's peak-normalised input through the CubaLIF's own gain (n3ml.ir.neurons)
             r = (dt / layer.tau) * math.exp(1.0 - dt / layer.tau) / float(gain(float(layer.tau), dt, "exact"))
             prev = g.add(f"l{n}", CubaLIF(tau_syn=float(layer.tau), tau_mem=float(layer.tau), r=r,
-                                          theta=float(layer.theta), reset="none", refractory=refractory),
+                                          theta=float(layer.theta), reset=reset, v_reset=0.0,
+                                          refractory=refractory),
                          f"l{n}_sum")
         g.add("out", Output(), prev)
         g.verify()
@@ -211,6 +231,25 @@ def spike_trains(t_in: torch.Tensor, dt: float, steps: int) -> np.ndarray:
     out = np.zeros((steps, *t.shape))
     b, j = np.nonzero((idx >= 0) & (idx < steps))
     out[idx[b, j], b, j] = 1.0
+    return out
+
+
+def grid_spike_times(net: SpikePropNet, t_in: torch.Tensor, dt: float) -> list[np.ndarray]:
+    """The model's own first-spike times, layer by layer, on the grid of `net.to_graph(dt)`.
+
+    Each layer runs the model's `forward` (in float64) on the previous layer's times as the
+    graph has them, and its times are rounded up to the grid (a spike at step n is the
+    first grid point at or after the crossing). Returns one (B, n_l) array per layer, ms,
+    inf where silent: the spike times the graph must show.
+    """
+    out = []
+    t = t_in.detach().double()
+    with torch.no_grad():
+        for layer in net.layers:
+            t_exact, _ = copy.deepcopy(layer).double()(t)
+            steps = torch.ceil(t_exact / dt - 1e-9)  # inf stays inf
+            t = steps * dt
+            out.append(t.cpu().numpy())
     return out
 
 
