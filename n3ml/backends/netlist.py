@@ -352,6 +352,61 @@ def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, 
                     per_neuron(np.asarray(k1.rg) * np.asarray(k2.rg) / p21, n))
 
 
+def fuse_synaptic_reset(graph: Graph) -> tuple[Graph, dict[str, np.ndarray]]:
+    """snnTorch's Synaptic as traced: LI -> Add(LI, Scale(Delay(lif)), ...) -> LIF(subtract / none), the LI
+    (v_leak = v_init = 0) feeding only the Add, the Add only the LIF, every other term of the Add the LIF's
+    own spikes one step late (its reset term `- threshold * spk[t-1]`). The LI and the LIF become one
+    CubaLIF (as `fuse-synaptic` does, r = r_LIF c_LI); the self terms cannot go into its current (they
+    enter the membrane directly), so they are returned instead: {LIF: jump (n,)}, the voltage each spike
+    adds one step later (r g of the LIF times the Scale), which the target folds into its reset."""
+    found: dict[str, tuple[str, str, list[str]]] = {}
+    for name, p in graph.nodes.items():
+        if type(p) is not P.LIF or p.reset == "to-value" or p.refractory:
+            continue
+        (add,) = graph.inputs_of(name)
+        if not isinstance(graph.nodes[add], P.Add) or graph.users_of(add) != [name]:
+            continue
+        li, loops = None, []
+        for term in graph.inputs_of(add):
+            q = graph.nodes[term]
+            d = graph.inputs_of(term)[0] if isinstance(q, P.Scale) else None
+            if (type(q) is P.LI and li is None and graph.users_of(term) == [add]
+                    and not np.any(np.asarray(q.v_leak)) and not np.any(np.asarray(q.v_init))):
+                li = term
+            elif (d is not None and isinstance(graph.nodes[d], P.Delay) and graph.nodes[d].steps == 1
+                  and graph.inputs_of(d) == [name] and graph.users_of(term) == [add] and graph.users_of(d) == [term]):
+                loops.append(term)
+            else:
+                break
+        else:
+            if li is not None and loops:
+                found[name] = (add, li, loops)
+    if not found:
+        return graph, {}
+    types = graph.verify()
+    g = graph.copy()
+    jumps = {}
+    for name, (add, li, loops) in found.items():
+        lif, syn = graph.nodes[name], graph.nodes[li]
+        c1 = N.discretize(syn, float(graph.dt), graph.scheme).rg
+        rg = N.discretize(lif, float(graph.dt), graph.scheme).rg
+        shape = types[name].shape
+        factor = sum(np.broadcast_to(np.asarray(graph.nodes[t].factor, np.float64), shape) for t in loops)
+        jumps[name] = (np.broadcast_to(np.asarray(rg, np.float64), shape) * factor).ravel()
+        keep = {f: getattr(lif, f) for f in ("theta", "v_reset", "reset", "refractory", "v_init", "detach_reset",
+                                             "surrogate", "slope", "v_leak")}
+        g.nodes[name] = P.CubaLIF(tau_syn=syn.tau, tau_mem=lif.tau,
+                                  r=np.asarray(lif.r, np.float64) * np.asarray(c1, np.float64), **keep)
+        (before,) = graph.inputs_of(li)
+        gone = {add, li, *loops, *(graph.inputs_of(t)[0] for t in loops)}
+        g.edges = [e for e in g.edges if e.dst not in gone and e.src not in gone and e.dst != name] + \
+            [Edge(before, name, 0)]
+        for n in gone:
+            del g.nodes[n]
+    g.verify()
+    return g, jumps
+
+
 def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str, target: str,
              **options) -> dict[str, Any]:
     """A cell for every neuron node, made by `models[type(prim)](name, prim, dt, scheme, size, **options)`.
@@ -664,6 +719,13 @@ def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
             raise UnsupportedError(f"node `{dst}` reads the voltage of `{src}` ({pop.prim.op}) through synapses; "
                                    "an LI -> LI chain maps only when the first LI feeds the second directly, "
                                    "alone, with v_leak = v_init = 0 (one exponential-current cell)")
+        if isinstance(pop.prim, P.LI) and getattr(graph.nodes.get(dst), "spiking", False):
+            raise UnsupportedError(
+                f"node `{dst}` ({graph.nodes[dst].op}) reads the voltage of `{src}` (LI) through synapses; an LI "
+                "that is a synaptic current maps onto an exponential-current cell only when it feeds the neuron "
+                "alone (fuse-synaptic: one CubaLIF) or beside the neuron's own spikes one step late (snnTorch's "
+                "Synaptic: a LIF with reset by subtraction or none, refractory 0, the LI with v_leak = v_init = 0); "
+                "simulator synapses carry spikes only")
         raise UnsupportedError(f"node `{dst}` reads the voltage of `{src}` ({pop.prim.op}) through synapses; "
                                "simulator synapses carry spikes only (a non-spiking neuron can only be recorded)")
 

@@ -38,13 +38,24 @@ def import_nest():
     return nest
 
 
+# NEST parameters whose value is a list (gif_psc_exp's threshold and current components): written as one
+# number (the same single component for every neuron) or as an (n, k) array (k components per neuron)
+LIST_PARAMS = ("q_sfa", "tau_sfa", "q_stc", "tau_stc")
+
+
 def per_node(params, n):
     """`params` as one dict per neuron if any value is per-neuron, else as it is. PyNEST spreads a dict of
     arrays over the neurons only when all of them live in this process; under MPI it would hand every
     neuron the whole array, so the program spreads it itself (NEST sets the dicts of its own neurons)."""
-    if not any(np.ndim(v) for v in params.values()):
-        return params
-    return [{k: (float(v[i]) if np.ndim(v) else v) for k, v in params.items()} for i in range(n)]
+    lists = {k: np.asarray(v, dtype=float) for k, v in params.items() if k in LIST_PARAMS}
+    params = {k: v for k, v in params.items() if k not in LIST_PARAMS}
+    uniform = {k: [float(v)] for k, v in lists.items() if v.ndim == 0}
+    uniform.update({k: [] for k, v in lists.items() if v.ndim == 2 and v.shape[1] == 0})
+    rows = {k: v for k, v in lists.items() if k not in uniform}
+    if not rows and not any(np.ndim(v) for v in params.values()):
+        return {**params, **uniform}
+    return [{**{k: (float(v[i]) if np.ndim(v) else v) for k, v in params.items()}, **uniform,
+             **{k: [float(x) for x in v[i]] for k, v in rows.items()}} for i in range(n)]
 
 
 def build(nest, net, sample, steps, threads):
