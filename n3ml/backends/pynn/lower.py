@@ -27,8 +27,8 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, Netlist, choose_cells, cuba_cell, fuse_li_chains, li_chain_cell,
-                       lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
+from ..netlist import (VALUE_TAU_PER_DT, Netlist, choose_cells, cuba_cell, fuse_li_chains, fuse_synaptic_reset,
+                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,8 @@ def cell_native_subtract(name: str, prim, dt: float, scheme: str, n: int) -> Pyn
 def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     if prim.reset != "to-value":
         raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; IF_curr_exp resets to v_reset "
-                               "only. Use reset 'to-value'")
+                               "only. Use reset 'to-value', or the nest target (NEST's gif_psc_exp with the reset "
+                               "as threshold adaptation, docs/backends/nest.md)")
     k = cuba_cell(name, prim, dt, scheme, n, "IF_curr_exp")
     # cm = 1 nF and weights in nA give the same numbers as NEST's C_m = 1 pF, weights in pA
     params = {"v_rest": 0.0, "cm": 1.0, "tau_m": k.tau_m, "tau_syn_E": k.tau_s, "tau_syn_I": k.tau_s,
@@ -208,6 +209,12 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     """
     graph = spike_maxpool_as_or(graph)
     graph, chains = fuse_li_chains(graph)
+    graph, jumps = fuse_synaptic_reset(graph)
+    if jumps:  # the nest target's gif_psc_exp takes list-valued parameters PyNN's cells do not have
+        raise UnsupportedError(f"node `{next(iter(jumps))}` (LIF after an LI, with its own spikes one step late: snnTorch's "
+                               "Synaptic, reset by subtraction): PyNN's exponential-current cells (IF_curr_exp) "
+                               "reset to v_reset only; the nest target maps it exactly (gif_psc_exp, the reset as "
+                               "threshold adaptation)")
     cells = choose_cells(graph, CELLS, "PyNN standard cell", TARGET, native=simulator == "nest")
     types = graph.verify()
     for name, first in chains.items():
