@@ -127,6 +127,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    import n3ml
     from n3ml.backends.torch import compile
     from n3ml.ir import prims as P
 
@@ -139,7 +140,7 @@ def main() -> int:
     total, _ = macs_per_step(g)
     print(f"converted ResNet-18: {len(spiking)} spiking layers, {total / 1e9:.3f} GMAC per image and step; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}; n3ml from {Path(n3ml.__file__).parent}")
 
     def run(mode: str):
         with torch.no_grad():
@@ -151,8 +152,9 @@ def main() -> int:
             return outs, {n: rec[n].mean(dim=0, dtype=torch.float64) for n in spiking}
 
     print(f"\nbatch {args.batch}, T = {args.steps} (median of {args.repeats})")
-    print(f"| {'mode':<22} | {'s per run':>9} | {'ms per step':>11} | {'ms per image-step':>17} | {'CPU s':>6} |")
-    print(f"|{'-' * 24}|{'-' * 11}|{'-' * 13}|{'-' * 19}|{'-' * 8}|")
+    print(f"| {'mode':<22} | {'s per run':>9} | {'ms per step':>11} | {'ms per image-step':>17} | {'CPU s':>6} "
+          f"| {'CPU ms per step':>15} |")
+    print(f"|{'-' * 24}|{'-' * 11}|{'-' * 13}|{'-' * 19}|{'-' * 8}|{'-' * 17}|")
     ref = None
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         got = run(mode)  # warm-up
@@ -173,7 +175,8 @@ def main() -> int:
             cs.append(_cpu_s() - c0)
         s = statistics.median(ts)
         print(f"| {mode:<22} | {s:>9.3f} | {1e3 * s / args.steps:>11.1f} | "
-              f"{1e3 * s / args.steps / args.batch:>17.3f} | {statistics.median(cs):>6.2f} |")
+              f"{1e3 * s / args.steps / args.batch:>17.3f} | {statistics.median(cs):>6.2f} "
+              f"| {1e3 * statistics.median(cs) / args.steps:>15.1f} |")
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 

@@ -18,6 +18,7 @@ runs), and `memory="lean"` trains holding packed spikes instead of activations (
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -32,7 +33,7 @@ from ...ir.graph import Graph
 from ...ir.neurons import DEFAULT_SURROGATE
 from ...nn import spike_fn
 from .lean import chunked_segment, pack_saved, recompute, unpack
-from .ops import IMPLS, Ctx, RunCtx, numeric_array
+from .ops import IMPLS, Ctx, RunCtx, held_in_time, numeric_array
 
 __all__ = ["compile", "Executor", "ExecutionError"]
 
@@ -330,6 +331,11 @@ class Executor(nn.Module):
     def _bulk(self, n: str, xs: list[torch.Tensor], run: RunCtx, states: dict | None) -> torch.Tensor:
         op = self.nodes[n]
         try:
+            if op.per_step and xs and all(held_in_time(x) for x in xs):
+                # inputs held constant (the report's held image): one step's value, computed once on
+                # the B samples -- the values a step-by-step run computes at every step -- and held
+                y = op.bulk([x[:1] for x in xs], dataclasses.replace(run, T=1), states)
+                return y.expand(run.T, *y.shape[1:])
             return op.bulk(xs, run, states)
         except N3mlError:
             raise

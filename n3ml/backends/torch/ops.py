@@ -105,10 +105,24 @@ def as_float(x: torch.Tensor, ctx: Ctx) -> torch.Tensor:
     return x if x.is_floating_point() else x.to(ctx.fdtype)
 
 
+def held_in_time(x: torch.Tensor) -> bool:
+    """`x` (T, B, ...) is one (B, ...) value expanded over T > 1 steps (stride 0 along time): an input
+    held constant, as the conversion report feeds it, and what per-step functions compute from it."""
+    return x.dim() > 0 and x.shape[0] > 1 and x.stride(0) == 0
+
+
+def writable(x: torch.Tensor) -> bool:
+    """An owned sequence may be overwritten in place unless it is a value expanded over time."""
+    return not held_in_time(x)
+
+
 class OpImpl(nn.Module):
     """Base of all implementations. `stateful` ones keep per-step state in cycles."""
 
     stateful = False
+    # the output at step t is a function of the inputs at step t alone (no state, no randomness, no
+    # shift in time): inputs held constant over time give an output held constant, computed once
+    per_step = False
 
     def __init__(self, name: str, prim: P.Primitive, ctx: Ctx, in_types: list[PortType], out_type: PortType):
         super().__init__()
@@ -156,7 +170,10 @@ class OpImpl(nn.Module):
 @impl(P.Input)
 class InputImpl(OpImpl):
     def bulk(self, xs, run, states):
-        return run.data[self.node].to(self.ctx.dtype)
+        x = run.data[self.node]
+        if held_in_time(x) and x.dtype != self.ctx.dtype:  # convert the one held value, not T copies
+            return x[:1].to(self.ctx.dtype).expand(x.shape)
+        return x.to(self.ctx.dtype)
 
     def step(self, xs, t, state, run, states):
         return run.data[self.node][t].to(self.ctx.dtype)
@@ -165,7 +182,9 @@ class InputImpl(OpImpl):
 @impl(P.Output)
 class OutputImpl(OpImpl):
     def bulk(self, xs, run, states):
-        return xs[0]
+        # a value held over time (an output computed once from a held input) is handed out as a
+        # sequence of its own, which callers may write to
+        return xs[0].contiguous() if held_in_time(xs[0]) else xs[0]
 
     def apply(self, xs):
         return xs[0]
@@ -181,6 +200,8 @@ def _int_bound(w: np.ndarray) -> float:
 
 class _Weighted(OpImpl):
     """Synapse with trainable `weight` and optional `bias` parameters."""
+    per_step = True
+
 
     def __init__(self, name, prim, ctx, in_types, out_type):
         super().__init__(name, prim, ctx, in_types, out_type)
@@ -238,6 +259,8 @@ class ConvImpl(_Weighted):
 
 @impl(P.SumPool2d, P.AvgPool2d, P.MaxPool2d)
 class PoolImpl(OpImpl):
+    per_step = True
+
     def bulk(self, xs, run, states):
         return self._bulk_temporary(xs, run)
 
@@ -265,12 +288,16 @@ class PoolImpl(OpImpl):
 
 @impl(P.Flatten)
 class FlattenImpl(OpImpl):
+    per_step = True
+
     def apply(self, xs):
         return xs[0].reshape(xs[0].shape[0], -1)
 
 
 @impl(P.Scale)
 class ScaleImpl(OpImpl):
+    per_step = True
+
     def __init__(self, name, prim, ctx, in_types, out_type):
         super().__init__(name, prim, ctx, in_types, out_type)
         f = np.asarray(prim.factor)
@@ -287,6 +314,8 @@ class ScaleImpl(OpImpl):
 
 @impl(P.Add)
 class AddImpl(OpImpl):
+    per_step = True
+
     def bulk(self, xs, run, states):
         return self.apply(xs)
 
@@ -299,12 +328,16 @@ class AddImpl(OpImpl):
 
 @impl(P.Concat)
 class ConcatImpl(OpImpl):
+    per_step = True
+
     def apply(self, xs):
         return torch.cat(xs, dim=self.prim.axis + 1)
 
 
 @impl(P.ReLU)
 class ReLUImpl(OpImpl):
+    per_step = True
+
     def bulk(self, xs, run, states):
         return torch.relu(xs[0])
 
@@ -314,6 +347,8 @@ class ReLUImpl(OpImpl):
 
 @impl(P.BatchNorm)
 class BatchNormImpl(OpImpl):
+    per_step = True
+
     def __init__(self, name, prim, ctx, in_types, out_type):
         super().__init__(name, prim, ctx, in_types, out_type)
         k = prim.gamma / np.sqrt(prim.var + prim.eps)  # in numpy float64, as the interpreter
@@ -324,7 +359,7 @@ class BatchNormImpl(OpImpl):
 
     def bulk(self, xs, run, states):
         x = xs[0]
-        if self.node in run.owned and x.is_floating_point() and x.dtype == self.k.dtype:
+        if self.node in run.owned and x.is_floating_point() and x.dtype == self.k.dtype and writable(x):
             # the input is a temporary nobody else reads (a convolution's output): the same three
             # roundings, in place -- no new (T, B, ...) buffers (autograd needs none of these values)
             return x.sub_(self.mean).mul_(self.k).add_(self.beta)
@@ -336,6 +371,8 @@ class BatchNormImpl(OpImpl):
 
 @impl(P.Softmax)
 class SoftmaxImpl(OpImpl):
+    per_step = True
+
     def apply(self, xs):
         x = as_float(xs[0], self.ctx)
         d = self.prim.axis + 1
@@ -371,6 +408,8 @@ class DelayImpl(OpImpl):
 
 @impl(P.ConstantCurrent)
 class ConstantCurrentImpl(OpImpl):
+    per_step = True
+
     def apply(self, xs):
         return self.prim.scale * as_float(xs[0], self.ctx) + self.prim.offset
 
@@ -528,7 +567,7 @@ class NeuronImpl(OpImpl):
         carry = run.carried(self.node)  # streamed runs: the state after the previous chunk
         fast = _FAST.get(self._k.kind)
         if fast is not None and states is None and not self.ctx.fixed and (not self.spiking or self.R == 0):
-            return fast(self, xs[0], self.node in run.owned, carry)
+            return fast(self, xs[0], self.node in run.owned and writable(xs[0]), carry)
         if run.T == 0:
             return torch.zeros_like(xs[0], dtype=self.sdtype)
         holder = carry["holder"] if carry and "holder" in carry else self.init_state(run)
