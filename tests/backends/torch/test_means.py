@@ -170,3 +170,52 @@ def test_report_on_means_equals_report_on_full_records(tmp_path, dtype):
     a.pop("seconds"), b.pop("seconds")
     assert a == b  # every correlation, mean, saturation and accuracy figure identical
     assert any(lay["snn_rate_mean"] > 0 for lay in a["layers"]) and len(a["layers"]) >= 5
+
+
+# ---------------------------------------------------------------- inputs held constant over time
+
+
+def _converted(path, n=8):
+    cal = dict(np.load("examples/ann_to_snn/calib.npz"))
+    snn = PassManager.from_string("fold-batchnorm,ann-to-snn,normalize{report=false}").run(
+        load_model(path), {"calibration": {"x": cal["x"][:n]}, "report": None, "progress": False})
+    return snn, cal["x"][:n]
+
+
+@pytest.mark.parametrize("path", ["examples/ann_to_snn/cnn.onnx", "examples/ann_to_snn/residual.onnx"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_held_input_is_computed_once_with_the_same_result(path, dtype, monkeypatch):
+    snn, img = _converted(path)
+    exe = compile(snn, dtype=dtype)
+    T, B = 16, img.shape[0]
+    x = torch.as_tensor(img, dtype=dtype)
+    held = x[None].expand(T, *x.shape)
+    neurons = [n for n, p in snn.nodes.items() if isinstance(p, P.IF)]
+    with torch.no_grad():
+        whole_outs, whole = exe(held.contiguous(), record=neurons)  # T copies: every step computed
+        rows = []
+        real = torch_ops.ConvImpl.apply
+        monkeypatch.setattr(torch_ops.ConvImpl, "apply", lambda self, xs: rows.append(xs[0].shape[0]) or real(self, xs))
+        outs, got = exe(held, means=neurons)
+    assert rows[0] == B and all(r == T * B for r in rows[1:])  # the first convolution ran once, on B images
+    for k in whole_outs:
+        assert torch.equal(outs[k], whole_outs[k]), k
+    for n in neurons:
+        assert torch.equal(got[f"{n}.mean"], whole[n].mean(dim=0, dtype=torch.float64)), n
+    assert outs[snn.output_names[0]].stride(0) != 0  # the caller gets a sequence of its own
+
+
+def test_a_held_input_with_gradients():
+    snn, img = _converted("examples/ann_to_snn/cnn.onnx", 4)
+    exe = compile(snn, dtype=torch.float64)
+    x = torch.as_tensor(img)
+    outs = exe(x[None].expand(6, *x.shape))
+    want = exe(x[None].expand(6, *x.shape).contiguous())
+    (o,) = outs.values()
+    assert torch.equal(o, next(iter(want.values())))
+    o.sum().backward()  # held neurons must not write into the expanded (shared) memory
+    grads = [p.grad.clone() for p in exe.parameters()]
+    exe.zero_grad()
+    next(iter(exe(x[None].expand(6, *x.shape).contiguous()).values())).sum().backward()
+    for a, b in zip(grads, [p.grad for p in exe.parameters()]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
