@@ -562,7 +562,45 @@ class DistributeSynapse(Pass):
                 g.edges = [e for e in g.edges if e.dst != n] + [Edge(s, n, i) for i, s in enumerate(parts)]
                 changed = True
                 break
-        return g  # the Add left unread goes with dce
+        return _open_nested_adds(g, graph)  # the Add left unread goes with dce
+
+
+def _open_nested_adds(g: Graph, graph: Graph) -> Graph:
+    """An Add whose term is an Add reads that Add's terms instead (exact up to the order of float additions):
+    a neuron reads one Add of synapses (MS-ResNet's residual stream, `add_2 = conv + add`, is a nested sum).
+    A synapse term of an inner Add that others still read is copied for the outer one (a quantized synapse
+    feeds one neuron); an inner Add read only through the outer one goes, its synapses moving. `g` is `graph`
+    or already a copy of it."""
+    for n in graph.topo_order():
+        if n not in g.nodes or not isinstance(g.nodes[n], P.Add):
+            continue
+        if not any(isinstance(g.nodes[t], P.Add) for t in g.inputs_of(n)):
+            continue
+        if g is graph:
+            g = graph.copy()
+        opened: list[str] = []
+
+        def gather(add: str, own: bool) -> list[str]:
+            out = []
+            for u in g.inputs_of(add):
+                if isinstance(g.nodes[u], P.Add):
+                    opened.append(u)
+                    out += gather(u, own and g.users_of(u) == [add])
+                elif not own and isinstance(g.nodes[u], SYNAPSES):  # still read through another Add
+                    copy = g.fresh_name(f"{u}_{n}")
+                    g.nodes = {**g.nodes, copy: g.nodes[u]}
+                    g.edges.append(Edge(g.inputs_of(u)[0], copy))
+                    out.append(copy)
+                else:
+                    out.append(u)
+            return out
+
+        terms = gather(n, True)
+        g.edges = [e for e in g.edges if e.dst != n] + [Edge(t, n, i) for i, t in enumerate(terms)]
+        for t in opened:  # in the order met: an Add is met before the Adds it reads
+            if t in g.nodes and not g.users_of(t):
+                g.remove(t)
+    return g
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -592,8 +630,64 @@ class SplitSharedSynapses(Pass):
         return g
 
 
+def _full_weight(prim: P.Primitive, cin: int) -> np.ndarray | None:
+    """The (out, in, kh, kw) weight of a Conv2d (groups expanded to zero blocks) or a pool (a diagonal of its
+    window); None for a dilated or integer convolution."""
+    if isinstance(prim, P.Conv2d):
+        if tuple(prim.dilation) != (1, 1) or not _float(prim):
+            return None
+        w = np.asarray(prim.weight, np.float64)
+        if prim.groups == 1:
+            return w
+        co, cig = w.shape[0], w.shape[1]
+        cog = co // prim.groups
+        full = np.zeros((co, cin) + w.shape[2:])
+        for gi in range(prim.groups):
+            full[gi * cog:(gi + 1) * cog, gi * cig:(gi + 1) * cig] = w[gi * cog:(gi + 1) * cog]
+        return full
+    kh, kw = prim.kernel
+    full = np.zeros((cin, cin, kh, kw))
+    full[np.arange(cin), np.arange(cin)] = 1.0 / (kh * kw) if isinstance(prim, P.AvgPool2d) else 1.0
+    return full
+
+
+def _compose_unpadded(c1: P.Primitive, c2: P.Primitive, shape: tuple[int, ...]) -> P.Conv2d | None:
+    """c2 after c1 as one Conv2d where c2 (a Conv2d or a pool) has no padding (a ResNet's 1x1 downsample
+    convolution reading the residual sum, whose terms are convolutions; SEW-ResNet's average pool of an
+    identity synapse), or None.
+
+    Without c2's padding every tap of c2 reads a real output of c1, so the composite is exact for any c1
+    (Conv2d or pool, any stride, padding, groups, bias): W[o, c, a s1 + i, b s1 + j] = sum_m w2[o, m, a, b]
+    w1[m, c, i, j], stride s1 s2, c1's padding, bias b2 + sum w2 b1. Its output size equals c2's
+    (floor((H + 2 p1 - k1 - (k2 - 1) s1) / (s1 s2)) = floor((H1 - k2) / s2) with H1 c1's output size)."""
+    pool2 = isinstance(c2, P._Pool2d)
+    if tuple(c2.padding) != (0, 0) or (not pool2 and (tuple(c2.dilation) != (1, 1) or not _float(c2))):
+        return None
+    w1 = _full_weight(c1, shape[0])
+    w2 = _full_weight(c2, w1.shape[0]) if w1 is not None else None
+    if w2 is None:
+        return None
+    s1 = tuple(c1.stride_ if isinstance(c1, P._Pool2d) else c1.stride)
+    k1, k2 = w1.shape[2:], w2.shape[2:]
+    kh, kw = k1[0] + (k2[0] - 1) * s1[0], k1[1] + (k2[1] - 1) * s1[1]
+    if w2.shape[0] * shape[0] * kh * kw > MERGE_MAX:
+        return None
+    w = np.zeros((w2.shape[0], shape[0], kh, kw))
+    for a in range(k2[0]):
+        for b in range(k2[1]):
+            w[:, :, a * s1[0]:a * s1[0] + k1[0], b * s1[1]:b * s1[1] + k1[1]] += np.einsum(
+                "om,mcij->ocij", w2[:, :, a, b], w1)
+    b1, b2 = getattr(c1, "bias", None), getattr(c2, "bias", None)
+    bias = b2
+    if b1 is not None:
+        bias = np.einsum("omab,m->o", w2, np.asarray(b1, np.float64)) + (0.0 if b2 is None else b2)
+    s2 = tuple(c2.stride_ if pool2 else c2.stride)
+    return P.Conv2d(weight=w, bias=bias, stride=(s1[0] * s2[0], s1[1] * s2[1]), padding=tuple(c1.padding))
+
+
 def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Conv2d | None:
-    """c2 after c1 as one Conv2d, or None where that is not exact.
+    """c2 after c1 as one Conv2d, or None where that is not exact (the tiling case below, else
+    `_compose_unpadded`).
 
     Exact when c1 tiles its input (stride = kernel, no padding, no bias, the map a whole number of tiles,
     depthwise or a pool) and c2 has no dilation or groups: the composite kernel puts c1's window under each
@@ -605,7 +699,7 @@ def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Co
     if isinstance(c1, P.Conv2d):
         if (c1.bias is not None or c1.groups != C or c1.weight.shape[0] != C or tuple(c1.dilation) != (1, 1)
                 or not _float(c1)):
-            return None
+            return _compose_unpadded(c1, c2, shape)
         w1 = np.asarray(c1.weight, np.float64)[:, 0]
     elif isinstance(c1, (P.SumPool2d, P.AvgPool2d)):
         w1 = np.full((C,) + k1, 1.0 / (k1[0] * k1[1]) if isinstance(c1, P.AvgPool2d) else 1.0)
@@ -613,7 +707,7 @@ def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Co
         return None
     if (k1 != s1 or tuple(c1.padding) != (0, 0) or shape[1] % s1[0] or shape[2] % s1[1] or c2.groups != 1
             or tuple(c2.dilation) != (1, 1) or not _float(c2)):
-        return None
+        return _compose_unpadded(c1, c2, shape)
     w2 = np.asarray(c2.weight, np.float64)
     o, _, kh, kw = w2.shape
     w = np.zeros((o, C, kh * s1[0], kw * s1[1]))
@@ -626,12 +720,15 @@ def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Co
 
 @dataclass(frozen=True, kw_only=True)
 class MergeConvs(Pass):
-    """A Conv2d whose input is a tiling depthwise convolution or pool read only by it becomes one Conv2d
-    (exact; `_compose_conv`): the max-pool that ann-to-snn decomposes selects each window's entry with
-    such a convolution, which the next layer's convolution then reads."""
+    """A Conv2d whose input is a convolution or pool becomes one Conv2d (exact; `_compose_conv`) where the
+    two compose: the first tiles its input (the max-pool that ann-to-snn decomposes selects each window's
+    entry with such a convolution, which the next layer's convolution then reads), or the second has no
+    padding (MS-ResNet's 1x1 downsample convolutions reading the residual sum of convolutions). An unpadded
+    pool of a Conv2d likewise becomes one Conv2d (SEW-ResNet's average pool of an identity synapse). A first
+    convolution read by others too stays for them."""
 
     name = "merge-convs"
-    summary = "tiling depthwise Conv2d/pool -> Conv2d: one Conv2d (exact)"
+    summary = "Conv2d/pool -> Conv2d or unpadded pool (tiling first, or unpadded second): one Conv2d (exact)"
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         g = graph
@@ -640,18 +737,26 @@ class MergeConvs(Pass):
             changed = False
             types = g.verify()
             for n, p in list(g.nodes.items()):
-                if not isinstance(p, P.Conv2d):
+                if not isinstance(p, (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
                     continue
                 (src,) = g.inputs_of(n)
-                if g.users_of(src) != [n] or not isinstance(g.nodes[src], (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
-                    continue
-                merged = _compose_conv(g.nodes[src], p, types[g.inputs_of(src)[0]].shape)
+                if not isinstance(g.nodes[src], P.Conv2d if isinstance(p, P._Pool2d) else
+                                  (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
+                    continue  # (a pool of a pool is left to the targets that take pools)
+                (origin,) = g.inputs_of(src)
+                if isinstance(p, P._Pool2d):
+                    merged = _compose_unpadded(g.nodes[src], p, types[origin].shape)
+                else:
+                    merged = _compose_conv(g.nodes[src], p, types[origin].shape)
                 if merged is None:
                     continue
                 if g is graph:
                     g = graph.copy()
                 g.nodes[n] = merged
-                bypass(g, src)
+                if g.users_of(src) == [n]:
+                    bypass(g, src)
+                else:  # the first convolution keeps its other readers
+                    g.edges = [Edge(origin, n, e.dst_port) if e.dst == n else e for e in g.edges]
                 changed = True
                 break
         return g
