@@ -79,7 +79,7 @@ def linear_scan(x: torch.Tensor, y0: torch.Tensor, a=None, v_leak=None) -> torch
 
 def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
     """Forward loop of the spiking scan; writes h_t = v*_t - theta into h (T, B, ...) or, when h is
-    None (no gradient wanted), into a one-step scratch buffer. Writes the spikes into `out`
+    None (no gradient wanted), runs `_inference_loop`, which keeps no h. Writes the spikes into `out`
     (may be x itself: x[t] is read before out[t] is written) or a new tensor. Returns the spikes
     and the voltage after the last step (what a run streamed in time chunks carries on)."""
     T = x.shape[0]
@@ -91,20 +91,20 @@ def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
     if T:
         v = v0.expand_as(x[0]).clone()
         c = torch.empty_like(v)
-        scratch = torch.empty_like(v) if h is None else None
         sb = torch.empty(v.shape, dtype=torch.bool, device=v.device)
         th_t = isinstance(theta, torch.Tensor)
         neg_theta = -theta
         vr = None
         if reset == "to-value":
             vr = torch.as_tensor(v_reset, dtype=x.dtype, device=x.device).expand_as(v).contiguous()
+        xs, outs, hs = x.unbind(0), out.unbind(0), h.unbind(0)  # per-step views made once, not per step
         for t in range(T):
             if a is None:  # IF: v* = v + x_t in one operation
-                torch.add(v, x[t], out=c)
+                torch.add(v, xs[t], out=c)
             else:
                 _cand(v, a, v_leak, c)
-                c.add_(x[t])
-            ht, st = (scratch if h is None else h[t]), out[t]
+                c.add_(xs[t])
+            ht, st = hs[t], outs[t]
             torch.sub(c, theta, out=ht)  # x[t] is consumed: h[t] may overwrite it
             if reset == "to-value":
                 torch.gt(ht, 0, out=sb)
@@ -238,6 +238,7 @@ def scan_backward(h: torch.Tensor, gs: torch.Tensor, cfg: tuple, g=None):
     buf_sg, buf_p = torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])
     to_value = reset == "to-value" and not detach
     buf_m, buf_le = (torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])) if to_value else (None, None)
+    gxs = gx.unbind(0)  # per-step views made once
     for t1 in range(T, 0, -chunk):
         t0 = max(0, t1 - chunk)
         hc = h[t0:t1]
@@ -257,17 +258,19 @@ def scan_backward(h: torch.Tensor, gs: torch.Tensor, cfg: tuple, g=None):
             m = torch.neg(hc, out=buf_m[: t1 - t0]).add_(v_reset - theta).mul_(sg).add_(le)
         if a is not None:
             m = m.mul_(a) if m is not None else a
+        ps = p.unbind(0)
+        ms = m.unbind(0) if isinstance(m, torch.Tensor) and m.dim() == h.dim() else None
         for t in range(t1 - 1, t0 - 1, -1):
             j = t - t0
             if g is None:
-                gx[t].copy_(p[j])
+                gxs[t].copy_(ps[j])
             elif m is None:
-                torch.add(p[j], g, out=gx[t])
+                torch.add(ps[j], g, out=gxs[t])
             elif not isinstance(m, torch.Tensor):
-                torch.add(p[j], g, alpha=m, out=gx[t])
+                torch.add(ps[j], g, alpha=m, out=gxs[t])
             else:
-                torch.addcmul(p[j], g, m[j] if m.dim() == h.dim() else m, out=gx[t])
-            g = gx[t]
+                torch.addcmul(ps[j], g, m if ms is None else ms[j], out=gxs[t])
+            g = gxs[t]
     return gx, g
 
 
