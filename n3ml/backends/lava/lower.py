@@ -77,7 +77,7 @@ class Pop:
     refractory: int = 0
     graded: bool = False  # an analog Input: graded spikes (Dense/Conv num_message_bits > 0)
     v_scale: Any = 1  # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
-    reset: str = "zero"  # "zero": Lava's LIF; "subtract": n3ml's N3mlLIF process (v -= vth, runtime.py)
+    reset: str = "zero"  # "zero": Lava's LIF; "subtract" (v -= vth) / "none" (v kept): n3ml's N3mlLIF (runtime.py)
     start: int = 0  # N3mlLIF holds u, v (no spike) for Lava steps 1..start: its wait for the first input
     of: str = ""  # an input kind: the Input whose data this population sends `latency` steps later
 
@@ -87,7 +87,7 @@ class Pop:
         population resets by subtraction, has per-neuron decays or holds until its start step."""
         if self.kind not in ("neuron", "relay"):
             return ""
-        if self.reset == "subtract" or self.start or self.per_neuron_decay:
+        if self.reset != "zero" or self.start or self.per_neuron_decay:
             return "N3mlLIF"
         return "LIFRefractory" if self.refractory else "LIF"
 
@@ -314,8 +314,8 @@ def _fixed_neuron(n: str, p: P.FixedCubaLIF, shape: tuple[int, ...]) -> dict[str
         if getattr(p, k) != v:
             raise _unsupported(n, p, f"Lava's fixed-point LIF has {k}={v}; found {getattr(p, k)} (quantize with "
                                      "quantize{profile=loihi2})")
-    if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
-        raise _unsupported(n, p, f"Lava's LIF resets v to 0 (n3ml's N3mlLIF subtracts theta); found "
+    if p.reset == "to-value" and np.any(np.asarray(p.v_reset) != 0):
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 (n3ml's N3mlLIF subtracts theta or keeps v); found "
                                  f"reset={p.reset}, v_reset={p.v_reset!r}")
     if p.refractory:
         raise _unsupported(n, p, "Lava's fixed-point LIF has no refractory period; found refractory="
@@ -358,12 +358,11 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str,
                                  "floating_pt are whole-network choices)")
     if isinstance(p, P.LI):
         return _float_readout(n, p, dt, scheme, shape)
-    if p.reset != "subtract" and (p.reset != "to-value" or np.any(np.asarray(p.v_reset) != 0)):
-        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's N3mlLIF subtracts theta); "
-                                 f"found reset={p.reset}"
-                                 + (f", v_reset={p.v_reset!r}" if p.reset == "to-value" else ""))
-    if p.reset == "subtract" and p.refractory:
-        raise _unsupported(n, p, f"reset by subtraction with refractory={p.refractory}: n3ml's N3mlLIF "
+    if p.reset == "to-value" and np.any(np.asarray(p.v_reset) != 0):
+        raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's N3mlLIF subtracts theta or "
+                                 f"keeps v); found reset={p.reset}, v_reset={p.v_reset!r}")
+    if p.reset != "to-value" and p.refractory:
+        raise _unsupported(n, p, f"reset {p.reset} with refractory={p.refractory}: n3ml's N3mlLIF "
                                  "process has no refractory period")
     theta = np.asarray(p.theta, dtype=np.float64)
     if np.any(theta <= 0):
@@ -473,7 +472,7 @@ def lower(graph: Graph) -> LavaNet:
         _warm_up(n, graph.nodes[n], pops[n], fixed)
         if pops[n].process == "N3mlLIF" and pops[n].refractory:
             raise _unsupported(n, graph.nodes[n], "a refractory period with "
-                                                  + ("reset by subtraction" if pops[n].reset == "subtract" else
+                                                  + (f"reset {pops[n].reset}" if pops[n].reset != "zero" else
                                                      "per-neuron decays" if pops[n].per_neuron_decay else
                                                      f"a wait of {pops[n].start} steps for its input")
                                                   + ": n3ml's N3mlLIF process has no refractory period")
@@ -524,7 +523,7 @@ def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[
                 params["refractory_period"] = int(p.refractory)
         pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params,
                       refractory=int(p.refractory) if p.spiking else 0,
-                      reset="subtract" if p.spiking and p.reset == "subtract" else "zero",
+                      reset=p.reset if p.spiking and p.reset in ("subtract", "none") else "zero",
                       v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64))
     return pops, gains
 

@@ -186,8 +186,8 @@ def make_population(lava, net, name, data, B, steps):
     if pop["process"] == "LIFRefractory":
         args["refractory_period"] = pop["refractory"]
     if pop["process"] == "N3mlLIF":
-        return lava.own()[0](shape=lava_shape(*lay, B), **args, subtract=pop["reset"] == "subtract",
-                             start=int(pop["start"]), name=name)
+        return lava.own()[0](shape=lava_shape(*lay, B), **args, reset=pop["reset"], start=int(pop["start"]),
+                             name=name)
     process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
     return process(shape=lava_shape(*lay, B), **args, name=name)
 
@@ -236,7 +236,8 @@ def own_models():
     """n3ml's own Lava process, N3mlLIF: Lava's LIF with three additions, each used only where a population needs
     it (network.json names the process "N3mlLIF"; everything else runs Lava's own LIF):
 
-    * reset by subtraction (`subtract`): v -= vth after a spike (n3ml's reset "subtract") instead of v = 0;
+    * its reset (`reset`): "subtract" (v -= vth after a spike, n3ml's reset "subtract"), "none" (v is kept:
+      a neuron that spikes as long as v stays above threshold) or "zero" (Lava's v = 0);
     * per-neuron decays: `du` and `dv` are arrays of the population's shape (Lava's LIF has one per process);
     * a start step (`start`): for Lava steps 1..start the neuron holds its initial u and v and sends no spike.
       Its inputs arrive `latency` steps late; holding through those steps is what lets a neuron with a bias or
@@ -260,10 +261,10 @@ def own_models():
     from lava.proc.lif.process import LIF
 
     class N3mlLIF(LIF):
-        """Lava's LIF with reset by subtraction, per-neuron du/dv and a start step (proc_params)."""
+        """Lava's LIF with a choice of reset, per-neuron du/dv and a start step (proc_params)."""
 
-        def __init__(self, *, shape, du=0, dv=0, subtract=False, start=0, **kwargs):
-            super().__init__(shape=shape, du=0, dv=0, subtract=bool(subtract), start=int(start), **kwargs)
+        def __init__(self, *, shape, du=0, dv=0, reset="zero", start=0, **kwargs):
+            super().__init__(shape=shape, du=0, dv=0, reset=str(reset), start=int(start), **kwargs)
             self.du = Var(shape=shape, init=np.broadcast_to(du, shape).copy())  # one per neuron
             self.dv = Var(shape=shape, init=np.broadcast_to(dv, shape).copy())
 
@@ -287,9 +288,9 @@ def own_models():
             step(self, PyLifModelFloat)
 
         def reset_voltage(self, spike_vector):
-            if self.proc_params["subtract"]:
+            if self.proc_params["reset"] == "subtract":
                 self.v[spike_vector] -= self.vth
-            else:
+            elif self.proc_params["reset"] == "zero":
                 self.v[spike_vector] = 0
 
     @implements(proc=N3mlLIF, protocol=LoihiProtocol)
@@ -304,9 +305,9 @@ def own_models():
             step(self, PyLifModelBitAcc)
 
         def reset_voltage(self, spike_vector):
-            if self.proc_params["subtract"]:
+            if self.proc_params["reset"] == "subtract":
                 self.v[spike_vector] -= self.effective_vth
-            else:
+            elif self.proc_params["reset"] == "zero":
                 self.v[spike_vector] = 0
 
     return N3mlLIF, {"floating_pt": PyN3mlLIFFloat, "fixed_pt": PyN3mlLIFBitAcc}

@@ -158,3 +158,19 @@ def test_per_neuron_tau_runs_identically(fixed, tmp_path):
         g = quantized(g)
         assert np.unique(np.asarray(g.nodes["n1"].dv)).size > 1
     check_identical(g, tmp_path)
+
+
+@needs_lava
+@pytest.mark.lava
+@pytest.mark.parametrize("fixed", [False, True], ids=["floating_pt", "fixed_pt"])
+def test_reset_none_runs_identically(fixed, tmp_path):
+    """reset none (snnTorch's reset_mechanism="none": v is kept and the neuron fires while above threshold)
+    on N3mlLIF, with per-neuron decays and unequal paths in the same graph."""
+    g = dense_graph(reset="subtract")
+    g.replace("n1", tau=np.array([2.0, 3.0, 5.0, 9.0]), reset="none")
+    if fixed:  # quantize{profile=loihi2} refuses reset none (its profile); the fixed-point neuron has it
+        g.replace("n1", reset="subtract")
+        g = quantized(g)
+        g.replace("n1", reset="none")
+    assert lower(g).pops["n1"].process == "N3mlLIF"
+    check_identical(g, tmp_path)
