@@ -9,7 +9,9 @@ corpus feeds it (`pynn` runs on NEST; `lava-q` is Lava after `-p quantize{profil
 against the quantized graph, analog inputs as graded integers round(16 x), readouts' voltages recorded
 and compared too). A target that refuses a
 model and names an approximating pass (`-p pool-after-neuron` for a max-pool of currents) is run again
-with it: the cell then gives the agreement with the graph without the approximation, marked `~`.
+with it: the cell then gives the agreement with the graph without the approximation, marked `~`
+(`ann-to-snn`, a conversion of ANNs rather than an approximation of a spiking model, is never run: the
+cell is the plain refusal).
 A cell is the lowest agreement over the model's outputs, or `refused:` and the first line of the
 reason. --check-only legalizes and checks without running a simulator (seconds per model). Exit 1
 when a target that accepts a model exactly does not reproduce it 100%.
@@ -34,6 +36,10 @@ sys.path.insert(0, str(ROOT))
 INPUT_SCALE = 16  # analog inputs in [0, 1) become graded integers 0..16 under quantize
 QUANTIZE = f"quantize{{profile=loihi2,input_scale={INPUT_SCALE},readout=voltage}}"
 REMEDY = re.compile(r"`-p ([a-z0-9-]+)` would legalize it \(approximation")
+# remedies that are not approximations of a spiking model: ann-to-snn converts an ANN's activations into
+# neurons; run on a graph that is already spiking it fails ("is already spiking"), so such a cell shows the
+# target's plain refusal instead
+CONVERSIONS = frozenset({"ann-to-snn"})
 
 
 def graph_input(case, graph, x) -> dict[str, np.ndarray]:
@@ -122,7 +128,7 @@ def cell_for(case, graph, model: Path, target: str, work: Path, feed: dict, args
     # the target's own refusal of the graph as it is names the approximation, if one applies (also under
     # quantize, which refuses such a graph before legalization could name it)
     m = REMEDY.search(check_only(graph, "lava" if target == "lava-q" else target, ""))
-    if not m:
+    if not m or m.group(1) in CONVERSIONS:
         return run(base)
     approx = run(",".join(filter(None, [m.group(1), base])))
     return f"~{approx} (`-p {m.group(1)}`)"
