@@ -95,6 +95,7 @@ class _Syn:
     groups: int  # conv groups (1 for Dense)
     bias: np.ndarray | None
     xmax: float = 1.0  # largest input magnitude (1 for spikes, input_scale for graded inputs)
+    mant: tuple[int, int] | None = None  # its weight mantissa range under the profile (found once)
 
 
 @dataclass
@@ -159,10 +160,32 @@ def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Grou
                 syns = [_synapse(graph, types, src, first or n, input_scale)]
             groups.append(_Group(n, p, tuple(types[n].shape), syns, first))
         elif not isinstance(p, SYNAPSES + PASSIVE):
-            raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form; quantize handles synapses "
-                                   "(Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF neurons"
-                                   + (" (and LI readouts with readout=voltage)" if isinstance(p, P.LI) else ""))
+            raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form" + (_gated_loop(graph, n) or (
+                "; quantize handles synapses (Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF "
+                "neurons" + (" (and LI readouts with readout=voltage)" if isinstance(p, P.LI) else ""))))
     return groups
+
+
+def _gated_loop(graph: Graph, name: str) -> str:
+    """Why a node in a loop of analog values through a ReLU has no fixed-point form, or "".
+
+    SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s, traces as Add(i_prev, -ReLU(i_prev / tau -
+    BIG s), s): its current decays only on steps without an input spike. That is a product of a spike and a
+    state; a fixed-point neuron decays by one factor every step and a synapse only adds, so neither computes
+    it (it needs a custom neuron model)."""
+    import networkx as nx
+
+    nxg = graph.to_networkx()
+    if not nxg.has_node(name):
+        return ""
+    loop = (nx.descendants(nxg, name) & nx.ancestors(nxg, name)) | {name}
+    gates = sorted(n for n in loop if isinstance(graph.nodes[n], P.ReLU))
+    if not gates or not any(isinstance(graph.nodes[n], P.Delay) for n in loop):
+        return ""
+    return (f": a state that decays only on steps without an input spike (a loop through the ReLU `{gates[0]}`: "
+            "SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s), a product of spike and state that "
+            "neither a fixed-point neuron, which decays by one factor every step, nor a synapse computes; it "
+            "needs a custom neuron model")
 
 
 # ------------------------------------------------------------------- neurons
@@ -420,7 +443,9 @@ def _fit_weights(grp: _Group, targets: list[np.ndarray], prof: Profile,
     fits, err2, den2 = [], 0.0, 0.0
     for s, t in zip(grp.syns, targets):
         tgt = t * th / 2**prof.input_shift
-        lo, hi, _ = prof.mantissa_range(s.w)
+        if s.mant is None:  # the same for every candidate threshold
+            s.mant = prof.mantissa_range(s.w)[:2]
+        lo, hi = s.mant
         f = _fit(tgt, lo, hi, prof.weight_exp_max)
         if f is None:
             return None

@@ -83,3 +83,36 @@ def test_bias_too_large_for_any_threshold_is_refused_naming_the_node():
     # bias / theta of 2e5 per step: even theta = 64 (vth 1) would need a bias of 1.3e7 > 4095 << 7
     with pytest.raises(UnsupportedError, match=r"node `n`: no threshold keeps its bias"):
         Quantize(profile="loihi2", input_scale=16).apply(_biased(1e5))
+
+
+SYNAPSE_FILTER = """n3ml 1
+graph sf(dt=1.0ms, scheme=euler) {
+  x = Input(shape=(3,))
+  fc = Dense(x, weight=tensor<f64>(2, 3)[0.5, 0.9, 0.3, 0.7, 0.2, 0.8])
+  sn = IF(fc, theta=1.0, reset=to-value)
+  syn_prev = Delay(syn)
+  syn_leak = Scale(syn_prev, factor=0.25)
+  syn_block = Scale(sn, factor=-1e19)
+  syn_gate = Add(syn_leak, syn_block)
+  syn_hold = ReLU(syn_gate)
+  syn_neg = Scale(syn_hold, factor=-1.0)
+  syn = Add(syn_prev, syn_neg, sn)
+  out = Output(syn)
+}
+"""
+
+
+def test_spike_gated_decay_is_refused_with_the_reason():
+    """SpikingJelly's SynapseFilter (i = i - (1 - s) i / tau + s) as its frontend traces it: no fixed-point form."""
+    from n3ml.ir.text import parse
+    from n3ml.passes import PassError, PassManager
+
+    g = parse(SYNAPSE_FILTER)
+    # the graph is what SynapseFilter computes: no decay on a spike step, decay by 3/4 otherwise
+    x = np.zeros((4, 1, 3))
+    x[0] = 1.0  # one spike of both IFs at step 0, then silence
+    y = interp.run(g, x).outputs["out"][:, 0, 0]
+    np.testing.assert_allclose(y, [1.0, 0.75, 0.5625, 0.421875])
+    with pytest.raises(PassError, match=r"node `syn_leak` \(Scale\) has no fixed-point form: a state that decays "
+                                        r"only on steps without an input spike \(a loop through the ReLU `syn_hold`"):
+        PassManager.from_string("quantize{profile=loihi2,readout=voltage}").run(g)
