@@ -334,6 +334,63 @@ def fuse_li_chains(graph: Graph) -> tuple[Graph, dict[str, P.LI]]:
     return g, {name: graph.nodes[src] for name, src in pairs.items()}
 
 
+# gif_psc_exp fires with probability 1 - exp(-lambda_0 exp((V - V_T) / Delta_V) dt): with Delta_V this small
+# any V above V_T gives exp(+inf) (certain spike) and any V below it exp(-inf) = 0 (never); at V = V_T
+# exactly the chance is lambda_0 dt, about 1e-290 (the IR's test is strict: no spike).
+GIF_DELTA_V = 1e-300
+GIF_LAMBDA_0 = 1e-290
+
+
+class GifCell(NamedTuple):
+    """NEST's gif_psc_exp standing for a CubaLIF with reset subtract / none (NEST parameter names; lists of
+    threshold components as (n, k) arrays)."""
+
+    params: dict[str, Any]
+    weight_scale: Any  # r g_m C_m / P21 (pA, C_m in pF)
+    v_init: Any
+    v_leak: Any
+    a_m: Any
+    note: str
+
+
+def gif_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: Any = None) -> GifCell:
+    """The constants of NEST's gif_psc_exp for a CubaLIF with reset by subtraction or none.
+
+    With t_ref = 0 gif_psc_exp never resets V, and its current enters V in the step it arrives (as in the
+    IR: no extra step; weight r g_m w C_m / P21 with C_m = tau_m, g_L = 1, so that NEST's tau_m is exactly
+    tau_m). A reset by subtraction of theta lowers v by theta a_m^k k steps later, for a linear membrane
+    the same as raising the threshold by that much: the threshold's adaptation (q_sfa, decaying with
+    tau_sfa = tau_m, entering undecayed one step after the spike) carries it, q = theta a_m. `jump` (from
+    `fuse_synaptic_reset`: the neuron's own spikes added to its membrane one step later, snnTorch's reset
+    term) lowers the threshold instead: q = theta a_m - jump.
+
+    Raises:
+        UnsupportedError naming the node for refractory > 0 (gif_psc_exp clamps V while refractory).
+    """
+    if prim.refractory > 0:
+        raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}' with refractory={prim.refractory}; "
+                               "NEST's exponential-current cell without reset (gif_psc_exp) clamps V while "
+                               "refractory, the IR holds v. Use refractory 0 or reset 'to-value'")
+    k = cuba_cell(name, prim, dt, scheme, n, "gif_psc_exp")
+    tau_m, a_m = np.asarray(k.tau_m, np.float64), np.asarray(k.a_m, np.float64)
+    q = (np.asarray(prim.theta, np.float64) * a_m if prim.reset == "subtract" else 0.0) - \
+        (0.0 if jump is None else np.asarray(jump, np.float64))
+    q = np.broadcast_to(q, (n,)).astype(np.float64)
+    params = {"E_L": 0.0, "C_m": k.tau_m, "g_L": 1.0, "tau_syn_ex": k.tau_s, "tau_syn_in": k.tau_s,
+              "V_T_star": per_neuron(np.asarray(prim.theta, np.float64) - np.asarray(k.v_leak), n),
+              "V_reset": 0.0, "t_ref": 0.0, "I_e": 0.0, "Delta_V": GIF_DELTA_V, "lambda_0": GIF_LAMBDA_0,
+              "q_stc": np.zeros((n, 0)), "tau_stc": np.zeros((n, 0))}
+    if np.any(q != 0.0):  # one threshold component per neuron: (n, 1) arrays (list-valued NEST parameters)
+        params.update(q_sfa=q.reshape(n, 1), tau_sfa=np.broadcast_to(tau_m, (n,)).reshape(n, 1).copy())
+    else:
+        params.update(q_sfa=np.zeros((n, 0)), tau_sfa=np.zeros((n, 0)))
+    note = (f"CubaLIF, reset by {'subtraction' if prim.reset == 'subtract' else 'none'} as a threshold adaptation "
+            "(gif_psc_exp, deterministic, no reset)" + (", own spikes one step late folded into it"
+                                                          if jump is not None else ""))
+    return GifCell(params, per_neuron(np.asarray(k.weight_scale, np.float64) * tau_m, n), k.v_init, k.v_leak,
+                   k.a_m, note)
+
+
 def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:
     """The constants of `model` (iaf_psc_exp, IF_curr_exp) standing for LI1 -> LI2 fused by `fuse_li_chains`:
     with i = j / c1 the chain is i_t = a1 i_{t-1} + I_t, v_t = v_leak + a2 (v_{t-1} - v_leak) + c1 c2 i_t, a

@@ -28,7 +28,7 @@ from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
 from ..netlist import (VALUE_TAU_PER_DT, Netlist, choose_cells, cuba_cell, fuse_li_chains, fuse_synaptic_reset,
-                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
 log = logging.getLogger(__name__)
@@ -154,17 +154,28 @@ def cell_native_subtract(name: str, prim, dt: float, scheme: str, n: int) -> Pyn
                          "(NEST only)")
 
 
-def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
+def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, native: bool = False,
+              jump: Any = None) -> PynnCell:
     if prim.reset != "to-value":
+        if native:
+            return cell_native_gif(name, prim, dt, scheme, n, jump)
         raise UnsupportedError(f"node `{name}` (CubaLIF): reset '{prim.reset}'; IF_curr_exp resets to v_reset "
-                               "only. Use reset 'to-value', or the nest target (NEST's gif_psc_exp with the reset "
-                               "as threshold adaptation, docs/backends/nest.md)")
+                               "only. Use reset 'to-value', emit with simulator=nest (NEST's native gif_psc_exp, "
+                               "the reset as threshold adaptation), or the nest target")
     k = cuba_cell(name, prim, dt, scheme, n, "IF_curr_exp")
     # cm = 1 nF and weights in nA give the same numbers as NEST's C_m = 1 pF, weights in pA
     params = {"v_rest": 0.0, "cm": 1.0, "tau_m": k.tau_m, "tau_syn_E": k.tau_s, "tau_syn_I": k.tau_s,
               "v_thresh": k.v_th, "v_reset": k.v_reset, "tau_refrac": prim.refractory * dt, "i_offset": 0.0}
     return PynnCell("IF_curr_exp", params, k.weight_scale, extra_steps=1, v_init=k.v_init, v_offset=k.v_leak,
                     decay=k.a_m, note="CubaLIF, current-based exponential synapse, reset to v_reset")
+
+
+def cell_native_gif(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: Any = None) -> PynnCell:
+    """A CubaLIF with reset by subtraction / none (snnTorch's Synaptic) on PyNN-on-NEST: NEST's gif_psc_exp as a
+    native cell type, the nest target's construction (netlist.gif_cell; weights / 1000 as for eprop_iaf)."""
+    k = gif_cell(name, prim, dt, scheme, n, jump)
+    return PynnCell("native:gif_psc_exp", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n),
+                    v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m, note=k.note + " (NEST only)")
 
 
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
@@ -210,15 +221,17 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
     graph = spike_maxpool_as_or(graph)
     graph, chains = fuse_li_chains(graph)
     graph, jumps = fuse_synaptic_reset(graph)
-    if jumps:  # the nest target's gif_psc_exp takes list-valued parameters PyNN's cells do not have
-        raise UnsupportedError(f"node `{next(iter(jumps))}` (LIF after an LI, with its own spikes one step late: snnTorch's "
-                               "Synaptic, reset by subtraction): PyNN's exponential-current cells (IF_curr_exp) "
-                               "reset to v_reset only; the nest target maps it exactly (gif_psc_exp, the reset as "
-                               "threshold adaptation)")
+    if jumps and simulator != "nest":
+        raise UnsupportedError(f"node `{next(iter(jumps))}` (LIF after an LI, with its own spikes one step late: "
+                               "snnTorch's Synaptic, reset by subtraction): PyNN's standard exponential-current "
+                               "cell (IF_curr_exp) resets to v_reset only; emit with simulator=nest (NEST's native "
+                               "gif_psc_exp, the reset as threshold adaptation) or use the nest target")
     cells = choose_cells(graph, CELLS, "PyNN standard cell", TARGET, native=simulator == "nest")
     types = graph.verify()
     for name, first in chains.items():
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
+    for name, jump in jumps.items():
+        cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, True, jump)
     net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
                               generator_latency=SOURCE_LATENCY, target=TARGET)
     cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})

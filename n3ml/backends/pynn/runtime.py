@@ -84,6 +84,17 @@ def grid_times(simulator, pop, steps, dt):
         pop.node_collection_source.set([{"spike_times": (np.asarray(k, np.float64) - 1.0) * dt} for k in steps])
 
 
+# NEST parameters whose value is a list (gif_psc_exp's threshold and current components): one number (the
+# same single component for every neuron) or an (n, k) array (k components per neuron)
+LIST_PARAMS = ("q_sfa", "tau_sfa", "q_stc", "tau_stc")
+
+
+def per_neuron_lists(lists, n):
+    """One dict of list-valued NEST parameters per neuron (for NodeCollection.set)."""
+    rows = {k: np.full((n, 1), float(v)) if np.ndim(v) == 0 else np.asarray(v, dtype=float) for k, v in lists.items()}
+    return [{k: [float(x) for x in v[i]] for k, v in rows.items()} for i in range(n)]
+
+
 def build(sim, simulator, net, sample, steps):
     """Create the network for one input sample {name: (T, *shape)}; return the populations."""
     dt = net.dt
@@ -112,11 +123,15 @@ def build(sim, simulator, net, sample, steps):
         if spec["celltype"].startswith("native:"):
             if simulator != "nest":
                 sys.exit(f"population {name} uses NEST's {spec['celltype'][7:]}: run with --simulator nest")
-            # PyNN 0.13 cannot pass per-neuron arrays to a native cell: those are set through NEST
+            # PyNN 0.13 cannot pass per-neuron arrays to a native cell, nor NEST's list-valued parameters
+            # (gif_psc_exp's threshold components): those are set through NEST, one dict per neuron
+            lists = {k: params.pop(k) for k in LIST_PARAMS if k in params}
             arrays = {k: v for k, v in params.items() if np.ndim(v)}
             cell = sim.native_cell_type(spec["celltype"][7:])(**{k: v for k, v in params.items() if not np.ndim(v)})
             pops[name] = sim.Population(spec["size"], cell, label=name)
             pops[name].node_collection.set(V_m=net.array(spec["v_init"]), **arrays)
+            if lists:
+                pops[name].node_collection.set(per_neuron_lists(lists, spec["size"]))
         else:
             cell = getattr(sim, spec["celltype"])(**params)
             pops[name] = sim.Population(spec["size"], cell, initial_values={"v": net.array(spec["v_init"])},

@@ -1,5 +1,5 @@
-"""The real models' cells on PyNN-on-NEST: decay 0 and SEW's IAND gate exactly; snnTorch's Synaptic (reset by
-subtraction: no PyNN cell) refused naming the nest target."""
+"""The real models' cells on PyNN-on-NEST: decay 0, SEW's IAND gate and snnTorch's Synaptic (NEST's native
+gif_psc_exp) exactly; the Synaptic refused elsewhere (no standard cell), naming simulator=nest."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from n3ml.backends.pynn import PynnTarget, lower_ir_to_pynn
 from n3ml.errors import UnsupportedError
 from n3ml.io import random_inputs
+from n3ml.ir import CubaLIF, Dense, Graph, Input, Output
 from n3ml.passes.legalize import legalize_for
 
 from ..nest import graphs as G
@@ -40,7 +41,27 @@ def test_decay_zero_forgets_v_init():
     assert np.all(np.asarray(net.cells["val"].v_init) == 0.0) and net.cells["sub"].params["tau_m"] == 1e-3
 
 
-def test_synaptic_with_reset_term_is_refused_naming_nest():
+@needs_pynn
+@pytest.mark.parametrize("reset,jump", [("subtract", -0.15), ("none", -1.0)])
+def test_synaptic_identical_on_nest(reset, jump, tmp_path):
+    """snnTorch's Synaptic (LI -> Add(LI, own spikes one step late) -> LIF) as NEST's native gif_psc_exp."""
+    g = synaptic(reset, jump)
+    target = PynnTarget()
+    legal = legalize_for(target, g, say=None)
+    assert lower_ir_to_pynn(legal, simulator="nest").cells["lif"].celltype == "native:gif_psc_exp"
+    x = {"x": np.random.default_rng(3).uniform(-0.5, 1.5, (T, 2, 7))}
+    counts = G.assert_same_outputs(g, x, G.run_emitted(target, legal, x, tmp_path / "o", steps=T, options=ON_NEST))
+    assert counts["out"] > 30 and counts["out2"] > 5
+
+
+def test_synaptic_is_refused_off_nest_naming_it():
     g = legalize_for(PynnTarget(), synaptic(), say=None)
-    with pytest.raises(UnsupportedError, match=r"node `lif` .*Synaptic.*the nest target maps it exactly"):
-        lower_ir_to_pynn(g, simulator="nest")
+    with pytest.raises(UnsupportedError, match=r"node `lif` .*Synaptic.*simulator=nest"):
+        lower_ir_to_pynn(g, simulator="spiNNaker")
+    g = Graph(name="cuba_subtract", dt=1.0)
+    g.add("x", Input(shape=(3,)))
+    g.add("fc", Dense(weight=np.eye(3)), "x")
+    g.add("cuba", CubaLIF(tau_mem=5.0, tau_syn=3.0, reset="subtract"), "fc")
+    g.add("out", Output(), "cuba")
+    with pytest.raises(UnsupportedError, match=r"node `cuba` \(CubaLIF\).*simulator=nest"):
+        lower_ir_to_pynn(g, simulator="brian2")
