@@ -147,7 +147,8 @@ def main() -> int:
             if mode == "outputs":
                 return exe(data)
             if mode == "report (means)":
-                return exe(data, means=spiking)
+                outs, rec = exe(data, means=spiking)
+                return outs, {n: rec[f"{n}.mean"] for n in spiking}
             outs, rec = exe(data, record=spiking)
             return outs, {n: rec[n].mean(dim=0, dtype=torch.float64) for n in spiking}
 

@@ -214,8 +214,8 @@ class Executor(nn.Module):
             if r not in self.nodes:
                 raise N3mlError(f"cannot record unknown node `{r}`")
         data, T, B = self._inputs(inputs)
-        # float64 sums, filled unit by unit (and chunk by chunk when streamed), divided by T at the end
-        sums: dict[str, torch.Tensor | None] = dict.fromkeys(means)
+        # sums over time, filled unit by unit (and chunk by chunk when streamed), divided by T at the end
+        sums = {n: _TimeSum(self._sum_dtype(n, T)) for n in means}
         keep = set(self.output_names) | set(record)
         grad = torch.is_grad_enabled() and (any(p.requires_grad for p in self.parameters())
                                             or any(x.requires_grad for x in data.values()))
@@ -246,7 +246,7 @@ class Executor(nn.Module):
         outs = {n: vals[n] for n in self.output_names}
         if not record and not means:
             return outs
-        recorded = {f"{n}.mean": self._mean(n, sums, T, B) for n in means}
+        recorded = {f"{n}.mean": sums[n].mean(T, (B, *self.types[n].shape), self.ctx.device) for n in means}
         for r in record:
             recorded[r] = vals[r]
             for key in ("v", "i", "b"):
@@ -254,10 +254,16 @@ class Executor(nn.Module):
                     recorded[f"{r}.{key}"] = rec[f"{r}.{key}"]
         return outs, recorded
 
-    def _mean(self, n: str, sums: dict[str, torch.Tensor], T: int, B: int) -> torch.Tensor:
-        if sums[n] is None:  # T == 0 streamed (no chunk ran): no step to average, nan like numpy's mean
-            return torch.full((B, *self.types[n].shape), float("nan"), dtype=torch.float64, device=self.ctx.device)
-        return sums[n].div_(T)
+    def _sum_dtype(self, n: str, T: int) -> torch.dtype:
+        """What node `n`'s sum over T steps is accumulated in: a spiking neuron's 0/1 values in their own
+        dtype while every count up to T is exact there (integers; float32 up to 2**24 steps), which is
+        ~10x faster on CPU than float64 and gives the same float64 mean; everything else in float64."""
+        p = self.graph.nodes[n]
+        if isinstance(p, P.Neuron) and p.spiking:
+            dt = self.ctx.dtype
+            if not dt.is_floating_point or T <= 2 / torch.finfo(dt).eps:
+                return dt
+        return torch.float64
 
     def _chunk_size(self, chunk, T: int, B: int, grad: bool) -> int:
         if chunk is None:
@@ -274,10 +280,10 @@ class Executor(nn.Module):
         return chunk
 
     def _run(self, run: RunCtx, keep: set[str], record: list[str], segs: dict | None = None,
-             sums: dict[str, torch.Tensor | None] | None = None):
+             sums: dict[str, "_TimeSum"] | None = None):
         """Every unit over the run's steps; returns the kept sequences and the recorded states.
         `segs`: the lean-mode segments to run through `recompute` (neuron -> chain). `sums`: node ->
-        float64 sum over time so far, for the nodes whose means are wanted (updated here)."""
+        its sum over time so far, for the nodes whose means are wanted (updated here)."""
         segs = segs or {}
         sums = {} if sums is None else sums
         want_states = set(record)
@@ -314,8 +320,7 @@ class Executor(nn.Module):
                     rec[f"{n}.{key}"] = v
             for n in unit.nodes:  # now, before a reader may overwrite the sequence in place
                 if n in sums and n in vals:
-                    part = vals[n].sum(dim=0, dtype=torch.float64)
-                    sums[n] = part if sums[n] is None else sums[n].add_(part)
+                    sums[n].add(vals[n])
             for s in frees.get(k, ()):  # free sequences nobody reads any more
                 vals.pop(s, None)
         return {n: vals[n] for n in keep}, rec
@@ -402,6 +407,30 @@ class Executor(nn.Module):
         cyc = sum(len(u.nodes) for u in self.units if u.cyclic)
         return (f"graph={self.graph.name!r}, dtype={self.ctx.dtype}, fixed={self.fixed}, "
                 f"units={len(self.units)}, nodes_in_cycles={cyc}")
+
+
+class _TimeSum:
+    """The running sum over time of one node's values, for `Executor.forward(means=...)`."""
+
+    __slots__ = ("dtype", "total")
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+        self.total: torch.Tensor | None = None
+
+    def add(self, y: torch.Tensor) -> None:
+        """Add the steps of `y` (T, B, ...) in order."""
+        part = y[0] if y.shape[0] == 1 else y.sum(dim=0, dtype=self.dtype)  # one step: no reduction
+        if self.total is None:
+            self.total = part.to(self.dtype, copy=True)
+        else:
+            self.total.add_(part.to(self.dtype))
+
+    def mean(self, T: int, shape: tuple, device) -> torch.Tensor:
+        """The float64 mean; nan without any step (T == 0), like numpy's mean of nothing."""
+        if self.total is None:
+            return torch.full(shape, float("nan"), dtype=torch.float64, device=device)
+        return self.total.to(torch.float64).div_(T)
 
 
 # what lean mode runs again in the backward pass instead of keeping: stateless, cheap next to the neuron scan
