@@ -75,8 +75,8 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # Loihi 2 as lava-nc 0.10 models it: lava/proc/lif/models.py PyLifModelBitAcc,
     # lava/proc/dense/models.py PyDenseModelBitAcc
-    # + reset by subtraction through n3ml's own LIFSubtract process (a custom neuron model on the chip)
-    "loihi2": Profile(name="loihi2", resets=("to-value", "subtract")),
+    # + reset by subtraction or none through n3ml's own N3mlLIF process (a custom neuron model on the chip)
+    "loihi2": Profile(name="loihi2", resets=("to-value", "subtract", "none")),
     # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness
     "int8": Profile(name="int8", weight_bits=8, mixed_sign_loses_bit=False, weight_exp_max=0, state_bits=32,
                     input_shift=6, theta_shift=0, vth_max=2**30, bias_mant_bits=None, du_min=0, dv_max=1 << 12,

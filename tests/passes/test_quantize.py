@@ -115,12 +115,13 @@ def test_worst_case_current_stays_in_24_bits():
             assert np.abs(w).sum(axis=1).max() * 64 * pile < 2**23
 
 
-def test_loihi2_keeps_subtract_reset_and_refuses_none_naming_the_node():
-    g = to_value(load(GRAPHS / "spiking_mlp.n3ml"), refractory=0)  # lava runs subtract with n3ml's LIFSubtract
-    g.replace("lif1", reset="subtract")
-    assert PassManager.from_string("quantize{profile=loihi2}").run(g).nodes["lif1"].reset == "subtract"
-    g.replace("lif1", reset="none")
-    with pytest.raises(PassError, match=r"lif1.*none"):
+def test_loihi2_keeps_subtract_and_none_resets_and_refuses_a_nonzero_v_reset_naming_the_node():
+    g = to_value(load(GRAPHS / "spiking_mlp.n3ml"), refractory=0)  # lava runs both with n3ml's N3mlLIF
+    for reset in ("subtract", "none"):
+        g.replace("lif1", reset=reset)
+        assert PassManager.from_string("quantize{profile=loihi2}").run(g).nodes["lif1"].reset == reset
+    g.replace("lif1", reset="to-value", v_reset=0.25)
+    with pytest.raises(PassError, match=r"lif1.*v_reset"):
         PassManager.from_string("quantize{profile=loihi2}").run(g)
 
 

@@ -168,9 +168,8 @@ def test_reset_none_runs_identically(fixed, tmp_path):
     on N3mlLIF, with per-neuron decays and unequal paths in the same graph."""
     g = dense_graph(reset="subtract")
     g.replace("n1", tau=np.array([2.0, 3.0, 5.0, 9.0]), reset="none")
-    if fixed:  # quantize{profile=loihi2} refuses reset none (its profile); the fixed-point neuron has it
-        g.replace("n1", reset="subtract")
+    if fixed:
         g = quantized(g)
-        g.replace("n1", reset="none")
+        assert g.nodes["n1"].reset == "none"
     assert lower(g).pops["n1"].process == "N3mlLIF"
     check_identical(g, tmp_path)
