@@ -391,6 +391,60 @@ def gif_cell(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: A
                    k.a_m, note)
 
 
+class AlifCell(NamedTuple):
+    """NEST's adaptive e-prop neuron standing for an ALIF (NEST parameter names, V in units of v - v_leak)."""
+
+    model: str
+    params: dict[str, Any]
+    weight_scale: Any  # r g: the jump of V per unit of input
+    v_init: Any
+    v_leak: Any
+    a: Any  # per-step membrane decay
+    self_weight: Any  # one-step self-connection undoing eprop_iaf_adapt's subtraction of V_th (reset none)
+    note: str
+
+
+def alif_cell(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> AlifCell:
+    """The constants of NEST's e-prop neurons with an adaptive threshold for an ALIF.
+
+    Both update `adapt = P_adapt adapt + z` (z: the spike of the previous step) and test
+    `V_m >= V_th + adapt_beta adapt`; the IR's b' = a_b (b' + q s) of the previous step is that with
+    P_adapt = a_b and adapt_beta = q a_b. `eprop_iaf_psc_delta_adapt` resets to V_reset (reset to-value);
+    `eprop_iaf_adapt` subtracts V_th, which the one-step self-connection of `eprop_iaf` undoes (reset
+    none).
+
+    Raises:
+        UnsupportedError naming the node for reset "subtract" (the IR removes theta + b', a product of the
+        spike and the adaptation), refractory > 0 (NEST freezes the adaptation while refractory, the IR
+        keeps decaying it), q < 0, or v_reset not below theta.
+    """
+    if prim.refractory > 0:
+        raise UnsupportedError(f"node `{name}` (ALIF): refractory={prim.refractory}; NEST's adaptive e-prop "
+                               "neurons freeze the threshold adaptation while refractory, the IR keeps decaying it")
+    if prim.reset == "subtract":
+        raise UnsupportedError(f"node `{name}` (ALIF): reset 'subtract' removes theta + b' (the adaptation at the "
+                               "spike): NEST's adaptive neurons subtract V_th or reset to V_reset only. Use reset "
+                               "'to-value' or 'none'")
+    k = N.discretize(prim, dt, scheme)
+    a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
+    q = np.broadcast_to(np.asarray(prim.q, np.float64), (n,))
+    if np.any(q < 0):
+        raise UnsupportedError(f"node `{name}` (ALIF): a negative threshold jump q; NEST's adapt_beta must be >= 0")
+    vth = per_neuron(strict_threshold(prim.theta, vl), n)
+    params = {"E_L": 0.0, "C_m": 1.0, "tau_m": per_neuron(tau, n), "V_th": vth, "I_e": 0.0, "t_ref": 0.0,
+              "c_reg": 0.0, "adapt_tau": per_neuron(tau_from_factor(name, "tau_adapt", k.a_b, dt), n),
+              "adapt_beta": per_neuron(q * np.asarray(k.a_b, np.float64), n)}
+    v_init = per_neuron(np.asarray(prim.v_init, np.float64) - vl, n)
+    if prim.reset == "to-value":
+        v_reset = per_neuron(np.asarray(prim.v_reset, np.float64) - vl, n)
+        if np.any(np.asarray(v_reset) >= np.asarray(vth)):
+            raise UnsupportedError(f"node `{name}` (ALIF): v_reset is not below theta (NEST requires V_reset < V_th)")
+        return AlifCell("eprop_iaf_psc_delta_adapt", {**params, "V_reset": v_reset}, c, v_init, vl, a, None,
+                        "ALIF, reset to v_reset (adaptive threshold)")
+    return AlifCell("eprop_iaf_adapt", params, c, v_init, vl, a, subtraction_compensation(prim, vth, a, n),
+                    "ALIF, reset none (adaptive threshold)")
+
+
 def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:
     """The constants of `model` (iaf_psc_exp, IF_curr_exp) standing for LI1 -> LI2 fused by `fuse_li_chains`:
     with i = j / c1 the chain is i_t = a1 i_{t-1} + I_t, v_t = v_leak + a2 (v_{t-1} - v_leak) + c1 c2 i_t, a
@@ -776,6 +830,14 @@ def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
             raise UnsupportedError(f"node `{dst}` reads the voltage of `{src}` ({pop.prim.op}) through synapses; "
                                    "an LI -> LI chain maps only when the first LI feeds the second directly, "
                                    "alone, with v_leak = v_init = 0 (one exponential-current cell)")
+        if isinstance(pop.prim, P.LI) and isinstance(graph.nodes.get(dst), P.ALIF):
+            raise UnsupportedError(
+                f"node `{dst}` (ALIF) reads the voltage of `{src}` (LI) through synapses: an adaptive neuron driven "
+                "by a synaptic current (Norse's LSNNCell) needs an exponential current, an adaptive threshold and a "
+                "reset to v_reset after which it may fire in the next step in one cell, which no NEST model has "
+                "(iaf_psc_exp: no adaptation; gif_psc_exp: resets only through refractory steps; mat2_psc_exp, "
+                "amat2_psc_exp: no reset, one refractory step; eprop_iaf*_adapt: delta inputs; "
+                "docs/backends/nest.md)")
         if isinstance(pop.prim, P.LI) and getattr(graph.nodes.get(dst), "spiking", False):
             raise UnsupportedError(
                 f"node `{dst}` ({graph.nodes[dst].op}) reads the voltage of `{src}` (LI) through synapses; an LI "
@@ -913,6 +975,7 @@ NETLIST_LEGAL: dict[str, str] = {
     "PoissonRate": "spike trains drawn by the program (right after an Input)",
     "Latency": "spike trains computed by the program (right after an Input)",
     "IF": "a delta-synapse cell", "LIF": "a delta-synapse cell", "CubaLIF": "an exponential-current cell",
+    "ALIF": "a delta-synapse cell with an adaptive threshold (NEST's eprop models; reset to-value or none)",
     "LI": "a never-firing cell, V_m recorded", "Integrator": "a never-firing cell, V_m recorded",
 }
 NETLIST_REASON = ("a spiking simulator runs point neurons joined by static synapses: only neurons, inputs and "
@@ -926,7 +989,6 @@ NETLIST_WHY = {"MaxPool2d": "a synapse cannot take a maximum",
                         "form in synapses that add fixed weights; an ANN without spiking neurons is converted by "
                         "`-p ann-to-snn`, an approximation by rate coding, docs/conversion.md)"),
                "Softmax": "an analog activation has no point-neuron form",
-               "ALIF": "no standard cell adapts its threshold exactly like the IR's ALIF",
                "FixedCubaLIF": "integer neurons are Lava's (quantize is for the lava target)",
                "BatchNorm": "a BatchNorm that follows no Dense/Conv has no synapse to fold into"}
 NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "fuse-synaptic",

@@ -24,10 +24,9 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, Netlist, Sparse, choose_cells, cuba_cell, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell,
-                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or,
-                       strict_threshold, subtraction_compensation)
+from ..netlist import (VALUE_TAU_PER_DT, Netlist, Sparse, alif_cell, choose_cells, cuba_cell, fuse_li_chains,
+                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
+                       per_neuron, spike_maxpool_as_or, strict_threshold, subtraction_compensation)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -118,7 +117,16 @@ def cell_gif(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: A
     reset-free, the reset carried by its threshold adaptation (netlist.gif_cell). V_m is not the IR's v
     (no reset), so such a population records spikes only."""
     k = gif_cell(name, prim, dt, scheme, n, jump)
-    return Cell("gif_psc_exp", {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak, note=k.note)
+    return Cell("gif_psc_exp", {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,
+                note=k.note)
+
+
+def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
+    """ALIF: NEST's e-prop neurons with an adaptive threshold (netlist.alif_cell), for inference only
+    (static synapses): eprop_iaf_psc_delta_adapt (reset to-value), eprop_iaf_adapt (reset none)."""
+    k = alif_cell(name, prim, dt, scheme, n)
+    return Cell(k.model, {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,
+                self_weight=k.self_weight, note=k.note)
 
 
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
@@ -151,6 +159,7 @@ CELLS: dict[type, Callable[..., Cell]] = {
     P.IF: cell_delta,
     P.LIF: cell_delta,
     P.CubaLIF: cell_cuba,
+    P.ALIF: cell_alif,
     P.LI: cell_readout,
     P.Integrator: cell_readout,
 }

@@ -27,9 +27,9 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, Netlist, choose_cells, cuba_cell, fuse_li_chains, fuse_synaptic_reset,
-                       gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or, strict_threshold,
-                       subtraction_compensation)
+from ..netlist import (VALUE_TAU_PER_DT, Netlist, alif_cell, choose_cells, cuba_cell, fuse_li_chains,
+                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
+                       per_neuron, spike_maxpool_as_or, strict_threshold, subtraction_compensation)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,18 @@ def cell_native_gif(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, 
                     v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m, note=k.note + " (NEST only)")
 
 
+def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
+    """ALIF on PyNN-on-NEST: the nest target's adaptive e-prop neurons as native cell types (netlist.alif_cell;
+    weights / 1000 as for eprop_iaf)."""
+    if not native:
+        raise UnsupportedError(f"node `{name}` (ALIF): PyNN's standard cells have no adaptive threshold; emit with "
+                               "simulator=nest (NEST's native adaptive e-prop neurons) or use the nest target")
+    k = alif_cell(name, prim, dt, scheme, n)
+    return PynnCell(f"native:{k.model}", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n), v_init=k.v_init,
+                    v_offset=k.v_leak, decay=per_neuron(k.a, n),
+                    self_weight=None if k.self_weight is None else k.self_weight * 1e-3, note=k.note + " (NEST only)")
+
+
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
     params = {"v_rest": 0.0, "cm": 1.0, "tau_m": per_neuron(tau, n), "v_thresh": np.inf, "v_reset": 0.0,
@@ -207,6 +219,7 @@ CELLS: dict[type, Callable[..., PynnCell]] = {
     P.IF: cell_delta,
     P.LIF: cell_delta,
     P.CubaLIF: cell_cuba,
+    P.ALIF: cell_alif,
     P.LI: cell_readout,
     P.Integrator: cell_readout,
 }

@@ -124,12 +124,11 @@ def build(sim, simulator, net, sample, steps):
             if simulator != "nest":
                 sys.exit(f"population {name} uses NEST's {spec['celltype'][7:]}: run with --simulator nest")
             # PyNN 0.13 cannot pass per-neuron arrays to a native cell, nor NEST's list-valued parameters
-            # (gif_psc_exp's threshold components): those are set through NEST, one dict per neuron
+            # (gif_psc_exp's threshold components): the parameters are set through NEST, all in one call (NEST
+            # checks them together: V_reset < V_th holds only for the pair, not against a default)
             lists = {k: params.pop(k) for k in LIST_PARAMS if k in params}
-            arrays = {k: v for k, v in params.items() if np.ndim(v)}
-            cell = sim.native_cell_type(spec["celltype"][7:])(**{k: v for k, v in params.items() if not np.ndim(v)})
-            pops[name] = sim.Population(spec["size"], cell, label=name)
-            pops[name].node_collection.set(V_m=net.array(spec["v_init"]), **arrays)
+            pops[name] = sim.Population(spec["size"], sim.native_cell_type(spec["celltype"][7:])(), label=name)
+            pops[name].node_collection.set(V_m=net.array(spec["v_init"]), **params)
             if lists:
                 pops[name].node_collection.set(per_neuron_lists(lists, spec["size"]))
         else:

@@ -223,3 +223,61 @@ def test_sew_iand_block_from_spikingjelly_identical(tmp_path):
     counts = G.assert_same_outputs(g, x, got)
     assert sum(counts.values()) > 5
     np.testing.assert_array_equal(got[g.output_names[0]], ref)
+
+
+def alif_features(scheme: str = "euler") -> Graph:
+    """ALIF (threshold adaptation) with reset to a value and reset none, v_leak, v_init, per-neuron thetas and q,
+    a bias, and an ALIF feeding an ALIF."""
+    from n3ml.ir import ALIF
+
+    rng = np.random.default_rng(24)
+    g = Graph(name="alif", dt=1.0, scheme=scheme)
+    g.add("x", Input(shape=(6,)))
+    g.add("fc", Dense(weight=rng.normal(0.6, 0.5, (8, 6)), bias=np.full(8, 0.1)), "x")
+    g.add("a1", ALIF(tau=8.0, tau_adapt=20.0, q=np.linspace(0.2, 1.8, 8), theta=np.linspace(0.5, 0.9, 8),
+                     reset="to-value", v_reset=-0.1, v_leak=0.05, v_init=0.3), "fc")
+    g.add("fc2", Dense(weight=rng.normal(1.2, 0.6, (5, 8)), bias=np.full(5, 0.2)), "a1")
+    g.add("a2", ALIF(tau=5.0, tau_adapt=12.0, q=0.7, theta=0.6, reset="none"), "fc2")
+    g.add("out1", Output(), "a1")
+    g.add("out2", Output(), "a2")
+    return g
+
+
+@needs_nest
+@pytest.mark.parametrize("scheme", ["euler", "exact"])
+def test_alif_is_exact(scheme, tmp_path):
+    g = alif_features(scheme)
+    cells = lower_ir_to_nest(g).cells
+    assert cells["a1"].model == "eprop_iaf_psc_delta_adapt" and cells["a2"].model == "eprop_iaf_adapt"
+    x = random_inputs(g, T, 2, 8, 0.4)
+    counts = G.assert_same_outputs(g, x, run_legalized(g, x, tmp_path / "o"))
+    assert counts["out1"] > 20 and counts["out2"] > 5
+
+
+def test_alif_refusals_are_precise():
+    g = alif_features()
+    g.replace("a1", reset="subtract")
+    with pytest.raises(UnsupportedError, match=r"`a1` \(ALIF\): reset 'subtract' removes theta \+ b'"):
+        lower_ir_to_nest(g)
+    g = alif_features()
+    g.replace("a2", refractory=1)
+    with pytest.raises(UnsupportedError, match=r"`a2` \(ALIF\): refractory=1"):
+        lower_ir_to_nest(g)
+
+
+def test_norse_lsnn_is_refused_naming_why():
+    """Norse's LSNNCell: an ALIF driven by its synaptic current, reset to v_reset (the corpus model)."""
+    pytest.importorskip("norse")
+    import contextlib
+    import io
+
+    import torch
+
+    from n3ml.frontends.torch import trace
+    from tests.frontends import corpus
+
+    case = next(c for c in corpus.CASES if c.name == "norse-memory-lsnn")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        g = trace(case.model(torch.float64), case.input_shape)
+    with pytest.raises(UnsupportedError, match=r"\(ALIF\) reads the voltage of .* \(LI\).*no NEST model has"):
+        lower_ir_to_nest(legalize_for(NestTarget(), g, say=None))

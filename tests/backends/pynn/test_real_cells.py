@@ -65,3 +65,23 @@ def test_synaptic_is_refused_off_nest_naming_it():
     g.add("out", Output(), "cuba")
     with pytest.raises(UnsupportedError, match=r"node `cuba` \(CubaLIF\).*simulator=nest"):
         lower_ir_to_pynn(g, simulator="brian2")
+
+
+@needs_pynn
+def test_alif_identical_on_nest(tmp_path):
+    """ALIF (reset to a value, reset none) as NEST's native adaptive e-prop neurons."""
+    from ..nest.test_real_cells import alif_features
+
+    g = alif_features()
+    net = lower_ir_to_pynn(g, simulator="nest")
+    assert net.cells["a1"].celltype == "native:eprop_iaf_psc_delta_adapt"
+    x = random_inputs(g, T, 2, 8, 0.4)
+    counts = G.assert_same_outputs(g, x, G.run_emitted(PynnTarget(), g, x, tmp_path / "o", steps=T, options=ON_NEST))
+    assert counts["out1"] > 20 and counts["out2"] > 5
+
+
+def test_alif_is_refused_off_nest():
+    from ..nest.test_real_cells import alif_features
+
+    with pytest.raises(UnsupportedError, match=r"`a1` \(ALIF\): PyNN's standard cells have no adaptive threshold"):
+        lower_ir_to_pynn(alif_features(), simulator="spiNNaker")
