@@ -116,7 +116,7 @@ def _cpu_s() -> float:
 
 
 def run_config(onnx_path: str, images: int, report_images: int, steps: int, report: bool, batch: int,
-               dtype: str, out: str) -> list[dict]:
+               dtype: str, out: str, device: str = "") -> list[dict]:
     """Load, fold, convert, normalize (and report) as `n3ml convert` does; one row per stage."""
     from n3ml.commands._engines import pass_context
     from n3ml.commands.convert import source_weight_dtype, store_weights
@@ -142,9 +142,10 @@ def run_config(onnx_path: str, images: int, report_images: int, steps: int, repo
            **pass_context()}
     if batch:
         ctx["calibration_batch"] = batch
-    if dtype:
+    if dtype or device:
         ctx["engines"]["torch"] = ctx["engines"]["torch"]._replace(
-            options={**ctx["engines"]["torch"].options, "dtype": dtype})
+            options={**ctx["engines"]["torch"].options, **({"dtype": dtype} if dtype else {}),
+                     **({"device": device} if device else {})})
     g = stage("fold-batchnorm,ann-to-snn", lambda: PassManager.from_string("fold-batchnorm,ann-to-snn").run(g, ctx))
     g = stage(f"normalize (calibration, {images} images)",
               lambda: PassManager.from_string("normalize{percentile=99.9,report=false}").run(g, ctx))
@@ -154,8 +155,9 @@ def run_config(onnx_path: str, images: int, report_images: int, steps: int, repo
     if report:
         ctx["calibration"] = {"x": x[:report_images], "labels": labels[:report_images]}
         ctx["report"] = {}
+        dev = f",device={device}" if device else ""
         stage(f"conversion-report (T={steps}, {report_images} images)",
-              lambda: PassManager.from_string(f"conversion-report{{steps={steps}}}").run(g, ctx))
+              lambda: PassManager.from_string(f"conversion-report{{steps={steps}{dev}}}").run(g, ctx))
         rows[-1]["snn_accuracy_vs_random_labels"] = ctx["report"]["accuracy"]["snn"]
     return rows
 
@@ -167,12 +169,13 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=0, help="calibration batch (0: automatic)")
     ap.add_argument("--dtype", default="", help="executor dtype for the passes (default: the CLI's)")
+    ap.add_argument("--device", default="", help="torch device of the passes' executor (default: the CLI's, cpu)")
     ap.add_argument("--child", nargs=2, metavar=("ONNX", "IMAGES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         with tempfile.TemporaryDirectory() as out:
             rows = run_config(args.child[0], int(args.child[1]), args.report_images, args.steps,
-                              args.report_images > 0, args.batch, args.dtype, out)
+                              args.report_images > 0, args.batch, args.dtype, out, args.device)
         print("ROWS " + json.dumps(rows))
         return 0
     import torch
@@ -189,6 +192,8 @@ def main() -> int:
                    "--batch", str(args.batch)]
             if args.dtype:
                 cmd += ["--dtype", args.dtype]
+            if args.device:
+                cmd += ["--device", args.device]
             if args.report_images and i == len(sizes) - 1:
                 cmd += ["--report-images", str(args.report_images)]
             t0 = time.perf_counter()
