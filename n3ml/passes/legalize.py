@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import networkx as nx
 import numpy as np
 
 from ..errors import UnsupportedError
@@ -81,6 +82,27 @@ MAXPOOL_CURRENT = Remedy("pool-after-neuron", "approximation: the neuron integra
 ANN = Remedy("ann-to-snn", "approximation: rate coding over the time steps (see docs/conversion.md)")
 
 
+def spike_gated_loop(graph: Graph, name: str) -> str:
+    """Why a node in a loop of analog values through a ReLU maps to no neuron and synapse (float or fixed
+    point), or "".
+
+    SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s, traces as Add(i_prev, -ReLU(i_prev / tau -
+    BIG s), s): its current decays only on steps without an input spike. That is a product of a spike and a
+    state; a LIF (float or fixed point) decays by one factor every step and a synapse only adds, so neither
+    computes it (it needs a custom neuron model)."""
+    nxg = graph.to_networkx()
+    if not nxg.has_node(name):
+        return ""
+    loop = (nx.descendants(nxg, name) & nx.ancestors(nxg, name)) | {name}
+    gates = sorted(n for n in loop if isinstance(graph.nodes[n], P.ReLU))
+    if not gates or not any(isinstance(graph.nodes[n], P.Delay) for n in loop):
+        return ""
+    return (f": a state that decays only on steps without an input spike (a loop through the ReLU `{gates[0]}`: "
+            "SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s), a product of spike and state that no "
+            "neuron decaying by one factor every step (a LIF, Loihi's fixed-point neuron) and no additive synapse "
+            "computes; it needs a custom neuron model")
+
+
 def illegal_nodes(graph: Graph, legality: Legality) -> list[str]:
     """One line per node the target does not accept: name, op, the target's reason and the remedy if any."""
     types = graph.verify()
@@ -92,8 +114,9 @@ def illegal_nodes(graph: Graph, legality: Legality) -> list[str]:
         kind = kinds[0] if kinds else "any"
         remedy = next((r for r in legality.remedies.get(prim.op, ()) if r.on in ("any", kind)), None)
         on = f" on {kind} inputs" if kinds else ""
-        line = f"node `{name}` ({prim.op}){on}: {legality.why.get(prim.op, legality.reason)}"
-        if remedy is not None:
+        gated = spike_gated_loop(graph, name)  # the real reason a Scale or ReLU of such a loop is left
+        line = f"node `{name}` ({prim.op}){on}" + (gated or f": {legality.why.get(prim.op, legality.reason)}")
+        if remedy is not None and not gated:
             line += f"; `-p {remedy.pass_name}` would legalize it ({remedy.cost})"
         problems.append(line)
     return problems
@@ -732,24 +755,21 @@ class MergeConvs(Pass):
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         g = graph
-        changed = True
-        while changed:
-            changed = False
-            types = g.verify()
-            for n, p in list(g.nodes.items()):
-                if not isinstance(p, (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
-                    continue
+        types = graph.verify()  # a composite keeps its node's shape, so the types hold throughout
+        for n in graph.topo_order():  # upstream first: a chain c0 -> c1 -> c2 composes c1 with c0, then c2
+            while n in g.nodes and isinstance(g.nodes[n], (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
+                p = g.nodes[n]
                 (src,) = g.inputs_of(n)
                 if not isinstance(g.nodes[src], P.Conv2d if isinstance(p, P._Pool2d) else
                                   (P.Conv2d, P.SumPool2d, P.AvgPool2d)):
-                    continue  # (a pool of a pool is left to the targets that take pools)
+                    break  # (a pool of a pool is left to the targets that take pools)
                 (origin,) = g.inputs_of(src)
                 if isinstance(p, P._Pool2d):
                     merged = _compose_unpadded(g.nodes[src], p, types[origin].shape)
                 else:
                     merged = _compose_conv(g.nodes[src], p, types[origin].shape)
                 if merged is None:
-                    continue
+                    break
                 if g is graph:
                     g = graph.copy()
                 g.nodes[n] = merged
@@ -757,6 +777,4 @@ class MergeConvs(Pass):
                     bypass(g, src)
                 else:  # the first convolution keeps its other readers
                     g.edges = [Edge(origin, n, e.dst_port) if e.dst == n else e for e in g.edges]
-                changed = True
-                break
         return g

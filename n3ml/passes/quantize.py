@@ -38,6 +38,7 @@ from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
 from .cleanup import bypass
+from .legalize import spike_gated_loop
 
 log = logging.getLogger(__name__)
 
@@ -160,32 +161,10 @@ def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Grou
                 syns = [_synapse(graph, types, src, first or n, input_scale)]
             groups.append(_Group(n, p, tuple(types[n].shape), syns, first))
         elif not isinstance(p, SYNAPSES + PASSIVE):
-            raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form" + (_gated_loop(graph, n) or (
+            raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form" + (spike_gated_loop(graph, n) or (
                 "; quantize handles synapses (Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF "
                 "neurons" + (" (and LI readouts with readout=voltage)" if isinstance(p, P.LI) else ""))))
     return groups
-
-
-def _gated_loop(graph: Graph, name: str) -> str:
-    """Why a node in a loop of analog values through a ReLU has no fixed-point form, or "".
-
-    SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s, traces as Add(i_prev, -ReLU(i_prev / tau -
-    BIG s), s): its current decays only on steps without an input spike. That is a product of a spike and a
-    state; a fixed-point neuron decays by one factor every step and a synapse only adds, so neither computes
-    it (it needs a custom neuron model)."""
-    import networkx as nx
-
-    nxg = graph.to_networkx()
-    if not nxg.has_node(name):
-        return ""
-    loop = (nx.descendants(nxg, name) & nx.ancestors(nxg, name)) | {name}
-    gates = sorted(n for n in loop if isinstance(graph.nodes[n], P.ReLU))
-    if not gates or not any(isinstance(graph.nodes[n], P.Delay) for n in loop):
-        return ""
-    return (f": a state that decays only on steps without an input spike (a loop through the ReLU `{gates[0]}`: "
-            "SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s), a product of spike and state that "
-            "neither a fixed-point neuron, which decays by one factor every step, nor a synapse computes; it "
-            "needs a custom neuron model")
 
 
 # ------------------------------------------------------------------- neurons

@@ -116,3 +116,14 @@ def test_spike_gated_decay_is_refused_with_the_reason():
     with pytest.raises(PassError, match=r"node `syn_leak` \(Scale\) has no fixed-point form: a state that decays "
                                         r"only on steps without an input spike \(a loop through the ReLU `syn_hold`"):
         PassManager.from_string("quantize{profile=loihi2,readout=voltage}").run(g)
+
+
+def test_lava_legalization_names_the_spike_gated_decay():
+    from n3ml.ir.text import parse
+    from n3ml.passes.legalize import illegal_nodes
+    from n3ml.registry import TARGETS, lookup
+
+    lines = illegal_nodes(parse(SYNAPSE_FILTER), lookup(TARGETS, "lava", "target")().legality)
+    leak = next(line for line in lines if line.startswith("node `syn_leak` (Scale)"))
+    assert "decays only on steps without an input spike" in leak and "`syn_hold`" in leak
+    assert "-p fold-scales" not in leak  # no pass would legalize it
