@@ -12,9 +12,10 @@ network with 16 delayed terminals per connection (1..16 ms), tau = 7 ms; targets
 labelled output fires at 15 ms, the other at 19 ms; class = first output to fire.
 Deviations: Adam, mixed-sign weights and the silent-neuron penalty (docs/learning.md).
 Each split's trained network is converted to an IR graph (`to_graph`, dt = 0.1 ms: CubaLIF
-neurons behind 16 delayed terminals), run on the reference interpreter on the test samples
-(classes compared with the model's), and written with 5 test samples to out/learning/ (the last split's) for
-`n3ml verify`.
+neurons behind 16 delayed terminals, reset to-value under a window-long refractory period), run on
+the reference interpreter on the test samples (spikes compared with the reset-'none' graph and with
+the model's spike times on the grid, classes with the model's), and written with 5 test samples to
+out/learning/ (the last split's) for `n3ml verify` on NEST and PyNN, and at dt = 0.5 ms for Lava.
 """
 
 from __future__ import annotations
@@ -37,18 +38,49 @@ GOAL = 95.0
 
 IR_DT = 0.1  # ms: the IR graph's grid (input spike times are whole ms, delays 1..16 ms)
 IR_STEPS = 300  # 30 ms, the network's window
+# Lava: Loihi 2's synaptic delays hold 0..63 steps and the terminals' delays differ by 15 ms, so its graph
+# samples the same SRM on a 0.5 ms grid (30 steps apart)
+LAVA_DT = 0.5
+LAVA_STEPS = 60
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of equal first-spike times (inf = silent on both sides counts as equal)."""
+    return float(np.mean((a == b) | (np.isinf(a) & np.isinf(b))))
 
 
 def check_ir(net: sp.SpikePropNet, xte: torch.Tensor) -> None:
-    """The trained network as an IR graph on the reference interpreter, then written for `n3ml verify`."""
+    """The trained network as an IR graph on the reference interpreter, then written for `n3ml verify`.
+
+    Checks, on every test sample: the graph (reset to-value, what the simulators accept) has the same
+    spikes as its reset-'none' form (the SRM taken literally), its spikes are the model's own spike times
+    rounded up to the grid (layer by layer, `grid_spike_times`), and its class is the model's.
+    """
     graph = net.to_graph(dt=IR_DT)
     spikes = sp.spike_trains(xte, IR_DT, IR_STEPS)
-    out = ir_run(graph, {"x": spikes}).outputs["out"]
-    ir_cls = sp.first_spike_times(out, IR_DT).argmin(axis=1)
-    same = float(np.mean(ir_cls == net.predict(xte).numpy()))
-    print(f"IR graph (reference interpreter, dt {IR_DT} ms) on {len(xte)} test samples: same class as the "
-          f"model on {same:.2%}")
-    save_for_verify(graph, "spikeprop_breast_cancer", {"x": spikes[:, :5]}, IR_STEPS, targets="nest,lava")
+    res = ir_run(graph, {"x": spikes}, record=["l1"])
+    none = ir_run(net.to_graph(dt=IR_DT, reset="none"), {"x": spikes}, record=["l1"])
+    same_reset = (np.array_equal(res.states["l1"], none.states["l1"])
+                  and np.array_equal(res.outputs["out"], none.outputs["out"]))
+    hidden, out = sp.grid_spike_times(net, xte, IR_DT)
+    t_hidden = sp.first_spike_times(res.states["l1"], IR_DT)
+    t_out = sp.first_spike_times(res.outputs["out"], IR_DT)
+    same = float(np.mean(t_out.argmin(axis=1) == net.predict(xte).numpy()))
+    print(f"IR graph (reference interpreter, dt {IR_DT} ms, reset to-value) on {len(xte)} test samples: "
+          f"{'identical' if same_reset else 'DIFFERENT'} spikes to reset 'none' "
+          f"({int(res.states['l1'].sum())} hidden, {int(res.outputs['out'].sum())} output spikes); the model's "
+          f"spike times on the grid: hidden {_same(t_hidden, hidden):.2%}, output {_same(t_out, out):.2%}; "
+          f"same class as the model on {same:.2%}")
+    save_for_verify(graph, "spikeprop_breast_cancer", {"x": spikes[:, :5]}, IR_STEPS, targets="nest,pynn")
+    lava_graph = net.to_graph(dt=LAVA_DT)
+    lava = sp.spike_trains(xte, LAVA_DT, LAVA_STEPS)
+    res = ir_run(lava_graph, {"x": lava}, record=["l1"])
+    hidden, out = sp.grid_spike_times(net, xte, LAVA_DT)
+    t_out = sp.first_spike_times(res.outputs["out"], LAVA_DT)
+    print(f"IR graph for Lava (dt {LAVA_DT} ms): the model's spike times on the grid: hidden "
+          f"{_same(sp.first_spike_times(res.states['l1'], LAVA_DT), hidden):.2%}, output {_same(t_out, out):.2%}; "
+          f"same class as the model on {np.mean(t_out.argmin(axis=1) == net.predict(xte).numpy()):.2%}")
+    save_for_verify(lava_graph, "spikeprop_breast_cancer_lava", {"x": lava[:, :5]}, LAVA_STEPS, targets="lava")
 
 
 def run_split(split: int, epochs: int, hidden: int, seed: int) -> tuple[float, float, list[float]]:
