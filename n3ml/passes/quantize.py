@@ -134,12 +134,39 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
                                f"(or one Add); it feeds {users}")
     if isinstance(prim, P._Pool2d):
         return _as_conv(name, prim, types[src].shape[0])
+    if isinstance(prim, P.Conv2d):
+        prim = _live_taps(prim, types[src].shape)
     w = np.asarray(prim.weight, dtype=np.float64)
     groups = getattr(prim, "groups", 1)
     bias = None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64)
     if types[src].kind != "spike":  # graded input x_int = input_scale * x: the weight takes 1 / input_scale
         return _Syn(name, prim, w / input_scale, groups, bias, float(input_scale))
     return _Syn(name, prim, w, groups, bias)
+
+
+def _live_taps(prim: P.Conv2d, shape: tuple[int, ...]) -> P.Conv2d:
+    """The convolution cropped to the kernel taps that read the input somewhere (same outputs): on a small map
+    (ResNet-18's 1x1 maps from its third stage on an 8x8 image) a padded 3x3 kernel reads the map with its
+    centre only. Unread taps would still count in the worst-case current and the exponent fit, costing
+    threshold range and weight precision; they also cost synapses."""
+    w, pad, keep = prim.weight, list(prim.padding), [slice(None), slice(None)]
+    if tuple(prim.dilation) != (1, 1):
+        return prim
+    for ax in (0, 1):
+        size, k, p, st = shape[1 + ax], w.shape[2 + ax], prim.padding[ax], prim.stride[ax]
+        n_out = (size + 2 * p - k) // st + 1
+        live = [i for i in range(k) if any(0 <= o * st + i - p < size for o in range(n_out))]
+        if not live:
+            return prim
+        a, k2 = live[0], live[-1] - live[0] + 1
+        if (a, k2) == (0, k) or a > p or (size + 2 * (p - a) - k2) // st + 1 != n_out:
+            keep.append(slice(None))
+            continue
+        pad[ax] = p - a
+        keep.append(slice(a, a + k2))
+    if pad == list(prim.padding) and all(k == slice(None) for k in keep):
+        return prim
+    return dataclasses.replace(prim, weight=np.ascontiguousarray(w[tuple(keep)]), padding=tuple(pad))
 
 
 def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Group]:
@@ -486,6 +513,8 @@ def _write_synapses(out: Graph, grp: _Group, targets, fits, th: int, prof: Profi
         if isinstance(s.prim, P._Pool2d):
             out.nodes[s.name] = P.Conv2d(weight=wi, bias=None, stride=s.prim.stride_, padding=s.prim.padding,
                                          groups=s.groups, weight_format=fmt)
+        elif isinstance(s.prim, P.Conv2d):  # (cropped to its live taps: `_live_taps`)
+            out.replace(s.name, weight=wi, bias=None, weight_format=fmt, padding=s.prim.padding)
         else:
             out.replace(s.name, weight=wi, bias=None, weight_format=fmt)
     return syn_rep

@@ -155,3 +155,30 @@ def test_spikingjelly_ms_resnet_legalizes_for_lava_exactly_and_quantizes():
     q = PassManager.from_string("quantize{profile=loihi2,input_scale=16,readout=voltage}").run(g, ctx)
     assert "head_value" in ctx["report"]["quantize"]["layers"]
     lower(q)
+
+
+@pytest.mark.parametrize("size,k,s,p", [(1, 3, 1, 1), (1, 3, 2, 1), (2, 3, 2, 1), (5, 3, 1, 1), (1, 7, 2, 3)])
+def test_quantize_crops_kernel_taps_that_read_only_padding(size, k, s, p):
+    from n3ml.passes.quantize import _live_taps
+
+    rng = np.random.default_rng(size * 100 + k * 10 + s)
+    c = P.Conv2d(weight=rng.normal(size=(3, 2, k, k)), stride=(s, s), padding=(p, p))
+    cropped = _live_taps(c, (2, size, size))
+    x = rng.normal(size=(4, 2, size, size))
+    want = interp.conv2d(x, c.weight, None, c.stride, c.padding, (1, 1), 1)
+    got = interp.conv2d(x, cropped.weight, None, cropped.stride, cropped.padding, (1, 1), 1)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)  # (the padded taps added zeros)
+    if size == 1:  # a 1x1 map is read by the kernel's centre alone
+        assert cropped.weight.shape[2:] == (1, 1) and cropped.padding == (0, 0)
+    if size == 5:
+        assert cropped is c  # every tap reads the map somewhere
+
+
+def test_quantized_ms_resnet_keeps_only_live_taps():
+    g, x, _ = _sj_ms_resnet()
+    q = PassManager.from_string("quantize{profile=loihi2,input_scale=16,readout=voltage}").run(g)
+    types = q.verify()
+    for n, p in q.nodes.items():
+        if isinstance(p, P.Conv2d) and types[q.inputs_of(n)[0]].shape[1:] == (1, 1):
+            assert p.weight.shape[2:] == (1, 1), n
+    lower(q)
