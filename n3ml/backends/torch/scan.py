@@ -77,6 +77,16 @@ def linear_scan(x: torch.Tensor, y0: torch.Tensor, a=None, v_leak=None) -> torch
     return _LinearScan.apply(x, y0, a, v_leak)
 
 
+def _scalars(x: torch.Tensor, *cs):
+    """Python-number coefficients as 0-dim tensors of x's dtype, for ops called once per step: a
+    float32/float64 op casts a Python scalar to the tensor's dtype first, so the values are the same,
+    but a 0-dim tensor skips the scalar's wrapping (~2.5 us of ~5 per small op on CPU, the loop-bound
+    case). Half-precision ops compute a Python scalar in float32: there they stay numbers."""
+    if x.dtype not in (torch.float32, torch.float64):
+        return cs
+    return tuple(torch.tensor(c, dtype=x.dtype, device=x.device) if isinstance(c, (int, float)) else c for c in cs)
+
+
 def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
     """Forward loop of the spiking scan; writes h_t = v*_t - theta into h (T, B, ...) or, when h is
     None (no gradient wanted), runs `_inference_loop`, which keeps no h. Writes the spikes into `out`
@@ -93,7 +103,8 @@ def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
         c = torch.empty_like(v)
         sb = torch.empty(v.shape, dtype=torch.bool, device=v.device)
         th_t = isinstance(theta, torch.Tensor)
-        neg_theta = -theta
+        neg_theta = -theta  # a number where theta is one (the alpha of an add)
+        a, v_leak, theta = _scalars(x, a, v_leak, theta)
         vr = None
         if reset == "to-value":
             vr = torch.as_tensor(v_reset, dtype=x.dtype, device=x.device).expand_as(v).contiguous()
@@ -133,7 +144,8 @@ def _inference_loop(x, v0, a, v_leak, theta, reset, v_reset, out):
     v = v0.expand_as(x[0]).clone()  # v* is formed in place in v
     c = torch.empty_like(v) if a is not None else None
     th_t = isinstance(theta, torch.Tensor)
-    neg_theta = -theta
+    neg_theta = -theta  # a number where theta is one (the alpha of an add)
+    a, v_leak, theta = _scalars(x, a, v_leak, theta)
     sb = vr = None
     if reset == "to-value":
         sb = torch.empty(v.shape, dtype=torch.bool, device=v.device)
