@@ -170,9 +170,14 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=0, help="calibration batch (0: automatic)")
     ap.add_argument("--dtype", default="", help="executor dtype for the passes (default: the CLI's)")
     ap.add_argument("--device", default="", help="torch device of the passes' executor (default: the CLI's, cpu)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in the child (0: torch's default)")
     ap.add_argument("--child", nargs=2, metavar=("ONNX", "IMAGES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         with tempfile.TemporaryDirectory() as out:
             rows = run_config(args.child[0], int(args.child[1]), args.report_images, args.steps,
                               args.report_images > 0, args.batch, args.dtype, out, args.device)
@@ -194,6 +199,8 @@ def main() -> int:
                 cmd += ["--dtype", args.dtype]
             if args.device:
                 cmd += ["--device", args.device]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
             if args.report_images and i == len(sizes) - 1:
                 cmd += ["--report-images", str(args.report_images)]
             t0 = time.perf_counter()
