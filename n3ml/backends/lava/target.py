@@ -24,8 +24,9 @@ LEGALITY = Legality(
     {"Input": "a RingBuffer of (graded) spikes", "Output": "a Sink of spikes, or a Monitor of a readout's v",
      "Dense": "a Dense process (one per synapse, feeding one neuron population)",
      "Conv2d": "a Conv process", "SumPool2d": "a depthwise Conv of ones", "AvgPool2d": "a depthwise Conv (float)",
-     "Flatten": "a reshape of the layout", "Add": "several synapses into one population",
-     "Delay": "absorbed by the latency of the synapse it feeds",
+     "Flatten": "a reshape of the layout",
+     "Add": "several synapses into one population (shorter paths delayed: DelayDense, relay populations)",
+     "Delay": "absorbed by the latency of the synapse it feeds (a DelayDense where it is longer)",
      "IF": "LIF (du=1, dv=0)", "LIF": "LIF", "CubaLIF": "LIF with a current", "FixedCubaLIF": "LIF, fixed_pt",
      "LI": "a never-firing LIF whose v a Monitor reads (floating_pt)"},
     "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "

@@ -173,3 +173,28 @@ def test_reset_none_runs_identically(fixed, tmp_path):
         assert g.nodes["n1"].reset == "none"
     assert lower(g).pops["n1"].process == "N3mlLIF"
     check_identical(g, tmp_path)
+
+
+@needs_lava
+@pytest.mark.lava
+def test_a_long_delay_before_a_synapse_becomes_synaptic_delay(tmp_path):
+    """Delay(3) -> Dense from the Input (refused before: the input would be needed before the network starts)
+    and Delay(2) -> Conv from the Input (a later copy of the Input's data) into one neuron each."""
+    rng = np.random.default_rng(3)
+    g = Graph(name="delays")
+    g.add("x", P.Input(shape=(1, 5, 5)))
+    g.add("d3", P.Delay(steps=3), "x")
+    g.add("flat", P.Flatten(), "d3")
+    g.add("fa", P.Dense(weight=rng.uniform(0, 0.3, (4, 25))), "flat")
+    g.add("n1", P.IF(reset="subtract"), "fa")
+    g.add("d2", P.Delay(steps=2), "x")
+    g.add("c", P.Conv2d(weight=rng.uniform(0, 0.4, (2, 1, 3, 3)), padding=(1, 1)), "d2")
+    g.add("c0", P.Conv2d(weight=rng.uniform(0, 0.3, (2, 1, 3, 3)), padding=(1, 1)), "x")
+    g.add("sum", P.Add(), "c", "c0")
+    g.add("n2", P.IF(reset="subtract"), "sum")
+    g.add("o1", P.Output(), "n1")
+    g.add("o2", P.Output(), "n2")
+    net = lower(g)
+    assert {c.name: c.delay for c in net.conns}["fa"] == 3
+    assert {c.name: c.src for c in net.conns}["c"] == "x_late2"
+    check_identical(g, tmp_path)
