@@ -24,7 +24,7 @@ class NestTarget:
     name = "nest"
     options: dict[str, str] = {}  # -O keys it reads: none
     legality = netlist_legality("nest")  # what it accepts and the passes that legalize (n3ml targets)
-    summary = "standalone PyNEST program (run.py + network.json + weights.npz), exact IF/LIF/CubaLIF/LI mapping"
+    summary = "standalone PyNEST program (run.py + network.json + weights.npz), exact IF/LIF/CubaLIF/ALIF/LI mapping"
 
     def check(self, graph: Graph, options: dict | None = None) -> None:
         """Raise UnsupportedError naming the node if the graph has no exact NEST form."""
