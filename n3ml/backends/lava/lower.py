@@ -241,7 +241,8 @@ def _equalize(graph: Graph, pops: dict[str, Pop], conns: list[Conn], fixed: bool
                                                               f"its other inputs; Loihi 2's synaptic delays hold "
                                                               f"0..{DELAY_MAX}")
             c.delay = extra
-            c.comment = (c.comment + "; " if c.comment else "") + f"delayed {extra} step(s): its path is shorter "                                                                  "than the neuron's other inputs"
+            note = f"delayed {extra} step(s): its path is shorter than the neuron's other inputs"
+            c.comment = f"{c.comment}; {note}" if c.comment else note
         elif pops[c.src].kind == "input":
             c.src = _late_input(graph, pops, c.src, extra)
         else:
@@ -257,7 +258,7 @@ def _fresh(graph: Graph, pops: dict[str, Pop], name: str) -> str:
 def _late_input(graph: Graph, pops: dict[str, Pop], src: str, extra: int) -> str:
     """A copy of Input `src` that sends its data `extra` steps later (any message, graded or spikes)."""
     for n, p in pops.items():
-        if p.of == src and p.latency == extra:
+        if p.kind == "input" and p.of == src and p.latency == extra:
             return n
     pop = pops[src]
     name = _fresh(graph, pops, f"{src}_late{extra}")
