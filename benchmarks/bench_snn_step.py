@@ -19,9 +19,10 @@ conversion report feeds it). Modes, each the median of `--repeats` runs:
   (`forward(record=...)`, what the report recorded before), reduced to the mean afterwards.
 
 It also prints the FLOP floor: multiply-adds of the graph's Dense/Conv nodes per image and step, and
-this CPU's measured throughput on the network's own convolutions (each conv of the graph run alone on
-B*T' images in one call, no SNN around it), i.e. the time the synaptic work alone needs at the
-measured rate, for the report's full size (`--floor-images`, `--floor-steps`).
+this machine's measured throughput on the network's own convolutions (each conv of the graph run alone
+on B spike-like images in one call, no SNN around it), per wall second and per CPU second (the figure a
+shared machine does not change), i.e. the time the synaptic work alone needs at the measured rate,
+for the report's full size (`--floor-images`, `--floor-steps`).
 """
 
 from __future__ import annotations
@@ -70,13 +71,15 @@ def macs_per_step(graph) -> tuple[int, list[tuple[str, int]]]:
     return sum(m for _, m in rows), rows
 
 
-def conv_throughput(graph, batch: int, device: str, repeats: int) -> float:
-    """GFLOP/s of the graph's own convolutions and Dense layers, each on `batch` random 0/1 images
-    (spike-like inputs) in one call: the rate the synaptic work runs at on this machine."""
+def conv_throughput(graph, batch: int, device: str, repeats: int) -> tuple[float, float]:
+    """(GFLOP per wall second, GFLOP per CPU second of this process) of the graph's own convolutions and
+    Dense layers, each on `batch` random 0/1 images (spike-like inputs) in one call: the rate the
+    synaptic work runs at on this machine. On a shared machine the CPU-second rate is the one that
+    does not depend on the other jobs (with one thread it is the rate of one core)."""
     from n3ml.ir import prims as P
 
     types = graph.verify()
-    flops, secs = 0.0, 0.0
+    flops, secs, cpu = 0.0, 0.0, 0.0
     for n, p in graph.nodes.items():
         if not isinstance(p, (P.Conv2d, P.Dense)):
             continue
@@ -90,16 +93,18 @@ def conv_throughput(graph, batch: int, device: str, repeats: int) -> float:
             def fn(x=x, w=w):
                 return F.linear(x, w)
         fn()
-        ts = []
+        ts, cs = [], []
         for _ in range(repeats):
             _sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_s()
             fn()
             _sync(device)
             ts.append(time.perf_counter() - t0)
+            cs.append(_cpu_s() - c0)
         secs += statistics.median(ts)
+        cpu += statistics.median(cs)
         flops += 2.0 * batch * int(np.prod(types[n].shape)) * int(np.prod(np.asarray(p.weight).shape[1:]))
-    return flops / secs / 1e9
+    return flops / secs / 1e9, flops / max(cpu, 1e-9) / 1e9
 
 
 def _sync(device: str) -> None:
@@ -185,12 +190,16 @@ def main() -> int:
                 run(mode)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     if not args.no_floor:
-        rate = conv_throughput(g, args.batch * 4, args.device, args.repeats)
+        rate, per_cpu = conv_throughput(g, args.batch, args.device, args.repeats)
         flops = 2.0 * total * args.floor_steps * args.floor_images
+        threads = torch.get_num_threads()
         print(f"\nFLOP floor: {2 * total / 1e9:.3f} GFLOP per image-step x {args.floor_steps} steps x "
-              f"{args.floor_images} images = {flops / 1e12:.1f} TFLOP; the network's convolutions alone run at "
-              f"{rate:.1f} GFLOP/s here (batch {args.batch * 4}): {flops / rate / 1e9:.0f} s at least; "
-              f"in 300 s: {300 * rate * 1e9 / (2 * total * args.floor_steps):.0f} images at T={args.floor_steps}")
+              f"{args.floor_images} images = {flops / 1e12:.1f} TFLOP. The network's convolutions alone (batch "
+              f"{args.batch}, {threads} thread(s)) run at {rate:.1f} GFLOP per wall second, {per_cpu:.1f} per CPU "
+              f"second: {flops / rate / 1e9:.0f} s at the wall rate, {flops / per_cpu / 1e9:.0f} CPU s "
+              f"({flops / per_cpu / 1e9 / os.cpu_count():.0f} s on all {os.cpu_count()} cores at the CPU rate); "
+              f"in 300 s on all cores: {300 * os.cpu_count() * per_cpu * 1e9 / (2 * total * args.floor_steps):.0f} "
+              f"images at T={args.floor_steps}")
     return 0
 
 
