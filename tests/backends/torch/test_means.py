@@ -219,3 +219,17 @@ def test_a_held_input_with_gradients():
     next(iter(exe(x[None].expand(6, *x.shape).contiguous()).values())).sum().backward()
     for a, b in zip(grads, [p.grad for p in exe.parameters()]):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_report_batches_are_sized_for_means_not_sequences():
+    from n3ml.passes.calibration import auto_batch
+
+    snn, _ = _converted("examples/ann_to_snn/residual.onnx")
+    neurons = [n for n, p in snn.nodes.items() if isinstance(p, P.IF)]
+    types = snn.verify()
+    budget = 64 << 20
+    held = auto_batch(snn, neurons, 100, itemsize=4, budget=budget, held=True)
+    full = auto_batch(snn, neurons, 100, itemsize=4, budget=budget)
+    assert held > full  # the time axis no longer multiplies what a batch holds
+    one_step = 4 * sum(int(np.prod(t.shape)) for t in types.values())
+    assert held * one_step <= budget  # one step of every node of the batch fits the budget
