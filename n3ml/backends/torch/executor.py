@@ -112,8 +112,8 @@ class Executor(nn.Module):
         self.units = _plan(graph)
         self._unit_of = {n: k for k, u in enumerate(self.units) for n in u.nodes}
         self._last_use = self._last_uses({})  # index of the last unit reading each node (freed after it)
-        # neurons and batch-norms whose input sequence is a fresh temporary read by nobody else may
-        # overwrite it (a batch-norm's output is then such a temporary too)
+        # neurons, batch-norms and Adds (their first input) whose input sequence is a fresh temporary read
+        # by nobody else may overwrite it (a batch-norm's or Add's output is then such a temporary too)
         fresh = (P.Dense, P.Conv1d, P.Conv2d, P.Add, P.Scale, P.BatchNorm, P.MaxPool2d, P.AvgPool2d, P.SumPool2d)
         users: dict[str, int] = {}
         for e in graph.edges:
@@ -125,7 +125,8 @@ class Executor(nn.Module):
             return isinstance(p, fresh) and users[s] == 1 and not (isinstance(p, P.Add) and len(self.inputs_of[s]) < 2)
 
         self._may_own = {n: self.inputs_of[n][0] for n, p in graph.nodes.items()
-                         if isinstance(p, (P.Neuron, P.BatchNorm)) and len(self.inputs_of[n]) == 1
+                         if ((isinstance(p, (P.Neuron, P.BatchNorm)) and len(self.inputs_of[n]) == 1)
+                             or (isinstance(p, P.Add) and len(self.inputs_of[n]) >= 2))  # Add: its first input
                          and is_fresh(self.inputs_of[n][0])}
         self.to(self.ctx.device)
 

@@ -233,3 +233,28 @@ def test_report_batches_are_sized_for_means_not_sequences():
     assert held > full  # the time axis no longer multiplies what a batch holds
     one_step = 4 * sum(int(np.prod(t.shape)) for t in types.values())
     assert held * one_step <= budget  # one step of every node of the batch fits the budget
+
+
+def test_residual_add_in_place_equals_the_reference_and_keeps_gradients():
+    from .helpers import assert_same_as_reference
+
+    snn, img = _converted("examples/ann_to_snn/residual.onnx", 4)
+    adds = [n for n, p in snn.nodes.items() if isinstance(p, P.Add)]
+    exe = compile(snn, dtype=torch.float64)
+    assert adds and all(a in exe._may_own for a in adds)  # the residual Add writes into the conv's output
+    T = 12
+    x = np.ascontiguousarray(np.broadcast_to(img[None].astype(np.float64), (T, *img.shape)))
+    assert_same_as_reference(snn, {"x": x}, record=adds)
+
+    def grads(own):
+        exe._may_own = own
+        exe.zero_grad()
+        next(iter(exe(torch.as_tensor(x)).values())).sum().backward()
+        return [p.grad.clone() for p in exe.parameters()]
+
+    own = dict(exe._may_own)
+    with_add = grads(own)
+    without = grads({n: s for n, s in own.items() if n not in adds})
+    assert any(g.abs().sum() > 0 for g in with_add)
+    for a, b in zip(with_add, without):
+        assert torch.equal(a, b)
