@@ -14,6 +14,10 @@ Plan (made once, at compile time):
 Values of a node are freed after their last use, so memory holds only live sequences.
 Inference can also be streamed in time chunks (`forward(chunk=...)`, automatic for large
 runs), and `memory="lean"` trains holding packed spikes instead of activations (`lean.py`).
+`forward(means=...)` returns nodes' time means summed while the run goes, without keeping
+their sequences (what the conversion report and calibration need). An input held constant
+over time (a stride-0 time axis, `x[None].expand(T, ...)`) is not copied T times: per-step
+operations reading only such values run once on the B samples and hand the value on, held.
 """
 
 from __future__ import annotations
