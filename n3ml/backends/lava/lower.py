@@ -49,7 +49,6 @@ from ...ir import prims as P
 from ...ir import neurons as N
 from ...ir.graph import Graph, li_chains
 from ...ir.profiles import LOIHI2
-from .runtime import CONV_CHANNELS  # the runtime's own limit (it imports neither n3ml nor Lava)
 
 # Loihi 2 limits as lava-nc 0.10 models them: data of the IR's profile (n3ml/ir/profiles.py), shared with quantize
 FIXED = LOIHI2.neuron_fields()
@@ -616,10 +615,6 @@ def _layouts(graph: Graph, pops: dict[str, Pop], conns: list[Conn]) -> None:
             pops[c.src].conv = True
             pops[c.dst].conv = True
     for pop in pops.values():
-        if pop.conv and len(pop.shape) == 3 and pop.shape[0] >= CONV_CHANNELS:
-            raise _unsupported(pop.name, graph.nodes[pop.name], f"{pop.shape[0]} channels behind a convolution; Lava "
-                                                                f"0.10's Conv delivers nothing from {CONV_CHANNELS} "
-                                                                "channels on (measured)")
         if pop.conv and len(pop.shape) != 3:
             raise _unsupported(pop.name, graph.nodes[pop.name], f"convolutions on Lava need (C, H, W) populations; "
                                                                 f"found shape {pop.shape}")

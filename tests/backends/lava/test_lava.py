@@ -152,6 +152,29 @@ def test_emits_the_runtime_and_the_network_as_data(tmp_path):
         assert w[fc["weight"][1:]].dtype.kind == "i"
 
 
+
+@needs_lava
+@pytest.mark.lava
+@pytest.mark.parametrize("quantized", [True, False])
+def test_512_channels_behind_convolutions_run_exactly(quantized, tmp_path):
+    """A ResNet-18 stage 4 in miniature: 512-channel populations behind a 3x3 convolution and a depthwise
+    window (512 groups), fixed_pt bit for bit and floating_pt spike for spike."""
+    rng = np.random.default_rng(3)
+    g = Graph(name="g")
+    g.add("x", P.Input(shape=(64, 2, 2)))
+    g.add("c", P.Conv2d(weight=rng.normal(0, 0.3, (512, 64, 3, 3)), padding=(1, 1)), "x")
+    g.add("n", P.IF(theta=1.0, reset="to-value"), "c")
+    g.add("sp", P.SumPool2d(kernel=(2, 2)), "n")
+    g.add("m", P.IF(theta=0.5, reset="to-value"), "sp")
+    g.add("out", P.Output(), "m")
+    if quantized:
+        g = Quantize(profile="loihi2").apply(g)
+    x = spikes(g, T=3, B=1, p=0.4)
+    ref = interp.run(g, x).outputs["out"]
+    assert 0 < ref.sum() < ref.size, "all or no spikes prove nothing"
+    np.testing.assert_array_equal(run_lava(g, x, tmp_path)["out"], ref)
+
+
 # ------------------------------------------------------------------- with Lava
 
 EXAMPLES = ["quantized", "cuba", "spiking_cnn", "spiking_mlp", "recurrent"]
@@ -387,22 +410,34 @@ def test_float_conv_bias_lowers_into_the_neuron_bias():
     assert np.all(np.sign(bias[0]) == 1) and np.all(np.sign(bias[1]) == -1)
 
 
-def test_batches_run_in_chunks_below_lavas_conv_channel_limit():
-    from n3ml.backends.lava.runtime import CONV_CHANNELS, batch_chunks
+@pytest.mark.parametrize("cin,cout,groups,k,stride,padding,dilation", [
+    (3, 64, 1, 7, 2, 3, 1),  # a ResNet stem
+    (256, 512, 1, 3, 2, 1, 1),  # a ResNet-18 stage 4 entry
+    (512, 512, 512, 3, 2, 1, 1),  # a depthwise window of 512 channels (512 groups: -128 + 0 in Lava's int8)
+    (6, 8, 2, 3, 1, 2, 2),  # a batch of 2 as groups, dilated
+])
+def test_runtime_conv_is_torchs_conv2d_in_lavas_layout(cin, cout, groups, k, stride, padding, dilation):
+    """conv_wh, the convolution of n3ml's own Conv models (Lava's int8 `groups` stops at 127), on Lava's
+    flipped (Cout, KW, KH, Cin/g) weights and (W, H, C) maps, is torch's conv2d."""
+    import torch
 
-    class Net:
-        pops = {"a": {"shape": (8, 4, 4), "conv": True}, "b": {"shape": (40,), "conv": False}}
-    chunks = batch_chunks(Net, 40)
-    assert chunks[0] == (0, (CONV_CHANNELS - 1) // 8) and chunks[-1][1] == 40
-    assert all(8 * (b1 - b0) < CONV_CHANNELS for b0, b1 in chunks)
-    Net.pops["a"]["conv"] = False
-    assert batch_chunks(Net, 40) == [(0, 40)]
+    from n3ml.backends.lava import runtime
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((cin, 9, 7)) < 0.3).astype(np.int64)
+    w = rng.integers(-128, 128, (cout, cin // groups, k, k))
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None].double(), torch.from_numpy(w).double(),
+                                     stride=stride, padding=padding, dilation=dilation, groups=groups)[0]
+    got = runtime.conv_wh(x.transpose(2, 1, 0), runtime.conv_weights(w, 1), (stride,) * 2, (padding,) * 2,
+                          (dilation,) * 2, groups)
+    np.testing.assert_array_equal(got, ref.numpy().transpose(2, 1, 0).astype(np.int64))
 
 
 @needs_lava
 @pytest.mark.lava
 def test_a_batch_of_128_conv_channels_is_identical(tmp_path):
-    """Lava 0.10's Conv delivers nothing from 128 channels; 16 samples of 8 channels once came back silent."""
+    """16 samples of 8 channels: a depthwise Conv of 128 groups, which Lava 0.10's own Conv models (int8
+    `groups`: -128) deliver as zeros; n3ml's Conv models run it, in one network."""
     g = Graph(name="g")
     g.add("x", P.Input(shape=(8, 4, 4)))
     g.add("sp", P.SumPool2d(kernel=(2, 2)), "x")
