@@ -48,7 +48,7 @@ FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF)
 PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.FixedCubaLIF)
 
 
-CANONICAL = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spikes-as-synapse",
+CANONICAL = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "spikes-as-synapse",
              "split-shared-synapses", "fold-scales", "distribute-synapse", "dce", "merge-convs", "merge-pool-dense",
              "merge-linear", "fuse-synaptic", "remove-identity", "dce")
 

@@ -31,7 +31,7 @@ LEGALITY = Legality(
      "LI": "a never-firing LIF whose v a Monitor reads (floating_pt)"},
     "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "
     "of synapses) of spikes",
-    ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spikes-as-synapse",
+    ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "spikes-as-synapse",
      "split-shared-synapses", "fold-scales", "distribute-synapse", "dce", "merge-convs", "merge-pool-dense",
      "merge-linear", "fuse-synaptic", "remove-identity", "dce"),
     {"BatchNorm": (FOLD_BN,), "Scale": (FOLD_SCALE,), "MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT),
