@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import N3mlError
 from ...ir.graph import Graph
-from ...passes.legalize import FOLD_BN, FOLD_SCALE, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality, Remedy
+from ...passes.legalize import FOLD_BN, FOLD_SCALE, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality
 from .. import target_options as opt
 from . import emit as _emit
 from . import netx as _netx
@@ -34,10 +34,14 @@ LEGALITY = Legality(
     ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "spikes-as-synapse",
      "split-shared-synapses", "fold-scales", "distribute-synapse", "dce", "merge-convs", "merge-pool-dense",
      "merge-linear", "fuse-synaptic", "remove-identity", "dce"),
-    {"BatchNorm": (FOLD_BN,), "Scale": (FOLD_SCALE,), "MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT),
-     "ReLU": (Remedy("ann-to-snn", "approximation: rate coding over the time steps"),)},
+    # no `-p ann-to-snn` remedy for a ReLU (as on NEST/PyNN): that conversion is for ANNs, and a ReLU left in a
+    # spiking graph is not an ANN activation; the reason names both
+    {"BatchNorm": (FOLD_BN,), "Scale": (FOLD_SCALE,), "MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT)},
     {"MaxPool2d": "a Lava synapse cannot take a maximum", "Scale": "a Scale left after fold-scales has no "
-     "Dense/Conv beside it to fold into", "Integrator": "Lava's LIF always decays (dv > 0 is needed for a readout)"},
+     "Dense/Conv beside it to fold into", "Integrator": "Lava's LIF always decays (dv > 0 is needed for a readout)",
+     "ReLU": "an analog activation has no LIF-population form (a ReLU of spikes that is always 0 or 1, SEW's IAND "
+             "relu(x - y), is made a gate neuron by spike-gates; an ANN without spiking neurons is converted by "
+             "`-p ann-to-snn`, an approximation by rate coding, docs/conversion.md)"},
 )
 
 

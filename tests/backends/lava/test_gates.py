@@ -34,3 +34,16 @@ def test_iand_gates_run_identically(fixed, tmp_path):
     got = run_lava(legalize_for(LavaTarget(), g, say=None), x, tmp_path)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_relu_that_is_not_a_gate_is_refused_with_the_reason_not_a_remedy():
+    """A ReLU that can reach 2 is no gate: refused naming the node; `ann-to-snn` appears only as the way for ANNs,
+    not as a pass that would legalize a spiking graph."""
+    from n3ml.errors import UnsupportedError
+
+    g = iand_graph()
+    g.replace("neg", factor=1.0)  # relu(a + b)
+    with pytest.raises(UnsupportedError) as e:
+        legalize_for(LavaTarget(), g, say=None)
+    msg = str(e.value)
+    assert "node `andnot` (ReLU)" in msg and "would legalize" not in msg and "spike-gates" in msg
