@@ -3,8 +3,6 @@ gif_psc_exp) exactly; the Synaptic refused elsewhere (no standard cell), naming 
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -16,12 +14,9 @@ from n3ml.passes.legalize import legalize_for
 
 from ..nest import graphs as G
 from ..nest.test_real_cells import decay_zero, iand_graph, synaptic
+from .test_pynn import ON_NEST, T, needs_pynn
 
-needs_pynn = pytest.mark.skipif(importlib.util.find_spec("pyNN") is None or importlib.util.find_spec("nest") is None,
-                                reason="PyNN/NEST not installed (make setup-sim)")
 pytestmark = [pytest.mark.pynn]
-T = 25
-ON_NEST = {"simulator": "nest"}
 
 
 @needs_pynn
