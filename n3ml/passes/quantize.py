@@ -38,6 +38,7 @@ from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
 from .cleanup import bypass
+from .legalize import SYNAPSE_PER_NEURON
 from .legalize import spike_gated_loop
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,7 @@ FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF)
 PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.FixedCubaLIF)
 
 
-CANONICAL = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "spikes-as-synapse",
-             "split-shared-synapses", "fold-scales", "distribute-synapse", "dce", "merge-convs", "merge-pool-dense",
-             "merge-linear", "fuse-synaptic", "remove-identity", "dce")
+CANONICAL = SYNAPSE_PER_NEURON  # the Lava target's legalization (passes/legalize.py)
 
 
 @dataclass(frozen=True, kw_only=True)

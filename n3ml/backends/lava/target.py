@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import N3mlError
 from ...ir.graph import Graph
-from ...passes.legalize import FOLD_BN, FOLD_SCALE, MAXPOOL_CURRENT, MAXPOOL_SPIKES, Legality
+from ...passes.legalize import FOLD_BN, FOLD_SCALE, MAXPOOL_CURRENT, MAXPOOL_SPIKES, SYNAPSE_PER_NEURON, Legality
 from .. import target_options as opt
 from . import emit as _emit
 from . import netx as _netx
@@ -31,9 +31,7 @@ LEGALITY = Legality(
      "LI": "a never-firing LIF whose v a Monitor reads (floating_pt)"},
     "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "
     "of synapses) of spikes",
-    ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "spikes-as-synapse",
-     "split-shared-synapses", "fold-scales", "distribute-synapse", "dce", "merge-convs", "merge-pool-dense",
-     "merge-linear", "fuse-synaptic", "remove-identity", "dce"),
+    SYNAPSE_PER_NEURON,
     # no `-p ann-to-snn` remedy for a ReLU (as on NEST/PyNN): that conversion is for ANNs, and a ReLU left in a
     # spiking graph is not an ANN activation; the reason names both
     {"BatchNorm": (FOLD_BN,), "Scale": (FOLD_SCALE,), "MaxPool2d": (MAXPOOL_SPIKES, MAXPOOL_CURRENT)},
