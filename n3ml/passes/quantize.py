@@ -38,8 +38,7 @@ from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
 from .cleanup import bypass
-from .legalize import SYNAPSE_PER_NEURON
-from .legalize import spike_gated_loop
+from .legalize import SYNAPSE_PER_NEURON, spike_gated_loop
 
 log = logging.getLogger(__name__)
 
