@@ -75,8 +75,9 @@ class Legality:
 # the exact rewrites that give every neuron one synapse (or an Add of synapses) of spikes: the Lava target's
 # legalization, and quantize's canonical form before it fits fixed-point formats (one list, so they cannot drift)
 SYNAPSE_PER_NEURON = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates",
-                      "spikes-as-synapse", "split-shared-synapses", "fold-scales", "distribute-synapse", "dce",
-                      "merge-convs", "merge-pool-dense", "merge-linear", "fuse-synaptic", "remove-identity", "dce")
+                      "fold-synaptic-reset", "spikes-as-synapse", "split-shared-synapses", "fold-scales",
+                      "distribute-synapse", "dce", "merge-convs", "merge-pool-dense", "merge-linear", "fuse-synaptic",
+                      "remove-identity", "dce")
 
 # remedies every spiking target shares (the passes are the same; the costs are theirs)
 FOLD_BN = Remedy("fold-batchnorm", "exact, when the BatchNorm follows a Dense/Conv used only by it")

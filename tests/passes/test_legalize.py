@@ -112,7 +112,8 @@ def test_every_target_in_the_registry_lists(capsys):
     out = capsys.readouterr().out
     for name in ("nest:", "pynn:", "lava:", "ir:"):
         assert name in out
-    assert "legalize: fold-batchnorm, fold-scales, remove-identity, maxpool-as-or, spike-gates, spikes-as-synapse" in out
+    assert ("legalize: fold-batchnorm, fold-scales, remove-identity, maxpool-as-or, spike-gates, fold-synaptic-reset, "
+            "spikes-as-synapse") in out
 
 
 def test_verify_prints_the_legalization_and_measures_an_approximation_against_the_original(tmp_path, capsys):
