@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -125,12 +126,65 @@ def test_loihi2_keeps_subtract_and_none_resets_and_refuses_a_nonzero_v_reset_nam
         PassManager.from_string("quantize{profile=loihi2}").run(g)
 
 
-def test_loihi2_refuses_refractoriness_and_readouts():
-    g = to_value(load(GRAPHS / "spiking_mlp.n3ml"))
-    with pytest.raises(UnsupportedError, match=r"lif2.*refractory"):
-        Quantize().apply(g)
+def test_loihi2_keeps_refractoriness_a_profile_without_it_refuses_and_readouts_are_refused():
+    g = to_value(load(GRAPHS / "spiking_mlp.n3ml"))  # lif2: refractory=1 (n3ml's N3mlLIF on Lava)
+    assert PassManager.from_string("quantize{profile=loihi2}").run(g).nodes["lif2"].refractory == 1
+    from n3ml.passes.quantize import quantize
+
+    with pytest.raises(UnsupportedError, match=r"lif2.*no refractory period.*refractory=1"):
+        quantize(g, dataclasses.replace(PROFILES["loihi2"], refractory=False))
     with pytest.raises(UnsupportedError, match=r"readout.*LI"):
         Quantize().apply(to_value(load(GRAPHS / "recurrent.n3ml")))
+
+
+def test_loihi2_refractory_period_on_snntorchs_zero_reset_tracks_the_float_graph_and_changes_the_spikes():
+    """The corpus snntorch-zero-reset model (snnTorch's Synaptic with reset_mechanism="zero" traces as a CubaLIF
+    with reset to 0 and a refractory period of one step) quantized for Loihi 2, on 300 steps of random input."""
+    pytest.importorskip("snntorch")
+    import contextlib
+    import io
+
+    import torch
+
+    from n3ml.frontends.torch import trace
+    from n3ml.ir.neurons import discretize
+    from tests.frontends import corpus
+
+    case = next(c for c in corpus.CASES if c.name == "snntorch-zero-reset")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        g = trace(case.model(torch.float32), case.input_shape)
+    assert g.nodes["lif2"].refractory == 1
+    x = np.random.default_rng(2).random((300, 16, 10))
+
+    def run_q(graph):
+        q = PassManager.from_string("quantize{profile=loihi2,input_scale=16}").run(graph)
+        return interp.run(q, {"x": np.round(16 * x)}, record=["lif2"]).states["lif2"]
+
+    a, b = interp.run(g, {"x": x}, record=["lif1", "lif2"]).states, run_q(g)
+    # measured (seeds 0-3): 0.81-0.89 of (step, sample, neuron) identical, counts within 1%. The loss is not the
+    # refractory period: fc2's bias into the current is moved to the voltage as its steady state, and the
+    # transient's shift of a spike keeps its phase through the refractory period (checked below)
+    assert np.mean(a["lif2"] == b) > 0.75 and abs(a["lif2"].sum() - b.sum()) < 0.03 * a["lif2"].sum()
+    assert not np.any(b[1:] * b[:-1])  # refractory=1: never two spikes in a row
+    g0 = g.copy()
+    g0.replace("lif2", refractory=0)
+    b0 = run_q(g0)
+    assert np.any(b0[1:] * b0[:-1]) and b0.sum() > 1.3 * b.sum()  # without it the neurons fire again at once
+    # lif2 alone on the float lif1's spikes, against its float form with that bias already in the voltage
+    # (v_leak (1 - a_m) = r g b / (1 - a_s)): the quantized refractory neuron tracks it (measured 0.988-0.997)
+    one = Graph(dt=g.dt, scheme=g.scheme)
+    one.add("s", P.Input(shape=(16,), kind="spike"))
+    one.add("fc2", g.nodes["fc2"], "s")
+    one.add("lif2", g.nodes["lif2"], "fc2")
+    one.add("out", P.Output(), "lif2")
+    k = discretize(g.nodes["lif2"], g.dt, g.scheme)
+    steady = one.copy()
+    steady.replace("fc2", bias=None)
+    steady.replace("lif2", v_leak=k.rg * np.asarray(g.nodes["fc2"].bias) / (1 - k.a_s) / (1 - k.a))
+    feed = {"s": a["lif1"]}
+    fa = interp.run(steady, feed).outputs["out"]
+    fb = interp.run(PassManager.from_string("quantize{profile=loihi2}").run(one), feed).outputs["out"]
+    assert np.mean(fa == fb) > 0.98 and fa.sum() > 0.2 * fa.size
 
 
 def test_int8_profile_keeps_subtract_and_refractory():
