@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import __version__
 from ..emission import Arrays, write_program
-from .lower import Conn, LavaNet, Pop
+from .lower import Conn, LavaNet, Pop, Probe
 from .runtime import FORMAT, LIF_ARGS  # what the program reads: its own module, importable without Lava
 
 RUNTIMES = {"run.py": ("n3ml.backends.lava", "runtime.py")}
@@ -36,12 +36,18 @@ def emit(net: LavaNet, out_dir: Path, *, steps: int | None, source: str) -> None
                   "shifted back.", 'A value "@key" names an array in weights.npz.'],
         "populations": {n: _population(n, p, net.fixed, arrays) for n, p in net.pops.items()},
         "connections": [_connection(c, net, arrays) for c in net.conns],
-        "outputs": {pr.output: {"population": pr.pop, "latency": int(pr.latency)}
-                    for pr in net.probes if pr.var == "s"},
+        "outputs": {pr.output: _output(pr) for pr in net.probes if pr.var == "s"},
         "readouts": {pr.output: {"population": pr.pop, "latency": int(pr.latency)}
                      for pr in net.probes if pr.var == "v"},
     }
     write_program(out_dir, RUNTIMES, desc, arrays)
+
+
+def _output(pr: Probe) -> dict[str, Any]:
+    """A spike output: one population, or the parts of a Concat (concatenated along the per-sample `axis`)."""
+    if not pr.parts:
+        return {"population": pr.pop, "latency": int(pr.latency)}
+    return {"parts": [{"population": pop, "latency": int(lat)} for pop, lat in pr.parts], "axis": int(pr.axis)}
 
 
 def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]:
@@ -61,6 +67,9 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         # per-neuron values go to weights.npz; one value stays a number (Lava broadcasts it)
         params[k] = arrays.add(f"{n}.{k}", a) if a.size > 1 else arrays.value(f"{n}.{k}", a.reshape(()))
     own = {"reset": pop.reset, "start": int(pop.start)} if pop.process == "N3mlLIF" else {}
+    if pop.adapt:  # an ALIF's threshold adaptation (N3mlLIF, threshold units)
+        own["adapt"] = {k: arrays.add(f"{n}.{k}", np.asarray(v)) if np.size(v) > 1 else
+                        arrays.value(f"{n}.{k}", np.asarray(v).reshape(())) for k, v in pop.adapt.items()}
     if pop.kind == "relay":
         return {"note": f"relay of `{pop.of}`'s spikes: fires one step after its input fired (u and v forget "
                         "every step, threshold below one spike); a chain of relays delays a Conv's source", **layout, "graded": False,
@@ -73,6 +82,10 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         what = "float, threshold units"
     if pop.per_neuron_decay:
         what += ", per-neuron du/dv"
+    if pop.adapt:
+        what += ", adaptive threshold vth + b (b' = a_b b, b = b' + q s)"
+    if pop.refractory and pop.process == "N3mlLIF":
+        what += f", refractory for {pop.refractory} step(s) after a spike (v held, u integrating)"
     if pop.start:
         what += f", holds its initial state for the {pop.start} step(s) before its input arrives"
     unit_scale = np.size(pop.v_scale) == 1 and float(np.asarray(pop.v_scale).reshape(-1)[0]) == 1.0

@@ -39,7 +39,7 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir import neurons as N
-from ...ir.graph import Graph, li_chains
+from ...ir.graph import Graph
 from ...ir.profiles import LOIHI2
 
 # Loihi 2 limits as lava-nc 0.10 models them: data of the IR's profile (n3ml/ir/profiles.py), shared with quantize
@@ -58,8 +58,11 @@ BIAS_EXP_MAX = LOIHI2.bias_exp_max
 # what the Lava target supports, declared once: primitive -> restriction ("" for none)
 SUPPORTED_OPS: dict[type, str] = {
     P.Input: "", P.Output: "", P.Dense: "", P.Conv2d: "", P.SumPool2d: "", P.AvgPool2d: "", P.Flatten: "",
-    P.Add: "", P.Delay: "", P.IF: "", P.LIF: "", P.CubaLIF: "", P.FixedCubaLIF: "", P.LI: "float graphs",
+    P.Add: "", P.Delay: "", P.Concat: "of populations, read by a Dense or an Output", P.IF: "", P.LIF: "",
+    P.CubaLIF: "", P.ALIF: "float graphs", P.FixedCubaLIF: "", P.LI: "float graphs",
 }
+# neurons whose input enters v in its own step (no current of their own): an LI before one is its current
+CURRENT_READERS = (P.IF, P.LIF, P.ALIF, P.LI)
 SUPPORTED = ", ".join(c.__name__ + (f" ({why})" if why else "") for c, why in SUPPORTED_OPS.items())
 
 
@@ -79,14 +82,19 @@ class Pop:
     reset: str = "zero"  # "zero": Lava's LIF; "subtract" (v -= vth) / "none" (v kept): n3ml's N3mlLIF (runtime.py)
     start: int = 0  # N3mlLIF holds u, v (no spike) for Lava steps 1..start: its wait for the first input
     of: str = ""  # an input kind: the Input whose data this population sends `latency` steps later
+    fixed: bool = False  # fixed_pt (Lava's LIFRefractory has floating_pt models only)
+    adapt: dict[str, Any] = field(default_factory=dict)  # ALIF: {"a_b", "q"} (q in threshold units), N3mlLIF
 
     @property
     def process(self) -> str:
-        """The Lava process of a neuron or relay: Lava's LIF where it suffices, n3ml's own N3mlLIF where the
-        population resets by subtraction, has per-neuron decays or holds until its start step."""
+        """The Lava process of a neuron or relay: Lava's LIF where it suffices (LIFRefractory for a floating_pt
+        refractory period with reset to 0, where Lava's semantics equal n3ml's), n3ml's own N3mlLIF where the
+        population resets by subtraction or keeps v, has per-neuron decays, holds until its start step, adapts
+        its threshold, or has a refractory period in fixed_pt."""
         if self.kind not in ("neuron", "relay"):
             return ""
-        if self.reset != "zero" or self.start or self.per_neuron_decay:
+        if (self.reset != "zero" or self.start or self.per_neuron_decay or self.adapt
+                or (self.refractory and self.fixed)):
             return "N3mlLIF"
         return "LIFRefractory" if self.refractory else "LIF"
 
@@ -116,6 +124,8 @@ class Probe:
     pop: str
     latency: int  # IR step t is Lava step t + latency
     var: str = "s"  # "s": spikes through a Sink; "v": a readout's voltage through a Monitor
+    parts: list[tuple[str, int]] = field(default_factory=list)  # an Output of a Concat: (pop, latency) each
+    axis: int = 0  # the per-sample axis the parts are concatenated along
 
 
 @dataclass
@@ -129,7 +139,7 @@ class LavaNet:
 
     @property
     def extra_steps(self) -> int:
-        return max([0] + [p.latency for p in self.probes])
+        return max([0] + [p.latency for p in self.probes] + [lat for p in self.probes for _, lat in p.parts])
 
 
 def _unsupported(node: str, prim: P.Primitive, why: str) -> UnsupportedError:
@@ -156,6 +166,49 @@ def _resolve_pop(graph: Graph, name: str, user: str) -> tuple[str, int]:
         else:
             raise _unsupported(user, graph.nodes[user], f"Lava connections read spikes of a neuron or an input; "
                                                         f"its input `{name}` is a {p.op}")
+
+
+def _sources(graph: Graph, types, name: str, user: str, d: int = 0) -> list[tuple[str, int, Any]]:
+    """The populations a synapse `user` reads through Flatten, Delay and Concat: (population, delay, the flat
+    indices of its values in what the synapse reads, or None for all of them). A Concat is one part per input
+    (Flatten keeps the C order of the flat indices, a Delay keeps them)."""
+    p = graph.nodes[name]
+    if isinstance(p, (P.Flatten, P.Delay)):
+        return _sources(graph, types, graph.inputs_of(name)[0], user, d + (p.steps if isinstance(p, P.Delay) else 0))
+    if not isinstance(p, P.Concat):
+        pop, d2 = _resolve_pop(graph, name, user)
+        return [(pop, d + d2, None)]
+    ins = graph.inputs_of(name)
+    idx = np.arange(math.prod(types[name].shape)).reshape(types[name].shape)
+    bounds = np.cumsum([types[i].shape[p.axis] for i in ins])[:-1]
+    parts = []
+    for i, block in zip(ins, np.split(idx, bounds, axis=p.axis)):
+        flat = block.reshape(-1)
+        parts += [(pop, d2, flat if sub is None else flat[sub]) for pop, d2, sub in _sources(graph, types, i, user, d)]
+    return parts
+
+
+def current_chains(graph: Graph) -> dict[str, tuple[str, int]]:
+    """{neuron: (LI, d)} for an LI with v_leak = v_init = 0, read from a synapse, read only by that neuron
+    (an IF, LIF, ALIF or LI) through an optional Delay(d) (Norse's LICell readout and its LSNN's current).
+
+    Such an LI is the neuron's synaptic current: a linear filter with zero initial state, so a Delay after it is
+    the same shift as a Delay before its synapses. On Lava the neuron's population runs it as u (du = 1 - a_LI,
+    its gain times the LI's r g) and the LI's input synapses get the Delay (Conn.skip)."""
+    chains = {}
+    for n, p in graph.nodes.items():
+        if type(p) not in CURRENT_READERS:
+            continue
+        (src,) = graph.inputs_of(n)
+        user, d = n, 0
+        if isinstance(graph.nodes[src], P.Delay) and graph.users_of(src) == [n]:
+            user, d = src, graph.nodes[src].steps
+            (src,) = graph.inputs_of(src)
+        li = graph.nodes[src]
+        if (type(li) is P.LI and graph.users_of(src) == [user] and not np.any(np.asarray(li.v_leak))
+                and not np.any(np.asarray(li.v_init)) and not isinstance(graph.nodes[graph.inputs_of(src)[0]], P.Neuron)):
+            chains[n] = (src, d)
+    return chains
 
 
 def _check_prims(graph: Graph) -> None:
@@ -317,9 +370,6 @@ def _fixed_neuron(n: str, p: P.FixedCubaLIF, shape: tuple[int, ...]) -> dict[str
     if p.reset == "to-value" and np.any(np.asarray(p.v_reset) != 0):
         raise _unsupported(n, p, f"Lava's LIF resets v to 0 (n3ml's N3mlLIF subtracts theta or keeps v); found "
                                  f"reset={p.reset}, v_reset={p.v_reset!r}")
-    if p.refractory:
-        raise _unsupported(n, p, "Lava's fixed-point LIF has no refractory period; found refractory="
-                                 f"{p.refractory}")
     du = _decay(np.asarray(p.du, dtype=np.int64), shape)
     dv = _decay(np.asarray(p.dv, dtype=np.int64), shape)
     theta = int(_uniform(n, p, "theta", p.theta))
@@ -361,9 +411,6 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str,
     if p.reset == "to-value" and np.any(np.asarray(p.v_reset) != 0):
         raise _unsupported(n, p, f"Lava's LIF resets v to 0 after a spike (n3ml's N3mlLIF subtracts theta or "
                                  f"keeps v); found reset={p.reset}, v_reset={p.v_reset!r}")
-    if p.reset != "to-value" and p.refractory:
-        raise _unsupported(n, p, f"reset {p.reset} with refractory={p.refractory}: n3ml's N3mlLIF "
-                                 "process has no refractory period")
     theta = np.asarray(p.theta, dtype=np.float64)
     if np.any(theta <= 0):
         raise _unsupported(n, p, f"the Lava target needs theta > 0; found {p.theta!r}")
@@ -373,6 +420,16 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str,
               "bias_mant": np.asarray(leak / theta, dtype=np.float64), "bias_exp": 0,
               "v": np.asarray(np.asarray(p.v_init) / theta, dtype=np.float64), "u": 0.0}
     return params, np.asarray(gain / theta, dtype=np.float64)
+
+
+def _adaptation(p: P.Neuron, dt: float, scheme: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    """An ALIF's threshold adaptation for N3mlLIF (floating_pt): b' = a_b b, threshold theta + b', b = b' + q s.
+    Lava's floating_pt v is in threshold units (v / theta), so b and q are divided by theta too."""
+    if not isinstance(p, P.ALIF):
+        return {}
+    k = N.discretize(p, dt, scheme)
+    q = np.asarray(k.q, np.float64) / np.asarray(p.theta, np.float64)
+    return {"a_b": _decay(np.asarray(k.a_b, np.float64), shape), "q": _decay(q, shape)}
 
 
 def _float_readout(n: str, p: P.LI, dt: float, scheme: str,
@@ -442,13 +499,13 @@ def lower(graph: Graph) -> LavaNet:
     _check_prims(graph)
     neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron)]
     fixed = any(isinstance(graph.nodes[n], P.FixedCubaLIF) for n in neurons)
-    chains = {} if fixed else li_chains(graph)
-    neurons = [n for n in neurons if n not in chains.values()]
+    chains = {} if fixed else current_chains(graph)
+    neurons = [n for n in neurons if n not in {li for li, _ in chains.values()}]
     pops, gains = _populations(graph, types, neurons, fixed)
-    for li2, li1 in chains.items():  # LI1 -> LI2: LI1 is the population's current u (du = 1 - a1)
-        _, a1, c1, _ = N.discretize(graph.nodes[li1], graph.dt, graph.scheme).linear()
-        pops[li2].params["du"] = _decay(1.0 - np.asarray(a1, np.float64), pops[li2].shape)
-        gains[li2] = np.asarray(gains[li2], np.float64) * np.asarray(c1, np.float64)
+    for n, (li, _) in chains.items():  # LI -> (Delay ->) n: the LI is the population's current u (du = 1 - a_LI)
+        _, a1, c1, _ = N.discretize(graph.nodes[li], graph.dt, graph.scheme).linear()
+        pops[n].params["du"] = _decay(1.0 - np.asarray(a1, np.float64), pops[n].shape)
+        gains[n] = np.asarray(gains[n], np.float64) * np.asarray(c1, np.float64)
     values = _value_readouts(graph)
     for v in values:
         pops[v], gains[v] = _value_population(graph, types, v, fixed)
@@ -456,10 +513,12 @@ def lower(graph: Graph) -> LavaNet:
     biases_of: dict[str, list] = {}
     for n in neurons + values:
         biases: list = []
-        srcs = _synapse_inputs(graph, chains.get(n, n)) if n not in values else (
+        srcs = _synapse_inputs(graph, chains[n][0] if n in chains else n) if n not in values else (
             graph.inputs_of(n) if isinstance(graph.nodes[n], P.Add) else [n])
         for s in srcs:
-            conns.append(_connection(graph, types, n, s, gains, fixed, biases))
+            for c in _connections(graph, types, n, s, gains, fixed, biases):
+                c.skip += chains[n][1] if n in chains else 0  # the Delay after the current, moved before it
+                conns.append(c)
         if biases and not fixed:
             biases_of[n] = biases
     _name_connections(conns)
@@ -467,16 +526,11 @@ def lower(graph: Graph) -> LavaNet:
     _latencies(graph, pops, conns)
     _equalize(graph, pops, conns, fixed)
     for n, biases in biases_of.items():  # after the latencies: a current's bias arrives from a source timed by them
-        _add_bias(graph, types, n, pops, conns, biases, gains[n], current=n in chains)
+        _add_bias(graph, types, n, pops, conns, biases, gains[n], current=n in chains,
+                  late=chains[n][1] if n in chains else 0)
     for n in neurons:  # Lava runs a neuron `latency` steps before its first input arrives
         _warm_up(n, graph.nodes[n], pops[n], fixed)
-        if pops[n].process == "N3mlLIF" and pops[n].refractory:
-            raise _unsupported(n, graph.nodes[n], "a refractory period with "
-                                                  + (f"reset {pops[n].reset}" if pops[n].reset != "zero" else
-                                                     "per-neuron decays" if pops[n].per_neuron_decay else
-                                                     f"a wait of {pops[n].start} steps for its input")
-                                                  + ": n3ml's N3mlLIF process has no refractory period")
-    return LavaNet(graph.name, fixed, pops, conns, _probes(graph, pops), graph.dt)
+    return LavaNet(graph.name, fixed, pops, conns, _probes(graph, types, pops), graph.dt)
 
 
 def _value_population(graph: Graph, types, name: str, fixed: bool) -> tuple[Pop, np.ndarray]:
@@ -524,21 +578,34 @@ def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[
         pops[n] = Pop(n, "neuron", tuple(types[n].shape), params=params,
                       refractory=int(p.refractory) if p.spiking else 0,
                       reset=p.reset if p.spiking and p.reset in ("subtract", "none") else "zero",
-                      v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64))
+                      v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64),
+                      fixed=fixed, adapt=_adaptation(p, graph.dt, graph.scheme, tuple(types[n].shape)))
     return pops, gains
 
 
-def _connection(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases: list) -> Conn:
-    """The Lava connection of synapse `s` into neuron `n` (float biases are collected in `biases`)."""
+def _connections(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases: list) -> list[Conn]:
+    """The Lava connections of synapse `s` into neuron `n` (float biases are collected in `biases`): one, or
+    one per source population of a Concat the synapse reads (a Dense's columns split by source)."""
     sp = graph.nodes[s]
-    src, d = _resolve_pop(graph, graph.inputs_of(s)[0], s)
-    if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
-        raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
-                                  "can only be an Output (Lava's synapses carry spikes)")
-    c = (_dense_connection(s, sp, src, n, gains, fixed, biases) if isinstance(sp, P.Dense) else
-         _conv_connection(graph, types, s, sp, src, n, gains, fixed, biases))
-    c.skip = d
-    return c
+    parts = _sources(graph, types, graph.inputs_of(s)[0], s)
+    conns = []
+    for k, (src, d, idx) in enumerate(parts):
+        if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
+            raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
+                                      "can only be an Output (Lava's synapses carry spikes)")
+        if idx is None:
+            c = (_dense_connection(s, sp, src, n, gains, fixed, biases) if isinstance(sp, P.Dense) else
+                 _conv_connection(graph, types, s, sp, src, n, gains, fixed, biases))
+        elif isinstance(sp, P.Dense):  # the bias once, with the first part
+            part = replace(sp, weight=np.asarray(sp.weight)[:, idx], bias=sp.bias if k == 0 else None)
+            c = _dense_connection(f"{s}_from_{src}" if k else s, part, src, n, gains, fixed, biases)
+            c.comment = f"the columns of `{s}` that read `{src}` (through a Concat)"
+        else:
+            raise _unsupported(s, sp, "on Lava only a Dense reads a Concat (its columns split by source "
+                                      "population)")
+        c.skip = d
+        conns.append(c)
+    return conns
 
 
 def _dense_connection(s: str, sp: P.Dense, src: str, n: str, gains, fixed: bool, biases: list) -> Conn:
@@ -586,11 +653,12 @@ def _conv_connection(graph: Graph, types, s: str, sp, src: str, n: str, gains, f
 
 
 def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Conn], biases: list, gain,
-              current: bool = False) -> None:
+              current: bool = False, late: int = 0) -> None:
     """Synapse biases of a float neuron go to its Lava bias (scaled like its weights); a current-based
-    neuron's (CubaLIF, or an LI -> LI readout: the bias enters the current, which Lava's LIF has no bias for) come from a source
-    that sends one spike per step, from the step its other inputs first arrive, through a Dense of the
-    biases (exact: the same b is added to u every step)."""
+    neuron's (CubaLIF, or a neuron whose current is an LI: the bias enters the current, which Lava's LIF has no
+    bias for) come from a source that sends one spike per step, from the step its other inputs first arrive
+    (`late` steps later behind a Delay after the current), through a Dense of the biases (exact: the same b is
+    added to u every step)."""
     p, pop = graph.nodes[n], pops[n]
     # a Dense bias is one value per neuron (or channel); a Conv's is already spread over the neuron's shape
     b = sum(np.broadcast_to(x if np.ndim(x) == len(types[n].shape) else
@@ -603,7 +671,7 @@ def _add_bias(graph: Graph, types, n: str, pops: dict[str, Pop], conns: list[Con
         pop.params["bias_mant"] = pop.params["bias_mant"] + b
         return
     src = f"{n}_bias_source"
-    pops[src] = Pop(src, "bias", (1,), latency=pop.latency - 1)
+    pops[src] = Pop(src, "bias", (1,), latency=pop.latency - 1 + late)
     conns.append(Conn(f"{n}_bias", "dense", src, n, np.asarray(b, np.float64).reshape(-1, 1), {},
                       "the synapse biases of a current-based neuron, sent every step by a one-spike source"))
 
@@ -620,10 +688,21 @@ def _layouts(graph: Graph, pops: dict[str, Pop], conns: list[Conn]) -> None:
                                                                 f"found shape {pop.shape}")
 
 
-def _probes(graph: Graph, pops: dict[str, Pop]) -> list[Probe]:
+def _probes(graph: Graph, types, pops: dict[str, Pop]) -> list[Probe]:
     probes = []
     for o in graph.output_names:
         src = graph.inputs_of(o)[0]
+        if isinstance(graph.nodes[src], P.Concat):  # one Sink per part, concatenated when read back
+            parts = []
+            for i in graph.inputs_of(src):
+                pop, d = _resolve_pop(graph, i, src)
+                if pops[pop].kind not in ("neuron", "input") or (isinstance(graph.nodes[pop], P.Neuron)
+                                                                 and not graph.nodes[pop].spiking):
+                    raise _unsupported(o, graph.nodes[o], "Lava records a Concat of spikes of neurons or inputs; "
+                                                          f"`{i}` is not one")
+                parts.append((pop, pops[pop].latency - d))
+            probes.append(Probe(o, parts[0][0], parts[0][1], "s", parts, graph.nodes[src].axis))
+            continue
         pop, d = _resolve_pop(graph, src, o)
         if pops[pop].kind != "neuron" and pops[pop].kind != "input":
             raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")

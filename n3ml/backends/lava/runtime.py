@@ -153,7 +153,8 @@ class Network:
         # JSON has lists only: shapes become tuples again (they are compared with array shapes)
         self.pops = {n: {**p, "shape": tuple(p["shape"])} for n, p in spec["populations"].items()}
         self.conns = spec["connections"]
-        self.outputs = spec["outputs"]  # spike outputs: {output: {"population", "latency"}}, through a Sink
+        # spike outputs through Sinks: {output: {"population", "latency"}}, or {"parts": [those], "axis"} (a Concat)
+        self.outputs = spec["outputs"]
         self.readouts = spec["readouts"]  # voltage outputs (a readout LIF that never fires), through a Monitor
 
     def layout(self, name):
@@ -201,8 +202,9 @@ def make_population(lava, net, name, data, B, steps):
     if pop["process"] == "LIFRefractory":
         args["refractory_period"] = pop["refractory"]
     if pop["process"] == "N3mlLIF":
+        adapt = {k: per_neuron(net.value(v), *lay, B) for k, v in pop.get("adapt", {}).items()}  # a_b, q
         return lava.own()[0](shape=lava_shape(*lay, B), **args, reset=pop["reset"], start=int(pop["start"]),
-                             name=name)
+                             refractory=int(pop["refractory"]), **adapt, name=name)
     process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
     return process(shape=lava_shape(*lay, B), **args, name=name)
 
@@ -240,30 +242,43 @@ def build(lava, net, data, B, steps):
     p = {name: make_population(lava, net, name, data, B, steps) for name in net.pops}
     for c in net.conns:  # (not kept in p: the readout of a synapse's value is a population of its name)
         connect(lava, net, c, p, B)
-    sinks = {}
+    sinks = {}  # one Sink per population an output reads (a Concat's parts: several)
     for out, spec in net.outputs.items():
-        sinks[out] = lava.Sink(shape=lava_shape(*net.layout(spec["population"]), B), buffer=steps)
-        p[spec["population"]].s_out.connect(sinks[out].a_in)
+        sinks[out] = []
+        for part in parts(spec):
+            sinks[out].append(lava.Sink(shape=lava_shape(*net.layout(part["population"]), B), buffer=steps))
+            p[part["population"]].s_out.connect(sinks[out][-1].a_in)
     return p, sinks
 
 
+def parts(spec):
+    """The populations of a spike output: its own, or the parts of a Concat."""
+    return spec.get("parts", [spec])
+
+
 def own_models():
-    """n3ml's own Lava process, N3mlLIF: Lava's LIF with three additions, each used only where a population needs
+    """n3ml's own Lava process, N3mlLIF: Lava's LIF with five additions, each used only where a population needs
     it (network.json names the process "N3mlLIF"; everything else runs Lava's own LIF):
 
-    * its reset (`reset`): "subtract" (v -= vth after a spike, n3ml's reset "subtract"), "none" (v is kept:
+    * its reset (`reset`): "subtract" (v -= threshold after a spike, n3ml's reset "subtract"), "none" (v is kept:
       a neuron that spikes as long as v stays above threshold) or "zero" (Lava's v = 0);
     * per-neuron decays: `du` and `dv` are arrays of the population's shape (Lava's LIF has one per process);
     * a start step (`start`): for Lava steps 1..start the neuron holds its initial u and v and sends no spike.
       Its inputs arrive `latency` steps late; holding through those steps is what lets a neuron with a bias or
       an initial voltage start exactly at IR step 0 when no start voltage survives the wait (the lowering
-      prefers that start voltage, with Lava's plain LIF).
+      prefers that start voltage, with Lava's plain LIF);
+    * a refractory period (`refractory` R > 0), n3ml's (docs/semantics.md): while the counter c > 0, v keeps its
+      value of the step before and the neuron sends no spike, but u integrates its input; c = R after a spike,
+      else max(c - 1, 0). (Lava's LIFRefractory is floating_pt only and freezes v the same way but never masks
+      a spike: the lowering uses it only for a reset to 0, where the two agree);
+    * threshold adaptation (`adapt`, floating_pt; n3ml's ALIF): b' = a_b b, the threshold is vth + b', then
+      b = b' + q s (b and q in threshold units, as v).
 
-    The models are Lava's, subclassed: the fixed_pt model inherits PyLifModelBitAcc's update (24-bit wrapped u,
+    The models are Lava's, subclassed: the fixed_pt model runs PyLifModelBitAcc's update (24-bit wrapped u,
     saturated v, v > vth << 6, elementwise in the decays) and subtracts that effective threshold, which is the
-    IR's fixed-point step bit for bit; the floating_pt model subtracts vth (1: floating_pt works in threshold
-    units). Defined only when a network needs it. On a Loihi 2 chip these additions need a custom neuron
-    microcode model (n3ml's docs/backends/lava.md).
+    IR's fixed-point step bit for bit; the floating_pt model subtracts vth (+ b') (1: floating_pt works in
+    threshold units). Defined only when a network needs it. On a Loihi 2 chip these additions need a custom
+    neuron microcode model (n3ml's docs/backends/lava.md).
 
     Returns (N3mlLIF, {"floating_pt": model, "fixed_pt": model}).
     """
@@ -276,20 +291,53 @@ def own_models():
     from lava.proc.lif.process import LIF
 
     class N3mlLIF(LIF):
-        """Lava's LIF with a choice of reset, per-neuron du/dv and a start step (proc_params)."""
+        """Lava's LIF with a choice of reset, per-neuron du/dv, a start step, a refractory period and threshold
+        adaptation (proc_params and Vars)."""
 
-        def __init__(self, *, shape, du=0, dv=0, reset="zero", start=0, **kwargs):
-            super().__init__(shape=shape, du=0, dv=0, reset=str(reset), start=int(start), **kwargs)
+        def __init__(self, *, shape, du=0, dv=0, reset="zero", start=0, refractory=0, a_b=None, q=None, **kwargs):
+            super().__init__(shape=shape, du=0, dv=0, reset=str(reset), start=int(start),
+                             refractory=int(refractory), adapt=q is not None, **kwargs)
             self.du = Var(shape=shape, init=np.broadcast_to(du, shape).copy())  # one per neuron
             self.dv = Var(shape=shape, init=np.broadcast_to(dv, shape).copy())
+            self.c = Var(shape=shape, init=np.zeros(shape, np.int32))  # refractory steps left
+            self.b = Var(shape=shape, init=np.zeros(shape))  # threshold adaptation
+            self.a_b = Var(shape=shape, init=np.broadcast_to(0.0 if a_b is None else a_b, shape).astype(float))
+            self.q = Var(shape=shape, init=np.broadcast_to(0.0 if q is None else q, shape).astype(float))
 
-    def step(model, parent):
-        """The spiking phase: hold (no dynamics, no spike) until the start step, then the parent's update."""
-        if model.time_step <= model.proc_params["start"]:
-            model.a_in.recv()  # nothing arrives yet; the port is read every step all the same
+    def step(model, fixed):
+        """One spiking phase: hold (no dynamics, no spike) until the start step; then Lava's sub-threshold
+        update and n3ml's firing stage (adapted threshold, refractoriness, reset, counter) in the IR's order."""
+        a_in = model.a_in.recv()  # read every step, also while holding
+        prm = model.proc_params
+        if model.time_step <= prm["start"]:
             model.s_out.send(np.zeros(model.v.shape, dtype=bool))
+            return
+        if fixed:
+            model.scale_bias()
+            if not model.isthrscaled:
+                model.scale_threshold()
+            thr = model.effective_vth
         else:
-            parent.run_spk(model)
+            thr = model.vth
+        held = model.v.copy()
+        model.subthr_dynamics(activation_in=a_in)
+        if prm["adapt"]:
+            model.b[:] = model.a_b * model.b
+            thr = thr + model.b
+        s = model.v > thr
+        if prm["refractory"]:
+            refr = model.c > 0
+            model.v[refr] = held[refr]
+            s &= ~refr
+        if prm["reset"] == "subtract":
+            model.v[:] = np.where(s, model.v - thr, model.v)
+        elif prm["reset"] == "zero":
+            model.v[s] = 0
+        if prm["refractory"]:
+            model.c[:] = np.where(s, prm["refractory"], np.maximum(model.c - 1, 0))
+        if prm["adapt"]:
+            model.b[:] = model.b + model.q * s
+        model.s_out.send(s)
 
     @implements(proc=N3mlLIF, protocol=LoihiProtocol)
     @requires(CPU)
@@ -298,15 +346,13 @@ def own_models():
         implements_process = None  # Lava's @implements refuses to re-bind the parent's LIF otherwise
         du: np.ndarray = LavaPyType(np.ndarray, float)
         dv: np.ndarray = LavaPyType(np.ndarray, float)
+        c: np.ndarray = LavaPyType(np.ndarray, np.int32)
+        b: np.ndarray = LavaPyType(np.ndarray, float)
+        a_b: np.ndarray = LavaPyType(np.ndarray, float)
+        q: np.ndarray = LavaPyType(np.ndarray, float)
 
         def run_spk(self):
-            step(self, PyLifModelFloat)
-
-        def reset_voltage(self, spike_vector):
-            if self.proc_params["reset"] == "subtract":
-                self.v[spike_vector] -= self.vth
-            elif self.proc_params["reset"] == "zero":
-                self.v[spike_vector] = 0
+            step(self, fixed=False)
 
     @implements(proc=N3mlLIF, protocol=LoihiProtocol)
     @requires(CPU)
@@ -315,15 +361,13 @@ def own_models():
         implements_process = None
         du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
         dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
+        c: np.ndarray = LavaPyType(np.ndarray, np.int32)
+        b: np.ndarray = LavaPyType(np.ndarray, float)  # (no fixed-point adaptation: the IR has none)
+        a_b: np.ndarray = LavaPyType(np.ndarray, float)
+        q: np.ndarray = LavaPyType(np.ndarray, float)
 
         def run_spk(self):
-            step(self, PyLifModelBitAcc)
-
-        def reset_voltage(self, spike_vector):
-            if self.proc_params["reset"] == "subtract":
-                self.v[spike_vector] -= self.effective_vth
-            elif self.proc_params["reset"] == "zero":
-                self.v[spike_vector] = 0
+            step(self, fixed=True)
 
     return N3mlLIF, {"floating_pt": PyN3mlLIFFloat, "fixed_pt": PyN3mlLIFBitAcc}
 
@@ -446,9 +490,10 @@ def probe(lava, net, procs, record, steps):
 def read_back(net, procs, sinks, readouts, monitors, B, T):
     """The outputs and recorded states {name: (T, B, *shape)} in n3ml time and units."""
     result = {}
-    for (out, spec), s in zip(net.outputs.items(), sinks.values()):
-        shape, conv = net.layout(spec["population"])
-        result[out] = from_lava(np.asarray(s.data.get()), shape, conv, B, spec["latency"], T)
+    for out, spec in net.outputs.items():
+        got = [from_lava(np.asarray(s.data.get()), *net.layout(part["population"]), B, part["latency"], T)
+               for part, s in zip(parts(spec), sinks[out])]
+        result[out] = np.concatenate(got, axis=2 + spec.get("axis", 0))  # (T, B, *shape)
     for out, mon in readouts.items():
         pop = net.readouts[out]["population"]
         data = mon.get_data()[procs[pop].name]["v"]
@@ -467,7 +512,7 @@ def run_chunk(lava, net, data, B, T, record):
     steps = T + net.extra_steps
     procs, sinks = build(lava, net, data, B, steps)
     readouts, monitors = probe(lava, net, procs, record, steps)
-    first = next(iter(sinks.values())) if sinks else next(iter(procs.values()))
+    first = next(iter(sinks.values()))[0] if sinks else next(iter(procs.values()))
     # Lava 0.10 maps process instances to models in exception_proc_model_map: n3ml's own processes go there
     own = {procs[n]: lava.own()[1][net.run_cfg] for n, p in net.pops.items() if p.get("process") == "N3mlLIF"}
     if any(c["op"] == "conv" for c in net.conns):  # (keyed by the class: every Conv process)

@@ -71,16 +71,16 @@ def test_missing_venv_says_how_to_get_it(monkeypatch, tmp_path):
         LavaTarget().run_argv(tmp_path)
 
 
-def test_refuses_a_nonzero_v_reset_and_subtract_with_refractory_naming_the_node():
+def test_refuses_a_nonzero_v_reset_naming_the_node_and_takes_subtract_with_refractory():
     g = load(GRAPHS / "spiking_mlp.n3ml")
     g.replace("lif1", reset="to-value", v_reset=0.2)
     with pytest.raises(UnsupportedError, match=r"node `lif1` \(LIF\).*resets v to 0.*v_reset=0.2"):
         LavaTarget().check(g)
     g.replace("lif1", reset="none", refractory=0)  # reset none: N3mlLIF keeps v (tests: test_latency.py)
     assert lower(g).pops["lif1"].process == "N3mlLIF"
-    g.replace("lif1", reset="subtract", refractory=2)
-    with pytest.raises(UnsupportedError, match=r"node `lif1` \(LIF\).*N3mlLIF.*no refractory"):
-        LavaTarget().check(g)
+    g.replace("lif1", reset="subtract", refractory=2)  # N3mlLIF's refractory period (tests: test_n3ml_lif.py)
+    pop = lower(g).pops["lif1"]
+    assert (pop.process, pop.reset, pop.refractory) == ("N3mlLIF", "subtract", 2)
 
 
 def subtract_variant(name: str, quantized: bool) -> Graph:
