@@ -20,7 +20,7 @@ runs it is a runtime module copied verbatim.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Collection, NamedTuple
 
 import numpy as np
 
@@ -445,6 +445,88 @@ def alif_cell(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> AlifCe
                     "ALIF, reset none (adaptive threshold)")
 
 
+class CurrentAlif(NamedTuple):
+    """Norse's LSNNCell as traced: the ALIF's synaptic current `syn` (an LI), reached through `delay` steps."""
+
+    syn: str  # the LI's node name (for messages)
+    li: P.LI
+    delay: int
+
+
+def fuse_current_alifs(graph: Graph) -> tuple[Graph, dict[str, CurrentAlif]]:
+    """LI -> [Delay(d)] -> ALIF, the LI (v_leak = v_init = 0) and the Delay each feeding only the next node
+    (Norse's LSNNCell: `v` integrates the current of the previous step), becomes the ALIF reading
+    Delay(d) of the LI's input; returns the graph and {ALIF: CurrentAlif}. A Delay commutes with a linear
+    filter whose state starts at 0 (both give 0 for the first d steps), so the pair is one cell with an
+    exponential current whose inputs arrive d steps late (`current_alif_cell`)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for name, p in graph.nodes.items():
+        if type(p) is not P.ALIF:
+            continue
+        (src,) = graph.inputs_of(name)
+        delay = src if type(graph.nodes[src]) is P.Delay and graph.users_of(src) == [name] else None
+        syn = graph.inputs_of(delay)[0] if delay else src
+        q = graph.nodes[syn]
+        if (type(q) is P.LI and graph.users_of(syn) == [delay or name] and not np.any(np.asarray(q.v_leak))
+                and not np.any(np.asarray(q.v_init))):
+            found[name] = (syn, delay)
+    if not found:
+        return graph, {}
+    g = graph.copy()
+    fused = {}
+    for name, (syn, delay) in found.items():
+        (before,) = graph.inputs_of(syn)
+        reader = delay or name
+        g.edges = [Edge(before, reader, 0) if e.dst == reader else e for e in g.edges if e.dst != syn]
+        del g.nodes[syn]
+        fused[name] = CurrentAlif(syn, graph.nodes[syn], graph.nodes[delay].steps if delay else 0)
+    g.verify()
+    return g, fused
+
+
+def current_alif_cell(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int) -> GifCell:
+    """The constants of NEST's gif_psc_exp for an ALIF behind its synaptic current (`fuse_current_alifs`),
+    reset none: the pair is a CubaLIF (tau_syn = the LI's tau, r = r c_LI) whose threshold adapts.
+    gif_psc_exp tests V against V_T_star + E, E the sum of its threshold components read before they decay,
+    and adds q_sfa to them after a spike: E_t = P E_{t-1} + q_sfa s_{t-1}; the IR's b'_t = a_b (b'_{t-1} +
+    q s_{t-1}), so one component with tau_sfa = -dt / ln a_b and q_sfa = q a_b is b' (exact; any sign of q).
+
+    Raises:
+        UnsupportedError naming the ALIF and the LI for reset 'to-value' (Norse's LSNNCell: no NEST model
+        has the current, the adaptation and a reset that lets the neuron integrate and fire in the next step,
+        see the message), reset 'subtract' (it removes theta + b', a product of the spike and the state) and
+        refractory > 0 (gif_psc_exp clamps V while refractory, the IR holds it).
+    """
+    where = f"node `{name}` (ALIF) behind its synaptic current `{fused.syn}` (LI)"
+    if prim.reset == "to-value":
+        raise UnsupportedError(
+            f"{where} resets to v_reset (Norse's LSNNCell): no NEST 3.10 model has an exponential current, an "
+            "adaptive threshold and a reset to a value after which the neuron integrates, and may fire, in the "
+            "very next step (models/*.cpp): gif_psc_exp sets V to V_reset only in its refractory branch (t_ref = "
+            "0: never; t_ref >= 1 step: the step after each spike neither integrates the current nor fires); "
+            "glif_psc resets within the spike's step, but its currents are alpha functions; iaf_psc_exp has no "
+            "adaptation; eprop_iaf_psc_delta_adapt takes delta inputs; mat2_psc_exp and amat2_psc_exp never "
+            "reset V. Reset 'none' maps exactly (gif_psc_exp; docs/backends/nest.md)")
+    if prim.reset == "subtract":
+        raise UnsupportedError(f"{where}: reset 'subtract' removes theta + b' (the adaptation at the spike), a "
+                               "product of the spike and the state that no static synapse or threshold component "
+                               "forms. Use reset 'none'")
+    if prim.refractory > 0:
+        raise UnsupportedError(f"{where}: refractory={prim.refractory}; gif_psc_exp clamps V while refractory, "
+                               "the IR holds v")
+    c1 = N.discretize(fused.li, dt, scheme).rg
+    cuba = P.CubaLIF(tau_syn=fused.li.tau, tau_mem=prim.tau, r=np.asarray(prim.r, np.float64) * np.asarray(c1),
+                     theta=prim.theta, reset="none", v_leak=prim.v_leak, v_init=prim.v_init)
+    k = gif_cell(name, cuba, dt, scheme, n)
+    a_b = N.discretize(prim, dt, scheme).a_b
+    q = np.broadcast_to(np.asarray(prim.q, np.float64) * np.asarray(a_b, np.float64), (n,))
+    tau_b = np.broadcast_to(np.asarray(tau_from_factor(name, "tau_adapt", a_b, dt), np.float64), (n,))
+    params = {**k.params, "q_sfa": q.reshape(n, 1).copy(), "tau_sfa": tau_b.reshape(n, 1).copy()}
+    note = (f"ALIF behind its synaptic current {fused.syn} (LI" + (f", Delay {fused.delay}" if fused.delay else "")
+            + "), reset none: the current and the adaptation as gif_psc_exp's (deterministic, no reset)")
+    return GifCell(params, k.weight_scale, k.v_init, k.v_leak, k.a_m, note)
+
+
 def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:
     """The constants of `model` (iaf_psc_exp, IF_curr_exp) standing for LI1 -> LI2 fused by `fuse_li_chains`:
     with i = j / c1 the chain is i_t = a1 i_{t-1} + I_t, v_t = v_leak + a2 (v_{t-1} - v_leak) + c1 c2 i_t, a
@@ -519,8 +601,9 @@ def fuse_synaptic_reset(graph: Graph) -> tuple[Graph, dict[str, np.ndarray]]:
 
 
 def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str, target: str,
-             **options) -> dict[str, Any]:
-    """A cell for every neuron node, made by `models[type(prim)](name, prim, dt, scheme, size, **options)`.
+                 skip: Collection[str] = (), **options) -> dict[str, Any]:
+    """A cell for every neuron node but `skip` (those the target makes itself), made by
+    `models[type(prim)](name, prim, dt, scheme, size, **options)`.
 
     Raises:
         UnsupportedError naming the first neuron whose primitive has no entry (`what`: "NEST model").
@@ -528,7 +611,7 @@ def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str
     types = graph.verify()
     cells = {}
     for name, prim in graph.nodes.items():
-        if not isinstance(prim, P.Neuron):
+        if not isinstance(prim, P.Neuron) or name in skip:
             continue
         make = models.get(type(prim))
         if make is None:
@@ -832,12 +915,10 @@ def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
                                    "alone, with v_leak = v_init = 0 (one exponential-current cell)")
         if isinstance(pop.prim, P.LI) and isinstance(graph.nodes.get(dst), P.ALIF):
             raise UnsupportedError(
-                f"node `{dst}` (ALIF) reads the voltage of `{src}` (LI) through synapses: an adaptive neuron driven "
-                "by a synaptic current (Norse's LSNNCell) needs an exponential current, an adaptive threshold and a "
-                "reset to v_reset after which it may fire in the next step in one cell, which no NEST model has "
-                "(iaf_psc_exp: no adaptation; gif_psc_exp: resets only through refractory steps; mat2_psc_exp, "
-                "amat2_psc_exp: no reset, one refractory step; eprop_iaf*_adapt: delta inputs; "
-                "docs/backends/nest.md)")
+                f"node `{dst}` (ALIF) reads the voltage of `{src}` (LI) through synapses: an LI is an ALIF's "
+                "synaptic current (Norse's LSNNCell, one exponential-current cell) only when it feeds the ALIF "
+                "alone, directly or through one Delay that feeds only the ALIF, with v_leak = v_init = 0; "
+                "simulator synapses carry spikes only")
         if isinstance(pop.prim, P.LI) and getattr(graph.nodes.get(dst), "spiking", False):
             raise UnsupportedError(
                 f"node `{dst}` ({graph.nodes[dst].op}) reads the voltage of `{src}` (LI) through synapses; an LI "
@@ -880,6 +961,7 @@ def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latenc
     for p in neurons:
         p.arrival = generator_latency + 1  # the earliest step a generator's event can arrive
         p.latency = p.arrival + extra_steps.get(p.name, 0)
+    raised_by: dict[str, Projection] = {}  # population -> the projection that last raised its arrival
     last = None
     for _ in range(len(neurons) + 2):
         last = None
@@ -889,18 +971,44 @@ def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latenc
             if dst.arrival < need:
                 dst.arrival = need
                 dst.latency = need + extra_steps.get(dst.name, 0)
-                last = pr
+                raised_by[dst.name] = last = pr
         if last is None:
             break
     if last is not None:
-        raise UnsupportedError(
-            f"node `{last.target}` ({net.populations[last.target].prim.op}) lies on a loop whose Delay steps "
-            f"are fewer than the steps {target} needs to pass a spike once around it (at least one step per "
-            f"synapse{', plus one per synaptic-current neuron' if any(extra_steps.values()) else ''}); "
-            "add Delay steps or "
-            "use another target")
+        raise UnsupportedError(_loop_refusal(net, raised_by, last, extra_steps, target))
     for pr in net.projections:
         pr.delay = net.populations[pr.target].arrival - net.populations[pr.source].latency + pr.ir_delay
+
+
+def _loop_refusal(net: Netlist, raised_by: dict[str, Projection], last: Projection, extra_steps: dict[str, int],
+                  target: str) -> str:
+    """The message for a loop the latencies cannot satisfy, naming its nodes. Arrivals still rising after
+    as many rounds as there are neurons come from a loop that needs more steps than its Delays give; going
+    back along the projections that raised them from the last one raised reaches that loop (the node raised
+    last may only sit downstream of it)."""
+    node = last.target
+    for _ in range(len(net.neurons) + 1):
+        if node not in raised_by:  # pragma: no cover - a chain of raises long enough always holds a loop
+            return (f"node `{last.target}` lies on or after a loop whose Delay steps are fewer than the steps "
+                    f"{target} needs to pass a spike once around it; add Delay steps or use another target")
+        node = raised_by[node].source
+    loop, at = [], node
+    while True:
+        pr = raised_by[at]
+        loop.append(pr)
+        at = pr.source
+        if at == node or len(loop) > len(net.neurons):
+            break
+    loop.reverse()
+    names = [pr.source for pr in loop] + [node]
+    given = sum(pr.ir_delay for pr in loop)
+    needed = len(loop) + sum(extra_steps.get(pr.target, 0) for pr in loop)
+    cells = [pr.target for pr in loop if extra_steps.get(pr.target, 0)]
+    return (f"nodes {' -> '.join(f'`{n}`' for n in names)} form a loop with {given} Delay step"
+            f"{'s' if given != 1 else ''}; {target} needs {needed} to pass a spike once around it (one per "
+            "synapse" + (f", plus one per synaptic-current cell, which integrates the current of the previous step: "
+                         f"{', '.join(f'`{c}` ({net.populations[c].prim.op})' for c in cells)}" if cells else "")
+            + "); add Delay steps or use another target")
 
 
 # ------------------------------------------------- the network description of the emitted programs

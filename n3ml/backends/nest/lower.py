@@ -11,6 +11,8 @@ The mapping and every compensation are documented in docs/backends/nest.md. In s
   the current of the previous step exactly, so weights are r g_m w / P21 and the spikes come one step
   later (handled as latency).
 * LI / Integrator -> `iaf_psc_delta` that never fires, its V_m recorded.
+* LI -> Delay -> ALIF (Norse's LSNNCell) with reset none -> `gif_psc_exp` (netlist.current_alif_cell); with
+  reset to v_reset refused: no NEST model has that cell (the message says why).
 * Threshold: NEST fires on V_m >= V_th, the IR on v > theta: V_th = nextafter(theta - v_leak, +inf).
 """
 
@@ -24,9 +26,10 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, Netlist, Sparse, alif_cell, choose_cells, cuba_cell, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
-                       per_neuron, spike_maxpool_as_or, strict_threshold, subtraction_compensation)
+from ..netlist import (VALUE_TAU_PER_DT, CurrentAlif, Netlist, Sparse, alif_cell, choose_cells, cuba_cell,
+                       current_alif_cell, fuse_current_alifs, fuse_li_chains, fuse_synaptic_reset, gif_cell,
+                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or,
+                       strict_threshold, subtraction_compensation)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -129,6 +132,14 @@ def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
                 self_weight=k.self_weight, note=k.note)
 
 
+def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
+    """An ALIF behind its synaptic current (Norse's LSNNCell, fused by netlist.fuse_current_alifs), reset none:
+    gif_psc_exp with the current and one threshold component (netlist.current_alif_cell); spikes recorded."""
+    k = current_alif_cell(name, fused, prim, dt, scheme, n)
+    return Cell("gif_psc_exp", {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,
+                note=k.note)
+
+
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
     """LI / Integrator: an iaf_psc_delta that never fires; its V_m is the output."""
     a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
@@ -174,8 +185,11 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
     graph = spike_maxpool_as_or(graph)
     graph, chains = fuse_li_chains(graph)
     graph, jumps = fuse_synaptic_reset(graph)
-    cells = choose_cells(graph, CELLS, "NEST model", TARGET)
+    graph, alifs = fuse_current_alifs(graph)
     types = graph.verify()
+    cells = {name: cell_current_alif(name, fused, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size)
+             for name, fused in alifs.items()}
+    cells.update(choose_cells(graph, CELLS, "NEST model", TARGET, skip=alifs))
     for name, first in chains.items():
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():

@@ -27,9 +27,10 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, Netlist, alif_cell, choose_cells, cuba_cell, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
-                       per_neuron, spike_maxpool_as_or, strict_threshold, subtraction_compensation)
+from ..netlist import (VALUE_TAU_PER_DT, CurrentAlif, Netlist, alif_cell, choose_cells, cuba_cell,
+                       current_alif_cell, fuse_current_alifs, fuse_li_chains, fuse_synaptic_reset, gif_cell,
+                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or,
+                       strict_threshold, subtraction_compensation)
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,19 @@ def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int, native: b
                     self_weight=None if k.self_weight is None else k.self_weight * 1e-3, note=k.note + " (NEST only)")
 
 
+def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int,
+                      native: bool = False) -> PynnCell:
+    """An ALIF behind its synaptic current (Norse's LSNNCell, netlist.fuse_current_alifs), reset none, on
+    PyNN-on-NEST: NEST's gif_psc_exp as a native cell type, the nest target's construction (weights / 1000)."""
+    k = current_alif_cell(name, fused, prim, dt, scheme, n)  # the reasons for to-value / subtract come first
+    if not native:
+        raise UnsupportedError(f"node `{name}` (ALIF) behind its synaptic current `{fused.syn}` (LI): PyNN's "
+                               "standard cells have no adaptive threshold; emit with simulator=nest (NEST's native "
+                               "gif_psc_exp) or use the nest target")
+    return PynnCell("native:gif_psc_exp", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n),
+                    v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m, note=k.note + " (NEST only)")
+
+
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
     a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
     params = {"v_rest": 0.0, "cm": 1.0, "tau_m": per_neuron(tau, n), "v_thresh": np.inf, "v_reset": 0.0,
@@ -239,8 +253,11 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
                                "snnTorch's Synaptic, reset by subtraction): PyNN's standard exponential-current "
                                "cell (IF_curr_exp) resets to v_reset only; emit with simulator=nest (NEST's native "
                                "gif_psc_exp, the reset as threshold adaptation) or use the nest target")
-    cells = choose_cells(graph, CELLS, "PyNN standard cell", TARGET, native=simulator == "nest")
+    graph, alifs = fuse_current_alifs(graph)
     types = graph.verify()
+    cells = {name: cell_current_alif(name, fused, graph.nodes[name], float(graph.dt), graph.scheme,
+                                     types[name].size, native=simulator == "nest") for name, fused in alifs.items()}
+    cells.update(choose_cells(graph, CELLS, "PyNN standard cell", TARGET, skip=alifs, native=simulator == "nest"))
     for name, first in chains.items():
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():

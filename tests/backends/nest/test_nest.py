@@ -122,7 +122,7 @@ def test_refuses_unsupported_before_writing(tmp_path):
 
     g = G.cuba_features()
     g.replace("loop", steps=1)  # a synaptic-current neuron needs two steps around its loop
-    _refused(g, tmp_path / "4", "`cuba` \\(CubaLIF\\) lies on a loop")
+    _refused(g, tmp_path / "4", "nodes `cuba` -> `cuba` form a loop with 1 Delay step; nest needs 2")
 
     g = G.analog_input()
     g.dt = 0.0005

@@ -279,5 +279,7 @@ def test_norse_lsnn_is_refused_naming_why():
     case = next(c for c in corpus.CASES if c.name == "norse-memory-lsnn")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         g = trace(case.model(torch.float64), case.input_shape)
-    with pytest.raises(UnsupportedError, match=r"\(ALIF\) reads the voltage of .* \(LI\).*no NEST model has"):
+    with pytest.raises(UnsupportedError, match=r"`layer_lsnn_cell` \(ALIF\) behind its synaptic current "
+                       r"`layer_lsnn_cell_syn` \(LI\) resets to v_reset.*gif_psc_exp sets V to V_reset only in its "
+                       r"refractory branch"):
         lower_ir_to_nest(legalize_for(NestTarget(), g, say=None))

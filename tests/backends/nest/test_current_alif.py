@@ -1,0 +1,196 @@
+"""Norse's LSNNCell on NEST: an ALIF behind its synaptic current (LI -> Delay(d) -> ALIF) is one gif_psc_exp
+cell, exact for reset none; reset to v_reset (the LSNN's own) is refused naming why, and the NEST behaviour the
+reason rests on (gif_psc_exp resets V only in its refractory branch) is checked on NEST itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from n3ml.backends.nest import NestTarget, lower_ir_to_nest
+from n3ml.backends.netlist import fuse_current_alifs
+from n3ml.errors import UnsupportedError
+from n3ml.io import random_inputs
+from n3ml.ir import ALIF, LI, Add, Delay, Dense, Graph, Input, Output
+from n3ml.ir.interp import run
+
+from . import graphs as G
+from .test_real_cells import needs_nest
+
+pytestmark = [pytest.mark.nest]
+T = 30
+
+
+def lsnn(reset: str = "none", q=1.8, scheme: str = "euler") -> Graph:
+    """Norse's LSNNRecurrentCell as the torch frontend writes it (LI current, Delay(1), ALIF, recurrent Dense through
+    Delay(1)), beside an ALIF reading its LI directly (v_leak, v_init, per-neuron theta and q of both signs) and
+    one behind a Delay(2)."""
+    rng = np.random.default_rng(31)
+    g = Graph(name="lsnn", dt=1.0, scheme=scheme)
+    g.add("x", Input(shape=(6,)))
+    g.add("fc", Dense(weight=rng.normal(0.5, 0.6, (5, 6)), bias=np.full(5, 0.05)), "x")
+    g.add("sum", Add(), "fc", "rec")
+    g.add("syn", LI(tau=5.0, r=5.0), "sum")
+    g.add("syn_prev", Delay(steps=1), "syn")
+    g.add("a", ALIF(tau=10.0, tau_adapt=20.0, q=q, theta=0.5, reset=reset), "syn_prev")
+    g.add("a_prev", Delay(steps=1), "a")
+    g.add("rec", Dense(weight=rng.normal(-0.1, 0.4, (5, 5))), "a_prev")
+    g.add("fc2", Dense(weight=rng.normal(0.3, 0.5, (4, 6))), "x")
+    g.add("syn2", LI(tau=4.0, r=2.0), "fc2")
+    g.add("b", ALIF(tau=8.0, tau_adapt=15.0, q=np.linspace(-0.2, 1.0, 4) * (q != 0), theta=np.linspace(0.4, 0.8, 4),
+                    reset=reset, v_leak=0.05, v_init=0.2), "syn2")
+    g.add("fc3", Dense(weight=rng.normal(1.2, 0.5, (3, 5))), "a")
+    g.add("syn3", LI(tau=6.0, r=3.0), "fc3")
+    g.add("syn3_late", Delay(steps=2), "syn3")
+    g.add("c", ALIF(tau=7.0, tau_adapt=30.0, q=q, theta=0.25, reset=reset), "syn3_late")
+    for n in ("a", "b", "c"):
+        g.add(f"out_{n}", Output(), n)
+    return g
+
+
+def test_fusion_moves_the_delay_before_the_current():
+    g, fused = fuse_current_alifs(lsnn())
+    assert {n: (f.syn, f.delay) for n, f in fused.items()} == {"a": ("syn", 1), "b": ("syn2", 0), "c": ("syn3", 2)}
+    assert "syn" not in g.nodes and g.inputs_of("a") == ["syn_prev"] and g.inputs_of("syn_prev") == ["sum"]
+    assert g.inputs_of("b") == ["fc2"] and g.inputs_of("syn3_late") == ["fc3"]
+
+
+@needs_nest
+@pytest.mark.parametrize("scheme", ["euler", "exact"])
+def test_reset_none_is_exact(scheme, tmp_path):
+    g = lsnn(scheme=scheme)
+    cells = lower_ir_to_nest(g).cells
+    assert {cells[n].model for n in "abc"} == {"gif_psc_exp"}
+    assert cells["a"].params["q_sfa"].shape == (5, 1)
+    x = random_inputs(g, T, 2, 5, 0.4)
+    counts = G.assert_same_outputs(g, x, G.run_emitted(NestTarget(), g, x, tmp_path / "o", steps=T))
+    assert min(counts.values()) > 10
+    # the adaptation shapes these spikes: without it (q = 0) every ALIF fires differently
+    plain = run(lsnn(q=0.0, scheme=scheme), x).outputs
+    adapted = run(g, x).outputs
+    for n in "abc":
+        assert not np.array_equal(plain[f"out_{n}"], adapted[f"out_{n}"]), n
+
+
+def test_reset_to_value_is_refused_naming_why():
+    with pytest.raises(UnsupportedError, match=r"node `a` \(ALIF\) behind its synaptic current `syn` \(LI\) resets to "
+                       r"v_reset \(Norse's LSNNCell\): no NEST 3.10 model.*gif_psc_exp sets V to V_reset only in its "
+                       r"refractory branch.*glif_psc.*alpha functions"):
+        lower_ir_to_nest(lsnn(reset="to-value"))
+
+
+def test_other_refusals_are_precise():
+    with pytest.raises(UnsupportedError, match=r"`a` \(ALIF\) behind its synaptic current `syn` \(LI\): reset "
+                       r"'subtract' removes theta \+ b'"):
+        lower_ir_to_nest(lsnn(reset="subtract"))
+    g = lsnn()
+    g.replace("a", refractory=1)
+    with pytest.raises(UnsupportedError, match=r"`a` \(ALIF\) behind its synaptic current `syn` \(LI\): "
+                       r"refractory=1; gif_psc_exp clamps V"):
+        lower_ir_to_nest(g)
+    g = lsnn()
+    g.replace("syn2", v_leak=0.1)  # not a pure filter: the LI stays a neuron, which synapses cannot read
+    g.replace("b", q=0.5)  # (NEST's e-prop ALIF, the unfused cell, takes q >= 0 only)
+    with pytest.raises(UnsupportedError, match=r"`b` \(ALIF\) reads the voltage of `syn2` \(LI\).*v_leak = v_init = 0"):
+        lower_ir_to_nest(g)
+    g = lsnn()
+    g.add("out_syn", Output(), "syn")  # the LI read elsewhere too
+    with pytest.raises(UnsupportedError, match=r"`a` \(ALIF\) reads the voltage of `syn` \(LI\).*feeds the ALIF alone"):
+        lower_ir_to_nest(g)
+
+
+GIF_PROBE = r"""
+import json, sys
+import nest
+nest.set_verbosity("M_ERROR")
+out = {}
+for t_ref in (0.0, 1.0):
+    nest.ResetKernel()
+    nest.resolution = 1.0
+    n = nest.Create("gif_psc_exp", params={"E_L": 0.0, "V_m": 0.0, "C_m": 10.0, "g_L": 1.0, "tau_syn_ex": 5.0,
+        "tau_syn_in": 5.0, "V_T_star": 1.0, "V_reset": 0.0, "t_ref": t_ref, "I_e": 0.0, "Delta_V": 1e-300,
+        "lambda_0": 1e-290, "q_sfa": [], "tau_sfa": [], "q_stc": [], "tau_stc": []})
+    sg = nest.Create("spike_generator", params={"spike_times": [1.0]})
+    nest.Connect(sg, n, syn_spec={"weight": 100.0, "delay": 1.0})
+    mm = nest.Create("multimeter", params={"record_from": ["V_m", "I_syn_ex"], "interval": 1.0})
+    sr = nest.Create("spike_recorder")
+    nest.Connect(mm, n)
+    nest.Connect(n, sr)
+    nest.Simulate(12.0)
+    ev = mm.events
+    out[str(t_ref)] = {"t": list(map(float, ev["times"])), "V": list(map(float, ev["V_m"])),
+                       "I": list(map(float, ev["I_syn_ex"])), "spikes": list(map(float, sr.events["times"]))}
+json.dump(out, sys.stdout)
+"""
+
+
+@needs_nest
+def test_gif_psc_exp_resets_only_while_refractory(tmp_path):
+    """The NEST behaviour the to-value refusal rests on, on NEST itself: with t_ref = 0 gif_psc_exp never resets V
+    (it fires step after step above threshold); with t_ref = 1 step V sits at V_reset in the step after each spike
+    and the neuron neither integrates its current there nor fires, where the IR's ALIF (reset to 0, refractory 0)
+    integrates and fires again in that step."""
+    script = tmp_path / "probe.py"
+    script.write_text(GIF_PROBE)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={"PYNEST_QUIET": "1", **__import__("os").environ})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    free, held = got["0.0"], got["1.0"]
+    # t_ref = 0: consecutive spikes and V never at V_reset once it has fired
+    first = free["spikes"][0]
+    assert free["spikes"][1] == first + 1.0
+    after = [v for t, v in zip(free["t"], free["V"]) if t > first]
+    assert after and min(after[:2]) > 1.0
+    # t_ref = 1 step: V == V_reset exactly in the step after every spike, no spike there, though the current
+    # there would carry V from V_reset over V_T_star by itself (P21 I > 1, P21 = 0.0861 for these constants)
+    spikes = held["spikes"]
+    assert len(spikes) >= 2 and all(b - a >= 2.0 for a, b in zip(spikes, spikes[1:]))
+    checked = [held["t"].index(s + 1.0) for s in spikes if s + 1.0 in held["t"]]
+    assert len(checked) >= 2
+    for i in checked:
+        assert held["V"][i] == 0.0 and held["I"][i] * 0.0861 > 1.0
+    # the IR's ALIF with the same drive (q = 0: the adaptation is not the point) fires in consecutive steps
+    g = Graph(name="drive", dt=1.0, scheme="exact")
+    g.add("x", Input(shape=(1,), kind="analog"))
+    g.add("syn", LI(tau=5.0), "x")
+    g.add("a", ALIF(tau=10.0, tau_adapt=20.0, q=0.0, theta=1.0, reset="to-value", v_reset=0.0), "syn")
+    g.add("out", Output(), "a")
+    drive = np.zeros((12, 1, 1))
+    drive[0] = 200.0
+    s = run(g, {"x": drive}).outputs["out"][:, 0, 0]
+    assert np.any((s[1:] == 1) & (s[:-1] == 1))
+
+
+def test_norse_memory_lsnn_through_verify_is_refused_on_both_targets(tmp_path, capsys):
+    """The corpus model (norse/task/memory.py, rebuilt) through `n3ml verify --targets nest,pynn`: exit 1, each
+    target's refusal naming the LSNN's ALIF, its current and gif_psc_exp's reset."""
+    pytest.importorskip("norse")
+    import contextlib
+    import io
+
+    import torch
+
+    from n3ml.cli import main
+    from n3ml.frontends.torch import trace
+    from n3ml.ir.text import save
+    from tests.frontends import corpus
+
+    case = next(c for c in corpus.CASES if c.name == "norse-memory-lsnn")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        g = trace(case.model(torch.float64), case.input_shape)
+    model = save(g, tmp_path / "lsnn.n3ml")
+    try:
+        rc = main(["verify", str(model), "--targets", "nest,pynn", "--steps", "4", "-O", "pynn.simulator=nest"])
+    except SystemExit as e:
+        rc = e.code
+    text = capsys.readouterr()
+    text = text.out + text.err
+    assert rc == 1
+    for target in ("nest", "pynn"):
+        assert f"{target}: refused: node `layer_lsnn_cell` (ALIF) behind its synaptic current `layer_lsnn_cell_syn` " \
+               "(LI) resets to v_reset (Norse's LSNNCell)" in text, text[-3000:]
