@@ -16,8 +16,10 @@ import pytest
 from n3ml.backends.lava import LavaTarget
 from n3ml.backends.lava.lower import current_chains, lower
 from n3ml.ir import Graph, interp, prims as P
+from n3ml.ir.text import load
+from n3ml.passes.quantize import Quantize
 
-from .test_lava import needs_lava, run_lava, spikes
+from .test_lava import GRAPHS, needs_lava, run_lava, spikes
 
 ONE = 1 << 12  # Loihi 2's decay unit (FixedCubaLIF decay_bits 12)
 
@@ -122,6 +124,28 @@ def test_fixed_pt_refractory_is_bit_identical_and_matters(tmp_path):
     got = run_lava(g, x, tmp_path)
     for k in ("out1", "out2"):
         np.testing.assert_array_equal(got[k], ref.outputs[k], err_msg=k)
+
+
+def quantized_mlp(refractory: tuple[int, int] = (2, 1)) -> Graph:
+    """examples/graphs/spiking_mlp (lif1 reset by subtraction, lif2 to 0) through quantize{profile=loihi2},
+    which keeps the refractory periods."""
+    g = load(GRAPHS / "spiking_mlp.n3ml")
+    g.replace("lif1", reset="subtract", refractory=refractory[0])
+    g.replace("lif2", reset="to-value", v_reset=0.0, refractory=refractory[1])
+    return Quantize(profile="loihi2").apply(g)
+
+
+@needs_lava
+@pytest.mark.lava
+def test_quantized_refractory_graph_is_bit_identical_to_the_executor(tmp_path):
+    from n3ml.backends.torch import run as torch_run
+
+    g = quantized_mlp()
+    assert [g.nodes[n].refractory for n in ("lif1", "lif2")] == [2, 1]
+    x = spikes(g, T=25, B=2, seed=5, p=0.5)
+    exe = torch_run(g, x).outputs["out"]
+    assert exe.sum() > 0 and not np.array_equal(interp.run(quantized_mlp((0, 0)), x).outputs["out"], exe)
+    np.testing.assert_array_equal(run_lava(g, x, tmp_path)["out"], exe)
 
 
 @needs_lava
