@@ -130,7 +130,7 @@ class _ChunkedSegment(torch.autograd.Function):
     Forward (no graph): per chunk, the stateless chain `pre` on the chunk's input, the neuron's
     input term `prep`, the scan from the voltage the previous chunk left (kept: one (B, ...)
     tensor per chunk). Backward, chunks in reverse: the chunk's packed input unpacked, `pre` and
-    `prep` recomputed with autograd, the scan rerun from its kept voltage to get h, the scan's
+    `prep` recomputed with autograd, the scan rerun from its kept voltage to get v*, the scan's
     gradient recurrence continued from the later chunk's dL/dv* (scan.scan_backward: the same
     values as one pass over all steps), and autograd through `pre` for the parameters and input.
     Memory holds K steps of the segment instead of T; the weight gradients are sums over chunks
@@ -181,12 +181,12 @@ class _ChunkedSegment(torch.autograd.Function):
             xc = unpack_steps(ctx.pack, t0, t1).detach().requires_grad_(ctx.need)
             with torch.enable_grad():
                 xin = ctx.prep(ctx.pre(xc))
-            h = torch.empty_like(xin)
+            vs = torch.empty_like(xin)
             with torch.no_grad():
                 _spiking_loop(xin.detach(), ctx.ckpts[k], kw["a"], kw["v_leak"], kw["theta"], kw["reset"],
-                              kw["v_reset"], h)
-            gx, g = scan_backward(h, gs[t0:t1], cfg, g)
-            del h
+                              kw["v_reset"], vs)
+            gx, g = scan_backward(vs, gs[t0:t1], cfg, g)
+            del vs
             wrt = ([xc] if ctx.need else []) + params
             if not wrt:
                 continue

@@ -18,6 +18,9 @@ import torch
 
 __all__ = ["linear_scan", "spiking_scan"]
 
+# elements per chunk of the backward pass's bulk work (surrogate, products): its scratch stays in cache
+CHUNK_ELEMENTS = 1 << 18
+
 
 def _cand(v: torch.Tensor, a, v_leak, out: torch.Tensor) -> torch.Tensor:
     """out = v_leak + a (v - v_leak), written as the interpreter orders it (a None: out = v)."""
@@ -87,48 +90,54 @@ def _scalars(x: torch.Tensor, *cs):
     return tuple(torch.tensor(c, dtype=x.dtype, device=x.device) if isinstance(c, (int, float)) else c for c in cs)
 
 
-def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h, out=None):
-    """Forward loop of the spiking scan; writes h_t = v*_t - theta into h (T, B, ...) or, when h is
-    None (no gradient wanted), runs `_inference_loop`, which keeps no h. Writes the spikes into `out`
-    (may be x itself: x[t] is read before out[t] is written) or a new tensor. Returns the spikes
-    and the voltage after the last step (what a run streamed in time chunks carries on)."""
+def _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, vs, out=None):
+    """Forward loop of the spiking scan; writes the candidate voltage v*_t into vs (T, B, ...) (what
+    the backward pass needs: h = v* - theta is formed from it there, a chunk at a time, by the same
+    subtraction) or, when vs is None (no gradient wanted), runs `_inference_loop`. Writes the spikes
+    into `out` (may be x itself: x[t] is read before out[t] is written) or a new tensor. vs may be x
+    itself too (v*_t is x_t plus the decayed voltage, written in place). Returns the spikes and the
+    voltage after the last step (what a run streamed in time chunks carries on).
+
+    Per LIF step: a v, + x_t, [v* > theta], v* - theta s: four operations; the spike test
+    [v* > theta] is the same predicate as [v* - theta > 0] in IEEE arithmetic (see `_inference_loop`)."""
     T = x.shape[0]
     if out is None:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)  # x may be a held (stride-0) input
-    if h is None:
+    if vs is None:
         return _inference_loop(x, v0, a, v_leak, theta, reset, v_reset, out)
     v = v0
     if T:
         v = v0.expand_as(x[0]).clone()
-        c = torch.empty_like(v)
-        sb = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        c = torch.empty_like(v) if a is not None else None  # a (v - v_leak) + v_leak, before x_t is added
         th_t = isinstance(theta, torch.Tensor)
         neg_theta = -theta  # a number where theta is one (the alpha of an add)
         a, v_leak, theta = _scalars(x, a, v_leak, theta)
-        vr = None
+        sb = vr = None
         if reset == "to-value":
+            sb = torch.empty(v.shape, dtype=torch.bool, device=v.device)
             vr = torch.as_tensor(v_reset, dtype=x.dtype, device=x.device).expand_as(v).contiguous()
-        xs, outs, hs = x.unbind(0), out.unbind(0), h.unbind(0)  # per-step views made once, not per step
+        xs, outs, cs = x.unbind(0), out.unbind(0), vs.unbind(0)  # per-step views made once, not per step
         for t in range(T):
+            ct, st = cs[t], outs[t]
             if a is None:  # IF: v* = v + x_t in one operation
-                torch.add(v, xs[t], out=c)
+                torch.add(v, xs[t], out=ct)
             else:
                 _cand(v, a, v_leak, c)
-                c.add_(xs[t])
-            ht, st = hs[t], outs[t]
-            torch.sub(c, theta, out=ht)  # x[t] is consumed: h[t] may overwrite it
+                torch.add(c, xs[t], out=ct)  # x_t is consumed: v*_t may overwrite it
             if reset == "to-value":
-                torch.gt(ht, 0, out=sb)
+                torch.gt(ct, theta, out=sb)
                 st.copy_(sb)
-                torch.where(sb, vr, c, out=v)  # (faster than masked_fill_ on CPU)
+                torch.where(sb, vr, ct, out=v)  # (faster than masked_fill_ on CPU)
                 continue
-            torch.gt(ht, 0, out=st)
+            torch.gt(ct, theta, out=st)
             if reset == "none":
-                v, c = c, v
+                v = ct  # read, never written, by the next step
             elif th_t:  # v* - theta s: theta*s is exactly 0 or theta, so this equals v* - theta
-                torch.addcmul(c, st, neg_theta, out=v)
+                torch.addcmul(ct, st, neg_theta, out=v)
             else:
-                torch.add(c, st, alpha=neg_theta, out=v)
+                torch.add(ct, st, alpha=neg_theta, out=v)
+        if reset == "none":
+            v = v.clone()  # not a view of vs, which the caller may overwrite
     return out, v
 
 
@@ -204,7 +213,7 @@ class _SpikingScan(torch.autograd.Function):
 
     Per step: v* = v_leak + a (v - v_leak) + x_t; h = v* - theta; s = [h > 0];
     reset: subtract -> v = v* - theta s; to-value -> v = v_reset where s; none -> v = v*.
-    Saves only h (T, B, ...), written over x when the caller owns x (`inplace`). The
+    Saves only v* (T, B, ...), written over x when the caller owns x (`inplace`). The
     gradient treats the reset as differentiable through the spike (v = v* - theta s,
     resp. v = v* (1 - s) + v_reset s) unless `detach` holds s constant there, exactly as
     autograd does on the step-by-step form (n3ml.ir.neurons.step).
@@ -216,62 +225,67 @@ class _SpikingScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, a, v_leak, theta, reset, v_reset, spike, inplace, detach):  # type: ignore[override]
-        h = x if inplace else torch.empty_like(x)
-        out, _ = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, h)
+        vs = x if inplace else torch.empty_like(x)
+        out, _ = _spiking_loop(x, v0, a, v_leak, theta, reset, v_reset, vs)
         if inplace:
             ctx.mark_dirty(x)
-        ctx.mark_non_differentiable(h)
-        ctx.set_materialize_grads(False)  # h gets no gradient: do not fill a (T, B, ...) zero tensor for it
-        ctx.save_for_backward(h)
+        ctx.mark_non_differentiable(vs)
+        ctx.set_materialize_grads(False)  # v* gets no gradient: do not fill a (T, B, ...) zero tensor for it
+        ctx.save_for_backward(vs)
         ctx.cfg = (a, theta, reset, v_reset, spike, detach)
-        return out, h
+        return out, vs
 
     @staticmethod
-    def backward(ctx, gs: torch.Tensor, _gh):  # type: ignore[override]
-        (h,) = ctx.saved_tensors
+    def backward(ctx, gs: torch.Tensor, _gvs):  # type: ignore[override]
+        (vs,) = ctx.saved_tensors
         if gs is None:
             return (None,) * 10
-        gx, _ = scan_backward(h, gs, ctx.cfg)
+        gx, _ = scan_backward(vs, gs, ctx.cfg)
         return gx, None, None, None, None, None, None, None, None, None
 
 
-def scan_backward(h: torch.Tensor, gs: torch.Tensor, cfg: tuple, g=None):
-    """dL/dx (T, B, ...) of the spiking scan from h = v* - theta and dL/ds, walking back from step
-    T-1. `g` is dL/dv*_T coming from later steps (None: there are none); returns (dL/dx, dL/dv*_0),
-    the latter to hand on to the steps before these (a scan run in time chunks, backward in reverse
-    order, computes exactly the same values as one backward over all steps)."""
+def scan_backward(vs: torch.Tensor, gs: torch.Tensor, cfg: tuple, g=None):
+    """dL/dx (T, B, ...) of the spiking scan from the candidate voltages v* and dL/ds, walking back
+    from step T-1. `g` is dL/dv*_T coming from later steps (None: there are none); returns (dL/dx,
+    dL/dv*_0), the latter to hand on to the steps before these (a scan run in time chunks, backward in
+    reverse order, computes exactly the same values as one backward over all steps)."""
     a, theta, reset, v_reset, spike, detach = cfg
-    T = h.shape[0]
-    gx = torch.empty_like(h)
+    T = vs.shape[0]
+    gx = torch.empty_like(vs)
     if T == 0:
         return gx, g
-    chunk = min(T, max(1, (1 << 18) // max(1, h[0].numel())))
+    chunk = min(T, max(1, CHUNK_ELEMENTS // max(1, vs[0].numel())))
     # scratch for one chunk, reused: fresh (T, B, ...)-sized allocations cost page faults on CPU
-    buf_sg, buf_p = torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])
-    to_value = reset == "to-value" and not detach
-    buf_m, buf_le = (torch.empty_like(h[:chunk]), torch.empty_like(h[:chunk])) if to_value else (None, None)
+    buf_sg, buf_p = torch.empty_like(vs[:chunk]), torch.empty_like(vs[:chunk])
+    to_value = reset == "to-value"  # reads h after the surrogate: h gets a buffer of its own
+    buf_h = torch.empty_like(vs[:chunk]) if to_value else buf_sg
+    buf_m, buf_le = (torch.empty_like(vs[:chunk]), torch.empty_like(vs[:chunk])) if to_value and not detach \
+        else (None, None)
+    # subtract: m = a (1 - theta s') in two passes, s' (-a theta) + a, coefficients formed once
+    ma, mc = (1.0, -theta) if a is None else (a, -(a * theta))
     gxs = gx.unbind(0)  # per-step views made once
     for t1 in range(T, 0, -chunk):
         t0 = max(0, t1 - chunk)
-        hc = h[t0:t1]
-        sg = surrogate_derivative(spike, hc, buf_sg[: t1 - t0])  # ds/dv* at every step of the chunk
-        p = torch.mul(gs[t0:t1], sg, out=buf_p[: t1 - t0])  # direct path: loss -> s_t -> v*_t
+        n = t1 - t0
+        hc = torch.sub(vs[t0:t1], theta, out=buf_h[:n])  # h = v* - theta: the forward's subtraction
+        sg = surrogate_derivative(spike, hc, buf_sg[:n])  # ds/dv* at every step of the chunk (may overwrite h)
+        p = torch.mul(gs[t0:t1], sg, out=buf_p[:n])  # direct path: loss -> s_t -> v*_t
         # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
         if reset == "none" or (reset == "subtract" and detach):
-            m = None  # dv/dv* = 1
+            m = a  # dv/dv* = 1 (None: no decay either)
         elif reset == "to-value" and detach:
-            m = (hc <= 0).to(h.dtype)  # v = v* (1 - s), s held constant
+            m = (hc <= 0).to(vs.dtype)  # v = v* (1 - s), s held constant
+            m = m.mul_(a) if a is not None else m
         elif reset == "subtract":
-            m = sg.mul_(-theta).add_(1.0)
-        elif reset == "to-value":
+            m = sg.mul_(mc).add_(ma)
+        else:
             # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
-            # computed as ((v_reset - theta) - h) s' + [h <= 0] in scratch: the same roundings
-            le = torch.le(hc, 0, out=buf_le[: t1 - t0])  # 1.0 / 0.0 written directly, no bool tensor
-            m = torch.neg(hc, out=buf_m[: t1 - t0]).add_(v_reset - theta).mul_(sg).add_(le)
-        if a is not None:
-            m = m.mul_(a) if m is not None else a
+            # computed as ((v_reset - theta) - h) s' + [h <= 0] in scratch
+            le = torch.le(hc, 0, out=buf_le[:n])  # 1.0 / 0.0 written directly, no bool tensor
+            m = torch.neg(hc, out=buf_m[:n]).add_(v_reset - theta).mul_(sg).add_(le)
+            m = m.mul_(a) if a is not None else m
         ps = p.unbind(0)
-        ms = m.unbind(0) if isinstance(m, torch.Tensor) and m.dim() == h.dim() else None
+        ms = m.unbind(0) if isinstance(m, torch.Tensor) and m.dim() == vs.dim() else None
         for t in range(t1 - 1, t0 - 1, -1):
             j = t - t0
             if g is None:
