@@ -17,6 +17,13 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
   the step's input), dv = 1 - a, bias (1 - a) v_leak, the gain r g folded into
   its weights (no threshold division) and vth = +inf, which v never exceeds;
   its output is its voltage, read with a Monitor.
+* What Lava's LIF lacks runs on n3ml's own process N3mlLIF (runtime.py `own_models`): reset by subtraction
+  or none, per-neuron decays, a start step, the IR's refractory period (both configurations; Lava's
+  LIFRefractory, floating_pt only, where the reset is to 0 and the two agree) and ALIF's adaptive threshold
+  (floating_pt, b and q in threshold units).
+* An LI with v_leak = v_init = 0 read only by an IF/LIF/ALIF/LI, directly or through a Delay(d), is that
+  population's u (`current_chains`); its synapses take the Delay (a zero-state linear filter commutes with it).
+  A Dense reading a Concat is one connection per source population; an Output of a Concat, one Sink each.
 * `Dense` and `Conv` deliver `W s` one step late (a_out sends the buffer of the
   previous step). n3ml synapses act in the same step, so every node gets a
   latency (Lava step = IR step + latency); a `Delay(d)` in front of a synapse
@@ -205,8 +212,10 @@ def current_chains(graph: Graph) -> dict[str, tuple[str, int]]:
             user, d = src, graph.nodes[src].steps
             (src,) = graph.inputs_of(src)
         li = graph.nodes[src]
-        if (type(li) is P.LI and graph.users_of(src) == [user] and not np.any(np.asarray(li.v_leak))
-                and not np.any(np.asarray(li.v_init)) and not isinstance(graph.nodes[graph.inputs_of(src)[0]], P.Neuron)):
+        if type(li) is not P.LI or graph.users_of(src) != [user]:
+            continue
+        fed_by_neuron = isinstance(graph.nodes[graph.inputs_of(src)[0]], P.Neuron)  # (LI -> LI -> n: no)
+        if not np.any(np.asarray(li.v_leak)) and not np.any(np.asarray(li.v_init)) and not fed_by_neuron:
             chains[n] = (src, d)
     return chains
 
