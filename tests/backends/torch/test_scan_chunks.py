@@ -37,3 +37,42 @@ def test_backward_chunking_does_not_change_the_gradient(monkeypatch, reset, a, d
         s, gx = _grad(x0, gw, **kw)
         assert torch.equal(s, s_one)
         assert torch.equal(gx, g_one)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["IF", "LIF", "CubaLIF"])
+def test_reset_to_zero_equals_the_step_path(kind, dtype, grad):
+    """A reset to the number 0 runs as v* - s v* in both loops of the scan (scan._zero_reset): the same
+    spikes as the step path (n3ml.ir.neurons.step), bit for bit, and the same gradient."""
+    from n3ml.backends.torch import compile
+    from n3ml.ir import IF, LIF, CubaLIF, Dense, Graph, Input, Output
+
+    from .test_scan_vs_step import _Run
+
+    prim = {"IF": IF(theta=0.8, reset="to-value", v_reset=0.0),
+            "LIF": LIF(tau=4.0, r=2.0, v_leak=0.1, theta=0.8, reset="to-value", v_reset=0.0),
+            "CubaLIF": CubaLIF(tau_syn=3.0, tau_mem=6.0, r=4.0, theta=0.8, reset="to-value", v_reset=0.0)}[kind]
+    g = Graph(name="g", dt=1.0, scheme="exact")
+    g.add("x", Input(shape=(5,), kind="analog"))
+    rng = torch.Generator().manual_seed(5)
+    g.add("fc", Dense(weight=(torch.randn(6, 5, generator=rng, dtype=torch.float64) * 0.6 + 0.2).numpy()), "x")
+    g.add("n", prim, "fc")
+    g.add("out", Output(), "n")
+    exe = compile(g, dtype=dtype)
+    T, B = 40, 3
+    drive = torch.randn(T, B, 6, generator=rng, dtype=dtype) * 0.7 + 0.3
+    w = torch.randn(T, B, 6, generator=rng, dtype=dtype)
+    runs = []
+    for states in (None, {}):  # the fused scan; the step path (a neuron that records steps)
+        x = drive.clone().requires_grad_(grad)
+        with torch.set_grad_enabled(grad):
+            s = exe.nodes["n"].bulk([x * 1 if grad else x.clone()], _Run(T, B), states)
+            if grad:
+                (s * w).sum().backward()
+        runs.append((s.detach(), x.grad))
+    (s_fused, g_fused), (s_step, g_step) = runs
+    assert torch.equal(s_fused, s_step)
+    assert 0 < float(s_step.sum()) < s_step.numel()
+    if grad:
+        torch.testing.assert_close(g_fused, g_step, rtol=1e-10 if dtype == torch.float64 else 1e-5, atol=1e-12)
