@@ -279,8 +279,10 @@ def _max_windows(x: torch.Tensor, k: tuple[int, int]) -> torch.Tensor:
 
 
 def _fast_max_pool(p: P.MaxPool2d, x: torch.Tensor) -> bool:
-    """`_max_windows` applies: non-overlapping windows without padding, no gradient wanted (training
-    keeps max_pool2d, whose backward uses its indices), on CPU (CUDA's max_pool2d is fast)."""
+    """`_max_windows` applies: non-overlapping windows without padding, no gradient wanted, on CPU
+    (CUDA's max_pool2d is fast). Training keeps max_pool2d: a backward pass routing each window's
+    gradient to its first maximum through strided views was measured slower than max_pool2d's
+    forward with indices plus its backward (53 vs 36 ms at 64 x 128 x 28 x 28)."""
     return (p.stride_ == p.kernel and p.padding == (0, 0) and x.device.type == "cpu" and x.dim() == 4
             and not (torch.is_grad_enabled() and x.requires_grad))
 
