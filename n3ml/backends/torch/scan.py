@@ -273,32 +273,31 @@ def scan_backward(vs: torch.Tensor, gs: torch.Tensor, cfg: tuple, g=None):
     chunk = min(T, max(1, CHUNK_ELEMENTS // max(1, vs[0].numel())))
     # scratch for one chunk, reused: fresh (T, B, ...)-sized allocations cost page faults on CPU
     buf_sg, buf_p = torch.empty_like(vs[:chunk]), torch.empty_like(vs[:chunk])
-    to_value = reset == "to-value"  # reads h after the surrogate: h gets a buffer of its own
-    buf_h = torch.empty_like(vs[:chunk]) if to_value else buf_sg
-    buf_m, buf_le = (torch.empty_like(vs[:chunk]), torch.empty_like(vs[:chunk])) if to_value and not detach \
-        else (None, None)
+    to_value, zero = reset == "to-value", _zero_reset(reset, v_reset)
+    buf_m = torch.empty_like(vs[:chunk]) if to_value else None
+    buf_r = torch.empty_like(vs[:chunk]) if to_value and not (zero or detach) else None
     # subtract: m = a (1 - theta s') in two passes, s' (-a theta) + a, coefficients formed once
     ma, mc = (1.0, -theta) if a is None else (a, -(a * theta))
     gxs = gx.unbind(0)  # per-step views made once
     for t1 in range(T, 0, -chunk):
         t0 = max(0, t1 - chunk)
         n = t1 - t0
-        hc = torch.sub(vs[t0:t1], theta, out=buf_h[:n])  # h = v* - theta: the forward's subtraction
-        sg = surrogate_derivative(spike, hc, buf_sg[:n])  # ds/dv* at every step of the chunk (may overwrite h)
+        vc = vs[t0:t1]
+        if to_value:  # 1 - s = [v* <= theta], the negation of the forward's spike test, as 1.0 / 0.0
+            m = torch.le(vc, theta, out=buf_m[:n])
+        hc = torch.sub(vc, theta, out=buf_sg[:n])  # h = v* - theta: the forward's subtraction
+        sg = surrogate_derivative(spike, hc, buf_sg[:n])  # ds/dv* at every step of the chunk, over h
         p = torch.mul(gs[t0:t1], sg, out=buf_p[:n])  # direct path: loss -> s_t -> v*_t
         # m_t = dv*_{t+1}/dv*_t = a * dv_t/dv*_t
         if reset == "none" or (reset == "subtract" and detach):
             m = a  # dv/dv* = 1 (None: no decay either)
-        elif reset == "to-value" and detach:
-            m = (hc <= 0).to(vs.dtype)  # v = v* (1 - s), s held constant
-            m = m.mul_(a) if a is not None else m
         elif reset == "subtract":
             m = sg.mul_(mc).add_(ma)
-        else:
-            # v = v* (1 - s) + v_reset s  ->  dv/dv* = (1 - s) + (v_reset - v*) s'
-            # computed as ((v_reset - theta) - h) s' + [h <= 0] in scratch
-            le = torch.le(hc, 0, out=buf_le[:n])  # 1.0 / 0.0 written directly, no bool tensor
-            m = torch.neg(hc, out=buf_m[:n]).add_(v_reset - theta).mul_(sg).add_(le)
+        else:  # to-value: v = v* (1 - s) + v_reset s -> dv/dv* = (1 - s) + (v_reset - v*) s' (s' = 0 detached)
+            if zero and not detach:
+                m.addcmul_(vc, sg, value=-1.0)
+            elif not detach:
+                m.addcmul_(torch.neg(vc, out=buf_r[:n]).add_(v_reset), sg)  # -v* + v_reset = v_reset - v*
             m = m.mul_(a) if a is not None else m
         ps = p.unbind(0)
         ms = m.unbind(0) if isinstance(m, torch.Tensor) and m.dim() == vs.dim() else None
