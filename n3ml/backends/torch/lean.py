@@ -2,7 +2,7 @@
 
 In the default mode autograd keeps, for every layer, the synapse's input (spikes as float
 values: 4 bytes each in float32), the batch-norm and pooling inputs or indices, and the
-neuron scan's `h = v* - theta` (4 bytes per neuron and step). In lean mode a *segment* -- a
+neuron scan's candidate voltage `v*` (4 bytes per neuron and step). In lean mode a *segment* -- a
 neuron together with the chain of stateless nodes that feed only it (Dense/Conv, BatchNorm,
 pools, Flatten, Scale, ReLU) -- runs without autograd and keeps only its inputs, packed:
 spikes as 1 bit, small non-negative integers (a sum of spike trains) as 1 byte, anything else
