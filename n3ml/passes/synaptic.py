@@ -34,7 +34,7 @@ self-synapses (through Delay 1 and 2) into the neuron's current, which Lava and 
 
 Matched only where nothing else reads the pieces: the LI feeds only the Add, the Add only the LIF, every
 other term of the Add is a Scale read only by the Add of a Delay (>= 1 step) read only by that Scale of the
-LIF's own spikes. Anything else is left as it is.
+LIF's own spikes, and the LI's gain c1 is finite and nonzero. Anything else is left as it is.
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ def match(g: Graph, lif: str) -> _Match | None:
             return None
         terms.append(term)
     if li is None or not terms:
+        return None
+    c1 = np.asarray(N.discretize(g.nodes[li], float(g.dt), g.scheme).rg, np.float64)
+    if not np.all(np.isfinite(c1)) or np.any(c1 == 0):  # the current i = j / c1 needs a finite, nonzero gain
         return None
     return _Match(add, li, terms)
 

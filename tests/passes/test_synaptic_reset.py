@@ -95,6 +95,7 @@ def test_the_torch_executor_runs_the_folded_graph_like_the_original():
     ("sum = Add(cur, back, back2)", "sum = Add(cur, back, back2, fc)"),  # a current term beside the LI
     ("prev2 = Delay(mem, steps=2)", "prev2 = Delay(other, steps=2)\n  other = IF(fc)"),  # another neuron's spikes
     ("mem = LIF(sum,", "mem = ALIF(sum, tau_adapt=20.0ms,"),
+    ("r=tensor<f64>(3)[2.0, 1.5, 3.0])", "r=tensor<f64>(3)[2.0, 0.0, 3.0])"),  # a zero gain: no current i = j / c1
 ])
 def test_anything_else_is_left_as_it_is(edit):
     old, new = edit
