@@ -492,21 +492,16 @@ def current_alif_cell(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sc
     q s_{t-1}), so one component with tau_sfa = -dt / ln a_b and q_sfa = q a_b is b' (exact; any sign of q).
 
     Raises:
-        UnsupportedError naming the ALIF and the LI for reset 'to-value' (Norse's LSNNCell: no NEST model
-        has the current, the adaptation and a reset that lets the neuron integrate and fire in the next step,
-        see the message), reset 'subtract' (it removes theta + b', a product of the spike and the state) and
+        UnsupportedError naming the ALIF and the LI for reset 'to-value' (Norse's LSNNCell: gif_psc_exp
+        cannot reset and integrate in the next step; no NEST model can, so the targets use n3ml's own cell,
+        `own_current_alif`), reset 'subtract' (it removes theta + b', a product of the spike and the state) and
         refractory > 0 (gif_psc_exp clamps V while refractory, the IR holds it).
     """
     where = f"node `{name}` (ALIF) behind its synaptic current `{fused.syn}` (LI)"
-    if prim.reset == "to-value":
+    if prim.reset == "to-value":  # the targets give it n3ml's own cell (own_current_alif)
         raise UnsupportedError(
-            f"{where} resets to v_reset (Norse's LSNNCell): no NEST 3.10 model has an exponential current, an "
-            "adaptive threshold and a reset to a value after which the neuron integrates, and may fire, in the "
-            "very next step (models/*.cpp): gif_psc_exp sets V to V_reset only in its refractory branch (t_ref = "
-            "0: never; t_ref >= 1 step: the step after each spike neither integrates the current nor fires); "
-            "glif_psc resets within the spike's step, but its currents are alpha functions; iaf_psc_exp has no "
-            "adaptation; eprop_iaf_psc_delta_adapt takes delta inputs; mat2_psc_exp and amat2_psc_exp never "
-            "reset V. Reset 'none' maps exactly (gif_psc_exp; docs/backends/nest.md)")
+            f"{where} resets to v_reset: gif_psc_exp sets V to V_reset only in its refractory branch (t_ref = 0: "
+            "never; t_ref >= 1 step: the step after each spike neither integrates the current nor fires)")
     if prim.reset == "subtract":
         raise UnsupportedError(f"{where}: reset 'subtract' removes theta + b' (the adaptation at the spike), a "
                                "product of the spike and the state that no static synapse or threshold component "
@@ -525,6 +520,63 @@ def current_alif_cell(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sc
     note = (f"ALIF behind its synaptic current {fused.syn} (LI" + (f", Delay {fused.delay}" if fused.delay else "")
             + "), reset none: the current and the adaptation as gif_psc_exp's (deterministic, no reset)")
     return GifCell(params, k.weight_scale, k.v_init, k.v_leak, k.a_m, note)
+
+
+# n3ml's own NEST cell (nest/n3ml_cell.cpp): the IR's CubaLIF / ALIF step from its per-step factors, for the
+# cells no NEST model forms (docs/backends/nest.md); the emitted program compiles it against its NEST.
+OWN_CELL = "n3ml_cell"
+OWN_CELL_SOURCE = "n3ml_cell.cpp"
+
+
+class OwnCell(NamedTuple):
+    """n3ml_cell's parameters (V_m = v - v_leak, theta and v_reset shifted) standing for one neuron node."""
+
+    params: dict[str, Any]
+    v_init: Any
+    v_leak: Any
+    a_m: Any
+    note: str
+
+
+def own_cell(name: str, op: str, k: N.Discrete, a_s, rg, n: int, note: str) -> OwnCell:
+    """The parameters of n3ml_cell for a neuron discretized as `k` whose current decays by `a_s` and enters v
+    with gain `rg` (weights stay in IR units).
+
+    Raises:
+        UnsupportedError naming the node for refractory > 0 or reset 'subtract' (the cell has neither).
+    """
+    if k.refractory > 0:
+        raise UnsupportedError(f"node `{name}` ({op}): refractory={k.refractory}; n3ml's NEST cell (n3ml_cell) "
+                               "has no refractoriness")
+    if k.reset == "subtract":
+        raise UnsupportedError(f"node `{name}` ({op}): reset 'subtract'; n3ml's NEST cell (n3ml_cell) resets to "
+                               "v_reset or not at all")
+    vl = np.asarray(k.v_leak, np.float64)
+    params = {"a_m": per_neuron(k.a, n), "a_s": per_neuron(a_s, n), "rg": per_neuron(rg, n),
+              "a_b": per_neuron(0.0 if k.a_b is None else k.a_b, n), "q": per_neuron(0.0 if k.q is None else k.q, n),
+              "theta": per_neuron(np.asarray(k.theta, np.float64) - vl, n),
+              "v_reset": per_neuron(np.asarray(k.v_reset, np.float64) - vl, n),
+              "reset": 1.0 if k.reset == "to-value" else 0.0}
+    return OwnCell(params, per_neuron(np.asarray(k.v_init, np.float64) - vl, n), per_neuron(vl, n),
+                   per_neuron(k.a, n), note)
+
+
+def own_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int) -> OwnCell:
+    """n3ml_cell for an ALIF behind its synaptic current (`fuse_current_alifs`): the LI's decay is the current's,
+    r g of the ALIF times c of the LI its gain."""
+    k = N.discretize(prim, dt, scheme)
+    c1 = N.discretize(fused.li, dt, scheme).rg
+    return own_cell(name, "ALIF", k, N.discretize(fused.li, dt, scheme).a, np.asarray(k.rg) * np.asarray(c1), n,
+                    f"ALIF behind its synaptic current {fused.syn} (LI" + (f", Delay {fused.delay}" if fused.delay
+                                                                             else "")
+                    + f"), reset {k.reset}: n3ml's own NEST cell (n3ml_cell.cpp, built by the program)")
+
+
+def own_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> OwnCell:
+    """n3ml_cell for a CubaLIF whose current must enter v in the step it arrives (a one-step loop)."""
+    k = N.discretize(prim, dt, scheme)
+    return own_cell(name, "CubaLIF", k, k.a_s, k.rg, n, f"CubaLIF, reset {k.reset}, its current in the step it "
+                    "arrives: n3ml's own NEST cell (n3ml_cell.cpp, built by the program)")
 
 
 def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:
@@ -975,13 +1027,23 @@ def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latenc
         if last is None:
             break
     if last is not None:
-        raise UnsupportedError(_loop_refusal(net, raised_by, last, extra_steps, target))
+        message, cells = _loop_refusal(net, raised_by, last, extra_steps, target)
+        raise LoopError(message, cells)
     for pr in net.projections:
         pr.delay = net.populations[pr.target].arrival - net.populations[pr.source].latency + pr.ir_delay
 
 
+class LoopError(UnsupportedError):
+    """A loop with fewer Delay steps than the target needs; `cells`: its cells that take an extra step (a target
+    may give them another cell and try again)."""
+
+    def __init__(self, message: str, cells: tuple[str, ...]):
+        super().__init__(message)
+        self.cells = cells
+
+
 def _loop_refusal(net: Netlist, raised_by: dict[str, Projection], last: Projection, extra_steps: dict[str, int],
-                  target: str) -> str:
+                  target: str) -> tuple[str, tuple[str, ...]]:
     """The message for a loop the latencies cannot satisfy, naming its nodes. Arrivals still rising after
     as many rounds as there are neurons come from a loop that needs more steps than its Delays give; going
     back along the projections that raised them from the last one raised reaches that loop (the node raised
@@ -990,7 +1052,7 @@ def _loop_refusal(net: Netlist, raised_by: dict[str, Projection], last: Projecti
     for _ in range(len(net.neurons) + 1):
         if node not in raised_by:  # pragma: no cover - a chain of raises long enough always holds a loop
             return (f"node `{last.target}` lies on or after a loop whose Delay steps are fewer than the steps "
-                    f"{target} needs to pass a spike once around it; add Delay steps or use another target")
+                    f"{target} needs to pass a spike once around it; add Delay steps or use another target"), ()
         node = raised_by[node].source
     loop, at = [], node
     while True:
@@ -1008,7 +1070,7 @@ def _loop_refusal(net: Netlist, raised_by: dict[str, Projection], last: Projecti
             f"{'s' if given != 1 else ''}; {target} needs {needed} to pass a spike once around it (one per "
             "synapse" + (f", plus one per synaptic-current cell, which integrates the current of the previous step: "
                          f"{', '.join(f'`{c}` ({net.populations[c].prim.op})' for c in cells)}" if cells else "")
-            + "); add Delay steps or use another target")
+            + "); add Delay steps or use another target"), tuple(dict.fromkeys(cells))
 
 
 # ------------------------------------------------- the network description of the emitted programs
@@ -1084,7 +1146,8 @@ NETLIST_LEGAL: dict[str, str] = {
     "Latency": "spike trains computed by the program (right after an Input)",
     "IF": "a delta-synapse cell", "LIF": "a delta-synapse cell", "CubaLIF": "an exponential-current cell",
     "ALIF": ("a delta-synapse cell with an adaptive threshold (NEST's eprop models; reset to-value or none); behind "
-             "its LI current (Norse's LSNNCell wiring), one gif_psc_exp for reset none"),
+             "its LI current (Norse's LSNNCell wiring), one gif_psc_exp (reset none) or n3ml's own NEST cell, "
+             "n3ml_cell (reset to-value, NEST only)"),
     "LI": "a never-firing cell, V_m recorded", "Integrator": "a never-firing cell, V_m recorded",
 }
 NETLIST_REASON = ("a spiking simulator runs point neurons joined by static synapses: only neurons, inputs and "

@@ -43,6 +43,7 @@ class Network:
         with np.load(os.path.join(here, WEIGHTS), allow_pickle=False) as z:
             self.weights = {k: z[k] for k in z.files}
         self.spec = spec
+        self.here = here
         self.dt = float(spec["dt"])
         self.default_steps = int(spec["default_steps"])
         self.horizon = int(spec["horizon"])
@@ -170,3 +171,66 @@ def save(results, path):
     os.replace(tmp, path)
     for name, y in results.items():
         print(f"{name}: shape {y.shape}, sum {y.sum():g}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ n3ml's own NEST cell (n3ml_cell.cpp)
+
+MODULE_CACHE = "N3ML_NEST_MODULE_CACHE"  # where built modules are kept (default ~/.cache/n3ml/nest-modules)
+
+
+def nest_module(here, name):
+    """The path (for nest.Install) of n3ml's NEST cell module compiled from the C++ file `name` next to the
+    program (directory `here`) against the NEST this Python imports, built once per source and NEST and kept
+    in the cache.
+
+    The module links against NEST's own `nestkernel_api` library and uses its headers (the pip wheel ships
+    both); the C++ ABI is the kernel's (the wheel is built with the old one, a source build with the new).
+    """
+    import glob
+    import hashlib
+    import importlib.util
+    import re
+    import shutil
+    import subprocess
+
+    if os.path.basename(name) != name or not name.endswith(".cpp"):
+        sys.exit(f"network.json: module {name!r} is not a C++ file next to the program")
+    source = os.path.join(here, name)
+    if not os.path.isfile(source):
+        sys.exit(f"{source} is missing: the network uses n3ml's own NEST cell, whose source lies next to the program")
+    spec = importlib.util.find_spec("nest")
+    if spec is None or not spec.origin:
+        sys.exit("this network uses n3ml's own NEST cell (n3ml_cell.cpp), built against NEST: NEST is not installed")
+    nest_dir = os.path.dirname(spec.origin)
+    include = os.path.join(nest_dir, "include", "nest")
+    kernels = sorted(glob.glob(os.path.join(nest_dir, "nestkernel_api*.so")))
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    missing = [what for what, ok in (("a C++ compiler (g++, or CXX)", compiler),
+                                      (f"NEST's headers ({include})", os.path.isdir(include)),
+                                      (f"NEST's kernel library (nestkernel_api*.so in {nest_dir})", kernels)) if not ok]
+    if missing:
+        sys.exit("this network uses n3ml's own NEST cell (n3ml_cell.cpp), compiled once against the NEST it runs "
+                 "on; missing: " + "; ".join(missing))
+    kernel = kernels[0]
+    with open(source, "rb") as f:
+        code = f.read()
+    with open(kernel, "rb") as f:
+        lib = f.read()
+    key = hashlib.sha256(code + hashlib.sha256(lib).digest()).hexdigest()[:16]
+    cache = os.environ.get(MODULE_CACHE) or os.path.join(os.path.expanduser("~"), ".cache", "n3ml", "nest-modules")
+    os.makedirs(cache, exist_ok=True)
+    target = os.path.join(cache, f"n3ml_cell-{key}.so")
+    if not os.path.isfile(target):
+        # NEST's own symbols name std::string as `St7__cxx11...` under the new ABI (the wheel's bundled
+        # libstdc++ defines such names either way, so only symbols of namespace nest tell)
+        abi = "1" if re.search(rb"_ZN\w*4nest\w*St7__cxx11", lib) else "0"
+        tmp = f"{target}.{os.getpid()}.tmp"
+        cmd = [compiler, "-std=c++20", "-O2", "-DNDEBUG", "-fPIC", "-shared", "-fopenmp",
+               f"-D_GLIBCXX_USE_CXX11_ABI={abi}", "-I", include, source, "-o", tmp, kernel,
+               f"-Wl,-rpath,{os.path.dirname(kernel)}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"building n3ml's NEST cell failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+        os.replace(tmp, target)  # atomic: a concurrent run sees the whole module or none
+    return target[: -len(".so")]
+

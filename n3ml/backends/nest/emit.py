@@ -9,7 +9,7 @@ import numpy as np
 
 from ... import __version__
 from ..emission import Arrays, write_program
-from ..netlist import inputs_data, netlist_description, outputs_data, populations_data
+from ..netlist import OWN_CELL, OWN_CELL_SOURCE, inputs_data, netlist_description, outputs_data, populations_data
 from .lower import NestNetwork
 from .runtime import FORMAT  # the description the program reads
 
@@ -45,4 +45,8 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
                             "key": key, "note": f"{c.comment}, {c.n_synapses} synapses"})
     desc["connections"] = connections
     desc["outputs"] = outputs_data(nl, net.cells, arrays)
-    write_program(out_dir, RUNTIMES, desc, arrays)
+    runtimes = dict(RUNTIMES)
+    if any(c.model == OWN_CELL for c in net.cells.values()):  # compiled and installed by the program
+        runtimes[OWN_CELL_SOURCE] = ("n3ml.backends.nest", OWN_CELL_SOURCE)
+        desc["modules"] = [OWN_CELL_SOURCE]
+    write_program(out_dir, runtimes, desc, arrays)

@@ -12,7 +12,8 @@ The mapping and every compensation are documented in docs/backends/nest.md. In s
   later (handled as latency).
 * LI / Integrator -> `iaf_psc_delta` that never fires, its V_m recorded.
 * LI -> Delay -> ALIF (Norse's LSNNCell) with reset none -> `gif_psc_exp` (netlist.current_alif_cell); with
-  reset to v_reset refused: no NEST model has that cell (the message says why).
+  reset to v_reset, which no NEST model forms, and a CubaLIF (reset to v_reset) on a loop too short for
+  iaf_psc_exp's extra step -> `n3ml_cell`, n3ml's own NEST model (n3ml_cell.cpp, built by the program).
 * Threshold: NEST fires on V_m >= V_th, the IR on v > theta: V_th = nextafter(theta - v_leak, +inf).
 """
 
@@ -26,10 +27,11 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, CurrentAlif, Netlist, Sparse, alif_cell, choose_cells, cuba_cell,
-                       current_alif_cell, fuse_current_alifs, fuse_li_chains, fuse_synaptic_reset, gif_cell,
-                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or,
-                       strict_threshold, subtraction_compensation)
+from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, LoopError, Netlist, OwnCell, Sparse, alif_cell,
+                       choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
+                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
+                       own_cuba, own_current_alif, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       subtraction_compensation)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -132,9 +134,17 @@ def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
                 self_weight=k.self_weight, note=k.note)
 
 
+def cell_own(k: OwnCell) -> Cell:
+    """n3ml's own cell (n3ml_cell.cpp, compiled by the program): weights in IR units, no extra step."""
+    return Cell(OWN_CELL, {"V_m": 0.0, **k.params}, 1.0, v_init=k.v_init, v_offset=k.v_leak, note=k.note)
+
+
 def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
-    """An ALIF behind its synaptic current (Norse's LSNNCell, fused by netlist.fuse_current_alifs), reset none:
-    gif_psc_exp with the current and one threshold component (netlist.current_alif_cell); spikes recorded."""
+    """An ALIF behind its synaptic current (Norse's LSNNCell, fused by netlist.fuse_current_alifs): reset none,
+    gif_psc_exp with the current and one threshold component (netlist.current_alif_cell); reset to v_reset
+    (the LSNN's own), which no NEST model has, n3ml's own cell. Spikes recorded."""
+    if prim.reset == "to-value":
+        return cell_own(own_current_alif(name, fused, prim, dt, scheme, n))
     k = current_alif_cell(name, fused, prim, dt, scheme, n)
     return Cell("gif_psc_exp", {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,
                 note=k.note)
@@ -194,7 +204,19 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():
         cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, jump)
-    net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
+    while True:
+        try:
+            net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
+            break
+        except LoopError as e:
+            # a CubaLIF with reset to v_reset on iaf_psc_exp takes an extra step (it integrates the current of the
+            # previous step); on a loop too short for that, n3ml's own cell, whose current enters v at once
+            redo = [c for c in e.cells if cells[c].model == "iaf_psc_exp" and isinstance(graph.nodes[c], P.CubaLIF)
+                    and graph.nodes[c].refractory == 0]  # (n3ml_cell has no refractoriness)
+            if not redo:
+                raise
+            for c in redo:
+                cells[c] = cell_own(own_cuba(c, graph.nodes[c], float(graph.dt), graph.scheme, types[c].size))
     cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     out = NestNetwork(net, cells)
     for pr in net.projections:

@@ -67,6 +67,8 @@ def build(nest, net, sample, steps, threads):
     else:
         nest.set_verbosity("M_WARNING")
     nest.set(resolution=dt, local_num_threads=threads, print_time=False)
+    for source in net.spec.get("modules", []):  # n3ml's own cells: ResetKernel forgets a module's models
+        nest.Install(rt.nest_module(net.here, source))
     nodes = {}
     for name, spec in net.inputs.items():
         x = sample[name].reshape(steps, -1)

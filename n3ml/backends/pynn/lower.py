@@ -27,10 +27,11 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (VALUE_TAU_PER_DT, CurrentAlif, Netlist, alif_cell, choose_cells, cuba_cell,
-                       current_alif_cell, fuse_current_alifs, fuse_li_chains, fuse_synaptic_reset, gif_cell,
-                       li_chain_cell, lower_ir_to_netlist, membrane_factors, per_neuron, spike_maxpool_as_or,
-                       strict_threshold, subtraction_compensation)
+from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, LoopError, Netlist, OwnCell, alif_cell,
+                       choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
+                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
+                       own_cuba, own_current_alif, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       subtraction_compensation)
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +196,22 @@ def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sc
                       native: bool = False) -> PynnCell:
     """An ALIF behind its synaptic current (Norse's LSNNCell, netlist.fuse_current_alifs), reset none, on
     PyNN-on-NEST: NEST's gif_psc_exp as a native cell type, the nest target's construction (weights / 1000)."""
-    k = current_alif_cell(name, fused, prim, dt, scheme, n)  # the reasons for to-value / subtract come first
     if not native:
         raise UnsupportedError(f"node `{name}` (ALIF) behind its synaptic current `{fused.syn}` (LI): PyNN's "
                                "standard cells have no adaptive threshold; emit with simulator=nest (NEST's native "
-                               "gif_psc_exp) or use the nest target")
+                               "gif_psc_exp, or n3ml's own NEST cell for reset to v_reset) or use the nest target")
+    if prim.reset == "to-value":
+        return cell_native_own(own_current_alif(name, fused, prim, dt, scheme, n))
+    k = current_alif_cell(name, fused, prim, dt, scheme, n)
     return PynnCell("native:gif_psc_exp", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n),
                     v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m, note=k.note + " (NEST only)")
+
+
+def cell_native_own(k: OwnCell) -> PynnCell:
+    """n3ml's own NEST cell (n3ml_cell.cpp, compiled and installed by the program) as a native cell type: weights
+    in IR units / 1000 (PyNN scales native weights by 1000), no extra step."""
+    return PynnCell(f"native:{OWN_CELL}", k.params, 1e-3, v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m,
+                    note=k.note + " (NEST only)")
 
 
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
@@ -262,8 +272,20 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():
         cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, True, jump)
-    net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
-                              generator_latency=SOURCE_LATENCY, target=TARGET)
+    while True:
+        try:
+            net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
+                                      generator_latency=SOURCE_LATENCY, target=TARGET)
+            break
+        except LoopError as e:
+            # as the nest target: a CubaLIF with reset to v_reset on a loop too short for IF_curr_exp's extra
+            # step becomes n3ml's own NEST cell (on NEST only)
+            redo = [c for c in e.cells if cells[c].celltype == "IF_curr_exp" and isinstance(graph.nodes[c], P.CubaLIF)
+                    and graph.nodes[c].refractory == 0]  # (n3ml_cell has no refractoriness)
+            if not redo or simulator != "nest":
+                raise
+            for c in redo:
+                cells[c] = cell_native_own(own_cuba(c, graph.nodes[c], float(graph.dt), graph.scheme, types[c].size))
     cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     for pop in net.inputs:
         if pop.kind == "analog_input" and simulator != "nest":

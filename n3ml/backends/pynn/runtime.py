@@ -102,6 +102,13 @@ def build(sim, simulator, net, sample, steps):
     if simulator != "spiNNaker":  # PyNN's default max_delay is 10 ms; sPyNNaker sizes its delays itself
         extra["max_delay"] = max([p["delay"] for p in net.spec["projections"]] + [1]) * dt
     sim.setup(timestep=dt, min_delay=dt, **extra)
+    if net.spec.get("modules"):  # n3ml's own NEST cells, after setup (whose ResetKernel forgets a module's models)
+        if simulator != "nest":
+            sys.exit("this network uses n3ml's own NEST cell: run with --simulator nest")
+        import nest
+
+        for source in net.spec["modules"]:
+            nest.Install(rt.nest_module(net.here, source))
     pops = {}
     # per-neuron spike times: PyNN's Sequence; sPyNNaker has none and takes plain lists
     sequence = getattr(sim, "Sequence", None) or (lambda t: [float(v) for v in t])

@@ -265,8 +265,10 @@ def test_alif_refusals_are_precise():
         lower_ir_to_nest(g)
 
 
-def test_norse_lsnn_is_refused_naming_why():
-    """Norse's LSNNCell: an ALIF driven by its synaptic current, reset to v_reset (the corpus model)."""
+def test_norse_lsnn_cells():
+    """Norse's LSNNCell (the corpus model): the ALIF driven by its synaptic current, reset to v_reset, and the
+    LIFRecurrentCell's CubaLIF in a one-step loop are n3ml's own NEST cell (no NEST model forms either;
+    tests/backends/nest/test_current_alif.py runs the model)."""
     pytest.importorskip("norse")
     import contextlib
     import io
@@ -279,7 +281,7 @@ def test_norse_lsnn_is_refused_naming_why():
     case = next(c for c in corpus.CASES if c.name == "norse-memory-lsnn")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         g = trace(case.model(torch.float64), case.input_shape)
-    with pytest.raises(UnsupportedError, match=r"`layer_lsnn_cell` \(ALIF\) behind its synaptic current "
-                       r"`layer_lsnn_cell_syn` \(LI\) resets to v_reset.*gif_psc_exp sets V to V_reset only in its "
-                       r"refractory branch"):
-        lower_ir_to_nest(legalize_for(NestTarget(), g, say=None))
+    net = lower_ir_to_nest(legalize_for(NestTarget(), g, say=None))
+    assert net.cells["layer_lsnn_cell"].model == net.cells["layer_lif_cell"].model == "n3ml_cell"
+    assert "layer_lsnn_cell_syn" not in net.cells  # the LI is the ALIF's current
+    assert net.cells["readout"].model == "iaf_psc_exp"  # the LI -> LI readout stays NEST's own
