@@ -8,6 +8,9 @@ Standard cells only, so that one script runs on every PyNN backend:
 * Spike inputs -> `SpikeSourceArray`; biases -> a `SpikeSourceArray` "clock" firing every step.
 * Analog inputs (simulator=nest only) -> NEST's native `spike_generator`, one event per step weighted by
   the value (`spike_weights`), without PyNN's parrot (a parrot would drop the weights).
+* With simulator=nest, the nest target's native cells for what standard cells lack (eprop_iaf, gif_psc_exp,
+  the adaptive e-prop neurons, and n3ml's own NEST cell `n3ml_cell` for Norse's LSNNCell and a CubaLIF with
+  reset to v_reset in a one-step loop, compiled by the program).
 
 PyNN's standard cells reset to v_reset only: reset "subtract"/"none" is refused (the nest target maps
 it exactly). Analog inputs (SpikeSourceArray events have unit weight) run on PyNN-on-NEST only, as NEST's

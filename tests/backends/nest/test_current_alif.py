@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,29 +130,6 @@ def test_other_refusals_are_precise():
         lower_ir_to_nest(g)
 
 
-GIF_PROBE = r"""
-import json, sys
-import nest
-nest.set_verbosity("M_ERROR")
-out = {}
-for t_ref in (0.0, 1.0):
-    nest.ResetKernel()
-    nest.resolution = 1.0
-    n = nest.Create("gif_psc_exp", params={"E_L": 0.0, "V_m": 0.0, "C_m": 10.0, "g_L": 1.0, "tau_syn_ex": 5.0,
-        "tau_syn_in": 5.0, "V_T_star": 1.0, "V_reset": 0.0, "t_ref": t_ref, "I_e": 0.0, "Delta_V": 1e-300,
-        "lambda_0": 1e-290, "q_sfa": [], "tau_sfa": [], "q_stc": [], "tau_stc": []})
-    sg = nest.Create("spike_generator", params={"spike_times": [1.0]})
-    nest.Connect(sg, n, syn_spec={"weight": 100.0, "delay": 1.0})
-    mm = nest.Create("multimeter", params={"record_from": ["V_m", "I_syn_ex"], "interval": 1.0})
-    sr = nest.Create("spike_recorder")
-    nest.Connect(mm, n)
-    nest.Connect(n, sr)
-    nest.Simulate(12.0)
-    ev = mm.events
-    out[str(t_ref)] = {"t": list(map(float, ev["times"])), "V": list(map(float, ev["V_m"])),
-                       "I": list(map(float, ev["I_syn_ex"])), "spikes": list(map(float, sr.events["times"]))}
-json.dump(out, sys.stdout)
-"""
 
 
 @needs_nest
@@ -160,10 +138,8 @@ def test_gif_psc_exp_resets_only_while_refractory(tmp_path):
     (it fires step after step above threshold); with t_ref = 1 step V sits at V_reset in the step after each spike
     and the neuron neither integrates its current there nor fires, where the IR's ALIF (reset to 0, refractory 0)
     integrates and fires again in that step."""
-    script = tmp_path / "probe.py"
-    script.write_text(GIF_PROBE)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={"PYNEST_QUIET": "1", **__import__("os").environ})
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("gif_probe.py"))], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env={"PYNEST_QUIET": "1", **os.environ})
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     free, held = got["0.0"], got["1.0"]
