@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 __all__ = ["decay", "gain", "tau_of_decay", "SURROGATE_SLOPES", "DEFAULT_SURROGATE", "Namespace", "NUMPY", "Discrete",
-           "State", "discretize", "step", "STEPS", "trunc_shift", "overflow", "check_training"]
+           "State", "discretize", "step", "STEPS", "trunc_shift", "overflow", "check_training", "fixed_adapts"]
 
 # ----------------------------------------------------------- §3: per-step factors
 
@@ -113,7 +113,8 @@ class Discrete(NamedTuple):
     Float neurons: v* = v_leak + a (v - v_leak) + rg I (IF: v + I; Integrator: v + rg I);
     CubaLIF first i = a_s i + I and uses i as I; ALIF b' = a_b b, threshold theta + b', b = b' + q s.
     FixedCubaLIF: u = ovf(trunc(u keep_u / 2^shift) + I << input_shift), v* = ovf(trunc(v keep_v /
-    2^shift) + u + bias). None marks a term the neuron does not have.
+    2^shift) + u + bias); with adaptation (q given) b' = trunc(b keep_b / 2^shift), threshold theta + b',
+    b = sat(b' + q s). None marks a term the neuron does not have.
     """
 
     kind: str  # primitive class name: the key of STEPS
@@ -126,10 +127,11 @@ class Discrete(NamedTuple):
     v_leak: Any = None
     a_s: Any = None  # CubaLIF current decay
     a_b: Any = None  # ALIF adaptation decay
-    q: Any = None  # ALIF threshold jump
+    q: Any = None  # ALIF threshold jump (FixedCubaLIF: integer, None without adaptation)
     keep_u: Any = None  # FixedCubaLIF: 2^D - du
     keep_v: Any = None  # FixedCubaLIF: 2^D - dv
     bias: Any = None  # FixedCubaLIF: added to v each step
+    keep_b: Any = None  # FixedCubaLIF with adaptation: 2^D - db
     reset: str = "subtract"
     refractory: int = 0
     detach_reset: bool = True  # no gradient through the reset
@@ -152,7 +154,7 @@ class Discrete(NamedTuple):
         return a_s, a, rg, leak
 
 
-ARRAYS = ("theta", "v_reset", "v_init", "a", "rg", "v_leak", "a_s", "a_b", "q", "keep_u", "keep_v", "bias")
+ARRAYS = ("theta", "v_reset", "v_init", "a", "rg", "v_leak", "a_s", "a_b", "q", "keep_u", "keep_v", "bias", "keep_b")
 
 
 def _as64(field: str, v: Any) -> Any:
@@ -208,10 +210,18 @@ def _d_integrator(p, param, factor, dt, scheme):
 
 def _d_fixed(p, param, factor, dt, scheme):
     one = np.int64(1) << p.decay_bits
-    return {**_spiking(p, param), "keep_u": param("du", one - np.asarray(p.du, dtype=np.int64)),
-            "keep_v": param("dv", one - np.asarray(p.dv, dtype=np.int64)), "bias": param("bias", p.bias),
-            "shift": p.decay_bits, "input_shift": p.input_shift, "state_bits": p.state_bits,
-            "current_overflow": p.current_overflow, "voltage_overflow": p.voltage_overflow}
+    out = {**_spiking(p, param), "keep_u": param("du", one - np.asarray(p.du, dtype=np.int64)),
+           "keep_v": param("dv", one - np.asarray(p.dv, dtype=np.int64)), "bias": param("bias", p.bias),
+           "shift": p.decay_bits, "input_shift": p.input_shift, "state_bits": p.state_bits,
+           "current_overflow": p.current_overflow, "voltage_overflow": p.voltage_overflow}
+    if fixed_adapts(p):  # (q = 0 everywhere: b stays 0, the step skips the adaptation's work)
+        out |= {"q": param("q", p.q), "keep_b": param("db", one - np.asarray(p.db, dtype=np.int64))}
+    return out
+
+
+def fixed_adapts(p: Any) -> bool:
+    """Whether a FixedCubaLIF adapts its threshold (some q != 0; b stays 0 otherwise, whatever db is)."""
+    return bool(np.any(np.asarray(getattr(p, "q", 0)) != 0))
 
 
 DISCRETIZE: dict[str, Callable[..., dict[str, Any]]] = {
@@ -335,12 +345,18 @@ def step_integrator(xp, k, st, x):
 
 
 def step_fixed_cuba_lif(xp, k, st, x):
-    """FixedCubaLIF (§6): u = ovf_u(trunc(u (2^D - du) / 2^D) + I 2^k); v* = ovf_v(trunc(v (2^D - dv) / 2^D) + u + bias)."""
+    """FixedCubaLIF (§6): u = ovf_u(trunc(u (2^D - du) / 2^D) + I 2^k); v* = ovf_v(trunc(v (2^D - dv) / 2^D) + u + bias);
+    with adaptation b' = trunc(b (2^D - db) / 2^D), threshold theta + b', b = sat(b' + q s) (§6a)."""
     u = overflow(xp, trunc_shift(xp, st.i * k.keep_u, k.shift) + (xp.to_int(x) << k.input_shift), k.state_bits,
                  k.current_overflow)
     cand = overflow(xp, trunc_shift(xp, st.v * k.keep_v, k.shift) + u + k.bias, k.state_bits, k.voltage_overflow)
-    s, v, c = _fire(xp, k, cand, st, k.theta)
-    return s, st._replace(i=u, v=v, c=c)
+    if k.q is None:
+        s, v, c = _fire(xp, k, cand, st, k.theta)
+        return s, st._replace(i=u, v=v, c=c)
+    b = trunc_shift(xp, st.b * k.keep_b, k.shift)
+    s, v, c = _fire(xp, k, cand, st, k.theta + b)
+    # b saturates like a voltage register: a jump never wraps a high threshold round to a low one
+    return s, st._replace(i=u, v=v, c=c, b=overflow(xp, b + k.q * s, k.state_bits, "saturate"))
 
 
 STEPS: dict[str, Callable] = {

@@ -742,12 +742,16 @@ class FixedCubaLIF(Neuron):
     u_t = ovf_u(trunc((2^D - du) u_{t-1} / 2^D) + (I_t << input_shift))
     v_t = ovf_v(trunc((2^D - dv) v_{t-1} / 2^D) + u_t + bias)
     s_t = [v_t > theta]; reset as for every neuron. trunc rounds toward zero.
+    Threshold adaptation (q != 0; Norse's LSNN, n3ml's ALIF quantized), docs/semantics.md §6:
+    b'_t = trunc((2^D - db) b_{t-1} / 2^D); s_t = [v_t > theta + b'_t]; b_t = sat(b'_t + q s_t).
     """
 
     state_names: ClassVar[tuple[str, ...]] = ("i", "v")
     du: Param  # current decay in units of 2^-decay_bits (0..2^decay_bits)
     dv: Param  # voltage decay in units of 2^-decay_bits
     bias: Param = 0  # constant added to v each step, state units
+    db: Param = 0  # threshold adaptation decay in units of 2^-decay_bits (only read where q != 0)
+    q: Param = 0  # threshold jump per spike, state units (0: no adaptation, the plain neuron)
     decay_bits: int = 12
     state_bits: int = 24
     input_shift: int = 6
@@ -755,7 +759,7 @@ class FixedCubaLIF(Neuron):
     voltage_overflow: str = "saturate"
 
     def _shape_params(self) -> tuple[str, ...]:
-        return ("du", "dv", "bias", "theta", "v_reset", "v_init")
+        return ("du", "dv", "bias", "theta", "v_reset", "v_init", "db", "q")
 
     def verify(self, name: str) -> None:
         Neuron.verify(self, name)
@@ -772,7 +776,7 @@ class FixedCubaLIF(Neuron):
             raise VerifyError(f"`input_shift` must be less than `state_bits` ({self.state_bits}), found "
                               f"{self.input_shift}", node=name)
         lo, hi = -(2 ** (self.state_bits - 1)), 2 ** (self.state_bits - 1) - 1
-        for f in ("theta", "v_reset", "v_init", "bias"):
+        for f in ("theta", "v_reset", "v_init", "bias", "q"):
             v = np.asarray(getattr(self, f))
             if v.size and (v.min() < lo or v.max() > hi):
                 raise VerifyError(f"`{f}` must lie in the {self.state_bits}-bit state range {lo}..{hi}, found "
@@ -784,7 +788,7 @@ class FixedCubaLIF(Neuron):
             if v.dtype.kind == "f" and not np.all(v == np.round(v)):
                 raise VerifyError(f"`{f}` must hold integers in a fixed-point neuron, found {_short(getattr(self, f))}",
                                   node=name)
-        for f in ("du", "dv"):
+        for f in ("du", "dv", "db"):
             v = np.asarray(getattr(self, f))
             if np.any(v < 0) or np.any(v > 2**self.decay_bits):
                 raise VerifyError(f"`{f}` must lie in 0..{2**self.decay_bits}, found {_short(getattr(self, f))}",

@@ -34,6 +34,7 @@ class Profile:
     resets: tuple[str, ...] = ("to-value",)
     v_reset_zero: bool = True  # to-value resets must go to 0
     refractory: bool = False  # whether its neurons can hold a refractory period (FixedCubaLIF.refractory)
+    adaptation: bool = False  # whether its neurons can adapt their threshold (FixedCubaLIF.db, q)
     current_overflow: str = "wrap"
     voltage_overflow: str = "saturate"
     headroom: float = 1.0  # fraction of the state range the worst-case current may use
@@ -75,14 +76,15 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # Loihi 2 as lava-nc 0.10 models it: lava/proc/lif/models.py PyLifModelBitAcc,
     # lava/proc/dense/models.py PyDenseModelBitAcc
-    # + reset by subtraction or none, and a refractory period (v held, no spike, for `refractory` steps after
-    # a spike while the current keeps integrating), through n3ml's own N3mlLIF process: Lava simulates it in
+    # + reset by subtraction or none, a refractory period (v held, no spike, for `refractory` steps after
+    # a spike while the current keeps integrating) and an adaptive threshold (b' = trunc((2^12 - db) b / 2^12),
+    # spike when v > theta + b', b = b' + q s), through n3ml's own N3mlLIF process: Lava simulates it in
     # fixed_pt bit for bit; on a Loihi 2 chip it needs a custom neuron microcode model (Lava 0.10's
-    # bit-accurate LIF has neither)
-    "loihi2": Profile(name="loihi2", resets=("to-value", "subtract", "none"), refractory=True),
-    # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness
+    # bit-accurate LIF has none of them)
+    "loihi2": Profile(name="loihi2", resets=("to-value", "subtract", "none"), refractory=True, adaptation=True),
+    # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness, adaptation
     "int8": Profile(name="int8", weight_bits=8, mixed_sign_loses_bit=False, weight_exp_max=0, state_bits=32,
                     input_shift=6, theta_shift=0, vth_max=2**30, bias_mant_bits=None, du_min=0, dv_max=1 << 12,
-                    resets=("to-value", "subtract", "none"), v_reset_zero=False, refractory=True),
+                    resets=("to-value", "subtract", "none"), v_reset_zero=False, refractory=True, adaptation=True),
 }
 LOIHI2 = PROFILES["loihi2"]

@@ -4,9 +4,15 @@
     quantize{profile=int8}       a generic int8-weight, int32-state form
 
 The float graph's synapses (Dense, Conv1d/Conv2d, SumPool2d/AvgPool2d) and the
-spiking neurons they feed (IF, LIF, CubaLIF) become integer synapses and
-`FixedCubaLIF` neurons (docs/semantics.md §6). What the hardware can hold is data
-in a `Profile`; this pass knows no target.
+spiking neurons they feed (IF, LIF, CubaLIF, ALIF) become integer synapses and
+`FixedCubaLIF` neurons (docs/semantics.md §6; an ALIF's adaptive threshold becomes
+the neuron's db and q, §6a). What the hardware can hold is data in a `Profile`;
+this pass knows no target.
+
+An ALIF reading an LI current (v_leak = v_init = 0; Norse's LSNN) is one neuron
+whose current is the LI: when the LI reaches it through a Delay (the LSNN integrates
+the current of the step before), the Delay is first moved in front of the LI's
+synapses (`delay-before-current`, exact).
 
 How the scales are chosen (docs/quantization.md has the derivation): a neuron's
 spikes depend only on its inputs and state relative to its threshold, so every
@@ -38,14 +44,15 @@ from ..ir.profiles import PROFILES, Profile  # noqa: F401 (the profiles are data
 from ..ir.types import FixedPoint
 from .base import Pass, PassError
 from .cleanup import bypass
+from .current_delay import move_current_delays
 from .legalize import SYNAPSE_PER_NEURON, spike_gated_loop
 
 log = logging.getLogger(__name__)
 
 
 SYNAPSES = (P.Dense, P.Conv1d, P.Conv2d, P.SumPool2d, P.AvgPool2d)
-FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF)
-PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.FixedCubaLIF)
+FLOAT_NEURONS = (P.IF, P.LIF, P.CubaLIF, P.ALIF)
+PASSIVE = (P.Input, P.Output, P.Flatten, P.Delay, P.Add, P.Concat, P.FixedCubaLIF)  # (a Concat of spikes: `_synapse`)
 
 
 CANONICAL = SYNAPSE_PER_NEURON  # the Lava target's legalization (passes/legalize.py)
@@ -56,7 +63,7 @@ class Quantize(Pass):
     """Quantize weights and neurons for a fixed-point profile (loihi2, int8)."""
 
     name = "quantize"
-    summary = "float synapses and IF/LIF/CubaLIF -> integer weights and FixedCubaLIF (profile=loihi2|int8)"
+    summary = "float synapses and IF/LIF/CubaLIF/ALIF -> integer weights and FixedCubaLIF (profile=loihi2|int8)"
     profile: str = "loihi2"
     candidates: int = 256  # thresholds tried per neuron group
     input_scale: float = 0.0  # > 0: analog inputs become graded integers round(input_scale * x), |x| <= 1
@@ -75,6 +82,9 @@ class Quantize(Pass):
 
         # the exact rewrites every synapse-per-neuron target needs first (a BatchNorm, a Scale of spikes, a
         # max-pool of spikes, two synapses in a row have no fixed-point form of their own)
+        # an ALIF's current through a Delay (Norse's LSNN): the Delay goes in front of the current's synapses, so
+        # that the current is formed in the step the neuron reads it, as FixedCubaLIF's u is
+        graph = move_current_delays(graph, refuse_bias=True)
         graph = PassManager([get_pass_class(n)() for n in CANONICAL]).run(graph, None)
         out, report = quantize(graph, prof, candidates=self.candidates,
                                input_scale=self.input_scale, readout=self.readout)
@@ -120,7 +130,9 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
         raise UnsupportedError(f"node `{user}`: quantize needs its input to come from a synapse (Dense, Conv, "
                                f"SumPool2d, AvgPool2d) or an Add of synapses; found `{name}` ({prim.op})")
     src = graph.inputs_of(name)[0]
-    origin = graph.inputs_of(src)[0] if isinstance(graph.nodes[src], P.Flatten) else src
+    origin = src
+    while isinstance(graph.nodes[origin], (P.Flatten, P.Delay)):  # graded integers stay graded through both
+        origin = graph.inputs_of(origin)[0]
     graded = isinstance(graph.nodes[origin], P.Input) and input_scale > 0
     if types[src].kind != "spike" and not graded:
         raise UnsupportedError(f"node `{name}` ({prim.op}): quantize needs spikes into a synapse; its input "
@@ -167,9 +179,26 @@ def _live_taps(prim: P.Conv2d, shape: tuple[int, ...]) -> P.Conv2d:
     return dataclasses.replace(prim, weight=np.ascontiguousarray(w[tuple(keep)]), padding=tuple(pad))
 
 
+def current_inputs(graph: Graph) -> dict[str, str]:
+    """{ALIF: LI} for an ALIF reading an LI with v_leak = v_init = 0 read by it alone, fed by a synapse or an
+    Add (Norse's LSNN current, its Delay moved before the synapses): the pair quantizes as one FixedCubaLIF
+    whose current u is the LI (du from the LI's decay, the gains multiplied)."""
+    found = {}
+    for n, p in graph.nodes.items():
+        if type(p) is not P.ALIF:
+            continue
+        (src,) = graph.inputs_of(n)
+        q = graph.nodes[src]
+        if (type(q) is P.LI and graph.users_of(src) == [n] and not np.any(np.asarray(q.v_leak))
+                and not np.any(np.asarray(q.v_init))
+                and isinstance(graph.nodes[graph.inputs_of(src)[0]], SYNAPSES + (P.Add,))):
+            found[n] = src
+    return found
+
+
 def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Group]:
     groups = []
-    chains = li_chains(graph) if readout == "voltage" else {}
+    chains = {**(li_chains(graph) if readout == "voltage" else {}), **current_inputs(graph)}
     for n in graph.topo_order():
         p = graph.nodes[n]
         if n in chains.values():
@@ -187,8 +216,9 @@ def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Grou
             groups.append(_Group(n, p, tuple(types[n].shape), syns, first))
         elif not isinstance(p, SYNAPSES + PASSIVE):
             raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form" + (spike_gated_loop(graph, n) or (
-                "; quantize handles synapses (Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF or CubaLIF "
-                "neurons" + (" (and LI readouts with readout=voltage)" if isinstance(p, P.LI) else ""))))
+                "; quantize handles synapses (Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF, CubaLIF or ALIF "
+                "neurons (an ALIF's current may be an LI with v_leak = v_init = 0)"
+                + (" and LI readouts with readout=voltage" if isinstance(p, P.LI) else ""))))
     return groups
 
 
@@ -217,6 +247,8 @@ def _check_neuron(name: str, prim: P.Neuron, prof: Profile) -> None:
                                f"{', '.join(prof.resets)}); Lava's LIF resets v to 0 after a spike")
     if prim.reset == "to-value" and prof.v_reset_zero and np.any(np.asarray(prim.v_reset) != 0):
         raise UnsupportedError(f"{where}: profile {prof.name} resets to 0 only; found v_reset={prim.v_reset!r}")
+    if isinstance(prim, P.ALIF) and not prof.adaptation:
+        raise UnsupportedError(f"{where}: profile {prof.name} has no adaptive threshold")
     if prim.refractory and not prof.refractory:
         raise UnsupportedError(f"{where}: profile {prof.name} has no refractory period; found refractory="
                                f"{prim.refractory}")
@@ -357,7 +389,7 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     """Quantize one neuron group in `out`: its registers, a threshold and weight exponents, its constants."""
     p = grp.prim
     dyn = _dynamics(p, dt, scheme)
-    if grp.first is not None:  # LI1 -> LI2: u = a1 u + c1 c2 I, v = a2 v + u + leak2
+    if grp.first is not None:  # LI1 -> LI2 (or -> ALIF): u = a1 u + c1 c2 I, v = a2 v + u + leak2
         first = _dynamics(out.nodes[grp.first], dt, scheme)
         dyn = _Dyn(first.a, dyn.a, np.asarray(first.gain) * np.asarray(dyn.gain), dyn.leak)
     # a readout has no threshold: its voltage is scaled as if 1.0 were one (only ratios matter)
@@ -365,14 +397,19 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     du, dv, pile = _registers(dyn, prof, p.spiking)
     targets = _normalised_weights(grp, dyn, theta)
     bias_n, note = _normalised_bias(grp, dyn, theta)
-    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates, _bias_cap(grp, bias_n, prof))
+    db, q_n = _adaptation(p, dt, scheme, theta, prof)
+    caps = [c for c in (_bias_cap(grp, bias_n, prof), _adapt_cap(q_n, prof)) if c is not None]
+    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates, min(caps) if caps else None)
     bias, bias_v, bias_exp, v_init, v_reset = _neuron_constants(grp, bias_n, theta, th, prof)
     syn_rep = _write_synapses(out, grp, targets, fits, th, prof)
     fire_th = th if p.spiking else prof.vth_max << prof.theta_shift
+    adapt = {}
+    if db is not None:  # b in the units of v: q / theta * th, like every voltage
+        adapt = {"db": _scalar(db), "q": _scalar(np.round(q_n * th).astype(np.int64))}
     out.nodes[grp.neuron] = P.FixedCubaLIF(
         du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=fire_th, v_reset=_scalar(v_reset),
         reset=p.reset if p.spiking else "to-value", refractory=p.refractory if p.spiking else 0,
-        v_init=_scalar(v_init), **prof.neuron_fields())
+        v_init=_scalar(v_init), **adapt, **prof.neuron_fields())
     rep = {"vth": fire_th >> prof.theta_shift, "theta": fire_th, "du": int(np.max(du)), "dv": int(np.max(dv)),
            "voltage_decay_error": float(np.max(np.abs((1 - dv / prof.one) - np.asarray(dyn.a)))),
            "current_decay_error": float(np.max(np.abs((1 - du / prof.one) - np.asarray(dyn.a_s, np.float64)))),
@@ -381,6 +418,10 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
            "bias_exp": int(np.max(bias_exp))}
     if note:
         rep["note"] = note
+    if adapt:
+        rep["db"], rep["q"] = int(np.max(db)), int(np.max(np.abs(adapt["q"])))
+        rep["adaptation_decay_error"] = float(np.max(np.abs((1 - db / prof.one) - np.asarray(
+            discretize(p, dt, scheme).a_b, np.float64))))
     if not p.spiking:
         rep["readout"] = (f"never fires (theta {fire_th}); read state/{grp.neuron}.v = float voltage * {th}")
         rep["voltage_scale"] = th
@@ -397,6 +438,30 @@ def _registers(dyn: _Dyn, prof: Profile, spiking: bool) -> tuple[np.ndarray, np.
     if not spiking:
         pile *= float(one / max(int(np.min(dv)), 1))
     return du, dv, pile
+
+
+def _adaptation(p: P.Neuron, dt: float, scheme: str, theta: np.ndarray,
+                prof: Profile) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An ALIF's adaptation as (db, q / theta): the decay register of b' = trunc((2^D - db) b / 2^D) and the
+    threshold jump normalised like the voltage (times the integer threshold, it is q in state units);
+    (None, None) for a neuron without one."""
+    if not isinstance(p, P.ALIF):
+        return None, None
+    k = discretize(p, dt, scheme)
+    db = np.clip(np.round(prof.one * (1 - np.asarray(k.a_b, np.float64))), 0, prof.one).astype(np.int64)
+    return db, np.asarray(k.q, np.float64) / theta
+
+
+def _adapt_cap(q_n: np.ndarray | None, prof: Profile) -> int | None:
+    """The largest threshold (state units) at which the jump q = q_n theta fits the state register.
+
+    Not the (far lower) cap that would keep b in the state if the neuron spiked at every step: a spike needs
+    v > theta + b', and v stays within the state (`_choose_threshold`), so b' < state_max - theta and b stays
+    below state_max + (q - theta). b saturates at the state's edge (docs/semantics.md §6a) only where v reaches
+    within q - theta of it, which the worst-case scaling of v keeps out of reach. Measured on Norse's LSNN
+    (docs/quantization.md): the every-step cap cut the threshold 8x and the agreement with the float graph."""
+    big = float(np.max(np.abs(q_n))) if q_n is not None and np.size(q_n) else 0.0
+    return int(prof.state_max / big) if big > 0 else None
 
 
 def _normalised_weights(grp: _Group, dyn: _Dyn, theta: np.ndarray) -> list[np.ndarray]:
@@ -468,7 +533,7 @@ def _normalised_bias(grp: _Group, dyn: _Dyn, theta: np.ndarray) -> tuple[np.ndar
     for s in grp.syns:
         if s.bias is not None:
             b = s.bias.reshape((-1,) + (1,) * (len(shape) - 1)) * np.ones(shape)
-            if isinstance(p, P.CubaLIF):  # a constant current reaches v as its steady state
+            if isinstance(p, P.CubaLIF) or grp.first is not None:  # a constant current reaches v as its steady state
                 b = b / (1 - np.asarray(dyn.a_s, dtype=np.float64))
                 note = "bias of a current-based neuron moved to the voltage as its steady state"
             bias_f = bias_f + b
