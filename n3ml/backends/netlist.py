@@ -956,6 +956,27 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
     return net
 
 
+def lower_with_fast_cells(graph: Graph, cells: dict[str, Any], extra_steps: Callable[[Any], int],
+                          fast: Callable[[str], Any] | None, **options) -> Netlist:
+    """`lower_ir_to_netlist` with the cells' extra steps; when a loop is too short for them, each CubaLIF on it
+    with reset to v_reset and refractory 0 whose cell takes an extra step gets the cell `fast(name)` (n3ml's
+    own NEST cell, whose current enters v in the step it arrives), and the latencies are solved again.
+    `fast` None (a simulator without that cell): the loop is refused, naming simulator=nest."""
+    while True:
+        try:
+            return lower_ir_to_netlist(graph, extra_steps={k: extra_steps(c) for k, c in cells.items()}, **options)
+        except LoopError as e:
+            redo = [c for c in e.cells if extra_steps(cells[c]) and type(graph.nodes[c]) is P.CubaLIF
+                    and graph.nodes[c].reset == "to-value" and graph.nodes[c].refractory == 0]
+            if not redo:
+                raise
+            if fast is None:
+                raise LoopError(f"{e}; with simulator=nest such a CubaLIF is n3ml's own NEST cell, which takes no "
+                                "extra step", e.cells) from None
+            for c in redo:
+                cells[c] = fast(c)
+
+
 def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
     if src == CLOCK:
         return

@@ -27,9 +27,9 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, LoopError, Netlist, OwnCell, Sparse, alif_cell,
+from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, Sparse, alif_cell,
                        choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
+                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells, membrane_factors,
                        own_cuba, own_current_alif, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
@@ -204,19 +204,8 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():
         cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, jump)
-    while True:
-        try:
-            net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()}, target=TARGET)
-            break
-        except LoopError as e:
-            # a CubaLIF with reset to v_reset on iaf_psc_exp takes an extra step (it integrates the current of the
-            # previous step); on a loop too short for that, n3ml's own cell, whose current enters v at once
-            redo = [c for c in e.cells if cells[c].model == "iaf_psc_exp" and isinstance(graph.nodes[c], P.CubaLIF)
-                    and graph.nodes[c].refractory == 0]  # (n3ml_cell has no refractoriness)
-            if not redo:
-                raise
-            for c in redo:
-                cells[c] = cell_own(own_cuba(c, graph.nodes[c], float(graph.dt), graph.scheme, types[c].size))
+    net = lower_with_fast_cells(graph, cells, lambda c: c.extra_steps, lambda name: cell_own(own_cuba(
+        name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size)), target=TARGET)
     cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     out = NestNetwork(net, cells)
     for pr in net.projections:

@@ -30,9 +30,9 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, LoopError, Netlist, OwnCell, alif_cell,
+from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, alif_cell,
                        choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_ir_to_netlist, membrane_factors,
+                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells, membrane_factors,
                        own_cuba, own_current_alif, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
@@ -197,8 +197,9 @@ def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int, native: b
 
 def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int,
                       native: bool = False) -> PynnCell:
-    """An ALIF behind its synaptic current (Norse's LSNNCell, netlist.fuse_current_alifs), reset none, on
-    PyNN-on-NEST: NEST's gif_psc_exp as a native cell type, the nest target's construction (weights / 1000)."""
+    """An ALIF behind its synaptic current (Norse's LSNNCell, netlist.fuse_current_alifs) on PyNN-on-NEST, the
+    nest target's cell as a native cell type: gif_psc_exp for reset none (weights / 1000), n3ml's own NEST cell
+    for reset to v_reset."""
     if not native:
         raise UnsupportedError(f"node `{name}` (ALIF) behind its synaptic current `{fused.syn}` (LI): PyNN's "
                                "standard cells have no adaptive threshold; emit with simulator=nest (NEST's native "
@@ -275,20 +276,10 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():
         cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, True, jump)
-    while True:
-        try:
-            net = lower_ir_to_netlist(graph, extra_steps={k: c.extra_steps for k, c in cells.items()},
-                                      generator_latency=SOURCE_LATENCY, target=TARGET)
-            break
-        except LoopError as e:
-            # as the nest target: a CubaLIF with reset to v_reset on a loop too short for IF_curr_exp's extra
-            # step becomes n3ml's own NEST cell (on NEST only)
-            redo = [c for c in e.cells if cells[c].celltype == "IF_curr_exp" and isinstance(graph.nodes[c], P.CubaLIF)
-                    and graph.nodes[c].refractory == 0]  # (n3ml_cell has no refractoriness)
-            if not redo or simulator != "nest":
-                raise
-            for c in redo:
-                cells[c] = cell_native_own(own_cuba(c, graph.nodes[c], float(graph.dt), graph.scheme, types[c].size))
+    fast = (lambda name: cell_native_own(own_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme,
+                                                  types[name].size))) if simulator == "nest" else None
+    net = lower_with_fast_cells(graph, cells, lambda c: c.extra_steps, fast, generator_latency=SOURCE_LATENCY,
+                                target=TARGET)
     cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     for pop in net.inputs:
         if pop.kind == "analog_input" and simulator != "nest":

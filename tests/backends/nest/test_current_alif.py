@@ -222,3 +222,25 @@ def test_module_source_must_lie_next_to_the_program(tmp_path):
             nest_module(str(tmp_path), name)
     with pytest.raises(SystemExit, match="n3ml_cell.cpp is missing"):
         nest_module(str(tmp_path), "n3ml_cell.cpp")
+
+
+def cuba_loop() -> Graph:
+    """A CubaLIF with reset to v_reset feeding itself through one Delay step (Norse's LIFRecurrentCell): too
+    short for iaf_psc_exp, which integrates the current of the previous step."""
+    g = G.cuba_features()
+    g.replace("loop", steps=1)
+    g.replace("cuba", refractory=0)
+    return g
+
+
+@needs_nest
+@needs_cxx
+def test_cuba_in_one_step_loop_is_exact_with_own_cell(tmp_path):
+    g = cuba_loop()
+    assert lower_ir_to_nest(g).cells["cuba"].model == "n3ml_cell"
+    x = random_inputs(g, T, 2, 5, 0.4)
+    counts = G.assert_same_outputs(g, x, G.run_emitted(NestTarget(), g, x, tmp_path / "o", steps=T))
+    assert counts["out"] > 20
+    two_steps = G.cuba_features()  # a two-step loop keeps NEST's own iaf_psc_exp
+    two_steps.replace("cuba", refractory=0)
+    assert lower_ir_to_nest(two_steps).cells["cuba"].model == "iaf_psc_exp"
