@@ -67,7 +67,7 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         # per-neuron values go to weights.npz; one value stays a number (Lava broadcasts it)
         params[k] = arrays.add(f"{n}.{k}", a) if a.size > 1 else arrays.value(f"{n}.{k}", a.reshape(()))
     own = {"reset": pop.reset, "start": int(pop.start)} if pop.process == "N3mlLIF" else {}
-    if pop.adapt:  # an ALIF's threshold adaptation (N3mlLIF, threshold units)
+    if pop.adapt:  # threshold adaptation (N3mlLIF: an ALIF's in threshold units, a FixedCubaLIF's in integers)
         own["adapt"] = {k: arrays.add(f"{n}.{k}", np.asarray(v)) if np.size(v) > 1 else
                         arrays.value(f"{n}.{k}", np.asarray(v).reshape(())) for k, v in pop.adapt.items()}
     if pop.kind == "relay":
@@ -82,7 +82,9 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         what = "float, threshold units"
     if pop.per_neuron_decay:
         what += ", per-neuron du/dv"
-    if pop.adapt:
+    if pop.adapt and fixed:
+        what += ", adaptive threshold (vth << 6) + b' (b' = trunc(keep_b b >> 12), b = sat24(b' + q s))"
+    elif pop.adapt:
         what += ", adaptive threshold vth + b (b' = a_b b, b = b' + q s)"
     if pop.refractory and pop.process == "N3mlLIF":
         what += f", refractory for {pop.refractory} step(s) after a spike (v held, u integrating)"

@@ -19,8 +19,9 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
   its output is its voltage, read with a Monitor.
 * What Lava's LIF lacks runs on n3ml's own process N3mlLIF (runtime.py `own_models`): reset by subtraction
   or none, per-neuron decays, a start step, the IR's refractory period (both configurations; Lava's
-  LIFRefractory, floating_pt only, where the reset is to 0 and the two agree) and ALIF's adaptive threshold
-  (floating_pt, b and q in threshold units).
+  LIFRefractory, floating_pt only, where the reset is to 0 and the two agree) and an adaptive threshold:
+  ALIF's (floating_pt, b and q in threshold units) and FixedCubaLIF's db and q (fixed_pt, integers, as
+  n3ml.ir.neurons.step_fixed_cuba_lif: b' = trunc((2^12 - db) b >> 12), b = sat(b' + q s)).
 * An LI with v_leak = v_init = 0 read only by an IF/LIF/ALIF/LI, directly or through a Delay(d), is that
   population's u (`current_chains`); its synapses take the Delay (a zero-state linear filter commutes with it).
   A Dense reading a Concat is one connection per source population; an Output of a Concat, one Sink each.
@@ -90,7 +91,8 @@ class Pop:
     start: int = 0  # N3mlLIF holds u, v (no spike) for Lava steps 1..start: its wait for the first input
     of: str = ""  # an input kind: the Input whose data this population sends `latency` steps later
     fixed: bool = False  # fixed_pt (Lava's LIFRefractory has floating_pt models only)
-    adapt: dict[str, Any] = field(default_factory=dict)  # ALIF: {"a_b", "q"} (q in threshold units), N3mlLIF
+    # N3mlLIF's adaptive threshold: ALIF {"a_b", "q"} (q in threshold units); FixedCubaLIF {"keep_b", "q"} (integers)
+    adapt: dict[str, Any] = field(default_factory=dict)
 
     @property
     def process(self) -> str:
@@ -432,8 +434,14 @@ def _float_neuron(n: str, p: P.Neuron, dt: float, scheme: str,
 
 
 def _adaptation(p: P.Neuron, dt: float, scheme: str, shape: tuple[int, ...]) -> dict[str, Any]:
-    """An ALIF's threshold adaptation for N3mlLIF (floating_pt): b' = a_b b, threshold theta + b', b = b' + q s.
-    Lava's floating_pt v is in threshold units (v / theta), so b and q are divided by theta too."""
+    """A neuron's threshold adaptation for N3mlLIF. ALIF (floating_pt): b' = a_b b, threshold theta + b',
+    b = b' + q s; Lava's floating_pt v is in threshold units (v / theta), so b and q are divided by theta too.
+    FixedCubaLIF with q != 0 (fixed_pt): keep_b = 2^12 - db and q, integers in state units as the IR's."""
+    if isinstance(p, P.FixedCubaLIF):
+        if not N.fixed_adapts(p):
+            return {}
+        k = N.discretize(p, dt, scheme, param=lambda f, v: np.asarray(v, np.int64))
+        return {"keep_b": _decay(k.keep_b, shape), "q": _decay(k.q, shape)}
     if not isinstance(p, P.ALIF):
         return {}
     k = N.discretize(p, dt, scheme)

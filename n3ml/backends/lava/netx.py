@@ -140,6 +140,9 @@ def _neuron(name: str, p: P.FixedCubaLIF) -> dict[str, np.ndarray]:
                                + (f" v_reset={p.v_reset}" if p.reset == "to-value" else ""))
     if int(getattr(p, "refractory", 0)) != 0:
         raise UnsupportedError(f"node `{name}`: netx's CUBA neurons have no refractory period (refDelay = 1)")
+    if np.any(np.asarray(p.q) != 0):  # (the lava target runs it with n3ml's own process)
+        raise UnsupportedError(f"node `{name}`: netx's CUBA neurons have a fixed threshold; found threshold "
+                               f"adaptation q={p.q!r}, db={p.db!r} (an ALIF quantized: use the lava target)")
     if np.any(np.asarray(p.v_init) != 0):
         raise UnsupportedError(f"node `{name}`: netx neurons start at v = 0; found v_init {p.v_init!r}")
     return {"iDecay": int(np.max(p.du)), "vDecay": int(np.max(p.dv)), "vThMant": int(p.theta) >> LOIHI2.theta_shift,

@@ -202,7 +202,8 @@ def make_population(lava, net, name, data, B, steps):
     if pop["process"] == "LIFRefractory":
         args["refractory_period"] = pop["refractory"]
     if pop["process"] == "N3mlLIF":
-        adapt = {k: per_neuron(net.value(v), *lay, B) for k, v in pop.get("adapt", {}).items()}  # a_b, q
+        # a_b, q (floating_pt) or keep_b, q (fixed_pt)
+        adapt = {k: per_neuron(net.value(v), *lay, B) for k, v in pop.get("adapt", {}).items()}
         return lava.own()[0](shape=lava_shape(*lay, B), **args, reset=pop["reset"], start=int(pop["start"]),
                              refractory=int(pop["refractory"]), **adapt, name=name)
     process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
@@ -271,8 +272,10 @@ def own_models():
       value of the step before and the neuron sends no spike, but u integrates its input; c = R after a spike,
       else max(c - 1, 0). (Lava's LIFRefractory is floating_pt only and freezes v the same way but never masks
       a spike: the lowering uses it only for a reset to 0, where the two agree);
-    * threshold adaptation (`adapt`, floating_pt; n3ml's ALIF): b' = a_b b, the threshold is vth + b', then
-      b = b' + q s (b and q in threshold units, as v).
+    * threshold adaptation (`adapt`): floating_pt (n3ml's ALIF): b' = a_b b, the threshold is vth + b', then
+      b = b' + q s (b and q in threshold units, as v); fixed_pt (n3ml's FixedCubaLIF with db, q): integers,
+      b' = sign(b keep_b) (|b keep_b| >> 12) with keep_b = 2^12 - db, the threshold is (vth << 6) + b', then
+      b = b' + q s saturated to 24 bits like v.
 
     The models are Lava's, subclassed: the fixed_pt model runs PyLifModelBitAcc's update (24-bit wrapped u,
     saturated v, v > vth << 6, elementwise in the decays) and subtracts that effective threshold, which is the
@@ -294,7 +297,8 @@ def own_models():
         """Lava's LIF with a choice of reset, per-neuron du/dv, a start step, a refractory period and threshold
         adaptation (proc_params and Vars)."""
 
-        def __init__(self, *, shape, du=0, dv=0, reset="zero", start=0, refractory=0, a_b=None, q=None, **kwargs):
+        def __init__(self, *, shape, du=0, dv=0, reset="zero", start=0, refractory=0, a_b=None, q=None,
+                     keep_b=None, **kwargs):
             super().__init__(shape=shape, du=0, dv=0, reset=str(reset), start=int(start),
                              refractory=int(refractory), adapt=q is not None, **kwargs)
             self.du = Var(shape=shape, init=np.broadcast_to(du, shape).copy())  # one per neuron
@@ -303,6 +307,7 @@ def own_models():
             self.b = Var(shape=shape, init=np.zeros(shape))  # threshold adaptation
             self.a_b = Var(shape=shape, init=np.broadcast_to(0.0 if a_b is None else a_b, shape).astype(float))
             self.q = Var(shape=shape, init=np.broadcast_to(0.0 if q is None else q, shape).astype(float))
+            self.keep_b = Var(shape=shape, init=np.broadcast_to(0 if keep_b is None else keep_b, shape).astype(np.int64))
 
     def step(model, fixed):
         """One spiking phase: hold (no dynamics, no spike) until the start step; then Lava's sub-threshold
@@ -321,7 +326,11 @@ def own_models():
             thr = model.vth
         held = model.v.copy()
         model.subthr_dynamics(activation_in=a_in)
-        if prm["adapt"]:
+        if prm["adapt"] and fixed:  # b' = trunc(b keep_b / 2^12), in int64 (the product exceeds 32 bits)
+            kept = model.b.astype(np.int64) * model.keep_b
+            model.b[:] = np.sign(kept) * np.right_shift(np.abs(kept), model.decay_shift)
+            thr = thr + model.b
+        elif prm["adapt"]:
             model.b[:] = model.a_b * model.b
             thr = thr + model.b
         s = model.v > thr
@@ -335,7 +344,10 @@ def own_models():
             model.v[s] = 0
         if prm["refractory"]:
             model.c[:] = np.where(s, prm["refractory"], np.maximum(model.c - 1, 0))
-        if prm["adapt"]:
+        if prm["adapt"] and fixed:  # saturated like v: clip to +-(2^23 - 1)
+            lim = model.max_uv_val - 1
+            model.b[:] = np.clip(model.b + model.q * s, -lim, lim)
+        elif prm["adapt"]:
             model.b[:] = model.b + model.q * s
         model.s_out.send(s)
 
@@ -350,6 +362,7 @@ def own_models():
         b: np.ndarray = LavaPyType(np.ndarray, float)
         a_b: np.ndarray = LavaPyType(np.ndarray, float)
         q: np.ndarray = LavaPyType(np.ndarray, float)
+        keep_b: np.ndarray = LavaPyType(np.ndarray, np.int64)  # (fixed_pt's; unused here)
 
         def run_spk(self):
             step(self, fixed=False)
@@ -362,9 +375,10 @@ def own_models():
         du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
         dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
         c: np.ndarray = LavaPyType(np.ndarray, np.int32)
-        b: np.ndarray = LavaPyType(np.ndarray, float)  # (no fixed-point adaptation: the IR has none)
-        a_b: np.ndarray = LavaPyType(np.ndarray, float)
-        q: np.ndarray = LavaPyType(np.ndarray, float)
+        b: np.ndarray = LavaPyType(np.ndarray, np.int64)  # integer adaptation in state units (24 bits used)
+        a_b: np.ndarray = LavaPyType(np.ndarray, float)  # (floating_pt's; unused here)
+        q: np.ndarray = LavaPyType(np.ndarray, np.int64)
+        keep_b: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
         def run_spk(self):
             step(self, fixed=True)
