@@ -119,6 +119,43 @@ def test_fixed_point_neuron_truncates_wraps_and_saturates():
     assert st["n.i"][:, 0, 0].tolist() == [2047, 2049 - 4096, 2050 - 4096]  # wraps into (-M, M]
 
 
+def test_fixed_point_adaptive_threshold_by_hand():
+    # b' = trunc(b (4096 - 1024) / 4096); spike if v* > 100 + b'; reset to 0; b = b' + 40 s
+    n = FixedCubaLIF(du=4096, dv=2048, theta=100, reset="to-value", input_shift=0, db=1024, q=40)
+    s, v, _ = trace(n, [150] * 5, kind="analog")
+    # t0: v* 150 > 100 + 0, b = 40; t1: v* 150 > 100 + 30, b = 70; t2: v* 150 <= 100 + 52 (b = 52);
+    # t3: v* 75 + 150 = 225 > 100 + 39, b = 79; t4: v* 150 <= 100 + 59
+    assert s.tolist() == [1, 1, 0, 1, 0]
+    assert v.tolist() == [0, 0, 150, 0, 150]
+    plain = FixedCubaLIF(du=4096, dv=2048, theta=100, reset="to-value", input_shift=0, db=1024)  # q = 0
+    assert trace(plain, [150] * 5, kind="analog")[0].tolist() == [1] * 5
+    # subtract removes the adapted threshold; b rounds toward zero when negative (q < 0 lowers the threshold)
+    n = FixedCubaLIF(du=4096, dv=0, theta=100, reset="subtract", input_shift=0, db=2048, q=-30)
+    s, v, _ = trace(n, [120, 0, 60, 0], kind="analog")
+    # t0: 120 > 100: v = 20, b = -30; t1: b' = -15, 20 <= 85; t2: b' = trunc(-7.5) = -7, 80 <= 93;
+    # t3: b' = trunc(-3.5) = -3, 80 <= 97
+    assert s.tolist() == [1, 0, 0, 0] and v.tolist() == [20, 20, 80, 80]
+
+
+def test_fixed_point_adaptation_saturates_in_the_state():
+    n = FixedCubaLIF(du=4096, dv=4096, theta=10, reset="to-value", input_shift=0, state_bits=12, db=0, q=1500)
+    # b never decays (db = 0) and jumps by 1500: 1500, then 3000 saturates at 2047 (M - 1); then v 2047 cannot
+    # exceed 10 + 2047
+    s, _, _ = trace(n, [2047] * 4, kind="analog")
+    assert s.tolist() == [1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("db", 4097, "`db` must lie in 0..4096"), ("db", -1, "`db` must lie in 0..4096"),
+    ("q", 1 << 23, "`q` must lie in the 24-bit state range"), ("q", 2.5, "`q` must hold integers"),
+])
+def test_fixed_point_adaptation_fields_are_verified(field, value, message):
+    from n3ml.ir.types import VerifyError
+
+    with pytest.raises(VerifyError, match=message):
+        FixedCubaLIF(du=1, dv=1, **{field: value}).verify("n")
+
+
 def test_per_neuron_parameters_broadcast():
     g = Graph()
     g.add("x", Input(shape=(3,), kind="analog"))

@@ -65,6 +65,7 @@ SAMPLES = {
     "LI": lambda: P.LI(tau=3.0, v_leak=-0.5),
     "Integrator": lambda: P.Integrator(r=0.5),
     "FixedCubaLIF": lambda: P.FixedCubaLIF(du=4096, dv=100, theta=6400, bias=3, state_bits=24),
+    "FixedCubaLIF_adaptive": lambda: P.FixedCubaLIF(du=800, dv=400, theta=6400, db=205, q=np.array([640, 0, 64, 9])),
     "PoissonRate": lambda: P.PoissonRate(gain=0.5, seed=7),
     "ConstantCurrent": lambda: P.ConstantCurrent(scale=2.0, offset=0.1),
     "Latency": lambda: P.Latency(window=5, x_min=0.1),

@@ -55,6 +55,17 @@ def lsnn_graph(q: float = 1.8) -> Graph:
     return g
 
 
+def test_torch_executor_runs_the_adaptation_as_the_interpreter():
+    """(no Lava needed) the executor's per-step path is n3ml.ir.neurons' step: the same integers."""
+    g = adaptive_graph()
+    x = spikes(g, T=40, B=2, seed=4, p=0.6)
+    ref = interp.run(g, x, record=["n2"])
+    exe = torch_run(g, x, record=["n2"])
+    for k in ("out1", "out2"):
+        np.testing.assert_array_equal(exe.outputs[k], ref.outputs[k], err_msg=k)
+    np.testing.assert_array_equal(exe.states["n2.v"], ref.states["n2.v"])
+
+
 def test_adaptive_fixed_neurons_lower_to_n3mllif_with_integer_adaptation():
     net = lower(adaptive_graph())
     n1, n2 = net.pops["n1"], net.pops["n2"]

@@ -3,7 +3,8 @@ or lowerings, through `n3ml verify --targets lava` (the CLI, with no -p beyond q
 
 * Norse's LSNN (`norse-memory-lsnn`): Dense -> Add -> LI (the synaptic current) -> Delay(1) -> ALIF (reset to 0,
   adaptive threshold) with a recurrent Dense, beside a CubaLIF layer; both concatenated into an LI -> LI readout.
-  floating_pt: the ALIF is N3mlLIF with adaptation, the LI its u, the Concat split per population.
+  floating_pt: the ALIF is N3mlLIF with adaptation, the LI its u, the Concat split per population; fixed_pt
+  after quantize{profile=loihi2}: one FixedCubaLIF with an integer adaptive threshold, N3mlLIF, bit-identical.
 * snnTorch's Leaky with reset to zero and its CubaLIF with refractory=1 (`snntorch-zero-reset`) after
   quantize{profile=loihi2}: fixed_pt N3mlLIF with the refractory period, bit-identical.
 * snnTorch's Synaptic (`snntorch-synaptic`, legalized by fold-synaptic-reset into a CubaLIF with its reset as
@@ -99,6 +100,29 @@ def test_norse_lsnn_runs_on_lava_floating_pt_identically(tmp_path):
     assert "layer_lsnn_cell_syn" not in desc["populations"]  # the LI is the ALIF's current
     assert [p["population"] for p in desc["outputs"]["out0"]["parts"]] == ["layer_lif_cell", "layer_lsnn_cell"]
     assert verify(tmp_path, graph, {inp: x}, T) == {"out0": 100.0, "out1": 100.0}
+
+
+@needs_lava
+def test_norse_lsnn_runs_on_lava_fixed_pt_bit_identically(tmp_path):
+    """quantize{profile=loihi2}: the ALIF with its LI current (the Delay moved before the current's synapses)
+    is one FixedCubaLIF with threshold adaptation (db, q), N3mlLIF in fixed_pt; spikes and the readout's
+    voltage bit-identical to the quantized graph."""
+    graph, inp, _ = traced("norse-memory-lsnn")
+    T = 20  # the adaptation acts only after the ALIF's first spikes
+    feed = {inp: np.round(np.random.default_rng(1).random((T, 2, 12)) * INPUT_SCALE)}
+    q = Quantize(profile="loihi2", input_scale=INPUT_SCALE, readout="voltage").apply(graph)
+    alif = q.nodes["layer_lsnn_cell"]
+    assert isinstance(alif, P.FixedCubaLIF) and alif.q > 0 and alif.db > 0
+    ref = interp.run(q, feed).outputs["out0"]
+    assert ref[..., 6:].sum() > 0, "the ALIF layer never spikes: the test proves nothing"
+    free = q.copy()
+    free.replace("layer_lsnn_cell", q=0)
+    assert not np.array_equal(interp.run(free, feed).outputs["out0"], ref), "adaptation unused"
+    desc = emitted(graph, tmp_path, QUANTIZE)
+    pop = desc["populations"]["layer_lsnn_cell"]
+    assert (pop["process"], set(pop["adapt"]), desc["run_cfg"]) == ("N3mlLIF", {"keep_b", "q"}, "fixed_pt")
+    rows = verify(tmp_path, graph, feed, T, QUANTIZE, record=["readout"])
+    assert set(rows) >= {"out0", "out1"} and all(a == 100.0 for a in rows.values()), rows
 
 
 @needs_lava
