@@ -185,7 +185,7 @@ class _ChunkedSegment(torch.autograd.Function):
             with torch.no_grad():
                 _spiking_loop(xin.detach(), ctx.ckpts[k], kw["a"], kw["v_leak"], kw["theta"], kw["reset"],
                               kw["v_reset"], vs)
-            gx, g = scan_backward(vs, gs[t0:t1], cfg, g)
+            gx, g = scan_backward(vs, gs[t0:t1], cfg, g, out=vs)  # vs is ours: the gradient goes over it
             del vs
             wrt = ([xc] if ctx.need else []) + params
             if not wrt:

@@ -76,3 +76,23 @@ def test_reset_to_zero_equals_the_step_path(kind, dtype, grad):
     assert 0 < float(s_step.sum()) < s_step.numel()
     if grad:
         torch.testing.assert_close(g_fused, g_step, rtol=1e-10 if dtype == torch.float64 else 1e-5, atol=1e-12)
+
+
+def test_backward_twice_with_retain_graph_gives_the_same_gradient():
+    """The gradient is written over the saved v* only when the backward pass frees the graph: with
+    retain_graph=True the second pass reads the same v* and gives the same gradient."""
+    g = torch.Generator().manual_seed(8)
+    x0 = torch.randn(30, 4, 6, generator=g, dtype=torch.float64) * 0.6 + 0.3
+    w = torch.randn(30, 4, 6, generator=g, dtype=torch.float64)
+    x = x0.clone().requires_grad_()
+    s = scan.spiking_scan(x * 1.0, torch.zeros((), dtype=x.dtype), a=0.9, theta=1.0, reset="subtract",
+                          spike=spike_fn("fast_sigmoid", None), inplace=True)
+    loss = (s * w).sum()
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    x.grad = None
+    loss.backward()
+    assert torch.equal(x.grad, first)
+    assert first.abs().max() > 0
+    _, once = _grad(x0, w, a=0.9, theta=1.0, reset="subtract", spike=spike_fn("fast_sigmoid", None))
+    assert torch.equal(once, first)  # a backward that frees the graph (gradient over v*): the same values
