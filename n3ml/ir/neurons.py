@@ -345,8 +345,9 @@ def step_integrator(xp, k, st, x):
 
 
 def step_fixed_cuba_lif(xp, k, st, x):
-    """FixedCubaLIF (§6): u = ovf_u(trunc(u (2^D - du) / 2^D) + I 2^k); v* = ovf_v(trunc(v (2^D - dv) / 2^D) + u + bias);
-    with adaptation b' = trunc(b (2^D - db) / 2^D), threshold theta + b', b = sat(b' + q s) (§6a)."""
+    """FixedCubaLIF (§6): u = ovf_u(trunc(u (2^D - du) / 2^D) + I 2^k);
+    v* = ovf_v(trunc(v (2^D - dv) / 2^D) + u + bias); with adaptation (§6a) b' = trunc(b (2^D - db) / 2^D),
+    threshold theta + b', b = sat(b' + q s)."""
     u = overflow(xp, trunc_shift(xp, st.i * k.keep_u, k.shift) + (xp.to_int(x) << k.input_shift), k.state_bits,
                  k.current_overflow)
     cand = overflow(xp, trunc_shift(xp, st.v * k.keep_v, k.shift) + u + k.bias, k.state_bits, k.voltage_overflow)

@@ -471,24 +471,25 @@ def _normalised_weights(grp: _Group, dyn: _Dyn, theta: np.ndarray) -> list[np.nd
 
 
 def _choose_threshold(grp: _Group, targets: list[np.ndarray], prof: Profile, pile: float,
-                      candidates: int, bias_cap: int | None = None) -> tuple[int, int, list[tuple[np.ndarray, int]]]:
+                      candidates: int, cap: int | None = None) -> tuple[int, int, list[tuple[np.ndarray, int]]]:
     """(theta in state units, its mantissa vth, the fitted weights per synapse) with the least error.
 
     Worst case: every input at its largest at every step; |u| <= sum |W_int| x << input_shift =
     sum |w~| x * theta_state, piled up by `pile`. The threshold must keep that within the state.
-    `bias_cap` (from `_bias_cap`) is the largest threshold whose bias still fits the profile's bias format.
+    `cap` (from `_bias_cap`, `_adapt_cap`) is the largest threshold whose bias and threshold jump still fit the
+    profile's bias format and state.
     """
     row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) * s.xmax for s, t in zip(grp.syns, targets))
     worst = float(np.max(row_sum)) * pile
     theta_cap = prof.vth_max << prof.theta_shift
     if worst > 0:
         theta_cap = min(theta_cap, int(prof.headroom * prof.state_max / worst))
-    if bias_cap is not None:
-        theta_cap = min(theta_cap, bias_cap)
+    if cap is not None:
+        theta_cap = min(theta_cap, cap)
     hi_v = theta_cap >> prof.theta_shift
     if hi_v < 1:
-        why = (f"its bias ({bias_cap} state units at most) and " if bias_cap is not None
-               and bias_cap < 1 << prof.theta_shift else "")
+        why = (f"its bias or threshold jump ({cap} state units at most) and " if cap is not None
+               and cap < 1 << prof.theta_shift else "")
         raise UnsupportedError(f"node `{grp.neuron}`: no threshold keeps {why}the worst-case current within "
                                f"{prof.state_bits} bits (fan-in or bias too large for profile {prof.name})")
     best = None

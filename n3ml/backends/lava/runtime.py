@@ -307,7 +307,8 @@ def own_models():
             self.b = Var(shape=shape, init=np.zeros(shape))  # threshold adaptation
             self.a_b = Var(shape=shape, init=np.broadcast_to(0.0 if a_b is None else a_b, shape).astype(float))
             self.q = Var(shape=shape, init=np.broadcast_to(0.0 if q is None else q, shape).astype(float))
-            self.keep_b = Var(shape=shape, init=np.broadcast_to(0 if keep_b is None else keep_b, shape).astype(np.int64))
+            keep_b = np.broadcast_to(0 if keep_b is None else keep_b, shape).astype(np.int64)
+            self.keep_b = Var(shape=shape, init=keep_b)  # fixed_pt: 2^12 - db
 
     def step(model, fixed):
         """One spiking phase: hold (no dynamics, no spike) until the start step; then Lava's sub-threshold

@@ -28,7 +28,8 @@ LEGALITY = Legality(
      "Add": "several synapses into one population (shorter paths delayed: DelayDense, relay populations)",
      "Delay": "absorbed by the latency of the synapse it feeds (a DelayDense where it is longer)",
      "Concat": "a Dense reading it is split by source population; an Output reading it, one Sink per part",
-     "IF": "LIF (du=1, dv=0)", "LIF": "LIF", "CubaLIF": "LIF with a current", "FixedCubaLIF": "LIF, fixed_pt",
+     "IF": "LIF (du=1, dv=0)", "LIF": "LIF", "CubaLIF": "LIF with a current",
+     "FixedCubaLIF": "LIF, fixed_pt (n3ml's N3mlLIF where it adapts its threshold: q != 0)",
      "ALIF": "n3ml's N3mlLIF with an adaptive threshold (floating_pt)",
      "LI": "a never-firing LIF whose v a Monitor reads (floating_pt), or the current of the neuron it feeds"},
     "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "
