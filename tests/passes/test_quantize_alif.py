@@ -12,6 +12,7 @@ import pytest
 
 from n3ml.errors import UnsupportedError
 from n3ml.ir import interp, prims as P
+from n3ml.ir.graph import Edge
 from n3ml.ir.text import parse
 from n3ml.passes import PassManager, parse_pipeline
 from n3ml.passes.current_delay import move_current_delays
@@ -93,7 +94,7 @@ def test_an_alif_without_a_current_quantizes_with_its_adaptation():
     g = parse(lsnn())
     g.remove("syn")
     g.remove("syn_prev")
-    g.edges.append(type(g.edges[0])("sum", "lsnn", 0))
+    g.edges.append(Edge("sum", "lsnn", 0))
     q = Quantize(profile="int8").apply(g)
     assert q.nodes["lsnn"].q > 0 and q.nodes["lsnn"].du == 4096  # a delta synapse
     x = spikes(T=200, B=2, seed=2)
