@@ -404,6 +404,19 @@ class AlifCell(NamedTuple):
     note: str
 
 
+def alif_beyond_eprop(prim: P.ALIF) -> str:
+    """Why NEST's adaptive e-prop neurons cannot stand for `prim` ("" if they can; the targets then use n3ml's
+    own cell): reset 'subtract' removes theta + b', a product of the spike and the adaptation; NEST freezes the
+    adaptation while refractory, the IR keeps decaying it; adapt_beta must be >= 0."""
+    if prim.reset == "subtract":
+        return "reset 'subtract' removes theta + b', which NEST's adaptive neurons cannot"
+    if prim.refractory > 0:
+        return "NEST's adaptive neurons freeze the adaptation while refractory"
+    if np.any(np.asarray(prim.q) < 0):
+        return "NEST's adapt_beta must be >= 0"
+    return ""
+
+
 def alif_cell(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> AlifCell:
     """The constants of NEST's e-prop neurons with an adaptive threshold for an ALIF.
 
@@ -539,26 +552,27 @@ class OwnCell(NamedTuple):
 
 
 def own_cell(name: str, op: str, k: N.Discrete, a_s, rg, n: int, note: str) -> OwnCell:
-    """The parameters of n3ml_cell for a neuron discretized as `k` whose current decays by `a_s` and enters v
-    with gain `rg` (weights stay in IR units).
-
-    Raises:
-        UnsupportedError naming the node for refractory > 0 or reset 'subtract' (the cell has neither).
-    """
-    if k.refractory > 0:
-        raise UnsupportedError(f"node `{name}` ({op}): refractory={k.refractory}; n3ml's NEST cell (n3ml_cell) "
-                               "has no refractoriness")
-    if k.reset == "subtract":
-        raise UnsupportedError(f"node `{name}` ({op}): reset 'subtract'; n3ml's NEST cell (n3ml_cell) resets to "
-                               "v_reset or not at all")
-    vl = np.asarray(k.v_leak, np.float64)
-    params = {"a_m": per_neuron(k.a, n), "a_s": per_neuron(a_s, n), "rg": per_neuron(rg, n),
+    """The parameters of n3ml_cell for a neuron discretized as `k` whose current decays by `a_s` (0: no
+    current, the input enters v directly) and enters v with gain `rg` (weights stay in IR units). Every
+    reset and refractoriness are the IR's (docs/semantics.md §5)."""
+    vl = np.asarray(0.0 if k.v_leak is None else k.v_leak, np.float64)
+    a = 1.0 if k.a is None else k.a  # IF: no leak
+    params = {"a_m": per_neuron(a, n), "a_s": per_neuron(a_s, n), "rg": per_neuron(rg, n),
               "a_b": per_neuron(0.0 if k.a_b is None else k.a_b, n), "q": per_neuron(0.0 if k.q is None else k.q, n),
               "theta": per_neuron(np.asarray(k.theta, np.float64) - vl, n),
               "v_reset": per_neuron(np.asarray(k.v_reset, np.float64) - vl, n),
-              "reset": 1.0 if k.reset == "to-value" else 0.0}
+              "reset": {"none": 0.0, "to-value": 1.0, "subtract": 2.0}[k.reset],
+              "rho": per_neuron(k.theta, n), "refractory": float(k.refractory)}
     return OwnCell(params, per_neuron(np.asarray(k.v_init, np.float64) - vl, n), per_neuron(vl, n),
-                   per_neuron(k.a, n), note)
+                   per_neuron(a, n), note)
+
+
+def own_neuron(name: str, prim: P.Neuron, dt: float, scheme: str, n: int, why: str) -> OwnCell:
+    """n3ml_cell for an IF, LIF, ALIF or CubaLIF as it is (`why`: what NEST's own models lack for it)."""
+    k = N.discretize(prim, dt, scheme)
+    return own_cell(name, prim.op, k, 0.0 if k.a_s is None else k.a_s, 1.0 if k.rg is None else k.rg, n,
+                    f"{prim.op}, reset {k.reset}" + (f", refractory {k.refractory}" if k.refractory else "")
+                    + f": n3ml's own NEST cell (n3ml_cell.cpp, built by the program; {why})")
 
 
 def own_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int) -> OwnCell:
@@ -574,9 +588,7 @@ def own_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sch
 
 def own_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> OwnCell:
     """n3ml_cell for a CubaLIF whose current must enter v in the step it arrives (a one-step loop)."""
-    k = N.discretize(prim, dt, scheme)
-    return own_cell(name, "CubaLIF", k, k.a_s, k.rg, n, f"CubaLIF, reset {k.reset}, its current in the step it "
-                    "arrives: n3ml's own NEST cell (n3ml_cell.cpp, built by the program)")
+    return own_neuron(name, prim, dt, scheme, n, "its current enters v in the step it arrives")
 
 
 def li_chain_cell(name: str, first: P.LI, second: P.LI, dt: float, scheme: str, n: int, model: str) -> CubaCell:
@@ -959,15 +971,14 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
 def lower_with_fast_cells(graph: Graph, cells: dict[str, Any], extra_steps: Callable[[Any], int],
                           fast: Callable[[str], Any] | None, **options) -> Netlist:
     """`lower_ir_to_netlist` with the cells' extra steps; when a loop is too short for them, each CubaLIF on it
-    with reset to v_reset and refractory 0 whose cell takes an extra step gets the cell `fast(name)` (n3ml's
+    whose cell takes an extra step (iaf_psc_exp, IF_curr_exp) gets the cell `fast(name)` (n3ml's
     own NEST cell, whose current enters v in the step it arrives), and the latencies are solved again.
     `fast` None (a simulator without that cell): the loop is refused, naming simulator=nest."""
     while True:
         try:
             return lower_ir_to_netlist(graph, extra_steps={k: extra_steps(c) for k, c in cells.items()}, **options)
         except LoopError as e:
-            redo = [c for c in e.cells if extra_steps(cells[c]) and type(graph.nodes[c]) is P.CubaLIF
-                    and graph.nodes[c].reset == "to-value" and graph.nodes[c].refractory == 0]
+            redo = [c for c in e.cells if extra_steps(cells[c]) and type(graph.nodes[c]) is P.CubaLIF]
             if not redo:
                 raise
             if fast is None:

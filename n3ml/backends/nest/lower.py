@@ -27,10 +27,10 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, Sparse, alif_cell,
-                       choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
+from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, Sparse, alif_beyond_eprop,
+                       alif_cell, choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
                        fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells, membrane_factors,
-                       own_cuba, own_current_alif, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       own_cuba, own_current_alif, own_neuron, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
 TARGET = "nest"
@@ -93,10 +93,8 @@ def cell_delta(name: str, prim, dt: float, scheme: str, n: int) -> Cell:
         params = {**common, "V_reset": v_reset, "t_ref": prim.refractory * dt}
         return Cell("iaf_psc_delta", params, c, v_init=v_init, v_offset=vl,
                     note=f"{prim.op}, reset to v_reset")
-    if prim.refractory > 0:
-        raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}' with refractory="
-                               f"{prim.refractory}; NEST's reset-by-subtraction model (eprop_iaf) keeps "
-                               "integrating while refractory, the IR holds v. Use reset 'to-value' or refractory 0")
+    if prim.refractory > 0:  # NEST's reset-by-subtraction model (eprop_iaf) keeps integrating while refractory
+        return cell_own(own_neuron(name, prim, dt, scheme, n, "eprop_iaf integrates while refractory"))
     params = {**common, "t_ref": 0.0, "c_reg": 0.0}
     # eprop_iaf subtracts V_th right after the spike; the IR subtracts rho. The difference enters one
     # step later through a self-connection, decayed by a.
@@ -121,6 +119,8 @@ def cell_gif(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: A
     """CubaLIF with reset subtract / none (snnTorch's Synaptic): NEST's gif_psc_exp, made deterministic and
     reset-free, the reset carried by its threshold adaptation (netlist.gif_cell). V_m is not the IR's v
     (no reset), so such a population records spikes only."""
+    if prim.refractory > 0 and jump is None:  # gif_psc_exp clamps V while refractory, the IR holds it
+        return cell_own(own_neuron(name, prim, dt, scheme, n, "gif_psc_exp clamps V while refractory"))
     k = gif_cell(name, prim, dt, scheme, n, jump)
     return Cell("gif_psc_exp", {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,
                 note=k.note)
@@ -129,6 +129,9 @@ def cell_gif(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: A
 def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
     """ALIF: NEST's e-prop neurons with an adaptive threshold (netlist.alif_cell), for inference only
     (static synapses): eprop_iaf_psc_delta_adapt (reset to-value), eprop_iaf_adapt (reset none)."""
+    why = alif_beyond_eprop(prim)
+    if why:
+        return cell_own(own_neuron(name, prim, dt, scheme, n, why))
     k = alif_cell(name, prim, dt, scheme, n)
     return Cell(k.model, {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,
                 self_weight=k.self_weight, note=k.note)
@@ -143,7 +146,7 @@ def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sc
     """An ALIF behind its synaptic current (Norse's LSNNCell, fused by netlist.fuse_current_alifs): reset none,
     gif_psc_exp with the current and one threshold component (netlist.current_alif_cell); reset to v_reset
     (the LSNN's own), which no NEST model has, n3ml's own cell. Spikes recorded."""
-    if prim.reset == "to-value":
+    if prim.reset != "none" or prim.refractory > 0:
         return cell_own(own_current_alif(name, fused, prim, dt, scheme, n))
     k = current_alif_cell(name, fused, prim, dt, scheme, n)
     return Cell("gif_psc_exp", {"V_m": 0.0, **k.params}, k.weight_scale, v_init=k.v_init, v_offset=k.v_leak,

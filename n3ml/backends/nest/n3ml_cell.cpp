@@ -10,8 +10,11 @@
 // v - v_leak (theta and v_reset are given shifted by v_leak):
 //
 //   i = a_s i + x                         x: this step's weighted input spikes (IR units)
-//   v* = a_m v + rg i
-//   b' = a_b b;  s = [v* > theta + b'];  v = s ? v_reset : v* (reset = 1; reset = 0: no reset)
+//   v* = a_m v + rg i                     (a_s = 0: a neuron without current, v* = a_m v + rg x)
+//   b' = a_b b;  thr = theta + b'
+//   refractory (c > 0): v held at v, no spike; else s = [v* > thr]
+//   after a spike: v = v_reset (reset 1), v = v* - (rho + b') (reset 2: subtract the unshifted threshold
+//   rho = theta + v_leak and the adaptation), unchanged (reset 0); c = refractory steps
 //   b = b' + q s
 //
 // Its current enters v in the step the input arrives (no extra step, unlike iaf_psc_exp).
@@ -85,6 +88,8 @@ public:
     d[ "theta" ] = P_.theta;
     d[ "v_reset" ] = P_.v_reset;
     d[ "reset" ] = P_.reset;
+    d[ "rho" ] = P_.rho;
+    d[ "refractory" ] = P_.refractory;
     d[ nest::names::V_m ] = S_.v;
     d[ "I" ] = S_.i;
     d[ "b" ] = S_.b;
@@ -104,6 +109,8 @@ public:
     d.update_value( "theta", p.theta );
     d.update_value( "v_reset", p.v_reset );
     d.update_value( "reset", p.reset );
+    d.update_value( "rho", p.rho );
+    d.update_value( "refractory", p.refractory );
     d.update_value( nest::names::V_m, s.v );
     d.update_value( "I", s.i );
     d.update_value( "b", s.b );
@@ -119,11 +126,13 @@ private:
   struct Parameters_
   {
     double a_m = 1.0, a_s = 0.0, a_b = 0.0, rg = 1.0, q = 0.0, theta = 1.0, v_reset = 0.0;
-    double reset = 1.0;  // 1: to v_reset after a spike; 0: none
+    double reset = 1.0;       // 1: to v_reset after a spike; 2: subtract rho + b'; 0: none
+    double rho = 1.0;         // the IR's theta (reset 2)
+    double refractory = 0.0;  // steps (a whole number)
   };
   struct State_
   {
-    double v = 0.0, i = 0.0, b = 0.0;
+    double v = 0.0, i = 0.0, b = 0.0, c = 0.0;  // c: refractory steps left
   };
   struct Buffers_
   {
@@ -156,15 +165,24 @@ private:
   {
     for ( long lag = from; lag < to; ++lag )
     {
-      S_.i = P_.a_s * S_.i + B_.spikes_.get_value( lag );
-      S_.v = P_.a_m * S_.v + P_.rg * S_.i;
+      S_.i = P_.a_s * S_.i + B_.spikes_.get_value( lag );  // the current evolves while refractory too
       const double b = P_.a_b * S_.b;
-      const bool spike = S_.v > P_.theta + b;
+      const bool held = S_.c > 0.0;
+      if ( not held )
+      {
+        S_.v = P_.a_m * S_.v + P_.rg * S_.i;
+      }
+      const bool spike = not held and S_.v > P_.theta + b;
+      S_.c = spike ? P_.refractory : ( held ? S_.c - 1.0 : 0.0 );
       if ( spike )
       {
-        if ( P_.reset != 0.0 )
+        if ( P_.reset == 1.0 )
         {
           S_.v = P_.v_reset;
+        }
+        else if ( P_.reset == 2.0 )
+        {
+          S_.v = S_.v - ( P_.rho + b );
         }
         set_spiketime( nest::Time::step( origin.get_steps() + lag + 1 ) );
         nest::SpikeEvent se;

@@ -30,10 +30,10 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
-from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, alif_cell,
+from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, alif_beyond_eprop, alif_cell,
                        choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
                        fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells, membrane_factors,
-                       own_cuba, own_current_alif, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       own_cuba, own_current_alif, own_neuron, per_neuron, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,8 @@ def cell_delta(name: str, prim, dt: float, scheme: str, n: int, native: bool = F
 def cell_native_subtract(name: str, prim, dt: float, scheme: str, n: int) -> PynnCell:
     """Reset by subtraction / none on PyNN-on-NEST: NEST's `eprop_iaf` as a native cell type (NEST units:
     PyNN scales native weights by 1000, hence the 1e-3), with the nest target's self-connection."""
-    if prim.refractory > 0:
-        raise UnsupportedError(f"node `{name}` ({prim.op}): reset '{prim.reset}' with refractory="
-                               f"{prim.refractory}; eprop_iaf keeps integrating while refractory, the IR holds v")
+    if prim.refractory > 0:  # eprop_iaf keeps integrating while refractory, the IR holds v
+        return cell_native_own(own_neuron(name, prim, dt, scheme, n, "eprop_iaf integrates while refractory"))
     a, c, vl, tau = membrane_factors(name, prim, dt, scheme, n)
     vth = np.asarray(strict_threshold(prim.theta, vl))
     self_w = subtraction_compensation(prim, vth, a, n)
@@ -178,6 +177,8 @@ def cell_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, native
 def cell_native_gif(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int, jump: Any = None) -> PynnCell:
     """A CubaLIF with reset by subtraction / none (snnTorch's Synaptic) on PyNN-on-NEST: NEST's gif_psc_exp as a
     native cell type, the nest target's construction (netlist.gif_cell; weights / 1000 as for eprop_iaf)."""
+    if prim.refractory > 0 and jump is None:  # gif_psc_exp clamps V while refractory, the IR holds it
+        return cell_native_own(own_neuron(name, prim, dt, scheme, n, "gif_psc_exp clamps V while refractory"))
     k = gif_cell(name, prim, dt, scheme, n, jump)
     return PynnCell("native:gif_psc_exp", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n),
                     v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m, note=k.note + " (NEST only)")
@@ -189,6 +190,9 @@ def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int, native: b
     if not native:
         raise UnsupportedError(f"node `{name}` (ALIF): PyNN's standard cells have no adaptive threshold; emit with "
                                "simulator=nest (NEST's native adaptive e-prop neurons) or use the nest target")
+    why = alif_beyond_eprop(prim)
+    if why:
+        return cell_native_own(own_neuron(name, prim, dt, scheme, n, why))
     k = alif_cell(name, prim, dt, scheme, n)
     return PynnCell(f"native:{k.model}", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n), v_init=k.v_init,
                     v_offset=k.v_leak, decay=per_neuron(k.a, n),
@@ -204,7 +208,7 @@ def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sc
         raise UnsupportedError(f"node `{name}` (ALIF) behind its synaptic current `{fused.syn}` (LI): PyNN's "
                                "standard cells have no adaptive threshold; emit with simulator=nest (NEST's native "
                                "gif_psc_exp, or n3ml's own NEST cell for reset to v_reset) or use the nest target")
-    if prim.reset == "to-value":
+    if prim.reset != "none" or prim.refractory > 0:
         return cell_native_own(own_current_alif(name, fused, prim, dt, scheme, n))
     k = current_alif_cell(name, fused, prim, dt, scheme, n)
     return PynnCell("native:gif_psc_exp", k.params, per_neuron(np.asarray(k.weight_scale) * 1e-3, n),

@@ -103,7 +103,7 @@ def analog_heads(scheme: str = "exact") -> Graph:
 
 
 def cuba_features(scheme: str = "exact") -> Graph:
-    """CubaLIF with a recurrent loop through a 1-step Delay is refused; a 2-step loop works."""
+    """CubaLIF in a recurrent loop through a 2-step Delay (iaf_psc_exp); through 1 step it is n3ml's own cell."""
     rng = np.random.default_rng(6)
     g = Graph(name="cuba_features", dt=1.0, scheme=scheme)
     g.add("x", Input(shape=(6,)))

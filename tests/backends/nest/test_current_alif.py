@@ -20,7 +20,7 @@ from n3ml.backends.nest import NestTarget, lower_ir_to_nest
 from n3ml.backends.netlist import fuse_current_alifs
 from n3ml.errors import UnsupportedError
 from n3ml.io import random_inputs
-from n3ml.ir import ALIF, LI, Add, Delay, Dense, Graph, Input, Output
+from n3ml.ir import ALIF, LI, LIF, Add, CubaLIF, Delay, Dense, Graph, Input, Output
 from n3ml.ir.interp import run
 
 from . import graphs as G
@@ -102,23 +102,7 @@ def test_reset_to_value_is_exact_with_own_cell(scheme, tmp_path):
         assert not np.array_equal(plain[f"out_{n}"], adapted[f"out_{n}"]), n
 
 
-def test_reset_to_value_with_refractoriness_is_refused():
-    g = lsnn(reset="to-value")
-    g.replace("a", refractory=2)
-    with pytest.raises(UnsupportedError, match=r"`a` \(ALIF\): refractory=2; n3ml's NEST cell \(n3ml_cell\) has no "
-                       r"refractoriness"):
-        lower_ir_to_nest(g)
-
-
 def test_other_refusals_are_precise():
-    with pytest.raises(UnsupportedError, match=r"`a` \(ALIF\) behind its synaptic current `syn` \(LI\): reset "
-                       r"'subtract' removes theta \+ b'"):
-        lower_ir_to_nest(lsnn(reset="subtract"))
-    g = lsnn()
-    g.replace("a", refractory=1)
-    with pytest.raises(UnsupportedError, match=r"`a` \(ALIF\) behind its synaptic current `syn` \(LI\): "
-                       r"refractory=1; gif_psc_exp clamps V"):
-        lower_ir_to_nest(g)
     g = lsnn()
     g.replace("syn2", v_leak=0.1)  # not a pure filter: the LI stays a neuron, which synapses cannot read
     g.replace("b", q=0.5)  # (NEST's e-prop ALIF, the unfused cell, takes q >= 0 only)
@@ -244,3 +228,37 @@ def test_cuba_in_one_step_loop_is_exact_with_own_cell(tmp_path):
     two_steps = G.cuba_features()  # a two-step loop keeps NEST's own iaf_psc_exp
     two_steps.replace("cuba", refractory=0)
     assert lower_ir_to_nest(two_steps).cells["cuba"].model == "iaf_psc_exp"
+
+
+def beyond() -> Graph:
+    """Neurons NEST's own models refuse, each for its own reason: a LIF resetting by subtraction with refractory
+    steps (eprop_iaf integrates while refractory), a CubaLIF without reset with refractory steps (gif_psc_exp
+    clamps V), ALIFs resetting by subtraction (theta + b') or refractory (NEST freezes the adaptation), with q
+    of both signs, and an ALIF behind its current resetting by subtraction with refractory steps."""
+    rng = np.random.default_rng(41)
+    g = Graph(name="beyond", dt=1.0, scheme="euler")
+    g.add("x", Input(shape=(6,)))
+    g.add("fc", Dense(weight=rng.normal(0.6, 0.6, (4, 6)), bias=np.full(4, 0.05)), "x")
+    g.add("lif_sub", LIF(tau=6.0, theta=0.8, reset="subtract", refractory=2, v_leak=0.05), "fc")
+    g.add("cuba_none", CubaLIF(tau_mem=8.0, tau_syn=3.0, theta=0.6, reset="none", refractory=1, v_init=0.3), "fc")
+    g.add("alif_sub", ALIF(tau=8.0, tau_adapt=20.0, q=np.array([-0.1, 0.3, 0.6, 1.2]), theta=0.5,
+                           reset="subtract"), "fc")
+    g.add("alif_ref", ALIF(tau=8.0, tau_adapt=15.0, q=0.5, theta=0.5, reset="to-value", v_reset=-0.2,
+                           refractory=2), "fc")
+    g.add("syn", LI(tau=5.0, r=2.0), "fc")
+    g.add("syn_prev", Delay(steps=1), "syn")
+    g.add("alif_cur", ALIF(tau=10.0, tau_adapt=20.0, q=0.8, theta=0.4, reset="subtract", refractory=1), "syn_prev")
+    for n in ("lif_sub", "cuba_none", "alif_sub", "alif_ref", "alif_cur"):
+        g.add(f"out_{n}", Output(), n)
+    return g
+
+
+@needs_nest
+@needs_cxx
+def test_what_nest_models_refuse_is_exact_with_own_cell(tmp_path):
+    g = beyond()
+    cells = lower_ir_to_nest(g).cells
+    assert {c.model for c in cells.values()} == {"n3ml_cell"}
+    x = random_inputs(g, T, 2, 5, 0.4)
+    counts = G.assert_same_outputs(g, x, G.run_emitted(NestTarget(), g, x, tmp_path / "o", steps=T))
+    assert min(counts.values()) > 5, counts

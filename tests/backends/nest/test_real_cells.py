@@ -254,15 +254,15 @@ def test_alif_is_exact(scheme, tmp_path):
     assert counts["out1"] > 20 and counts["out2"] > 5
 
 
-def test_alif_refusals_are_precise():
+def test_alif_beyond_eprop_takes_own_cell():
+    """What NEST's adaptive e-prop neurons cannot do (reset by subtraction, refractoriness, q < 0) takes n3ml's own
+    cell (tests/backends/nest/test_current_alif.py runs it)."""
     g = alif_features()
     g.replace("a1", reset="subtract")
-    with pytest.raises(UnsupportedError, match=r"`a1` \(ALIF\): reset 'subtract' removes theta \+ b'"):
-        lower_ir_to_nest(g)
-    g = alif_features()
     g.replace("a2", refractory=1)
-    with pytest.raises(UnsupportedError, match=r"`a2` \(ALIF\): refractory=1"):
-        lower_ir_to_nest(g)
+    cells = lower_ir_to_nest(g).cells
+    assert cells["a1"].model == cells["a2"].model == "n3ml_cell"
+    assert cells["a1"].params["reset"] == 2.0 and cells["a2"].params["refractory"] == 1.0
 
 
 def test_norse_lsnn_cells():

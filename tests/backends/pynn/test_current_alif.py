@@ -11,7 +11,7 @@ from n3ml.errors import UnsupportedError
 from n3ml.io import random_inputs
 
 from ..nest import graphs as G
-from ..nest.test_current_alif import cuba_loop, lsnn, needs_cxx
+from ..nest.test_current_alif import beyond, cuba_loop, lsnn, needs_cxx
 from .test_pynn import ON_NEST, T, needs_pynn
 
 pytestmark = [pytest.mark.pynn]
@@ -50,3 +50,13 @@ def test_cuba_in_one_step_loop_refused_off_nest_naming_it():
     with pytest.raises(UnsupportedError, match=r"nodes `cuba` -> `cuba` form a loop with 1 Delay step; pynn needs 2.*"
                        r"with simulator=nest such a CubaLIF is n3ml's own NEST cell"):
         lower_ir_to_pynn(cuba_loop(), simulator="spiNNaker")
+
+
+@needs_pynn
+@needs_cxx
+def test_what_nest_models_refuse_identical_on_nest(tmp_path):
+    g = beyond()
+    assert {c.celltype for c in lower_ir_to_pynn(g, simulator="nest").cells.values()} == {"native:n3ml_cell"}
+    x = random_inputs(g, T, 2, 5, 0.4)
+    counts = G.assert_same_outputs(g, x, G.run_emitted(PynnTarget(), g, x, tmp_path / "o", steps=T, options=ON_NEST))
+    assert min(counts.values()) > 5, counts
