@@ -1177,9 +1177,9 @@ NETLIST_LEGAL: dict[str, str] = {
     "PoissonRate": "spike trains drawn by the program (right after an Input)",
     "Latency": "spike trains computed by the program (right after an Input)",
     "IF": "a delta-synapse cell", "LIF": "a delta-synapse cell", "CubaLIF": "an exponential-current cell",
-    "ALIF": ("a delta-synapse cell with an adaptive threshold (NEST's eprop models; reset to-value or none); behind "
-             "its LI current (Norse's LSNNCell wiring), one gif_psc_exp (reset none) or n3ml's own NEST cell, "
-             "n3ml_cell (reset to-value, NEST only)"),
+    "ALIF": ("a cell with an adaptive threshold: NEST's eprop models (reset to-value or none), gif_psc_exp behind "
+             "its LI current (Norse's LSNNCell wiring, reset none), otherwise n3ml's own NEST cell (n3ml_cell, "
+             "compiled by the program; PyNN: on NEST only)"),
     "LI": "a never-firing cell, V_m recorded", "Integrator": "a never-firing cell, V_m recorded",
 }
 NETLIST_REASON = ("a spiking simulator runs point neurons joined by static synapses: only neurons, inputs and "
