@@ -23,6 +23,10 @@ sysdeps:
 	  echo "installing Graphviz (apt-get)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) || \
 	  echo "warning: could not install graphviz; rendering tests will be skipped"; }
+	@command -v g++ >/dev/null 2>&1 || { \
+	  echo "installing g++ (apt-get): the NEST programs compile n3ml's own cell (n3ml_cell.cpp)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null) || \
+	  echo "warning: could not install g++; tests of n3ml's own NEST cell will be skipped"; }
 
 -include mk/*.mk
 
