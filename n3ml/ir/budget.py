@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .types import VerifyError
 
 ITEM = 8  # bytes per value: the engines compute in float64 / int64 unless told otherwise
@@ -84,6 +86,8 @@ def estimate_bytes(graph, steps: int, batch: int, *, traces: bool = False) -> in
         states = getattr(prim, "state_names", ())
         if states:
             total += (len(states) + 1) * step_bytes  # states and the refractory counter
+            if op == "FixedCubaLIF" and np.any(np.asarray(prim.q) != 0):
+                total += step_bytes  # the adaptive threshold b (docs/semantics.md §6a)
         if op == "Delay":
             kept = min(int(prim.steps), steps)
             total += prim.steps * ITEM + kept * step_bytes  # the buffer's slots, the values it holds

@@ -177,6 +177,8 @@ def _desc_fixed(p: P.FixedCubaLIF) -> list[str]:
     lines.append(f"overflow u:{p.current_overflow} v:{p.voltage_overflow}")
     if p.refractory:
         lines.append(f"refractory {p.refractory} steps")
+    if np.any(np.asarray(p.q) != 0):  # the threshold adapts (docs/semantics.md §6a)
+        lines.append(f"adapt q={_fmt(p.q)}, db={_fmt(p.db)} /2^{p.decay_bits}")
     return lines
 
 

@@ -230,3 +230,23 @@ def test_unknown_format_is_refused(tmp_path):
     g = load(str(ROOT / "examples/graphs/cuba.n3ml"))
     with pytest.raises(N3mlError, match=r"\.svg, \.png, \.pdf, \.dot"):
         render(g, tmp_path / "g.jpg")
+
+
+def test_an_adaptive_fixed_point_neuron_shows_its_threshold_jump_and_decay():
+    from n3ml.ir import budget
+    from n3ml.ir.text import parse
+
+    text = """n3ml 1
+graph g(dt=1.0ms) {{
+  x = Input(shape=(3,), kind="spike")
+  d = Dense(x, weight=tensor<i64>(3, 3)[1, 2, 3, 4, 5, 6, 7, 8, 9])
+  n = FixedCubaLIF(d, du=4096, dv=100, theta=640{extra})
+  y = Output(n)
+}}
+"""
+    plain, adaptive = parse(text.format(extra="")), parse(text.format(extra=", db=205, q=1280"))
+    assert "adapt q=1280, db=205 /2^12" in dot_source(adaptive)
+    assert "adapt" not in dot_source(plain)
+    # the memory estimate counts the threshold state b (one value per neuron and sample)
+    grow = budget.estimate_bytes(adaptive, steps=4, batch=2) - budget.estimate_bytes(plain, steps=4, batch=2)
+    assert grow == 2 * 3 * budget.ITEM
