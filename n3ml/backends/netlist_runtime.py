@@ -178,6 +178,19 @@ def save(results, path):
 MODULE_CACHE = "N3ML_NEST_MODULE_CACHE"  # where built modules are kept (default ~/.cache/n3ml/nest-modules)
 
 
+def module_key(source, kernel):
+    """The cache key of the module built from `source` against the NEST kernel library `kernel`: the source, the
+    library's bytes and its path. The module links to that file by path (rpath): one built for another NEST
+    install, even a byte-identical one, would load a second kernel into the process (std::bad_alloc)."""
+    import hashlib
+
+    with open(source, "rb") as f:
+        code = f.read()
+    with open(kernel, "rb") as f:
+        lib = hashlib.sha256(f.read()).digest()
+    return hashlib.sha256(code + lib + os.path.realpath(kernel).encode()).hexdigest()[:16]
+
+
 def nest_module(here, name):
     """The path (for nest.Install) of n3ml's NEST cell module compiled from the C++ file `name` next to the
     program (directory `here`) against the NEST this Python imports, built once per source and NEST and kept
@@ -187,7 +200,6 @@ def nest_module(here, name):
     both); the C++ ABI is the kernel's (the wheel is built with the old one, a source build with the new).
     """
     import glob
-    import hashlib
     import importlib.util
     import re
     import shutil
@@ -212,11 +224,9 @@ def nest_module(here, name):
         sys.exit("this network uses n3ml's own NEST cell (n3ml_cell.cpp), compiled once against the NEST it runs "
                  "on; missing: " + "; ".join(missing))
     kernel = kernels[0]
-    with open(source, "rb") as f:
-        code = f.read()
     with open(kernel, "rb") as f:
         lib = f.read()
-    key = hashlib.sha256(code + hashlib.sha256(lib).digest()).hexdigest()[:16]
+    key = module_key(source, kernel)
     cache = os.environ.get(MODULE_CACHE) or os.path.join(os.path.expanduser("~"), ".cache", "n3ml", "nest-modules")
     os.makedirs(cache, exist_ok=True)
     target = os.path.join(cache, f"n3ml_cell-{key}.so")

@@ -208,6 +208,23 @@ def test_module_source_must_lie_next_to_the_program(tmp_path):
         nest_module(str(tmp_path), "n3ml_cell.cpp")
 
 
+def test_the_module_cache_key_names_the_nest_install(tmp_path):
+    """Two NEST installs with byte-identical kernels get different modules: each links its own kernel by path
+    (a module built for the other would load a second kernel: std::bad_alloc at run time)."""
+    from n3ml.backends.netlist_runtime import module_key
+
+    src = tmp_path / "n3ml_cell.cpp"
+    src.write_text("// cell")
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "nestkernel_api.so").write_bytes(b"kernel")
+    ka, kb = (module_key(str(src), str(d / "nestkernel_api.so")) for d in (a, b))
+    assert ka != kb and ka == module_key(str(src), str(a / "nestkernel_api.so"))
+    src.write_text("// another cell")
+    assert module_key(str(src), str(a / "nestkernel_api.so")) != ka
+
+
 def cuba_loop() -> Graph:
     """A CubaLIF with reset to v_reset feeding itself through one Delay step (Norse's LIFRecurrentCell): too
     short for iaf_psc_exp, which integrates the current of the previous step."""
