@@ -42,19 +42,6 @@ REMEDY = re.compile(r"`-p ([a-z0-9-]+)` would legalize it \(approximation")
 CONVERSIONS = frozenset({"ann-to-snn"})
 
 
-def graph_input(case, graph, x) -> dict[str, np.ndarray]:
-    """What the converted graph is fed: the sequence (T, B, ...) the model saw (tests/frontends/test_real_models)."""
-    from n3ml.ir import prims as P
-
-    name, inp = next((n, p) for n, p in graph.nodes.items() if isinstance(p, P.Input))
-    x = x.double().numpy()
-    if inp.hold or case.static:
-        x = np.repeat(x[None], case.steps, 0)
-    elif case.batch_first:  # (B, T, F) sources (norse-loop-mlp, norse-memory-lsnn): time-major for verify
-        x = x.transpose(1, 0, 2)
-    return {name: x}
-
-
 def readouts(graph) -> list[str]:
     """The readout neurons Outputs read: quantized (readout=voltage) they never fire, so their voltages are
     compared (`--record`), bit for bit in fixed point; an Output of a synapse value gets the readout
@@ -163,7 +150,7 @@ def main(argv=None) -> int:
                 model = case.model(dtype)
                 graph = trace(model, case.input_shape)
             path = save(graph, work / f"{case.name}.n3ml")
-            feed = graph_input(case, graph, case.make_input(dtype))
+            feed = case.graph_input(graph, case.make_input(dtype))
             cells = []
             for t in targets:
                 cell = cell_for(case, graph, path, t, work, feed, args)

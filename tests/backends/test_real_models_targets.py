@@ -26,7 +26,6 @@ from n3ml.backends.lava import lava_python  # noqa: E402
 from n3ml.cli import main  # noqa: E402
 from n3ml.errors import N3mlError  # noqa: E402
 from n3ml.frontends.torch import trace  # noqa: E402
-from n3ml.ir import prims as P  # noqa: E402
 from n3ml.ir.text import save  # noqa: E402
 from n3ml.passes.legalize import legalize_for  # noqa: E402
 from n3ml.registry import TARGETS, lookup  # noqa: E402
@@ -55,13 +54,8 @@ def traced(name: str, tmp_path):
     dtype = torch.float32 if case.f32_only else torch.float64
     with contextlib.redirect_stdout(io.StringIO()):
         graph = trace(case.model(dtype), case.input_shape)
-    x = case.make_input(dtype).double().numpy()
-    (inp,) = [n for n, p in graph.nodes.items() if isinstance(p, P.Input)]
-    if graph.nodes[inp].hold or case.static:
-        x = np.repeat(x[None], case.steps, 0)
-    elif name == "norse-loop-mlp":  # (B, T, F), permuted to time-major inside the model
-        x = x.transpose(1, 0, 2)
-    return save(graph, tmp_path / f"{name}.n3ml"), {inp: x}, graph
+    feed = case.graph_input(graph, case.make_input(dtype))
+    return save(graph, tmp_path / f"{name}.n3ml"), feed, graph
 
 
 def verify(tmp_path, name: str, target: str, pipeline: str = "", scale: float = 0) -> list[float]:

@@ -14,6 +14,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -81,6 +82,19 @@ class Case:
             calibrate(self, m, self.make_input(dtype))
             self.extra["built"][dtype] = m
         return self.extra["built"][dtype]
+
+    def graph_input(self, graph, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """What the traced graph is fed, {Input name: (T, B, ...) float64}: the sequence the model saw (a held
+        or static sample repeated over the steps; a batch-first sequence made time-major)."""
+        from n3ml.ir import prims as P
+
+        name, inp = next((n, p) for n, p in graph.nodes.items() if isinstance(p, P.Input))
+        a = x.double().numpy()
+        if inp.hold or self.static:
+            a = np.repeat(a[None], self.steps, 0)
+        elif self.batch_first:
+            a = np.swapaxes(a, 0, 1)
+        return {name: a}
 
 
 def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -32,15 +32,9 @@ pytestmark = pytest.mark.peers
 def graph_input(case: corpus.Case, graph, x: torch.Tensor) -> np.ndarray:
     """What the converted graph is fed: the sequence (T, B, ...) the model saw."""
     inp = next(p for p in graph.nodes.values() if isinstance(p, P.Input))
-    x = x.double()
-    if inp.hold:
-        assert inp.hold == case.steps
-        return np.repeat(x.numpy()[None], inp.hold, 0)
-    if case.static:  # a model that takes a static image or a sequence is converted for the sequence
-        return np.repeat(x.numpy()[None], case.steps, 0)
-    if case.batch_first:
-        return x.transpose(0, 1).numpy()
-    return x.numpy()
+    assert not inp.hold or inp.hold == case.steps
+    (feed,) = case.graph_input(graph, x).values()
+    return feed
 
 
 def check(case: corpus.Case, dtype=torch.float64) -> dict:

@@ -49,12 +49,7 @@ def traced(name: str):
     dtype = torch.float32 if case.f32_only else torch.float64
     with contextlib.redirect_stdout(io.StringIO()):
         graph = trace(case.model(dtype), case.input_shape)
-    x = case.make_input(dtype).double().numpy()
-    (inp,) = [n for n, p in graph.nodes.items() if isinstance(p, P.Input)]
-    if graph.nodes[inp].hold or case.static:
-        x = np.repeat(x[None], case.steps, 0)
-    elif case.batch_first:
-        x = x.transpose(1, 0, 2)
+    ((inp, x),) = case.graph_input(graph, case.make_input(dtype)).items()
     return graph, inp, x
 
 

@@ -171,9 +171,6 @@ def test_norse_memory_lsnn_through_verify_is_identical_on_both_targets(tmp_path,
     from n3ml.passes.legalize import legalize_for
     from tests.frontends import corpus
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "scripts"))
-    from real_models_matrix import graph_input
-
     case = next(c for c in corpus.CASES if c.name == "norse-memory-lsnn")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         g = trace(case.model(torch.float64), case.input_shape)
@@ -182,7 +179,7 @@ def test_norse_memory_lsnn_through_verify_is_identical_on_both_targets(tmp_path,
     assert cells["layer_lsnn_cell"].model == cells["layer_lif_cell"].model == "n3ml_cell"
     assert lower_ir_to_pynn(legal, simulator="nest").cells["layer_lsnn_cell"].celltype == "native:n3ml_cell"
     model = save(g, tmp_path / "lsnn.n3ml")
-    np.savez(tmp_path / "x.npz", **graph_input(case, g, case.make_input(torch.float64)))
+    np.savez(tmp_path / "x.npz", **case.graph_input(g, case.make_input(torch.float64)))
     argv = ["verify", str(model), "--targets", "nest,pynn", "--steps", str(case.steps), "--input",
             str(tmp_path / "x.npz"), "-O", "pynn.simulator=nest"]
     try:
