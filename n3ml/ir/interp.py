@@ -175,7 +175,7 @@ def run(graph: Graph, inputs, steps: int | None = None, *, record: Iterable[str]
     types = graph.verify()
     data, T, B = normalize_inputs(graph, inputs, steps)
     if fixed is None:
-        fixed = any(isinstance(p, P.FixedCubaLIF) for p in graph.nodes.values())
+        fixed = any(isinstance(p, (P.FixedCubaLIF, P.FixedSynapseFilter)) for p in graph.nodes.values())
     if fixed:
         check_integer_inputs(data)
     dtype = np.int64 if fixed else np.float64

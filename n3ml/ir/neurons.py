@@ -132,6 +132,8 @@ class Discrete(NamedTuple):
     keep_v: Any = None  # FixedCubaLIF: 2^D - dv
     bias: Any = None  # FixedCubaLIF: added to v each step
     keep_b: Any = None  # FixedCubaLIF with adaptation: 2^D - db
+    leak: Any = None  # SynapseFilter: fraction of the current lost in a step without an input spike
+    jump: Any = None  # FixedSynapseFilter: added on a spike (its decay is keep_v = 2^D - d)
     reset: str = "subtract"
     refractory: int = 0
     detach_reset: bool = True  # no gradient through the reset
@@ -154,7 +156,8 @@ class Discrete(NamedTuple):
         return a_s, a, rg, leak
 
 
-ARRAYS = ("theta", "v_reset", "v_init", "a", "rg", "v_leak", "a_s", "a_b", "q", "keep_u", "keep_v", "bias", "keep_b")
+ARRAYS = ("theta", "v_reset", "v_init", "a", "rg", "v_leak", "a_s", "a_b", "q", "keep_u", "keep_v", "bias", "keep_b",
+          "leak", "jump")
 
 
 def _as64(field: str, v: Any) -> Any:
@@ -219,6 +222,16 @@ def _d_fixed(p, param, factor, dt, scheme):
     return out
 
 
+def _d_filter(p, param, factor, dt, scheme):
+    return {"spiking": False, "leak": param("leak", p.leak)}  # per step, as SpikingJelly defines it: no dt
+
+
+def _d_fixed_filter(p, param, factor, dt, scheme):
+    one = np.int64(1) << p.decay_bits
+    return {"spiking": False, "keep_v": param("d", one - np.asarray(p.d, dtype=np.int64)),
+            "jump": param("jump", p.jump), "shift": p.decay_bits, "state_bits": p.state_bits}
+
+
 def fixed_adapts(p: Any) -> bool:
     """Whether a FixedCubaLIF adapts its threshold (some q != 0; b stays 0 otherwise, whatever db is)."""
     return bool(np.any(np.asarray(getattr(p, "q", 0)) != 0))
@@ -226,7 +239,7 @@ def fixed_adapts(p: Any) -> bool:
 
 DISCRETIZE: dict[str, Callable[..., dict[str, Any]]] = {
     "IF": _d_if, "LIF": _d_lif, "CubaLIF": _d_cuba, "ALIF": _d_alif, "LI": _d_li, "Integrator": _d_integrator,
-    "FixedCubaLIF": _d_fixed,
+    "FixedCubaLIF": _d_fixed, "SynapseFilter": _d_filter, "FixedSynapseFilter": _d_fixed_filter,
 }
 
 
@@ -360,15 +373,29 @@ def step_fixed_cuba_lif(xp, k, st, x):
     return s, st._replace(i=u, v=v, c=c, b=overflow(xp, b + k.q * s, k.state_bits, "saturate"))
 
 
+def step_synapse_filter(xp, k, st, x):
+    """SynapseFilter (§5b), SpikingJelly's operations in its order: v = v - (1 - s) v leak + s; output v.
+    For 0/1 spikes: v + 1 on a spike (no decay), v - v leak otherwise."""
+    v = st.v - (1 - x) * st.v * k.leak + x
+    return v, st._replace(v=v)
+
+
+def step_fixed_synapse_filter(xp, k, st, x):
+    """FixedSynapseFilter (§6b): v = sat(v + jump) on a spike, trunc(v (2^D - d) / 2^D) otherwise; output v."""
+    v = xp.where(x > 0, overflow(xp, st.v + k.jump, k.state_bits, "saturate"), trunc_shift(xp, st.v * k.keep_v, k.shift))
+    return v, st._replace(v=v)
+
+
 STEPS: dict[str, Callable] = {
     "IF": step_if, "LIF": step_lif, "CubaLIF": step_cuba_lif, "ALIF": step_alif, "LI": step_li,
-    "Integrator": step_integrator, "FixedCubaLIF": step_fixed_cuba_lif,
+    "Integrator": step_integrator, "FixedCubaLIF": step_fixed_cuba_lif, "SynapseFilter": step_synapse_filter,
+    "FixedSynapseFilter": step_fixed_synapse_filter,
 }
 
 # which state fields each kind carries besides v (for recording)
 STATE_NAMES: dict[str, tuple[str, ...]] = {
     "IF": ("v",), "LIF": ("v",), "CubaLIF": ("v", "i"), "ALIF": ("v", "b"), "LI": ("v",), "Integrator": ("v",),
-    "FixedCubaLIF": ("v", "i"),
+    "FixedCubaLIF": ("v", "i"), "SynapseFilter": ("v",), "FixedSynapseFilter": ("v",),
 }
 
 

@@ -9,6 +9,7 @@ repeat the one-line equation. All times are in milliseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from dataclasses import replace as dataclasses_replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -800,6 +801,86 @@ class FixedCubaLIF(Neuron):
             raise VerifyError("a fixed-point neuron needs integer input (quantize its synapses first), "
                               f"found {x}", node=name, port="in")
         return Neuron.infer(self, name, ins)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class SynapseFilter(Neuron):
+    """Spike-gated current (SpikingJelly's SynapseFilter; no spikes): v_t = v_{t-1} - (1 - s_t) v_{t-1} leak + s_t.
+
+    The input must be 0/1 spikes s: a step with a spike adds 1 and does not decay, a step without one
+    decays the current by the fraction `leak` (SpikingJelly's 1/tau, per step whatever dt). The output
+    is the current v (analog), read by the synapses after it. docs/semantics.md §5b.
+    """
+
+    spiking: ClassVar[bool] = False
+    leak: Param  # fraction of the current lost in a step without an input spike, 0..1
+
+    def _shape_params(self) -> tuple[str, ...]:
+        return ("leak", "v_init")
+
+    def verify(self, name: str) -> None:
+        Neuron.verify(self, name)
+        if np.any(np.asarray(self.leak) < 0) or np.any(np.asarray(self.leak) > 1):
+            raise VerifyError(f"`leak` must lie in 0..1 (the fraction of the current lost per step), found "
+                              f"{_short(self.leak)}", node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        _spikes_in(name, ins[0], "its update multiplies the current by the input")
+        return Neuron.infer(self, name, ins)
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class FixedSynapseFilter(Neuron):
+    """Integer spike-gated current (the form quantize gives a SynapseFilter; docs/semantics.md §6b):
+
+    v_t = sat(v_{t-1} + jump)                      if s_t = 1
+    v_t = trunc((2^D - d) v_{t-1} / 2^D)           if s_t = 0      (trunc rounds toward zero)
+
+    Output: v (integers, sent on as graded values).
+    """
+
+    spiking: ClassVar[bool] = False
+    d: Param  # decay in a step without a spike, units of 2^-decay_bits (0..2^decay_bits)
+    jump: Param  # added on a spike, state units
+    decay_bits: int = 12
+    state_bits: int = 24
+
+    def _shape_params(self) -> tuple[str, ...]:
+        return ("d", "jump", "v_init")
+
+    def verify(self, name: str) -> None:
+        Neuron.verify(self, name)
+        _check_int(name, "decay_bits", self.decay_bits, 1)
+        _check_int(name, "state_bits", self.state_bits, 2)
+        if self.state_bits + self.decay_bits > 63:
+            raise VerifyError(f"`state_bits` + `decay_bits` must be at most 63 (int64 arithmetic), found "
+                              f"{self.state_bits} + {self.decay_bits}", node=name)
+        for f in self._shape_params():
+            v = np.asarray(getattr(self, f))
+            if v.dtype.kind == "f" and not np.all(v == np.round(v)):
+                raise VerifyError(f"`{f}` must hold integers in a fixed-point filter, found {_short(getattr(self, f))}",
+                                  node=name)
+        lo, hi = -(2 ** (self.state_bits - 1)), 2 ** (self.state_bits - 1) - 1
+        for f in ("jump", "v_init"):
+            v = np.asarray(getattr(self, f))
+            if v.size and (v.min() < lo or v.max() > hi):
+                raise VerifyError(f"`{f}` must lie in the {self.state_bits}-bit state range {lo}..{hi}, found "
+                                  f"{_short(getattr(self, f))}", node=name)
+        d = np.asarray(self.d)
+        if np.any(d < 0) or np.any(d > 2**self.decay_bits):
+            raise VerifyError(f"`d` must lie in 0..{2**self.decay_bits}, found {_short(self.d)}", node=name)
+
+    def infer(self, name: str, ins: list[PortType]) -> PortType:
+        _spikes_in(name, ins[0], "its update selects by the input spike")
+        return dataclasses_replace(Neuron.infer(self, name, ins), dtype="int")
+
+
+def _spikes_in(name: str, x: PortType, why: str) -> None:
+    if x.kind != "spike":
+        raise VerifyError(f"a synapse filter reads 0/1 spikes ({why}), found {x}",
+                          node=name, port="in")
 
 
 # -------------------------------------------------------------------- encoders

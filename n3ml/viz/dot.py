@@ -38,6 +38,7 @@ COLOURS: dict[str, str] = {
     "ReLU": "#e0ecf4", "BatchNorm": "#e0ecf4", "Softmax": "#e0ecf4",
     "IF": "#fcbba1", "LIF": "#fc9272", "CubaLIF": "#fb6a4a", "ALIF": "#ef8a62",
     "LI": "#bcbddc", "Integrator": "#bcbddc", "FixedCubaLIF": "#fdae6b",
+    "SynapseFilter": "#c7e9c0", "FixedSynapseFilter": "#c7e9c0",
     "PoissonRate": "#b3de69", "ConstantCurrent": "#ccebc5", "Latency": "#b3de69",
 }
 PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9",
@@ -213,6 +214,9 @@ DESCRIBE: dict[type, Callable[[Any], list[str]]] = {
     P.BatchNorm: lambda p: [f"{p.mean.shape[0]} channels"],
     P.Softmax: _desc_fields("axis"),
     P.FixedCubaLIF: _desc_fixed,
+    P.SynapseFilter: lambda p: [f"leak={_fmt(p.leak)} without a spike, +1 with one"],
+    P.FixedSynapseFilter: lambda p: [f"d={_fmt(p.d)} /2^{p.decay_bits} without a spike, +{_fmt(p.jump)} with one",
+                                     f"int{p.state_bits} state"],
     P.Neuron: _desc_neuron,
     P.PoissonRate: _desc_fields("gain", "seed"),
     P.ConstantCurrent: _desc_fields("scale", "offset"),

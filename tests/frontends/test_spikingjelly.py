@@ -152,14 +152,15 @@ def test_detach_reset_is_carried_into_the_graph(detach_reset):
 @pytest.mark.parametrize("mode", ["s", "m"])
 @pytest.mark.parametrize("learnable", [False, True])
 def test_synapse_filter_is_bit_exact(mode, learnable):
-    """SynapseFilter (I = I - (1 - S) I / tau + S, a decay switched off by the input spike) from Delay, Scale,
-    Add and a ReLU gate: the same float64 currents as SpikingJelly, bit for bit, in both step modes."""
+    """SynapseFilter (I = I - (1 - S) I / tau + S, a decay switched off by the input spike) as the IR's
+    SynapseFilter: the same float64 currents as SpikingJelly, bit for bit, in both step modes."""
     torch.manual_seed(3)
     net = boost(nn.Sequential(layer.Linear(8, 6), neuron.IFNode(), layer.SynapseFilter(tau=3.0, learnable=learnable)),
                 3.0, 0.2).double()
     functional.set_step_mode(net, mode)
     graph = trace(net, (8,))
-    assert {"ReLU", "Delay"} <= {p.op for p in graph.nodes.values()}
+    (filt,) = [p for p in graph.nodes.values() if p.op == "SynapseFilter"]
+    assert filt.leak == (torch.sigmoid(net[2].w).item() if learnable else 1 / 3.0)
     x = _x(8, seed=3)
     functional.reset_net(net)
     with torch.no_grad():
@@ -168,6 +169,31 @@ def test_synapse_filter_is_bit_exact(mode, learnable):
     from .helpers import run_graph
     for engine, got in run_graph(graph, x.numpy()).items():
         np.testing.assert_array_equal(np.asarray(got), expected, err_msg=engine)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_synapse_filter_gradient_is_spikingjellys(dtype):
+    """The executor's filter is differentiable as SpikingJelly's: the same currents and the same gradient with
+    respect to the input spikes (dI/dS = 1 + I leak, through every later step) and to the synapses after it."""
+    from n3ml.backends.torch.executor import Executor
+    torch.manual_seed(5)
+    net = nn.Sequential(layer.SynapseFilter(tau=2.5), layer.Linear(6, 3)).to(dtype)
+    functional.set_step_mode(net, "m")
+    graph = trace(net, (6,), input_kind="spike")
+    s = (torch.rand(12, 4, 6) < 0.4).to(dtype)
+    s_sj, s_ex = s.clone().requires_grad_(), s.clone().requires_grad_()
+    w = torch.randn(12, 4, 3, dtype=dtype)
+    ref = net(s_sj)
+    (ref * w).sum().backward()
+    ex = Executor(graph, dtype=dtype)
+    (name,) = [n for n, p in graph.nodes.items() if p.op == "Input"]
+    got = ex({name: s_ex})["out"] if "out" in graph.nodes else next(iter(ex({name: s_ex}).values()))
+    (got * w).sum().backward()
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    torch.testing.assert_close(s_ex.grad, s_sj.grad, rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=1e-6)
+    assert s_sj.grad.abs().max() > 0
+    (dense,) = [n for n, p in graph.nodes.items() if p.op == "Dense"]
+    torch.testing.assert_close(getattr(ex.nodes, dense).weight.grad, net[1].weight.grad)
 
 
 def test_synapse_filter_of_graded_values_is_refused():

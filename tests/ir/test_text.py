@@ -66,6 +66,8 @@ SAMPLES = {
     "Integrator": lambda: P.Integrator(r=0.5),
     "FixedCubaLIF": lambda: P.FixedCubaLIF(du=4096, dv=100, theta=6400, bias=3, state_bits=24),
     "FixedCubaLIF_adaptive": lambda: P.FixedCubaLIF(du=800, dv=400, theta=6400, db=205, q=np.array([640, 0, 64, 9])),
+    "SynapseFilter": lambda: P.SynapseFilter(leak=np.array([0.25, 0.5, 0.125, 1.0])),
+    "FixedSynapseFilter": lambda: P.FixedSynapseFilter(d=1024, jump=64, v_init=np.array([0, 64, -3, 7])),
     "PoissonRate": lambda: P.PoissonRate(gain=0.5, seed=7),
     "ConstantCurrent": lambda: P.ConstantCurrent(scale=2.0, offset=0.1),
     "Latency": lambda: P.Latency(window=5, x_min=0.1),
@@ -100,7 +102,7 @@ def _host(prim) -> Graph:
     shapes = {"Conv1d": (1, 9), "Conv2d": (1, 6, 6), "SumPool2d": (2, 6, 6), "AvgPool2d": (2, 6, 6),
               "MaxPool2d": (2, 6, 6), "Flatten": (2, 3), "BatchNorm": (4, 2)}
     shape = shapes.get(op, (2,) if getattr(prim, "weight_format", None) else (4,))
-    g.add("x", Input(shape=shape, kind="analog"))
+    g.add("x", Input(shape=shape, kind="spike" if op.endswith("SynapseFilter") else "analog"))
     src = "x"
     if op == "FixedCubaLIF":
         g.add("w", P.Dense(weight=np.eye(4, dtype=np.int64)), "x")

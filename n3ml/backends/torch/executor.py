@@ -91,7 +91,7 @@ class Executor(nn.Module):
         self.memory = memory
         types = graph.verify()
         if fixed is None:
-            fixed = any(isinstance(p, P.FixedCubaLIF) for p in graph.nodes.values())
+            fixed = any(isinstance(p, (P.FixedCubaLIF, P.FixedSynapseFilter)) for p in graph.nodes.values())
         if not fixed and dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
             raise N3mlError(f"dtype must be a floating-point torch dtype, found {dtype}")
         self.graph = graph.copy()

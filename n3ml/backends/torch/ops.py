@@ -532,8 +532,8 @@ class NeuronImpl(OpImpl):
     stateful = True
 
     def __init__(self, name, prim, ctx, in_types, out_type):
-        if isinstance(prim, P.FixedCubaLIF) and not ctx.fixed:
-            raise UnsupportedError(f"node `{name}`: FixedCubaLIF runs in fixed-point mode only (fixed=True)")
+        if isinstance(prim, (P.FixedCubaLIF, P.FixedSynapseFilter)) and not ctx.fixed:
+            raise UnsupportedError(f"node `{name}`: {prim.op} runs in fixed-point mode only (fixed=True)")
         super().__init__(name, prim, ctx, in_types, out_type)
         self.shape = tuple(out_type.shape)
         self.size = int(np.prod(self.shape))
@@ -664,7 +664,8 @@ class NeuronImpl(OpImpl):
         return out
 
 
-IMPLS.update({p: NeuronImpl for p in (P.IF, P.LIF, P.LI, P.Integrator, P.CubaLIF, P.ALIF, P.FixedCubaLIF)})
+IMPLS.update({p: NeuronImpl for p in (P.IF, P.LIF, P.LI, P.Integrator, P.CubaLIF, P.ALIF, P.FixedCubaLIF,
+                                      P.SynapseFilter, P.FixedSynapseFilter)})
 
 
 # The fused scans (scan.py): the same operations as n3ml.ir.neurons.step, all steps at once, for neurons

@@ -182,35 +182,21 @@ def voting(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     return lib_torch.avg_pool1d_node(ctx, ctx.tensor(x), m.voting_size)
 
 
-# A gate far above any current the filter reaches (I_t <= t): exact while I < 2**64, a power of two so
-# that `M s` is exact in every float dtype.
-_GATE = 2.0 ** 64
-
-
 def synapse_filter(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     """SynapseFilter: I_t = I_{t-1} - (1 - S_t) I_{t-1} / tau + S_t (SpikingJelly's synapse_filter_step).
 
-    For 0/1 spikes S this is `I_{t-1} + 1` after a spike and `I_{t-1} - I_{t-1}/tau` otherwise: the decay
-    is switched off by the input, a product of state and input no IR neuron has. It is built from linear
-    prims and a ReLU gate, operation for operation as SpikingJelly computes it (so bit for bit):
-
-        P = Delay(I);  w = P / tau (>= 0);  d = relu(w - M S)   (= w if S = 0, 0 if S = 1, for w < M)
-        I = P - d + S
-
-    The input must be spikes (a non-negative I makes w >= 0); graded input is refused."""
+    For 0/1 spikes S the decay is switched off by the input: the IR's SynapseFilter (leak = 1/tau, or
+    sigmoid(w) when learnable), which performs SpikingJelly's operations in its order (bit for bit).
+    Graded input is refused: the IR's filter is defined on spikes, where every target can build it."""
     x = ctx.tensor(x)
     if ctx.type(x).kind != "spike":
         raise ctx.unsupported("SynapseFilter fed values that are not spikes: its update multiplies the state by "
-                              "the input, which the IR expresses exactly only for 0/1 spikes",
+                              "the input, which n3ml's SynapseFilter defines for 0/1 spikes only",
                               "SynapseFilter after a spiking neuron")
     with torch.no_grad():
         inv = m.w.sigmoid().detach().cpu().double().numpy() if m.learnable else 1.0 / m.tau
     name = ctx.reserve(ctx.path or "synapse_filter")
-    prev = ctx.add(f"{name}_prev", P.Delay(steps=1), name)
-    ctx.types[prev.node] = dataclasses.replace(ctx.type(x), kind="analog")  # its source is added below
-    w = ctx.add(f"{name}_leak", P.Scale(factor=ctx.param(inv, ctx.shape(x), "1/tau")), prev)
-    d = ctx.add(f"{name}_hold", P.ReLU(), ctx.add(f"{name}_gate", P.Add(), w, ctx.scale(f"{name}_block", x, -_GATE)))
-    return ctx.add(name, P.Add(), prev, ctx.scale(f"{name}_neg", d, -1.0), x, name=name)
+    return ctx.add(name, P.SynapseFilter(leak=ctx.param(inv, ctx.shape(x), "1/tau")), x, name=name)
 
 
 def _mode(m: nn.Module) -> str:
