@@ -6,9 +6,9 @@ pure step functions of `n3ml.nn.functional`; `to_ir()` gives each module's IR pr
 
 from . import functional
 from .modules import (ALIF, IF, LI, LIF, ConstantCurrent, CubaLIF, EncoderModule, Integrator, Latency,
-                      NeuronModule, PoissonRate, Recurrent, TimeDistributed, repeat_time)
+                      NeuronModule, PoissonRate, Recurrent, SynapseFilter, TimeDistributed, repeat_time)
 from .surrogate import DEFAULT_SLOPES, SURROGATES, heaviside, spike_fn
 
-__all__ = ["IF", "LIF", "CubaLIF", "ALIF", "LI", "Integrator", "PoissonRate", "ConstantCurrent", "Latency",
-           "Recurrent", "TimeDistributed", "repeat_time", "NeuronModule", "EncoderModule", "functional",
+__all__ = ["IF", "LIF", "CubaLIF", "ALIF", "LI", "Integrator", "SynapseFilter", "PoissonRate", "ConstantCurrent",
+           "Latency", "Recurrent", "TimeDistributed", "repeat_time", "NeuronModule", "EncoderModule", "functional",
            "SURROGATES", "DEFAULT_SLOPES", "heaviside", "spike_fn"]

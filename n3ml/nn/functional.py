@@ -42,7 +42,8 @@ _DEFAULT_SPIKE = spike_fn("fast_sigmoid")
 
 __all__ = [
     "IFParams", "LIFParams", "CubaLIFParams", "ALIFParams", "LIParams", "IntegratorParams",
-    "IFState", "LIFState", "CubaLIFState", "ALIFState", "LIState", "IntegratorState",
+    "IFState", "LIFState", "CubaLIFState", "ALIFState", "LIState", "IntegratorState", "SynapseFilterParams",
+    "SynapseFilterState", "synapse_filter_step",
     "Coefficients", "coefficients", "initial_state", "numeric_fields", "TORCH",
     "if_step", "lif_step", "cuba_lif_step", "alif_step", "li_step", "integrator_step",
     "poisson_rate", "poisson_noise", "constant_current", "latency",
@@ -124,6 +125,11 @@ class IntegratorParams(NamedTuple):
     v_init: Param = 0.0
 
 
+class SynapseFilterParams(NamedTuple):
+    leak: Param = 0.5  # fraction of the current lost in a step without an input spike (SpikingJelly's 1/tau)
+    v_init: Param = 0.0
+
+
 _RULES = ("reset", "refractory", "dt", "scheme", "spike", "detach_reset")  # the fields that are not numbers
 
 
@@ -165,6 +171,10 @@ class IntegratorState(NamedTuple):
     v: Tensor
 
 
+class SynapseFilterState(NamedTuple):
+    v: Tensor
+
+
 # ----------------------------------------------------------- per-step factors
 
 # The array namespace of n3ml.ir.neurons.step for torch tensors.
@@ -177,7 +187,7 @@ TORCH = neurons.Namespace(where=torch.where, sign=torch.sign, clip=torch.clamp, 
 Coefficients = neurons.Discrete
 
 _KINDS = {IFParams: "IF", LIFParams: "LIF", CubaLIFParams: "CubaLIF", ALIFParams: "ALIF", LIParams: "LI",
-          IntegratorParams: "Integrator"}
+          IntegratorParams: "Integrator", SynapseFilterParams: "SynapseFilter"}
 
 
 def _neuron_shape(x: Tensor) -> tuple[int, ...]:
@@ -243,7 +253,7 @@ def _full(value: Param, x: Tensor) -> Tensor:
 
 
 _STATES = {"IF": IFState, "LIF": LIFState, "CubaLIF": CubaLIFState, "ALIF": ALIFState, "LI": LIState,
-           "Integrator": IntegratorState}
+           "Integrator": IntegratorState, "SynapseFilter": SynapseFilterState}
 
 
 def initial_state(p: NamedTuple, x: Tensor) -> NamedTuple:
@@ -293,6 +303,12 @@ def li_step(x: Tensor, state: LIState | None, p: LIParams | Coefficients) -> tup
 def integrator_step(x: Tensor, state: IntegratorState | None,
                     p: IntegratorParams | Coefficients) -> tuple[Tensor, IntegratorState]:
     """Perfect integrator (no spikes): v = v + r I; output v."""
+    return _step(p, x, state)
+
+
+def synapse_filter_step(x: Tensor, state: SynapseFilterState | None,
+                        p: SynapseFilterParams | Coefficients) -> tuple[Tensor, SynapseFilterState]:
+    """Spike-gated current (SpikingJelly's SynapseFilter; x: 0/1 spikes): v = v - (1 - x) v leak + x; output v."""
     return _step(p, x, state)
 
 

@@ -26,8 +26,8 @@ from . import functional as F
 from . import ops
 from .surrogate import spike_fn
 
-__all__ = ["IF", "LIF", "CubaLIF", "ALIF", "LI", "Integrator", "PoissonRate", "ConstantCurrent", "Latency",
-           "Recurrent", "TimeDistributed", "repeat_time", "NeuronModule", "EncoderModule"]
+__all__ = ["IF", "LIF", "CubaLIF", "ALIF", "LI", "Integrator", "SynapseFilter", "PoissonRate", "ConstantCurrent",
+           "Latency", "Recurrent", "TimeDistributed", "repeat_time", "NeuronModule", "EncoderModule"]
 
 
 def _check_seq(x: torch.Tensor, who: str) -> None:
@@ -265,6 +265,26 @@ class Integrator(NeuronModule):
     def __init__(self, *, r=1.0, v_init=0.0, learnable=()):
         super().__init__()
         self._setup(dict(r=r, v_init=v_init), learnable=learnable)
+
+
+class SynapseFilter(NeuronModule):
+    """Spike-gated current (SpikingJelly's `layer.SynapseFilter`; outputs its current): on 0/1 spikes x,
+    v = v - (1 - x) v leak + x, i.e. +1 in a step with a spike and a decay by `leak` in a step without.
+
+    `leak` is a fraction per step (SpikingJelly's 1/tau), learnable like any parameter (`learnable=("leak",)`).
+    The input must be spikes for the IR (docs/semantics.md §5b); the forward pass itself computes the formula
+    for any input, as SpikingJelly does.
+    """
+
+    ir_class, params_class, step_fn = prims.SynapseFilter, F.SynapseFilterParams, staticmethod(F.synapse_filter_step)
+    op_name = "synapse_filter"
+    numeric = F.numeric_fields(F.SynapseFilterParams)  # leak, v_init
+    spiking = False
+    timed = False
+
+    def __init__(self, *, leak=0.5, v_init=0.0, learnable=()):
+        super().__init__()
+        self._setup(dict(leak=leak, v_init=v_init), learnable=learnable)
 
 
 # -------------------------------------------------------------------- encoders

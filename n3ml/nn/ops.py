@@ -82,6 +82,8 @@ NEURON_OPS: dict[str, NeuronOp] = {op.name: op for op in (  # numeric arguments:
     NeuronOp("li", F.LIParams, F.li_step, F.numeric_fields(F.LIParams), spiking=False),
     NeuronOp("integrator", F.IntegratorParams, F.integrator_step, F.numeric_fields(F.IntegratorParams), spiking=False,
              timed=False),
+    NeuronOp("synapse_filter", F.SynapseFilterParams, F.synapse_filter_step, F.numeric_fields(F.SynapseFilterParams),
+             spiking=False, timed=False),
 )}
 
 

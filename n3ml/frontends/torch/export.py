@@ -245,7 +245,8 @@ def _recurrent(prim_cls: type[P.Primitive]) -> Any:
     return convert
 
 
-_NEURONS = {"if_": P.IF, "lif": P.LIF, "cuba_lif": P.CubaLIF, "alif": P.ALIF, "li": P.LI, "integrator": P.Integrator}
+_NEURONS = {"if_": P.IF, "lif": P.LIF, "cuba_lif": P.CubaLIF, "alif": P.ALIF, "li": P.LI, "integrator": P.Integrator,
+            "synapse_filter": P.SynapseFilter}
 
 # One entry per operator of n3ml.nn.ops: every field of the primitive is the argument of that name.
 N3ML: dict[Any, Any] = {
