@@ -521,7 +521,8 @@ class SpikesAsSynapse(Pass):
                 g.nodes[n] = syn
         types = g.verify()
         for n, p in list(g.nodes.items()):
-            if not isinstance(p, (P.Add, P.Neuron)):
+            # a synapse filter reads its spikes directly (its update selects by them): no synapse in front
+            if not isinstance(p, (P.Add, P.Neuron)) or isinstance(p, (P.SynapseFilter, P.FixedSynapseFilter)):
                 continue
             for port, src in enumerate(g.inputs_of(n)):
                 if not _carried(g, types, src) or isinstance(g.nodes[src], SYNAPSES):
