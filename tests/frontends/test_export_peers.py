@@ -214,6 +214,29 @@ def test_spikingjelly_multi_step_pt2_by_the_cli(tmp_path):
     np.testing.assert_array_equal(_ir(graph, x), expected)
 
 
+@pytest.mark.parametrize("mode", ["s", "m"])
+@pytest.mark.parametrize("learnable", [False, True])
+def test_spikingjelly_synapse_filter_pt2_gives_identical_currents(mode, learnable, tmp_path):
+    """layer.SynapseFilter, which torch.export inlines into ATen operations: rebuilt from its `w` or its 1/tau
+    constant (rsnn_sequential_fmnist.py's StatefulSynapseNet places it between two IFNode layers)."""
+    torch.manual_seed(6)
+    model = nn.Sequential(_linear(4, 6, 3.0), sj_neuron.IFNode(), layer.SynapseFilter(tau=2.5, learnable=learnable),
+                          _linear(6, 3, 1.0))
+    functional.set_step_mode(model, mode)
+    graph = load_pt2(_save(model, torch.rand(5, 2, 4) if mode == "m" else torch.rand(2, 4), tmp_path))
+    (filt,) = [p for p in graph.nodes.values() if p.op == "SynapseFilter"]
+    assert filt.leak == pytest.approx(0.4)
+    x = torch.rand(12, 2, 4)
+    model = model.double()
+    functional.reset_net(model)
+    with torch.no_grad():
+        expected = (model(x.double()) if mode == "m" else torch.stack([model(x[t].double()) for t in range(12)]))
+    assert expected.std() > 0.1
+    # the Dense sums' order; a learnable leak is sigmoid(w) of the program's float32 w, the model's in float64
+    tol = 1e-6 if learnable else 1e-13
+    np.testing.assert_allclose(_ir(graph, x), expected.numpy(), rtol=tol, atol=tol)
+
+
 def test_spikingjelly_membrane_not_from_reset_is_refused(tmp_path):
     """A neuron whose membrane was left charged before the export starts from that value, not from v_reset."""
     model = nn.Sequential(nn.Linear(4, 3), sj_neuron.IFNode())

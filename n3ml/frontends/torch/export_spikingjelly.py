@@ -11,6 +11,7 @@ feeds the whole (T, B, ...) sequence. The module is rebuilt from these and conve
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 import torch
@@ -87,6 +88,39 @@ def rebuild(klass: type, view: Any) -> Iterator[nn.Module]:
     yield m
 
 
+def rebuild_synapse_filter(klass: type, view: Any) -> Iterator[nn.Module]:
+    """layer.SynapseFilter, which torch.export inlines: `out_i - (1 - x) * out_i * inv_tau + x` per step.
+
+    A learnable filter's `w` is the module's parameter; a fixed one's 1/tau is the float constant of its
+    multiplications (tau rebuilt so that SpikingJelly's `1. / tau` gives that constant back). Multi-step
+    mode selects the steps of the region's input (`x_seq[t]`) inside the region."""
+    from spikingjelly.activation_based import layer
+
+    region = view.region
+    multi = any(n.target is torch.ops.aten.select.int and n.args[0] is region.input and n.args[1] == 0
+                for n in region.nodes)
+    mode = "m" if multi else "s"
+    if "w" in view.attrs:
+        m = layer.SynapseFilter(tau=2.0, learnable=True, step_mode=mode)
+        with torch.no_grad():
+            m.w.copy_(view.attrs["w"])
+        candidates = [m]
+    else:
+        inv = {float(a) for n in region.nodes if n.target is torch.ops.aten.mul.Tensor
+               for a in n.args if isinstance(a, float) and 0.0 < a < 1.0}
+        candidates = []
+        for c in sorted(inv):
+            tau = 1.0 / c
+            for t in (tau, math.nextafter(tau, 0.0), math.nextafter(tau, math.inf)):
+                if t > 1.0 and 1.0 / t == c:
+                    candidates.append(layer.SynapseFilter(tau=t, step_mode=mode))
+                    break
+        if not candidates:
+            raise view.refuse("no constant 1/tau in its multiplications", "a SynapseFilter's update")
+    region.multi = multi
+    yield from candidates
+
+
 def reset(module: nn.Module) -> None:
     from spikingjelly.activation_based import functional
 
@@ -96,5 +130,6 @@ def reset(module: nn.Module) -> None:
 _CLS = "spikingjelly.activation_based.neuron."
 REBUILD = {_CLS + "integrate_and_fire.IFNode": rebuild, _CLS + "lif.LIFNode": rebuild,
            _CLS + "plif.ParametricLIFNode": rebuild}
+REBUILD["spikingjelly.activation_based.layer.misc.SynapseFilter"] = rebuild_synapse_filter
 RESET = {k: reset for k in REBUILD}
 
