@@ -130,9 +130,27 @@ class Population:
         return int(np.prod(self.shape))
 
 
+@dataclass(frozen=True, eq=False)
+class FilterGroup:
+    """The elements of a SynapseFilter node that read one spiking population through `delay` IR steps:
+    element e filters the spikes of neuron `cols[e]` of `source` with `leak[e]` (docs/semantics.md §5b).
+
+    No simulator synapse carries a filter's state (it decays only in steps without its input spike), so a
+    projection out of a filter connects the source's spikes to filter ports of the receiving cell, which keeps
+    one filter state per port (n3ml's own NEST cell, `filter_ports`)."""
+
+    node: str  # the SynapseFilter node
+    source: str  # the spiking population it reads
+    delay: int  # IR Delay steps between the source and the filter
+    cols: np.ndarray  # source neuron of each element
+    leak: np.ndarray  # leak of each element
+
+
 @dataclass
 class Projection:
-    """Synapses source -> target: weights (target x source) in IR units, `ir_delay` steps of IR Delay."""
+    """Synapses source -> target: weights (target x source) in IR units, `ir_delay` steps of IR Delay.
+    Through a SynapseFilter (`filter`): weights (target x filter elements), each element a source neuron
+    (`filter.cols`) whose spikes reach a filter port of the target (`filter_ports`)."""
 
     source: str
     target: str
@@ -140,13 +158,15 @@ class Projection:
     weights: Sparse
     via: tuple[str, ...]  # IR nodes folded into this projection, for comments
     delay: int = 0  # simulator delay in steps, solved
+    filter: FilterGroup | None = None
 
     @property
     def comment(self) -> str:
         """What it carries, for the description's notes: "synapses of fc, d, IR Delay 2" or "bias of fc"."""
         what = "bias" if self.source == CLOCK else "synapses"
         via = ", ".join(self.via)
-        return (f"{what} of {via}" if via else what) + (f", IR Delay {self.ir_delay}" if self.ir_delay else "")
+        return (f"{what} of {via}" if via else what) + (f", IR Delay {self.ir_delay}" if self.ir_delay else "") + \
+            (f", spikes to filter ports (SynapseFilter `{self.filter.node}`)" if self.filter else "")
 
 
 @dataclass
@@ -181,6 +201,7 @@ class Netlist:
     projections: list[Projection] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     data: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # Input node -> (kind, shape)
+    filters: dict[str, FilterGroup] = field(default_factory=dict)  # term source keys standing for filter elements
 
     @property
     def inputs(self) -> list[Population]:
@@ -586,6 +607,33 @@ def own_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sch
                     + f"), reset {k.reset}: n3ml's own NEST cell (n3ml_cell.cpp, built by the program)")
 
 
+def own_filter_reader(name: str, prim: P.Neuron, dt: float, scheme: str, n: int) -> OwnCell:
+    """n3ml_cell for a neuron that reads a SynapseFilter through its synapses (its cell keeps the filter states,
+    `filter_ports`): an IF / LIF / ALIF / CubaLIF as it is, an LI / Integrator as a cell that never fires
+    (theta = inf), its V_m recorded."""
+    why = "it reads a SynapseFilter: the cell keeps the filter's state per source neuron (filter ports)"
+    if not prim.spiking:
+        k = N.discretize(prim, dt, scheme)
+        vl = np.asarray(0.0 if k.v_leak is None else k.v_leak, np.float64)
+        a = 1.0 if k.a is None else k.a  # Integrator: no leak
+        return OwnCell(_never_fires(a, 1.0 if k.rg is None else k.rg, n), per_neuron(np.asarray(k.v_init) - vl, n),
+                       per_neuron(vl, n), per_neuron(a, n), f"{prim.op} (non-spiking), V_m recorded: n3ml's own NEST "
+                       f"cell (n3ml_cell.cpp, built by the program; {why})")
+    return own_neuron(name, prim, dt, scheme, n, why)
+
+
+def own_value_readout() -> OwnCell:
+    """n3ml_cell as the value readout of an Output that reads a SynapseFilter (`_record`): a_m = 0, so V_m is
+    the step's input, x + sum of w_p f_p; read through weights 1, exactly the filters' currents."""
+    return OwnCell(_never_fires(0.0, 1.0, 1), 0.0, 0.0, 0.0, "synapse value of an Output through SynapseFilter "
+                   "ports, V_m recorded: n3ml's own NEST cell (n3ml_cell.cpp, built by the program)")
+
+
+def _never_fires(a_m, rg, n: int) -> dict[str, Any]:
+    return {"a_m": per_neuron(a_m, n), "a_s": 0.0, "rg": per_neuron(rg, n), "a_b": 0.0, "q": 0.0, "theta": np.inf,
+            "v_reset": 0.0, "reset": 0.0, "rho": 0.0, "refractory": 0.0}
+
+
 def own_cuba(name: str, prim: P.CubaLIF, dt: float, scheme: str, n: int) -> OwnCell:
     """n3ml_cell for a CubaLIF whose current must enter v in the step it arrives (a one-step loop)."""
     return own_neuron(name, prim, dt, scheme, n, "its current enters v in the step it arrives")
@@ -675,8 +723,12 @@ def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str
     types = graph.verify()
     cells = {}
     for name, prim in graph.nodes.items():
-        if not isinstance(prim, P.Neuron) or name in skip:
-            continue
+        if not isinstance(prim, P.Neuron) or name in skip or type(prim) is P.SynapseFilter:
+            continue  # a SynapseFilter is kept by the cells it feeds (filter ports)
+        if type(prim) is P.FixedSynapseFilter:
+            raise UnsupportedError(f"node `{name}` (FixedSynapseFilter) has no {what}: the integer filter is "
+                                   "quantize's form for Lava; the float SynapseFilter maps to filter ports of "
+                                   f"n3ml's own NEST cell (convert without quantize for {target})")
         make = models.get(type(prim))
         if make is None:
             raise UnsupportedError(f"node `{name}` ({prim.op}) has no {what}; the {target} target supports "
@@ -896,16 +948,17 @@ def _populations(graph: Graph, net: Netlist, types: dict, inputs: dict[str, list
         elif isinstance(prim, NEURONS):
             net.populations[name] = Population(name, "neuron", tuple(types[name].shape), prim)
             terms[name] = {(name, 0): Sparse.eye(types[name].size)}
-        elif isinstance(prim, LINEAR):
+        elif isinstance(prim, LINEAR) or type(prim) is P.SynapseFilter:
             pass  # folded once its inputs are known (Delays may close loops: done below)
         elif isinstance(prim, P.Output):
             pass
         else:
             where = (" (encoders are supported right after an Input)" if isinstance(prim, ENCODERS) else "")
             raise UnsupportedError(f"node `{name}` ({prim.op}) cannot be lowered to {target}{where}: only neurons "
-                                   "(IF, LIF, CubaLIF, LI, Integrator), inputs, PoissonRate/Latency encoders of "
-                                   "inputs and linear synapse operations (Dense, Conv, Sum/AvgPool, Flatten, "
-                                   "Scale, Add, Concat, Delay, ConstantCurrent) map to populations and projections")
+                                   "(IF, LIF, CubaLIF, ALIF, LI, Integrator), inputs, PoissonRate/Latency encoders "
+                                   "of inputs, linear synapse operations (Dense, Conv, Sum/AvgPool, Flatten, Scale, "
+                                   "Add, Concat, Delay, ConstantCurrent) and SynapseFilters of spikes (kept by the "
+                                   "cells they feed) map to populations and projections")
     return terms
 
 
@@ -940,7 +993,8 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
         prim = graph.nodes[name]
         srcs = inputs[name]
         ins = [terms_of(s, stack + (name,)) for s in srcs]
-        terms[name] = _linear_terms(graph, name, prim, ins, types)
+        terms[name] = (_filter_terms(net, name, prim, ins[0], types[name].shape) if type(prim) is P.SynapseFilter
+                       else _linear_terms(graph, name, prim, ins, types))
         # the IR nodes each term passes through, for the notes of the network description
         shift = prim.steps if isinstance(prim, P.Delay) else 0
         vias[name] = {}
@@ -955,7 +1009,7 @@ def lower_ir_to_netlist(graph: Graph, *, extra_steps: dict[str, int] | None = No
             (src,) = inputs[name]
             for (s, d), w in terms_of(src).items():
                 _check_source(graph, net, name, s)
-                net.projections.append(Projection(s, name, d, w, vias.get(src, {}).get((s, d), ())))
+                net.projections.append(_projection(net, s, name, d, w, vias.get(src, {}).get((s, d), ())))
     for name, prim in graph.nodes.items():
         if isinstance(prim, P.Output):
             (src,) = inputs[name]
@@ -989,7 +1043,7 @@ def lower_with_fast_cells(graph: Graph, cells: dict[str, Any], extra_steps: Call
 
 
 def _check_source(graph: Graph, net: Netlist, dst: str, src: str) -> None:
-    if src == CLOCK:
+    if src == CLOCK or src in net.filters:
         return
     pop = net.populations[src]
     if pop.kind == "neuron" and not pop.prim.spiking:
@@ -1027,7 +1081,7 @@ def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, ta
     covered = np.concatenate([m.rows for m in t.values()]) if t else np.zeros(0, np.int64)
     selection = (CLOCK not in {s for s, _ in t} and all(np.all(m.vals == 1.0) for m in t.values())
                  and covered.size == n and np.array_equal(np.sort(covered), np.arange(n)))
-    if selection and all(net.populations[s].kind in ("neuron", "spike_input") for s, _ in t):
+    if selection and all(s in net.populations and net.populations[s].kind in ("neuron", "spike_input") for s, _ in t):
         parts = [RecordPart(s, m.rows.astype(np.int64), m.cols.astype(np.int64), d) for (s, d), m in t.items()]
         return Record(name, parts, tuple(shape))
     readout = graph.fresh_name(f"{name}_value", taken=net.populations)
@@ -1035,8 +1089,122 @@ def _record(graph: Graph, net: Netlist, name: str, src: str, t: Terms, shape, ta
         _check_source(graph, net, name, s)
     net.populations[readout] = Population(readout, "neuron", (n,), P.Integrator(), value_of=name)
     for (s, d), w in t.items():
-        net.projections.append(Projection(s, readout, d, w, vias.get((s, d), ())))
+        net.projections.append(_projection(net, s, readout, d, w, vias.get((s, d), ())))
     return Record(name, [RecordPart(readout, np.arange(n), np.arange(n), 0)], tuple(shape))
+
+
+def _projection(net: Netlist, src: str, target: str, delay: int, w: Sparse, via: tuple[str, ...]) -> Projection:
+    """The projection of one term: from a population, or from the elements of a SynapseFilter, whose synapses
+    start at the spiking population the filter reads, `delay` + the filter's own delay steps late."""
+    fg = net.filters.get(src)
+    if fg is None:
+        return Projection(src, target, delay, w, via)
+    return Projection(fg.source, target, delay + fg.delay, w, via, filter=fg)
+
+
+def _filter_terms(net: Netlist, name: str, prim: P.SynapseFilter, t: Terms, shape) -> Terms:
+    """The terms of a SynapseFilter: one element source per (spiking population, delay) it reads (a
+    `FilterGroup` in `net.filters`), which the synapses after it extend like a population's neurons.
+
+    A Delay in front of the filter commutes with it (a filter of 0 input starting at 0 stays 0, the Delay's
+    value for its first steps), so its steps join the synapses' delay.
+
+    Raises:
+        UnsupportedError naming the node for v_init != 0 (the receiving cells' filter states start at 0 when
+        the cell's IR time begins, through any Delay), or an input that is not a selection of spikes.
+    """
+    if np.any(np.asarray(prim.v_init) != 0.0):
+        raise UnsupportedError(f"node `{name}` (SynapseFilter): v_init must be 0 on this target (the receiving "
+                               "cells keep the filter's state, which starts at 0), found "
+                               f"{np.asarray(prim.v_init).ravel()[:4]}")
+    n = int(np.prod(shape))
+    leak = np.broadcast_to(np.asarray(prim.leak, np.float64), tuple(shape)).ravel()
+    out: Terms = {}
+    for (s, d), m in t.items():
+        pop = net.populations.get(s)
+        spiking = pop is not None and (pop.kind == "spike_input" or (pop.kind == "neuron" and pop.prim.spiking))
+        if not spiking or not np.all(m.vals == 1.0) or np.unique(m.rows).size != m.nnz:
+            raise UnsupportedError(f"node `{name}` (SynapseFilter) reads `{s}` other than as spikes passed on "
+                                   "unchanged (Flatten, Concat, Delay); its filter ports take one spiking neuron each")
+        key = f"{name}@{s}+{d}"  # not a node name: `@` is no identifier character
+        net.filters[key] = FilterGroup(name, s, d, m.cols.astype(np.int64), leak[m.rows])
+        out[(key, 0)] = Sparse(m.rows.astype(np.int64), np.arange(m.nnz), np.ones(m.nnz), (n, m.nnz))
+    return out
+
+
+def filter_readers(graph: Graph) -> set[str]:
+    """Neuron nodes whose input reaches a SynapseFilter through synapse operations: their cells keep filter
+    ports (chosen before the latencies are solved, since the cell decides the extra steps)."""
+    inputs = graph.input_map()
+    found, seen = set(), {}
+
+    def reaches(node: str) -> bool:
+        if node not in seen:
+            seen[node] = False  # a loop of linear nodes cannot happen in a verified graph
+            prim = graph.nodes[node]
+            seen[node] = type(prim) is P.SynapseFilter or (
+                isinstance(prim, LINEAR) and any(reaches(s) for s in inputs[node]))
+        return seen[node]
+
+    for name, prim in graph.nodes.items():
+        if isinstance(prim, NEURONS) and any(reaches(s) for s in inputs[name]):
+            found.add(name)
+    return found
+
+
+def refuse_fused_filter_readers(readers: set[str], chains, jumps, alifs, target: str) -> None:
+    """A cell made of two IR nodes (an LI chain, snnTorch's Synaptic, an ALIF behind its LI current) takes its input
+    through the first node's current, where filter ports do not reach: refused, naming the node."""
+    for name in sorted(readers):
+        for fused, what in ((chains, "LI -> LI"), (jumps, "snnTorch's Synaptic (LI -> LIF)"),
+                            (alifs, "an ALIF behind its LI current")):
+            if name in fused:
+                raise UnsupportedError(f"node `{name}` reads a SynapseFilter through synapses and is fused into one "
+                                       f"{target} cell as {what}; the filter ports of n3ml's own NEST cell feed its "
+                                       "input, not a fused current. Put a spiking neuron between them")
+
+
+class FilterPorts(NamedTuple):
+    """The filter ports of one population: `ports` per cell (the most any cell needs), the leak per port
+    (one float if uniform, else (n, ports), 0 where unused) and, per filtered projection into it, the
+    synapses (pre: source neuron, post: target neuron, weight in IR units, port 1..ports)."""
+
+    ports: int
+    leak: Any
+    synapses: list[tuple[Projection, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def filter_ports(net: Netlist, target: str) -> FilterPorts:
+    """Number the filter ports of each cell of `target`: one per filtered synapse (a nonzero weight), in the
+    order of the projections and of the filter elements."""
+    n = net.populations[target].size
+    parts = []
+    for k, pr in enumerate(p for p in net.projections if p.target == target and p.filter is not None):
+        keep = pr.weights.vals != 0.0
+        rows, cols = pr.weights.rows[keep].astype(np.int64), pr.weights.cols[keep].astype(np.int64)
+        parts.append((pr, rows, cols, pr.weights.vals[keep]))
+    if not parts:
+        return FilterPorts(0, 0.0, [])
+    post = np.concatenate([r for _, r, _, _ in parts])
+    which = np.concatenate([np.full(r.size, k) for k, (_, r, _, _) in enumerate(parts)])
+    elem = np.concatenate([c for _, _, c, _ in parts])
+    order = np.lexsort((elem, which, post))
+    first = np.searchsorted(post[order], post[order], side="left")
+    port = np.empty(post.size, np.int64)
+    port[order] = np.arange(post.size) - first + 1  # rank among the synapses of the same cell
+    leak = np.concatenate([pr.filter.leak[c] for pr, _, c, _ in parts])
+    ports = int(port.max()) if port.size else 0
+    if np.all(leak == leak.flat[0]) if leak.size else True:
+        table: Any = float(leak.flat[0]) if leak.size else 0.0
+    else:
+        table = np.zeros((n, ports))
+        table[post, port - 1] = leak
+    out, at = [], 0
+    for pr, rows, cols, vals in parts:
+        sl = slice(at, at + rows.size)
+        out.append((pr, pr.filter.cols[cols], rows, vals, port[sl]))
+        at += rows.size
+    return FilterPorts(ports, table, out)
 
 
 def _solve_latencies(net: Netlist, extra_steps: dict[str, int], generator_latency: int, target: str) -> None:
@@ -1181,6 +1349,8 @@ NETLIST_LEGAL: dict[str, str] = {
              "its LI current (Norse's LSNNCell wiring, reset none), otherwise n3ml's own NEST cell (n3ml_cell, "
              "compiled by the program; PyNN: on NEST only)"),
     "LI": "a never-firing cell, V_m recorded", "Integrator": "a never-firing cell, V_m recorded",
+    "SynapseFilter": ("filter ports of the cells it feeds (n3ml's own NEST cell keeps one filter state per filtered "
+                      "source neuron; PyNN: on NEST only)"),
 }
 NETLIST_REASON = ("a spiking simulator runs point neurons joined by static synapses: only neurons, inputs and "
                   "linear synapse operations map to populations and projections")
@@ -1194,6 +1364,8 @@ NETLIST_WHY = {"MaxPool2d": "a synapse cannot take a maximum",
                         "`-p ann-to-snn`, an approximation by rate coding, docs/conversion.md)"),
                "Softmax": "an analog activation has no point-neuron form",
                "FixedCubaLIF": "integer neurons are Lava's (quantize is for the lava target)",
+               "FixedSynapseFilter": ("the integer filter is Lava's (quantize is for the lava target); the float "
+                                      "SynapseFilter maps to filter ports of n3ml's own NEST cell"),
                "BatchNorm": "a BatchNorm that follows no Dense/Conv has no synapse to fold into"}
 NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "fuse-synaptic",
                     "remove-identity", "dce")

@@ -29,7 +29,8 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
         "and the clock (biases): spike_generators whose events carry the value as weight (latency 1).",
         "Populations: E_L = 0 and C_m = 1, so V_m is the IR's v - v_leak; v_init is set at NEST step latency - 1.",
         'A value "@key" names an array in weights.npz. Connections: one nest.Connect each; all_to_all: weight',
-        'matrix "<key>/w" (targets x sources); one_to_one: index arrays "<key>/pre", "<key>/post" and weights.',
+        'matrix "<key>/w" (targets x sources); one_to_one: index arrays "<key>/pre", "<key>/post" and weights;',
+        '"receptor": the receptor port of each synapse (filter ports of n3ml_cell, SpikingJelly\'s SynapseFilter).',
     ]
     desc.update(inputs_data(nl))
     desc["populations"] = populations_data(nl, net.cells, arrays, lambda pop, cell: {
@@ -41,8 +42,11 @@ def emit_nest(net: NestNetwork, out_dir: Path, *, steps: int | None = None) -> N
         if c.rule == "one_to_one":
             arrays.add(key + "/pre", c.pre)
             arrays.add(key + "/post", c.post)
-        connections.append({"source": c.source, "target": c.target, "delay": int(c.delay), "rule": c.rule,
-                            "key": key, "note": f"{c.comment}, {c.n_synapses} synapses"})
+        row = {"source": c.source, "target": c.target, "delay": int(c.delay), "rule": c.rule, "key": key,
+               "note": f"{c.comment}, {c.n_synapses} synapses"}
+        if c.receptor is not None:  # into filter ports of n3ml_cell: the port (receptor_type) of each synapse
+            row["receptor"] = arrays.add(key + "/receptor", np.asarray(c.receptor, np.int64))
+        connections.append(row)
     desc["connections"] = connections
     desc["outputs"] = outputs_data(nl, net.cells, arrays)
     runtimes = dict(RUNTIMES)

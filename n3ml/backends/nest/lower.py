@@ -14,6 +14,9 @@ The mapping and every compensation are documented in docs/backends/nest.md. In s
 * LI -> Delay -> ALIF (Norse's LSNNCell) with reset none -> `gif_psc_exp` (netlist.current_alif_cell); with
   reset to v_reset, which no NEST model forms, and a CubaLIF (reset to v_reset) on a loop too short for
   iaf_psc_exp's extra step -> `n3ml_cell`, n3ml's own NEST model (n3ml_cell.cpp, built by the program).
+* SynapseFilter (SpikingJelly's) -> kept by the cells it feeds: every neuron (and value readout) reading one
+  through synapses is an `n3ml_cell` with one filter port per filtered synapse, connected from the filter's
+  spiking source with that port as receptor (netlist.filter_ports).
 * Threshold: NEST fires on V_m >= V_th, the IR on v > theta: V_th = nextafter(theta - v_leak, +inf).
 """
 
@@ -28,10 +31,11 @@ from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
 from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, Sparse, alif_beyond_eprop,
-                       alif_cell, choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells, membrane_factors,
-                       own_cuba, own_current_alif, own_neuron, per_neuron, spike_maxpool_as_or, strict_threshold,
-                       subtraction_compensation)
+                       alif_cell, choose_cells, cuba_cell, current_alif_cell, filter_ports, filter_readers,
+                       fuse_current_alifs, fuse_li_chains, fuse_synaptic_reset, gif_cell, li_chain_cell,
+                       lower_with_fast_cells, membrane_factors, own_cuba, own_current_alif, own_filter_reader,
+                       own_neuron, own_value_readout, per_neuron, refuse_fused_filter_readers, spike_maxpool_as_or,
+                       strict_threshold, subtraction_compensation)
 
 TARGET = "nest"
 TIC_MS = 0.001  # NEST's default time quantum; the resolution must be a multiple of it
@@ -66,6 +70,7 @@ class Connection:
     pre: np.ndarray | None = None
     post: np.ndarray | None = None
     comment: str = ""
+    receptor: np.ndarray | None = None  # one_to_one into filter ports: the port of each synapse
 
     @property
     def n_synapses(self) -> int:
@@ -137,9 +142,10 @@ def cell_alif(name: str, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
                 self_weight=k.self_weight, note=k.note)
 
 
-def cell_own(k: OwnCell) -> Cell:
+def cell_own(k: OwnCell, record: str = "spikes") -> Cell:
     """n3ml's own cell (n3ml_cell.cpp, compiled by the program): weights in IR units, no extra step."""
-    return Cell(OWN_CELL, {"V_m": 0.0, **k.params}, 1.0, v_init=k.v_init, v_offset=k.v_leak, note=k.note)
+    return Cell(OWN_CELL, {"V_m": 0.0, **k.params}, 1.0, v_init=k.v_init, v_offset=k.v_leak, record=record,
+                note=k.note)
 
 
 def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, scheme: str, n: int) -> Cell:
@@ -200,6 +206,8 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
     graph, jumps = fuse_synaptic_reset(graph)
     graph, alifs = fuse_current_alifs(graph)
     types = graph.verify()
+    readers = filter_readers(graph)
+    refuse_fused_filter_readers(readers, chains, jumps, alifs, TARGET)
     cells = {name: cell_current_alif(name, fused, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size)
              for name, fused in alifs.items()}
     cells.update(choose_cells(graph, CELLS, "NEST model", TARGET, skip=alifs))
@@ -207,11 +215,25 @@ def lower_ir_to_nest(graph: Graph) -> NestNetwork:
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():
         cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, jump)
+    for name in readers:  # the cell keeps the filter states (its ports are numbered once the synapses are known)
+        prim = graph.nodes[name]
+        cells[name] = cell_own(own_filter_reader(name, prim, float(graph.dt), graph.scheme, types[name].size),
+                               "spikes" if prim.spiking else "V_m")
     net = lower_with_fast_cells(graph, cells, lambda c: c.extra_steps, lambda name: cell_own(own_cuba(
         name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size)), target=TARGET)
-    cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
+    filtered = {pr.target for pr in net.projections if pr.filter is not None}
+    cells.update({p.name: cell_own(own_value_readout(), "V_m") if p.name in filtered else cell_value(float(graph.dt))
+                  for p in net.neurons if p.value_of})
     out = NestNetwork(net, cells)
+    for name in sorted(filtered):
+        ports = filter_ports(net, name)
+        cells[name].params.update(filter_ports=float(ports.ports), filter_leak=ports.leak)
+        for pr, pre, post, w, port in ports.synapses:
+            out.connections.append(Connection(pr.source, name, pr.delay, "one_to_one", w, pre, post, pr.comment,
+                                              receptor=port))
     for pr in net.projections:
+        if pr.filter is not None:
+            continue
         cell = cells[pr.target]
         w = pr.weights.scale_rows(cell.weight_scale) if not np.isscalar(cell.weight_scale) or \
             cell.weight_scale != 1.0 else pr.weights

@@ -18,6 +18,18 @@
 //   b = b' + q s
 //
 // Its current enters v in the step the input arrives (no extra step, unlike iaf_psc_exp).
+//
+// Filter ports (SpikingJelly's SynapseFilter, docs/semantics.md §5b, in front of this cell's synapses): NEST
+// synapses add fixed weights and a NEST neuron sends only spikes, so a filter's state, which decays only in
+// steps without its input spike, cannot travel between cells. The receiving cell keeps it: receptor port
+// p = 1..filter_ports takes the spikes of one filtered source neuron (one connection per port; the port, not
+// the sender, tells which source spiked), whose filter state the cell updates each step in the IR's order
+//
+//   f_p = f_p - (1 - s_p) f_p leak_p + s_p      s_p: 1 if a spike arrived at port p in this step, else 0
+//
+// and adds w_p f_p to x (w_p: the weight the port's connection carries). Port 0 is the plain input. Memory:
+// three doubles and one ring buffer per port (O(fan-in of filtered synapses) per cell). A cell with
+// a_m = 0, rg = 1, theta = inf and ports of weight 1 records the filters' currents exactly as V_m.
 
 #include "archiving_node.h"
 #include "event.h"
@@ -27,6 +39,10 @@
 #include "ring_buffer.h"
 #include "universal_data_logger.h"
 #include "universal_data_logger_impl.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
 
 namespace n3ml
 {
@@ -50,11 +66,11 @@ public:
   size_t
   handles_test_event( nest::SpikeEvent&, size_t receptor_type ) override
   {
-    if ( receptor_type != 0 )
+    if ( receptor_type > ports_() )  // 0: the plain input; 1..filter_ports: filter ports
     {
       throw nest::UnknownReceptorType( receptor_type, get_name() );
     }
-    return 0;
+    return receptor_type;
   }
   size_t
   handles_test_event( nest::DataLoggingRequest& dlr, size_t receptor_type ) override
@@ -68,8 +84,17 @@ public:
   void
   handle( nest::SpikeEvent& e ) override
   {
-    B_.spikes_.add_value( e.get_rel_delivery_steps( nest::kernel().simulation_manager.get_slice_origin() ),
-      e.get_weight() * e.get_multiplicity() );
+    const long lag = e.get_rel_delivery_steps( nest::kernel().simulation_manager.get_slice_origin() );
+    const size_t port = e.get_rport();
+    if ( port == 0 )
+    {
+      B_.spikes_.add_value( lag, e.get_weight() * e.get_multiplicity() );
+      return;
+    }
+    // a port has one static connection: its weight is the same in every event, and it matters only once
+    // the port's filter state is nonzero, i.e. after its first spike
+    S_.filter_w[ port - 1 ] = e.get_weight();
+    B_.filter_spikes_[ port - 1 ].add_value( lag, static_cast< double >( e.get_multiplicity() ) );
   }
   void
   handle( nest::DataLoggingRequest& e ) override
@@ -90,6 +115,9 @@ public:
     d[ "reset" ] = P_.reset;
     d[ "rho" ] = P_.rho;
     d[ "refractory" ] = P_.refractory;
+    d[ "filter_ports" ] = P_.filter_ports;
+    d[ "filter_leak" ] = P_.filter_leak;
+    d[ "filter_state" ] = S_.filter_i;
     d[ nest::names::V_m ] = S_.v;
     d[ "I" ] = S_.i;
     d[ "b" ] = S_.b;
@@ -111,9 +139,14 @@ public:
     d.update_value( "reset", p.reset );
     d.update_value( "rho", p.rho );
     d.update_value( "refractory", p.refractory );
+    d.update_value( "filter_ports", p.filter_ports );
+    d.update_value( "filter_leak", p.filter_leak );
     d.update_value( nest::names::V_m, s.v );
     d.update_value( "I", s.i );
     d.update_value( "b", s.b );
+    p.check();
+    s.filter_i.resize( static_cast< size_t >( p.filter_ports ), 0.0 );  // a new port starts at 0
+    s.filter_w.resize( static_cast< size_t >( p.filter_ports ), 0.0 );
     ArchivingNode::set_status( d );
     P_ = p;
     S_ = s;
@@ -129,10 +162,45 @@ private:
     double reset = 1.0;       // 1: to v_reset after a spike; 2: subtract rho + b'; 0: none
     double rho = 1.0;         // the IR's theta (reset 2)
     double refractory = 0.0;  // steps (a whole number)
+    double filter_ports = 0.0;  // filter ports (receptors 1..filter_ports; a whole number)
+    std::vector< double > filter_leak;  // per port, or one value for all; 0..1
+
+    // NEST's BadProperty naming the parameter (set_status); whether filter_leak has one value per port is
+    // checked before a run (pre_run_hook), since the two may be set in separate calls
+    void
+    check() const
+    {
+      if ( not( reset == 0.0 or reset == 1.0 or reset == 2.0 ) )
+      {
+        throw nest::BadProperty( "n3ml_cell: reset must be 0 (none), 1 (to v_reset) or 2 (subtract), found "
+          + std::to_string( reset ) );
+      }
+      if ( not( refractory >= 0.0 ) or refractory != std::floor( refractory ) )
+      {
+        throw nest::BadProperty( "n3ml_cell: refractory must be a whole number of steps >= 0, found "
+          + std::to_string( refractory ) );
+      }
+      if ( not( filter_ports >= 0.0 ) or filter_ports != std::floor( filter_ports ) or filter_ports > 1e9 )
+      {
+        throw nest::BadProperty( "n3ml_cell: filter_ports must be a whole number >= 0, found "
+          + std::to_string( filter_ports ) );
+      }
+      for ( const double l : filter_leak )
+      {
+        if ( not( l >= 0.0 and l <= 1.0 ) )
+        {
+          throw nest::BadProperty( "n3ml_cell: filter_leak must lie in 0..1 (the fraction of a filter's current "
+                                   "lost in a step without its spike), found "
+            + std::to_string( l ) );
+        }
+      }
+    }
   };
   struct State_
   {
     double v = 0.0, i = 0.0, b = 0.0, c = 0.0;  // c: refractory steps left
+    std::vector< double > filter_i;             // the filter state of each port
+    std::vector< double > filter_w;             // the weight of each port's connection
   };
   struct Buffers_
   {
@@ -145,19 +213,43 @@ private:
     {
     }
     nest::RingBuffer spikes_;
+    std::vector< nest::RingBuffer > filter_spikes_;  // spikes arriving at each filter port
     nest::UniversalDataLogger< n3ml_cell > logger_;
   };
 
+  size_t
+  ports_() const
+  {
+    return static_cast< size_t >( P_.filter_ports );
+  }
   void
   init_buffers_() override
   {
     B_.spikes_.clear();
+    B_.filter_spikes_.assign( ports_(), nest::RingBuffer() );
+    for ( auto& r : B_.filter_spikes_ )
+    {
+      r.clear();
+    }
     B_.logger_.reset();
     ArchivingNode::clear_history();
   }
   void
   pre_run_hook() override
   {
+    if ( ports_() > 0 and P_.filter_leak.size() != 1 and P_.filter_leak.size() != ports_() )
+    {
+      throw nest::BadProperty( "n3ml_cell: filter_leak must hold one value or one per filter port (filter_ports = "
+        + std::to_string( ports_() ) + "), found " + std::to_string( P_.filter_leak.size() ) + " values" );
+    }
+    if ( B_.filter_spikes_.size() != ports_() )  // filter_ports changed after the first run
+    {
+      B_.filter_spikes_.resize( ports_() );
+    }
+    for ( auto& r : B_.filter_spikes_ )
+    {
+      r.resize();  // NEST's delays are known now
+    }
     B_.logger_.init();
   }
   void
@@ -165,7 +257,17 @@ private:
   {
     for ( long lag = from; lag < to; ++lag )
     {
-      S_.i = P_.a_s * S_.i + B_.spikes_.get_value( lag );  // the current evolves while refractory too
+      double x = B_.spikes_.get_value( lag );
+      for ( size_t p = 0; p < S_.filter_i.size(); ++p )
+      {
+        // SpikingJelly's operations in its order (n3ml.ir.neurons.step_synapse_filter): ((1 - s) f) leak
+        const double s = B_.filter_spikes_[ p ].get_value( lag );
+        const double leak = P_.filter_leak.size() == 1 ? P_.filter_leak[ 0 ] : P_.filter_leak[ p ];
+        double& f = S_.filter_i[ p ];
+        f = f - ( 1.0 - s ) * f * leak + s;
+        x += S_.filter_w[ p ] * f;
+      }
+      S_.i = P_.a_s * S_.i + x;  // the current evolves while refractory too
       const double b = P_.a_b * S_.b;
       const bool held = S_.c > 0.0;
       if ( not held )

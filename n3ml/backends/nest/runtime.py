@@ -38,9 +38,10 @@ def import_nest():
     return nest
 
 
-# NEST parameters whose value is a list (gif_psc_exp's threshold and current components): written as one
-# number (the same single component for every neuron) or as an (n, k) array (k components per neuron)
-LIST_PARAMS = ("q_sfa", "tau_sfa", "q_stc", "tau_stc")
+# NEST parameters whose value is a list (gif_psc_exp's threshold and current components, n3ml_cell's leak per
+# filter port): written as one number (the same single value for every neuron) or as an (n, k) array (k values
+# per neuron)
+LIST_PARAMS = ("q_sfa", "tau_sfa", "q_stc", "tau_stc", "filter_leak")
 
 
 def per_node(params, n):
@@ -97,6 +98,8 @@ def build(nest, net, sample, steps, threads):
             pre = nodes[c["source"]][0].global_id + net.weights[key + "/pre"]
             post = nodes[c["target"]][0].global_id + net.weights[key + "/post"]
             syn["delay"] = np.full(pre.size, c["delay"] * dt)  # array-based Connect takes arrays only
+            if "receptor" in c:  # filter ports of n3ml's own cell: one port per filtered source neuron
+                syn["receptor_type"] = net.array(c["receptor"])
             nest.Connect(pre, post, "one_to_one", syn_spec=syn)
     return nodes
 
