@@ -35,6 +35,8 @@ class Profile:
     v_reset_zero: bool = True  # to-value resets must go to 0
     refractory: bool = False  # whether its neurons can hold a refractory period (FixedCubaLIF.refractory)
     adaptation: bool = False  # whether its neurons can adapt their threshold (FixedCubaLIF.db, q)
+    synapse_filter: bool = False  # whether it has a graded synapse filter (FixedSynapseFilter: a current that
+    # decays only on steps without an input spike and sends its value to the synapses after it)
     current_overflow: str = "wrap"
     voltage_overflow: str = "saturate"
     headroom: float = 1.0  # fraction of the state range the worst-case current may use
@@ -81,10 +83,15 @@ PROFILES: dict[str, Profile] = {
     # spike when v > theta + b', b = b' + q s), through n3ml's own N3mlLIF process: Lava simulates it in
     # fixed_pt bit for bit; on a Loihi 2 chip it needs a custom neuron microcode model (Lava 0.10's
     # bit-accurate LIF has none of them)
-    "loihi2": Profile(name="loihi2", resets=("to-value", "subtract", "none"), refractory=True, adaptation=True),
-    # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness, adaptation
+    # A synapse filter (SpikingJelly's SynapseFilter) runs in n3ml's N3mlSynapseFilter process, sending its current
+    # as graded spikes (Loihi 2 has graded spikes; on a chip it needs a custom neuron microcode model too)
+    "loihi2": Profile(name="loihi2", resets=("to-value", "subtract", "none"), refractory=True, adaptation=True,
+                      synapse_filter=True),
+    # generic: symmetric int8 weights without exponent, int32 state, every reset mode, refractoriness, adaptation,
+    # graded synapse filters
     "int8": Profile(name="int8", weight_bits=8, mixed_sign_loses_bit=False, weight_exp_max=0, state_bits=32,
                     input_shift=6, theta_shift=0, vth_max=2**30, bias_mant_bits=None, du_min=0, dv_max=1 << 12,
-                    resets=("to-value", "subtract", "none"), v_reset_zero=False, refractory=True, adaptation=True),
+                    resets=("to-value", "subtract", "none"), v_reset_zero=False, refractory=True, adaptation=True,
+                    synapse_filter=True),
 }
 LOIHI2 = PROFILES["loihi2"]

@@ -9,6 +9,11 @@ spiking neurons they feed (IF, LIF, CubaLIF, ALIF) become integer synapses and
 the neuron's db and q, §6a). What the hardware can hold is data in a `Profile`;
 this pass knows no target.
 
+A SpikingJelly `SynapseFilter` (spikes in, a graded current out) becomes a
+`FixedSynapseFilter` whose current counts 2^input_shift per spike (jump), so the
+neuron after its synapses reads it with input_shift 0: the same scale as a spike
+shifted by input_shift, exactly (docs/quantization.md, "Synapse filters").
+
 An ALIF reading an LI current (v_leak = v_init = 0; Norse's LSNN) is one neuron
 whose current is the LI: when the LI reaches it through a Delay (the LSNN integrates
 the current of the step before), the Delay is first moved in front of the LI's
@@ -69,12 +74,16 @@ class Quantize(Pass):
     input_scale: float = 0.0  # > 0: analog inputs become graded integers round(input_scale * x), |x| <= 1
     readout: str = "refuse"  # "voltage": LI readouts become never-firing neurons read through their v
     weight_exp_max: int = -1  # >= 0: cap the profile's shared weight exponent (netx files want 0 or 1)
+    filter_max: float = 64.0  # a SynapseFilter read by synapses saturates above this current (rounded up to 2^k)
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         if self.profile not in PROFILES:
             raise PassError(f"quantize: unknown profile {self.profile!r}; available: {', '.join(PROFILES)}")
         if self.readout not in ("refuse", "voltage"):
             raise PassError(f"quantize: readout must be refuse or voltage; found {self.readout!r}")
+        if not (math.isfinite(self.filter_max) and self.filter_max >= 1):
+            raise PassError(f"quantize: filter_max must be a finite number >= 1 (a current of one spike at "
+                            f"least); found {self.filter_max!r}")
         prof = PROFILES[self.profile]
         if self.weight_exp_max >= 0:
             prof = dataclasses.replace(prof, weight_exp_max=min(prof.weight_exp_max, self.weight_exp_max))
@@ -86,8 +95,8 @@ class Quantize(Pass):
         # that the current is formed in the step the neuron reads it, as FixedCubaLIF's u is
         graph = move_current_delays(graph, refuse_bias=True)
         graph = PassManager([get_pass_class(n)() for n in CANONICAL]).run(graph, None)
-        out, report = quantize(graph, prof, candidates=self.candidates,
-                               input_scale=self.input_scale, readout=self.readout)
+        out, report = quantize(graph, prof, candidates=self.candidates, input_scale=self.input_scale,
+                               readout=self.readout, filter_max=self.filter_max)
         if context is not None:
             context.setdefault("report", {})["quantize"] = report
         return out
@@ -105,6 +114,7 @@ class _Syn:
     bias: np.ndarray | None
     xmax: float = 1.0  # largest input magnitude (1 for spikes, input_scale for graded inputs)
     mant: tuple[int, int] | None = None  # its weight mantissa range under the profile (found once)
+    unshift: int = 0  # log2 of the scale its input already carries (a synapse filter's jump 2^input_shift)
 
 
 @dataclass
@@ -115,6 +125,20 @@ class _Group:
     syns: list[_Syn]
     first: str | None = None  # LI1 of an LI1 -> LI2 readout: the group's current (removed from the graph)
 
+    def input_shift(self, prof: Profile) -> int:
+        """The neuron's input shift: the profile's, less the scale a synapse filter's current already carries
+        (its jump is 2^input_shift: the filter's synapses read it at shift 0, its spike synapses take weights
+        2^input_shift larger, which their exponent holds)."""
+        return prof.input_shift - max(s.unshift for s in self.syns)
+
+
+class _Filter(NamedTuple):
+    """How a SynapseFilter is quantized: v_int = jump * v, saturating at `state_bits` (docs/quantization.md)."""
+
+    jump: int  # 2^input_shift: one spike in state units
+    state_bits: int
+    read_by_synapses: bool
+
 
 def _as_conv(name: str, prim: P.Primitive, cin: int) -> _Syn:
     """A pool as a depthwise convolution with constant weights."""
@@ -124,7 +148,7 @@ def _as_conv(name: str, prim: P.Primitive, cin: int) -> _Syn:
     return _Syn(name, prim, w, cin, None)
 
 
-def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _Syn:
+def _synapse(graph: Graph, types, name: str, user: str, input_scale: float, filters: dict[str, _Filter]) -> _Syn:
     prim = graph.nodes[name]
     if not isinstance(prim, SYNAPSES):
         raise UnsupportedError(f"node `{user}`: quantize needs its input to come from a synapse (Dense, Conv, "
@@ -134,7 +158,8 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
     while isinstance(graph.nodes[origin], (P.Flatten, P.Delay)):  # graded integers stay graded through both
         origin = graph.inputs_of(origin)[0]
     graded = isinstance(graph.nodes[origin], P.Input) and input_scale > 0
-    if types[src].kind != "spike" and not graded:
+    filt = filters.get(origin)
+    if types[src].kind != "spike" and not graded and filt is None:
         raise UnsupportedError(f"node `{name}` ({prim.op}): quantize needs spikes into a synapse; its input "
                                f"`{src}` is {types[src].kind} (for analog Input data give input_scale, which "
                                "makes it graded integers)")
@@ -149,6 +174,9 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float) -> _
     w = np.asarray(prim.weight, dtype=np.float64)
     groups = getattr(prim, "groups", 1)
     bias = None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64)
+    if filt is not None:  # the filter's current v_int = jump * v: the weight takes 1 / jump, read at shift 0
+        cap = (1 << (filt.state_bits - 1)) - 1  # where the fixed-point filter saturates
+        return _Syn(name, prim, w / filt.jump, groups, bias, float(cap), unshift=filt.jump.bit_length() - 1)
     if types[src].kind != "spike":  # graded input x_int = input_scale * x: the weight takes 1 / input_scale
         return _Syn(name, prim, w / input_scale, groups, bias, float(input_scale))
     return _Syn(name, prim, w, groups, bias)
@@ -196,7 +224,7 @@ def current_inputs(graph: Graph) -> dict[str, str]:
     return found
 
 
-def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Group]:
+def _groups(graph: Graph, types, input_scale: float, readout: str, filters: dict[str, _Filter]) -> list[_Group]:
     groups = []
     chains = {**(li_chains(graph) if readout == "voltage" else {}), **current_inputs(graph)}
     for n in graph.topo_order():
@@ -210,11 +238,11 @@ def _groups(graph: Graph, types, input_scale: float, readout: str) -> list[_Grou
                 if graph.users_of(src) != [first or n]:
                     raise UnsupportedError(f"node `{src}` (Add): quantize needs an Add to feed one neuron; it "
                                            f"feeds {graph.users_of(src)}")
-                syns = [_synapse(graph, types, s, src, input_scale) for s in graph.inputs_of(src)]
+                syns = [_synapse(graph, types, s, src, input_scale, filters) for s in graph.inputs_of(src)]
             else:
-                syns = [_synapse(graph, types, src, first or n, input_scale)]
+                syns = [_synapse(graph, types, src, first or n, input_scale, filters)]
             groups.append(_Group(n, p, tuple(types[n].shape), syns, first))
-        elif not isinstance(p, SYNAPSES + PASSIVE):
+        elif not isinstance(p, SYNAPSES + PASSIVE + (P.SynapseFilter,)):
             raise UnsupportedError(f"node `{n}` ({p.op}) has no fixed-point form" + (spike_gated_loop(graph, n) or (
                 "; quantize handles synapses (Dense, Conv, SumPool2d, AvgPool2d) feeding IF, LIF, CubaLIF or ALIF "
                 "neurons (an ALIF's current may be an LI with v_leak = v_init = 0)"
@@ -319,17 +347,82 @@ def _round_bias(b: np.ndarray, prof: Profile, node: str = "?") -> tuple[np.ndarr
     return out.astype(np.int64), np.where(out == 0, 0, exp)
 
 
+# ----------------------------------------------------------------- synapse filters
+
+
+def _filters(graph: Graph, prof: Profile, filter_max: float) -> dict[str, _Filter]:
+    """{SynapseFilter node: how it is quantized}.
+
+    The integer current counts jump = 2^input_shift per spike (6 fractional bits under both profiles), so a
+    synapse reading it computes W_int v_int = W_int jump v, which is what a spike synapse delivers after the
+    neuron's input shift: the neuron after it reads at input_shift 0 and the weights keep the spike scale.
+    A float filter that spikes at every step grows without bound; the integer one saturates. Where synapses
+    read it, it saturates at filter_max spikes' worth (a power of two: 2^k jump - 1), so that the worst case
+    of the neurons after it (every input at its largest at every step, `_choose_threshold`) is a real bound
+    and their current never wraps. A filter only Outputs read keeps the profile's whole state."""
+    found = {}
+    for n, p in graph.nodes.items():
+        if not isinstance(p, P.SynapseFilter):
+            continue
+        if not prof.synapse_filter:
+            raise UnsupportedError(f"node `{n}` (SynapseFilter): profile {prof.name} has no graded synapse filter "
+                                   "(a current that sends its value to the synapses after it)")
+        bits = prof.state_bits
+        read = _read_by_synapses(graph, n)
+        if read:
+            k = max(0, math.ceil(math.log2(filter_max) - 1e-12))
+            bits = min(prof.state_bits, k + prof.input_shift + 1)
+        found[n] = _Filter(1 << prof.input_shift, bits, read)
+    return found
+
+
+def _read_by_synapses(graph: Graph, name: str) -> bool:
+    """Whether anything but Outputs reads `name` (through Flatten and Delay)."""
+    todo = list(graph.users_of(name))
+    while todo:
+        u = todo.pop()
+        p = graph.nodes[u]
+        if isinstance(p, (P.Flatten, P.Delay)):
+            todo += graph.users_of(u)
+        elif not isinstance(p, P.Output):
+            return True
+    return False
+
+
+def _quantize_filter(out: Graph, name: str, f: _Filter, prof: Profile) -> dict[str, Any]:
+    """Replace SynapseFilter `name` in `out` by its FixedSynapseFilter (d = round(2^D leak), jump, v_init * jump);
+    its report."""
+    p = out.nodes[name]
+    leak = np.asarray(p.leak, dtype=np.float64)
+    d = np.round(leak * prof.one).astype(np.int64)  # leak lies in 0..1 (verified): d in 0..2^D
+    cap = (1 << (f.state_bits - 1)) - 1
+    v0 = np.round(np.asarray(p.v_init, dtype=np.float64) * f.jump)
+    if np.any(np.abs(v0) > cap):
+        raise UnsupportedError(f"node `{name}` (SynapseFilter): v_init {np.max(np.abs(p.v_init)):g} lies beyond the "
+                               f"current its fixed-point form holds ({cap / f.jump:g}; raise filter_max)")
+    out.nodes[name] = P.FixedSynapseFilter(d=_scalar(d), jump=f.jump, decay_bits=prof.decay_bits,
+                                           state_bits=f.state_bits, v_init=_scalar(v0.astype(np.int64)))
+    rep = {"jump": f.jump, "d": int(np.max(d)), "state_bits": f.state_bits, "saturates_at": cap / f.jump,
+           "leak_error": float(np.max(np.abs(d / prof.one - leak))), "voltage_scale": f.jump,
+           "readout": f"its integers are the float current * {f.jump} (an Output of it reads them)"}
+    log.info("quantize[%s] %s: filter d=%d jump=%d state_bits=%d (saturates at %g spikes)", prof.name, name,
+             rep["d"], f.jump, f.state_bits, rep["saturates_at"])
+    return rep
+
+
 # ----------------------------------------------------------------------- main
 
 
 def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale: float = 0.0,
-             readout: str = "refuse") -> tuple[Graph, dict[str, Any]]:
+             readout: str = "refuse", filter_max: float = 64.0) -> tuple[Graph, dict[str, Any]]:
     """Quantize `graph` for `prof`; return the new graph and the per-layer report.
 
     Args:
         input_scale: > 0 lets analog Inputs in as graded integers: feed round(input_scale * x), |x| <= 1.
         readout: "voltage" turns LI readouts into FixedCubaLIF neurons that never fire; read their
             voltage (record the node: state/<node>.v), which is the float voltage times a per-layer scale.
+        filter_max: a SynapseFilter whose current synapses read saturates above this many spikes' worth
+            (rounded up to a power of two), which bounds the current of the neurons after it.
     """
     if readout == "voltage":
         graph = _value_readouts(graph)
@@ -338,11 +431,14 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
         if isinstance(p, P.Input) and p.kind != "spike" and graph.users_of(n) and not input_scale > 0:
             raise UnsupportedError(f"node `{n}` (Input): quantized graphs take spike inputs (or graded integers "
                                    f"with input_scale); found {p.kind}")
-    groups = _groups(graph, types, input_scale, readout)
+    filters = _filters(graph, prof, filter_max)
+    groups = _groups(graph, types, input_scale, readout, filters)
     out = graph.copy()
     report: dict[str, Any] = {"profile": prof.name, "layers": {}}
     if input_scale > 0:
         report["input_scale"] = input_scale
+    for n, f in filters.items():
+        report.setdefault("filters", {})[n] = _quantize_filter(out, n, f, prof)
     for grp in groups:
         _check_neuron(grp.neuron, grp.prim, prof)
         rep = _quantize_group(out, grp, prof, graph.dt, graph.scheme, candidates)
@@ -409,7 +505,7 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     out.nodes[grp.neuron] = P.FixedCubaLIF(
         du=_scalar(du), dv=_scalar(dv), bias=_scalar(bias), theta=fire_th, v_reset=_scalar(v_reset),
         reset=p.reset if p.spiking else "to-value", refractory=p.refractory if p.spiking else 0,
-        v_init=_scalar(v_init), **adapt, **prof.neuron_fields())
+        v_init=_scalar(v_init), **adapt, **{**prof.neuron_fields(), "input_shift": grp.input_shift(prof)})
     rep = {"vth": fire_th >> prof.theta_shift, "theta": fire_th, "du": int(np.max(du)), "dv": int(np.max(dv)),
            "voltage_decay_error": float(np.max(np.abs((1 - dv / prof.one) - np.asarray(dyn.a)))),
            "current_decay_error": float(np.max(np.abs((1 - du / prof.one) - np.asarray(dyn.a_s, np.float64)))),
@@ -418,6 +514,8 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
            "bias_exp": int(np.max(bias_exp))}
     if note:
         rep["note"] = note
+    if grp.input_shift(prof) != prof.input_shift:
+        rep["input_shift"] = grp.input_shift(prof)
     if adapt:
         rep["db"], rep["q"] = int(np.max(db)), int(np.max(np.abs(adapt["q"])))
         rep["adaptation_decay_error"] = float(np.max(np.abs((1 - db / prof.one) - np.asarray(
@@ -502,8 +600,13 @@ def _choose_threshold(grp: _Group, targets: list[np.ndarray], prof: Profile, pil
             if best is None or score < best[0]:
                 best = (score, th, int(vth), fits)
     if best is None:
+        mixed = ""
+        if grp.input_shift(prof) != prof.input_shift and any(not s.unshift for s in grp.syns):
+            mixed = (f" (it reads a synapse filter's current at input shift {grp.input_shift(prof)} beside "
+                     f"{', '.join(s.name for s in grp.syns if not s.unshift)}, whose weights must then be "
+                     f"2^{prof.input_shift - grp.input_shift(prof)} times larger)")
         raise UnsupportedError(f"node `{grp.neuron}`: its weights cannot be held in a {prof.weight_bits}-bit mantissa "
-                               f"with exponent <= {prof.weight_exp_max} under profile {prof.name}")
+                               f"with exponent <= {prof.weight_exp_max} under profile {prof.name}{mixed}")
     return best[1], best[2], best[3]
 
 
@@ -512,7 +615,7 @@ def _fit_weights(grp: _Group, targets: list[np.ndarray], prof: Profile,
     """Integer weights of every synapse for threshold `th` and their relative error; None if one cannot fit."""
     fits, err2, den2 = [], 0.0, 0.0
     for s, t in zip(grp.syns, targets):
-        tgt = t * th / 2**prof.input_shift
+        tgt = t * th / 2 ** grp.input_shift(prof)
         if s.mant is None:  # the same for every candidate threshold
             s.mant = prof.mantissa_range(s.w)[:2]
         lo, hi = s.mant
@@ -566,14 +669,17 @@ def _neuron_constants(grp: _Group, bias_n: np.ndarray, theta: np.ndarray, th: in
 def _write_synapses(out: Graph, grp: _Group, targets, fits, th: int, prof: Profile) -> dict[str, Any]:
     """Replace every synapse of the group by its integer form (pools become convolutions); its report."""
     syn_rep = {}
+    shift = grp.input_shift(prof)
     for s, t, (wi, e) in zip(grp.syns, targets, fits):
-        tgt = t * th / 2**prof.input_shift
+        tgt = t * th / 2**shift
         den = float(np.sqrt(np.sum(tgt**2)))
         err = float(np.sqrt(np.sum((wi - tgt) ** 2))) / den if den > 0 else 0.0
         lo, hi, sign = prof.mantissa_range(s.w)
         fmt = _weight_format(lo, hi, e)
         syn_rep[s.name] = {"exp": e, "sign": sign, "weight_error": err,
-                           "max_abs_error": float(np.max(np.abs(wi - tgt))) / th * 2**prof.input_shift}
+                           "max_abs_error": float(np.max(np.abs(wi - tgt))) / th * 2**shift}
+        if s.unshift:
+            syn_rep[s.name]["reads"] = "a synapse filter's current (jump 2^%d)" % s.unshift
         if isinstance(s.prim, P._Pool2d):
             out.nodes[s.name] = P.Conv2d(weight=wi, bias=None, stride=s.prim.stride_, padding=s.prim.padding,
                                          groups=s.groups, weight_format=fmt)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import __version__
 from ..emission import Arrays, write_program
+from ...ir.profiles import LOIHI2
 from .lower import Conn, LavaNet, Pop, Probe
 from .runtime import FORMAT, LIF_ARGS  # what the program reads: its own module, importable without Lava
 
@@ -61,12 +62,16 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
     if pop.kind == "input":
         what = "analog values sent as graded spikes" if pop.graded else "spikes"
         return {"note": f"Input {list(pop.shape)}, {what} from a ring buffer", **layout, "graded": bool(pop.graded)}
+    if pop.kind == "filter":
+        return _filter(n, pop, layout, fixed, arrays)
     params = {}
     for k in LIF_ARGS:
         a = np.asarray(pop.params.get(k, 0))
         # per-neuron values go to weights.npz; one value stays a number (Lava broadcasts it)
         params[k] = arrays.add(f"{n}.{k}", a) if a.size > 1 else arrays.value(f"{n}.{k}", a.reshape(()))
     own = {"reset": pop.reset, "start": int(pop.start)} if pop.process == "N3mlLIF" else {}
+    if pop.process == "N3mlLIF" and pop.input_shift != LOIHI2.input_shift:
+        own["input_shift"] = int(pop.input_shift)
     if pop.adapt:  # threshold adaptation (N3mlLIF: an ALIF's in threshold units, a FixedCubaLIF's in integers)
         own["adapt"] = {k: arrays.add(f"{n}.{k}", np.asarray(v)) if np.size(v) > 1 else
                         arrays.value(f"{n}.{k}", np.asarray(v).reshape(())) for k, v in pop.adapt.items()}
@@ -90,12 +95,25 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
         what += f", refractory for {pop.refractory} step(s) after a spike (v held, u integrating)"
     if pop.start:
         what += f", holds its initial state for the {pop.start} step(s) before its input arrives"
+    if fixed and pop.input_shift != LOIHI2.input_shift:
+        what += f", input << {pop.input_shift} (it reads a synapse filter's current, 2^6 per spike)"
     unit_scale = np.size(pop.v_scale) == 1 and float(np.asarray(pop.v_scale).reshape(-1)[0]) == 1.0
     return {"note": f"neuron {list(pop.shape)}, {what}", **layout, "graded": bool(pop.graded),
             "process": pop.process, "refractory": int(pop.refractory), **own,
             "params": params,
             # n3ml voltage = Lava v * v_scale (floating_pt works in threshold units)
             "v_scale": 1 if unit_scale else arrays.add(f"{n}.v_scale", np.asarray(pop.v_scale, dtype=np.float64))}
+
+
+def _filter(n: str, pop: Pop, layout: dict[str, Any], fixed: bool, arrays: Arrays) -> dict[str, Any]:
+    """n3ml's N3mlSynapseFilter (runtime.py `filter_models`): its parameters, per neuron in weights.npz."""
+    params = {k: arrays.add(f"{n}.{k}", np.asarray(v)) if np.size(v) > 1 else arrays.value(f"{n}.{k}", np.asarray(v).reshape(()))
+              for k, v in pop.params.items()}
+    what = ("v = sat(v + jump) on a spike, else trunc(v keep_v >> shift) (integers)" if fixed else
+            "v = v - (1 - s) v leak + s")
+    return {"note": f"synapse filter {list(pop.shape)}: {what}; sends v as graded spikes, holds v_init for the "
+                    f"{pop.start} step(s) before its input arrives", **layout, "graded": True,
+            "process": pop.process, "start": int(pop.start), "params": params, "v_scale": 1}
 
 
 def _connection(c: Conn, net: LavaNet, arrays: Arrays) -> dict[str, Any]:

@@ -22,6 +22,10 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
   LIFRefractory, floating_pt only, where the reset is to 0 and the two agree) and an adaptive threshold:
   ALIF's (floating_pt, b and q in threshold units) and FixedCubaLIF's db and q (fixed_pt, integers, as
   n3ml.ir.neurons.step_fixed_cuba_lif: b' = trunc((2^12 - db) b >> 12), b = sat(b' + q s)).
+* A SynapseFilter (FixedSynapseFilter in fixed_pt) runs on n3ml's own process N3mlSynapseFilter (runtime.py
+  `filter_models`): it reads its spikes through an identity Dense (one step, as every synapse) and sends its
+  current every step as graded spikes to the synapses after it; an Output of it is read through a Monitor.
+  A FixedCubaLIF reading one has input_shift 0 (the current carries 2^6 per spike): an N3mlLIF with that shift.
 * An LI with v_leak = v_init = 0 read only by an IF/LIF/ALIF/LI, directly or through a Delay(d), is that
   population's u (`current_chains`); its synapses take the Delay (a zero-state linear filter commutes with it).
   A Dense reading a Concat is one connection per source population; an Output of a Concat, one Sink each.
@@ -68,7 +72,10 @@ SUPPORTED_OPS: dict[type, str] = {
     P.Input: "", P.Output: "", P.Dense: "", P.Conv2d: "", P.SumPool2d: "", P.AvgPool2d: "", P.Flatten: "",
     P.Add: "", P.Delay: "", P.Concat: "of populations, read by a Dense or an Output", P.IF: "", P.LIF: "",
     P.CubaLIF: "", P.ALIF: "float graphs", P.FixedCubaLIF: "", P.LI: "float graphs",
+    P.SynapseFilter: "float graphs", P.FixedSynapseFilter: "fixed-point graphs",
 }
+# spike-gated currents: n3ml's N3mlSynapseFilter process (graded spikes out)
+FILTERS = (P.SynapseFilter, P.FixedSynapseFilter)
 # neurons whose input enters v in its own step (no current of their own): an LI before one is its current
 CURRENT_READERS = (P.IF, P.LIF, P.ALIF, P.LI)
 SUPPORTED = ", ".join(c.__name__ + (f" ({why})" if why else "") for c, why in SUPPORTED_OPS.items())
@@ -79,7 +86,7 @@ class Pop:
     """A Lava population: a RingBuffer source (IR Input) or a LIF process (IR neuron)."""
 
     name: str
-    kind: str  # "input" | "neuron" | "bias" (one spike every step from Lava step `latency` on)
+    kind: str  # "input" | "neuron" | "filter" (N3mlSynapseFilter) | "bias" (one spike every step from `latency` on)
     shape: tuple[int, ...]  # IR per-sample shape
     conv: bool = False  # Lava (W, H, B*C) layout instead of a flat (B*n,) vector
     latency: int = 0
@@ -93,6 +100,7 @@ class Pop:
     fixed: bool = False  # fixed_pt (Lava's LIFRefractory has floating_pt models only)
     # N3mlLIF's adaptive threshold: ALIF {"a_b", "q"} (q in threshold units); FixedCubaLIF {"keep_b", "q"} (integers)
     adapt: dict[str, Any] = field(default_factory=dict)
+    input_shift: int = LOIHI2.input_shift  # fixed_pt: a_in << input_shift (0 behind a synapse filter: N3mlLIF)
 
     @property
     def process(self) -> str:
@@ -100,10 +108,12 @@ class Pop:
         refractory period with reset to 0, where Lava's semantics equal n3ml's), n3ml's own N3mlLIF where the
         population resets by subtraction or keeps v, has per-neuron decays, holds until its start step, adapts
         its threshold, or has a refractory period in fixed_pt."""
+        if self.kind == "filter":
+            return "N3mlSynapseFilter"
         if self.kind not in ("neuron", "relay"):
             return ""
         if (self.reset != "zero" or self.start or self.per_neuron_decay or self.adapt
-                or (self.refractory and self.fixed)):
+                or (self.refractory and self.fixed) or self.input_shift != LOIHI2.input_shift):
             return "N3mlLIF"
         return "LIFRefractory" if self.refractory else "LIF"
 
@@ -308,6 +318,10 @@ def _equalize(graph: Graph, pops: dict[str, Pop], conns: list[Conn], fixed: bool
             c.comment = f"{c.comment}; {note}" if c.comment else note
         elif pops[c.src].kind == "input":
             c.src = _late_input(graph, pops, c.src, extra)
+        elif pops[c.src].kind == "filter":  # relays repeat spikes, not a graded current
+            raise _unsupported(c.dst, graph.nodes[c.dst], f"its convolution `{c.name}` reads the synapse filter "
+                                                          f"`{c.src}` on a path {extra} step(s) shorter than its "
+                                                          "other inputs; Lava's Conv has no delay for graded values")
         else:
             c.src = _relays(graph, pops, conns, c.src, extra, fixed)
 
@@ -374,8 +388,11 @@ def _uniform(node: str, prim: P.Primitive, field_: str, v) -> float:
 
 
 def _fixed_neuron(n: str, p: P.FixedCubaLIF, shape: tuple[int, ...]) -> dict[str, Any]:
+    if not 0 <= p.input_shift <= LOIHI2.input_shift:
+        raise _unsupported(n, p, f"Lava's fixed-point LIF shifts its input by {LOIHI2.input_shift} (n3ml's N3mlLIF by "
+                                 f"less, behind a synapse filter); found input_shift={p.input_shift}")
     for k, v in FIXED.items():
-        if getattr(p, k) != v:
+        if k != "input_shift" and getattr(p, k) != v:
             raise _unsupported(n, p, f"Lava's fixed-point LIF has {k}={v}; found {getattr(p, k)} (quantize with "
                                      "quantize{profile=loihi2})")
     if p.reset == "to-value" and np.any(np.asarray(p.v_reset) != 0):
@@ -514,8 +531,9 @@ def lower(graph: Graph) -> LavaNet:
     """Lower `graph` to Lava populations and connections, or raise UnsupportedError naming the node."""
     types = graph.verify()
     _check_prims(graph)
-    neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron)]
-    fixed = any(isinstance(graph.nodes[n], P.FixedCubaLIF) for n in neurons)
+    neurons = [n for n, p in graph.nodes.items() if isinstance(p, P.Neuron) and not isinstance(p, FILTERS)]
+    filters = [n for n, p in graph.nodes.items() if isinstance(p, FILTERS)]
+    fixed = any(isinstance(p, (P.FixedCubaLIF, P.FixedSynapseFilter)) for p in graph.nodes.values())
     chains = {} if fixed else current_chains(graph)
     neurons = [n for n in neurons if n not in {li for li, _ in chains.values()}]
     pops, gains = _populations(graph, types, neurons, fixed)
@@ -527,6 +545,9 @@ def lower(graph: Graph) -> LavaNet:
     for v in values:
         pops[v], gains[v] = _value_population(graph, types, v, fixed)
     conns: list[Conn] = []
+    for f in filters:
+        pops[f] = _filter_population(graph, types, f, fixed)
+        conns += _filter_inputs(graph, types, f, fixed)
     biases_of: dict[str, list] = {}
     for n in neurons + values:
         biases: list = []
@@ -541,6 +562,8 @@ def lower(graph: Graph) -> LavaNet:
     _name_connections(conns)
     _layouts(graph, pops, conns)
     _latencies(graph, pops, conns)
+    for f in filters:  # it holds v_init and sends nothing until its input arrives
+        pops[f].start = pops[f].latency
     _equalize(graph, pops, conns, fixed)
     for n, biases in biases_of.items():  # after the latencies: a current's bias arrives from a source timed by them
         _add_bias(graph, types, n, pops, conns, biases, gains[n], current=n in chains,
@@ -558,6 +581,41 @@ def _value_population(graph: Graph, types, name: str, fixed: bool) -> tuple[Pop,
                                                     "(read spikes, or run the float graph on floating_pt)")
     params = {"du": 1.0, "dv": 1.0, "vth": math.inf, "bias_mant": 0.0, "bias_exp": 0, "v": 0.0, "u": 0.0}
     return Pop(name, "neuron", tuple(types[name].shape), params=params), np.asarray(1.0)
+
+
+def _filter_population(graph: Graph, types, name: str, fixed: bool) -> Pop:
+    """A synapse filter as n3ml's N3mlSynapseFilter: leak and v_init (floating_pt), or keep_v = 2^D - d, jump,
+    the shift D, state_bits and v_init (fixed_pt), per neuron where they differ."""
+    p = graph.nodes[name]
+    shape = tuple(types[name].shape)
+    if fixed != isinstance(p, P.FixedSynapseFilter):
+        raise _unsupported(name, p, "a graph mixing fixed-point and float neurons cannot run on Lava (fixed_pt and "
+                                    "floating_pt are whole-network choices; quantize all of it)")
+    if fixed:
+        k = N.discretize(p, graph.dt, graph.scheme, param=lambda f, v: np.asarray(v, np.int64))
+        params = {"keep_v": _decay(k.keep_v, shape), "jump": _decay(k.jump, shape),
+                  "v": _decay(np.asarray(p.v_init, np.int64), shape), "shift": int(k.shift),
+                  "state_bits": int(k.state_bits)}
+    else:
+        leak, v0 = np.asarray(p.leak, np.float64), np.asarray(p.v_init, np.float64)
+        if not (np.all(np.isfinite(leak)) and np.all(np.isfinite(v0))):
+            raise _unsupported(name, p, "`leak` and `v_init` must be finite on Lava")
+        params = {"leak": _decay(leak, shape), "v": _decay(v0, shape)}
+    return Pop(name, "filter", shape, params=params, graded=True, fixed=fixed)
+
+
+def _filter_inputs(graph: Graph, types, name: str, fixed: bool) -> list[Conn]:
+    """The spikes a synapse filter reads, through an identity Dense from their population (its columns of a
+    Concat): weight 1, so the filter receives 0/1, one step later as every Lava synapse delivers."""
+    n = math.prod(types[name].shape)
+    conns = []
+    for k, (src, d, idx) in enumerate(_sources(graph, types, graph.inputs_of(name)[0], name)):
+        w = np.eye(n, dtype=np.int64 if fixed else np.float64)
+        w = w if idx is None else w[:, idx]
+        args = {"weight_exp": 0, "num_weight_bits": LOIHI2.weight_bits, "sign_mode": "EXCITATORY"} if fixed else {}
+        conns.append(Conn(f"{name}_spikes" + (f"_from_{src}" if k else ""), "dense", src, name, w, args,
+                          "identity: the spikes the synapse filter reads", skip=d))
+    return conns
 
 
 def _name_connections(conns: list[Conn]) -> None:
@@ -596,7 +654,8 @@ def _populations(graph: Graph, types, neurons: list[str], fixed: bool) -> tuple[
                       refractory=int(p.refractory) if p.spiking else 0,
                       reset=p.reset if p.spiking and p.reset in ("subtract", "none") else "zero",
                       v_scale=1 if fixed or not p.spiking else np.asarray(p.theta, dtype=np.float64),
-                      fixed=fixed, adapt=_adaptation(p, graph.dt, graph.scheme, tuple(types[n].shape)))
+                      fixed=fixed, adapt=_adaptation(p, graph.dt, graph.scheme, tuple(types[n].shape)),
+                      input_shift=p.input_shift if fixed else LOIHI2.input_shift)
     return pops, gains
 
 
@@ -607,7 +666,8 @@ def _connections(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases
     parts = _sources(graph, types, graph.inputs_of(s)[0], s)
     conns = []
     for k, (src, d, idx) in enumerate(parts):
-        if isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking:
+        if (isinstance(graph.nodes[src], P.Neuron) and not graph.nodes[src].spiking
+                and not isinstance(graph.nodes[src], FILTERS)):  # (a filter sends its current as graded spikes)
             raise _unsupported(s, sp, f"it reads the voltage of the readout `{src}`; on Lava a readout's voltage "
                                       "can only be an Output (Lava's synapses carry spikes)")
         if idx is None:
@@ -721,10 +781,10 @@ def _probes(graph: Graph, types, pops: dict[str, Pop]) -> list[Probe]:
             probes.append(Probe(o, parts[0][0], parts[0][1], "s", parts, graph.nodes[src].axis))
             continue
         pop, d = _resolve_pop(graph, src, o)
-        if pops[pop].kind != "neuron" and pops[pop].kind != "input":
+        if pops[pop].kind not in ("neuron", "input", "filter"):
             raise _unsupported(o, graph.nodes[o], "Lava outputs record spikes of a neuron or an input")
-        readout = pops[pop].kind == "neuron" and not (isinstance(graph.nodes[pop], P.Neuron)
-                                                      and graph.nodes[pop].spiking)
+        readout = pops[pop].kind == "filter" or pops[pop].kind == "neuron" and not (
+            isinstance(graph.nodes[pop], P.Neuron) and graph.nodes[pop].spiking)
         probes.append(Probe(o, pop, pops[pop].latency - d, "v" if readout else "s"))
     return probes
 

@@ -175,7 +175,8 @@ class Network:
 
     @property
     def neurons(self):
-        return {n: p for n, p in self.pops.items() if p["kind"] == "neuron"}
+        """The populations --record takes: neurons and synapse filters."""
+        return {n: p for n, p in self.pops.items() if p["kind"] in ("neuron", "filter")}
 
 
 # ----------------------------------------------------------------------------- network
@@ -195,6 +196,9 @@ def make_population(lava, net, name, data, B, steps):
         ones = np.zeros(lava_shape(*lay, B) + (steps,), dtype=net.dtype)
         ones[..., max(0, pop["latency"]):] = 1
         return lava.Source(data=ones)
+    if pop["kind"] == "filter":  # n3ml's N3mlSynapseFilter: a current sent on as graded spikes
+        args = {k: per_neuron(net.value(v), *lay, B) for k, v in pop["params"].items()}
+        return lava.filters()[0](shape=lava_shape(*lay, B), **args, start=int(pop["start"]), name=name)
     args = {}
     for k in LIF_ARGS:
         v = net.value(pop["params"][k])
@@ -205,7 +209,8 @@ def make_population(lava, net, name, data, B, steps):
         # a_b, q (floating_pt) or keep_b, q (fixed_pt)
         adapt = {k: per_neuron(net.value(v), *lay, B) for k, v in pop.get("adapt", {}).items()}
         return lava.own()[0](shape=lava_shape(*lay, B), **args, reset=pop["reset"], start=int(pop["start"]),
-                             refractory=int(pop["refractory"]), **adapt, name=name)
+                             refractory=int(pop["refractory"]), input_shift=int(pop.get("input_shift", 6)),
+                             **adapt, name=name)
     process = {"LIF": lava.LIF, "LIFRefractory": lava.LIFRefractory}[pop["process"]]
     return process(shape=lava_shape(*lay, B), **args, name=name)
 
@@ -275,7 +280,9 @@ def own_models():
     * threshold adaptation (`adapt`): floating_pt (n3ml's ALIF): b' = a_b b, the threshold is vth + b', then
       b = b' + q s (b and q in threshold units, as v); fixed_pt (n3ml's FixedCubaLIF with db, q): integers,
       b' = sign(b keep_b) (|b keep_b| >> 12) with keep_b = 2^12 - db, the threshold is (vth << 6) + b', then
-      b = b' + q s saturated to 24 bits like v.
+      b = b' + q s saturated to 24 bits like v;
+    * an input shift other than Lava's 6 (`input_shift`, fixed_pt): a neuron reading a synapse filter's current
+      (N3mlSynapseFilter below), which carries 2^6 per spike already, adds its input to u unshifted.
 
     The models are Lava's, subclassed: the fixed_pt model runs PyLifModelBitAcc's update (24-bit wrapped u,
     saturated v, v > vth << 6, elementwise in the decays) and subtracts that effective threshold, which is the
@@ -298,9 +305,9 @@ def own_models():
         adaptation (proc_params and Vars)."""
 
         def __init__(self, *, shape, du=0, dv=0, reset="zero", start=0, refractory=0, a_b=None, q=None,
-                     keep_b=None, **kwargs):
+                     keep_b=None, input_shift=6, **kwargs):
             super().__init__(shape=shape, du=0, dv=0, reset=str(reset), start=int(start),
-                             refractory=int(refractory), adapt=q is not None, **kwargs)
+                             refractory=int(refractory), adapt=q is not None, input_shift=int(input_shift), **kwargs)
             self.du = Var(shape=shape, init=np.broadcast_to(du, shape).copy())  # one per neuron
             self.dv = Var(shape=shape, init=np.broadcast_to(dv, shape).copy())
             self.c = Var(shape=shape, init=np.zeros(shape, np.int32))  # refractory steps left
@@ -319,6 +326,7 @@ def own_models():
             model.s_out.send(np.zeros(model.v.shape, dtype=bool))
             return
         if fixed:
+            model.act_shift = prm["input_shift"]  # (Lava's 6, or 0 behind a synapse filter)
             model.scale_bias()
             if not model.isthrscaled:
                 model.scale_threshold()
@@ -387,6 +395,92 @@ def own_models():
     return N3mlLIF, {"floating_pt": PyN3mlLIFFloat, "fixed_pt": PyN3mlLIFBitAcc}
 
 
+def filter_models():
+    """n3ml's own Lava process N3mlSynapseFilter (SpikingJelly's SynapseFilter; n3ml's SynapseFilter and
+    FixedSynapseFilter, docs/semantics.md §5b, §6b): a current that decays only on steps without an input spike
+    and sends its value every step as a graded spike to the synapses after it (their num_message_bits > 0).
+    Its input s is 0/1 from the population it filters, through an identity Dense (one step, as any synapse).
+
+    * floating_pt: v = v - (1 - s) v leak + s, the IR's operations in its order (float64, bit for bit);
+    * fixed_pt: v = sat(v + jump) where s = 1, else trunc(v keep_v / 2^shift) (toward zero; keep_v = 2^shift
+      - d), saturated to `state_bits`, integers as n3ml.ir.neurons.step_fixed_synapse_filter.
+
+    For Lava steps 1..start (its latency: its input has not arrived yet) it holds v_init and sends zeros. Lava
+    has no such neuron: on a Loihi 2 chip it needs a custom neuron microcode model (graded spikes exist there).
+
+    Returns (N3mlSynapseFilter, {"floating_pt": model, "fixed_pt": model}).
+    """
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort, OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    class N3mlSynapseFilter(AbstractProcess):
+        """A spike-gated current per neuron: leak (floating_pt) or keep_v, jump, shift, state_bits (fixed_pt)."""
+
+        def __init__(self, *, shape, v=0, leak=0.0, keep_v=0, jump=0, shift=12, state_bits=24, start=0, name=None):
+            super().__init__(shape=shape, shift=int(shift), state_bits=int(state_bits), start=int(start), name=name)
+            self.a_in = InPort(shape=shape)
+            self.s_out = OutPort(shape=shape)
+            self.v = Var(shape=shape, init=np.broadcast_to(v, shape).copy())
+            self.leak = Var(shape=shape, init=np.broadcast_to(leak, shape).astype(float))
+            self.keep_v = Var(shape=shape, init=np.broadcast_to(keep_v, shape).astype(np.int64))
+            self.jump = Var(shape=shape, init=np.broadcast_to(jump, shape).astype(np.int64))
+
+    def held(model):
+        """Lava steps 1..start: the input has not arrived; v stays v_init and nothing is sent."""
+        if model.time_step <= model.proc_params["start"]:
+            model.s_out.send(np.zeros(model.v.shape, dtype=model.v.dtype))
+            return True
+        return False
+
+    @implements(proc=N3mlSynapseFilter, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt")
+    class PyN3mlSynapseFilterFloat(PyLoihiProcessModel):
+        a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+        s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+        v: np.ndarray = LavaPyType(np.ndarray, float)
+        leak: np.ndarray = LavaPyType(np.ndarray, float)
+        keep_v: np.ndarray = LavaPyType(np.ndarray, np.int64)  # (fixed_pt's; unused here)
+        jump: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+        def run_spk(self):
+            s = self.a_in.recv()
+            if held(self):
+                return
+            self.v[:] = self.v - (1 - s) * self.v * self.leak + s  # n3ml.ir.neurons.step_synapse_filter
+            self.s_out.send(self.v)
+
+    @implements(proc=N3mlSynapseFilter, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("bit_accurate_loihi", "fixed_pt")
+    class PyN3mlSynapseFilterFixed(PyLoihiProcessModel):
+        a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+        s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+        v: np.ndarray = LavaPyType(np.ndarray, np.int64)  # (the product v keep_v passes 32 bits)
+        leak: np.ndarray = LavaPyType(np.ndarray, float)  # (floating_pt's; unused here)
+        keep_v: np.ndarray = LavaPyType(np.ndarray, np.int64)
+        jump: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+        def run_spk(self):
+            s = self.a_in.recv()
+            if held(self):
+                return
+            lim = (1 << (self.proc_params["state_bits"] - 1)) - 1
+            kept = self.v * self.keep_v
+            decayed = np.sign(kept) * np.right_shift(np.abs(kept), self.proc_params["shift"])
+            self.v[:] = np.where(s > 0, np.clip(self.v + self.jump, -lim, lim), decayed)
+            self.s_out.send(self.v.astype(np.int32))
+
+    return N3mlSynapseFilter, {"floating_pt": PyN3mlSynapseFilterFloat, "fixed_pt": PyN3mlSynapseFilterFixed}
+
+
 def conv_models():
     """n3ml's models of Lava's own Conv process: Lava's PyConvModelFloat/PyConvModelFixed with `groups` (and
     the kernel geometry) held as int32 instead of int8, and `conv_wh` instead of one scipy convolve2d per
@@ -444,9 +538,14 @@ def import_lava():
             made["conv"] = conv_models()
         return made["conv"]
 
+    def filters():
+        if "filter" not in made:
+            made["filter"] = filter_models()
+        return made["filter"]
+
     return SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                            DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFRefractory=LIFRefractory,
-                           Monitor=Monitor, SignMode=SignMode, own=own, conv=conv)
+                           Monitor=Monitor, SignMode=SignMode, own=own, conv=conv, filters=filters)
 
 
 # ----------------------------------------------------------------------------- running
@@ -496,7 +595,7 @@ def probe(lava, net, procs, record, steps):
     for n in record:
         monitors[n] = {"v": lava.Monitor()}
         monitors[n]["v"].probe(procs[n].v, steps)
-        if net.run_cfg == "fixed_pt":  # Lava's u is n3ml's current i only in fixed point
+        if net.run_cfg == "fixed_pt" and net.pops[n]["kind"] == "neuron":  # Lava's u is n3ml's i in fixed point
             monitors[n]["i"] = lava.Monitor()
             monitors[n]["i"].probe(procs[n].u, steps)
     return readouts, monitors
@@ -530,6 +629,7 @@ def run_chunk(lava, net, data, B, T, record):
     first = next(iter(sinks.values()))[0] if sinks else next(iter(procs.values()))
     # Lava 0.10 maps process instances to models in exception_proc_model_map: n3ml's own processes go there
     own = {procs[n]: lava.own()[1][net.run_cfg] for n, p in net.pops.items() if p.get("process") == "N3mlLIF"}
+    own.update({procs[n]: lava.filters()[1][net.run_cfg] for n, p in net.pops.items() if p["kind"] == "filter"})
     if any(c["op"] == "conv" for c in net.conns):  # (keyed by the class: every Conv process)
         own[lava.Conv] = lava.conv()[net.run_cfg]
     first.run(condition=lava.RunSteps(num_steps=steps),

@@ -31,7 +31,9 @@ LEGALITY = Legality(
      "IF": "LIF (du=1, dv=0)", "LIF": "LIF", "CubaLIF": "LIF with a current",
      "FixedCubaLIF": "LIF, fixed_pt (n3ml's N3mlLIF where it adapts its threshold: q != 0)",
      "ALIF": "n3ml's N3mlLIF with an adaptive threshold (floating_pt)",
-     "LI": "a never-firing LIF whose v a Monitor reads (floating_pt), or the current of the neuron it feeds"},
+     "LI": "a never-firing LIF whose v a Monitor reads (floating_pt), or the current of the neuron it feeds",
+     "SynapseFilter": "n3ml's N3mlSynapseFilter (floating_pt): its current sent as graded spikes",
+     "FixedSynapseFilter": "n3ml's N3mlSynapseFilter (fixed_pt, integers): its current sent as graded spikes"},
     "Lava's processes are LIF populations joined by Dense/Conv synapses; a neuron reads one synapse (or an Add "
     "of synapses) of spikes",
     SYNAPSE_PER_NEURON,
