@@ -144,9 +144,18 @@ public:
     d.update_value( nest::names::V_m, s.v );
     d.update_value( "I", s.i );
     d.update_value( "b", s.b );
+    std::vector< double > state = s.filter_i;
+    const bool given = d.update_value( "filter_state", state );  // PyNN passes every default back
     p.check();
-    s.filter_i.resize( static_cast< size_t >( p.filter_ports ), 0.0 );  // a new port starts at 0
-    s.filter_w.resize( static_cast< size_t >( p.filter_ports ), 0.0 );
+    const size_t ports = static_cast< size_t >( p.filter_ports );
+    if ( given and state.size() != ports )
+    {
+      throw nest::BadProperty( "n3ml_cell: filter_state must hold one value per filter port (filter_ports = "
+        + std::to_string( ports ) + "), found " + std::to_string( state.size() ) + " values" );
+    }
+    s.filter_i = given ? state : s.filter_i;
+    s.filter_i.resize( ports, 0.0 );  // a new port starts at 0
+    s.filter_w.resize( ports, 0.0 );
     ArchivingNode::set_status( d );
     P_ = p;
     S_ = s;

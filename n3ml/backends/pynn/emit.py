@@ -34,6 +34,8 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
         '"native:<model>" is a NEST model in NEST\'s units (runs on NEST only). A value "@key" names an array',
         'in weights.npz. Projections: FromListConnector of "<key>/pre", "<key>/post" (indices) and "<key>/w"',
         "(mV for IF_curr_delta, nA for IF_curr_exp; positive on excitatory, negative on inhibitory receptors).",
+        'Receptor "port" (NEST only): synapses into filter ports of n3ml_cell (SpikingJelly\'s SynapseFilter), made',
+        'with NEST\'s Connect, the port of each in "<key>/port", weights in IR units.',
     ]
     desc.update(inputs_data(nl))
     desc["populations"] = populations_data(nl, net.cells, arrays, lambda pop, cell: {
@@ -44,6 +46,8 @@ def emit_pynn(net: PynnNetwork, out_dir: Path, *, steps: int | None = None, simu
         arrays.add(key + "/pre", pr.pre)
         arrays.add(key + "/post", pr.post)
         arrays.add(key + "/w", np.asarray(pr.weights, np.float64))
+        if pr.port is not None:
+            arrays.add(key + "/port", np.asarray(pr.port, np.int64))
         projections.append({"source": pr.source, "target": pr.target, "delay": int(pr.delay),
                             "receptor": pr.receptor, "key": key, "note": f"{pr.comment}, {pr.weights.size} synapses"})
     desc["projections"] = projections

@@ -11,6 +11,9 @@ Standard cells only, so that one script runs on every PyNN backend:
 * With simulator=nest, the nest target's native cells for what standard cells lack (eprop_iaf, gif_psc_exp,
   the adaptive e-prop neurons, and n3ml's own NEST cell `n3ml_cell` for Norse's LSNNCell and a CubaLIF with
   reset to v_reset in a one-step loop, compiled by the program).
+* SynapseFilter (SpikingJelly's), simulator=nest only: the nest target's construction, the cells reading it are
+  n3ml's own NEST cell with one filter port per filtered synapse; those synapses are made with NEST's own
+  Connect (PyNN's receptor types are per projection and name none of the ports), weights in IR units.
 
 PyNN's standard cells reset to v_reset only: reset "subtract"/"none" is refused (the nest target maps
 it exactly). Analog inputs (SpikeSourceArray events have unit weight) run on PyNN-on-NEST only, as NEST's
@@ -31,9 +34,10 @@ from ...errors import UnsupportedError
 from ...ir import prims as P
 from ...ir.graph import Graph
 from ..netlist import (OWN_CELL, VALUE_TAU_PER_DT, CurrentAlif, Netlist, OwnCell, alif_beyond_eprop, alif_cell,
-                       choose_cells, cuba_cell, current_alif_cell, fuse_current_alifs, fuse_li_chains,
-                       fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells, membrane_factors,
-                       own_cuba, own_current_alif, own_neuron, per_neuron, spike_maxpool_as_or, strict_threshold,
+                       choose_cells, cuba_cell, current_alif_cell, filter_ports, filter_readers, fuse_current_alifs,
+                       fuse_li_chains, fuse_synaptic_reset, gif_cell, li_chain_cell, lower_with_fast_cells,
+                       membrane_factors, own_cuba, own_current_alif, own_filter_reader, own_neuron, own_value_readout,
+                       per_neuron, refuse_fused_filter_readers, spike_maxpool_as_or, strict_threshold,
                        subtraction_compensation)
 
 log = logging.getLogger(__name__)
@@ -109,11 +113,12 @@ class PynnProjection:
     source: str
     target: str
     delay: int  # steps
-    receptor: str  # "excitatory" (weights >= 0) or "inhibitory" (weights < 0)
+    receptor: str  # "excitatory" (weights >= 0), "inhibitory" (weights < 0), or "port" (NEST's Connect into filter ports)
     pre: np.ndarray
     post: np.ndarray
     weights: np.ndarray
     comment: str = ""
+    port: np.ndarray | None = None  # receptor "port": the filter port of each synapse (weights in IR units)
 
 
 @dataclass
@@ -215,11 +220,11 @@ def cell_current_alif(name: str, fused: CurrentAlif, prim: P.ALIF, dt: float, sc
                     v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m, note=k.note + " (NEST only)")
 
 
-def cell_native_own(k: OwnCell) -> PynnCell:
+def cell_native_own(k: OwnCell, record: str = "spikes") -> PynnCell:
     """n3ml's own NEST cell (n3ml_cell.cpp, compiled and installed by the program) as a native cell type: weights
-    in IR units / 1000 (PyNN scales native weights by 1000), no extra step."""
-    return PynnCell(f"native:{OWN_CELL}", k.params, 1e-3, v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m,
-                    note=k.note + " (NEST only)")
+    in IR units / 1000 (PyNN scales native weights by 1000), no extra step; a native cell records NEST's V_m."""
+    return PynnCell(f"native:{OWN_CELL}", dict(k.params), 1e-3, v_init=k.v_init, v_offset=k.v_leak, decay=k.a_m,
+                    record=record, note=k.note + " (NEST only)")
 
 
 def cell_readout(name: str, prim, dt: float, scheme: str, n: int, native: bool = False) -> PynnCell:
@@ -273,6 +278,14 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
                                "gif_psc_exp, the reset as threshold adaptation) or use the nest target")
     graph, alifs = fuse_current_alifs(graph)
     types = graph.verify()
+    readers = filter_readers(graph)
+    if readers and simulator != "nest":
+        name = sorted(readers)[0]
+        raise UnsupportedError(f"node `{name}` ({graph.nodes[name].op}) reads a SynapseFilter through synapses: PyNN's "
+                               "standard cells and synapses cannot keep a state that decays only in steps without "
+                               "its input spike; emit with simulator=nest (n3ml's own NEST cell keeps it in filter "
+                               "ports) or use the nest target")
+    refuse_fused_filter_readers(readers, chains, jumps, alifs, TARGET)
     cells = {name: cell_current_alif(name, fused, graph.nodes[name], float(graph.dt), graph.scheme,
                                      types[name].size, native=simulator == "nest") for name, fused in alifs.items()}
     cells.update(choose_cells(graph, CELLS, "PyNN standard cell", TARGET, skip=alifs, native=simulator == "nest"))
@@ -280,11 +293,21 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
         cells[name] = cell_li_chain(name, first, graph.nodes[name], float(graph.dt), types[name].size, graph.scheme)
     for name, jump in jumps.items():
         cells[name] = cell_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme, types[name].size, True, jump)
+    for name in readers:  # the nest target's construction (its ports are numbered once the synapses are known)
+        prim = graph.nodes[name]
+        cells[name] = cell_native_own(own_filter_reader(name, prim, float(graph.dt), graph.scheme, types[name].size),
+                                      "spikes" if prim.spiking else "V_m")
     fast = (lambda name: cell_native_own(own_cuba(name, graph.nodes[name], float(graph.dt), graph.scheme,
                                                   types[name].size))) if simulator == "nest" else None
     net = lower_with_fast_cells(graph, cells, lambda c: c.extra_steps, fast, generator_latency=SOURCE_LATENCY,
                                 target=TARGET)
-    cells.update({p.name: cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
+    filtered = {pr.target for pr in net.projections if pr.filter is not None}
+    if filtered and simulator != "nest":  # an Output of a filter (a value readout)
+        raise UnsupportedError(f"node `{net.populations[sorted(filtered)[0]].value_of}` (Output) reads a SynapseFilter: "
+                               "PyNN's standard cells cannot keep its state; emit with simulator=nest (n3ml's own "
+                               "NEST cell) or use the nest target")
+    cells.update({p.name: cell_native_own(own_value_readout(), "V_m") if p.name in filtered
+                  else cell_value(float(graph.dt)) for p in net.neurons if p.value_of})
     for pop in net.inputs:
         if pop.kind == "analog_input" and simulator != "nest":
             raise UnsupportedError(f"node `{pop.name}` (Input, analog) feeds synapses: PyNN's SpikeSourceArray "
@@ -301,7 +324,16 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
             v0 = np.broadcast_to(np.asarray(cell.v_init, np.float64), (pop.size,))
             scaled = v0 / np.where(decay == 0.0, 1.0, decay) ** (pop.latency - 1)
             cell.v_init = per_neuron(np.where(decay == 0.0, 0.0, scaled), pop.size)
+    for name in sorted(filtered):
+        ports = filter_ports(net, name)
+        cells[name].params.update(filter_ports=float(ports.ports), filter_leak=ports.leak)
+        for pr, pre, post, w, port in ports.synapses:  # NEST's own Connect: weights in IR units
+            order = np.lexsort((post, pre))
+            out.projections.append(PynnProjection(pr.source, name, pr.delay, "port", pre[order], post[order], w[order],
+                                                  pr.comment, port[order]))
     for pr in net.projections:
+        if pr.filter is not None:
+            continue
         w = pr.weights.scale_rows(cells[pr.target].weight_scale)
         _split(out, pr.source, pr.target, pr.delay, w.cols, w.rows, w.vals, pr.comment)
     for name, cell in cells.items():

@@ -84,9 +84,9 @@ def grid_times(simulator, pop, steps, dt):
         pop.node_collection_source.set([{"spike_times": (np.asarray(k, np.float64) - 1.0) * dt} for k in steps])
 
 
-# NEST parameters whose value is a list (gif_psc_exp's threshold and current components): one number (the
-# same single component for every neuron) or an (n, k) array (k components per neuron)
-LIST_PARAMS = ("q_sfa", "tau_sfa", "q_stc", "tau_stc")
+# NEST parameters whose value is a list (gif_psc_exp's threshold and current components, n3ml_cell's leak per
+# filter port): one number (the same single value for every neuron) or an (n, k) array (k values per neuron)
+LIST_PARAMS = ("q_sfa", "tau_sfa", "q_stc", "tau_stc", "filter_leak")
 
 
 def per_neuron_lists(lists, n):
@@ -144,6 +144,9 @@ def build(sim, simulator, net, sample, steps):
                                         label=name)
     for p in net.spec["projections"]:
         key = p["key"]
+        if p["receptor"] == "port":
+            filter_ports(simulator, pops, p, net.weights, dt)
+            continue
         connections = np.column_stack([net.weights[key + "/pre"], net.weights[key + "/post"],
                                        net.weights[key + "/w"]])
         sim.Projection(pops[p["source"]], pops[p["target"]],
@@ -152,6 +155,22 @@ def build(sim, simulator, net, sample, steps):
     for source, what in net.recorded().items():
         pops[source].record(what)
     return pops
+
+
+def filter_ports(simulator, pops, p, weights, dt):
+    """Synapses into the filter ports of n3ml's own NEST cell (SpikingJelly's SynapseFilter: the receiving cell keeps
+    one filter state per filtered source neuron): PyNN's receptor_type is one name per projection, so they are made
+    with NEST's array Connect, one port (receptor_type) per synapse, weights in the cell's (IR) units."""
+    if simulator != "nest":
+        sys.exit(f"population {p['target']} keeps filter ports of n3ml's own NEST cell: run with --simulator nest")
+    import nest
+
+    key = p["key"]
+    pre = pops[p["source"]].node_collection[0].global_id + weights[key + "/pre"]
+    post = pops[p["target"]].node_collection[0].global_id + weights[key + "/post"]
+    nest.Connect(pre, post, "one_to_one", syn_spec={
+        "synapse_model": "static_synapse", "weight": weights[key + "/w"], "delay": np.full(pre.size, p["delay"] * dt),
+        "receptor_type": weights[key + "/port"]})
 
 
 def collect(net, pops, steps):
