@@ -723,7 +723,7 @@ def choose_cells(graph: Graph, models: dict[type, Callable[..., Any]], what: str
     types = graph.verify()
     cells = {}
     for name, prim in graph.nodes.items():
-        if not isinstance(prim, P.Neuron) or name in skip or type(prim) is P.SynapseFilter:
+        if not isinstance(prim, P.Neuron) or name in skip or type(prim) in KEPT_BY_CELLS:
             continue  # a SynapseFilter is kept by the cells it feeds (filter ports)
         if type(prim) is P.FixedSynapseFilter:
             raise UnsupportedError(f"node `{name}` (FixedSynapseFilter) has no {what}: the integer filter is "
@@ -811,6 +811,8 @@ def _encoder(prim) -> dict:
 LINEAR = (P.Dense, P.Conv1d, P.Conv2d, P.SumPool2d, P.AvgPool2d, P.Flatten, P.Scale, P.Add, P.Concat, P.Delay,
           P.ConstantCurrent)
 NEURONS = (P.IF, P.LIF, P.CubaLIF, P.ALIF, P.LI, P.Integrator, P.FixedCubaLIF)
+# states no synapse carries, kept by the cells they feed (filter ports of n3ml's own NEST cell)
+KEPT_BY_CELLS = (P.SynapseFilter,)
 
 
 def _linear_terms(graph: Graph, name: str, prim: P.Primitive, ins: list[Terms], types) -> Terms:
@@ -948,7 +950,7 @@ def _populations(graph: Graph, net: Netlist, types: dict, inputs: dict[str, list
         elif isinstance(prim, NEURONS):
             net.populations[name] = Population(name, "neuron", tuple(types[name].shape), prim)
             terms[name] = {(name, 0): Sparse.eye(types[name].size)}
-        elif isinstance(prim, LINEAR) or type(prim) is P.SynapseFilter:
+        elif isinstance(prim, LINEAR) or type(prim) in KEPT_BY_CELLS:
             pass  # folded once its inputs are known (Delays may close loops: done below)
         elif isinstance(prim, P.Output):
             pass
