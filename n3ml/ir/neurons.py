@@ -68,6 +68,10 @@ SURROGATE_SLOPES: dict[str, float] = {
     "triangle": 1.0,
     "rectangle": 1.0,
     "straight_through": 1.0,
+    "sigmoid": 4.0,  # SpikingJelly's default surrogate (snnTorch's sigmoid defaults to 25)
+    "erf": 2.0,
+    "soft_sign": 2.0,
+    "piecewise_exp": 1.0,
 }
 DEFAULT_SURROGATE = "fast_sigmoid"
 

@@ -13,10 +13,41 @@ arctan             ``(k / 2) / (1 + (pi k x / 2)^2)``              2
 triangle           ``k * max(0, 1 - k |x|)``                       1
 rectangle          ``k * [|x| < 1 / (2k)]``                        1
 straight_through   ``1`` (the gradient passes unchanged; k unused)  1
+sigmoid            ``k sig(kx) (1 - sig(kx))``, sig the logistic   4
+erf                ``(k / sqrt(pi)) exp(-(k x)^2)``                2
+soft_sign          ``k / (2 (1 + k |x|)^2)``                       2
+piecewise_exp      ``(k / 2) exp(-k |x|)``                         1
 =================  ==============================================  =============
 
-``fast_sigmoid`` is SuperSpike's (peak 1); ``arctan``, ``triangle`` and
-``rectangle`` integrate to 1 over x, so their peak grows with k.
+``fast_sigmoid`` is SuperSpike's (peak 1); the others integrate to 1 over x
+(``straight_through`` aside), so their peak grows with k.
+
+The peers' surrogates, read from their sources (snnTorch 1.0, SpikingJelly
+activation_based, Norse 1.1), as n3ml's with ``k`` = the peer's parameter. All three
+evaluate the surrogate at the same x as n3ml, ``v - theta`` before the reset
+(snnTorch ``mem - threshold``, SpikingJelly ``v - v_threshold``, Norse ``v - v_th``):
+
+=================  =========================================  ====================================
+n3ml               snnTorch ``spike_grad=``                   SpikingJelly ``surrogate_function=``
+=================  =========================================  ====================================
+fast_sigmoid       ``surrogate.fast_sigmoid(slope)``          ``SuperSpike(alpha=1)`` only (k = 1)
+arctan             ``surrogate.atan(alpha)`` (the default)    ``ATan(alpha)``
+triangle           --                                         ``PiecewiseQuadratic(alpha)``
+rectangle          --                                         ``Rect(alpha)``
+straight_through   ``surrogate.straight_through_estimator()`` ``DeterministicPass()``
+sigmoid            ``surrogate.sigmoid(slope)``               ``Sigmoid(alpha)`` (the default, 4)
+erf                --                                         ``Erf(alpha)``
+soft_sign          --                                         ``SoftSign(alpha)``
+piecewise_exp      --                                         ``PiecewiseExp(alpha)``
+=================  =========================================  ====================================
+
+Norse (``p.method``, ``p.alpha``): its default ``"super"`` computes ``1 / (|x| + 1)^2``
+whatever ``alpha`` is (norse 1.1's SuperSpike never reads it), so it is ``fast_sigmoid``
+with k = 1, not k = alpha = 100; ``"triangle"`` is ``alpha max(0, 1 - |x|)``, n3ml's
+``triangle`` only for alpha = 1. SpikingJelly's ``SuperSpike(alpha)`` is alpha times
+``fast_sigmoid`` with k = 1. A surrogate outside these tables (or with a parameter they
+do not cover) has no IR form: the frontends keep the IR's default and log a warning
+naming the module and the surrogate (n3ml.frontends.torch.surrogates).
 """
 
 from __future__ import annotations
@@ -85,12 +116,41 @@ class StraightThrough(_Surrogate):
         return torch.ones_like(x)
 
 
+class Sigmoid(_Surrogate):
+    @staticmethod
+    def grad(x: torch.Tensor, k: float) -> torch.Tensor:
+        s = torch.sigmoid(k * x)  # not exp(-kx) / (1 + exp(-kx))^2: that is inf / inf for kx << 0
+        return k * s * (1.0 - s)
+
+
+class Erf(_Surrogate):
+    @staticmethod
+    def grad(x: torch.Tensor, k: float) -> torch.Tensor:
+        return (k / math.sqrt(math.pi)) * torch.exp(-((k * x) ** 2))
+
+
+class SoftSign(_Surrogate):
+    @staticmethod
+    def grad(x: torch.Tensor, k: float) -> torch.Tensor:
+        return k / (2.0 * (1.0 + k * x.abs()) ** 2)
+
+
+class PiecewiseExp(_Surrogate):
+    @staticmethod
+    def grad(x: torch.Tensor, k: float) -> torch.Tensor:
+        return (k / 2.0) * torch.exp(-k * x.abs())
+
+
 SURROGATES: dict[str, type[_Surrogate]] = {
     "fast_sigmoid": FastSigmoid,
     "arctan": ArcTan,
     "triangle": Triangle,
     "rectangle": Rectangle,
     "straight_through": StraightThrough,
+    "sigmoid": Sigmoid,
+    "erf": Erf,
+    "soft_sign": SoftSign,
+    "piecewise_exp": PiecewiseExp,
 }
 
 # the default slopes are part of the model (the IR neurons carry surrogate and slope): one table, in the IR

@@ -14,6 +14,10 @@ FORMULAS = {
     "triangle": lambda x, k: k * max(0.0, 1.0 - k * abs(x)),
     "rectangle": lambda x, k: k * (1.0 if abs(x) < 0.5 / k else 0.0),
     "straight_through": lambda x, k: 1.0,
+    "sigmoid": lambda x, k: k / (2.0 + 2.0 * math.cosh(k * x)),  # = k sig(kx) (1 - sig(kx))
+    "erf": lambda x, k: k / math.sqrt(math.pi) * math.exp(-(k * x) ** 2),
+    "soft_sign": lambda x, k: 1.0 / (2 * k * (1 / k + abs(x)) ** 2),  # SpikingJelly's form
+    "piecewise_exp": lambda x, k: k / 2 * math.exp(-k * abs(x)),
 }
 
 
@@ -28,7 +32,8 @@ def test_forward_is_strict_heaviside_and_backward_matches_formula(name, slope):
     w = torch.linspace(0.5, 1.5, len(X), dtype=torch.float64)  # upstream gradient is multiplied in
     (s * w).sum().backward()
     want = [wi * FORMULAS[name](xi, slope) for xi, wi in zip(X.tolist(), w.tolist())]
-    assert x.grad.tolist() == pytest.approx(want, rel=1e-12, abs=1e-15)
+    # absolute error k * eps: sigmoid's 1 - sig(kx) (SpikingJelly's operations) cancels in the tails
+    assert x.grad.tolist() == pytest.approx(want, rel=1e-12, abs=1e-15 * max(1.0, slope))
 
 
 def test_default_slope_and_derivative_helper():
@@ -63,3 +68,36 @@ def test_bad_slope(bad):
 def test_picklable():
     f = pickle.loads(pickle.dumps(spike_fn("triangle", 2.0)))
     assert (f.name, f.slope) == ("triangle", 2.0)
+
+
+def test_every_surrogate_has_a_default_slope_in_the_ir():
+    """The IR's table (verifier, text format) and the torch formulas name the same surrogates."""
+    from n3ml.ir.neurons import SURROGATE_SLOPES
+    assert set(SURROGATES) == set(SURROGATE_SLOPES) == set(FORMULAS)
+
+
+# the step each smooth surrogate stands for rises by 1 in all: its mass over [-L, L], in closed form
+MASS = {
+    "arctan": lambda k, L: 2 / math.pi * math.atan(math.pi * k * L / 2),
+    "sigmoid": lambda k, L: math.tanh(k * L / 2),
+    "erf": lambda k, L: math.erf(k * L),
+    "soft_sign": lambda k, L: 1 - 1 / (1 + k * L),
+    "piecewise_exp": lambda k, L: 1 - math.exp(-k * L),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MASS))
+@pytest.mark.parametrize("slope", [0.5, 4.0])
+def test_smooth_surrogates_are_densities_of_a_unit_step(name, slope):
+    L = 3.0
+    x = torch.linspace(-L, L, 600_001, dtype=torch.float64)
+    area = torch.trapezoid(spike_fn(name, slope).derivative(x), x).item()
+    assert area == pytest.approx(MASS[name](slope, L), abs=1e-8)
+    assert MASS[name](slope, 1e9) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_sigmoid_is_finite_far_from_threshold():
+    """k sig(kx) (1 - sig(kx)), not snnTorch's exp(-kx) / (1 + exp(-kx))^2, which is inf / inf = nan for kx << 0."""
+    x = torch.tensor([-1e3, -50.0, 50.0, 1e3], dtype=torch.float64, requires_grad=True)
+    spike_fn("sigmoid", 25.0)(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad >= 0).all()

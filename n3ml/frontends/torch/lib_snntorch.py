@@ -29,6 +29,7 @@ from snntorch._neurons.synaptic import Synaptic
 from torch import nn
 
 from ...ir import prims as P
+from .surrogates import Exact, Inexact, Rule, slope_of, train
 from .trace import Context, Entry, State, Tensor
 
 _MECH = {"_base_sub": "subtract", "_base_zero": "zero", "_base_int": "none"}
@@ -52,6 +53,34 @@ def _check(ctx: Context, m: nn.Module, state_args: tuple) -> None:
     if any(a is not None for a in state_args):
         raise ctx.unsupported("passing state tensors to the neuron; let the module keep its own state "
                               "(init_hidden=True or no state arguments)", "module(input)")
+
+
+# snnTorch's surrogate factories return a closure `inner(x)` over the factory's argument; the backward
+# formulas (snntorch/surrogate.py) are n3ml's with k = that argument (n3ml/nn/surrogate.py)
+_SURROGATES: dict[str, tuple[str, str | None]] = {
+    "atan.<locals>.inner": ("arctan", "alpha"),  # the default spike_grad: atan(alpha=2)
+    "fast_sigmoid.<locals>.inner": ("fast_sigmoid", "slope"),
+    "sigmoid.<locals>.inner": ("sigmoid", "slope"),
+    "straight_through_estimator.<locals>.inner": ("straight_through", None),
+}
+
+
+def _surrogate(m: nn.Module) -> Rule:
+    """The IR surrogate of the module's `spike_grad` (which both fires and, detached, resets)."""
+    if getattr(m, "surrogate_disable", False):
+        return Inexact("none (surrogate_disable=True: no gradient through the spike)")
+    fn = m.spike_grad
+    qualname = getattr(fn, "__qualname__", type(fn).__qualname__)
+    where = f"{getattr(fn, '__module__', '?')}.{qualname}"
+    row = _SURROGATES.get(qualname) if getattr(fn, "__module__", None) == "snntorch.surrogate" else None
+    if row is None:
+        return Inexact(where)
+    name, arg = row
+    if arg is None:
+        return Exact(name)
+    cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+    k = slope_of(cells.get(arg))
+    return Exact(name, k) if k is not None else Inexact(f"{where} with {arg}={cells.get(arg)!r}")
 
 
 def _t(v: Any) -> np.ndarray:
@@ -127,6 +156,7 @@ def leaky(ctx: Context, m: Leaky, x: Any, *state: Any) -> Any:
     x = ctx.tensor(x)
     mech = _mechanism(ctx, m)
     out = _spiking(ctx, x, a=m.beta.clamp(0, 1), thr=m.threshold, mech=mech, zero_refractory=0)
+    train(ctx, out, _surrogate(m))
     return _result(m, ctx, _graded(ctx, m, out), "mem", mem=_membrane(ctx, x, mech, m.beta.clamp(0, 1)))
 
 
@@ -153,6 +183,7 @@ def synaptic(ctx: Context, m: Synaptic, x: Any, *state: Any) -> Any:
         reset = "to-value" if mech == "zero" else "none"
         out = ctx.cuba(ctx.path, x, a_syn=alpha, a_mem=beta, k=1.0, theta=m.threshold, reset=reset,
                        refractory=1 if mech == "zero" and not ctx.fresh else 0)
+    train(ctx, out, _surrogate(m))
     spk = _graded(ctx, m, out)
     if rec_name:  # RSynaptic feeds back its (graded) output spikes
         prev = ctx.add(ctx.path + "_prev", P.Delay(steps=1), spk)
@@ -183,6 +214,7 @@ def rleaky(ctx: Context, m: RLeaky, x: Any, *state: Any) -> Any:
         raise ctx.unsupported("graded_spikes_factor != 1 on RLeaky", "graded_spikes_factor=1")
     out = _spiking(ctx, x, a=m.beta.clamp(0, 1), thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=1,
                    recurrent=prim)
+    train(ctx, out, _surrogate(m))
     return _result(m, ctx, out, "mem")
 
 
@@ -196,6 +228,7 @@ def lapicque(ctx: Context, m: Lapicque, x: Any, *state: Any) -> Any:
             a = torch.zeros(())
     x = ctx.scale(ctx.path + "_gain", x, k)
     out = _spiking(ctx, x, a=a, thr=m.threshold, mech=_mechanism(ctx, m), zero_refractory=1)
+    train(ctx, out, _surrogate(m))
     return _result(m, ctx, _graded(ctx, m, out), "mem")
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from spikingjelly.activation_based import base, layer, neuron
+from spikingjelly.activation_based import base, layer, neuron, surrogate
 import torch
 from torch import nn
 
 from ...ir import prims as P
 from . import lib_torch
+from .surrogates import Exact, Inexact, Rule, slope_of, train
 from .trace import Context, Entry, Tensor
 
 
@@ -34,6 +35,37 @@ def _check(ctx: Context, m: nn.Module) -> None:
     if type(m) not in (neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode):  # subclasses change the dynamics
         raise ctx.unsupported(f"{type(m).__name__} (a subclass with its own dynamics)",
                               "IFNode, LIFNode, ParametricLIFNode")
+
+
+# SpikingJelly's surrogate modules whose backward (spikingjelly/activation_based/surrogate.py) is n3ml's with
+# k = the module's `alpha` (n3ml/nn/surrogate.py); the exact class only: a subclass may change the backward
+_SURROGATES: dict[str, str] = {
+    "Sigmoid": "sigmoid",  # the neurons' default, Sigmoid(alpha=4)
+    "ATan": "arctan",
+    "PiecewiseQuadratic": "triangle",
+    "Rect": "rectangle",
+    "Erf": "erf",
+    "SoftSign": "soft_sign",
+    "PiecewiseExp": "piecewise_exp",
+    "DeterministicPass": "straight_through",  # no alpha
+}
+
+
+def _surrogate(m: nn.Module) -> Rule:
+    """The IR surrogate of the neuron's `surrogate_function` (evaluated, as n3ml's, at v - v_threshold)."""
+    sg = m.surrogate_function
+    cls = type(sg)
+    where = f"{cls.__module__}.{cls.__qualname__}({getattr(sg, 'extra_repr', lambda: '')()})"
+    name = _SURROGATES.get(cls.__name__) if cls is getattr(surrogate, cls.__name__, None) else None
+    alpha = getattr(sg, "alpha", None)
+    if cls is getattr(surrogate, "SuperSpike", None) and slope_of(alpha) == 1.0:
+        return Exact("fast_sigmoid", 1.0)  # alpha / (|x| + 1)^2: n3ml's fast_sigmoid with k = 1 when alpha = 1
+    if name is None:
+        return Inexact(where)
+    if name == "straight_through":
+        return Exact(name)
+    k = slope_of(alpha)
+    return Exact(name, k) if k is not None else Inexact(where)
 
 
 def _reset(m: nn.Module) -> tuple[str, float]:
@@ -46,8 +78,10 @@ def if_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     _check(ctx, m)
     x = ctx.tensor(x)
     reset, vr = _reset(m)
-    return ctx.neuron(ctx.path, x, a=1.0, k=1.0, theta=ctx.at_or_above(m.v_threshold), reset=reset, v_reset=vr,
-                      v_init=vr, detach_reset=m.detach_reset)
+    out = ctx.neuron(ctx.path, x, a=1.0, k=1.0, theta=ctx.at_or_above(m.v_threshold), reset=reset, v_reset=vr,
+                     v_init=vr, detach_reset=m.detach_reset)
+    train(ctx, out, _surrogate(m))
+    return out
 
 
 def lif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
@@ -56,8 +90,10 @@ def lif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     reset, vr = _reset(m)
     inv = 1.0 / float(m.tau)
     k = inv if m.decay_input else 1.0
-    return ctx.neuron(ctx.path, x, a=1.0 - inv, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
-                      v_reset=vr, v_leak=vr, v_init=vr, detach_reset=m.detach_reset)
+    out = ctx.neuron(ctx.path, x, a=1.0 - inv, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
+                     v_reset=vr, v_leak=vr, v_init=vr, detach_reset=m.detach_reset)
+    train(ctx, out, _surrogate(m))
+    return out
 
 
 def plif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
@@ -68,8 +104,10 @@ def plif_node(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     with torch.no_grad():
         q = m.w.sigmoid().detach().cpu().double().numpy()
     k = q if m.decay_input else 1.0
-    return ctx.neuron(ctx.path, x, a=1.0 - q, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
-                      v_reset=vr, v_leak=vr, v_init=vr, detach_reset=m.detach_reset)
+    out = ctx.neuron(ctx.path, x, a=1.0 - q, k=k, theta=ctx.at_or_above(m.v_threshold), reset=reset,
+                     v_reset=vr, v_leak=vr, v_init=vr, detach_reset=m.detach_reset)
+    train(ctx, out, _surrogate(m))
+    return out
 
 
 def _per_step(ctx: Context, m: nn.Module, x: Any) -> Any:
