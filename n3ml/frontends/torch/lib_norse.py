@@ -25,7 +25,29 @@ from norse.torch.functional import reset as norse_reset
 from torch import nn
 
 from ...ir import prims as P
+from .surrogates import Exact, Inexact, Rule, slope_of, train
 from .trace import Context, Entry, State, Tensor
+
+# p.method -> (IR surrogate, k, the only alpha it is exact for or None for any), from
+# norse/torch/functional/threshold.py and superspike.py (n3ml/nn/surrogate.py has the table)
+_SURROGATES: dict[str, tuple[str, float, float | None]] = {
+    "super": ("fast_sigmoid", 1.0, None),  # the default; 1 / (|x| + 1)^2: norse 1.1 never reads alpha
+    "triangle": ("triangle", 1.0, 1.0),  # alpha max(0, 1 - |x|) is k max(0, 1 - k |x|) for alpha = 1 only
+}
+
+
+def _surrogate(p: Any) -> Rule:
+    """The IR surrogate of Norse's threshold(x, p.method, p.alpha), evaluated, as n3ml's, at v - v_th."""
+    row = _SURROGATES.get(p.method)
+    if row is None or (row[2] is not None and slope_of(p.alpha) != row[2]):
+        return Inexact(f"method={p.method!r} (alpha={float(p.alpha):g})")
+    return Exact(row[0], row[1])
+
+
+# Whether a Norse step lets the gradient through the spike in its reset: the feed-forward steps write
+# v = (1 - z) v + z v_reset with z itself (lif_feed_forward_step, iaf, lif_box, lsnn_feed_forward_step,
+# lif_current_encoder); the recurrent lif_step and lsnn_step use z.detach()
+_DETACHED, _THROUGH_SPIKE = True, False
 
 
 def _factor(m: nn.Module, inv: torch.Tensor) -> np.ndarray:
@@ -50,8 +72,10 @@ def _lif(ctx: Context, m: nn.Module, x: Tensor) -> Tensor:
     p = m.p
     k_mem = _factor(m, p.tau_mem_inv)
     k_syn = _factor(m, p.tau_syn_inv)
-    return ctx.cuba(ctx.path, x, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
-                    v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak)
+    out = ctx.cuba(ctx.path, x, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
+                   v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak)
+    train(ctx, out, _surrogate(p), detach_reset=_THROUGH_SPIKE)
+    return out
 
 
 def _recurrent(ctx: Context, m: nn.Module, x: Any, neuron: Callable[[Any, str], Any]) -> Any:
@@ -73,9 +97,13 @@ def lif_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     _check_state(ctx, state)
     p = m.p
     k_mem, k_syn = _factor(m, p.tau_mem_inv), _factor(m, p.tau_syn_inv)
-    return _recurrent(ctx, m, x, lambda total, name: ctx.cuba(
-        ctx.path, total, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
-        v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak, name=name))
+
+    def neuron(total: Tensor, name: str) -> Tensor:
+        out = ctx.cuba(ctx.path, total, a_syn=1 - k_syn, a_mem=1 - k_mem, k=k_mem, theta=p.v_th, reset="to-value",
+                       v_reset=p.v_reset, v_leak=p.v_leak, v_init=p.v_leak, name=name)
+        train(ctx, out, _surrogate(p), detach_reset=_DETACHED)
+        return out
+    return _recurrent(ctx, m, x, neuron)
 
 
 def lif_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
@@ -92,6 +120,7 @@ def lif_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     k = _factor(m, p.tau_mem_inv)
     out = ctx.neuron(ctx.path, x, a=1 - k, k=k, theta=p.v_th, reset=reset, v_reset=p.v_reset, v_leak=p.v_leak,
                      v_init=p.v_leak)
+    train(ctx, out, _surrogate(p), detach_reset=_THROUGH_SPIKE)
     return out, State(ctx.path, "state")
 
 
@@ -101,6 +130,7 @@ def iaf_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     p = m.p
     out = ctx.neuron(ctx.path, ctx.tensor(x), a=1.0, k=1.0, theta=p.v_th, reset="to-value", v_reset=p.v_reset,
                      v_init=p.v_reset)
+    train(ctx, out, _surrogate(p), detach_reset=_THROUGH_SPIKE)
     return out, State(ctx.path, "state")
 
 
@@ -112,7 +142,7 @@ def li_box_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     return v, State(ctx.path, "state")
 
 
-def _lsnn(ctx: Context, m: nn.Module, drive: Tensor, name: str | None = None) -> Tensor:
+def _lsnn(ctx: Context, m: nn.Module, drive: Tensor, name: str | None = None, *, detach_reset: bool) -> Tensor:
     """Norse's LSNN step (lsnn_step / lsnn_feed_forward_step): the voltage integrates the current of the
     *previous* step, and the threshold b relaxes to v_th and jumps by beta at each spike:
 
@@ -134,18 +164,22 @@ def _lsnn(ctx: Context, m: nn.Module, drive: Tensor, name: str | None = None) ->
                   "v_leak"), r=float(r) if np.ndim(r) == 0 else r, theta=ctx.param(p.v_th, shape, "threshold"),
                   v_reset=ctx.param(p.v_reset, shape, "v_reset"), reset="to-value",
                   v_init=ctx.param(p.v_leak, shape, "v_init"))
-    return ctx.add(base, prim, i_prev, name=name)
+    out = ctx.add(base, prim, i_prev, name=name)
+    train(ctx, out, _surrogate(p), detach_reset=detach_reset)
+    return out
 
 
 def lsnn_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     _check_state(ctx, state)
-    return _lsnn(ctx, m, ctx.tensor(x)), State(ctx.path, "state")
+    return _lsnn(ctx, m, ctx.tensor(x), detach_reset=_THROUGH_SPIKE), State(ctx.path, "state")
 
 
 def lsnn_recurrent_cell(ctx: Context, m: nn.Module, x: Any, *state: Any) -> Any:
     """LSNNRecurrentCell: the current jumps by W_in x_t + W_rec z_{t-1}, then the LSNN step."""
     _check_state(ctx, state)
-    return _recurrent(ctx, m, x, lambda total, name: _lsnn(ctx, m, total, name=name))
+    # lsnn_step detaches z in the reset and in the threshold jump b += beta z; the IR's ALIF detaches only the
+    # reset (docs/semantics.md §5a), so the gradient through the jump is the IR's, not Norse's
+    return _recurrent(ctx, m, x, lambda total, name: _lsnn(ctx, m, total, name=name, detach_reset=_DETACHED))
 
 
 def constant_current_lif_encoder(ctx: Context, m: nn.Module, x: Any) -> Any:
@@ -155,8 +189,10 @@ def constant_current_lif_encoder(ctx: Context, m: nn.Module, x: Any) -> Any:
     x = ctx.tensor(x)
     p = m.p
     k = _factor(m, p.tau_mem_inv)
-    return ctx.neuron(ctx.path, x, a=1 - k, k=k, theta=p.v_th, reset="to-value", v_reset=p.v_reset,
-                      v_leak=p.v_leak, v_init=0.0)
+    out = ctx.neuron(ctx.path, x, a=1 - k, k=k, theta=p.v_th, reset="to-value", v_reset=p.v_reset,
+                     v_leak=p.v_leak, v_init=0.0)
+    train(ctx, out, _surrogate(p), detach_reset=_THROUGH_SPIKE)
+    return out
 
 
 constant_current_lif_encoder.held_steps = lambda m: m.seq_length  # the recorder holds its input this long

@@ -51,9 +51,12 @@ def slope_of(value: Any) -> float | None:
     return k if math.isfinite(k) and k > 0 else None
 
 
-def train(ctx: Context, neuron: Tensor | str, rule: Rule) -> None:
-    """Give the IR neuron `neuron` (a node built by the converter running in `ctx`) the peer's surrogate."""
+def train(ctx: Context, neuron: Tensor | str, rule: Rule, *, detach_reset: bool | None = None) -> None:
+    """Give the IR neuron `neuron` (a node built by the converter running in `ctx`) the peer's surrogate,
+    and its `detach_reset` where given (whether the peer's reset lets the gradient through the spike)."""
     name = neuron.node if isinstance(neuron, Tensor) else neuron
+    if detach_reset is not None:
+        ctx.g.replace(name, detach_reset=bool(detach_reset))
     if isinstance(rule, Exact):
         ctx.g.replace(name, surrogate=rule.surrogate, slope=rule.slope)
         return
