@@ -10,9 +10,9 @@ the neuron's db and q, §6a). What the hardware can hold is data in a `Profile`;
 this pass knows no target.
 
 A SpikingJelly `SynapseFilter` (spikes in, a graded current out) becomes a
-`FixedSynapseFilter` whose current counts 2^input_shift per spike (jump), so the
-neuron after its synapses reads it with input_shift 0: the same scale as a spike
-shifted by input_shift, exactly (docs/quantization.md, "Synapse filters").
+`FixedSynapseFilter` whose current counts jump = 2^J >= 2^input_shift per spike,
+saturating at `filter_max` spikes' worth; the neuron after its synapses reads it
+at input_shift 0 with weights / jump (docs/quantization.md, "Synapse filters").
 
 An ALIF reading an LI current (v_leak = v_init = 0; Norse's LSNN) is one neuron
 whose current is the LI: when the LI reaches it through a Delay (the LSNN integrates
@@ -74,7 +74,7 @@ class Quantize(Pass):
     input_scale: float = 0.0  # > 0: analog inputs become graded integers round(input_scale * x), |x| <= 1
     readout: str = "refuse"  # "voltage": LI readouts become never-firing neurons read through their v
     weight_exp_max: int = -1  # >= 0: cap the profile's shared weight exponent (netx files want 0 or 1)
-    filter_max: float = 64.0  # a SynapseFilter read by synapses saturates above this current (rounded up to 2^k)
+    filter_max: float = 64.0  # a SynapseFilter saturates above this current, in spikes (rounded up to 2^k)
 
     def apply(self, graph: Graph, context: dict[str, Any] | None = None) -> Graph:
         if self.profile not in PROFILES:
@@ -114,7 +114,8 @@ class _Syn:
     bias: np.ndarray | None
     xmax: float = 1.0  # largest input magnitude (1 for spikes, input_scale for graded inputs)
     mant: tuple[int, int] | None = None  # its weight mantissa range under the profile (found once)
-    unshift: int = 0  # log2 of the scale its input already carries (a synapse filter's jump 2^input_shift)
+    unshift: int = 0  # log2 of the scale its input already carries (a synapse filter's jump)
+    filt: str | None = None  # the synapse filter it reads
 
 
 @dataclass
@@ -126,18 +127,17 @@ class _Group:
     first: str | None = None  # LI1 of an LI1 -> LI2 readout: the group's current (removed from the graph)
 
     def input_shift(self, prof: Profile) -> int:
-        """The neuron's input shift: the profile's, less the scale a synapse filter's current already carries
-        (its jump is 2^input_shift: the filter's synapses read it at shift 0, its spike synapses take weights
-        2^input_shift larger, which their exponent holds)."""
-        return prof.input_shift - max(s.unshift for s in self.syns)
+        """The neuron's input shift: the profile's, or 0 where it reads a synapse filter, whose current carries
+        2^input_shift or more per spike (jump) already: the filter's synapses take weights / jump, its spike
+        synapses weights 2^input_shift larger, which their exponent holds."""
+        return max(0, prof.input_shift - max(s.unshift for s in self.syns))
 
 
 class _Filter(NamedTuple):
     """How a SynapseFilter is quantized: v_int = jump * v, saturating at `state_bits` (docs/quantization.md)."""
 
-    jump: int  # 2^input_shift: one spike in state units
-    state_bits: int
-    read_by_synapses: bool
+    jump: int  # 2^J: one spike in state units (J fractional bits)
+    state_bits: int  # saturates at 2^(state_bits - 1) - 1 = filter_max jump - 1
 
 
 def _as_conv(name: str, prim: P.Primitive, cin: int) -> _Syn:
@@ -176,7 +176,8 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float, filt
     bias = None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64)
     if filt is not None:  # the filter's current v_int = jump * v: the weight takes 1 / jump, read at shift 0
         cap = (1 << (filt.state_bits - 1)) - 1  # where the fixed-point filter saturates
-        return _Syn(name, prim, w / filt.jump, groups, bias, float(cap), unshift=filt.jump.bit_length() - 1)
+        return _Syn(name, prim, w / filt.jump, groups, bias, float(cap), unshift=filt.jump.bit_length() - 1,
+                    filt=origin)
     if types[src].kind != "spike":  # graded input x_int = input_scale * x: the weight takes 1 / input_scale
         return _Syn(name, prim, w / input_scale, groups, bias, float(input_scale))
     return _Syn(name, prim, w, groups, bias)
@@ -351,15 +352,12 @@ def _round_bias(b: np.ndarray, prof: Profile, node: str = "?") -> tuple[np.ndarr
 
 
 def _filters(graph: Graph, prof: Profile, filter_max: float) -> dict[str, _Filter]:
-    """{SynapseFilter node: how it is quantized}.
+    """{SynapseFilter node: its first fixed-point form}, jump 2^input_shift; `_fit_jumps` then widens the jump
+    where the synapses after the filter leave room.
 
-    The integer current counts jump = 2^input_shift per spike (6 fractional bits under both profiles), so a
-    synapse reading it computes W_int v_int = W_int jump v, which is what a spike synapse delivers after the
-    neuron's input shift: the neuron after it reads at input_shift 0 and the weights keep the spike scale.
-    A float filter that spikes at every step grows without bound; the integer one saturates. Where synapses
-    read it, it saturates at filter_max spikes' worth (a power of two: 2^k jump - 1), so that the worst case
-    of the neurons after it (every input at its largest at every step, `_choose_threshold`) is a real bound
-    and their current never wraps. A filter only Outputs read keeps the profile's whole state."""
+    A float filter fed a spike at every step grows without bound; the integer one saturates, at filter_max
+    spikes' worth (2^k jump - 1): so the worst case of the neurons after it (every input at its largest at
+    every step, `_theta_cap`) is a real bound, and their current never wraps."""
     found = {}
     for n, p in graph.nodes.items():
         if not isinstance(p, P.SynapseFilter):
@@ -367,26 +365,54 @@ def _filters(graph: Graph, prof: Profile, filter_max: float) -> dict[str, _Filte
         if not prof.synapse_filter:
             raise UnsupportedError(f"node `{n}` (SynapseFilter): profile {prof.name} has no graded synapse filter "
                                    "(a current that sends its value to the synapses after it)")
-        bits = prof.state_bits
-        read = _read_by_synapses(graph, n)
-        if read:
-            k = max(0, math.ceil(math.log2(filter_max) - 1e-12))
-            bits = min(prof.state_bits, k + prof.input_shift + 1)
-        found[n] = _Filter(1 << prof.input_shift, bits, read)
+        found[n] = _Filter(1 << prof.input_shift, _filter_bits(filter_max) + prof.input_shift + 1)
     return found
 
 
-def _read_by_synapses(graph: Graph, name: str) -> bool:
-    """Whether anything but Outputs reads `name` (through Flatten and Delay)."""
-    todo = list(graph.users_of(name))
-    while todo:
-        u = todo.pop()
-        p = graph.nodes[u]
-        if isinstance(p, (P.Flatten, P.Delay)):
-            todo += graph.users_of(u)
-        elif not isinstance(p, P.Output):
-            return True
-    return False
+def _filter_bits(filter_max: float) -> int:
+    """k with 2^k >= filter_max: a filter saturates at 2^k spikes' worth."""
+    return max(0, math.ceil(math.log2(filter_max) - 1e-12))
+
+
+def _fit_jumps(graph: Graph, groups: list[_Group], filters: dict[str, _Filter], prof: Profile,
+               filter_max: float) -> dict[str, _Filter]:
+    """Each filter's jump 2^J, J fractional bits: the J with the least error of the input it gives its neurons.
+
+    Two errors trade off. The filter truncates toward zero, a bias under 2^-J of a spike per step, piled up by
+    1 / leak (half that on average). A synapse after it reads it at input shift 0 with weights w~ theta / 2^J:
+    its neuron's threshold is bounded by the worst case, which does not depend on J (the current saturates
+    at filter_max spikes' worth whatever J), so every bit of J beyond what fills the mantissa costs a weight
+    bit. J is scanned from input_shift (a spike's own scale) to what the state holds beside filter_max, each
+    scored as the synapses' relative weight error at that bound plus the filter's mean truncation in spikes;
+    a filter only Outputs read takes the most bits."""
+    k = _filter_bits(filter_max)
+    top = prof.state_bits - 1 - k
+    if top < prof.input_shift:
+        raise UnsupportedError(f"node `{next(iter(filters))}` (SynapseFilter): filter_max {filter_max:g} leaves the "
+                               f"{prof.state_bits}-bit state no room for {prof.input_shift} fractional bits")
+    js = np.arange(prof.input_shift, top + 1)
+    score = {n: np.zeros(js.size) for n in filters}
+    for grp in groups:
+        if not any(s.filt for s in grp.syns):
+            continue
+        st = _setup(graph, grp, prof, graph.dt, graph.scheme)
+        th = _theta_cap(grp, st.targets, prof, st.pile, st.cap)
+        for s, t in zip(grp.syns, st.targets):
+            if s.filt is None:
+                continue
+            lo, hi = prof.mantissa_range(s.w)[:2]
+            tgt = t * (1 << s.unshift) * th  # w~ theta in state units, to be divided by 2^J
+            den = float(np.sqrt(np.sum(tgt**2))) or 1.0
+            for i, j in enumerate(js):
+                f = _fit(tgt / 2.0**j, lo, hi, prof.weight_exp_max)
+                score[s.filt][i] += np.inf if f is None else float(np.sqrt(np.sum((f[0] - tgt / 2.0**j) ** 2))) * 2.0**j / den
+    out = {}
+    for n in filters:
+        leak = np.maximum(np.asarray(graph.nodes[n].leak, np.float64), 1.0 / prof.one)
+        trunc = 0.5 * float(np.mean(1.0 / leak)) / 2.0**js  # the mean truncation, in spikes
+        j = int(js[np.argmin(score[n] + trunc)])  # (the first, the fewest bits, among equal scores)
+        out[n] = _Filter(1 << j, k + j + 1)
+    return out
 
 
 def _quantize_filter(out: Graph, name: str, f: _Filter, prof: Profile) -> dict[str, Any]:
@@ -421,8 +447,8 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
         input_scale: > 0 lets analog Inputs in as graded integers: feed round(input_scale * x), |x| <= 1.
         readout: "voltage" turns LI readouts into FixedCubaLIF neurons that never fire; read their
             voltage (record the node: state/<node>.v), which is the float voltage times a per-layer scale.
-        filter_max: a SynapseFilter whose current synapses read saturates above this many spikes' worth
-            (rounded up to a power of two), which bounds the current of the neurons after it.
+        filter_max: a SynapseFilter saturates above this many spikes' worth (rounded up to a power of two),
+            which bounds the current of the neurons after it.
     """
     if readout == "voltage":
         graph = _value_readouts(graph)
@@ -433,6 +459,9 @@ def quantize(graph: Graph, prof: Profile, *, candidates: int = 256, input_scale:
                                    f"with input_scale); found {p.kind}")
     filters = _filters(graph, prof, filter_max)
     groups = _groups(graph, types, input_scale, readout, filters)
+    if filters:  # the jumps the synapses after each filter leave room for; its synapses read them
+        filters = _fit_jumps(graph, groups, filters, prof, filter_max)
+        groups = _groups(graph, types, input_scale, readout, filters)
     out = graph.copy()
     report: dict[str, Any] = {"profile": prof.name, "layers": {}}
     if input_scale > 0:
@@ -480,9 +509,23 @@ def _value_readouts(graph: Graph) -> Graph:
     return g
 
 
-def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str,
-                    candidates: int) -> dict[str, Any]:
-    """Quantize one neuron group in `out`: its registers, a threshold and weight exponents, its constants."""
+class _Setup(NamedTuple):
+    """A neuron group's float dynamics as quantize reads them, before any threshold is chosen."""
+
+    dyn: _Dyn
+    theta: np.ndarray  # the float threshold (1.0 for a readout)
+    du: np.ndarray
+    dv: np.ndarray
+    pile: float
+    targets: list[np.ndarray]  # w~ per synapse
+    bias_n: np.ndarray
+    note: str | None
+    db: np.ndarray | None
+    q_n: np.ndarray | None
+    cap: int | None  # the largest threshold its bias and threshold jump allow
+
+
+def _setup(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str) -> _Setup:
     p = grp.prim
     dyn = _dynamics(p, dt, scheme)
     if grp.first is not None:  # LI1 -> LI2 (or -> ALIF): u = a1 u + c1 c2 I, v = a2 v + u + leak2
@@ -491,11 +534,19 @@ def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: s
     # a readout has no threshold: its voltage is scaled as if 1.0 were one (only ratios matter)
     theta = np.asarray(p.theta if p.spiking else 1.0, dtype=np.float64)
     du, dv, pile = _registers(dyn, prof, p.spiking)
-    targets = _normalised_weights(grp, dyn, theta)
     bias_n, note = _normalised_bias(grp, dyn, theta)
     db, q_n = _adaptation(p, dt, scheme, theta, prof)
     caps = [c for c in (_bias_cap(grp, bias_n, prof), _adapt_cap(q_n, prof)) if c is not None]
-    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates, min(caps) if caps else None)
+    return _Setup(dyn, theta, du, dv, pile, _normalised_weights(grp, dyn, theta), bias_n, note, db, q_n,
+                  min(caps) if caps else None)
+
+
+def _quantize_group(out: Graph, grp: _Group, prof: Profile, dt: float, scheme: str,
+                    candidates: int) -> dict[str, Any]:
+    """Quantize one neuron group in `out`: its registers, a threshold and weight exponents, its constants."""
+    p = grp.prim
+    dyn, theta, du, dv, pile, targets, bias_n, note, db, q_n, cap = _setup(out, grp, prof, dt, scheme)
+    th, vth, fits = _choose_threshold(grp, targets, prof, pile, candidates, cap)
     bias, bias_v, bias_exp, v_init, v_reset = _neuron_constants(grp, bias_n, theta, th, prof)
     syn_rep = _write_synapses(out, grp, targets, fits, th, prof)
     fire_th = th if p.spiking else prof.vth_max << prof.theta_shift
@@ -577,14 +628,7 @@ def _choose_threshold(grp: _Group, targets: list[np.ndarray], prof: Profile, pil
     `cap` (from `_bias_cap`, `_adapt_cap`) is the largest threshold whose bias and threshold jump still fit the
     profile's bias format and state.
     """
-    row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) * s.xmax for s, t in zip(grp.syns, targets))
-    worst = float(np.max(row_sum)) * pile
-    theta_cap = prof.vth_max << prof.theta_shift
-    if worst > 0:
-        theta_cap = min(theta_cap, int(prof.headroom * prof.state_max / worst))
-    if cap is not None:
-        theta_cap = min(theta_cap, cap)
-    hi_v = theta_cap >> prof.theta_shift
+    hi_v = _theta_cap(grp, targets, prof, pile, cap) >> prof.theta_shift
     if hi_v < 1:
         why = (f"its bias or threshold jump ({cap} state units at most) and " if cap is not None
                and cap < 1 << prof.theta_shift else "")
@@ -608,6 +652,18 @@ def _choose_threshold(grp: _Group, targets: list[np.ndarray], prof: Profile, pil
         raise UnsupportedError(f"node `{grp.neuron}`: its weights cannot be held in a {prof.weight_bits}-bit mantissa "
                                f"with exponent <= {prof.weight_exp_max} under profile {prof.name}{mixed}")
     return best[1], best[2], best[3]
+
+
+def _theta_cap(grp: _Group, targets: list[np.ndarray], prof: Profile, pile: float, cap: int | None) -> int:
+    """The largest threshold (state units) that keeps the worst-case current within the state (and `cap`)."""
+    row_sum = sum(np.abs(t).reshape(t.shape[0], -1).sum(axis=1) * s.xmax for s, t in zip(grp.syns, targets))
+    worst = float(np.max(row_sum)) * pile
+    theta_cap = prof.vth_max << prof.theta_shift
+    if worst > 0:
+        theta_cap = min(theta_cap, int(prof.headroom * prof.state_max / worst))
+    if cap is not None:
+        theta_cap = min(theta_cap, cap)
+    return theta_cap
 
 
 def _fit_weights(grp: _Group, targets: list[np.ndarray], prof: Profile,

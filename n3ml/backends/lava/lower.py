@@ -592,6 +592,9 @@ def _filter_population(graph: Graph, types, name: str, fixed: bool) -> Pop:
         raise _unsupported(name, p, "a graph mixing fixed-point and float neurons cannot run on Lava (fixed_pt and "
                                     "floating_pt are whole-network choices; quantize all of it)")
     if fixed:
+        if p.state_bits > LOIHI2.state_bits:  # what a graded spike carries (the Dense after it: 24 message bits)
+            raise _unsupported(name, p, f"Lava's graded spikes carry {LOIHI2.state_bits} bits; found state_bits="
+                                        f"{p.state_bits} (quantize with quantize{{profile=loihi2}})")
         k = N.discretize(p, graph.dt, graph.scheme, param=lambda f, v: np.asarray(v, np.int64))
         params = {"keep_v": _decay(k.keep_v, shape), "jump": _decay(k.jump, shape),
                   "v": _decay(np.asarray(p.v_init, np.int64), shape), "shift": int(k.shift),
@@ -680,9 +683,23 @@ def _connections(graph: Graph, types, n: str, s: str, gains, fixed: bool, biases
         else:
             raise _unsupported(s, sp, "on Lava only a Dense reads a Concat (its columns split by source "
                                       "population)")
+        if fixed and isinstance(graph.nodes[src], P.FixedSynapseFilter):
+            _check_graded_sum(s, sp, c, graph.nodes[src])
         c.skip = d
         conns.append(c)
     return conns
+
+
+def _check_graded_sum(s: str, sp: P.Primitive, c: Conn, filt: P.FixedSynapseFilter) -> None:
+    """Lava's fixed-point Dense forms `weights . s_in` in int32, its Conv wraps the sum to 24 bits: a synapse
+    filter's current times the Lava weights must stay within that (quantize's filters saturate far below, at
+    filter_max, and their neurons' worst case keeps the sum within 24 bits)."""
+    vmax = (1 << (filt.state_bits - 1)) - 1
+    worst = int(np.abs(np.asarray(c.weight, np.int64)).reshape(c.weight.shape[0], -1).sum(axis=1).max()) * vmax
+    bits = 31 if c.op == "dense" else LOIHI2.state_bits - 1
+    if worst >= 2**bits:
+        raise _unsupported(s, sp, f"Lava sums its weights times the synapse filter's current in {bits + 1} bits; "
+                                  f"these weights times {vmax} (where the filter saturates) reach {worst}")
 
 
 def _dense_connection(s: str, sp: P.Dense, src: str, n: str, gains, fixed: bool, biases: list) -> Conn:
