@@ -19,7 +19,7 @@ from n3ml.backends.nest import NestTarget, lower_ir_to_nest
 from n3ml.backends.netlist import filter_ports, filter_readers
 from n3ml.errors import UnsupportedError
 from n3ml.io import random_inputs
-from n3ml.ir import IF, LI, LIF, Add, CubaLIF, Delay, Dense, Graph, Input, Output
+from n3ml.ir import IF, LI, LIF, Add, AvgPool2d, Conv2d, CubaLIF, Delay, Dense, Flatten, Graph, Input, Output
 from n3ml.ir.interp import run
 from n3ml.ir.prims import FixedSynapseFilter, SynapseFilter
 
@@ -62,6 +62,26 @@ def filters(scheme: str = "exact") -> Graph:
     g.add("f1_late", Delay(steps=2), "f1")
     for name, src in (("out_f1", "f1"), ("out_f1_late", "f1_late"), ("out_if2", "if2"), ("out_li", "li"),
                       ("out_cuba", "cuba"), ("out_rec", "rec"), ("out_f3", "f3")):
+        g.add(name, Output(), src)
+    return g
+
+
+def conv_filters() -> Graph:
+    """A filter over spike maps with one leak per channel, read by a Conv2d (padding, bias) into an IF, through an
+    AvgPool2d, Flatten and Dense into an LI, and flattened as an Output (SpikingJelly's conv nets)."""
+    rng = np.random.default_rng(12)
+    g = Graph(name="conv_filters", dt=1.0)
+    g.add("x", Input(shape=(2, 5, 5)))
+    g.add("f", SynapseFilter(leak=np.broadcast_to(np.array([0.2, 0.7]).reshape(2, 1, 1), (2, 5, 5)).copy()), "x")
+    g.add("conv", Conv2d(weight=rng.normal(0.1, 0.3, (3, 2, 3, 3)), bias=np.array([0.2, 0.0, -0.1]),
+                         padding=(1, 1)), "f")
+    g.add("ifc", IF(theta=1.0, reset="subtract"), "conv")
+    g.add("avg", AvgPool2d(kernel=(2, 2)), "f")
+    g.add("flat", Flatten(), "avg")
+    g.add("fc", Dense(weight=rng.normal(0.2, 0.4, (4, 8))), "flat")
+    g.add("li", LI(tau=3.0), "fc")
+    g.add("f_flat", Flatten(), "f")
+    for name, src in (("out_conv", "ifc"), ("out_li", "li"), ("out_f", "f_flat")):
         g.add(name, Output(), src)
     return g
 
@@ -113,6 +133,20 @@ def test_identical_on_nest(scheme, tmp_path):
     assert desc["modules"] == ["n3ml_cell.cpp"]
     rows = [c for c in desc["connections"] if "receptor" in c]
     assert rows and all(c["rule"] == "one_to_one" for c in rows)
+
+
+@needs_nest
+@needs_cxx
+def test_filtered_convolutions_identical_on_nest(tmp_path):
+    g = conv_filters()
+    net = lower_ir_to_nest(g)
+    # a Conv's cells take the window of 2 x 3 x 3 filtered spikes (fewer at the border): ports per cell = fan-in
+    assert filter_ports(net.netlist, "ifc").ports == 18
+    x = random_inputs(g, T, 2, 5, 0.4)
+    got = G.run_emitted(NestTarget(), g, x, tmp_path / "o", steps=T)
+    counts = G.assert_same_outputs(g, x, got)
+    assert counts["out_conv"] > 50, counts
+    np.testing.assert_array_equal(got["out_f"], run(g, x).outputs["out_f"])
 
 
 def corpus_graph(name: str):
