@@ -400,3 +400,20 @@ def test_carried_surrogates_survive_the_text_format():
     assert [(p.surrogate, p.slope, p.detach_reset) for p in _neurons(back)] == \
         [("soft_sign", 3.0, False), ("sigmoid", None, False), ("erf", None, True)]
     assert dumps(back)[0] == text
+
+
+def test_spikingjelly_pt2_operator_carries_its_surrogate(tmp_path):
+    """SpikingJelly 2's neuron operators take (alpha, surrogate_id): a .pt2 program keeps the surrogate, and the
+    rebuilt neuron trains with it (not SpikingJelly's default Sigmoid(4))."""
+    functional, neuron, surrogate = _sj()
+    from n3ml.frontends.torch.load import load_pt2
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), neuron.IFNode(surrogate_function=surrogate.ATan(alpha=3.0)),
+                          nn.Linear(5, 3), neuron.LIFNode(tau=2.0, surrogate_function=surrogate.SoftSign(alpha=2.5)),
+                          nn.Linear(3, 2), neuron.LIFNode(tau=2.0)).eval()
+    functional.reset_net(model)
+    path = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(model, (torch.rand(2, 4),)), path)
+    graph = load_pt2(str(path))
+    assert [(p.surrogate, p.slope) for p in _neurons(graph)] == [("arctan", 3.0), ("soft_sign", 2.5),
+                                                                  ("sigmoid", None)]

@@ -54,6 +54,18 @@ def _full_value(node: Any) -> float | None:
     return None
 
 
+def _surrogate(a: dict[str, Any], view: Any, op: Any) -> nn.Module:
+    """The surrogate module the operator's (surrogate_id, alpha) name (SpikingJelly's own id table)."""
+    from spikingjelly._ops.surrogate import _SURROGATE_IDS
+    from spikingjelly.activation_based import surrogate
+
+    names = {i: name for name, i in _SURROGATE_IDS.items()}
+    sid = int(a.get("surrogate_id", 0))
+    if sid not in names:
+        raise view.refuse(f"surrogate_id {sid}", ", ".join(f"{i} ({n})" for i, n in sorted(names.items())), node=op)
+    return getattr(surrogate, names[sid])(alpha=float(a["alpha"]))
+
+
 def rebuild(klass: type, view: Any) -> Iterator[nn.Module]:
     from spikingjelly.activation_based import neuron
 
@@ -71,7 +83,8 @@ def rebuild(klass: type, view: Any) -> Iterator[nn.Module]:
         raise view.refuse(f"the membrane starts from {a['v']} (not v_reset = {expected:g})",
                           "the neuron's own initial state (functional.reset_net before the export)", node=op)
     common = dict(v_threshold=float(a["threshold"]), v_reset=None if a["reset"] is None else float(a["reset"]),
-                  detach_reset=bool(a["detach_reset"]), step_mode="s" if single else "m")
+                  detach_reset=bool(a["detach_reset"]), step_mode="s" if single else "m",
+                  surrogate_function=_surrogate(a, view, op))
     ns = op.target.namespace
     if ns == "sj_if":
         m: nn.Module = neuron.IFNode(**common)
