@@ -28,7 +28,7 @@
 //   f_p = f_p - (1 - s_p) f_p leak_p + s_p      s_p: 1 if a spike arrived at port p in this step, else 0
 //
 // and adds w_p f_p to x (w_p: the weight the port's connection carries). Port 0 is the plain input. Memory:
-// three doubles and one ring buffer per port (O(fan-in of filtered synapses) per cell). A cell with
+// three doubles and min + max delay arrival slots per port (O(fan-in of filtered synapses) per cell). A cell with
 // a_m = 0, rg = 1, theta = inf and ports of weight 1 records the filters' currents exactly as V_m.
 
 #include "archiving_node.h"
@@ -94,7 +94,7 @@ public:
     // a port has one static connection: its weight is the same in every event, and it matters only once
     // the port's filter state is nonzero, i.e. after its first spike
     S_.filter_w[ port - 1 ] = e.get_weight();
-    B_.filter_spikes_[ port - 1 ].add_value( lag, static_cast< double >( e.get_multiplicity() ) );
+    B_.filter_spikes_[ slot_( lag ) * ports_() + port - 1 ] += static_cast< double >( e.get_multiplicity() );
   }
   void
   handle( nest::DataLoggingRequest& e ) override
@@ -222,7 +222,9 @@ private:
     {
     }
     nest::RingBuffer spikes_;
-    std::vector< nest::RingBuffer > filter_spikes_;  // spikes arriving at each filter port
+    // spikes arriving at the filter ports: a ring of NEST's min + max delay slots (as a RingBuffer) of one value per
+    // port, in one array so that a step reads its ports' arrivals from consecutive memory
+    std::vector< double > filter_spikes_;
     nest::UniversalDataLogger< n3ml_cell > logger_;
   };
 
@@ -231,15 +233,21 @@ private:
   {
     return static_cast< size_t >( P_.filter_ports );
   }
+  static size_t
+  slots_()
+  {
+    return nest::kernel().connection_manager.get_min_delay() + nest::kernel().connection_manager.get_max_delay();
+  }
+  static size_t
+  slot_( const long lag )  // RingBuffer's index of a delivery `lag` steps into the slice
+  {
+    return static_cast< size_t >( nest::kernel().event_delivery_manager.get_modulo( lag ) );
+  }
   void
   init_buffers_() override
   {
     B_.spikes_.clear();
-    B_.filter_spikes_.assign( ports_(), nest::RingBuffer() );
-    for ( auto& r : B_.filter_spikes_ )
-    {
-      r.clear();
-    }
+    B_.filter_spikes_.assign( slots_() * ports_(), 0.0 );
     B_.logger_.reset();
     ArchivingNode::clear_history();
   }
@@ -251,13 +259,9 @@ private:
       throw nest::BadProperty( "n3ml_cell: filter_leak must hold one value or one per filter port (filter_ports = "
         + std::to_string( ports_() ) + "), found " + std::to_string( P_.filter_leak.size() ) + " values" );
     }
-    if ( B_.filter_spikes_.size() != ports_() )  // filter_ports changed after the first run
+    if ( B_.filter_spikes_.size() != slots_() * ports_() )  // NEST's delays are known now (RingBuffer::resize)
     {
-      B_.filter_spikes_.resize( ports_() );
-    }
-    for ( auto& r : B_.filter_spikes_ )
-    {
-      r.resize();  // NEST's delays are known now
+      B_.filter_spikes_.assign( slots_() * ports_(), 0.0 );
     }
     B_.logger_.init();
   }
@@ -267,14 +271,21 @@ private:
     for ( long lag = from; lag < to; ++lag )
     {
       double x = B_.spikes_.get_value( lag );
-      for ( size_t p = 0; p < S_.filter_i.size(); ++p )
+      const size_t ports = S_.filter_i.size();
+      if ( ports > 0 )
       {
-        // SpikingJelly's operations in its order (n3ml.ir.neurons.step_synapse_filter): ((1 - s) f) leak
-        const double s = B_.filter_spikes_[ p ].get_value( lag );
-        const double leak = P_.filter_leak.size() == 1 ? P_.filter_leak[ 0 ] : P_.filter_leak[ p ];
-        double& f = S_.filter_i[ p ];
-        f = f - ( 1.0 - s ) * f * leak + s;
-        x += S_.filter_w[ p ] * f;
+        double* const arrived = B_.filter_spikes_.data() + slot_( lag ) * ports;
+        const bool one_leak = P_.filter_leak.size() == 1;
+        for ( size_t p = 0; p < ports; ++p )
+        {
+          // SpikingJelly's operations in its order (n3ml.ir.neurons.step_synapse_filter): ((1 - s) f) leak
+          const double s = arrived[ p ];
+          arrived[ p ] = 0.0;  // read once, as RingBuffer::get_value
+          const double leak = one_leak ? P_.filter_leak[ 0 ] : P_.filter_leak[ p ];
+          double& f = S_.filter_i[ p ];
+          f = f - ( 1.0 - s ) * f * leak + s;
+          x += S_.filter_w[ p ] * f;
+        }
       }
       S_.i = P_.a_s * S_.i + x;  // the current evolves while refractory too
       const double b = P_.a_b * S_.b;
