@@ -1195,11 +1195,12 @@ def filter_ports(net: Netlist, target: str) -> FilterPorts:
     port = np.empty(post.size, np.int64)
     port[order] = np.arange(post.size) - first + 1  # rank among the synapses of the same cell
     leak = np.concatenate([pr.filter.leak[c] for pr, _, c, _ in parts])
-    ports = int(port.max()) if port.size else 0
-    if np.all(leak == leak.flat[0]) if leak.size else True:
-        table: Any = float(leak.flat[0]) if leak.size else 0.0
-    else:
-        table = np.zeros((n, ports))
+    if not leak.size:  # every filtered weight 0: no port
+        return FilterPorts(0, 0.0, [])
+    ports = int(port.max())
+    table: Any = float(leak[0])  # one leak for every port (SpikingJelly's: one per layer)
+    if np.any(leak != leak[0]):
+        table = np.zeros((n, ports))  # unused ports of a cell with fewer than `ports`: 0, never read
         table[post, port - 1] = leak
     out, at = [], 0
     for pr, rows, cols, vals in parts:

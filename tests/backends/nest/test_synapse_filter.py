@@ -149,6 +149,29 @@ def test_filtered_convolutions_identical_on_nest(tmp_path):
     np.testing.assert_array_equal(got["out_f"], run(g, x).outputs["out_f"])
 
 
+@needs_nest
+@needs_cxx
+def test_the_program_runs_without_n3ml(tmp_path):
+    """The emitted program (run.py, netlist_runtime.py, n3ml_cell.cpp and the network as data) runs with n3ml
+    unimportable, the ports as data: "receptor" arrays in weights.npz, the leak table a parameter."""
+    from .runtime_checks import run_without_n3ml
+
+    g = filters()
+    out = tmp_path / "prog"
+    out.mkdir()
+    NestTarget().emit(g, out, steps=20)
+    x = random_inputs(g, 20, 1, 3, 0.4)
+    np.savez(tmp_path / "x.npz", **x)
+    r = run_without_n3ml(out / "run.py", ["--input", str(tmp_path / "x.npz"), "-o", str(tmp_path / "o.npz")],
+                         cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with np.load(tmp_path / "o.npz", allow_pickle=False) as z:
+        G.assert_same_outputs(g, x, {k: z[k] for k in z.files})
+    desc = json.loads((out / "network.json").read_text())
+    assert desc["populations"]["if2"]["params"]["filter_leak"].startswith("@")  # one leak per element: a table
+    assert desc["populations"]["rec"]["params"]["filter_leak"] == 0.5
+
+
 def corpus_graph(name: str):
     import contextlib
     import io
