@@ -96,7 +96,7 @@ def test_defaults_print_nothing_new_and_other_rules_round_trip():
 def test_bad_training_rules_are_refused_naming_the_node():
     from n3ml.ir import LIF, VerifyError
 
-    for bad in (dict(surrogate="sigmoid"), dict(slope=-1.0), dict(detach_reset=1)):
+    for bad in (dict(surrogate="sigmoidal"), dict(slope=-1.0), dict(detach_reset=1)):
         with pytest.raises(VerifyError, match="`n`"):
             _graph(LIF(tau=2.0, **bad)).verify()
 
