@@ -38,10 +38,10 @@ _SURROGATES: dict[str, tuple[str, float, float | None]] = {
 
 def _surrogate(p: Any) -> Rule:
     """The IR surrogate of Norse's threshold(x, p.method, p.alpha), evaluated, as n3ml's, at v - v_th."""
-    row = _SURROGATES.get(p.method)
-    if row is None or (row[2] is not None and slope_of(p.alpha) != row[2]):
-        return Inexact(f"method={p.method!r} (alpha={float(p.alpha):g})")
-    return Exact(row[0], row[1])
+    row, k = _SURROGATES.get(p.method), slope_of(p.alpha)
+    if row is not None and (row[2] is None or k == row[2]):
+        return Exact(row[0], row[1])
+    return Inexact(f"method={p.method!r} (alpha={repr(p.alpha) if k is None else format(k, 'g')})")
 
 
 # Whether a Norse step lets the gradient through the spike in its reset: the feed-forward steps write
