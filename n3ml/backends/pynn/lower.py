@@ -113,7 +113,7 @@ class PynnProjection:
     source: str
     target: str
     delay: int  # steps
-    receptor: str  # "excitatory" (weights >= 0), "inhibitory" (weights < 0), or "port" (NEST's Connect into filter ports)
+    receptor: str  # "excitatory" (weights >= 0), "inhibitory" (weights < 0), "port" (NEST's Connect, filter ports)
     pre: np.ndarray
     post: np.ndarray
     weights: np.ndarray
@@ -303,7 +303,8 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
                                 target=TARGET)
     filtered = {pr.target for pr in net.projections if pr.filter is not None}
     if filtered and simulator != "nest":  # an Output of a filter (a value readout)
-        raise UnsupportedError(f"node `{net.populations[sorted(filtered)[0]].value_of}` (Output) reads a SynapseFilter: "
+        output = net.populations[sorted(filtered)[0]].value_of
+        raise UnsupportedError(f"node `{output}` (Output) reads a SynapseFilter: "
                                "PyNN's standard cells cannot keep its state; emit with simulator=nest (n3ml's own "
                                "NEST cell) or use the nest target")
     cells.update({p.name: cell_native_own(own_value_readout(), "V_m") if p.name in filtered
@@ -324,13 +325,7 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
             v0 = np.broadcast_to(np.asarray(cell.v_init, np.float64), (pop.size,))
             scaled = v0 / np.where(decay == 0.0, 1.0, decay) ** (pop.latency - 1)
             cell.v_init = per_neuron(np.where(decay == 0.0, 0.0, scaled), pop.size)
-    for name in sorted(filtered):
-        ports = filter_ports(net, name)
-        cells[name].params.update(filter_ports=float(ports.ports), filter_leak=ports.leak)
-        for pr, pre, post, w, port in ports.synapses:  # NEST's own Connect: weights in IR units
-            order = np.lexsort((post, pre))
-            out.projections.append(PynnProjection(pr.source, name, pr.delay, "port", pre[order], post[order], w[order],
-                                                  pr.comment, port[order]))
+    _port_projections(out, filtered)
     for pr in net.projections:
         if pr.filter is not None:
             continue
@@ -342,6 +337,18 @@ def lower_ir_to_pynn(graph: Graph, simulator: str = "spiNNaker") -> PynnNetwork:
             _split(out, name, name, 1, idx, idx, np.asarray(cell.self_weight),
                    "reset compensation (docs/backends/nest.md)")
     return out
+
+
+def _port_projections(out: PynnNetwork, filtered: set[str]) -> None:
+    """The filter ports of each population in `filtered` (netlist.filter_ports) and the synapses into them, made by
+    NEST's own Connect (receptor "port"): weights in IR units, sorted by (pre, post) as `_split`'s lists."""
+    for name in sorted(filtered):
+        ports = filter_ports(out.netlist, name)
+        out.cells[name].params.update(filter_ports=float(ports.ports), filter_leak=ports.leak)
+        for pr, pre, post, w, port in ports.synapses:
+            order = np.lexsort((post, pre))
+            out.projections.append(PynnProjection(pr.source, name, pr.delay, "port", pre[order], post[order], w[order],
+                                                  pr.comment, port[order]))
 
 
 def _split(out: PynnNetwork, source, target, delay, pre, post, w, comment) -> None:

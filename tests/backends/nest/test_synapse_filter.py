@@ -300,7 +300,8 @@ def test_cell_parameters_are_validated_by_nest(tmp_path):
                           cwd=tmp_path, env={**os.environ, "PYNEST_QUIET": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "BadProperty" in got["filter_leak[0.2, 1.5]"] and "filter_leak must lie in 0..1" in got["filter_leak[0.2, 1.5]"]
+    leak = got["filter_leak[0.2, 1.5]"]
+    assert leak.startswith("BadProperty") and "filter_leak must lie in 0..1" in leak
     for key, says in (("filter_ports2.5", "filter_ports must be a whole number >= 0"),
                       ("filter_ports-1.0", "filter_ports must be a whole number >= 0"),
                       ("reset3.0", "reset must be 0 (none), 1 (to v_reset) or 2 (subtract)"),
