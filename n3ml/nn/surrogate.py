@@ -45,7 +45,8 @@ Norse (``p.method``, ``p.alpha``): its default ``"super"`` computes ``1 / (|x| +
 whatever ``alpha`` is (norse 1.1's SuperSpike never reads it), so it is ``fast_sigmoid``
 with k = 1, not k = alpha = 100; ``"triangle"`` is ``alpha max(0, 1 - |x|)``, n3ml's
 ``triangle`` only for alpha = 1. SpikingJelly's ``SuperSpike(alpha)`` is alpha times
-``fast_sigmoid`` with k = 1. A surrogate outside these tables (or with a parameter they
+``fast_sigmoid`` with k = 1. snnTorch's ``triangular(threshold)`` is no triangle (its
+backward is ``threshold`` below 0 and ``-threshold`` from 0 on). A surrogate outside these tables (or with a parameter they
 do not cover) has no IR form: the frontends keep the IR's default and log a warning
 naming the module and the surrogate (n3ml.frontends.torch.surrogates).
 """
