@@ -101,3 +101,15 @@ def test_sigmoid_is_finite_far_from_threshold():
     x = torch.tensor([-1e3, -50.0, 50.0, 1e3], dtype=torch.float64, requires_grad=True)
     spike_fn("sigmoid", 25.0)(x).sum().backward()
     assert torch.isfinite(x.grad).all() and (x.grad >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "erf", "soft_sign", "piecewise_exp"])
+def test_peer_surrogates_travel_with_an_n3ml_neuron(name):
+    """An n3ml.nn neuron with one of the peers' surrogates trains alike as a module and as its IR graph on the
+    executor (fused scan and step-by-step form)."""
+    import n3ml.nn as snn
+    from .test_training_semantics import _check
+    for record in (False, True):
+        _check(snn.LIF(tau=3.0, r=2.0, surrogate=name, slope=1.5), record)
+    ir = snn.LIF(tau=3.0, surrogate=name, slope=1.5).to_ir()
+    assert (ir.surrogate, ir.slope) == (name, 1.5)
