@@ -71,7 +71,7 @@ def _surrogate(m: nn.Module) -> Rule:
         return Inexact("none (surrogate_disable=True: no gradient through the spike)")
     fn = m.spike_grad
     qualname = getattr(fn, "__qualname__", type(fn).__qualname__)
-    where = f"{getattr(fn, '__module__', '?')}.{qualname}"
+    where = f"{getattr(fn, '__module__', '?')}.{qualname.removesuffix('.<locals>.inner')}"  # the factory's name
     row = _SURROGATES.get(qualname) if getattr(fn, "__module__", None) == "snntorch.surrogate" else None
     if row is None:
         return Inexact(where)
