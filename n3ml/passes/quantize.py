@@ -68,7 +68,8 @@ class Quantize(Pass):
     """Quantize weights and neurons for a fixed-point profile (loihi2, int8)."""
 
     name = "quantize"
-    summary = "float synapses and IF/LIF/CubaLIF/ALIF -> integer weights and FixedCubaLIF (profile=loihi2|int8)"
+    summary = ("float synapses and IF/LIF/CubaLIF/ALIF (SynapseFilter) -> integer weights and FixedCubaLIF "
+               "(FixedSynapseFilter) (profile=loihi2|int8)")
     profile: str = "loihi2"
     candidates: int = 256  # thresholds tried per neuron group
     input_scale: float = 0.0  # > 0: analog inputs become graded integers round(input_scale * x), |x| <= 1
