@@ -406,7 +406,8 @@ def _fit_jumps(graph: Graph, groups: list[_Group], filters: dict[str, _Filter], 
             den = float(np.sqrt(np.sum(tgt**2))) or 1.0
             for i, j in enumerate(js):
                 f = _fit(tgt / 2.0**j, lo, hi, prof.weight_exp_max)
-                score[s.filt][i] += np.inf if f is None else float(np.sqrt(np.sum((f[0] - tgt / 2.0**j) ** 2))) * 2.0**j / den
+                err = np.inf if f is None else float(np.sqrt(np.sum((f[0] * 2.0**j - tgt) ** 2))) / den
+                score[s.filt][i] += err
     out = {}
     for n in filters:
         leak = np.maximum(np.asarray(graph.nodes[n].leak, np.float64), 1.0 / prof.one)

@@ -107,8 +107,8 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
 
 def _filter(n: str, pop: Pop, layout: dict[str, Any], fixed: bool, arrays: Arrays) -> dict[str, Any]:
     """n3ml's N3mlSynapseFilter (runtime.py `filter_models`): its parameters, per neuron in weights.npz."""
-    params = {k: arrays.add(f"{n}.{k}", np.asarray(v)) if np.size(v) > 1 else arrays.value(f"{n}.{k}", np.asarray(v).reshape(()))
-              for k, v in pop.params.items()}
+    params = {k: arrays.add(f"{n}.{k}", np.asarray(v)) if np.size(v) > 1 else
+              arrays.value(f"{n}.{k}", np.asarray(v).reshape(())) for k, v in pop.params.items()}
     what = ("v = sat(v + jump) on a spike, else trunc(v keep_v >> shift) (integers)" if fixed else
             "v = v - (1 - s) v leak + s")
     return {"note": f"synapse filter {list(pop.shape)}: {what}; sends v as graded spikes, holds v_init for the "
