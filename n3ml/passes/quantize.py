@@ -169,19 +169,19 @@ def _synapse(graph: Graph, types, name: str, user: str, input_scale: float, filt
         raise UnsupportedError(f"node `{name}` ({prim.op}): a quantized synapse must feed exactly one neuron "
                                f"(or one Add); it feeds {users}")
     if isinstance(prim, P._Pool2d):
-        return _as_conv(name, prim, types[src].shape[0])
-    if isinstance(prim, P.Conv2d):
-        prim = _live_taps(prim, types[src].shape)
-    w = np.asarray(prim.weight, dtype=np.float64)
-    groups = getattr(prim, "groups", 1)
-    bias = None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64)
+        syn = _as_conv(name, prim, types[src].shape[0])
+    else:
+        if isinstance(prim, P.Conv2d):
+            prim = _live_taps(prim, types[src].shape)
+        syn = _Syn(name, prim, np.asarray(prim.weight, dtype=np.float64), getattr(prim, "groups", 1),
+                   None if prim.bias is None else np.asarray(prim.bias, dtype=np.float64))
     if filt is not None:  # the filter's current v_int = jump * v: the weight takes 1 / jump, read at shift 0
         cap = (1 << (filt.state_bits - 1)) - 1  # where the fixed-point filter saturates
-        return _Syn(name, prim, w / filt.jump, groups, bias, float(cap), unshift=filt.jump.bit_length() - 1,
-                    filt=origin)
+        return dataclasses.replace(syn, w=syn.w / filt.jump, xmax=float(cap), unshift=filt.jump.bit_length() - 1,
+                                   filt=origin)
     if types[src].kind != "spike":  # graded input x_int = input_scale * x: the weight takes 1 / input_scale
-        return _Syn(name, prim, w / input_scale, groups, bias, float(input_scale))
-    return _Syn(name, prim, w, groups, bias)
+        return dataclasses.replace(syn, w=syn.w / input_scale, xmax=float(input_scale))
+    return syn
 
 
 def _live_taps(prim: P.Conv2d, shape: tuple[int, ...]) -> P.Conv2d:

@@ -253,3 +253,29 @@ def test_refusals_name_the_node():
     far = parse(FILTERED.replace("v_init=" + _t([0.5, 0, 0, 1.0, 0, 0]), "v_init=100.0"))
     with pytest.raises(PassError, match=r"node `f` \(SynapseFilter\): v_init 100 lies beyond .*raise filter_max"):
         PassManager.from_string("quantize{profile=loihi2}").run(far)
+
+
+POOLED = """n3ml 1
+graph pooled(dt=1.0ms, scheme=euler) {
+  x = Input(shape=(2, 4, 4), kind=spike)
+  f = SynapseFilter(x, leak=0.3)
+  p = AvgPool2d(f, kernel=(2, 2))
+  n = IF(p, theta=2.5, reset=subtract)
+  out = Output(n)
+}
+"""
+
+
+def test_a_pool_reading_a_filter_takes_its_scale():
+    """A pool over a filter's current quantizes as a depthwise convolution of weights 1 / (4 jump) at input shift
+    0 (it took the spike scale before: 2^J times too strong)."""
+    g = parse(POOLED)
+    ctx = {}
+    q = PassManager.from_string("quantize{profile=loihi2}").run(g, ctx)
+    f, p, n = q.nodes["f"], q.nodes["p"], q.nodes["n"]
+    assert isinstance(p, P.Conv2d) and n.input_shift == 0
+    np.testing.assert_allclose(p.weight * f.jump / n.theta, 0.25 / 2.5, rtol=0.01)
+    x = spikes(200, 4, n=32, p=0.3, seed=2).reshape(200, 4, 2, 4, 4)
+    ref, got = run_both(g, q, x, [])
+    a, b = ref.outputs["out"], got.outputs["out"]
+    assert 0.05 < a.mean() < 0.95 and np.mean(a == b) > 0.95 and abs(b.sum() / a.sum() - 1) < 0.02

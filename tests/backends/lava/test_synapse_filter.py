@@ -191,3 +191,43 @@ def test_refusals_name_the_node():
     with pytest.raises(UnsupportedError, match=r"node `n2` \(FixedCubaLIF\): Lava's fixed-point LIF shifts its input "
                                                r"by 6"):
         lower(shifted)
+
+
+RNG2 = np.random.default_rng(2)
+MAPS = f"""n3ml 1
+graph maps(dt=1.0ms, scheme=euler) {{
+  x = Input(shape=(2, 5, 5), kind=spike)
+  c1 = Conv2d(x, weight={_t(np.round(RNG2.normal(0.3, 0.4, (3, 2, 3, 3)), 3))}, padding=(1, 1))
+  n1 = IF(c1, theta=1.0, reset=subtract)
+  f = SynapseFilter(n1, leak={_t(np.round(RNG2.uniform(0.1, 0.8, (3, 5, 5)), 3))})
+  c2 = Conv2d(f, weight={_t(np.round(RNG2.normal(0.2, 0.3, (2, 3, 3, 3)), 3))})
+  n2 = LIF(c2, tau=4.0ms, theta=1.5, reset=to-value)
+  p = AvgPool2d(f, kernel=(2, 2))
+  fl = Flatten(f)
+  hd = Dense(fl, weight={_t(np.round(RNG2.normal(0.1, 0.2, (4, 75)), 3))})
+  li = LI(hd, tau=5.0ms)
+  out = Output(n2)
+  pooled = Output(p)
+  ro = Output(li)
+}}
+"""
+
+
+@needs_lava
+@pytest.mark.parametrize("quantized", [False, True])
+def test_a_filter_over_maps_read_by_a_conv_a_pool_and_a_dense(quantized, tmp_path):
+    """A filter of a spike map (Lava's (W, H, B*C) layout) read by a Conv2d, an AvgPool2d whose value is an
+    Output and a Flatten -> Dense into an LI readout, batch 2. Quantized with readout=voltage, the pool's value
+    and the LI are never-firing readouts (recorded); every value identical (float readouts within 1e-12)."""
+    g = parse(MAPS)
+    x = (np.random.default_rng(4).random((20, 2, 2, 5, 5)) < 0.3).astype(float)
+    ref = interp.run(g, {"x": x}).outputs
+    assert 0.05 < ref["out"].mean() < 0.95
+    if quantized:
+        rows = verify(tmp_path, g, {"x": x}, 20, "quantize{profile=loihi2,readout=voltage}",
+                      record=["f", "li", "p_value", "n2"])
+        assert {"state/p_value.v", "state/li.v", "state/f.v", "state/n2.i"} <= set(rows)
+    else:
+        rows = verify(tmp_path, g, {"x": x}, 20, record=["f"], inexact=("pooled", "ro"))
+        assert set(rows) == {"out", "pooled", "ro", "state/f.v"}
+    assert all(a == 100.0 for a in rows.values()), rows
