@@ -96,7 +96,7 @@ def _population(n: str, pop: Pop, fixed: bool, arrays: Arrays) -> dict[str, Any]
     if pop.start:
         what += f", holds its initial state for the {pop.start} step(s) before its input arrives"
     if fixed and pop.input_shift != LOIHI2.input_shift:
-        what += f", input << {pop.input_shift} (it reads a synapse filter's current, 2^6 per spike)"
+        what += f", input << {pop.input_shift} (it reads a synapse filter's current, 2^J >= 2^6 per spike)"
     unit_scale = np.size(pop.v_scale) == 1 and float(np.asarray(pop.v_scale).reshape(-1)[0]) == 1.0
     return {"note": f"neuron {list(pop.shape)}, {what}", **layout, "graded": bool(pop.graded),
             "process": pop.process, "refractory": int(pop.refractory), **own,

@@ -25,7 +25,8 @@ What Lava (lava-nc 0.10, lava/proc/*/models.py) computes and how n3ml maps it:
 * A SynapseFilter (FixedSynapseFilter in fixed_pt) runs on n3ml's own process N3mlSynapseFilter (runtime.py
   `filter_models`): it reads its spikes through an identity Dense (one step, as every synapse) and sends its
   current every step as graded spikes to the synapses after it; an Output of it is read through a Monitor.
-  A FixedCubaLIF reading one has input_shift 0 (the current carries 2^6 per spike): an N3mlLIF with that shift.
+  A FixedCubaLIF reading one has input_shift 0 (the current carries 2^J >= 2^6 per spike): an N3mlLIF with
+  that shift.
 * An LI with v_leak = v_init = 0 read only by an IF/LIF/ALIF/LI, directly or through a Delay(d), is that
   population's u (`current_chains`); its synapses take the Delay (a zero-state linear filter commutes with it).
   A Dense reading a Concat is one connection per source population; an Output of a Concat, one Sink each.

@@ -282,7 +282,7 @@ def own_models():
       b' = sign(b keep_b) (|b keep_b| >> 12) with keep_b = 2^12 - db, the threshold is (vth << 6) + b', then
       b = b' + q s saturated to 24 bits like v;
     * an input shift other than Lava's 6 (`input_shift`, fixed_pt): a neuron reading a synapse filter's current
-      (N3mlSynapseFilter below), which carries 2^6 per spike already, adds its input to u unshifted.
+      (N3mlSynapseFilter below), which carries 2^J >= 2^6 per spike already, adds its input to u unshifted.
 
     The models are Lava's, subclassed: the fixed_pt model runs PyLifModelBitAcc's update (24-bit wrapped u,
     saturated v, v > vth << 6, elementwise in the decays) and subtracts that effective threshold, which is the
