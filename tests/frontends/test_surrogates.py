@@ -153,6 +153,35 @@ def test_spikingjelly_multi_step_plif_gradients():
                          6, rtol=1e-10, seed=1)
 
 
+@pytest.mark.parametrize("case", ["default", "ATan-3", "SoftSign"])
+def test_spikingjelly_float32_operator_path_gradients(case):
+    """In float32 SpikingJelly 2 runs its neurons through its own operators (sj_if/sj_lif with surrogate_id and
+    alpha, their own backward): the float32 executor gives the same gradients to float32 rounding."""
+    from n3ml.backends.torch.executor import Executor
+    functional, neuron, surrogate = _sj()
+    make, _ = SJ_CASES[case]
+    kw = {} if make(surrogate) is None else {"surrogate_function": make(surrogate)}
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), neuron.LIFNode(tau=2.0, **kw), nn.Linear(8, 3),
+                          neuron.IFNode(v_reset=None, **kw))
+    with torch.no_grad():
+        model[0].weight.mul_(3.0)
+        model[2].weight.mul_(2.0)
+    functional.set_step_mode(model, "m")
+    graph = trace(model, (5,))
+    x, w = torch.rand(T, B, 5), torch.randn(T, B, 3)
+    functional.reset_net(model)
+    ref = model(x)
+    (ref * w).sum().backward()
+    ex = Executor(graph, dtype=torch.float32)
+    out = ex({graph.input_names[0]: x})["out"]
+    (out * w).sum().backward()
+    assert torch.equal(out, ref) and 0.02 < float(ref.mean()) < 0.9
+    for node, lin in (("n_0", model[0]), ("n_2", model[2])):
+        g = lin.weight.grad
+        torch.testing.assert_close(getattr(ex.nodes, node).weight.grad, g, rtol=1e-5, atol=1e-5 * float(g.abs().max()))
+
+
 @pytest.mark.parametrize("make", [lambda s: s.PiecewiseLeakyReLU(), lambda s: s.SuperSpike(alpha=2.0),
                                   lambda s: s.NonzeroSignLogAbs()], ids=["PiecewiseLeakyReLU", "SuperSpike-2",
                                                                          "NonzeroSignLogAbs"])
