@@ -534,12 +534,18 @@ class Concat(Primitive):
 @register
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Delay(Primitive):
-    """y_t = x_{t-steps} (zero for t < steps). The only way to close a cycle (steps >= 1)."""
+    """y_t = x_{t-steps} (zero for t < steps). The only way to close a cycle (steps >= 1).
+
+    `detach` (training only, docs/semantics.md §5a): no gradient flows back through the delay, as for a
+    peer's detached reset term (snnTorch's `mem_reset`)."""
 
     steps: int = 1
+    detach: bool = False
 
     def verify(self, name: str) -> None:
         _check_int(name, "steps", self.steps, 0)
+        if not isinstance(self.detach, (bool, np.bool_)):
+            raise VerifyError(f"`detach` must be true or false; found {self.detach!r}", node=name)
 
     def infer(self, name: str, ins: list[PortType]) -> PortType:
         return ins[0]

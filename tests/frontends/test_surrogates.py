@@ -268,12 +268,25 @@ def test_snntorch_other_neurons_gradients_are_snntorchs(kind):
     assert {p.surrogate for p in _neurons(graph)} == {"arctan"}
 
 
-@pytest.mark.xfail(strict=True, reason="snnTorch's subtract reset after the decay is built as an IR neuron plus a "
-                   "Delay(1) -> Scale(-(1 - beta) thr) -> Add correction; snnTorch detaches the reset, but the "
-                   "correction's spike carries gradient and the IR has no stop-gradient to cut it")
-def test_snntorch_leaky_subtract_with_leak_gradients():
+@pytest.mark.parametrize("kind", ["leaky", "synaptic"])
+def test_snntorch_subtract_reset_with_leak_gradients(kind):
+    """snnTorch's default reset (subtract, after the decay) is the IR neuron plus a Delay(1) -> Scale(-(1 - beta)
+    thr) correction; snnTorch detaches its reset term (`mem_reset`), so the correction reads the spikes through
+    a detached Delay (before, it carried the surrogate's gradient: weight gradients off by 34 %)."""
     snn = _snn()
-    _snn_check(lambda: snn.Leaky(beta=0.8, init_hidden=True))
+    make = {"leaky": lambda: snn.Leaky(beta=0.8, init_hidden=True),
+            "synaptic": lambda: snn.Synaptic(alpha=0.6, beta=0.85, init_hidden=True)}[kind]
+    graph = _snn_check(make)
+    assert [p.detach for p in graph.nodes.values() if p.op == "Delay"] == [True, True]
+
+
+def test_snntorch_rleaky_recurrent_spikes_keep_their_gradient():
+    """RLeaky: the reset correction's Delay is detached, the recurrent connection's is not (snnTorch's `spk`
+    feeds `recurrent` with its gradient)."""
+    snn = _snn()
+    model = nn.Sequential(nn.Linear(5, 4), snn.RLeaky(beta=0.8, linear_features=4, init_hidden=True)).double()
+    delays = {n: p.detach for n, p in trace(model, (5,)).nodes.items() if p.op == "Delay"}
+    assert sorted(delays.values()) == [False, True], delays
 
 
 @pytest.mark.parametrize("what", ["spike_rate_escape", "SSO", "custom", "surrogate_disable"])

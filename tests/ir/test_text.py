@@ -58,6 +58,7 @@ SAMPLES = {
     "Add": lambda: P.Add(),
     "Concat": lambda: P.Concat(axis=0),
     "Delay": lambda: P.Delay(steps=3),
+    "Delay_detached": lambda: P.Delay(steps=1, detach=True),
     "IF": lambda: P.IF(theta=0.75, reset="to-value", v_reset=-0.5, refractory=2, v_init=0.25),
     "LIF": lambda: P.LIF(tau=np.array([5.0, 6.0, 7.0, 8.0]), v_leak=0.1, r=3.0, reset="none"),
     "CubaLIF": lambda: P.CubaLIF(tau_syn=2.5, tau_mem=10.0, theta=np.array([1.0, 2.0, 3.0, 4.0])),

@@ -390,7 +390,8 @@ class Executor(nn.Module):
             for n in delays:
                 src = self.inputs_of[n][0]
                 bufs[n].pop(0)
-                bufs[n].append(cur[src].to(dt))
+                v = cur[src].to(dt)
+                bufs[n].append(v.detach() if self.nodes[n].prim.detach else v)
             for n in nodes:
                 seqs[n].append(cur[n])
         for n in nodes:

@@ -426,9 +426,11 @@ class DelayImpl(OpImpl):
 
     def bulk(self, xs, run, states):
         x = xs[0].to(self.ctx.dtype)
+        if self.prim.detach:  # training rule only: the values are the same
+            x = x.detach()
         d = self.prim.steps
         if d == 0:
-            return xs[0]
+            return x if self.prim.detach else xs[0]
         carry = run.carried(self.node)
         if carry is not None:  # streamed: the last d input steps of earlier chunks come first
             past = carry.get("past")
@@ -440,7 +442,7 @@ class DelayImpl(OpImpl):
         return torch.cat([torch.zeros_like(x[:d]), x[: run.T - d]], dim=0)
 
     def apply(self, xs):  # steps == 0 inside a cycle
-        return xs[0]
+        return xs[0].detach() if self.prim.detach else xs[0]
 
 
 # ----------------------------------------------------------------- encoders

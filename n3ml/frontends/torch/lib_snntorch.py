@@ -101,13 +101,16 @@ def _spiking(ctx: Context, x: Tensor, *, a: Any, thr: Any, mech: str, zero_refra
     thr = ctx.param(thr, shape, "threshold")
     name = ctx.reserve(base)
     needs_corr = mech == "subtract" and not np.all(np.asarray(a) == 1.0) and not ctx.fresh
-    delay = ctx.reserve(base + "_prev") if (needs_corr or recurrent) else None
+    delay = ctx.reserve(base + "_prev") if recurrent else None
+    # snnTorch's reset term is detached (`mem_reset`): the correction reads the spikes through its own
+    # detached Delay, while a recurrent connection's spikes keep their gradient
+    reset_delay = ctx.reserve(base + "_reset_prev") if needs_corr else None
     terms: list[Any] = [x]
     late: list[tuple[str, Any, str]] = []  # nodes that read the neuron (added after it)
     if needs_corr:
         corr = ctx.reserve(base + "_reset")
         factor = -(1.0 - np.asarray(a)) * np.asarray(thr)
-        late.append((corr, P.Scale(factor=float(factor) if factor.ndim == 0 else factor), delay))
+        late.append((corr, P.Scale(factor=float(factor) if factor.ndim == 0 else factor), reset_delay))
         terms.append(corr)
     if recurrent is not None:
         rec_name = ctx.reserve(base + "_rec")
@@ -119,6 +122,8 @@ def _spiking(ctx: Context, x: Tensor, *, a: Any, thr: Any, mech: str, zero_refra
                      refractory=zero_refractory if mech == "zero" and not ctx.fresh else 0, name=name)
     if delay:
         ctx.add(delay, P.Delay(steps=1), out, name=delay)
+    if reset_delay:
+        ctx.add(reset_delay, P.Delay(steps=1, detach=True), out, name=reset_delay)
     for n, prim, src in late:
         ctx.add(n, prim, src, name=n)
     return out
