@@ -1060,3 +1060,42 @@ def _reset_after(model, x):
         out = model(x)
     functional.reset_net(model)
     return out
+
+
+# ------------------------------------------------------ more of SpikingJelly's zoo (imported, smallest sizes)
+
+def ottt_vggws(dtype, gain=2.0):
+    """spikingjelly.activation_based.model.spiking_vggws_ottt.ottt_spiking_vggws (imported): OTTTLIFNode,
+    WSConv2d (weight standardization computed in forward), Scale(2.74), AvgPool2d, OTTTSequential, a
+    light classifier. Standardization undoes any weight scaling, so the layers are made to fire through
+    the WSConv2d gains (a learned parameter of the model) instead."""
+    from spikingjelly.activation_based.model import spiking_vggws_ottt
+
+    net = spiking_vggws_ottt.ottt_spiking_vggws(num_classes=10)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, layer.WSConv2d):
+                m.gain.fill_(gain)
+    return net
+
+
+ZOO_CASES: list[Case] = [
+    Case("sj-cifar10-net", "spikingjelly.activation_based.model.parametric_lif_net.CIFAR10Net (imported)",
+         "PLIF zoo network, six conv-BN-neuron layers at 32x32, two MaxPool2d of spikes, Dropout, VotingLayer",
+         _build(sj_zoo("CIFAR10Net", channels=4, spiking_neuron=neuron.ParametricLIFNode), 3.0, 0.1, bn=1.0),
+         (3, 32, 32), _rand(T, BATCH, 3, 32, 32), lambda m, x: _reset_after(m, x), T, voltage=True),
+    Case("sj-dvsgesture-net", "spikingjelly.activation_based.model.parametric_lif_net.DVSGestureNet (imported)",
+         "128x128 2-channel event frames, five conv-BN-LIF-MaxPool stages, VotingLayer",
+         _build(sj_zoo("DVSGestureNet", channels=2, spiking_neuron=neuron.LIFNode), 3.0, 0.1, bn=1.0),
+         (2, 128, 128), _rand(2, 1, 2, 128, 128), lambda m, x: _reset_after(m, x), 2, voltage=True),
+    Case("sj-cifar10dvs-net", "spikingjelly.activation_based.model.parametric_lif_net.CIFAR10DVSNet (imported)",
+         "128x128 2-channel event frames, four conv-BN-IF-MaxPool stages, VotingLayer",
+         _build(sj_zoo("CIFAR10DVSNet", channels=2, spiking_neuron=neuron.IFNode), 3.0, 0.1, bn=1.0),
+         (2, 128, 128), _rand(2, 1, 2, 128, 128), lambda m, x: _reset_after(m, x), 2, voltage=True),
+    Case("sj-ottt-vggws", "spikingjelly.activation_based.model.spiking_vggws_ottt.ottt_spiking_vggws (imported)",
+         "OTTTLIFNode (eval), WSConv2d's standardized weight, Scale(2.74) after each neuron, AvgPool2d, "
+         "AdaptiveAvgPool2d(1), OTTT's per-step loop on a static image + reset_net",
+         _build(ottt_vggws), (3, 8, 8), _rand(1, 3, 8, 8), _steps_ref(reset=_sj_reset, static=True), T,
+         static=True, voltage=True, float32=False),
+]
+CASES += ZOO_CASES

@@ -29,12 +29,17 @@ from .surrogates import Exact, Inexact, Rule, slope_of, train
 from .trace import Context, Entry, Tensor
 
 
+# LIFNode and the online-training LIF nodes (OTTT, SLTT: spikingjelly/activation_based/neuron/online_learning.py),
+# whose eval forward is LIFNode's own lif_step; in training they only add a trace or detach v (the tracer runs eval)
+_LIF_STEP = (neuron.LIFNode, neuron.OTTTLIFNode, neuron.SLTTLIFNode)
+
+
 def _check(ctx: Context, m: nn.Module) -> None:
     if not getattr(m.surrogate_function, "spiking", True):
         raise ctx.unsupported("a surrogate function in non-spiking (graded) mode", "spiking=True surrogates")
-    if type(m) not in (neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode):  # subclasses change the dynamics
+    if type(m) not in (neuron.IFNode, neuron.ParametricLIFNode, *_LIF_STEP):  # subclasses change the dynamics
         raise ctx.unsupported(f"{type(m).__name__} (a subclass with its own dynamics)",
-                              "IFNode, LIFNode, ParametricLIFNode")
+                              "IFNode, LIFNode, ParametricLIFNode, OTTTLIFNode, SLTTLIFNode")
 
 
 # SpikingJelly's surrogate modules whose backward (spikingjelly/activation_based/surrogate.py) is n3ml's with
@@ -237,6 +242,14 @@ def synapse_filter(ctx: Context, m: nn.Module, x: Any) -> Tensor:
     return ctx.add(name, P.SynapseFilter(leak=ctx.param(inv, ctx.shape(x), "1/tau")), x, name=name)
 
 
+def weight_standardized(convert: Any) -> Any:
+    """layer.WSConv2d / WSLinear: the torch layer with the weight its forward computes (`get_weight()`)."""
+    def run(ctx: Context, m: nn.Module, x: Any) -> Tensor:
+        with torch.no_grad():
+            return convert(ctx, m, x, weight=m.get_weight())
+    return run
+
+
 def _mode(m: nn.Module) -> str:
     return "multi" if m.step_mode == "m" else "single"
 
@@ -244,6 +257,8 @@ def _mode(m: nn.Module) -> str:
 MODULES: dict[type, Entry] = {
     neuron.IFNode: Entry(if_node, _mode),
     neuron.LIFNode: Entry(lif_node, _mode),
+    neuron.OTTTLIFNode: Entry(lif_node, _mode),
+    neuron.SLTTLIFNode: Entry(lif_node, _mode),
     neuron.ParametricLIFNode: Entry(plif_node, _mode),
     layer.Flatten: Entry(flatten),
     layer.SeqToANNContainer: Entry(_per_step),
@@ -252,6 +267,8 @@ MODULES: dict[type, Entry] = {
     layer.Dropout: Entry(dropout),
     layer.VotingLayer: Entry(voting),
     layer.SynapseFilter: Entry(synapse_filter, _mode),
+    layer.WSConv2d: Entry(weight_standardized(lib_torch.conv2d)),
+    layer.WSLinear: Entry(weight_standardized(lib_torch.linear)),
 }
 
 # library modules the tracer never enters: neurons and other modules with state of their own (a neuron

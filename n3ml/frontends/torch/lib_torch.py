@@ -33,12 +33,13 @@ def _rank(ctx: Context, x: Tensor) -> int:
 # ----------------------------------------------------------------- modules
 
 
-def linear(ctx: Context, m: nn.Linear, x: Any) -> Tensor:
+def linear(ctx: Context, m: nn.Linear, x: Any, *, weight: torch.Tensor | None = None) -> Tensor:
+    """`weight`: the weight the layer computes with where it is not `m.weight` (a weight-standardized subclass's)."""
     x = ctx.tensor(x)
     if _rank(ctx, x) != 1:
         raise ctx.unsupported(f"Linear on per-sample shape {ctx.shape(x)}; the IR's Dense takes a flat vector "
                               "(flatten first)")
-    return ctx.add(ctx.path, P.Dense(weight=_np(m.weight), bias=_np(m.bias)), x)
+    return ctx.add(ctx.path, P.Dense(weight=_np(m.weight if weight is None else weight), bias=_np(m.bias)), x)
 
 
 def _conv_padding(ctx: Context, m: nn.Module, nd: int) -> tuple[int, ...]:
@@ -65,10 +66,11 @@ def conv1d(ctx: Context, m: nn.Conv1d, x: Any) -> Tensor:
     return ctx.add(ctx.path, prim, x)
 
 
-def conv2d(ctx: Context, m: nn.Conv2d, x: Any) -> Tensor:
+def conv2d(ctx: Context, m: nn.Conv2d, x: Any, *, weight: torch.Tensor | None = None) -> Tensor:
+    """`weight`: as for `linear`."""
     x = ctx.tensor(x)
     pad = _conv_padding(ctx, m, 2)
-    prim = P.Conv2d(weight=_np(m.weight), bias=_np(m.bias), stride=_pair(m.stride), padding=_pair(pad),
+    prim = P.Conv2d(weight=_np(m.weight if weight is None else weight), bias=_np(m.bias), stride=_pair(m.stride), padding=_pair(pad),
                     dilation=_pair(m.dilation), groups=int(m.groups))
     return ctx.add(ctx.path, prim, x)
 

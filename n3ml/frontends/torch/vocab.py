@@ -95,6 +95,27 @@ class Symbolic:
     what: str
 
 
+# methods a subclass of a converted layer may define without changing what it computes (construction, printing,
+# input checks); the SNN libraries' step-mode wrappers (SpikingJelly's layer.Conv2d, layer.BatchNorm2d, ...) also
+# define a forward that only hands single steps or (T, B, ...) sequences to the torch layer's own forward
+_INERT_METHODS = frozenset({"__init__", "extra_repr", "__repr__", "__setstate__", "_check_input_dim",
+                            "reset_parameters", "_get_name"})
+_STEP_DISPATCH = frozenset({"forward", "super_forward"})
+_WRAPPER_ROOTS = frozenset({"spikingjelly", "snntorch", "norse"})
+
+
+def own_methods(module: nn.Module, base: type) -> list[str]:
+    """The methods that the classes between type(module) and `base` define beyond `_INERT_METHODS` (and beyond a
+    library's step dispatch): a weight-standardized Conv2d's `get_weight`, a user's own `forward`."""
+    found = []
+    for c in type(module).__mro__:
+        if c is base:
+            break
+        allowed = _INERT_METHODS | (_STEP_DISPATCH if c.__module__.split(".")[0] in _WRAPPER_ROOTS else frozenset())
+        found += [f"{c.__qualname__}.{k}" for k, v in vars(c).items() if callable(v) and k not in allowed]
+    return found
+
+
 @dataclass(frozen=True)
 class Entry:
     """A converter for one module type.
@@ -262,20 +283,42 @@ class Context:
         self.path = path
         try:
             if entry is None:
-                raise self.unsupported("this module type has no converter", self.supported_modules())
+                raise self.no_converter(module)
             return entry.convert(self, module, x, *args, **kwargs)
         finally:
             self.where, self.path = outer
 
     def entry(self, module: nn.Module) -> Entry | None:
-        """The converter of `module`'s class; a subclass of a neuron type (whose dynamics may differ) has none."""
+        """The converter of `module`'s class; a subclass of a neuron type (whose dynamics may differ) has none, nor
+        a subclass of a layer that computes with methods of its own (`own_methods`)."""
+        found = self._inherited(module)
+        if found is None:
+            return None
+        cls, e = found
+        if cls is type(module):
+            return e
+        inherit = e.subclasses if e.subclasses is not None else e.steps is None
+        # an entry that declares its subclasses knows them; the default (stateless layers) checks what they add
+        return e if inherit and (e.subclasses or not own_methods(module, cls)) else None
+
+    def _inherited(self, module: nn.Module) -> tuple[type, Entry] | None:
         for cls in type(module).__mro__:
             for t in self.tables:
                 e = t.MODULES.get(cls)
                 if e is not None:
-                    inherit = e.subclasses if e.subclasses is not None else e.steps is None
-                    return e if cls is type(module) or inherit else None
+                    return cls, e
         return None
+
+    def no_converter(self, module: nn.Module) -> UnsupportedError:
+        """Why `module` has no converter: a subclass whose own methods may compute otherwise, or an unknown type."""
+        found = self._inherited(module)
+        extra = own_methods(module, found[0]) if found is not None and found[0] is not type(module) else []
+        if extra:
+            return self.unsupported(
+                f"a subclass of {found[0].__module__}.{found[0].__qualname__} that computes with methods of its own "
+                f"({', '.join(extra)}), which the converter of {found[0].__name__} would ignore",
+                "the layer itself, or a converter for the subclass")
+        return self.unsupported("this module type has no converter", self.supported_modules())
 
     def supported_modules(self) -> str:
         names = sorted({f"{c.__module__.split('.')[0]}.{c.__name__}" for t in self.tables for c in t.MODULES})
