@@ -1370,7 +1370,7 @@ NETLIST_WHY = {"MaxPool2d": "a synapse cannot take a maximum",
                "FixedSynapseFilter": ("the integer filter is Lava's (quantize is for the lava target); the float "
                                       "SynapseFilter maps to filter ports of n3ml's own NEST cell"),
                "BatchNorm": "a BatchNorm that follows no Dense/Conv has no synapse to fold into"}
-NETLIST_PIPELINE = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "fuse-synaptic",
+NETLIST_PIPELINE = ("fuse-synapse-filter", "fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates", "fuse-synaptic",
                     "remove-identity", "dce")
 
 

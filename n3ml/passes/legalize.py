@@ -74,7 +74,7 @@ class Legality:
 
 # the exact rewrites that give every neuron one synapse (or an Add of synapses) of spikes: the Lava target's
 # legalization, and quantize's canonical form before it fits fixed-point formats (one list, so they cannot drift)
-SYNAPSE_PER_NEURON = ("fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates",
+SYNAPSE_PER_NEURON = ("fuse-synapse-filter", "fold-batchnorm", "fold-scales", "remove-identity", "maxpool-as-or", "spike-gates",
                       "fold-synaptic-reset", "spikes-as-synapse", "split-shared-synapses", "fold-scales",
                       "distribute-synapse", "dce", "merge-convs", "merge-pool-dense", "merge-linear", "fuse-synaptic",
                       "remove-identity", "dce")
@@ -104,10 +104,12 @@ def spike_gated_loop(graph: Graph, name: str) -> str:
     gates = sorted(n for n in loop if isinstance(graph.nodes[n], P.ReLU))
     if not gates or not any(isinstance(graph.nodes[n], P.Delay) for n in loop):
         return ""
-    return (f": a state that decays only on steps without an input spike (a loop through the ReLU `{gates[0]}`: "
-            "SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s), a product of spike and state that no "
-            "neuron decaying by one factor every step (a LIF, Loihi's fixed-point neuron) and no additive synapse "
-            "computes; it needs a custom neuron model")
+    return (f": a state that decays only on steps without an input spike (a loop through the ReLU `{gates[0]}`, "
+            "like SpikingJelly's SynapseFilter, i = i - (1 - s) i / tau + s), a product of spike and state that no "
+            "neuron decaying by one factor every step and no additive synapse computes. The IR's SynapseFilter "
+            "primitive computes it (the SpikingJelly frontend writes it), and `fuse-synapse-filter`, part of "
+            "the legalization, makes one of the exact form P = Delay(1, I), I = Add(P, -ReLU(Scale(k, P) - M s), s) "
+            "(0 <= k <= 1, M >= 2^32); this loop is not of that form")
 
 
 def illegal_nodes(graph: Graph, legality: Legality) -> list[str]:
@@ -716,6 +718,20 @@ def _compose_unpadded(c1: P.Primitive, c2: P.Primitive, shape: tuple[int, ...]) 
     return P.Conv2d(weight=w, bias=bias, stride=(s1[0] * s2[0], s1[1] * s2[1]), padding=tuple(c1.padding))
 
 
+def _per_channel(c: P.Conv2d, C: int) -> np.ndarray | None:
+    """The (C, kh, kw) kernel of a convolution that maps each channel to itself: depthwise, or a full kernel that
+    is zero off the channel diagonal (a Scale of spikes composed with an average pool: SpikingJelly's OTTT VGG)."""
+    w = np.asarray(c.weight, np.float64)
+    if c.groups == C and w.shape[0] == C:
+        return w[:, 0]
+    if c.groups != 1 or w.shape[:2] != (C, C):
+        return None
+    diag = w[np.arange(C), np.arange(C)]
+    off = w.copy()
+    off[np.arange(C), np.arange(C)] = 0.0
+    return diag if not off.any() else None
+
+
 def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Conv2d | None:
     """c2 after c1 as one Conv2d, or None where that is not exact (the tiling case below, else
     `_compose_unpadded`).
@@ -728,10 +744,9 @@ def _compose_conv(c1: P.Primitive, c2: P.Conv2d, shape: tuple[int, ...]) -> P.Co
         c1.stride_ if isinstance(c1, P._Pool2d) else c1.stride)
     C = shape[0]
     if isinstance(c1, P.Conv2d):
-        if (c1.bias is not None or c1.groups != C or c1.weight.shape[0] != C or tuple(c1.dilation) != (1, 1)
-                or not _float(c1)):
+        w1 = _per_channel(c1, C)
+        if c1.bias is not None or w1 is None or tuple(c1.dilation) != (1, 1) or not _float(c1):
             return _compose_unpadded(c1, c2, shape)
-        w1 = np.asarray(c1.weight, np.float64)[:, 0]
     elif isinstance(c1, (P.SumPool2d, P.AvgPool2d)):
         w1 = np.full((C,) + k1, 1.0 / (k1[0] * k1[1]) if isinstance(c1, P.AvgPool2d) else 1.0)
     else:

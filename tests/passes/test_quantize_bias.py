@@ -102,10 +102,12 @@ graph sf(dt=1.0ms, scheme=euler) {
 """
 
 
-def test_spike_gated_decay_is_refused_with_the_reason():
-    """SpikingJelly's SynapseFilter (i = i - (1 - s) i / tau + s) as its frontend traces it: no fixed-point form."""
+def test_spike_gated_decay_of_the_old_traced_form_quantizes():
+    """SpikingJelly's SynapseFilter (i = i - (1 - s) i / tau + s) as n3ml's frontend traced it before the
+    SynapseFilter primitive: quantize's canonical form fuses it (`fuse-synapse-filter`) into a
+    FixedSynapseFilter."""
     from n3ml.ir.text import parse
-    from n3ml.passes import PassError, PassManager
+    from n3ml.passes import PassManager
 
     g = parse(SYNAPSE_FILTER)
     # the graph is what SynapseFilter computes: no decay on a spike step, decay by 3/4 otherwise
@@ -113,17 +115,18 @@ def test_spike_gated_decay_is_refused_with_the_reason():
     x[0] = 1.0  # one spike of both IFs at step 0, then silence
     y = interp.run(g, x).outputs["out"][:, 0, 0]
     np.testing.assert_allclose(y, [1.0, 0.75, 0.5625, 0.421875])
-    with pytest.raises(PassError, match=r"node `syn_leak` \(Scale\) has no fixed-point form: a state that decays "
-                                        r"only on steps without an input spike \(a loop through the ReLU `syn_hold`"):
-        PassManager.from_string("quantize{profile=loihi2,readout=voltage}").run(g)
+    q = PassManager.from_string("quantize{profile=loihi2,readout=voltage}").run(g)
+    assert q.nodes["syn"].op == "FixedSynapseFilter" and q.nodes["syn"].d == 1024
 
 
-def test_lava_legalization_names_the_spike_gated_decay():
+def test_lava_legalization_names_a_spike_gated_decay_it_cannot_fuse():
     from n3ml.ir.text import parse
     from n3ml.passes.legalize import illegal_nodes
     from n3ml.registry import TARGETS, lookup
 
-    lines = illegal_nodes(parse(SYNAPSE_FILTER), lookup(TARGETS, "lava", "target")().legality)
+    g = parse(SYNAPSE_FILTER.replace("factor=-1e19", "factor=-1000.0"))  # a gate a long run would reach
+    lines = illegal_nodes(g, lookup(TARGETS, "lava", "target")().legality)
     leak = next(line for line in lines if line.startswith("node `syn_leak` (Scale)"))
     assert "decays only on steps without an input spike" in leak and "`syn_hold`" in leak
+    assert "fuse-synapse-filter" in leak and "not of that form" in leak
     assert "-p fold-scales" not in leak  # no pass would legalize it
