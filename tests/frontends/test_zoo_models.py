@@ -133,3 +133,47 @@ def test_a_scaled_average_pool_before_a_padded_conv_composes_for_lava_exactly():
     want, got = run(g, x).outputs["y"], run(leg, x).outputs["y"]
     assert 0 < np.mean(want) < 1
     np.testing.assert_array_equal(got, want)
+
+
+class ClusterReadout(nn.Module):
+    """SpikingJelly's SNASNet readout (model/snas_net.py), small: a static input, a loop over the steps inside
+    forward, `acc = acc + self.boost(x.unsqueeze(1)).squeeze(1)` (nn.AvgPool1d: the mean of each cluster of
+    output neurons), `acc / T`."""
+
+    def __init__(self, T=4):
+        super().__init__()
+        self.T = T
+        self.fc1 = nn.Linear(6, 12)
+        self.sn = neuron.LIFNode(tau=4.0 / 3, v_reset=0.0)
+        self.fc2 = nn.Linear(12, 8)
+        self.boost = nn.AvgPool1d(4, 4)
+
+    def forward(self, x):
+        acc = 0
+        for t in range(self.T):
+            y = self.fc2(self.sn(self.fc1(x)))
+            acc = acc + self.boost(y.unsqueeze(1)).squeeze(1)
+        return acc / self.T
+
+
+def test_avgpool1d_of_an_unsqueezed_flat_sample_is_the_cluster_mean():
+    torch.manual_seed(2)
+    model = ClusterReadout().double().eval()
+    with torch.no_grad():
+        model.fc1.weight.uniform_(-0.2, 1.0)
+    x = torch.rand(3, 6, dtype=torch.float64)
+    functional.reset_net(model)
+    with torch.no_grad():
+        want = model(x).numpy()
+    functional.reset_net(model)
+    g = trace(model, (6,))
+    assert g.nodes[g.input_names[0]].hold == 4
+    out = g.output_names[0]
+    reduce = g.nodes[out].reduce  # the loop's accumulation (`/ T` a Scale inside or the mean)
+    assert reduce in ("sum", "mean")
+    got = getattr(np.asarray(run(g, {g.input_names[0]: np.repeat(x.numpy()[None], 4, 0)}).outputs[out]), reduce)(0)
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    with pytest.raises(UnsupportedError, match=r"module `boost` .*AvgPool1d with padding"):
+        model.boost = nn.AvgPool1d(4, 4, padding=1)
+        trace(model, (6,))

@@ -153,8 +153,20 @@ def adaptive_avgpool2d_module(ctx: Context, m: nn.AdaptiveAvgPool2d, x: Any) -> 
     return adaptive_avg_pool2d_node(ctx, ctx.tensor(x), m.output_size)
 
 
+def avgpool1d_module(ctx: Context, m: nn.AvgPool1d, x: Any) -> Tensor:
+    """nn.AvgPool1d over a flat sample (SpikingJelly's SNASNet: `boost(x.unsqueeze(1)).squeeze(1)`, the mean of
+    each cluster of output neurons)."""
+    if tuple(m.padding) != (0,) or m.ceil_mode:
+        raise ctx.unsupported("AvgPool1d with padding or ceil_mode", "AvgPool1d(k, s) without padding")
+    return avg_pool1d_node(ctx, ctx.tensor(x), m.kernel_size, None, m.stride)
+
+
 def adaptive_avgpool1d_module(ctx: Context, m: nn.AdaptiveAvgPool1d, x: Any) -> Tensor:
     return avg_pool1d_node(ctx, ctx.tensor(x), None, m.output_size)
+
+
+# 1-d pools read a flat sample; a unit axis the model adds for their channel (x.unsqueeze(1)) is not the sample's
+avgpool1d_module.channel_axis_1d = adaptive_avgpool1d_module.channel_axis_1d = True
 
 
 def flatten_dims(ctx: Context, x: Tensor, start: int, end: int, lead: int | None = None) -> Tensor:
@@ -232,6 +244,7 @@ MODULES: dict[type, Entry] = {
     nn.Softmax: Entry(softmax_module),
     nn.AdaptiveAvgPool2d: Entry(adaptive_avgpool2d_module),
     nn.AdaptiveAvgPool1d: Entry(adaptive_avgpool1d_module),
+    nn.AvgPool1d: Entry(avgpool1d_module),
 }
 
 

@@ -327,8 +327,11 @@ class Recorder(TorchFunctionMode):
                 raise self.fail("a layer called with more than one traced tensor")
             key = ("module", id(m), xs.node, xs.lead)
             val = self.memo.get(key)
+            # a 1-d pool of x.unsqueeze(1): the added axis is the pool's one channel (SNASNet's boost)
+            inner = Sym(xs.node, xs.lead[:-1], xs.t) if xs.lead[-1:] == ("1",) and getattr(
+                entry.convert, "channel_axis_1d", False) else xs
             if val is None:
-                val = self._convert(m, path, entry, xs, ())
+                val = self._convert(m, path, entry, inner, ())
                 self.memo[key] = val
             return self.bind(real, val, xs.lead, xs.t, m, path, 0)
         if mode == "encode":  # an encoder that holds a static input for its own number of steps
