@@ -1079,6 +1079,13 @@ def ottt_vggws(dtype, gain=2.0):
     return net
 
 
+def _ottt_steps(steps):
+    """OTTT's per-step evaluation (its nodes are single-step only): reset_net, then the static image every step."""
+    r = _per_step(_sj_reset)
+    r.steps, r.static = steps, True
+    return r
+
+
 ZOO_CASES: list[Case] = [
     Case("sj-cifar10-net", "spikingjelly.activation_based.model.parametric_lif_net.CIFAR10Net (imported)",
          "PLIF zoo network, six conv-BN-neuron layers at 32x32, two MaxPool2d of spikes, Dropout, VotingLayer",
@@ -1095,7 +1102,7 @@ ZOO_CASES: list[Case] = [
     Case("sj-ottt-vggws", "spikingjelly.activation_based.model.spiking_vggws_ottt.ottt_spiking_vggws (imported)",
          "OTTTLIFNode (eval), WSConv2d's standardized weight, Scale(2.74) after each neuron, AvgPool2d, "
          "AdaptiveAvgPool2d(1), OTTT's per-step loop on a static image + reset_net",
-         _build(ottt_vggws), (3, 8, 8), _rand(1, 3, 8, 8), _steps_ref(reset=_sj_reset, static=True), T,
-         static=True, voltage=True, float32=False),
+         _build(ottt_vggws), (3, 8, 8), _rand(1, 3, 8, 8), _ottt_steps(2), 2, static=True, voltage=True,
+         float32=False),
 ]
 CASES += ZOO_CASES
