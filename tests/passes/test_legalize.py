@@ -102,7 +102,7 @@ def test_target_pipelines_legalize_scale_chains_for_lava_and_batchnorm_for_nest(
     assert illegal_nodes(g, lava) == [] and sum(p.op == "Dense" for p in g.nodes.values()) == 1
     assert "node `s` (Scale" in illegal_nodes(parse(CHAIN), lava)[0]
     nest = lookup(TARGETS, "nest", "target").legality
-    assert nest.pipeline[0] == "fold-batchnorm" and illegal_nodes(parse(CHAIN), nest) == []
+    assert nest.pipeline[:2] == ("fuse-synapse-filter", "fold-batchnorm") and illegal_nodes(parse(CHAIN), nest) == []
 
 
 def test_every_target_in_the_registry_lists(capsys):
@@ -112,8 +112,8 @@ def test_every_target_in_the_registry_lists(capsys):
     out = capsys.readouterr().out
     for name in ("nest:", "pynn:", "lava:", "ir:"):
         assert name in out
-    assert ("legalize: fold-batchnorm, fold-scales, remove-identity, maxpool-as-or, spike-gates, fold-synaptic-reset, "
-            "spikes-as-synapse") in out
+    assert ("legalize: fuse-synapse-filter, fold-batchnorm, fold-scales, remove-identity, maxpool-as-or, spike-gates, "
+            "fold-synaptic-reset, spikes-as-synapse") in out
 
 
 def test_verify_prints_the_legalization_and_measures_an_approximation_against_the_original(tmp_path, capsys):
