@@ -6,6 +6,8 @@ with the reason. Lava runs are slow to start (one OS process per Lava process): 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -18,7 +20,7 @@ from n3ml.backends.lava import LavaTarget, lava_python
 from n3ml.backends.lava.lower import lower
 from n3ml.errors import N3mlError, UnsupportedError
 from n3ml.ir import Graph, interp, prims as P
-from n3ml.ir.text import load
+from n3ml.ir.text import load, save
 from n3ml.passes.quantize import Quantize
 
 GRAPHS = Path(__file__).resolve().parents[3] / "examples" / "graphs"
@@ -28,6 +30,22 @@ try:
 except N3mlError as e:
     LAVA_PY, WHY = None, str(e)
 needs_lava = pytest.mark.skipif(LAVA_PY is None, reason=WHY or "the Lava venv is missing")
+
+VERIFY_ROW = r"^lava\s+(\S+)\s+(?:spike|analog)\s+([\d.]+)%"  # a row of `n3ml verify`: output, agreement
+
+
+def verify_cli(tmp_path, graph: Graph, feed: dict, steps: int, pipeline: str = "", record=()) -> tuple[int, str]:
+    """(exit code, printed table) of `n3ml verify MODEL --targets lava` (the CLI) on `graph` fed `feed`."""
+    from n3ml.cli import main
+
+    model = save(graph, tmp_path / "model.n3ml")
+    np.savez(tmp_path / "x.npz", **feed)
+    argv = ["verify", str(model), "--targets", "lava", "--steps", str(steps), "--input", str(tmp_path / "x.npz")]
+    argv += (["-p", pipeline] if pipeline else []) + [a for n in record for a in ("--record", n)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(argv)
+    return rc, out.getvalue()
 
 
 def lava_variant(name: str, quantized: bool, exp_max: int = -1) -> Graph:

@@ -27,15 +27,13 @@ pytest.importorskip("norse.torch", reason="Norse is not installed (make setup-pe
 import torch  # noqa: E402
 
 from n3ml.backends.lava import LavaTarget  # noqa: E402
-from n3ml.cli import main  # noqa: E402
 from n3ml.frontends.torch import trace  # noqa: E402
 from n3ml.ir import interp, prims as P  # noqa: E402
-from n3ml.ir.text import save  # noqa: E402
 from n3ml.passes.legalize import legalize_for  # noqa: E402
 from n3ml.passes.quantize import Quantize  # noqa: E402
 
 from ...frontends import corpus  # noqa: E402
-from .test_lava import needs_lava  # noqa: E402
+from .test_lava import VERIFY_ROW, needs_lava, verify_cli  # noqa: E402
 
 pytestmark = [pytest.mark.peers, pytest.mark.lava]
 CASES = {c.name: c for c in corpus.CASES}
@@ -55,15 +53,8 @@ def traced(name: str):
 
 def verify(tmp_path, graph, feed: dict, steps: int, pipeline: str = "", record=()) -> dict[str, float]:
     """{output: agreement %} of `n3ml verify --targets lava` (the CLI), which must exit 0."""
-    model = save(graph, tmp_path / "model.n3ml")
-    np.savez(tmp_path / "x.npz", **feed)
-    argv = ["verify", str(model), "--targets", "lava", "--steps", str(steps), "--input", str(tmp_path / "x.npz")]
-    argv += (["-p", pipeline] if pipeline else []) + [a for n in record for a in ("--record", n)]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        rc = main(argv)
-    text = out.getvalue()
-    rows = {o: float(a) for o, a in re.findall(r"^lava\s+(\S+)\s+(?:spike|analog)\s+([\d.]+)%", text, re.M)}
+    rc, text = verify_cli(tmp_path, graph, feed, steps, pipeline, record)
+    rows = {o: float(a) for o, a in re.findall(VERIFY_ROW, text, re.M)}
     assert rc == 0 and rows, text
     return rows
 

@@ -25,14 +25,13 @@ import pytest
 
 from n3ml.backends.lava import LavaTarget
 from n3ml.backends.lava.lower import lower
-from n3ml.cli import main
 from n3ml.errors import UnsupportedError
 from n3ml.ir import interp, prims as P
-from n3ml.ir.text import parse, save
+from n3ml.ir.text import parse
 from n3ml.passes.legalize import legalize_for
 from n3ml.passes.quantize import Quantize
 
-from .test_lava import needs_lava
+from .test_lava import VERIFY_ROW, needs_lava, verify_cli
 
 pytestmark = pytest.mark.lava
 INPUT_SCALE = 16  # analog inputs in [0, 1) as graded integers under quantize (scripts/real_models_matrix.py)
@@ -44,15 +43,8 @@ def verify(tmp_path, graph, feed: dict, steps: int, pipeline: str = "", record=(
            inexact=()) -> dict[str, float]:
     """{output or state: agreement %} of `n3ml verify --targets lava`, which must exit 0 with max |err| 0 on
     every row but the `inexact` ones (a float neuron's v, which Lava holds in threshold units: < 1e-12)."""
-    model = save(graph, tmp_path / "model.n3ml")
-    np.savez(tmp_path / "x.npz", **feed)
-    argv = ["verify", str(model), "--targets", "lava", "--steps", str(steps), "--input", str(tmp_path / "x.npz")]
-    argv += (["-p", pipeline] if pipeline else []) + [a for n in record for a in ("--record", n)]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        rc = main(argv)
-    text = out.getvalue()
-    rows = {o: float(a) for o, a in re.findall(r"^lava\s+(\S+)\s+(?:spike|analog)\s+([\d.]+)%", text, re.M)}
+    rc, text = verify_cli(tmp_path, graph, feed, steps, pipeline, record)
+    rows = {o: float(a) for o, a in re.findall(VERIFY_ROW, text, re.M)}
     errs = dict(re.findall(r"^lava\s+(\S+)\s+(?:spike|analog)\s+.*\s(\S+)$", text, re.M))
     assert rc == 0 and rows and set(errs) == set(rows), text
     assert all(float(e) == 0 if o not in inexact else float(e) < 1e-12 for o, e in errs.items()), text

@@ -198,3 +198,25 @@ def spike_maxpool() -> Graph:
     g.add("out_mp", Output(), "mp")
     g.add("out_mpx", Output(), "mpx")
     return g
+
+
+def verify_corpus_on_nest_and_pynn(case, graph: Graph, tmp_path, capsys) -> str:
+    """`n3ml verify --targets nest,pynn` (PyNN on NEST) of a corpus graph on its corpus input; asserts it exits 0
+    and returns what it printed."""
+    import torch
+
+    from n3ml.cli import main
+    from n3ml.ir.text import save
+
+    model = save(graph, tmp_path / "m.n3ml")
+    np.savez(tmp_path / "x.npz", **case.graph_input(graph, case.make_input(torch.float64)))
+    argv = ["verify", str(model), "--targets", "nest,pynn", "--steps", str(case.steps), "--input",
+            str(tmp_path / "x.npz"), "-O", "pynn.simulator=nest"]
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    text = capsys.readouterr()
+    text = text.out + text.err
+    assert rc in (0, None), text[-3000:]
+    return text

@@ -165,9 +165,7 @@ def test_norse_memory_lsnn_through_verify_is_identical_on_both_targets(tmp_path,
     import torch
 
     from n3ml.backends.pynn import lower_ir_to_pynn
-    from n3ml.cli import main
     from n3ml.frontends.torch import trace
-    from n3ml.ir.text import save
     from n3ml.passes.legalize import legalize_for
     from tests.frontends import corpus
 
@@ -178,17 +176,7 @@ def test_norse_memory_lsnn_through_verify_is_identical_on_both_targets(tmp_path,
     cells = lower_ir_to_nest(legal).cells
     assert cells["layer_lsnn_cell"].model == cells["layer_lif_cell"].model == "n3ml_cell"
     assert lower_ir_to_pynn(legal, simulator="nest").cells["layer_lsnn_cell"].celltype == "native:n3ml_cell"
-    model = save(g, tmp_path / "lsnn.n3ml")
-    np.savez(tmp_path / "x.npz", **case.graph_input(g, case.make_input(torch.float64)))
-    argv = ["verify", str(model), "--targets", "nest,pynn", "--steps", str(case.steps), "--input",
-            str(tmp_path / "x.npz"), "-O", "pynn.simulator=nest"]
-    try:
-        rc = main(argv)
-    except SystemExit as e:
-        rc = e.code
-    text = capsys.readouterr()
-    text = text.out + text.err
-    assert rc in (0, None), text[-3000:]
+    text = G.verify_corpus_on_nest_and_pynn(case, g, tmp_path, capsys)
     for target in ("nest", "pynn"):
         for out in ("out0", "out1"):
             assert re.search(rf"^{target}\s+{out}\s+\S+\s+100\.00%", text, re.M), text[-3000:]

@@ -196,24 +196,9 @@ def test_corpus_models_through_verify_on_both_targets(name, output, kind, tmp_pa
     """The corpus models (SpikingJelly's SynapseFilter docstring readout; rsnn_sequential_fmnist.py's
     StatefulSynapseNet) through `n3ml verify --targets nest,pynn` on their corpus input: 100% on both, the
     readout's currents with error 0."""
-    import torch
-
-    from n3ml.cli import main
-    from n3ml.ir.text import save
-
     case, g = corpus_graph(name)
     assert any(type(p) is SynapseFilter for p in g.nodes.values())
-    model = save(g, tmp_path / "m.n3ml")
-    np.savez(tmp_path / "x.npz", **case.graph_input(g, case.make_input(torch.float64)))
-    argv = ["verify", str(model), "--targets", "nest,pynn", "--steps", str(case.steps), "--input",
-            str(tmp_path / "x.npz"), "-O", "pynn.simulator=nest"]
-    try:
-        rc = main(argv)
-    except SystemExit as e:
-        rc = e.code
-    text = capsys.readouterr()
-    text = text.out + text.err
-    assert rc in (0, None), text[-3000:]
+    text = G.verify_corpus_on_nest_and_pynn(case, g, tmp_path, capsys)
     for target in ("nest", "pynn"):
         row = re.search(rf"^{target}\s+{output}\s+{kind}\s+100\.00%.*$", text, re.M)
         assert row, text[-3000:]
